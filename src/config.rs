@@ -1,0 +1,214 @@
+//! The configuration file (TOML): where state lives and each source's settings.
+//!
+//! `config/rosterdrop.toml` documents every key. Unknown top-level tables are allowed so that
+//! parts of the daemon can add their own sections.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::engine::{Filter, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("no source `{name}` in {path} (sources: {known})")]
+    NoSource {
+        name: String,
+        path: PathBuf,
+        known: String,
+    },
+}
+
+/// `on`/`off` or `true`/`false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnOff(pub bool);
+
+impl<'de> Deserialize<'de> for OnOff {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            B(bool),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::B(b) => Ok(OnOff(b)),
+            Raw::S(s) => match s.to_ascii_lowercase().as_str() {
+                "on" | "true" | "yes" => Ok(OnOff(true)),
+                "off" | "false" | "no" => Ok(OnOff(false)),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected on or off, found `{other}`"
+                ))),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchConfig {
+    #[serde(default = "on")]
+    pub errors: OnOff,
+    #[serde(default = "on")]
+    pub prevent_duplicates: OnOff,
+}
+
+fn on() -> OnOff {
+    OnOff(true)
+}
+
+impl Default for PatchConfig {
+    fn default() -> Self {
+        PatchConfig {
+            errors: on(),
+            prevent_duplicates: on(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Apple location_ids or OneRoster school org sourcedIds to keep (empty: all).
+    #[serde(default, alias = "schools")]
+    pub locations: Vec<String>,
+    /// OneRoster academicSession sourcedIds to keep (empty: all, unless the window is set).
+    #[serde(default)]
+    pub terms: Vec<String>,
+    /// Keep OneRoster sessions active now or starting within this many days.
+    #[serde(default)]
+    pub terms_active_within_days: Option<u32>,
+    /// Roles to keep (empty: all).
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardConfig {
+    #[serde(default)]
+    pub max_delete_percent: Option<f64>,
+    #[serde(default)]
+    pub min_rows: Option<u64>,
+}
+
+/// One district's SIS connection.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Expected format: `auto` (default), `apple` or `oneroster`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Email addresses of the district admins who receive batch summaries.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    #[serde(default)]
+    pub patch: PatchConfig,
+    #[serde(default)]
+    pub filter: FilterConfig,
+    #[serde(default)]
+    pub guard: GuardConfig,
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+}
+
+impl SourceConfig {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            patch_errors: self.patch.errors.0,
+            prevent_duplicates: self.patch.prevent_duplicates.0,
+            filter: Filter {
+                locations: self.filter.locations.clone(),
+                terms: self.filter.terms.clone(),
+                terms_active_within_days: self.filter.terms_active_within_days,
+                roles: self.filter.roles.clone(),
+            },
+            today: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("./state")
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        c.path = path.to_path_buf();
+        Ok(c)
+    }
+
+    pub fn source(&self, name: &str) -> Result<&SourceConfig, ConfigError> {
+        self.sources.get(name).ok_or_else(|| ConfigError::NoSource {
+            name: name.to_string(),
+            path: self.path.clone(),
+            known: self.sources.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sources_with_defaults_and_on_off() {
+        let c = Config::parse(
+            r#"
+state_dir = "/tmp/x"
+[sftp]
+listen = "127.0.0.1:2222"
+[sources.north]
+admins = ["it@north.k12.us"]
+patch.errors = "off"
+filter.schools = ["LOC1"]
+filter.terms_active_within_days = 30
+[sources.south]
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let n = c.source("north").unwrap().settings();
+        assert!(!n.patch_errors && n.prevent_duplicates);
+        assert_eq!(n.filter.locations, vec!["LOC1"]);
+        assert_eq!(n.filter.terms_active_within_days, Some(30));
+        assert!(c.source("south").unwrap().settings().patch_errors);
+        assert!(c.source("east").is_err());
+    }
+
+    #[test]
+    fn rejects_misspelt_keys() {
+        let e = Config::parse("[sources.a]\npatch.eror = true\n", Path::new("t.toml"));
+        assert!(e.is_err());
+    }
+}

@@ -1,0 +1,465 @@
+//! CSV as SIS vendors really write it.
+//!
+//! Accepts UTF-8 with or without a BOM, CRLF or LF, comma or semicolon separators, quoted
+//! fields with separators and line breaks inside, and (for Apple School Manager files)
+//! backslash escapes inside quoted fields. Rows are stored column-major-free and compact: all
+//! field text of a table lives in one `String`, with one `u32` end offset per field, so a table
+//! costs little more than its bytes on disk. Structural problems (invalid UTF-8, NUL bytes,
+//! wrong field counts, an unreadable header) are reported with file, physical line and column.
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+/// How a file was written; kept so that modified files are written back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    pub delimiter: u8,
+    pub bom: bool,
+    pub crlf: bool,
+    /// Apple School Manager style: `\"` and `\\` inside quoted fields.
+    pub backslash_escapes: bool,
+}
+
+impl Default for Dialect {
+    fn default() -> Self {
+        Dialect {
+            delimiter: b',',
+            bom: false,
+            crlf: false,
+            backslash_escapes: false,
+        }
+    }
+}
+
+/// A structural error in one CSV file. `line` is the physical line (header = 1); `column` is
+/// 1-based, 0 when the error concerns the whole line or file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvError {
+    pub file: String,
+    pub line: u64,
+    pub column: usize,
+    pub message: String,
+}
+
+/// One parsed CSV file: original header, dialect and every data row.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub file: String,
+    pub header: Vec<String>,
+    pub dialect: Dialect,
+    ncols: usize,
+    data: String,
+    ends: Vec<u32>,
+    lines: Vec<u32>,
+    /// Rows made only of empty fields (spreadsheet artefacts), skipped.
+    pub blank_rows: usize,
+}
+
+/// Upper bound on structural errors collected per file before giving up on it.
+pub const MAX_ERRORS_PER_FILE: usize = 50;
+const PEEK: usize = 64 * 1024;
+
+impl Table {
+    pub fn ncols(&self) -> usize {
+        self.ncols
+    }
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+    /// Physical line on which row `row` starts (header = line 1).
+    pub fn line(&self, row: usize) -> u32 {
+        self.lines[row]
+    }
+    pub fn field(&self, row: usize, col: usize) -> &str {
+        let i = row * self.ncols + col;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        let end = self.ends[i] as usize;
+        &self.data[start..end]
+    }
+    /// Approximate heap bytes held by this table.
+    pub fn heap_bytes(&self) -> usize {
+        self.data.capacity() + self.ends.capacity() * 4 + self.lines.capacity() * 4
+    }
+    /// Builds a table from values (tests and exports).
+    pub fn from_rows(file: &str, header: &[&str], rows: &[Vec<String>]) -> Table {
+        let mut t = Table {
+            file: file.to_string(),
+            header: header.iter().map(|s| s.to_string()).collect(),
+            dialect: Dialect::default(),
+            ncols: header.len(),
+            data: String::new(),
+            ends: Vec::new(),
+            lines: Vec::new(),
+            blank_rows: 0,
+        };
+        for (i, r) in rows.iter().enumerate() {
+            for c in 0..t.ncols {
+                t.data.push_str(r.get(c).map(String::as_str).unwrap_or(""));
+                t.ends.push(t.data.len() as u32);
+            }
+            t.lines.push(i as u32 + 2);
+        }
+        t
+    }
+}
+
+impl std::fmt::Display for CsvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.file.is_empty(), self.line, self.column) {
+            (true, _, _) => f.write_str(&self.message),
+            (false, 0, _) => write!(f, "{}: {}", self.file, self.message),
+            (false, l, 0) => write!(f, "{}:{l}: {}", self.file, self.message),
+            (false, l, c) => write!(f, "{}:{l}:{c}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for CsvError {}
+
+fn err(file: &str, line: u64, column: usize, message: impl Into<String>) -> CsvError {
+    CsvError {
+        file: file.to_string(),
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+/// Picks the separator from the header line: whichever of `,` and `;` occurs more often outside
+/// quotes (comma on a tie).
+fn sniff(head: &[u8]) -> (u8, bool) {
+    let (mut commas, mut semis, mut in_q) = (0usize, 0usize, false);
+    let mut crlf = false;
+    for (i, &b) in head.iter().enumerate() {
+        match b {
+            b'"' => in_q = !in_q,
+            b',' if !in_q => commas += 1,
+            b';' if !in_q => semis += 1,
+            b'\n' if !in_q => {
+                crlf = i > 0 && head[i - 1] == b'\r';
+                break;
+            }
+            _ => {}
+        }
+    }
+    (if semis > commas { b';' } else { b',' }, crlf)
+}
+
+/// Parses one CSV file. Returns the table, or every structural error found (up to
+/// [`MAX_ERRORS_PER_FILE`]).
+pub fn parse<R: Read>(
+    file: &str,
+    reader: R,
+    backslash_escapes: bool,
+) -> Result<Table, Vec<CsvError>> {
+    let mut buf = BufReader::with_capacity(PEEK, reader);
+    let head = match buf.fill_buf() {
+        Ok(h) => h,
+        Err(e) => return Err(vec![err(file, 0, 0, format!("cannot read: {e}"))]),
+    };
+    let bom = head.starts_with(b"\xEF\xBB\xBF");
+    let (delimiter, crlf) = sniff(if bom { &head[3..] } else { head });
+    if bom {
+        buf.consume(3);
+    }
+    let dialect = Dialect {
+        delimiter,
+        bom,
+        crlf,
+        backslash_escapes,
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .double_quote(true)
+        .escape(if backslash_escapes { Some(b'\\') } else { None })
+        .from_reader(buf);
+
+    let mut errors: Vec<CsvError> = Vec::new();
+    let mut rec = csv::ByteRecord::new();
+    // Header.
+    let header = match rdr.read_byte_record(&mut rec) {
+        Ok(true) => {
+            let mut h = Vec::with_capacity(rec.len());
+            for (c, f) in rec.iter().enumerate() {
+                match std::str::from_utf8(f) {
+                    Ok(s) if s.contains('\0') => {
+                        errors.push(err(file, 1, c + 1, "NUL byte in header"));
+                    }
+                    Ok(s) => h.push(s.trim().to_string()),
+                    Err(e) => errors.push(err(
+                        file,
+                        1,
+                        c + 1,
+                        format!("invalid UTF-8 in header at byte {}", e.valid_up_to()),
+                    )),
+                }
+            }
+            h
+        }
+        Ok(false) => return Err(vec![err(file, 1, 0, "file is empty: no header row")]),
+        Err(e) => return Err(vec![err(file, 1, 0, format!("cannot read header: {e}"))]),
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let ncols = header.len();
+    let mut t = Table {
+        file: file.to_string(),
+        header,
+        dialect,
+        ncols,
+        data: String::new(),
+        ends: Vec::new(),
+        lines: Vec::new(),
+        blank_rows: 0,
+    };
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                errors.push(err(file, line, 0, format!("unreadable CSV: {e}")));
+                break;
+            }
+        }
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.iter().all(|f| f.is_empty()) {
+            t.blank_rows += 1;
+            continue;
+        }
+        if rec.len() != ncols {
+            let multi = rec.iter().any(|f| f.contains(&b'\n'));
+            let hint = if multi {
+                " (the row spans several lines: an unclosed quote?)"
+            } else {
+                ""
+            };
+            let column = if rec.len() > ncols {
+                ncols + 1
+            } else {
+                rec.len() + 1
+            };
+            errors.push(err(
+                file,
+                line,
+                column,
+                format!(
+                    "expected {ncols} fields as in the header, found {}{hint}",
+                    rec.len()
+                ),
+            ));
+        } else {
+            let before = t.data.len();
+            let mut ok = true;
+            for (c, f) in rec.iter().enumerate() {
+                match std::str::from_utf8(f) {
+                    Ok(s) => {
+                        if s.contains('\0') {
+                            errors.push(err(
+                                file,
+                                line,
+                                c + 1,
+                                format!("NUL byte in field `{}`", t.header[c]),
+                            ));
+                            ok = false;
+                            break;
+                        }
+                        t.data.push_str(s);
+                        t.ends.push(t.data.len() as u32);
+                    }
+                    Err(e) => {
+                        errors.push(err(
+                            file,
+                            line,
+                            c + 1,
+                            format!(
+                                "invalid UTF-8 in field `{}` at byte {}",
+                                t.header[c],
+                                e.valid_up_to()
+                            ),
+                        ));
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
+                if t.data.len() > u32::MAX as usize {
+                    errors.push(err(file, line, 0, "file too large (over 4 GiB of text)"));
+                    break;
+                }
+                t.lines.push(line.min(u32::MAX as u64) as u32);
+            } else {
+                t.data.truncate(before);
+                t.ends.truncate(t.lines.len() * ncols);
+            }
+        }
+        if errors.len() >= MAX_ERRORS_PER_FILE {
+            break;
+        }
+    }
+    if errors.is_empty() {
+        t.data.shrink_to_fit();
+        t.ends.shrink_to_fit();
+        t.lines.shrink_to_fit();
+        Ok(t)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Writes CSV rows in a given dialect.
+pub struct CsvWriter<W: Write> {
+    out: W,
+    dialect: Dialect,
+}
+
+impl<W: Write> CsvWriter<W> {
+    pub fn new(mut out: W, dialect: Dialect) -> std::io::Result<Self> {
+        if dialect.bom {
+            out.write_all(b"\xEF\xBB\xBF")?;
+        }
+        Ok(CsvWriter { out, dialect })
+    }
+
+    pub fn write_row<'a, I: IntoIterator<Item = &'a str>>(
+        &mut self,
+        fields: I,
+    ) -> std::io::Result<()> {
+        for (i, f) in fields.into_iter().enumerate() {
+            if i > 0 {
+                self.out.write_all(&[self.dialect.delimiter])?;
+            }
+            self.write_field(f)?;
+        }
+        self.out
+            .write_all(if self.dialect.crlf { b"\r\n" } else { b"\n" })
+    }
+
+    fn write_field(&mut self, f: &str) -> std::io::Result<()> {
+        let d = self.dialect.delimiter;
+        let bs = self.dialect.backslash_escapes;
+        let needs = f
+            .bytes()
+            .any(|b| b == d || b == b'"' || b == b'\n' || b == b'\r' || (bs && b == b'\\'));
+        if !needs {
+            return self.out.write_all(f.as_bytes());
+        }
+        self.out.write_all(b"\"")?;
+        let mut start = 0;
+        let bytes = f.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            let esc: Option<&[u8]> = match b {
+                b'"' if bs => Some(b"\\\""),
+                b'"' => Some(b"\"\""),
+                b'\\' if bs => Some(b"\\\\"),
+                _ => None,
+            };
+            if let Some(e) = esc {
+                self.out.write_all(&bytes[start..i])?;
+                self.out.write_all(e)?;
+                start = i + 1;
+            }
+        }
+        self.out.write_all(&bytes[start..])?;
+        self.out.write_all(b"\"")
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[u8], bs: bool) -> Result<Table, Vec<CsvError>> {
+        parse("t.csv", s, bs)
+    }
+
+    #[test]
+    fn bom_crlf_semicolon() {
+        let t = p(b"\xEF\xBB\xBFa;b\r\n1;2\r\n3;\"x;y\"\r\n", false).unwrap();
+        assert_eq!(t.header, vec!["a", "b"]);
+        assert!(t.dialect.bom && t.dialect.crlf);
+        assert_eq!(t.dialect.delimiter, b';');
+        assert_eq!(t.field(1, 1), "x;y");
+        assert_eq!(t.line(1), 3);
+    }
+
+    #[test]
+    fn multiline_field_keeps_physical_lines() {
+        let t = p(b"a,b\n1,\"two\nlines\"\n3,4\n", false).unwrap();
+        assert_eq!(t.field(0, 1), "two\nlines");
+        assert_eq!(t.line(0), 2);
+        assert_eq!(t.line(1), 4);
+    }
+
+    #[test]
+    fn backslash_escapes_apple() {
+        let t = p(b"a,b\n\"say \\\"hi\\\"\",2\n", true).unwrap();
+        assert_eq!(t.field(0, 0), "say \"hi\"");
+        let t = p(b"a,b\n\"say \"\"hi\"\"\",2\n", true).unwrap();
+        assert_eq!(t.field(0, 0), "say \"hi\"");
+    }
+
+    #[test]
+    fn wrong_field_counts_name_line_and_column() {
+        let e = p(b"a,b,c\n1,2,3\n1,2\n1,2,3,4\n", false).unwrap_err();
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].line, e[0].column), (3, 3));
+        assert_eq!((e[1].line, e[1].column), (4, 4));
+        assert!(e[0].to_string().starts_with("t.csv:3:3: expected 3 fields"));
+    }
+
+    #[test]
+    fn invalid_utf8_and_nul() {
+        let e = p(b"a,b\n1,\xff\xfe\n", false).unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (2, 2));
+        assert!(e[0].message.contains("invalid UTF-8"));
+        let e = p(b"a,b\n1,x\0y\n", false).unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (2, 2));
+        assert!(e[0].message.contains("NUL"));
+    }
+
+    #[test]
+    fn empty_file_is_an_error() {
+        let e = p(b"", false).unwrap_err();
+        assert!(e[0].message.contains("empty"));
+    }
+
+    #[test]
+    fn writer_round_trips_both_dialects() {
+        for bs in [false, true] {
+            let d = Dialect {
+                delimiter: b';',
+                bom: true,
+                crlf: true,
+                backslash_escapes: bs,
+            };
+            let vals = [
+                "plain",
+                "semi;colon",
+                "quo\"te",
+                "back\\slash",
+                "line\nbreak",
+                "",
+            ];
+            let mut w = CsvWriter::new(Vec::new(), d).unwrap();
+            w.write_row(["h1", "h2", "h3", "h4", "h5", "h6"]).unwrap();
+            w.write_row(vals).unwrap();
+            let bytes = w.into_inner();
+            let t = p(&bytes, bs).unwrap();
+            assert_eq!(t.dialect, d);
+            for (c, v) in vals.iter().enumerate() {
+                assert_eq!(t.field(0, c), *v, "dialect {d:?}");
+            }
+        }
+    }
+}

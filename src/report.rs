@@ -1,0 +1,280 @@
+//! Patch summary, human summary and modified CSVs (the contract of DESIGN.md).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::csvio::CsvWriter;
+use crate::engine::{Outcome, Verdict};
+
+/// Rule codes of the patch summary (**contract**).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    UnknownInstructor,
+    UnknownClass,
+    UnknownStudent,
+    UnknownUser,
+    UnknownReference,
+    DuplicateId,
+    DuplicateAccount,
+    InvalidValue,
+    Filtered,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 9] = [
+        Rule::UnknownInstructor,
+        Rule::UnknownClass,
+        Rule::UnknownStudent,
+        Rule::UnknownUser,
+        Rule::UnknownReference,
+        Rule::DuplicateId,
+        Rule::DuplicateAccount,
+        Rule::InvalidValue,
+        Rule::Filtered,
+    ];
+    pub fn code(self) -> &'static str {
+        match self {
+            Rule::UnknownInstructor => "unknown-instructor",
+            Rule::UnknownClass => "unknown-class",
+            Rule::UnknownStudent => "unknown-student",
+            Rule::UnknownUser => "unknown-user",
+            Rule::UnknownReference => "unknown-reference",
+            Rule::DuplicateId => "duplicate-id",
+            Rule::DuplicateAccount => "duplicate-account",
+            Rule::InvalidValue => "invalid-value",
+            Rule::Filtered => "filtered",
+        }
+    }
+    pub fn from_code(s: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.code() == s)
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    DroppedRow,
+    ClearedField,
+}
+
+impl Action {
+    pub fn code(self) -> &'static str {
+        match self {
+            Action::DroppedRow => "dropped-row",
+            Action::ClearedField => "cleared-field",
+        }
+    }
+}
+
+/// One row of `patch-summary.csv`: one patched row or field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub file: String,
+    pub line: u32,
+    pub id: String,
+    pub rule: Rule,
+    pub action: Action,
+    pub field: String,
+    pub value: String,
+    pub detail: String,
+}
+
+pub const PATCH_SUMMARY_HEADER: [&str; 8] = [
+    "file", "line", "id", "rule", "action", "field", "value", "detail",
+];
+
+/// How many example lines per file and rule `summary.txt` shows.
+const EXAMPLES: usize = 5;
+
+/// Writes `patch-summary.csv`, `summary.txt`, `modified/` and `modified.zip` into `dir`.
+pub fn write_all(outcome: &Outcome, dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    write_patch_summary(outcome, &dir.join("patch-summary.csv"))?;
+    fs::write(dir.join("summary.txt"), summary_text(outcome))?;
+    if !outcome.tables.is_empty() {
+        write_modified(outcome, &dir.join("modified"), &dir.join("modified.zip"))?;
+    }
+    Ok(())
+}
+
+pub fn write_patch_summary(outcome: &Outcome, path: &Path) -> std::io::Result<()> {
+    let f = BufWriter::new(fs::File::create(path)?);
+    let mut w = CsvWriter::new(f, crate::csvio::Dialect::default())?;
+    w.write_row(PATCH_SUMMARY_HEADER)?;
+    let mut line = String::new();
+    for x in &outcome.findings {
+        line.clear();
+        let _ = write!(line, "{}", x.line);
+        w.write_row([
+            x.file.as_str(),
+            line.as_str(),
+            x.id.as_str(),
+            x.rule.code(),
+            x.action.code(),
+            x.field.as_str(),
+            x.value.as_str(),
+            x.detail.as_str(),
+        ])?;
+    }
+    w.into_inner().flush()
+}
+
+/// Writes each uploaded CSV with its original header, column order and dialect, minus dropped
+/// rows and cleared fields, into `dir`, and the same files into the zip at `zip_path`.
+pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let zf = fs::File::create(zip_path)?;
+    let mut zip = zip::ZipWriter::new(BufWriter::new(zf));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(1))
+        .large_file(false);
+    let mut buf: Vec<u8> = Vec::new();
+    for w in &outcome.tables {
+        buf.clear();
+        w.write_csv(&mut buf)?;
+        fs::write(dir.join(safe_name(&w.table.file)), &buf)?;
+        let opts = if buf.len() as u64 >= u32::MAX as u64 {
+            opts.large_file(true)
+        } else {
+            opts
+        };
+        zip.start_file(safe_name(&w.table.file).to_string_lossy(), opts)
+            .map_err(std::io::Error::other)?;
+        zip.write_all(&buf)?;
+    }
+    let mut inner = zip.finish().map_err(std::io::Error::other)?;
+    inner.flush()
+}
+
+/// Only the base name of an uploaded file is ever used for output paths.
+fn safe_name(name: &str) -> PathBuf {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let base = if base.is_empty() || base == "." || base == ".." {
+        "unnamed.csv"
+    } else {
+        base
+    };
+    PathBuf::from(base)
+}
+
+/// The admin-readable summary that also goes into the email.
+pub fn summary_text(o: &Outcome) -> String {
+    let mut s = String::new();
+    let verdict = match o.verdict {
+        Verdict::Accepted if o.findings.is_empty() => "ACCEPTED (no patches needed)",
+        Verdict::Accepted => "ACCEPTED WITH PATCHES",
+        Verdict::Rejected => "REJECTED",
+    };
+    let _ = writeln!(s, "rosterdrop check: {verdict}");
+    let _ = writeln!(s, "Bundle:  {}", o.bundle_name);
+    if let Some(f) = o.format {
+        let _ = writeln!(s, "Format:  {}", f.label());
+    }
+    let _ = writeln!(
+        s,
+        "Patching errors: {}; preventing duplicate accounts: {}",
+        if o.settings.patch_errors { "on" } else { "off" },
+        if o.settings.prevent_duplicates {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    if !o.reasons.is_empty() {
+        let _ = writeln!(s, "\nWhy the bundle was rejected:");
+        for r in &o.reasons {
+            let _ = writeln!(s, "  - {r}");
+        }
+    }
+    if !o.errors.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nThe bundle could not be read ({} problem(s)); nothing was applied:",
+            o.errors.len()
+        );
+        for e in o.errors.iter().take(50) {
+            let _ = writeln!(s, "  {e}");
+        }
+    }
+    if !o.tables.is_empty() {
+        let _ = writeln!(s, "\nRows per file:");
+        let _ = writeln!(
+            s,
+            "  {:<24} {:>6} {:>10} {:>10} {:>10} {:>8}",
+            "file", "mode", "read", "kept", "dropped", "cleared"
+        );
+        for w in &o.tables {
+            let dropped = w.dropped_rows();
+            let cleared = o
+                .findings
+                .iter()
+                .filter(|f| f.file == w.table.file && f.action == Action::ClearedField)
+                .count();
+            let _ = writeln!(
+                s,
+                "  {:<24} {:>6} {:>10} {:>10} {:>10} {:>8}",
+                w.table.file,
+                w.mode.label(),
+                w.table.len(),
+                w.table.len() - dropped,
+                dropped,
+                cleared
+            );
+        }
+    }
+    // Counts per file and rule, with the first examples.
+    let mut groups: BTreeMap<(&str, Rule), Vec<&Finding>> = BTreeMap::new();
+    for f in &o.findings {
+        groups.entry((f.file.as_str(), f.rule)).or_default().push(f);
+    }
+    if !groups.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nPatches by file and rule (details in patch-summary.csv):"
+        );
+        for ((file, rule), list) in &groups {
+            let _ = writeln!(s, "  {file}  {rule}: {}", list.len());
+            for f in list.iter().take(EXAMPLES) {
+                let field = if f.field.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", f.field)
+                };
+                let _ = writeln!(
+                    s,
+                    "      line {} id {}{}: {} ({})",
+                    f.line,
+                    if f.id.is_empty() { "-" } else { &f.id },
+                    field,
+                    f.detail,
+                    f.action.code()
+                );
+            }
+            if list.len() > EXAMPLES {
+                let _ = writeln!(s, "      ... and {} more", list.len() - EXAMPLES);
+            }
+        }
+    }
+    if !o.notes.is_empty() {
+        let _ = writeln!(s, "\nNotes:");
+        for n in &o.notes {
+            let _ = writeln!(s, "  - {n}");
+        }
+    }
+    if !o.ignored.is_empty() {
+        let _ = writeln!(s, "\nIgnored files:");
+        for (name, why) in &o.ignored {
+            let _ = writeln!(s, "  - {name}: {why}");
+        }
+    }
+    s
+}
