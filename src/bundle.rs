@@ -354,7 +354,7 @@ impl Bundle {
             }
         }
         for f in found {
-            if used.iter().any(|u| *u == f.name) {
+            if used.contains(&f.name) {
                 continue;
             }
             let is_schema = schema

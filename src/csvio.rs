@@ -170,6 +170,9 @@ pub fn parse<R: Read>(
         crlf,
         backslash_escapes,
     };
+    // Line endings are normalised to LF before parsing: the csv crate counts a CRLF record's
+    // `\n` towards the next record, which would put physical line numbers off by one.
+    let buf = LfReader::new(buf);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -313,6 +316,50 @@ pub fn parse<R: Read>(
     }
 }
 
+/// Turns CRLF and lone CR into LF, streaming and in place: each CR becomes LF and an LF
+/// right after a CR is dropped, so the output never grows.
+struct LfReader<R> {
+    inner: R,
+    after_cr: bool,
+}
+
+impl<R: Read> LfReader<R> {
+    fn new(inner: R) -> Self {
+        LfReader {
+            inner,
+            after_cr: false,
+        }
+    }
+}
+
+impl<R: Read> Read for LfReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.inner.read(out)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            if !self.after_cr && !out[..n].contains(&b'\r') {
+                return Ok(n);
+            }
+            let mut w = 0;
+            for r in 0..n {
+                let b = out[r];
+                if b == b'\n' && self.after_cr {
+                    self.after_cr = false;
+                    continue;
+                }
+                self.after_cr = b == b'\r';
+                out[w] = if self.after_cr { b'\n' } else { b };
+                w += 1;
+            }
+            if w > 0 {
+                return Ok(w);
+            }
+        }
+    }
+}
+
 /// Writes CSV rows in a given dialect.
 pub struct CsvWriter<W: Write> {
     out: W,
@@ -426,6 +473,36 @@ mod tests {
         let e = p(b"a,b\n1,x\0y\n", false).unwrap_err();
         assert_eq!((e[0].line, e[0].column), (2, 2));
         assert!(e[0].message.contains("NUL"));
+    }
+
+    #[test]
+    fn line_endings_are_normalised_across_chunk_boundaries() {
+        // A reader that hands out one byte at a time puts every CR at a chunk's end.
+        struct OneByte<'a>(&'a [u8]);
+        impl Read for OneByte<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                match self.0.split_first() {
+                    Some((b, rest)) => {
+                        out[0] = *b;
+                        self.0 = rest;
+                        Ok(1)
+                    }
+                    None => Ok(0),
+                }
+            }
+        }
+        let input = b"a\r\nb\rc\r\r\nd\r";
+        for chunked in [false, true] {
+            let mut out = Vec::new();
+            if chunked {
+                LfReader::new(OneByte(input)).read_to_end(&mut out).unwrap();
+            } else {
+                LfReader::new(&input[..]).read_to_end(&mut out).unwrap();
+            }
+            assert_eq!(out, b"a\nb\nc\n\nd\n", "chunked {chunked}");
+        }
+        let t = p(b"a,b\r\n1,\"x\r\ny\"\r\n3,4\r\n", false).unwrap();
+        assert_eq!((t.line(0), t.line(1)), (2, 4));
     }
 
     #[test]

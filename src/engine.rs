@@ -369,6 +369,7 @@ fn drop_row(ctx: &mut Ctx, w: &mut Work, row: usize, rule: Rule, field: &str, de
     w.epoch += 1;
 }
 
+#[allow(clippy::too_many_arguments)]
 fn set_field(
     ctx: &mut Ctx,
     w: &mut Work,

@@ -1,1 +1,604 @@
+//! Unit tests per rule and per format, on small in-memory tables.
+#![allow(clippy::field_reassign_with_default)]
 
+use super::*;
+use crate::schema::Format;
+
+fn t(file: &str, header: &str, rows: &[&str]) -> Table {
+    let h: Vec<&str> = header.split(',').collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.split(',').map(str::to_string).collect())
+        .collect();
+    Table::from_rows(file, &h, &rows)
+}
+
+struct Apple {
+    locations: Vec<&'static str>,
+    students: Vec<&'static str>,
+    staff: Vec<&'static str>,
+    courses: Vec<&'static str>,
+    classes: Vec<&'static str>,
+    rosters: Vec<&'static str>,
+}
+
+impl Default for Apple {
+    fn default() -> Self {
+        Apple {
+            locations: vec!["L1,North", "L2,South"],
+            students: vec![
+                "S1,,Ana,,Lopez,9,ana@x.org,,,L1",
+                "S2,,Ben,,Okafor,10,ben@x.org,,,L2",
+            ],
+            staff: vec!["T1,,Grace,,Chen,grace@x.org,,L1"],
+            courses: vec!["C1,,Algebra,L1"],
+            classes: vec!["K1,,C1,T1,,,L1"],
+            rosters: vec!["R1,K1,S1", "R2,K1,S2"],
+        }
+    }
+}
+
+fn run_apple(a: &Apple, s: &Settings) -> (Vec<Work>, Vec<Finding>) {
+    run_apple_ext(a, s, &NoExternal)
+}
+
+fn run_apple_ext(a: &Apple, s: &Settings, ext: &dyn External) -> (Vec<Work>, Vec<Finding>) {
+    let schema = Schema::for_format(Format::Apple);
+    let tables = [
+        ("locations", "location_id,location_name", &a.locations),
+        (
+            "students",
+            "person_id,person_number,first_name,middle_name,last_name,grade_level,email_address,sis_username,password_policy,location_id",
+            &a.students,
+        ),
+        (
+            "staff",
+            "person_id,person_number,first_name,middle_name,last_name,email_address,sis_username,location_id",
+            &a.staff,
+        ),
+        ("courses", "course_id,course_number,course_name,location_id", &a.courses),
+        (
+            "classes",
+            "class_id,class_number,course_id,instructor_id,instructor_id_2,instructor_id_3,location_id",
+            &a.classes,
+        ),
+        ("rosters", "roster_id,class_id,student_id", &a.rosters),
+    ];
+    let works = tables
+        .iter()
+        .map(|(name, h, rows)| {
+            let def = schema.table(name).unwrap();
+            bind(def, t(&format!("{name}.csv"), h, rows), Mode::Bulk).unwrap()
+        })
+        .collect();
+    let (w, f, _) = run(&schema, s, ext, works);
+    (w, f)
+}
+
+fn rules(f: &[Finding]) -> Vec<(String, u32, Rule, Action)> {
+    f.iter()
+        .map(|x| (x.file.clone(), x.line, x.rule, x.action))
+        .collect()
+}
+
+fn kept(w: &[Work], table: &str) -> Vec<String> {
+    let w = w.iter().find(|w| w.def.name == table).unwrap();
+    (0..w.table.len())
+        .filter(|&r| w.is_kept(r))
+        .map(|r| w.id(r).to_string())
+        .collect()
+}
+
+#[test]
+fn clean_apple_bundle_has_no_findings() {
+    let (_, f) = run_apple(&Apple::default(), &Settings::default());
+    assert!(f.is_empty(), "{f:?}");
+}
+
+#[test]
+fn apple_unknown_instructor_is_cleared_including_numbered_columns() {
+    let mut a = Apple::default();
+    a.classes = vec!["K1,,C1,T9,T1,T8,L1"];
+    let (w, f) = run_apple(&a, &Settings::default());
+    let r = rules(&f);
+    assert_eq!(r.len(), 2);
+    assert!(r
+        .iter()
+        .all(|x| x.2 == Rule::UnknownInstructor && x.3 == Action::ClearedField));
+    let c = w.iter().find(|w| w.def.name == "classes").unwrap();
+    assert_eq!(c.value(0, 3), "");
+    assert_eq!(c.value(0, 4), "T1");
+    assert_eq!(c.value(0, 5), "");
+    assert_eq!(f[0].value, "T9");
+    assert_eq!(f[1].field, "instructor_id_3");
+}
+
+#[test]
+fn apple_roster_rows_to_unknown_class_or_student_are_dropped() {
+    let mut a = Apple::default();
+    a.rosters = vec!["R1,K1,S1", "R2,K9,S1", "R3,K1,S9"];
+    let (w, f) = run_apple(&a, &Settings::default());
+    assert_eq!(
+        rules(&f),
+        vec![
+            (
+                "rosters.csv".into(),
+                3,
+                Rule::UnknownClass,
+                Action::DroppedRow
+            ),
+            (
+                "rosters.csv".into(),
+                4,
+                Rule::UnknownStudent,
+                Action::DroppedRow
+            ),
+        ]
+    );
+    assert_eq!(kept(&w, "rosters"), vec!["R1"]);
+}
+
+#[test]
+fn a_dropped_class_takes_its_roster_rows_along() {
+    let mut a = Apple::default();
+    a.classes = vec!["K1,,C9,T1,,,L1"];
+    let (w, f) = run_apple(&a, &Settings::default());
+    let r = rules(&f);
+    assert_eq!(r[0].2, Rule::UnknownReference);
+    assert_eq!(r[0].0, "classes.csv");
+    assert_eq!(r.iter().filter(|x| x.2 == Rule::UnknownClass).count(), 2);
+    assert!(f[1].detail.contains("was dropped"), "{}", f[1].detail);
+    assert!(kept(&w, "rosters").is_empty());
+}
+
+#[test]
+fn duplicate_ids_keep_the_first_and_person_ids_span_students_and_staff() {
+    let mut a = Apple::default();
+    a.students.push("S1,,Zed,,Doe,9,,,,L1");
+    a.staff.push("S2,,Also,,Student,,,L1");
+    let (w, f) = run_apple(&a, &Settings::default());
+    let r = rules(&f);
+    assert_eq!(r.len(), 2, "{f:?}");
+    assert_eq!(
+        r[0],
+        (
+            "students.csv".into(),
+            4,
+            Rule::DuplicateId,
+            Action::DroppedRow
+        )
+    );
+    assert_eq!(
+        r[1],
+        ("staff.csv".into(), 3, Rule::DuplicateId, Action::DroppedRow)
+    );
+    assert_eq!(kept(&w, "students"), vec!["S1", "S2"]);
+}
+
+#[test]
+fn duplicate_accounts_are_refused_case_and_space_insensitively() {
+    let mut a = Apple::default();
+    a.students.push("S3,, ana ,,LOPEZ,9,ANA@X.ORG,,,L1");
+    a.students.push("S4,,Ana,,Lopez,9,,,,L1"); // no email: never a duplicate
+    a.staff.push("T2,,Ana,,Lopez,ana@x.org,,L1"); // across students and staff
+    let (w, f) = run_apple(&a, &Settings::default());
+    let r = rules(&f);
+    assert_eq!(r.len(), 2, "{f:?}");
+    assert!(r.iter().all(|x| x.2 == Rule::DuplicateAccount));
+    assert_eq!(kept(&w, "students"), vec!["S1", "S2", "S4"]);
+    let off = Settings {
+        prevent_duplicates: false,
+        ..Settings::default()
+    };
+    assert!(run_apple(&a, &off).1.is_empty());
+}
+
+#[test]
+fn duplicate_account_prefers_the_stored_person() {
+    struct Store;
+    impl External for Store {
+        fn person_with_key(&self, key: &str) -> Option<String> {
+            (key == person_key("Ben", "Okafor", "ben@x.org")?).then(|| "S0".to_string())
+        }
+    }
+    let (w, f) = run_apple_ext(&Apple::default(), &Settings::default(), &Store);
+    assert_eq!(rules(&f).len(), 2, "{f:?}"); // S2 refused, and its roster row follows
+    assert_eq!(f[0].rule, Rule::DuplicateAccount);
+    assert!(f[0].detail.contains("stored person `S0`"));
+    assert_eq!(kept(&w, "students"), vec!["S1"]);
+}
+
+#[test]
+fn invalid_values_drop_required_and_clear_optional_fields() {
+    let mut a = Apple::default();
+    a.students = vec![
+        "S1,,Ana,,Lopez,Freshman,ana@x.org,,5,L1",
+        "S2,,,,Okafor,10,not-an-email,,,L2",
+    ];
+    let (w, f) = run_apple(&a, &Settings::default());
+    let r = rules(&f);
+    assert_eq!(
+        r[0],
+        (
+            "students.csv".into(),
+            2,
+            Rule::InvalidValue,
+            Action::ClearedField
+        )
+    );
+    assert_eq!(
+        r[1],
+        (
+            "students.csv".into(),
+            2,
+            Rule::InvalidValue,
+            Action::ClearedField
+        )
+    );
+    assert_eq!(
+        r[2],
+        (
+            "students.csv".into(),
+            3,
+            Rule::InvalidValue,
+            Action::DroppedRow
+        )
+    );
+    assert_eq!(f[2].field, "first_name");
+    // The roster row of the dropped student follows.
+    assert_eq!(r[3].2, Rule::UnknownStudent);
+    assert_eq!(kept(&w, "students"), vec!["S1"]);
+}
+
+#[test]
+fn location_filter_cascades_as_filtered() {
+    let s = Settings {
+        filter: Filter {
+            locations: vec!["L1".into()],
+            ..Filter::default()
+        },
+        ..Settings::default()
+    };
+    let (w, f) = run_apple(&Apple::default(), &s);
+    let r = rules(&f);
+    assert!(r.iter().all(|x| x.2 == Rule::Filtered), "{r:?}");
+    // L2, S2 and S2's roster row.
+    assert_eq!(r.len(), 3);
+    assert_eq!(kept(&w, "rosters"), vec!["R1"]);
+}
+
+#[test]
+fn role_filter_without_staff_clears_instructors_as_filtered() {
+    let s = Settings {
+        filter: Filter {
+            roles: vec!["student".into()],
+            ..Filter::default()
+        },
+        ..Settings::default()
+    };
+    let (_, f) = run_apple(&Apple::default(), &s);
+    let r = rules(&f);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[1].2, Rule::Filtered);
+    assert_eq!(r[1].3, Action::ClearedField);
+}
+
+#[test]
+fn patch_errors_off_rejects_on_integrity_findings_only() {
+    let off = Settings {
+        patch_errors: false,
+        ..Settings::default()
+    };
+    let mut a = Apple::default();
+    a.rosters.push("R3,K9,S1");
+    let (_, f) = run_apple(&a, &off);
+    assert_eq!(verdict(&off, &f).0, Verdict::Rejected);
+    let (_, f) = run_apple(&Apple::default(), &off);
+    assert_eq!(verdict(&off, &f).0, Verdict::Accepted);
+}
+
+fn oneroster(
+    v12: bool,
+    files: &[(&str, Mode, &str, &[&str])],
+) -> (Vec<Work>, Vec<Finding>, Vec<String>) {
+    oneroster_with(v12, &Settings::default(), files)
+}
+
+fn oneroster_with(
+    v12: bool,
+    s: &Settings,
+    files: &[(&str, Mode, &str, &[&str])],
+) -> (Vec<Work>, Vec<Finding>, Vec<String>) {
+    let schema = Schema::for_format(if v12 {
+        Format::OneRoster12
+    } else {
+        Format::OneRoster11
+    });
+    let works = files
+        .iter()
+        .map(|(name, mode, h, rows)| {
+            let def = schema.table(name).unwrap();
+            bind(def, t(&format!("{name}.csv"), h, rows), *mode).unwrap()
+        })
+        .collect();
+    run(&schema, s, &NoExternal, works)
+}
+
+const ORGS: &str = "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId";
+const SESS: &str =
+    "sourcedId,status,dateLastModified,title,type,startDate,endDate,parentSourcedId,schoolYear";
+const COURSES: &str = "sourcedId,status,dateLastModified,schoolYearSourcedId,title,courseCode,grades,orgSourcedId,subjects,subjectCodes";
+const CLASSES: &str = "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,location,schoolSourcedId,termSourcedIds,subjects,subjectCodes,periods";
+const USERS11: &str = "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password";
+const ENR: &str = "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate";
+
+#[test]
+fn oneroster_enrollments_to_unknown_users_and_classes_are_dropped() {
+    use Mode::Bulk;
+    let (w, f, _) = oneroster(
+        false,
+        &[("enrollments", Bulk, ENR, &["E1,,,K1,L1,U1,student,,,"])],
+    );
+    // No classes/users/orgs files at all: nothing can be checked against them.
+    assert!(f.is_empty(), "{f:?}");
+    assert_eq!(kept(&w, "enrollments"), vec!["E1"]);
+
+    let (w, f, _) = oneroster(
+        false,
+        &[
+            ("orgs", Bulk, ORGS, &["L1,,,North,school,,"]),
+            (
+                "academicSessions",
+                Bulk,
+                SESS,
+                &["T1,,,Fall,term,2026-08-01,2026-12-31,,2027"],
+            ),
+            ("courses", Bulk, COURSES, &["C1,,,,Algebra,,,L1,,"]),
+            (
+                "classes",
+                Bulk,
+                CLASSES,
+                &["K1,,,Alg 1,,C1,,scheduled,,L1,T1,,,"],
+            ),
+            (
+                "users",
+                Bulk,
+                USERS11,
+                &["U1,,,true,L1,student,u1,,Ana,Lopez,,,,,,,,"],
+            ),
+            (
+                "enrollments",
+                Bulk,
+                ENR,
+                &[
+                    "E1,,,K1,L1,U1,student,,,",
+                    "E2,,,K9,L1,U1,student,,,",
+                    "E3,,,K1,L1,U9,student,,,",
+                    "E4,,,K1,L9,U1,student,,,",
+                ],
+            ),
+        ],
+    );
+    let r: Vec<Rule> = f.iter().map(|x| x.rule).collect();
+    assert_eq!(
+        r,
+        vec![
+            Rule::UnknownClass,
+            Rule::UnknownUser,
+            Rule::UnknownReference
+        ]
+    );
+    assert_eq!(kept(&w, "enrollments"), vec!["E1"]);
+}
+
+#[test]
+fn oneroster_class_terms_lose_unknown_items_and_drop_when_none_left() {
+    use Mode::Bulk;
+    // `|` stands for the list comma inside the termSourcedIds field.
+    let classes_rows = [
+        "K1,,,A,,C1,,scheduled,,L1,T1|T9,,,",
+        "K2,,,B,,C1,,scheduled,,L1,T8,,,",
+    ];
+    let schema = Schema::for_format(Format::OneRoster11);
+    let rows: Vec<Vec<String>> = classes_rows
+        .iter()
+        .map(|r| r.split(',').map(|x| x.replace('|', ",")).collect())
+        .collect();
+    let h: Vec<&str> = CLASSES.split(',').collect();
+    let works = vec![
+        bind(
+            schema.table("orgs").unwrap(),
+            t("orgs.csv", ORGS, &["L1,,,North,school,,"]),
+            Bulk,
+        )
+        .unwrap(),
+        bind(
+            schema.table("academicSessions").unwrap(),
+            t(
+                "academicSessions.csv",
+                SESS,
+                &["T1,,,Fall,term,2026-08-01,2026-12-31,,2027"],
+            ),
+            Bulk,
+        )
+        .unwrap(),
+        bind(
+            schema.table("courses").unwrap(),
+            t("courses.csv", COURSES, &["C1,,,,Algebra,,,L1,,"]),
+            Bulk,
+        )
+        .unwrap(),
+        bind(
+            schema.table("classes").unwrap(),
+            Table::from_rows("classes.csv", &h, &rows),
+            Bulk,
+        )
+        .unwrap(),
+    ];
+    let (w, f, _) = run(&schema, &Settings::default(), &NoExternal, works);
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert_eq!(
+        (f[0].action, f[0].value.as_str()),
+        (Action::ClearedField, "T9")
+    );
+    assert_eq!((f[1].action, f[1].id.as_str()), (Action::DroppedRow, "K2"));
+    let c = w.iter().find(|w| w.def.name == "classes").unwrap();
+    assert_eq!(c.value(0, 10), "T1");
+    assert_eq!(kept(&w, "classes"), vec!["K1"]);
+}
+
+#[test]
+fn oneroster_field_checks_follow_the_spec() {
+    use Mode::Bulk;
+    let (_, f, _) = oneroster(
+        false,
+        &[
+            (
+                "orgs",
+                Bulk,
+                ORGS,
+                &[
+                    "L1,,,North,school,,",
+                    "L2,,,South,campus,,",        // bad enum, required: dropped
+                    "L3,inactive,,East,school,,", // bad status in bulk: cleared
+                ],
+            ),
+            (
+                "academicSessions",
+                Bulk,
+                SESS,
+                &[
+                    "T1,,,Fall,term,2026-08-01,2026-13-31,,2027", // bad date, required
+                    "T2,,,Fall,term,2026-08-01,2026-12-31,,27",   // bad year
+                ],
+            ),
+        ],
+    );
+    let r: Vec<(u32, Action, &str)> = f
+        .iter()
+        .map(|x| (x.line, x.action, x.field.as_str()))
+        .collect();
+    assert_eq!(
+        r,
+        vec![
+            (3, Action::DroppedRow, "type"),
+            (4, Action::ClearedField, "status"),
+            (2, Action::DroppedRow, "endDate"),
+            (3, Action::DroppedRow, "schoolYear"),
+        ]
+    );
+    assert!(f.iter().all(|x| x.rule == Rule::InvalidValue));
+}
+
+#[test]
+fn oneroster_delta_rows_need_status_and_date_and_skip_unknown_targets() {
+    use Mode::Delta;
+    let (w, f, notes) = oneroster(
+        false,
+        &[(
+            "enrollments",
+            Delta,
+            ENR,
+            &[
+                "E1,active,2026-11-01T10:00:00Z,K1,L1,U1,student,,,",
+                "E2,,2026-11-01T10:00:00Z,K1,L1,U1,student,,,",
+                "E3,tobedeleted,2026-11-01T10:00:00Z,,,,,,,",
+                "E4,active,yesterday,K1,L1,U1,student,,,",
+            ],
+        )],
+    );
+    let r: Vec<(String, Rule)> = f.iter().map(|x| (x.id.clone(), x.rule)).collect();
+    assert_eq!(
+        r,
+        vec![
+            ("E2".into(), Rule::InvalidValue),
+            ("E4".into(), Rule::InvalidValue)
+        ]
+    );
+    assert_eq!(kept(&w, "enrollments"), vec!["E1", "E3"]);
+    let _ = notes;
+}
+
+#[test]
+fn oneroster_12_users_without_a_kept_role_are_filtered() {
+    use Mode::Bulk;
+    const USERS12: &str = "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password,userMasterIdentifier,preferredGivenName,preferredMiddleName,preferredFamilyName,primaryOrgSourcedId,pronouns";
+    const ROLES: &str = "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,orgSourcedId,userProfileSourcedId";
+    let s = Settings {
+        filter: Filter {
+            roles: vec!["student".into(), "teacher".into()],
+            ..Filter::default()
+        },
+        ..Settings::default()
+    };
+    let (w, f, _) = oneroster_with(
+        true,
+        &s,
+        &[
+            ("orgs", Bulk, ORGS, &["L1,,,North,school,,"]),
+            (
+                "users",
+                Bulk,
+                USERS12,
+                &[
+                    "U1,,,true,u1,,Ana,Lopez,,,,,,,,,,,,,L1,",
+                    "P1,,,true,p1,,Marta,Lopez,,,,,,,,,,,,,L1,",
+                ],
+            ),
+            (
+                "roles",
+                Bulk,
+                ROLES,
+                &[
+                    "R1,,,U1,primary,student,,,L1,",
+                    "R2,,,P1,primary,parent,,,L1,",
+                    "R3,,,U9,primary,student,,,L1,",
+                ],
+            ),
+        ],
+    );
+    assert_eq!(kept(&w, "users"), vec!["U1"]);
+    assert_eq!(kept(&w, "roles"), vec!["R1"]);
+    let r: Vec<(String, Rule)> = f.iter().map(|x| (x.id.clone(), x.rule)).collect();
+    assert!(r.contains(&("P1".into(), Rule::Filtered)));
+    assert!(r.contains(&("R2".into(), Rule::Filtered)));
+    assert!(r.contains(&("R3".into(), Rule::UnknownReference)));
+}
+
+#[test]
+fn header_binding_is_case_and_space_insensitive_and_keeps_extras() {
+    let schema = Schema::for_format(Format::Apple);
+    let tb = t(
+        "locations.csv",
+        "Location Name,LOCATION_ID,metadata.note",
+        &["North,L1,hello"],
+    );
+    let w = bind(schema.table("locations").unwrap(), tb, Mode::Bulk).unwrap();
+    assert_eq!(w.id(0), "L1");
+    let mut out = Vec::new();
+    w.write_csv(&mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "Location Name,LOCATION_ID,metadata.note\nNorth,L1,hello\n"
+    );
+    let missing = bind(
+        schema.table("locations").unwrap(),
+        t("locations.csv", "location_id", &["L1"]),
+        Mode::Bulk,
+    )
+    .unwrap_err();
+    assert!(missing[0]
+        .message
+        .contains("missing required column `location_name`"));
+    let dup = bind(
+        schema.table("locations").unwrap(),
+        t(
+            "locations.csv",
+            "location_id,location_name,Location ID",
+            &["L1,a,b"],
+        ),
+        Mode::Bulk,
+    )
+    .unwrap_err();
+    assert_eq!(dup[0].column, 3);
+}
