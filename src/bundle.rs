@@ -43,6 +43,8 @@ pub struct Entry {
     /// Schema table name.
     pub table: &'static str,
     pub mode: Mode,
+    /// Size in bytes (uncompressed), to schedule the biggest files first.
+    pub size: u64,
     loc: Location,
 }
 
@@ -89,6 +91,7 @@ fn skipped(name: &str) -> bool {
 /// A file found in the bundle, before format detection.
 struct Found {
     name: String,
+    size: u64,
     loc: Location,
 }
 
@@ -152,7 +155,8 @@ impl Bundle {
     /// Parses one entry.
     pub fn read(&self, e: &Entry) -> Result<Table, BundleError> {
         let r = self.reader(&e.loc)?;
-        csvio::parse(&e.name, r, self.format == Format::Apple).map_err(BundleError::Csv)
+        csvio::parse_sized(&e.name, r, self.format == Format::Apple, e.size)
+            .map_err(BundleError::Csv)
     }
 
     fn detect(&mut self, found: Vec<Found>) -> Result<(), BundleError> {
@@ -200,6 +204,7 @@ impl Bundle {
                     name: f.name.clone(),
                     table: a,
                     mode: Mode::Bulk,
+                    size: f.size,
                     loc: f.loc.clone(),
                 }),
                 None => missing.push(format!("{a}.csv")),
@@ -343,6 +348,7 @@ impl Bundle {
                         name: f.name.clone(),
                         table: def.name,
                         mode,
+                        size: f.size,
                         loc: f.loc.clone(),
                     });
                 }
@@ -393,8 +399,10 @@ fn list_dir(path: &Path) -> Result<Vec<Found>, BundleError> {
         if ft.is_dir() {
             dirs.push(e.path());
         } else if ft.is_file() {
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
             files.push(Found {
                 name,
+                size,
                 loc: Location::Dir(e.path()),
             });
         }
@@ -415,6 +423,11 @@ fn list_zip(path: &Path) -> Result<Vec<Found>, BundleError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
+    let mut sizes: Vec<u64> = Vec::with_capacity(z.len());
+    let mut z = z;
+    for i in 0..z.len() {
+        sizes.push(z.by_index_raw(i).map(|e| e.size()).unwrap_or(0));
+    }
     let mut indexed: Vec<(String, usize)> = vec![];
     for i in 0..z.len() {
         let Some(name) = z.name_for_index(i) else {
@@ -451,6 +464,7 @@ fn list_zip(path: &Path) -> Result<Vec<Found>, BundleError> {
         .into_iter()
         .map(|(name, i)| Found {
             name,
+            size: sizes.get(i).copied().unwrap_or(0),
             loc: Location::Zip(i),
         })
         .collect())

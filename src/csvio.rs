@@ -47,9 +47,15 @@ pub struct Table {
     pub header: Vec<String>,
     pub dialect: Dialect,
     ncols: usize,
+    /// Every row's fields, each followed by a NUL (NUL bytes are rejected in input, so the
+    /// separator is unambiguous).
     data: String,
-    ends: Vec<u32>,
-    lines: Vec<u32>,
+    /// Offset of each row's first field in `data`.
+    starts: Vec<u32>,
+    /// Physical line of each row, only once some row is not at `row + 2` (multi-line fields,
+    /// blank rows); until then lines are implicit.
+    lines: Option<Vec<u32>>,
+    rows: usize,
     /// Rows made only of empty fields (spreadsheet artefacts), skipped.
     pub blank_rows: usize,
 }
@@ -63,24 +69,50 @@ impl Table {
         self.ncols
     }
     pub fn len(&self) -> usize {
-        self.lines.len()
+        self.rows
     }
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.rows == 0
     }
     /// Physical line on which row `row` starts (header = line 1).
     pub fn line(&self, row: usize) -> u32 {
-        self.lines[row]
+        match &self.lines {
+            Some(l) => l[row],
+            None => row as u32 + 2,
+        }
+    }
+    fn push_line(&mut self, line: u32) {
+        if self.lines.is_none() && line != self.rows as u32 + 2 {
+            self.lines = Some((0..self.rows as u32).map(|r| r + 2).collect());
+        }
+        if let Some(l) = &mut self.lines {
+            l.push(line);
+        }
+        self.rows += 1;
+    }
+    /// Row `row`'s fields, NUL-separated.
+    fn row_text(&self, row: usize) -> &str {
+        let start = self.starts[row] as usize;
+        let end = match self.starts.get(row + 1) {
+            Some(&next) => next as usize - 1,
+            None => self.data.len().saturating_sub(1),
+        };
+        &self.data[start..end]
     }
     pub fn field(&self, row: usize, col: usize) -> &str {
-        let i = row * self.ncols + col;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        let end = self.ends[i] as usize;
-        &self.data[start..end]
+        self.fields(row).nth(col).unwrap_or("")
+    }
+    /// All fields of a row, in column order.
+    pub fn fields(&self, row: usize) -> Fields<'_> {
+        Fields {
+            rest: Some(self.row_text(row)),
+        }
     }
     /// Approximate heap bytes held by this table.
     pub fn heap_bytes(&self) -> usize {
-        self.data.capacity() + self.ends.capacity() * 4 + self.lines.capacity() * 4
+        self.data.capacity()
+            + self.starts.capacity() * 4
+            + self.lines.as_ref().map_or(0, |l| l.capacity() * 4)
     }
     /// Builds a table from values (tests and exports).
     pub fn from_rows(file: &str, header: &[&str], rows: &[Vec<String>]) -> Table {
@@ -90,16 +122,19 @@ impl Table {
             dialect: Dialect::default(),
             ncols: header.len(),
             data: String::new(),
-            ends: Vec::new(),
-            lines: Vec::new(),
+            starts: Vec::new(),
+            lines: None,
+            rows: 0,
             blank_rows: 0,
         };
         for (i, r) in rows.iter().enumerate() {
+            t.starts.push(t.data.len() as u32);
             for c in 0..t.ncols {
-                t.data.push_str(r.get(c).map(String::as_str).unwrap_or(""));
-                t.ends.push(t.data.len() as u32);
+                let v = r.get(c).map(String::as_str).unwrap_or("");
+                t.data.push_str(&v.replace('\0', ""));
+                t.data.push('\0');
             }
-            t.lines.push(i as u32 + 2);
+            t.push_line(i as u32 + 2);
         }
         t
     }
@@ -117,6 +152,29 @@ impl std::fmt::Display for CsvError {
 }
 
 impl std::error::Error for CsvError {}
+
+/// The fields of one stored row. A plain byte scan: fields are short, so this beats calling
+/// memchr per field.
+pub struct Fields<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match rest.bytes().position(|b| b == 0) {
+            Some(i) => {
+                self.rest = Some(&rest[i + 1..]);
+                Some(&rest[..i])
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
 
 fn err(file: &str, line: u64, column: usize, message: impl Into<String>) -> CsvError {
     CsvError {
@@ -153,6 +211,17 @@ pub fn parse<R: Read>(
     file: &str,
     reader: R,
     backslash_escapes: bool,
+) -> Result<Table, Vec<CsvError>> {
+    parse_sized(file, reader, backslash_escapes, 0)
+}
+
+/// [`parse`] with the file's size in bytes when known: the text buffer is reserved once
+/// (field text never exceeds the file), so memory does not overshoot by doubling.
+pub fn parse_sized<R: Read>(
+    file: &str,
+    reader: R,
+    backslash_escapes: bool,
+    size_hint: u64,
 ) -> Result<Table, Vec<CsvError>> {
     let mut buf = BufReader::with_capacity(PEEK, reader);
     let head = match buf.fill_buf() {
@@ -215,9 +284,10 @@ pub fn parse<R: Read>(
         header,
         dialect,
         ncols,
-        data: String::new(),
-        ends: Vec::new(),
-        lines: Vec::new(),
+        data: String::with_capacity(size_hint.min(u32::MAX as u64) as usize),
+        starts: Vec::new(),
+        lines: None,
+        rows: 0,
         blank_rows: 0,
     };
     loop {
@@ -258,6 +328,7 @@ pub fn parse<R: Read>(
             ));
         } else {
             let before = t.data.len();
+            t.starts.push(before as u32);
             let mut ok = true;
             for (c, f) in rec.iter().enumerate() {
                 match std::str::from_utf8(f) {
@@ -273,7 +344,7 @@ pub fn parse<R: Read>(
                             break;
                         }
                         t.data.push_str(s);
-                        t.ends.push(t.data.len() as u32);
+                        t.data.push('\0');
                     }
                     Err(e) => {
                         errors.push(err(
@@ -296,10 +367,10 @@ pub fn parse<R: Read>(
                     errors.push(err(file, line, 0, "file too large (over 4 GiB of text)"));
                     break;
                 }
-                t.lines.push(line.min(u32::MAX as u64) as u32);
+                t.push_line(line.min(u32::MAX as u64) as u32);
             } else {
                 t.data.truncate(before);
-                t.ends.truncate(t.lines.len() * ncols);
+                t.starts.truncate(t.rows);
             }
         }
         if errors.len() >= MAX_ERRORS_PER_FILE {
@@ -308,8 +379,10 @@ pub fn parse<R: Read>(
     }
     if errors.is_empty() {
         t.data.shrink_to_fit();
-        t.ends.shrink_to_fit();
-        t.lines.shrink_to_fit();
+        t.starts.shrink_to_fit();
+        if let Some(l) = &mut t.lines {
+            l.shrink_to_fit();
+        }
         Ok(t)
     } else {
         Err(errors)

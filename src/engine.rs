@@ -8,7 +8,10 @@
 use std::collections::HashMap;
 use std::io::Write;
 
+use std::hash::BuildHasher;
+
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 use crate::csvio::{CsvError, CsvWriter, Table};
 use crate::report::{Action, Finding, Rule};
@@ -79,7 +82,7 @@ impl Default for Settings {
 
 /// What the engine may ask about records outside the bundle (the store, for delta files and
 /// duplicate accounts). `None`: cannot tell.
-pub trait External {
+pub trait External: Sync {
     fn has_id(&self, _table: &str, _id: &str) -> Option<bool> {
         None
     }
@@ -102,10 +105,9 @@ pub enum Verdict {
 /// A column of the uploaded file, bound to the schema.
 #[derive(Debug, Clone)]
 struct Bound {
-    /// The schema column (numbered columns get their base's definition).
+    /// The schema column (numbered columns such as `location_id_7` get their base's
+    /// definition, made optional).
     def: Option<ColumnDef>,
-    /// For numbered columns: the base name (`location_id` for `location_id_7`).
-    base: Option<&'static str>,
 }
 
 /// One uploaded table in the pipeline.
@@ -121,8 +123,15 @@ pub struct Work {
     /// `None`: kept; `Some(rule)`: dropped by that rule.
     fate: Vec<Option<Rule>>,
     overrides: Map<(u32, u16), String>,
-    /// Primary key -> first row with it (only for tables that are referenced).
-    index: Option<Map<Box<str>, u32>>,
+    /// Primary key -> first kept row with it; stores row numbers only and hashes the id
+    /// text in place, so indexing costs no allocation per row.
+    index: HashTable<u32>,
+    hasher: RandomState,
+    /// The primary key column alone, trimmed, kept compact for fast lookups.
+    keys: Keys,
+    /// Findings of [`prepare`], merged by [`run`].
+    pre: Vec<Finding>,
+    prepared: bool,
     /// Bumped each time a row is dropped; lets the fixpoint skip unchanged targets.
     epoch: u64,
 }
@@ -143,7 +152,11 @@ impl Work {
         self.pk
     }
     pub fn id(&self, row: usize) -> &str {
-        self.table.field(row, self.pk).trim()
+        if self.keys.ends.is_empty() {
+            self.table.field(row, self.pk).trim()
+        } else {
+            self.keys.get(row)
+        }
     }
     pub fn is_kept(&self, row: usize) -> bool {
         self.fate[row].is_none()
@@ -160,18 +173,98 @@ impl Work {
         self.table.line(row)
     }
 
+    /// The first kept row with primary key `id`, if any.
+    pub fn find(&self, id: &str) -> Option<usize> {
+        let h = self.hasher.hash_one(id);
+        self.index
+            .find(h, |&r| self.id(r as usize) == id)
+            .map(|&r| r as usize)
+    }
+
+    /// Indexes every kept row by primary key; returns the rows whose key was already taken,
+    /// with the row that has it.
+    fn build_index(&mut self, compact: bool) -> Vec<(usize, usize)> {
+        let mut dups = Vec::new();
+        let mut index: HashTable<u32> = HashTable::with_capacity(self.table.len());
+        if compact && self.keys.ends.is_empty() {
+            self.keys = Keys::of(&self.table, self.pk);
+        }
+        let (keys, table, pk, hasher) = (&self.keys, &self.table, self.pk, &self.hasher);
+        let id = |r: u32| {
+            if keys.ends.is_empty() {
+                table.field(r as usize, pk).trim()
+            } else {
+                keys.get(r as usize)
+            }
+        };
+        for row in 0..table.len() {
+            if self.fate[row].is_some() {
+                continue;
+            }
+            let k = id(row as u32);
+            let h = hasher.hash_one(k);
+            match index.entry(h, |&r| id(r) == k, |&r| hasher.hash_one(id(r))) {
+                hashbrown::hash_table::Entry::Occupied(e) => dups.push((row, *e.get() as usize)),
+                hashbrown::hash_table::Entry::Vacant(e) => {
+                    e.insert(row as u32);
+                }
+            }
+        }
+        self.index = index;
+        dups
+    }
+
     /// Writes the table with its original header, column order and dialect, minus dropped
     /// rows and with cleared fields empty.
     pub fn write_csv<W: Write>(&self, out: W) -> std::io::Result<()> {
         let mut w = CsvWriter::new(out, self.table.dialect)?;
         w.write_row(self.table.header.iter().map(String::as_str))?;
-        let n = self.table.ncols();
         for row in 0..self.table.len() {
-            if self.fate[row].is_none() {
-                w.write_row((0..n).map(|c| self.value(row, c)))?;
+            if self.fate[row].is_some() {
+                continue;
+            }
+            if self.overrides.is_empty() {
+                w.write_row(self.table.fields(row))?;
+            } else {
+                w.write_row(
+                    self.table
+                        .fields(row)
+                        .enumerate()
+                        .map(|(c, v)| self.overrides.get(&(row as u32, c as u16)).map_or(v, |o| o)),
+                )?;
             }
         }
         Ok(())
+    }
+}
+
+/// One column's values, back to back.
+#[derive(Debug, Default)]
+struct Keys {
+    data: String,
+    ends: Vec<u32>,
+}
+
+impl Keys {
+    fn of(t: &Table, col: usize) -> Keys {
+        let mut k = Keys {
+            data: String::new(),
+            ends: Vec::with_capacity(t.len()),
+        };
+        for row in 0..t.len() {
+            k.data.push_str(t.field(row, col).trim());
+            k.ends.push(k.data.len() as u32);
+        }
+        k.data.shrink_to_fit();
+        k
+    }
+    fn get(&self, row: usize) -> &str {
+        let start = if row == 0 {
+            0
+        } else {
+            self.ends[row - 1] as usize
+        };
+        &self.data[start..self.ends[row] as usize]
     }
 }
 
@@ -258,7 +351,6 @@ pub fn bind(def: &TableDef, table: Table, mode: Mode) -> Result<Work, Vec<CsvErr
             by_name.insert(c.name, i);
             cols.push(Bound {
                 def: Some((*c).clone()),
-                base: None,
             });
             continue;
         }
@@ -268,18 +360,14 @@ pub fn bind(def: &TableDef, table: Table, mode: Mode) -> Result<Work, Vec<CsvErr
             (nb.first..=nb.last).contains(&num).then_some(nb)
         });
         match numbered.and_then(|nb| def.column(nb.base).map(|c| (nb, c))) {
-            Some((nb, c)) => cols.push(Bound {
+            Some((_, c)) => cols.push(Bound {
                 def: Some(ColumnDef {
                     name: c.name,
                     kind: c.kind,
                     required: false,
                 }),
-                base: Some(nb.base),
             }),
-            None => cols.push(Bound {
-                def: None,
-                base: None,
-            }),
+            None => cols.push(Bound { def: None }),
         }
     }
     let mut missing: Vec<&str> = def
@@ -318,7 +406,11 @@ pub fn bind(def: &TableDef, table: Table, mode: Mode) -> Result<Work, Vec<CsvErr
         status,
         fate: vec![None; n],
         overrides: Map::default(),
-        index: None,
+        index: HashTable::new(),
+        hasher: RandomState::default(),
+        keys: Keys::default(),
+        pre: Vec::new(),
+        prepared: false,
         epoch: 0,
     })
 }
@@ -329,9 +421,24 @@ struct Ctx<'a> {
     ext: &'a dyn External,
     findings: Vec<Finding>,
     notes: Vec<String>,
+    /// Per foreign key: the target table's epoch when it was last checked.
+    checked: Vec<Option<u64>>,
+    noted: Vec<bool>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(schema: &'a Schema, settings: &'a Settings, ext: &'a dyn External) -> Self {
+        Ctx {
+            schema,
+            settings,
+            ext,
+            findings: Vec::new(),
+            notes: Vec::new(),
+            checked: vec![None; schema.foreign_keys.len()],
+            noted: vec![false; schema.foreign_keys.len()],
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn find(
         &mut self,
@@ -400,23 +507,34 @@ pub fn run(
             .position(|t| t.name == w.def.name)
             .unwrap_or(usize::MAX)
     });
-    let mut ctx = Ctx {
-        schema,
-        settings,
-        ext,
-        findings: Vec::new(),
-        notes: Vec::new(),
+    let mut ctx = Ctx::new(schema, settings, ext);
+    let mut clock = std::time::Instant::now();
+    let mut lap = |phase: &str| {
+        tracing::debug!(
+            phase,
+            ms = clock.elapsed().as_millis() as u64,
+            "engine phase"
+        );
+        clock = std::time::Instant::now();
     };
     for w in tables.iter_mut() {
-        validate_fields(&mut ctx, w);
+        if !w.prepared {
+            prepare(schema, w);
+        }
+        ctx.findings.append(&mut w.pre);
     }
-    duplicate_ids(&mut ctx, &mut tables);
-    build_indexes(schema, &mut tables);
+    lap("validate and index");
+    shared_key_duplicates(&mut ctx, &mut tables);
+    lap("duplicate-ids");
     apply_filters(&mut ctx, &mut tables);
+    lap("filters");
     integrity(&mut ctx, &mut tables);
+    lap("integrity");
     if settings.prevent_duplicates {
         duplicate_accounts(&mut ctx, &mut tables);
+        lap("duplicate-accounts");
         integrity(&mut ctx, &mut tables);
+        lap("integrity");
     }
     // Findings in file order, then line.
     let order: Map<String, usize> = tables
@@ -432,13 +550,15 @@ pub fn run(
 fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
     let delta = w.mode == Mode::Delta;
     let dlm = w.col("dateLastModified");
+    // (column, why, drop the row?) for the current row.
+    let mut found: Vec<(usize, String, bool)> = Vec::new();
     for row in 0..w.table.len() {
         let deletion = w.is_deletion(row);
-        for col in 0..w.cols.len() {
-            let Some(def) = w.cols[col].def.clone() else {
+        found.clear();
+        for (col, v) in w.table.fields(row).enumerate() {
+            let Some(def) = w.cols.get(col).and_then(|b| b.def.as_ref()) else {
                 continue;
             };
-            let v = w.table.field(row, col);
             let is_status = w.status == Some(col) || dlm == Some(col);
             let required = if is_status {
                 delta
@@ -452,72 +572,92 @@ fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
                     } else {
                         "required value is empty"
                     };
-                    drop_row(ctx, w, row, Rule::InvalidValue, def.name, what.into());
+                    found.push((col, what.into(), true));
                     break;
                 }
                 continue;
             }
             if let Err(why) = values::check(def.kind, v) {
-                let field = w.table.header[col].clone();
-                if required || col == w.pk {
-                    drop_row(ctx, w, row, Rule::InvalidValue, &field, why);
+                let drop = required || col == w.pk;
+                found.push((col, why, drop));
+                if drop {
                     break;
                 }
-                let v = v.to_string();
+            }
+        }
+        for (col, why, drop) in found.drain(..) {
+            let field = w.table.header[col].clone();
+            if drop {
+                drop_row(ctx, w, row, Rule::InvalidValue, &field, why);
+            } else {
+                let v = w.table.field(row, col).to_string();
                 set_field(ctx, w, row, col, String::new(), Rule::InvalidValue, &v, why);
             }
         }
     }
 }
 
-/// The same primary key twice: the first row is kept. Tables of one `pk_group` (Apple
-/// students and staff) share a key space.
-fn duplicate_ids(ctx: &mut Ctx, tables: &mut [Work]) {
-    let mut groups: Map<&'static str, Map<String, (String, u32)>> = Map::default();
-    for w in tables.iter_mut() {
-        let mut local: Map<Box<str>, u32> = Map::default();
-        let group = w.def.pk_group;
-        for row in 0..w.table.len() {
-            if w.fate[row].is_some() {
-                continue;
-            }
-            let id = w.id(row);
-            if let Some(first) = local.get(id) {
-                let d = format!("{} `{id}` already on line {first}", w.def.pk);
-                drop_row(ctx, w, row, Rule::DuplicateId, w.def.pk, d);
-                continue;
-            }
-            if let Some(g) = group {
-                let seen = groups.entry(g).or_default();
-                if let Some((file, line)) = seen.get(id) {
-                    if *file != w.table.file {
-                        let d = format!("{} `{id}` already used in {file} line {line}", w.def.pk);
-                        drop_row(ctx, w, row, Rule::DuplicateId, w.def.pk, d);
-                        continue;
-                    }
-                } else {
-                    seen.insert(id.to_string(), (w.table.file.clone(), w.line(row)));
-                }
-            }
-            local.insert(id.into(), w.line(row));
-        }
+/// The per-table part of the pipeline, independent of other tables (run in parallel by
+/// [`crate::check::check`]): field checks, then duplicate primary keys (the first row is
+/// kept), leaving the table indexed by primary key.
+pub fn prepare(schema: &Schema, w: &mut Work) {
+    let settings = Settings::default();
+    let mut ctx = Ctx::new(schema, &settings, &NoExternal);
+    validate_fields(&mut ctx, w);
+    let referenced = schema.foreign_keys.iter().any(|k| k.target == w.def.name);
+    let dups = w.build_index(referenced);
+    for (row, first) in dups {
+        let d = format!(
+            "{} `{}` already on line {}",
+            w.def.pk,
+            w.id(row),
+            w.line(first)
+        );
+        drop_row(&mut ctx, w, row, Rule::DuplicateId, w.def.pk, d);
     }
+    if !referenced && w.def.pk_group.is_none() {
+        // Nothing looks rows of this table up by key: free the index.
+        w.index = HashTable::new();
+    }
+    w.pre = ctx.findings;
+    w.prepared = true;
 }
 
-fn build_indexes(schema: &Schema, tables: &mut [Work]) {
-    for w in tables.iter_mut() {
-        let referenced = schema.foreign_keys.iter().any(|k| k.target == w.def.name);
-        if !referenced {
+/// Tables of one `pk_group` (Apple students and staff) share a key space: a key already used
+/// by an earlier table of the group is a duplicate.
+fn shared_key_duplicates(ctx: &mut Ctx, tables: &mut [Work]) {
+    for i in 0..tables.len() {
+        let Some(group) = tables[i].def.pk_group else {
             continue;
-        }
-        let mut idx: Map<Box<str>, u32> = Map::default();
-        idx.reserve(w.table.len());
-        for row in 0..w.table.len() {
-            if w.fate[row].is_none() && !w.is_deletion(row) {
-                idx.entry(w.id(row).into()).or_insert(row as u32);
+        };
+        let (before, rest) = tables.split_at_mut(i);
+        let w = &mut rest[0];
+        let mut dropped = false;
+        for other in before.iter().filter(|o| o.def.pk_group == Some(group)) {
+            let clash: Vec<(usize, usize)> = (0..w.table.len())
+                .filter(|&r| w.fate[r].is_none())
+                .filter_map(|r| other.find(w.id(r)).map(|o| (r, o)))
+                .collect();
+            for (row, o) in clash {
+                let d = format!(
+                    "{} `{}` already used in {} line {}",
+                    w.def.pk,
+                    w.id(row),
+                    other.table.file,
+                    other.line(o)
+                );
+                drop_row(ctx, w, row, Rule::DuplicateId, w.def.pk, d);
+                dropped = true;
             }
         }
-        w.index = Some(idx);
+        if dropped {
+            let referenced = ctx
+                .schema
+                .foreign_keys
+                .iter()
+                .any(|k| k.target == w.def.name);
+            w.build_index(referenced);
+        }
     }
 }
 
@@ -680,162 +820,243 @@ enum Lookup {
     Unknown,
 }
 
-fn lookup(ctx: &Ctx, tables: &[Work], fk: &ForeignKey, id: &str) -> Lookup {
-    let target = ctx
-        .schema
-        .table(fk.target)
-        .map(|t| t.name)
-        .unwrap_or(fk.target);
-    let Some(ti) = pos(tables, target) else {
-        return match ctx.ext.has_id(target, id) {
-            Some(true) => Lookup::Found,
-            Some(false) => Lookup::Missing(
-                fk.rule,
-                format!("`{id}` is in neither {target}.csv nor the stored roster"),
+fn lookup(
+    ext: &dyn External,
+    tables: &[Work],
+    target: Option<usize>,
+    fk: &ForeignKey,
+    id: &str,
+) -> Lookup {
+    let from_ext = || match ext.has_id(fk.target, id) {
+        Some(true) => Lookup::Found,
+        Some(false) => Lookup::Missing(
+            fk.rule,
+            format!(
+                "`{id}` is in neither {}.csv nor the stored roster",
+                fk.target
             ),
-            None => Lookup::Unknown,
-        };
+        ),
+        None => Lookup::Unknown,
+    };
+    let Some(ti) = target else {
+        return from_ext();
     };
     let t = &tables[ti];
-    let file = &t.table.file;
-    match t.index.as_ref().and_then(|idx| idx.get(id)) {
-        Some(&row) => match t.fate[row as usize] {
+    match t.find(id) {
+        Some(row) if t.is_deletion(row) => {
+            if t.mode == Mode::Delta {
+                Lookup::Missing(
+                    fk.rule,
+                    format!(
+                        "{} `{id}` is marked tobedeleted in {}",
+                        fk.target, t.table.file
+                    ),
+                )
+            } else {
+                Lookup::Found
+            }
+        }
+        Some(row) => match t.fate[row] {
             None => Lookup::Found,
             Some(Rule::Filtered) => Lookup::Missing(
                 Rule::Filtered,
                 format!(
-                    "{target} `{id}` ({file} line {}) is filtered out",
-                    t.line(row as usize)
+                    "{} `{id}` ({} line {}) is filtered out",
+                    fk.target,
+                    t.table.file,
+                    t.line(row)
                 ),
             ),
             Some(r) => Lookup::Missing(
                 fk.rule,
                 format!(
-                    "{target} `{id}` ({file} line {}) was dropped ({r})",
-                    t.line(row as usize)
+                    "{} `{id}` ({} line {}) was dropped ({r})",
+                    fk.target,
+                    t.table.file,
+                    t.line(row)
                 ),
             ),
         },
-        None if t.mode == Mode::Delta => match ctx.ext.has_id(target, id) {
-            Some(true) => Lookup::Found,
-            Some(false) => Lookup::Missing(
-                fk.rule,
-                format!("`{id}` is in neither {target}.csv nor the stored roster"),
-            ),
-            None => Lookup::Unknown,
-        },
-        None => Lookup::Missing(fk.rule, format!("`{id}` is not in {file}")),
+        None if t.mode == Mode::Delta => from_ext(),
+        None => Lookup::Missing(fk.rule, format!("`{id}` is not in {}", t.table.file)),
     }
+}
+
+/// A broken reference found by a read-only pass, applied afterwards.
+enum Patch {
+    Drop(usize, Rule, String),
+    Set {
+        row: usize,
+        col: usize,
+        new: String,
+        rule: Rule,
+        removed: String,
+        detail: String,
+    },
+}
+
+/// Checks one foreign key over its table without changing anything.
+fn check_fk(
+    ext: &dyn External,
+    tables: &[Work],
+    si: usize,
+    target: Option<usize>,
+    fk: &ForeignKey,
+    unknown: &mut usize,
+) -> Vec<Patch> {
+    let n = tables[si].table.len();
+    let workers = std::thread::available_parallelism().map_or(1, |p| p.get());
+    if n < 100_000 || workers < 2 {
+        return check_fk_rows(ext, tables, si, target, fk, 0..n, unknown);
+    }
+    let chunk = n.div_ceil(workers);
+    let parts: Vec<(Vec<Patch>, usize)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..workers)
+            .map(|k| {
+                let rows = (k * chunk).min(n)..((k + 1) * chunk).min(n);
+                sc.spawn(move || {
+                    let mut u = 0;
+                    let p = check_fk_rows(ext, tables, si, target, fk, rows, &mut u);
+                    (p, u)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut out = Vec::new();
+    for (mut p, u) in parts {
+        out.append(&mut p);
+        *unknown += u;
+    }
+    out
+}
+
+fn check_fk_rows(
+    ext: &dyn External,
+    tables: &[Work],
+    si: usize,
+    target: Option<usize>,
+    fk: &ForeignKey,
+    rows: std::ops::Range<usize>,
+    unknown: &mut usize,
+) -> Vec<Patch> {
+    let s = &tables[si];
+    let cols: Vec<usize> = (0..s.cols.len())
+        .filter(|&c| s.cols[c].def.as_ref().is_some_and(|d| d.name == fk.column))
+        .collect();
+    let mut out = Vec::new();
+    for row in rows {
+        if s.fate[row].is_some() || s.is_deletion(row) {
+            continue;
+        }
+        for &col in &cols {
+            let v = s.value(row, col);
+            if v.trim().is_empty() {
+                continue;
+            }
+            if !fk.list {
+                match lookup(ext, tables, target, fk, v.trim()) {
+                    Lookup::Found => {}
+                    Lookup::Unknown => *unknown += 1,
+                    Lookup::Missing(rule, why) => match fk.on_missing {
+                        OnMissing::DropRow => {
+                            out.push(Patch::Drop(row, rule, why));
+                            break;
+                        }
+                        OnMissing::ClearField => out.push(Patch::Set {
+                            row,
+                            col,
+                            new: String::new(),
+                            rule,
+                            removed: v.trim().to_string(),
+                            detail: why,
+                        }),
+                    },
+                }
+                continue;
+            }
+            let mut kept: Vec<&str> = Vec::new();
+            let mut gone: Vec<(Rule, &str, String)> = Vec::new();
+            for item in list_items(v) {
+                match lookup(ext, tables, target, fk, item) {
+                    Lookup::Found => kept.push(item),
+                    Lookup::Unknown => {
+                        *unknown += 1;
+                        kept.push(item)
+                    }
+                    Lookup::Missing(rule, why) => gone.push((rule, item, why)),
+                }
+            }
+            if gone.is_empty() {
+                continue;
+            }
+            let required = s.cols[col].def.as_ref().is_some_and(|d| d.required);
+            if kept.is_empty() && (required || fk.on_missing == OnMissing::DropRow) {
+                let more = if gone.len() > 1 {
+                    format!(" (and {} more)", gone.len() - 1)
+                } else {
+                    String::new()
+                };
+                let (rule, _, why) = gone.swap_remove(0);
+                out.push(Patch::Drop(row, rule, why + &more));
+                break;
+            }
+            let whys: Vec<&str> = gone.iter().map(|g| g.2.as_str()).collect();
+            out.push(Patch::Set {
+                row,
+                col,
+                new: kept.join(","),
+                rule: gone[0].0,
+                removed: gone.iter().map(|g| g.1).collect::<Vec<_>>().join(","),
+                detail: format!("removed from the list: {}", whys.join("; ")),
+            });
+        }
+    }
+    out
 }
 
 /// Referential integrity to a fixpoint: re-checks a foreign key only when its target table
 /// lost rows since the last check.
 fn integrity(ctx: &mut Ctx, tables: &mut [Work]) {
     let fks: Vec<ForeignKey> = ctx.schema.foreign_keys.clone();
-    let mut checked: Vec<Option<u64>> = vec![None; fks.len()];
-    let mut unchecked_noted = vec![false; fks.len()];
     loop {
         let mut progress = false;
         for (k, fk) in fks.iter().enumerate() {
             let Some(si) = pos(tables, fk.table) else {
                 continue;
             };
-            let target_epoch = pos(tables, fk.target).map(|t| tables[t].epoch);
-            let epoch = target_epoch.unwrap_or(0);
-            if checked[k] == Some(epoch) {
+            let target = pos(tables, fk.target);
+            let epoch = target.map(|t| tables[t].epoch).unwrap_or(0);
+            if ctx.checked[k] == Some(epoch) {
                 continue;
             }
-            checked[k] = Some(epoch);
+            ctx.checked[k] = Some(epoch);
             progress = true;
-            let cols: Vec<usize> = (0..tables[si].cols.len())
-                .filter(|&c| {
-                    let b = &tables[si].cols[c];
-                    b.def.as_ref().is_some_and(|d| d.name == fk.column)
-                        && (b.base.is_none() || b.base == Some(fk.column))
-                })
-                .collect();
             let mut unknown = 0usize;
-            let nrows = tables[si].table.len();
-            for row in 0..nrows {
-                let s = &tables[si];
-                if s.fate[row].is_some() || s.is_deletion(row) {
-                    continue;
-                }
-                for &col in &cols {
-                    let s = &tables[si];
-                    let v = s.value(row, col);
-                    if v.trim().is_empty() {
-                        continue;
-                    }
-                    if fk.list {
-                        let mut kept: Vec<&str> = Vec::new();
-                        let mut gone: Vec<(Rule, String, String)> = Vec::new();
-                        for item in list_items(v) {
-                            match lookup(ctx, tables, fk, item) {
-                                Lookup::Found => kept.push(item),
-                                Lookup::Unknown => {
-                                    unknown += 1;
-                                    kept.push(item)
-                                }
-                                Lookup::Missing(rule, why) => {
-                                    gone.push((rule, item.to_string(), why))
-                                }
-                            }
-                        }
-                        if gone.is_empty() {
-                            continue;
-                        }
-                        let required = s.cols[col].def.as_ref().is_some_and(|d| d.required);
-                        if kept.is_empty() && (required || fk.on_missing == OnMissing::DropRow) {
-                            let (rule, _, why) = gone.swap_remove(0);
-                            let more = if gone.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" (and {} more)", gone.len())
-                            };
-                            drop_row(ctx, &mut tables[si], row, rule, fk.column, why + &more);
-                            break;
-                        }
-                        let new = kept.join(",");
-                        let rule = gone[0].0;
-                        let items: Vec<&str> = gone.iter().map(|g| g.1.as_str()).collect();
-                        let whys: Vec<&str> = gone.iter().map(|g| g.2.as_str()).collect();
-                        let detail = format!("removed from the list: {}", whys.join("; "));
-                        let removed = items.join(",");
-                        set_field(ctx, &mut tables[si], row, col, new, rule, &removed, detail);
-                    } else {
-                        let v = v.trim().to_string();
-                        match lookup(ctx, tables, fk, &v) {
-                            Lookup::Found => {}
-                            Lookup::Unknown => unknown += 1,
-                            Lookup::Missing(rule, why) => match fk.on_missing {
-                                OnMissing::DropRow => {
-                                    drop_row(ctx, &mut tables[si], row, rule, fk.column, why);
-                                    break;
-                                }
-                                OnMissing::ClearField => {
-                                    set_field(
-                                        ctx,
-                                        &mut tables[si],
-                                        row,
-                                        col,
-                                        String::new(),
-                                        rule,
-                                        &v,
-                                        why,
-                                    );
-                                }
-                            },
-                        }
-                    }
+            let patches = check_fk(ctx.ext, tables, si, target, fk, &mut unknown);
+            let w = &mut tables[si];
+            for p in patches {
+                match p {
+                    Patch::Drop(row, rule, why) => drop_row(ctx, w, row, rule, fk.column, why),
+                    Patch::Set {
+                        row,
+                        col,
+                        new,
+                        rule,
+                        removed,
+                        detail,
+                    } => set_field(ctx, w, row, col, new, rule, &removed, detail),
                 }
             }
-            if unknown > 0 && !unchecked_noted[k] {
-                unchecked_noted[k] = true;
+            if unknown > 0 && !ctx.noted[k] {
+                ctx.noted[k] = true;
                 ctx.notes.push(format!(
-                    "{} reference(s) in {}.{} to {} were not checked: that file is delta or \
-                     absent and no stored roster was available",
-                    unknown, fk.table, fk.column, fk.target
+                    "{unknown} reference(s) in {}.{} to {} were not checked: that file is \
+                     delta or absent and no stored roster was available",
+                    fk.table, fk.column, fk.target
                 ));
             }
         }
@@ -848,51 +1069,119 @@ fn integrity(ctx: &mut Ctx, tables: &mut [Work]) {
 /// The duplicate-account key: first name, last name and email, trimmed and case-folded.
 /// `None` when the email is empty.
 pub fn person_key(first: &str, last: &str, email: &str) -> Option<String> {
+    let mut k = String::new();
+    person_key_into(&mut k, first, last, email).then_some(k)
+}
+
+/// Writes the duplicate-account key of a person into `buf` (cleared first); false when the
+/// email is empty.
+fn person_key_into(buf: &mut String, first: &str, last: &str, email: &str) -> bool {
+    buf.clear();
     let email = email.trim();
     if email.is_empty() {
-        return None;
+        return false;
     }
-    Some(format!(
-        "{}\u{1f}{}\u{1f}{}",
-        first.trim().to_lowercase(),
-        last.trim().to_lowercase(),
-        email.to_lowercase()
-    ))
+    for (i, part) in [first.trim(), last.trim(), email].into_iter().enumerate() {
+        if i > 0 {
+            buf.push('\u{1f}');
+        }
+        if part.is_ascii() {
+            buf.extend(part.bytes().map(|b| b.to_ascii_lowercase() as char));
+        } else {
+            buf.extend(part.chars().flat_map(char::to_lowercase));
+        }
+    }
+    true
 }
 
 fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
-    let mut first: Map<String, (String, u32, String)> = Map::default();
-    for w in tables.iter_mut() {
-        let Some(p) = w.def.person else { continue };
-        let (Some(fc), Some(lc), Some(ec)) = (w.col(p.first), w.col(p.last), w.col(p.email)) else {
-            continue;
-        };
-        for row in 0..w.table.len() {
-            if w.fate[row].is_some() || w.is_deletion(row) {
+    // Person tables and their (first, last, email) columns.
+    let people: Vec<(usize, [usize; 3], &'static str)> = tables
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| {
+            let p = w.def.person?;
+            Some((
+                i,
+                [w.col(p.first)?, w.col(p.last)?, w.col(p.email)?],
+                p.email,
+            ))
+        })
+        .collect();
+    let key_of = |tables: &[Work], buf: &mut String, t: usize, cols: &[usize; 3], row: usize| {
+        let w = &tables[t];
+        person_key_into(
+            buf,
+            w.value(row, cols[0]),
+            w.value(row, cols[1]),
+            w.value(row, cols[2]),
+        )
+    };
+    let hasher = RandomState::default();
+    // First person seen per key, as (index into `people`, row).
+    let total: usize = people.iter().map(|p| tables[p.0].table.len()).sum();
+    let mut first: HashTable<(u32, u32)> = HashTable::with_capacity(total);
+    let (mut key, mut other) = (String::new(), String::new());
+    for (pi, &(t, cols, email_col)) in people.iter().enumerate() {
+        for row in 0..tables[t].table.len() {
+            if tables[t].fate[row].is_some() || tables[t].is_deletion(row) {
                 continue;
             }
-            let Some(key) = person_key(w.value(row, fc), w.value(row, lc), w.value(row, ec)) else {
+            if !key_of(tables, &mut key, t, &cols, row) {
                 continue;
-            };
-            let id = w.id(row).to_string();
+            }
+            let id = tables[t].id(row);
             if let Some(stored) = ctx.ext.person_with_key(&key) {
                 if stored != id {
                     let d =
                         format!("same first name, last name and email as stored person `{stored}`");
-                    drop_row(ctx, w, row, Rule::DuplicateAccount, p.email, d);
+                    drop_row(
+                        ctx,
+                        &mut tables[t],
+                        row,
+                        Rule::DuplicateAccount,
+                        email_col,
+                        d,
+                    );
                 }
                 continue;
             }
-            match first.get(&key) {
-                Some((file, line, other)) if *other != id => {
+            let h = hasher.hash_one(&key);
+            let eq = |&(p, r): &(u32, u32)| {
+                let (t2, cols2, _) = people[p as usize];
+                key_of(tables, &mut other, t2, &cols2, r as usize) && other == key
+            };
+            match first.find(h, eq) {
+                Some(&(p, r)) => {
+                    let w2 = &tables[people[p as usize].0];
+                    if w2.id(r as usize) == id {
+                        continue;
+                    }
                     let d = format!(
-                        "same first name, last name and email as `{other}` ({file} line {line})"
+                        "same first name, last name and email as `{}` ({} line {})",
+                        w2.id(r as usize),
+                        w2.table.file,
+                        w2.line(r as usize)
                     );
-                    drop_row(ctx, w, row, Rule::DuplicateAccount, p.email, d);
+                    drop_row(
+                        ctx,
+                        &mut tables[t],
+                        row,
+                        Rule::DuplicateAccount,
+                        email_col,
+                        d,
+                    );
                 }
-                Some(_) => {}
                 None => {
-                    first.insert(key, (w.table.file.clone(), w.line(row), id));
+                    let tk = &tables;
+                    // Capacity is reserved below, so this rehash closure is not expected to
+                    // run; it allocates only if it does.
+                    first.insert_unique(h, (pi as u32, row as u32), |&(p, r)| {
+                        let (t2, cols2, _) = people[p as usize];
+                        let mut scratch = String::new();
+                        key_of(tk, &mut scratch, t2, &cols2, r as usize);
+                        hasher.hash_one(&scratch)
+                    });
                 }
             }
         }

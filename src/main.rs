@@ -102,8 +102,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 _ => Settings::default(),
             };
             let outcome = check(&path, &settings, &NoExternal)?;
+            let t = std::time::Instant::now();
             report::write_all(&outcome, &out)
                 .with_context(|| format!("writing the report into {}", out.display()))?;
+            tracing::debug!(ms = t.elapsed().as_millis() as u64, "reports written");
             if !quiet {
                 print!("{}", report::summary_text(&outcome));
                 println!("\nReport written to {}", out.display());

@@ -128,31 +128,85 @@ pub fn write_patch_summary(outcome: &Outcome, path: &Path) -> std::io::Result<()
 }
 
 /// Writes each uploaded CSV with its original header, column order and dialect, minus dropped
-/// rows and cleared fields, into `dir`, and the same files into the zip at `zip_path`.
+/// rows and with cleared fields empty, into `dir`, and the same files into the zip at
+/// `zip_path`. Tables are written and compressed in parallel, each into a one-entry zip in
+/// memory whose compressed entry is then copied into the final archive as is.
 pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
+    let n = outcome.tables.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(outcome.tables[i].table.len()));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map(|p| p.get())
+        .unwrap_or(1)
+        .min(n)
+        .max(1);
+    let results: Vec<(usize, std::io::Result<Vec<u8>>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&i) = order.get(k) else { break };
+                        done.push((i, write_one(&outcome.tables[i], dir)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut parts: Vec<Option<Vec<u8>>> = (0..n).map(|_| None).collect();
+    for (i, r) in results {
+        parts[i] = Some(r?);
+    }
     let zf = fs::File::create(zip_path)?;
     let mut zip = zip::ZipWriter::new(BufWriter::new(zf));
+    for part in parts {
+        let Some(bytes) = part else {
+            return Err(std::io::Error::other("a report writer thread failed"));
+        };
+        let mut one = zip::ZipArchive::new(std::io::Cursor::new(bytes))?;
+        let entry = one.by_index_raw(0)?;
+        zip.raw_copy_file(entry)?;
+    }
+    let mut inner = zip.finish()?;
+    inner.flush()
+}
+
+/// Writes one modified CSV to `dir` and returns a one-entry zip of it, built while writing.
+fn write_one(w: &crate::engine::Work, dir: &Path) -> std::io::Result<Vec<u8>> {
+    struct Tee<A, B>(A, B);
+    impl<A: Write, B: Write> Write for Tee<A, B> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write_all(buf)?;
+            self.1.write_all(buf)?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.0.flush()?;
+            self.1.flush()
+        }
+    }
+    let name = safe_name(&w.table.file);
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .compression_level(Some(1))
-        .large_file(false);
-    let mut buf: Vec<u8> = Vec::new();
-    for w in &outcome.tables {
-        buf.clear();
-        w.write_csv(&mut buf)?;
-        fs::write(dir.join(safe_name(&w.table.file)), &buf)?;
-        let opts = if buf.len() as u64 >= u32::MAX as u64 {
-            opts.large_file(true)
-        } else {
-            opts
-        };
-        zip.start_file(safe_name(&w.table.file).to_string_lossy(), opts)
-            .map_err(std::io::Error::other)?;
-        zip.write_all(&buf)?;
+        .large_file(w.table.heap_bytes() as u64 >= u32::MAX as u64 / 2);
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file(name.to_string_lossy(), opts)?;
+    {
+        let file = BufWriter::with_capacity(256 * 1024, fs::File::create(dir.join(&name))?);
+        let mut tee = Tee(file, BufWriter::with_capacity(256 * 1024, &mut zip));
+        w.write_csv(&mut tee)?;
+        tee.flush()?;
     }
-    let mut inner = zip.finish().map_err(std::io::Error::other)?;
-    inner.flush()
+    Ok(zip.finish()?.into_inner())
 }
 
 /// Only the base name of an uploaded file is ever used for output paths.
