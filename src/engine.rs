@@ -957,11 +957,19 @@ fn check_fk_rows(
             if v.trim().is_empty() {
                 continue;
             }
+            // A broken reference in an optional field (such as Apple's location_id_2) is
+            // cleared; only a required one costs the row.
+            let required = s.cols[col].def.as_ref().is_some_and(|d| d.required);
+            let on_missing = if required {
+                fk.on_missing
+            } else {
+                OnMissing::ClearField
+            };
             if !fk.list {
                 match lookup(ext, tables, target, fk, v.trim()) {
                     Lookup::Found => {}
                     Lookup::Unknown => *unknown += 1,
-                    Lookup::Missing(rule, why) => match fk.on_missing {
+                    Lookup::Missing(rule, why) => match on_missing {
                         OnMissing::DropRow => {
                             out.push(Patch::Drop(row, rule, why));
                             break;
@@ -993,8 +1001,7 @@ fn check_fk_rows(
             if gone.is_empty() {
                 continue;
             }
-            let required = s.cols[col].def.as_ref().is_some_and(|d| d.required);
-            if kept.is_empty() && (required || fk.on_missing == OnMissing::DropRow) {
+            if kept.is_empty() && on_missing == OnMissing::DropRow {
                 let more = if gone.len() > 1 {
                     format!(" (and {} more)", gone.len() - 1)
                 } else {

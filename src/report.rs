@@ -286,16 +286,18 @@ pub fn summary_text(o: &Outcome) -> String {
         }
     }
     // Counts per file and rule, with the first examples.
-    let mut groups: BTreeMap<(&str, Rule), Vec<&Finding>> = BTreeMap::new();
+    let file_pos = |f: &str| o.tables.iter().position(|w| w.table.file == f);
+    let mut groups: BTreeMap<(Option<usize>, &str, Rule), Vec<&Finding>> = BTreeMap::new();
     for f in &o.findings {
-        groups.entry((f.file.as_str(), f.rule)).or_default().push(f);
+        let key = (file_pos(&f.file), f.file.as_str(), f.rule);
+        groups.entry(key).or_default().push(f);
     }
     if !groups.is_empty() {
         let _ = writeln!(
             s,
             "\nPatches by file and rule (details in patch-summary.csv):"
         );
-        for ((file, rule), list) in &groups {
+        for ((_, file, rule), list) in &groups {
             let _ = writeln!(s, "  {file}  {rule}: {}", list.len());
             for f in list.iter().take(EXAMPLES) {
                 let field = if f.field.is_empty() {

@@ -602,3 +602,26 @@ fn header_binding_is_case_and_space_insensitive_and_keeps_extras() {
     .unwrap_err();
     assert_eq!(dup[0].column, 3);
 }
+
+#[test]
+fn an_unknown_secondary_location_is_cleared_not_the_student() {
+    let schema = Schema::for_format(Format::Apple);
+    let a = Apple::default();
+    let mut works: Vec<Work> = Vec::new();
+    let loc = t("locations.csv", "location_id,location_name", &a.locations);
+    works.push(bind(schema.table("locations").unwrap(), loc, Mode::Bulk).unwrap());
+    let st = t(
+        "students.csv",
+        "person_id,first_name,last_name,location_id,location_id_2,location_id_3",
+        &["S1,Ana,Lopez,L1,L9,L2"],
+    );
+    works.push(bind(schema.table("students").unwrap(), st, Mode::Bulk).unwrap());
+    let (w, f, _) = run(&schema, &Settings::default(), &NoExternal, works);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].rule, f[0].action),
+        (Rule::UnknownReference, Action::ClearedField)
+    );
+    assert_eq!(f[0].field, "location_id_2");
+    assert_eq!(kept(&w, "students"), vec!["S1"]);
+}
