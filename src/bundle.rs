@@ -59,6 +59,8 @@ pub struct Bundle {
     pub notes: Vec<String>,
     /// OneRoster `source.systemName`, when given.
     pub system_name: Option<String>,
+    /// Files copied unchanged into the modified bundle (OneRoster's manifest.csv).
+    pub passthrough: Vec<(String, Vec<u8>)>,
     zip: Option<PathBuf>,
 }
 
@@ -111,6 +113,7 @@ impl Bundle {
             ignored: vec![],
             notes: vec![],
             system_name: None,
+            passthrough: vec![],
             zip,
         };
         b.detect(found)?;
@@ -227,8 +230,17 @@ impl Bundle {
     }
 
     fn detect_oneroster(&mut self, found: &[Found], mloc: Location) -> Result<(), BundleError> {
-        let r = self.reader(&mloc)?;
-        let t = csvio::parse("manifest.csv", r, false).map_err(BundleError::Csv)?;
+        let mut raw = Vec::new();
+        self.reader(&mloc)?
+            .take(1 << 20)
+            .read_to_end(&mut raw)
+            .map_err(io(&self.path))?;
+        let t = csvio::parse("manifest.csv", &raw[..], false).map_err(BundleError::Csv)?;
+        let mname = found
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case("manifest.csv"))
+            .map_or("manifest.csv".to_string(), |f| f.name.clone());
+        self.passthrough.push((mname, raw));
         let (pc, vc) = match (
             t.header
                 .iter()

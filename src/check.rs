@@ -79,6 +79,7 @@ pub fn check(path: &Path, settings: &Settings, ext: &dyn External) -> Result<Out
         reasons,
         notes: all_notes,
         ignored: bundle.ignored,
+        passthrough: bundle.passthrough,
         verdict,
     })
 }

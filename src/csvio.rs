@@ -241,7 +241,7 @@ pub fn parse_sized<R: Read>(
     };
     // Line endings are normalised to LF before parsing: the csv crate counts a CRLF record's
     // `\n` towards the next record, which would put physical line numbers off by one.
-    let buf = LfReader::new(buf);
+    let buf = LfReader::new(buf, delimiter, backslash_escapes);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -377,6 +377,20 @@ pub fn parse_sized<R: Read>(
             break;
         }
     }
+    if errors.is_empty() && rdr.get_ref().in_quote() {
+        let line = if t.rows > 0 {
+            t.line(t.rows - 1) as u64
+        } else {
+            1
+        };
+        errors.push(err(
+            file,
+            line,
+            0,
+            "unclosed quote: a quoted field opened in this row runs to the end of the file \
+             (an unclosed quote?)",
+        ));
+    }
     if errors.is_empty() {
         t.data.shrink_to_fit();
         t.starts.shrink_to_fit();
@@ -391,16 +405,71 @@ pub fn parse_sized<R: Read>(
 
 /// Turns CRLF and lone CR into LF, streaming and in place: each CR becomes LF and an LF
 /// right after a CR is dropped, so the output never grows.
+///
+/// It also follows quoting, so that a file ending inside a quoted field (an unclosed quote that
+/// swallowed the rest of the file) is an error rather than one long value.
 struct LfReader<R> {
     inner: R,
     after_cr: bool,
+    delimiter: u8,
+    backslash_escapes: bool,
+    quote: QuoteState,
+}
+
+/// Where the byte stream is with respect to quoting, as the csv reader sees it: a quote opens
+/// a quoted field only at the start of a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    StartField,
+    InField,
+    InQuoted,
+    Escaped,
+    QuoteInQuoted,
 }
 
 impl<R: Read> LfReader<R> {
-    fn new(inner: R) -> Self {
+    fn new(inner: R, delimiter: u8, backslash_escapes: bool) -> Self {
         LfReader {
             inner,
             after_cr: false,
+            delimiter,
+            backslash_escapes,
+            quote: QuoteState::StartField,
+        }
+    }
+
+    /// True when the input so far ends inside a quoted field.
+    fn in_quote(&self) -> bool {
+        matches!(self.quote, QuoteState::InQuoted | QuoteState::Escaped)
+    }
+
+    fn track_quotes(&mut self, bytes: &[u8]) {
+        use QuoteState::*;
+        let d = self.delimiter;
+        let unquoted = matches!(self.quote, StartField | InField);
+        if unquoted && !bytes.contains(&b'"') {
+            if let Some(&last) = bytes.last() {
+                self.quote = if last == d || last == b'\n' || last == b'\r' {
+                    StartField
+                } else {
+                    InField
+                };
+            }
+            return;
+        }
+        for &b in bytes {
+            self.quote = match (self.quote, b) {
+                (StartField, b'"') => InQuoted,
+                (StartField | InField | QuoteInQuoted, x) if x == d || x == b'\n' || x == b'\r' => {
+                    StartField
+                }
+                (StartField | InField, _) => InField,
+                (InQuoted, b'"') => QuoteInQuoted,
+                (InQuoted, b'\\') if self.backslash_escapes => Escaped,
+                (InQuoted, _) | (Escaped, _) => InQuoted,
+                (QuoteInQuoted, b'"') => InQuoted,
+                (QuoteInQuoted, _) => InField,
+            };
         }
     }
 }
@@ -412,6 +481,7 @@ impl<R: Read> Read for LfReader<R> {
             if n == 0 {
                 return Ok(0);
             }
+            self.track_quotes(&out[..n]);
             if !self.after_cr && !out[..n].contains(&b'\r') {
                 return Ok(n);
             }
@@ -568,14 +638,30 @@ mod tests {
         for chunked in [false, true] {
             let mut out = Vec::new();
             if chunked {
-                LfReader::new(OneByte(input)).read_to_end(&mut out).unwrap();
+                LfReader::new(OneByte(input), b',', false)
+                    .read_to_end(&mut out)
+                    .unwrap();
             } else {
-                LfReader::new(&input[..]).read_to_end(&mut out).unwrap();
+                LfReader::new(&input[..], b',', false)
+                    .read_to_end(&mut out)
+                    .unwrap();
             }
             assert_eq!(out, b"a\nb\nc\n\nd\n", "chunked {chunked}");
         }
         let t = p(b"a,b\r\n1,\"x\r\ny\"\r\n3,4\r\n", false).unwrap();
         assert_eq!((t.line(0), t.line(1)), (2, 4));
+    }
+
+    #[test]
+    fn unclosed_quotes_are_errors_but_stray_quotes_are_not() {
+        let e = p(b"a,b\n1,\"open\n2,3\n", false).unwrap_err();
+        assert_eq!(e[0].line, 2);
+        assert!(e[0].message.contains("unclosed quote"));
+        // A quote inside an unquoted field is literal; doubled and escaped quotes balance.
+        let t = p(b"a,b\n1,O\"Neil\n2,\"x\"\"y\"\n", false).unwrap();
+        assert_eq!((t.field(0, 1), t.field(1, 1)), ("O\"Neil", "x\"y"));
+        let t = p(b"a,b\n1,\"x\\\\\"\n2,\"q\\\"r\"\n", true).unwrap();
+        assert_eq!((t.field(0, 1), t.field(1, 1)), ("x\\", "q\"r"));
     }
 
     #[test]

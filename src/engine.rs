@@ -282,6 +282,8 @@ pub struct Outcome {
     pub reasons: Vec<String>,
     pub notes: Vec<String>,
     pub ignored: Vec<(String, String)>,
+    /// Uploaded files written into the modified bundle unchanged (OneRoster's manifest.csv).
+    pub passthrough: Vec<(String, Vec<u8>)>,
     pub verdict: Verdict,
 }
 
@@ -304,6 +306,7 @@ impl Outcome {
             reasons: vec![],
             notes: vec![],
             ignored: vec![],
+            passthrough: vec![],
             verdict: Verdict::Rejected,
         }
     }

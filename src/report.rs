@@ -167,6 +167,14 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
     }
     let zf = fs::File::create(zip_path)?;
     let mut zip = zip::ZipWriter::new(BufWriter::new(zf));
+    for (name, bytes) in &outcome.passthrough {
+        let name = safe_name(name);
+        fs::write(dir.join(&name), bytes)?;
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file(name.to_string_lossy(), opts)?;
+        zip.write_all(bytes)?;
+    }
     for part in parts {
         let Some(bytes) = part else {
             return Err(std::io::Error::other("a report writer thread failed"));
