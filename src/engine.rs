@@ -126,8 +126,11 @@ pub struct Work {
     /// Primary key -> first kept row with it; stores row numbers only and hashes the id
     /// text in place, so indexing costs no allocation per row.
     index: HashTable<u32>,
+    /// For referenced tables instead of `index`: slots that hold short keys inline, so a
+    /// lookup that hits reads one slot rather than chasing the row's text.
+    lookup: HashTable<Slot>,
     hasher: RandomState,
-    /// The primary key column alone, trimmed, kept compact for fast lookups.
+    /// The primary key column alone, trimmed, kept compact (referenced tables only).
     keys: Keys,
     /// Findings of [`prepare`], merged by [`run`].
     pre: Vec<Finding>,
@@ -176,6 +179,12 @@ impl Work {
     /// The first kept row with primary key `id`, if any.
     pub fn find(&self, id: &str) -> Option<usize> {
         let h = self.hasher.hash_one(id);
+        if !self.lookup.is_empty() {
+            return self
+                .lookup
+                .find(h, |s| s.matches(id, || self.id(s.row as usize)))
+                .map(|s| s.row as usize);
+        }
         self.index
             .find(h, |&r| self.id(r as usize) == id)
             .map(|&r| r as usize)
@@ -210,7 +219,19 @@ impl Work {
                 }
             }
         }
-        self.index = index;
+        if compact {
+            let mut lookup: HashTable<Slot> = HashTable::with_capacity(index.len());
+            for &r in index.iter() {
+                let k = id(r);
+                lookup.insert_unique(hasher.hash_one(k), Slot::new(k, r), |s| {
+                    hasher.hash_one(id(s.row))
+                });
+            }
+            self.lookup = lookup;
+            self.index = HashTable::new();
+        } else {
+            self.index = index;
+        }
         dups
     }
 
@@ -235,6 +256,38 @@ impl Work {
             }
         }
         Ok(())
+    }
+}
+
+/// An index slot: the row and, when it fits, the key itself.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    key: [u8; Slot::INLINE],
+    /// Key length, or `u8::MAX` when the key is too long to be inline.
+    len: u8,
+    row: u32,
+}
+
+impl Slot {
+    const INLINE: usize = 23;
+    fn new(key: &str, row: u32) -> Slot {
+        let mut s = Slot {
+            key: [0; Slot::INLINE],
+            len: u8::MAX,
+            row,
+        };
+        if key.len() <= Slot::INLINE {
+            s.key[..key.len()].copy_from_slice(key.as_bytes());
+            s.len = key.len() as u8;
+        }
+        s
+    }
+    fn matches<'a>(&self, id: &str, stored: impl FnOnce() -> &'a str) -> bool {
+        if self.len == u8::MAX {
+            id.len() > Slot::INLINE && stored() == id
+        } else {
+            usize::from(self.len) == id.len() && &self.key[..id.len()] == id.as_bytes()
+        }
     }
 }
 
@@ -410,6 +463,7 @@ pub fn bind(def: &TableDef, table: Table, mode: Mode) -> Result<Work, Vec<CsvErr
         fate: vec![None; n],
         overrides: Map::default(),
         index: HashTable::new(),
+        lookup: HashTable::new(),
         hasher: RandomState::default(),
         keys: Keys::default(),
         pre: Vec::new(),
