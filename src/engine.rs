@@ -161,6 +161,27 @@ impl Work {
             self.keys.get(row)
         }
     }
+    /// The name a column is stored under: the schema's name for known columns (numbered
+    /// columns keep their own, normalised), the uploaded header text for extra columns.
+    pub fn column_name(&self, col: usize) -> std::borrow::Cow<'_, str> {
+        let h = &self.table.header[col];
+        match self.cols.get(col).and_then(|b| b.def.as_ref()) {
+            Some(d) if norm_header(d.name) == norm_header(h) => std::borrow::Cow::Borrowed(d.name),
+            Some(_) => {
+                // A numbered column: `Location ID 7` is stored as `location_id_7`.
+                let n = norm_header(h);
+                self.def
+                    .numbered
+                    .iter()
+                    .find_map(|nb| {
+                        let num: u32 = n.strip_prefix(&norm_header(nb.prefix))?.parse().ok()?;
+                        Some(std::borrow::Cow::Owned(format!("{}{num}", nb.prefix)))
+                    })
+                    .unwrap_or(std::borrow::Cow::Owned(n))
+            }
+            None => std::borrow::Cow::Borrowed(h.as_str()),
+        }
+    }
     pub fn is_kept(&self, row: usize) -> bool {
         self.fate[row].is_none()
     }

@@ -10,10 +10,45 @@ use rosterdrop::check::check;
 use rosterdrop::config::Config;
 use rosterdrop::engine::{NoExternal, Settings};
 use rosterdrop::report;
+use rosterdrop::store::{Batch, Store};
 
 /// Exit codes (contract): 0 accepted, 1 rejected, 2 usage or I/O error.
 const EXIT_REJECTED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+const DEFAULT_CONFIG: &str = "config/rosterdrop.toml";
+
+fn open_store(config: &std::path::Path) -> anyhow::Result<(Config, Store)> {
+    let cfg = Config::load(config)?;
+    let dir = cfg.state_dir.join("db");
+    let store =
+        Store::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))?;
+    Ok((cfg, store))
+}
+
+fn fmt_time(secs: u64) -> String {
+    let d = rosterdrop::values::Date::from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!("{d} {:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn print_batch_line(b: &Batch) {
+    let (a, u, d) = b.totals();
+    let patches: u64 = b.patches.values().sum();
+    println!(
+        "{:>6}  {}  {:<12} {:<10} {:<13} {:<11} {:>8} {:>8} {:>8} {:>8} {:>7}ms",
+        b.id,
+        fmt_time(b.received_at),
+        b.source,
+        b.account,
+        b.format,
+        b.state.label(),
+        a,
+        u,
+        d,
+        patches,
+        b.duration_ms
+    );
+}
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +79,62 @@ enum Command {
         /// Print nothing but errors.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Check a bundle against a source's stored roster and commit it as a batch.
+    Ingest {
+        path: PathBuf,
+        #[arg(long)]
+        source: String,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Recorded as the batch's account.
+        #[arg(long, default_value = "cli")]
+        account: String,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List batches, newest first.
+    History {
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Show one batch in full.
+    Show {
+        batch: u64,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Apply a batch held by the mass-deletion guard.
+    Approve {
+        batch: u64,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Drop a batch held by the mass-deletion guard.
+    Discard {
+        batch: u64,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Restore the roster as it was before a source's last applied batch.
+    Rollback {
+        batch: u64,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Write a source's current roster as a bundle.
+    Export {
+        #[arg(long)]
+        source: String,
+        /// apple or oneroster: must be the format the source's roster is kept in.
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
     /// Write a synthetic district (benchmarks and tests).
     #[command(hide = true)]
@@ -111,6 +202,129 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("\nReport written to {}", out.display());
             }
             Ok(if outcome.accepted() { 0 } else { EXIT_REJECTED })
+        }
+        Command::Ingest {
+            path,
+            source,
+            config,
+            account,
+            quiet,
+        } => {
+            let (cfg, store) = open_store(&config)?;
+            let sc = cfg.source(&source)?.clone();
+            let r = rosterdrop::pipeline::ingest(
+                &store,
+                &cfg.state_dir.join("reports"),
+                &source,
+                &sc,
+                &path,
+                &account,
+            )?;
+            if !quiet {
+                print!("{}", report::summary_text(&r.outcome));
+                print!("{}", rosterdrop::pipeline::commit_text(&r.batch));
+                println!("\nReport written to {}", r.report_dir.display());
+            }
+            use rosterdrop::store::BatchState::*;
+            Ok(match r.batch.state {
+                Applied | Unchanged => 0,
+                Held => 3,
+                _ => EXIT_REJECTED,
+            })
+        }
+        Command::History { source, config } => {
+            let (_, store) = open_store(&config)?;
+            println!(
+                "{:>6}  {:<20}  {:<12} {:<10} {:<13} {:<11} {:>8} {:>8} {:>8} {:>8} {:>9}",
+                "batch",
+                "received",
+                "source",
+                "account",
+                "format",
+                "state",
+                "adds",
+                "updates",
+                "deletes",
+                "patches",
+                "duration"
+            );
+            for b in store.history(source.as_deref())? {
+                print_batch_line(&b);
+            }
+            Ok(0)
+        }
+        Command::Show { batch, config } => {
+            let (_, store) = open_store(&config)?;
+            let b = store.batch(batch)?;
+            println!("batch {}  source {}  account {}", b.id, b.source, b.account);
+            println!(
+                "received {}  took {} ms",
+                fmt_time(b.received_at),
+                b.duration_ms
+            );
+            println!(
+                "format {} ({})  state {}",
+                b.format,
+                b.mode,
+                b.state.label()
+            );
+            println!("content sha256 {}", b.content_hash);
+            if let Some(r) = &b.rollback_of {
+                println!("rollback of batch {r}");
+            }
+            print!("{}", rosterdrop::pipeline::commit_text(&b));
+            if !b.patches.is_empty() {
+                println!("patches:");
+                for (r, n) in &b.patches {
+                    println!("  {r:<20} {n}");
+                }
+            }
+            if let Some(d) = &b.report_dir {
+                println!("reports: {d}/ (patch-summary.csv, summary.txt, modified/, modified.zip)");
+            }
+            Ok(0)
+        }
+        Command::Approve { batch, config } => {
+            let (_, store) = open_store(&config)?;
+            let b = store.approve(batch)?;
+            print!("{}", rosterdrop::pipeline::commit_text(&b));
+            Ok(0)
+        }
+        Command::Discard { batch, config } => {
+            let (_, store) = open_store(&config)?;
+            let b = store.discard(batch)?;
+            println!("batch {} discarded", b.id);
+            Ok(0)
+        }
+        Command::Rollback { batch, config } => {
+            let (_, store) = open_store(&config)?;
+            let b = store.rollback(batch)?;
+            print!("{}", rosterdrop::pipeline::commit_text(&b));
+            Ok(0)
+        }
+        Command::Export {
+            source,
+            format,
+            out,
+            config,
+        } => {
+            let (_, store) = open_store(&config)?;
+            let f = store.export(&source, &out)?;
+            if let Some(want) = format {
+                let ok = (want == "apple") == (f == rosterdrop::schema::Format::Apple);
+                if !ok {
+                    anyhow::bail!(
+                        "source `{source}` keeps a {} roster; exporting it as {want} is not supported",
+                        f.label()
+                    );
+                }
+            }
+            println!(
+                "exported {} roster of `{source}` to {}",
+                f.label(),
+                out.display()
+            );
+            Ok(0)
         }
         Command::Synth {
             format,

@@ -1,0 +1,118 @@
+//! One bundle from upload to committed batch: check against the stored roster, write the
+//! reports, commit (or hold, or reject). Used by `rosterdrop ingest` and the daemon.
+
+use std::path::{Path, PathBuf};
+
+use crate::check::check;
+use crate::config::SourceConfig;
+use crate::engine::Outcome;
+use crate::report;
+use crate::store::{content_hash, Batch, Guard, Incoming, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What an ingest produced.
+pub struct Ingested {
+    pub batch: Batch,
+    pub outcome: Outcome,
+    pub report_dir: PathBuf,
+}
+
+pub fn guard_of(sc: &SourceConfig) -> Guard {
+    let d = Guard::default();
+    Guard {
+        max_delete_percent: sc.guard.max_delete_percent.unwrap_or(d.max_delete_percent),
+        min_rows: sc.guard.min_rows.unwrap_or(d.min_rows),
+    }
+}
+
+/// Checks `path` for `source` against the stored roster, writes its reports under
+/// `reports_root/<source>/<batch>/`, and commits it.
+pub fn ingest(
+    store: &Store,
+    reports_root: &Path,
+    source: &str,
+    sc: &SourceConfig,
+    path: &Path,
+    account: &str,
+) -> Result<Ingested, IngestError> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| IngestError::Io { path: p, source }
+    };
+    let received_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let id = store.reserve_id()?;
+    let span = tracing::info_span!("batch", id, source);
+    let _g = span.enter();
+    let hash = content_hash(path).map_err(io(path))?;
+    let settings = sc.settings();
+    let view = store.view(source)?;
+    let outcome = check(path, &settings, &view)?;
+    drop(view);
+    let report_dir = reports_root.join(source).join(id.to_string());
+    report::write_all(&outcome, &report_dir).map_err(io(&report_dir))?;
+    let inc = Incoming {
+        id,
+        source: source.to_string(),
+        account: account.to_string(),
+        content_hash: hash,
+        received_at,
+        report_dir: Some(report_dir.display().to_string()),
+    };
+    let batch = store.commit(&outcome, &inc, guard_of(sc))?;
+    // The summary ends with what happened to the roster.
+    let summary = report_dir.join("summary.txt");
+    let mut text = std::fs::read_to_string(&summary).map_err(io(&summary))?;
+    text.push_str(&commit_text(&batch));
+    std::fs::write(&summary, text).map_err(io(&summary))?;
+    Ok(Ingested {
+        batch,
+        outcome,
+        report_dir,
+    })
+}
+
+/// The closing section of `summary.txt`: what was committed.
+pub fn commit_text(b: &Batch) -> String {
+    let (a, u, d) = b.totals();
+    let mut s = format!(
+        "\nBatch {} ({}): {}. {} added, {} updated, {} deleted.\n",
+        b.id,
+        b.source,
+        b.state.label().to_uppercase(),
+        a,
+        u,
+        d
+    );
+    for (t, c) in &b.tables {
+        s.push_str(&format!(
+            "  {t:<20} before {:>8}  +{:<8} ~{:<8} -{:<8}{}\n",
+            c.before,
+            c.adds,
+            c.updates,
+            c.deletes,
+            if c.stale > 0 {
+                format!(" ({} stale delta rows skipped)", c.stale)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if let Some(r) = &b.reason {
+        s.push_str(&format!("  {r}\n"));
+    }
+    s
+}

@@ -1,0 +1,410 @@
+//! The store through the CLI, on a real sled database on disk: ingest, idempotency, delta,
+//! duplicate accounts against stored persons, the mass-deletion guard, approve/discard,
+//! rollback, export, separation of sources, and crash safety under kill -9.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use support::*;
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Env {
+    fn new(extra: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("rosterdrop.toml");
+        fs::write(
+            &config,
+            format!(
+                "state_dir = \"{}\"\n[sources.north]\n[sources.south]\n{extra}\n",
+                dir.path().join("state").display()
+            ),
+        )
+        .unwrap();
+        Env { dir, config }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        let o = bin()
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        o
+    }
+    fn ingest(&self, bundle: &Path, source: &str) -> (i32, String) {
+        let o = self.run(&["ingest", bundle.to_str().unwrap(), "--source", source]);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    }
+    /// (id, state, adds, updates, deletes) of each batch, newest first.
+    fn history(&self, source: &str) -> Vec<(u64, String, u64, u64, u64)> {
+        let o = self.run(&["history", "--source", source]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // id, date, time, source, account, format, state, adds, updates, deletes, ...
+                (
+                    f[0].parse().unwrap(),
+                    f[6].to_string(),
+                    f[7].parse().unwrap(),
+                    f[8].parse().unwrap(),
+                    f[9].parse().unwrap(),
+                )
+            })
+            .collect()
+    }
+    fn export(&self, source: &str, name: &str) -> Vec<(String, Vec<u8>)> {
+        let out = self.path(name);
+        let o = self.run(&["export", "--source", source, "--out", out.to_str().unwrap()]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        read_dir(&out)
+    }
+}
+
+fn sample(name: &str) -> PathBuf {
+    repo().join("sample-csv").join(name)
+}
+
+#[test]
+fn ingest_then_same_content_or_reordered_bytes_write_nothing() {
+    let e = Env::new("");
+    let (code, out) = e.ingest(&sample("apple"), "north");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("APPLIED. 24 added, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    // The same bytes: recognised by hash.
+    let (code, out) = e.ingest(&sample("apple"), "north");
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("same content as the last applied batch"),
+        "{out}"
+    );
+    // The same roster in other bytes: rows reordered, CRLF, semicolons, columns moved.
+    let d = e.path("reordered");
+    fs::create_dir_all(&d).unwrap();
+    for (name, bytes) in read_dir(&sample("apple")) {
+        let text = String::from_utf8(bytes).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let header = lines.remove(0);
+        lines.reverse();
+        let body = format!("{header}\r\n{}\r\n", lines.join("\r\n"));
+        fs::write(d.join(name), body).unwrap();
+    }
+    let (code, out) = e.ingest(&d, "north");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no record differs"), "{out}");
+    let h = e.history("north");
+    assert_eq!(
+        h.iter()
+            .map(|b| (b.1.as_str(), b.2 + b.3 + b.4))
+            .collect::<Vec<_>>(),
+        [("unchanged", 0), ("unchanged", 0), ("applied", 24)]
+    );
+}
+
+#[test]
+fn changes_are_diffed_into_adds_updates_and_deletes() {
+    let e = Env::new("");
+    e.ingest(&sample("apple"), "north");
+    let d = e.path("v2");
+    fs::create_dir_all(&d).unwrap();
+    for (name, bytes) in read_dir(&sample("apple")) {
+        let mut t = String::from_utf8(bytes).unwrap();
+        if name == "students.csv" {
+            t = t.replace("Elif,,Yilmaz,8", "Elif,,Yilmaz,9"); // update
+            t.push_str("S1010,1010,Kofi,,Mensah,9,,kmensah,,L1\n"); // add
+        }
+        if name == "rosters.csv" {
+            t = t.replace("R7,K200,S1006\n", ""); // delete
+        }
+        fs::write(d.join(name), t).unwrap();
+    }
+    let (code, out) = e.ingest(&d, "north");
+    assert_eq!(code, 0, "{out}");
+    let h = e.history("north");
+    assert_eq!((h[0].2, h[0].3, h[0].4), (1, 1, 1), "{out}");
+    // The export holds the new roster and checks clean; ingesting it changes nothing.
+    let files = e.export("north", "exp");
+    let students = &files.iter().find(|f| f.0 == "students.csv").unwrap().1;
+    assert!(String::from_utf8_lossy(students).contains("S1010"));
+    let c = check(&e.path("exp"), &e.path("exp-check"), None);
+    assert_eq!(c.code, 0, "{}", c.summary);
+    assert!(c.rows.is_empty(), "{:?}", c.rows);
+    let (_, out) = e.ingest(&e.path("exp"), "north");
+    assert!(out.contains("no record differs"), "{out}");
+}
+
+#[test]
+fn an_empty_students_file_is_held_and_can_be_approved_or_discarded() {
+    let e = Env::new("guard.min_rows = 5\n");
+    // Guard settings apply to [sources.south] (the last table in the config).
+    e.ingest(&sample("apple"), "south");
+    let before = e.export("south", "before");
+    let d = e.path("empty");
+    fs::create_dir_all(&d).unwrap();
+    for (name, bytes) in read_dir(&sample("apple")) {
+        let t = String::from_utf8(bytes).unwrap();
+        let t = if name == "students.csv" {
+            format!("{}\n", t.lines().next().unwrap())
+        } else {
+            t
+        };
+        fs::write(d.join(name), t).unwrap();
+    }
+    let (code, out) = e.ingest(&d, "south");
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("HELD"), "{out}");
+    assert!(
+        out.contains("students: 6 of 6 records would be deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        e.export("south", "held"),
+        before,
+        "a held batch changes nothing"
+    );
+    let held = e.history("south")[0].0;
+    // Discard it: nothing changes.
+    let o = e.run(&["discard", &held.to_string()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(e.history("south")[0].1, "discarded");
+    assert_ne!(
+        e.run(&["approve", &held.to_string()]).status.code(),
+        Some(0)
+    );
+    // Upload it again and approve it this time.
+    let (code, _) = e.ingest(&d, "south");
+    assert_eq!(code, 3);
+    let held = e.history("south")[0].0;
+    let o = e.run(&["approve", &held.to_string()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let after = e.export("south", "after");
+    let students = &after.iter().find(|f| f.0 == "students.csv").unwrap().1;
+    assert_eq!(
+        students.iter().filter(|&&b| b == b'\n').count(),
+        1,
+        "header only"
+    );
+}
+
+#[test]
+fn approve_is_refused_when_another_batch_was_applied_since() {
+    let e = Env::new("guard.min_rows = 5\n");
+    e.ingest(&sample("apple"), "south");
+    let d = e.path("empty");
+    fs::create_dir_all(&d).unwrap();
+    for (name, bytes) in read_dir(&sample("apple")) {
+        let t = String::from_utf8(bytes).unwrap();
+        let t = if name == "rosters.csv" {
+            "roster_id,class_id,student_id\n".into()
+        } else {
+            t
+        };
+        fs::write(d.join(name), t).unwrap();
+    }
+    assert_eq!(e.ingest(&d, "south").0, 3);
+    let held = e.history("south")[0].0;
+    // Another change lands first.
+    let d2 = e.path("v2");
+    fs::create_dir_all(&d2).unwrap();
+    for (name, bytes) in read_dir(&sample("apple")) {
+        let mut t = String::from_utf8(bytes).unwrap();
+        if name == "locations.csv" {
+            t.push_str("L3,Annex\n");
+        }
+        fs::write(d2.join(name), t).unwrap();
+    }
+    assert_eq!(e.ingest(&d2, "south").0, 0);
+    let o = e.run(&["approve", &held.to_string()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("has been applied since"));
+}
+
+#[test]
+fn rollback_restores_the_previous_roster_and_is_a_batch_of_its_own() {
+    let e = Env::new("");
+    e.ingest(&sample("apple"), "north");
+    let v1 = e.export("north", "v1");
+    let (code, _) = e.ingest(&sample("apple-with-errors"), "north");
+    assert_eq!(code, 0);
+    let v2 = e.export("north", "v2");
+    assert_ne!(v1, v2);
+    let first = e.history("north").last().unwrap().0;
+    // Only the last applied batch can be rolled back.
+    assert_eq!(
+        e.run(&["rollback", &first.to_string()]).status.code(),
+        Some(2)
+    );
+    let last = e.history("north")[0].0;
+    let o = e.run(&["rollback", &last.to_string()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(e.export("north", "v1-again"), v1);
+    let h = e.history("north");
+    assert_eq!(h[0].1, "applied");
+    assert_eq!(h[1].1, "rolled-back");
+    // The same upload after a rollback is applied again, not "unchanged".
+    e.ingest(&sample("apple-with-errors"), "north");
+    assert_eq!(e.export("north", "v2-again"), v2);
+}
+
+#[test]
+fn sources_never_see_each_other() {
+    let e = Env::new("");
+    e.ingest(&sample("apple"), "north");
+    e.ingest(&sample("apple-with-errors"), "south");
+    let n = e.export("north", "n");
+    let s = e.export("south", "s");
+    assert_ne!(n, s);
+    // Ingesting into one source leaves the other alone.
+    e.ingest(&sample("apple-with-errors"), "north");
+    assert_eq!(e.export("south", "s2"), s);
+    assert_eq!(e.history("south").len(), 1);
+}
+
+#[test]
+fn duplicate_accounts_are_checked_against_stored_persons() {
+    let e = Env::new("");
+    e.ingest(&sample("apple"), "north");
+    let d = e.path("dup");
+    fs::create_dir_all(&d).unwrap();
+    for (name, bytes) in read_dir(&sample("apple")) {
+        let mut t = String::from_utf8(bytes).unwrap();
+        if name == "students.csv" {
+            t.push_str("S2001,2001,ana,,LOPEZ,9,Ana.Lopez@students.maplevalley.example,al2,,L1\n");
+        }
+        fs::write(d.join(name), t).unwrap();
+    }
+    let (_, out) = e.ingest(&d, "north");
+    assert!(
+        out.contains("same first name, last name and email as stored person `S1001`"),
+        "{out}"
+    );
+    assert!(out.contains("0 added"), "{out}");
+}
+
+#[test]
+fn oneroster_delta_upserts_deletes_and_skips_stale_rows() {
+    let e = Env::new("");
+    assert_eq!(e.ingest(&sample("oneroster"), "north").0, 0);
+    let d = e.path("delta");
+    fs::create_dir_all(&d).unwrap();
+    fs::write(
+        d.join("manifest.csv"),
+        "propertyName,value\noneroster.version,1.1\nfile.users,delta\nfile.enrollments,delta\n",
+    )
+    .unwrap();
+    let uh = "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password";
+    fs::write(d.join("users.csv"), format!("{uh}\nS1010,active,2026-11-20T08:00:00Z,true,L1,student,kmensah,,Kofi,Mensah,,1010,,,,,09,\nS1002,active,2026-11-20T08:00:00Z,true,L1,student,bokafor,,Ben,Okafor,J,1002,ben.okafor@students.maplevalley.example,,,,11,\n")).unwrap();
+    let eh = "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate";
+    fs::write(d.join("enrollments.csv"), format!("{eh}\nE12,active,2026-11-20T08:00:00Z,K100,L1,S1010,student,false,,\nE7,tobedeleted,2026-11-20T08:00:00Z,,,,,,,\nE13,active,2026-11-20T08:00:00Z,K999,L1,S1010,student,false,,\n")).unwrap();
+    let (code, out) = e.ingest(&d, "north");
+    assert_eq!(code, 0, "{out}");
+    let h = e.history("north");
+    assert_eq!((h[0].2, h[0].3, h[0].4), (2, 1, 1), "{out}");
+    // E13's class is neither in the bundle nor stored.
+    assert!(out.contains("unknown-class: 1"), "{out}");
+    // An older delta row for S1002 is skipped as stale.
+    fs::write(d.join("users.csv"), format!("{uh}\nS1002,active,2026-01-01T00:00:00Z,true,L1,student,bokafor,,Ben,Okafor,J,1002,ben.okafor@students.maplevalley.example,,,,12,\n")).unwrap();
+    fs::write(d.join("enrollments.csv"), format!("{eh}\n")).unwrap();
+    let (code, out) = e.ingest(&d, "north");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 stale delta rows skipped"), "{out}");
+}
+
+/// Kills real ingests at random moments: the store must always hold the roster from before
+/// the batch or from after it, never a mix.
+#[test]
+fn kill_9_during_ingest_leaves_before_or_after() {
+    let e = Env::new("guard.max_delete_percent = 100.0\n");
+    let v1 = e.path("v1");
+    let v2 = e.path("v2");
+    for (dir, err) in [(&v1, "0"), (&v2, "40")] {
+        let o = bin()
+            .args(["synth", "--students", "3000", "--error-every", err])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+    }
+    // The two possible rosters, from a clean run each.
+    let clean = Env::new("guard.max_delete_percent = 100.0\n");
+    assert_eq!(clean.ingest(&v1, "north").0, 0);
+    let before = clean.export("north", "before");
+    assert_eq!(clean.ingest(&v2, "north").0, 0);
+    let after = clean.export("north", "after");
+    assert_ne!(before, after);
+
+    assert_eq!(e.ingest(&v1, "north").0, 0);
+    let t = std::time::Instant::now();
+    assert_eq!(e.ingest(&v2, "north").0, 0);
+    let full = t.elapsed();
+    // Back to v1 for the kill rounds (a roll-forward to v1 content).
+    assert_eq!(e.ingest(&v1, "north").0, 0);
+    let mut seen = (0, 0);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..12 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = full.mul_f64((seed % 1000) as f64 / 1000.0);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rosterdrop"))
+            .args([
+                "ingest",
+                v2.to_str().unwrap(),
+                "--source",
+                "north",
+                "-q",
+                "--config",
+            ])
+            .arg(&e.config)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let now = e.export("north", &format!("round{round}"));
+        if now == before {
+            seen.0 += 1;
+        } else if now == after {
+            seen.1 += 1;
+            // Back to v1 for the next round.
+            assert_eq!(e.ingest(&v1, "north").0, 0);
+        } else {
+            panic!("round {round}: the store holds neither the roster before nor after the batch");
+        }
+    }
+    assert_eq!(seen.0 + seen.1, 12);
+    eprintln!("kill -9 rounds: {} before, {} after", seen.0, seen.1);
+}
