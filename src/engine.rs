@@ -148,6 +148,21 @@ impl Work {
         }
         self.table.field(row, col)
     }
+    /// Fills `out` with the row's values (cleared fields empty), in one pass over the row.
+    pub fn row_values<'a>(&'a self, row: usize, out: &mut [&'a str]) {
+        for (c, v) in self.table.fields(row).enumerate() {
+            if let Some(slot) = out.get_mut(c) {
+                *slot = v;
+            }
+        }
+        if !self.overrides.is_empty() {
+            for (c, slot) in out.iter_mut().enumerate() {
+                if let Some(v) = self.overrides.get(&(row as u32, c as u16)) {
+                    *slot = v;
+                }
+            }
+        }
+    }
     pub fn col(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
     }

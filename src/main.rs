@@ -221,7 +221,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 &account,
             )?;
             if !quiet {
-                print!("{}", report::summary_text(&r.outcome));
+                if let Some(o) = &r.outcome {
+                    print!("{}", report::summary_text(o));
+                }
                 print!("{}", rosterdrop::pipeline::commit_text(&r.batch));
                 println!("\nReport written to {}", r.report_dir.display());
             }

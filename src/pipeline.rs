@@ -25,7 +25,8 @@ pub enum IngestError {
 /// What an ingest produced.
 pub struct Ingested {
     pub batch: Batch,
-    pub outcome: Outcome,
+    /// `None` when the upload was identical to the last applied one and was not checked.
+    pub outcome: Option<Outcome>,
     pub report_dir: PathBuf,
 }
 
@@ -58,13 +59,8 @@ pub fn ingest(
     let span = tracing::info_span!("batch", id, source);
     let _g = span.enter();
     let hash = content_hash(path).map_err(io(path))?;
-    let settings = sc.settings();
-    let view = store.view(source)?;
-    let outcome = check(path, &settings, &view)?;
-    drop(view);
     let report_dir = reports_root.join(source).join(id.to_string());
-    report::write_all(&outcome, &report_dir).map_err(io(&report_dir))?;
-    let inc = Incoming {
+    let mut inc = Incoming {
         id,
         source: source.to_string(),
         account: account.to_string(),
@@ -72,7 +68,31 @@ pub fn ingest(
         received_at,
         report_dir: Some(report_dir.display().to_string()),
     };
+    if store.last_hash(source)?.as_deref() == Some(inc.content_hash.as_str()) {
+        // Byte-for-byte the last applied upload: nothing to check or write.
+        let batch = store.record_unchanged(&inc)?;
+        std::fs::create_dir_all(&report_dir).map_err(io(&report_dir))?;
+        let summary = report_dir.join("summary.txt");
+        std::fs::write(&summary, commit_text(&batch)).map_err(io(&summary))?;
+        return Ok(Ingested {
+            batch,
+            outcome: None,
+            report_dir,
+        });
+    }
+    let settings = sc.settings();
+    let t = std::time::Instant::now();
+    let view = store.view(source)?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "stored persons loaded");
+    let outcome = check(path, &settings, &view)?;
+    drop(view);
+    let t = std::time::Instant::now();
+    report::write_all(&outcome, &report_dir).map_err(io(&report_dir))?;
+    inc.report_dir = Some(report_dir.display().to_string());
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "reports written");
+    let t = std::time::Instant::now();
     let batch = store.commit(&outcome, &inc, guard_of(sc))?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "committed");
     // The summary ends with what happened to the roster.
     let summary = report_dir.join("summary.txt");
     let mut text = std::fs::read_to_string(&summary).map_err(io(&summary))?;
@@ -80,7 +100,7 @@ pub fn ingest(
     std::fs::write(&summary, text).map_err(io(&summary))?;
     Ok(Ingested {
         batch,
-        outcome,
+        outcome: Some(outcome),
         report_dir,
     })
 }

@@ -100,6 +100,11 @@ pub struct Batch {
     /// The source's last applied batch when this one was computed.
     pub base: Option<u64>,
     pub rollback_of: Option<u64>,
+    /// Page counts per table before and after the batch (store layout).
+    #[serde(default)]
+    pub buckets_before: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub buckets_after: BTreeMap<String, u32>,
 }
 
 impl Batch {
@@ -115,6 +120,9 @@ struct SourceState {
     last_applied: Option<u64>,
     last_hash: Option<String>,
     format: Option<String>,
+    /// Number of record pages (a power of two) of each table.
+    #[serde(default)]
+    buckets: BTreeMap<String, u32>,
 }
 
 /// The mass-deletion guard of a source.
@@ -164,6 +172,90 @@ fn k_state(source: &str) -> Vec<u8> {
 fn k_records(source: &str, table: &str) -> Vec<u8> {
     [b"r\0", source.as_bytes(), b"\0", table.as_bytes(), b"\0"].concat()
 }
+fn k_page(source: &str, table: &str, bucket: u32) -> Vec<u8> {
+    [k_records(source, table).as_slice(), &bucket.to_be_bytes()].concat()
+}
+
+/// Records per page that a table's bucket count aims at.
+const PAGE_TARGET: usize = 256;
+
+/// FNV-1a: a fixed hash, so that a record's page never depends on the process.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn bucket_of(pk: &[u8], buckets: u32) -> u32 {
+    (fnv1a(pk) & u64::from(buckets.max(1) - 1)) as u32
+}
+
+/// The bucket count for a table of `rows` records.
+fn buckets_for(rows: usize) -> u32 {
+    (rows.div_ceil(PAGE_TARGET).max(1).next_power_of_two()).min(1 << 24) as u32
+}
+
+/// A page: records sorted by primary key, as (key, encoded row).
+type Page<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+/// A stored page value: the encoded page, compressed.
+fn encode_page<K: AsRef<[u8]>, V: AsRef<[u8]>>(recs: &[(K, V)]) -> Vec<u8> {
+    deflate(&encode_page_raw(recs))
+}
+
+/// Compresses a page with LZ4: pages are small and read on every diff, so speed wins.
+fn deflate(raw: &[u8]) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(raw)
+}
+
+/// Decompresses a stored page value, refusing sizes beyond any real page.
+fn inflate(v: &[u8]) -> Option<Vec<u8>> {
+    let n = u32::from_le_bytes(v.get(0..4)?.try_into().ok()?) as usize;
+    if n > 256 << 20 {
+        return None;
+    }
+    lz4_flex::decompress_size_prepended(v).ok()
+}
+
+fn encode_page_raw<K: AsRef<[u8]>, V: AsRef<[u8]>>(recs: &[(K, V)]) -> Vec<u8> {
+    let size: usize = recs
+        .iter()
+        .map(|(k, v)| 6 + k.as_ref().len() + v.as_ref().len())
+        .sum();
+    let mut out = Vec::with_capacity(4 + size);
+    out.extend_from_slice(&(recs.len() as u32).to_le_bytes());
+    for (k, v) in recs {
+        let (k, v) = (k.as_ref(), v.as_ref());
+        out.extend_from_slice(&(k.len() as u16).to_le_bytes());
+        out.extend_from_slice(k);
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v);
+    }
+    out
+}
+
+fn decode_page(bytes: &[u8]) -> Option<Page<'_>> {
+    let n = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
+    let mut out = Vec::with_capacity(n.min(1 << 20));
+    let mut i = 4;
+    for _ in 0..n {
+        let kl = u16::from_le_bytes(bytes.get(i..i + 2)?.try_into().ok()?) as usize;
+        let k = bytes.get(i + 2..i + 2 + kl)?;
+        i += 2 + kl;
+        let vl = u32::from_le_bytes(bytes.get(i..i + 4)?.try_into().ok()?) as usize;
+        let v = bytes.get(i + 4..i + 4 + vl)?;
+        i += 4 + vl;
+        out.push((k, v));
+    }
+    Some(out)
+}
+
+fn page_len(raw: &[u8]) -> u64 {
+    raw.get(0..4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, |b| u64::from(u32::from_le_bytes(b)))
+}
+
 fn k_batch(id: u64) -> Vec<u8> {
     [&b"b\0"[..], &id.to_be_bytes()].concat()
 }
@@ -178,21 +270,45 @@ const K_NEXT_ID: &[u8] = b"m\0next-batch";
 
 // ---- values -----------------------------------------------------------------------------
 
-/// Encodes a row as its non-empty (column, value) pairs sorted by column name, so that the
-/// same data in another column order, separator or line ending encodes identically. OneRoster
-/// `status` is an instruction, not data, and is left out.
-pub fn encode_row(w: &Work, row: usize, buf: &mut Vec<u8>) {
-    buf.clear();
-    let mut pairs: Vec<(std::borrow::Cow<'_, str>, &str)> = (0..w.table.ncols())
-        .map(|c| (w.column_name(c), w.value(row, c)))
-        .filter(|(n, v)| !v.is_empty() && n != "status")
-        .collect();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    for (n, v) in pairs {
-        buf.extend_from_slice(&(n.len() as u16).to_le_bytes());
-        buf.extend_from_slice(n.as_bytes());
-        buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        buf.extend_from_slice(v.as_bytes());
+/// Encodes rows of one table as their non-empty (column, value) pairs sorted by column name,
+/// so that the same data in another column order, separator or line ending encodes
+/// identically. OneRoster `status` is an instruction, not data, and is left out. The column
+/// order is worked out once per table.
+pub struct RowEncoder {
+    order: Vec<(usize, String)>,
+}
+
+impl RowEncoder {
+    pub fn new(w: &Work) -> RowEncoder {
+        let mut order: Vec<(usize, String)> = (0..w.table.ncols())
+            .map(|c| (c, w.column_name(c).into_owned()))
+            .filter(|(_, n)| n != "status")
+            .collect();
+        order.sort_by(|a, b| a.1.cmp(&b.1));
+        RowEncoder { order }
+    }
+
+    pub fn encode(&self, w: &Work, row: usize, buf: &mut Vec<u8>) {
+        buf.clear();
+        let mut small = [""; 32];
+        let mut big = Vec::new();
+        let vals: &mut [&str] = if w.table.ncols() <= small.len() {
+            &mut small[..]
+        } else {
+            big.resize(w.table.ncols(), "");
+            &mut big[..]
+        };
+        w.row_values(row, vals);
+        for (c, n) in &self.order {
+            let v = vals[*c];
+            if v.is_empty() {
+                continue;
+            }
+            buf.extend_from_slice(&(n.len() as u16).to_le_bytes());
+            buf.extend_from_slice(n.as_bytes());
+            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            buf.extend_from_slice(v.as_bytes());
+        }
     }
 }
 
@@ -272,7 +388,11 @@ fn corrupt(key: &[u8], message: impl Into<String>) -> StoreError {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
-        let db = sled::Config::new().path(dir).open()?;
+        // sled caches up to 1 GiB by default; a roster store needs far less resident.
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(64 << 20)
+            .open()?;
         let tree = db.open_tree("roster")?;
         match tree.get(K_VERSION)? {
             None => {
@@ -321,7 +441,25 @@ impl Store {
 
     /// Number of stored records of a table.
     pub fn count(&self, source: &str, table: &str) -> Result<u64> {
-        Ok(self.tree.scan_prefix(k_records(source, table)).count() as u64)
+        let mut n = 0;
+        for kv in self.tree.scan_prefix(k_records(source, table)) {
+            let (k, v) = kv?;
+            n += page_len(&inflate(&v).ok_or_else(|| corrupt(&k, "undecodable page"))?);
+        }
+        Ok(n)
+    }
+
+    /// Every record of a table, sorted by primary key.
+    fn records(&self, source: &str, table: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut all = Vec::new();
+        for kv in self.tree.scan_prefix(k_records(source, table)) {
+            let (k, v) = kv?;
+            let raw = inflate(&v).ok_or_else(|| corrupt(&k, "undecodable page"))?;
+            let page = decode_page(&raw).ok_or_else(|| corrupt(&k, "undecodable page"))?;
+            all.extend(page.into_iter().map(|(a, b)| (a.to_vec(), b.to_vec())));
+        }
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
     }
 
     /// A new batch id (unique, increasing, kept across restarts).
@@ -356,8 +494,7 @@ impl Store {
         let tables = schema.as_ref().map_or(&[][..], |s| &s.tables[..]);
         for t in tables.iter().filter(|t| t.person.is_some()) {
             let Some(p) = t.person else { continue };
-            for kv in self.tree.scan_prefix(k_records(source, t.name)) {
-                let (k, v) = kv?;
+            for (k, v) in self.records(source, t.name)? {
                 let Some(pairs) = decode_row(&v) else {
                     return Err(corrupt(&k, "undecodable record"));
                 };
@@ -367,8 +504,7 @@ impl Store {
                         .find(|(c, _)| c == n)
                         .map_or("", |(_, v)| v.as_str())
                 };
-                let prefix_len = k_records(source, t.name).len();
-                let id = String::from_utf8_lossy(&k[prefix_len..]).into_owned();
+                let id = String::from_utf8_lossy(&k).into_owned();
                 if let Some(key) =
                     crate::engine::person_key(get(p.first), get(p.last), get(p.email))
                 {
@@ -376,11 +512,47 @@ impl Store {
                 }
             }
         }
+        let buckets = self.state(source)?.buckets;
         Ok(StoreView {
             store: self,
             source,
             persons,
+            buckets,
         })
+    }
+
+    /// The content hash of the source's last applied batch.
+    pub fn last_hash(&self, source: &str) -> Result<Option<String>> {
+        Ok(self.state(source)?.last_hash)
+    }
+
+    /// Records an upload identical to the last applied one, without checking it again.
+    pub fn record_unchanged(&self, inc: &Incoming) -> Result<Batch> {
+        let st = self.state(&inc.source)?;
+        let b = Batch {
+            id: inc.id,
+            source: inc.source.clone(),
+            account: inc.account.clone(),
+            content_hash: inc.content_hash.clone(),
+            format: st.format.clone().unwrap_or_default(),
+            mode: "bulk".into(),
+            state: BatchState::Unchanged,
+            received_at: inc.received_at,
+            duration_ms: 0,
+            tables: BTreeMap::new(),
+            patches: BTreeMap::new(),
+            report_dir: inc.report_dir.clone(),
+            reason: Some(format!(
+                "same content as the last applied batch {}",
+                st.last_applied.map_or("-".into(), |b| b.to_string())
+            )),
+            base: st.last_applied,
+            rollback_of: None,
+            buckets_before: st.buckets.clone(),
+            buckets_after: st.buckets,
+        };
+        self.record(&b)?;
+        Ok(b)
     }
 
     /// Records a batch that changes nothing in the roster (rejected, failed, ...).
@@ -411,6 +583,8 @@ impl Store {
             reason: None,
             base: state.last_applied,
             rollback_of: None,
+            buckets_before: state.buckets.clone(),
+            buckets_after: state.buckets.clone(),
         };
         for f in &outcome.findings {
             *batch.patches.entry(f.rule.code().to_string()).or_default() += 1;
@@ -449,10 +623,14 @@ impl Store {
             return Ok(batch);
         }
         let mut changes: ChangeSet = Vec::new();
+        let mut state = state;
         for w in &outcome.tables {
-            let counts = self.diff_table(&inc.source, w, &mut changes)?;
+            let old = state.buckets.get(w.def.name).copied();
+            let (counts, b) = self.diff_table(&inc.source, w, old, &mut changes)?;
+            state.buckets.insert(w.def.name.to_string(), b);
             batch.tables.insert(w.def.name.to_string(), counts);
         }
+        batch.buckets_after = state.buckets.clone();
         if changes.is_empty() {
             batch.state = BatchState::Unchanged;
             batch.reason = Some("no record differs from the stored roster".into());
@@ -558,114 +736,312 @@ impl Store {
         Ok(batch)
     }
 
-    /// Adds the changes one uploaded table makes to the stored roster.
-    fn diff_table(&self, source: &str, w: &Work, changes: &mut ChangeSet) -> Result<TableCounts> {
-        let prefix = k_records(source, w.def.name);
+    /// Adds the page writes one uploaded table makes to the stored roster, and returns its
+    /// record counts and the table's bucket count after the batch.
+    fn diff_table(
+        &self,
+        source: &str,
+        w: &Work,
+        old_buckets: Option<u32>,
+        changes: &mut ChangeSet,
+    ) -> Result<(TableCounts, u32)> {
         let mut counts = TableCounts {
             read: w.table.len() as u64,
             ..TableCounts::default()
         };
-        let key = |id: &str| [prefix.as_slice(), id.as_bytes()].concat();
         let mut buf = Vec::new();
-        if w.mode == Mode::Delta {
-            counts.before = self.tree.scan_prefix(&prefix).count() as u64;
-            let dlm = w.col("dateLastModified");
-            for row in (0..w.table.len()).filter(|&r| w.is_kept(r)) {
-                let k = key(w.id(row));
-                let stored = self.tree.get(&k)?;
-                if let (Some(old), Some(c)) = (&stored, dlm) {
-                    let incoming = w.value(row, c);
-                    let old_dlm = decode_row(old)
-                        .and_then(|p| p.into_iter().find(|(n, _)| n == "dateLastModified"))
-                        .map(|(_, v)| v)
-                        .unwrap_or_default();
-                    if !incoming.is_empty() && !old_dlm.is_empty() && incoming < old_dlm.as_str() {
-                        counts.stale += 1;
-                        continue;
-                    }
-                }
-                if w.is_deletion(row) {
-                    if stored.is_some() {
-                        counts.deletes += 1;
-                        changes.push((k, None));
-                    }
-                    continue;
-                }
-                encode_row(w, row, &mut buf);
-                match stored {
-                    Some(old) if old.as_ref() == buf.as_slice() => {}
-                    Some(_) => {
-                        counts.updates += 1;
-                        changes.push((k, Some(buf.clone())));
-                    }
-                    None => {
-                        counts.adds += 1;
-                        changes.push((k, Some(buf.clone())));
-                    }
-                }
-            }
-            return Ok(counts);
-        }
-        // Bulk: merge-join the kept rows, sorted by id, with the stored records (sled keeps
-        // keys sorted, and the id is the key's suffix).
-        let mut rows: Vec<u32> = (0..w.table.len())
-            .filter(|&r| w.is_kept(r) && !w.is_deletion(r))
+        let enc = RowEncoder::new(w);
+        let encode_row = |w: &Work, row: usize, buf: &mut Vec<u8>| enc.encode(w, row, buf);
+        let kept: Vec<u32> = (0..w.table.len())
+            .filter(|&r| w.is_kept(r))
             .map(|r| r as u32)
             .collect();
-        rows.sort_unstable_by(|&a, &b| {
-            w.id(a as usize).as_bytes().cmp(w.id(b as usize).as_bytes())
-        });
-        let mut stored = self.tree.scan_prefix(&prefix);
-        let mut cur = stored.next().transpose()?;
-        let mut i = 0;
-        loop {
-            let incoming = rows
-                .get(i)
-                .map(|&r| (r as usize, w.id(r as usize).as_bytes()));
-            match (&cur, incoming) {
-                (None, None) => break,
-                (Some((k, _)), None) => {
-                    counts.before += 1;
-                    counts.deletes += 1;
-                    changes.push((k.to_vec(), None));
-                    cur = stored.next().transpose()?;
-                }
-                (Some((k, v)), Some((row, id))) => {
-                    let sid = &k[prefix.len()..];
-                    match sid.cmp(id) {
-                        std::cmp::Ordering::Less => {
-                            counts.before += 1;
-                            counts.deletes += 1;
-                            changes.push((k.to_vec(), None));
-                            cur = stored.next().transpose()?;
+        if w.mode == Mode::Delta {
+            return self.diff_delta(source, w, old_buckets, &kept, changes, counts);
+        }
+        let rows: Vec<u32> = kept
+            .into_iter()
+            .filter(|&r| !w.is_deletion(r as usize))
+            .collect();
+        let t0 = std::time::Instant::now();
+        // Keep the bucket count while pages stay between a quarter and four times the target
+        // (sized by the incoming rows: a bulk file is the whole table).
+        let want = buckets_for(rows.len());
+        let b = match old_buckets {
+            Some(b) if b >= want / 4 && b <= want.saturating_mul(4) => b,
+            _ => want,
+        };
+        let id = |r: u32| w.id(r as usize).as_bytes();
+        // Incoming rows grouped by page (a counting sort on the bucket), then sorted by key
+        // within each small group.
+        let keyed: Vec<(u32, u32)> = {
+            let ids: Vec<&[u8]> = rows.iter().map(|&r| id(r)).collect();
+            let bucket: Vec<u32> = ids.iter().map(|k| bucket_of(k, b)).collect();
+            let mut start = vec![0usize; b as usize + 1];
+            for &k in &bucket {
+                start[k as usize + 1] += 1;
+            }
+            for i in 1..start.len() {
+                start[i] += start[i - 1];
+            }
+            // (bucket, index into `rows`), then sorted by key within each bucket.
+            let mut out = vec![(0u32, 0u32); rows.len()];
+            let mut next = start.clone();
+            for (i, &k) in bucket.iter().enumerate() {
+                out[next[k as usize]] = (k, i as u32);
+                next[k as usize] += 1;
+            }
+            for k in 0..b as usize {
+                out[start[k]..start[k + 1]]
+                    .sort_unstable_by(|x, y| ids[x.1 as usize].cmp(ids[y.1 as usize]));
+            }
+            for e in out.iter_mut() {
+                e.1 = rows[e.1 as usize];
+            }
+            out
+        };
+        if old_buckets.is_some_and(|ob| ob != b) {
+            // Re-bucketing: diff logically against every stored record, rewrite every page.
+            let old = self.records(source, w.def.name)?;
+            counts.before = old.len() as u64;
+            let mut sorted: Vec<u32> = rows.clone();
+            sorted.sort_unstable_by(|&x, &y| id(x).cmp(id(y)));
+            let (mut i, mut j) = (0, 0);
+            while i < old.len() || j < sorted.len() {
+                let ord = match (old.get(i), sorted.get(j)) {
+                    (Some(o), Some(&r)) => o.0.as_slice().cmp(id(r)),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    _ => std::cmp::Ordering::Greater,
+                };
+                match ord {
+                    std::cmp::Ordering::Less => {
+                        counts.deletes += 1;
+                        i += 1;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        counts.adds += 1;
+                        j += 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        encode_row(w, sorted[j] as usize, &mut buf);
+                        if old[i].1 != buf {
+                            counts.updates += 1;
                         }
-                        std::cmp::Ordering::Equal => {
-                            counts.before += 1;
-                            encode_row(w, row, &mut buf);
-                            if v.as_ref() != buf.as_slice() {
-                                counts.updates += 1;
-                                changes.push((k.to_vec(), Some(buf.clone())));
-                            }
-                            cur = stored.next().transpose()?;
-                            i += 1;
-                        }
-                        std::cmp::Ordering::Greater => {
-                            encode_row(w, row, &mut buf);
-                            counts.adds += 1;
-                            changes.push((key(w.id(row)), Some(buf.clone())));
-                            i += 1;
-                        }
+                        i += 1;
+                        j += 1;
                     }
                 }
-                (None, Some((row, _))) => {
-                    encode_row(w, row, &mut buf);
+            }
+            let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+            for kv in self.tree.scan_prefix(k_records(source, w.def.name)) {
+                writes.insert(kv?.0.to_vec(), None);
+            }
+            for group in keyed.chunk_by(|x, y| x.0 == y.0) {
+                let recs: Vec<(&[u8], Vec<u8>)> = group
+                    .iter()
+                    .map(|&(_, r)| {
+                        encode_row(w, r as usize, &mut buf);
+                        (id(r), buf.clone())
+                    })
+                    .collect();
+                writes.insert(
+                    k_page(source, w.def.name, group[0].0),
+                    Some(encode_page(&recs)),
+                );
+            }
+            changes.extend(writes);
+            return Ok((counts, b));
+        }
+        // Same buckets: merge each stored page with its incoming group; write changed pages.
+        let prefix_len = k_records(source, w.def.name).len();
+        let mut stored = self.tree.scan_prefix(k_records(source, w.def.name));
+        let mut cur = stored.next().transpose()?;
+        let mut groups = keyed.chunk_by(|x, y| x.0 == y.0).peekable();
+        loop {
+            let sb = match &cur {
+                Some((k, _)) => Some(
+                    k.get(prefix_len..prefix_len + 4)
+                        .and_then(|x| x.try_into().ok())
+                        .map(u32::from_be_bytes)
+                        .ok_or_else(|| corrupt(k, "bad page key"))?,
+                ),
+                None => None,
+            };
+            let gb = groups.peek().map(|g| g[0].0);
+            let bucket = match (sb, gb) {
+                (None, None) => break,
+                (Some(x), None) => x,
+                (None, Some(y)) => y,
+                (Some(x), Some(y)) => x.min(y),
+            };
+            let old_bytes = if sb == Some(bucket) {
+                let v = cur.take().map(|(_, v)| v);
+                cur = stored.next().transpose()?;
+                v
+            } else {
+                None
+            };
+            let group: &[(u32, u32)] = if gb == Some(bucket) {
+                groups.next().unwrap_or(&[])
+            } else {
+                &[]
+            };
+            let key = k_page(source, w.def.name, bucket);
+            let old_raw = match &old_bytes {
+                Some(v) => inflate(v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
+                None => Vec::new(),
+            };
+            let old: Page = if old_bytes.is_some() {
+                decode_page(&old_raw).ok_or_else(|| corrupt(&key, "undecodable page"))?
+            } else {
+                Vec::new()
+            };
+            counts.before += old.len() as u64;
+            // The new page, encoded as it is built: a count, then (key, record) entries.
+            let mut page: Vec<u8> = Vec::with_capacity(old_raw.len().max(group.len() * 48));
+            page.extend_from_slice(&[0; 4]);
+            let mut entries: u32 = 0;
+            let mut push = |page: &mut Vec<u8>, k: &[u8], v: &[u8]| {
+                page.extend_from_slice(&(k.len() as u16).to_le_bytes());
+                page.extend_from_slice(k);
+                page.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                page.extend_from_slice(v);
+                entries += 1;
+            };
+            let mut changed = false;
+            let (mut i, mut j) = (0, 0);
+            while i < old.len() || j < group.len() {
+                let ord = match (old.get(i), group.get(j)) {
+                    (Some(o), Some(&(_, r))) => o.0.cmp(id(r)),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    _ => std::cmp::Ordering::Greater,
+                };
+                match ord {
+                    std::cmp::Ordering::Less => {
+                        counts.deletes += 1;
+                        changed = true;
+                        i += 1;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        let r = group[j].1;
+                        encode_row(w, r as usize, &mut buf);
+                        counts.adds += 1;
+                        changed = true;
+                        push(&mut page, id(r), &buf);
+                        j += 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        let r = group[j].1;
+                        encode_row(w, r as usize, &mut buf);
+                        if old[i].1 != buf.as_slice() {
+                            counts.updates += 1;
+                            changed = true;
+                        }
+                        push(&mut page, id(r), &buf);
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            if changed {
+                let v = if entries == 0 {
+                    None
+                } else {
+                    page[0..4].copy_from_slice(&entries.to_le_bytes());
+                    Some(deflate(&page))
+                };
+                changes.push((key, v));
+            }
+        }
+        tracing::debug!(
+            table = w.def.name,
+            ms = t0.elapsed().as_millis() as u64,
+            "diffed"
+        );
+        Ok((counts, b))
+    }
+
+    /// OneRoster delta: upsert `active` rows, delete `tobedeleted` ones, skip rows older than
+    /// the stored record.
+    fn diff_delta(
+        &self,
+        source: &str,
+        w: &Work,
+        old_buckets: Option<u32>,
+        kept: &[u32],
+        changes: &mut ChangeSet,
+        mut counts: TableCounts,
+    ) -> Result<(TableCounts, u32)> {
+        counts.before = self.count(source, w.def.name)?;
+        let b = old_buckets.unwrap_or_else(|| buckets_for(kept.len()));
+        let dlm = w.col("dateLastModified");
+        // Pages touched by this delta: their records and whether they changed.
+        type Loaded = (Vec<(Vec<u8>, Vec<u8>)>, bool);
+        let mut pages: BTreeMap<u32, Loaded> = BTreeMap::new();
+        let mut buf = Vec::new();
+        let enc = RowEncoder::new(w);
+        let encode_row = |w: &Work, row: usize, buf: &mut Vec<u8>| enc.encode(w, row, buf);
+        for &r in kept {
+            let row = r as usize;
+            let id = w.id(row).as_bytes();
+            let bucket = bucket_of(id, b);
+            if let std::collections::btree_map::Entry::Vacant(e) = pages.entry(bucket) {
+                let key = k_page(source, w.def.name, bucket);
+                let recs = match self.tree.get(&key)?.and_then(|v| inflate(&v)) {
+                    Some(v) => decode_page(&v)
+                        .ok_or_else(|| corrupt(&key, "undecodable page"))?
+                        .into_iter()
+                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                e.insert((recs, false));
+            }
+            let Some((recs, dirty)) = pages.get_mut(&bucket) else {
+                continue;
+            };
+            let at = recs.binary_search_by(|(k, _)| k.as_slice().cmp(id));
+            if let (Ok(i), Some(c)) = (at, dlm) {
+                let incoming = w.value(row, c);
+                let old_dlm = decode_row(&recs[i].1)
+                    .and_then(|p| p.into_iter().find(|(n, _)| n == "dateLastModified"))
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                if !incoming.is_empty() && !old_dlm.is_empty() && incoming < old_dlm.as_str() {
+                    counts.stale += 1;
+                    continue;
+                }
+            }
+            if w.is_deletion(row) {
+                if let Ok(i) = at {
+                    recs.remove(i);
+                    counts.deletes += 1;
+                    *dirty = true;
+                }
+                continue;
+            }
+            encode_row(w, row, &mut buf);
+            match at {
+                Ok(i) if recs[i].1 == buf => {}
+                Ok(i) => {
+                    recs[i].1 = buf.clone();
+                    counts.updates += 1;
+                    *dirty = true;
+                }
+                Err(i) => {
+                    recs.insert(i, (id.to_vec(), buf.clone()));
                     counts.adds += 1;
-                    changes.push((key(w.id(row)), Some(buf.clone())));
-                    i += 1;
+                    *dirty = true;
                 }
             }
         }
-        Ok(counts)
+        for (bucket, (recs, dirty)) in pages {
+            if dirty {
+                let v = (!recs.is_empty()).then(|| encode_page(&recs));
+                changes.push((k_page(source, w.def.name, bucket), v));
+            }
+        }
+        Ok((counts, b))
     }
 
     /// Applies a held batch, if nothing was applied to its source since it was computed.
@@ -696,6 +1072,7 @@ impl Store {
         ));
         st.last_hash = Some(batch.content_hash.clone());
         st.format = Some(batch.format.clone());
+        st.buckets = batch.buckets_after.clone();
         self.write(&batch, &changes, Some((&pk, None)), Some(&st), started)
     }
 
@@ -753,6 +1130,9 @@ impl Store {
         let mut st = st;
         // The next upload is applied even if it equals the rolled-back content.
         st.last_hash = None;
+        st.buckets = orig.buckets_before.clone();
+        (rb.buckets_before, rb.buckets_after) =
+            (orig.buckets_after.clone(), orig.buckets_before.clone());
         let orig_json = json(&orig)?;
         self.write(
             &rb,
@@ -794,10 +1174,8 @@ impl Store {
             ..Default::default()
         };
         for t in &schema.tables {
-            let prefix = k_records(source, t.name);
             let mut rows: Vec<Vec<(String, String)>> = Vec::new();
-            for kv in self.tree.scan_prefix(&prefix) {
-                let (k, v) = kv?;
+            for (k, v) in self.records(source, t.name)? {
                 rows.push(decode_row(&v).ok_or_else(|| corrupt(&k, "undecodable record"))?);
             }
             if format.is_oneroster() {
@@ -856,12 +1234,22 @@ pub struct StoreView<'a> {
     store: &'a Store,
     source: &'a str,
     persons: HashMap<String, String>,
+    buckets: BTreeMap<String, u32>,
 }
 
 impl External for StoreView<'_> {
     fn has_id(&self, table: &str, id: &str) -> Option<bool> {
-        let k = [k_records(self.source, table).as_slice(), id.as_bytes()].concat();
-        self.store.tree.contains_key(k).ok()
+        let Some(&b) = self.buckets.get(table) else {
+            return Some(false);
+        };
+        let k = k_page(self.source, table, bucket_of(id.as_bytes(), b));
+        let page = self.store.tree.get(k).ok()?;
+        Some(page.and_then(|p| inflate(&p)).is_some_and(|p| {
+            decode_page(&p).is_some_and(|pg| {
+                pg.binary_search_by(|(k, _)| (*k).cmp(id.as_bytes()))
+                    .is_ok()
+            })
+        }))
     }
     fn person_with_key(&self, key: &str) -> Option<String> {
         self.persons.get(key).cloned()

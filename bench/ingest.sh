@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Benchmark of `rosterdrop ingest` on the synthetic district: first ingest, re-ingest of the
+# same bundle, and ingest of a copy with 1% of rows changed, each against `check` of the same
+# bundle in the same run. Prints medians of RUNS runs, the records each batch wrote (from
+# `history`), and the store's size on disk against the CSVs'.
+#
+#   bench/ingest.sh                     # 200,000 students
+#   STUDENTS=20000 RUNS=5 bench/ingest.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+STUDENTS=${STUDENTS:-200000}
+DATA=${DATA:-bench/data}
+cargo build --release --quiet --bin rosterdrop
+BIN=$PWD/target/release/rosterdrop
+V1="$DATA/apple-$STUDENTS"
+V2="$DATA/apple-$STUDENTS-1pct"
+[ -f "$V1/.done" ] || { rm -rf "$V1"; "$BIN" synth --format apple --students "$STUDENTS" --error-every 200 "$V1"; touch "$V1/.done"; }
+if [ ! -f "$V2/.done" ]; then
+  rm -rf "$V2"; mkdir -p "$V2"
+  # Every 100th data row of every file changes one non-key field (references stay valid).
+  for f in "$V1"/*.csv; do
+    awk -F, -v OFS=, -v name="$(basename "$f")" 'NR>1 && NR%100==0 {
+        if (name=="students.csv") $6 = ($6==12 ? 1 : $6+1)
+        else if (name=="staff.csv") $7 = $7 "x"
+        else if (name=="courses.csv") $3 = $3 " (revised)"
+        else if (name=="classes.csv") $2 = $2 "b"
+        else if (name=="locations.csv") $2 = $2 " Campus"
+        else if (name=="rosters.csv") $3 = ($3=="S0000000" ? "S0000001" : "S0000000")
+      } {print}' "$f" > "$V2/$(basename "$f")"
+  done
+  touch "$V2/.done"
+fi
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cat > "$WORK/c.toml" <<TOML
+state_dir = "$WORK/state"
+[sources.bench]
+guard.max_delete_percent = 100.0
+TOML
+median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s.%N); echo "$e - $s" | bc; }
+last_written() { "$BIN" history --source bench --config "$WORK/c.toml" | awk 'NR==2{print $8+$9+$10, $7}'; }
+
+check_t=$(for _ in $(seq "$RUNS"); do t "$BIN" check -q "$V1" --out "$WORK/chk"; done | median)
+first=(); same=(); pct=()
+for _ in $(seq "$RUNS"); do
+  rm -rf "$WORK/state"
+  first+=("$(t "$BIN" ingest -q "$V1" --source bench --config "$WORK/c.toml")")
+  first_w=$(last_written)
+  same+=("$(t "$BIN" ingest -q "$V1" --source bench --config "$WORK/c.toml")")
+  same_w=$(last_written)
+  pct+=("$(t "$BIN" ingest -q "$V2" --source bench --config "$WORK/c.toml")")
+  pct_w=$(last_written)
+done
+# The same roster in other bytes (CRLF): compared record by record, not by hash.
+mkdir -p "$WORK/crlf"; for f in "$V1"/*.csv; do sed 's/$/\r/' "$f" > "$WORK/crlf/$(basename "$f")"; done
+"$BIN" ingest -q "$V1" --source bench --config "$WORK/c.toml" >/dev/null 2>&1 || true
+crlf_t=$(t "$BIN" ingest -q "$WORK/crlf" --source bench --config "$WORK/c.toml"); crlf_w=$(last_written)
+f=$(printf '%s\n' "${first[@]}" | median); s=$(printf '%s\n' "${same[@]}" | median); p=$(printf '%s\n' "${pct[@]}" | median)
+changed=$(for x in "$V1"/*.csv; do cmp -l "$x" "$V2/$(basename "$x")" >/dev/null 2>&1; diff "$x" "$V2/$(basename "$x")" | grep -c '^>' || true; done | paste -sd+ | bc)
+csv_kb=$(du -sk --exclude=.done "$V1" | cut -f1); db_kb=$(du -sk "$WORK/state/db" | cut -f1)
+echo "district: $STUDENTS students, $(cat "$V1"/*.csv | wc -l) CSV lines, ${csv_kb} KiB"
+printf '%-28s %8s %8s %22s\n' step median_s x_check "records written (state)"
+printf '%-28s %8.2f %8s\n' "check" "$check_t" "1.00"
+printf '%-28s %8.2f %8.2f %22s\n' "first ingest" "$f" "$(echo "$f/$check_t" | bc -l)" "$first_w"
+printf '%-28s %8.2f %8.2f %22s\n' "re-ingest, same bytes" "$s" "$(echo "$s/$check_t" | bc -l)" "$same_w"
+printf '%-28s %8.2f %8.2f %22s\n' "re-ingest, CRLF copy" "$crlf_t" "$(echo "$crlf_t/$check_t" | bc -l)" "$crlf_w"
+printf '%-28s %8.2f %8.2f %22s\n' "ingest with 1% changed" "$p" "$(echo "$p/$check_t" | bc -l)" "$pct_w"
+echo "rows changed in the 1% copy: $changed"
+echo "store on disk: ${db_kb} KiB = $(echo "scale=2; $db_kb/$csv_kb" | bc)x the CSVs"
