@@ -311,16 +311,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             config,
         } => {
             let (_, store) = open_store(&config)?;
-            let f = store.export(&source, &out)?;
-            if let Some(want) = format {
-                let ok = (want == "apple") == (f == rosterdrop::schema::Format::Apple);
-                if !ok {
+            if let (Some(want), Some(have)) = (&format, store.format_of(&source)?) {
+                if !matches!(want.as_str(), "apple" | "oneroster") {
+                    anyhow::bail!("unknown format `{want}` (apple or oneroster)");
+                }
+                if (want == "apple") != (have == rosterdrop::schema::Format::Apple) {
                     anyhow::bail!(
-                        "source `{source}` keeps a {} roster; exporting it as {want} is not supported",
-                        f.label()
+                        "source `{source}` keeps a {} roster; exporting it as {want} is not supported yet",
+                        have.label()
                     );
                 }
             }
+            let f = store.export(&source, &out)?;
             println!(
                 "exported {} roster of `{source}` to {}",
                 f.label(),

@@ -1143,18 +1143,22 @@ impl Store {
         )
     }
 
+    /// The format a source's roster is kept in, if it has one.
+    pub fn format_of(&self, source: &str) -> Result<Option<Format>> {
+        Ok(match self.state(source)?.format.as_deref() {
+            Some("apple") => Some(Format::Apple),
+            Some("oneroster-1.1") => Some(Format::OneRoster11),
+            Some("oneroster-1.2") => Some(Format::OneRoster12),
+            _ => None,
+        })
+    }
+
     /// Writes the source's current roster as a bundle in its own format.
     pub fn export(&self, source: &str, dir: &Path) -> Result<Format> {
-        let st = self.state(source)?;
-        let format = match st.format.as_deref() {
-            Some("apple") => Format::Apple,
-            Some("oneroster-1.1") => Format::OneRoster11,
-            Some("oneroster-1.2") => Format::OneRoster12,
-            _ => {
-                return Err(StoreError::Refused(format!(
-                    "source `{source}` has no roster yet"
-                )))
-            }
+        let Some(format) = self.format_of(source)? else {
+            return Err(StoreError::Refused(format!(
+                "source `{source}` has no roster yet"
+            )));
         };
         std::fs::create_dir_all(dir)?;
         let schema = Schema::for_format(format);
