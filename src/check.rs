@@ -29,7 +29,7 @@ pub fn check(path: &Path, settings: &Settings, ext: &dyn External) -> Result<Out
     // Per file: parse, bind, validate and index, in parallel across files.
     let mut schedule: Vec<usize> = (0..bundle.entries.len()).collect();
     schedule.sort_by_key(|&i| std::cmp::Reverse(bundle.entries[i].size));
-    let results = parallel_map(&bundle.entries, &schedule, |entry| {
+    let results = crate::par::parallel_map(&bundle.entries, &schedule, |entry| {
         let def = schema.table(entry.table)?;
         let bound = bundle
             .read(entry)
@@ -82,43 +82,6 @@ pub fn check(path: &Path, settings: &Settings, ext: &dyn External) -> Result<Out
         passthrough: bundle.passthrough,
         verdict,
     })
-}
-
-/// Maps `f` over `items` on up to `available_parallelism` threads, handing items out in the
-/// order given by `schedule` (biggest first); results keep the input order.
-fn parallel_map<T: Sync, R: Send>(
-    items: &[T],
-    schedule: &[usize],
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map(|p| p.get())
-        .unwrap_or(1)
-        .min(items.len())
-        .max(1);
-    let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&i) = schedule.get(k) else { break };
-                        let Some(item) = items.get(i) else { break };
-                        done.push((i, f(item)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Turns a bundle error into located errors for the report.

@@ -11,6 +11,7 @@ pub mod check;
 pub mod config;
 pub mod csvio;
 pub mod engine;
+pub mod par;
 pub mod pipeline;
 pub mod report;
 pub mod schema;

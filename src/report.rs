@@ -136,35 +136,8 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
     let n = outcome.tables.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(outcome.tables[i].table.len()));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map(|p| p.get())
-        .unwrap_or(1)
-        .min(n)
-        .max(1);
-    let results: Vec<(usize, std::io::Result<Vec<u8>>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&i) = order.get(k) else { break };
-                        done.push((i, write_one(&outcome.tables[i], dir)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    let mut parts: Vec<Option<Vec<u8>>> = (0..n).map(|_| None).collect();
-    for (i, r) in results {
-        parts[i] = Some(r?);
-    }
+    let results = crate::par::parallel_map(&outcome.tables, &order, |w| write_one(w, dir));
+    let parts: Vec<Vec<u8>> = results.into_iter().collect::<std::io::Result<_>>()?;
     let zf = fs::File::create(zip_path)?;
     let mut zip = zip::ZipWriter::new(BufWriter::new(zf));
     for (name, bytes) in &outcome.passthrough {
@@ -175,10 +148,7 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
         zip.start_file(name.to_string_lossy(), opts)?;
         zip.write_all(bytes)?;
     }
-    for part in parts {
-        let Some(bytes) = part else {
-            return Err(std::io::Error::other("a report writer thread failed"));
-        };
+    for bytes in parts {
         let mut one = zip::ZipArchive::new(std::io::Cursor::new(bytes))?;
         let entry = one.by_index_raw(0)?;
         zip.raw_copy_file(entry)?;
