@@ -10,8 +10,11 @@ use crate::csvio::{self, CsvError, Table};
 use crate::engine::Mode;
 use crate::schema::Format;
 
-/// Largest uncompressed size accepted for one file (zip bombs, runaway uploads).
-pub const MAX_FILE_BYTES: u64 = 8 << 30;
+/// Largest uncompressed size accepted for one file in a zip (runaway uploads).
+pub const MAX_FILE_BYTES: u64 = 4 << 30;
+/// A zip entry that inflates more than this many times its compressed size (CSV compresses
+/// 5 to 15 times) and past 64 MiB is treated as a zip bomb.
+pub const MAX_ZIP_RATIO: u64 = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -134,20 +137,29 @@ impl Bundle {
                         path: zp.to_path_buf(),
                         message: e.to_string(),
                     })?;
-                let mut buf = Vec::new();
                 let entry = z.by_index(*i).map_err(|e| BundleError::Zip {
                     path: zp.to_path_buf(),
                     message: e.to_string(),
                 })?;
+                let name = entry.name().to_string();
+                // The declared sizes are the sender's word: the limit is enforced on what
+                // actually inflates.
+                let limit = MAX_FILE_BYTES.min(
+                    (entry.compressed_size().max(1))
+                        .saturating_mul(MAX_ZIP_RATIO)
+                        .max(64 << 20),
+                );
+                let mut buf = Vec::with_capacity(entry.size().min(limit) as usize);
                 entry
-                    .take(MAX_FILE_BYTES + 1)
+                    .take(limit + 1)
                     .read_to_end(&mut buf)
                     .map_err(io(zp))?;
-                if buf.len() as u64 > MAX_FILE_BYTES {
+                if buf.len() as u64 > limit {
                     return Err(BundleError::Invalid(format!(
-                        "{}: a file in the zip is larger than {} bytes uncompressed",
-                        zp.display(),
-                        MAX_FILE_BYTES
+                        "{}: {name} inflates past {limit} bytes (more than {MAX_ZIP_RATIO} times \
+                         its compressed size, or over {MAX_FILE_BYTES} bytes): refused as a \
+                         zip bomb",
+                        zp.display()
                     )));
                 }
                 Ok(Box::new(std::io::Cursor::new(buf)))

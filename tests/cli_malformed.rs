@@ -199,3 +199,30 @@ fn oneroster_delta_needs_status_and_date() {
         ]
     );
 }
+
+#[test]
+fn a_zip_bomb_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files: Vec<(String, Vec<u8>)> = apple_files()
+        .into_iter()
+        .map(|(n, c)| (n, c.into_bytes()))
+        .collect();
+    // 100 MiB of one repeated byte compresses about a thousand times.
+    let mut rosters = b"roster_id,class_id,student_id\n".to_vec();
+    rosters.resize(100 << 20, b'x');
+    files[5].1 = rosters;
+    let z = tmp.path().join("bomb.zip");
+    let f = fs::File::create(&z).unwrap();
+    let mut w = zip::ZipWriter::new(f);
+    for (name, content) in &files {
+        let o = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file(name.as_str(), o).unwrap();
+        std::io::Write::write_all(&mut w, content).unwrap();
+    }
+    w.finish().unwrap();
+    assert!(fs::metadata(&z).unwrap().len() < 1 << 20);
+    let c = check(&z, &tmp.path().join("out"), None);
+    assert_eq!(c.code, 1, "{}", c.summary);
+    assert!(c.summary.contains("refused as a zip bomb"), "{}", c.summary);
+}
