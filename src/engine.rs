@@ -820,15 +820,12 @@ fn apply_filters(ctx: &mut Ctx, tables: &mut [Work]) {
             }
             // Keep the ancestors (school years) of kept sessions.
             if let Some(p) = parent {
-                let rows: Map<String, usize> = (0..w.table.len())
-                    .map(|r| (w.id(r).to_string(), r))
-                    .collect();
                 for row in 0..w.table.len() {
                     let mut cur = row;
                     let mut hops = 0;
                     while keep[cur] && hops < 16 {
-                        match rows.get(w.value(cur, p).trim()) {
-                            Some(&up) => {
+                        match w.find(w.value(cur, p).trim()) {
+                            Some(up) => {
                                 keep[up] = true;
                                 cur = up;
                             }
