@@ -120,6 +120,8 @@ pub struct Work {
     by_name: Map<&'static str, usize>,
     pk: usize,
     status: Option<usize>,
+    /// Rows marked `status=tobedeleted`, worked out once; empty when there are none.
+    deletions: Vec<bool>,
     /// `None`: kept; `Some(rule)`: dropped by that rule.
     fate: Vec<Option<Rule>>,
     overrides: Map<(u32, u16), String>,
@@ -205,8 +207,7 @@ impl Work {
     }
     /// OneRoster delta row marked `tobedeleted`.
     pub fn is_deletion(&self, row: usize) -> bool {
-        self.status
-            .is_some_and(|c| self.table.field(row, c) == "tobedeleted")
+        self.deletions.get(row).copied().unwrap_or(false)
     }
     fn line(&self, row: usize) -> u32 {
         self.table.line(row)
@@ -488,6 +489,12 @@ pub fn bind(def: &TableDef, table: Table, mode: Mode) -> Result<Work, Vec<CsvErr
         None
     };
     let n = table.len();
+    let deletions = match status {
+        Some(c) if (0..n).any(|r| table.field(r, c) == "tobedeleted") => {
+            (0..n).map(|r| table.field(r, c) == "tobedeleted").collect()
+        }
+        _ => Vec::new(),
+    };
     Ok(Work {
         def: def.clone(),
         table,
@@ -496,6 +503,7 @@ pub fn bind(def: &TableDef, table: Table, mode: Mode) -> Result<Work, Vec<CsvErr
         by_name,
         pk,
         status,
+        deletions,
         fate: vec![None; n],
         overrides: Map::default(),
         index: HashTable::new(),
