@@ -153,7 +153,10 @@ impl Bundle {
                 entry
                     .take(limit + 1)
                     .read_to_end(&mut buf)
-                    .map_err(io(zp))?;
+                    .map_err(|e| BundleError::Zip {
+                        path: zp.to_path_buf(),
+                        message: format!("{name}: {e}"),
+                    })?;
                 if buf.len() as u64 > limit {
                     return Err(BundleError::Invalid(format!(
                         "{}: {name} inflates past {limit} bytes (more than {MAX_ZIP_RATIO} times \
@@ -322,7 +325,13 @@ impl Bundle {
                 .iter()
                 .find(|f| f.name.eq_ignore_ascii_case(&format!("{name}.csv")))
         };
-        let mut problems = vec![];
+        let mut problems: Vec<CsvError> = vec![];
+        let at = |line: u32, message: String| CsvError {
+            file: "manifest.csv".into(),
+            line: u64::from(line),
+            column: vc + 1,
+            message,
+        };
         let mut used: Vec<String> = vec!["manifest.csv".into()];
         for (file, mode, line) in &modes {
             let Some(def) = schema
@@ -359,8 +368,9 @@ impl Bundle {
                     continue;
                 }
                 other => {
-                    problems.push(format!(
-                        "manifest.csv line {line}: file.{file} is `{other}`, expected bulk, delta or absent"
+                    problems.push(at(
+                        *line,
+                        format!("file.{file} is `{other}`, expected bulk, delta or absent"),
                     ));
                     continue;
                 }
@@ -376,10 +386,13 @@ impl Bundle {
                         loc: f.loc.clone(),
                     });
                 }
-                None => problems.push(format!(
-                    "manifest.csv line {line}: file.{file} is `{}` but {}.csv is not in the bundle",
-                    mode.label(),
-                    def.name
+                None => problems.push(at(
+                    *line,
+                    format!(
+                        "file.{file} is `{}` but {}.csv is not in the bundle",
+                        mode.label(),
+                        def.name
+                    ),
                 )),
             }
         }
@@ -399,7 +412,7 @@ impl Bundle {
             self.ignored.push((f.name.clone(), why.into()));
         }
         if !problems.is_empty() {
-            return Err(BundleError::Invalid(problems.join("\n")));
+            return Err(BundleError::Csv(problems));
         }
         if self.entries.is_empty() {
             return Err(BundleError::Invalid(

@@ -261,7 +261,9 @@ pub fn parse_sized<R: Read>(
                     Ok(s) if s.contains('\0') => {
                         errors.push(err(file, 1, c + 1, "NUL byte in header"));
                     }
-                    Ok(s) => h.push(s.trim().to_string()),
+                    // Kept as uploaded (padding too) so it is written back unchanged; it
+                    // is matched against the schema ignoring case and spaces.
+                    Ok(s) => h.push(s.to_string()),
                     Err(e) => errors.push(err(
                         file,
                         1,
@@ -383,10 +385,20 @@ pub fn parse_sized<R: Read>(
         } else {
             1
         };
+        // The last record holds the runaway field: the first one with a line break in it, or
+        // else its last field.
+        let column = if t.rows > 0 {
+            let n = t.fields(t.rows - 1).count();
+            t.fields(t.rows - 1)
+                .position(|f| f.contains('\n'))
+                .map_or(n, |i| i + 1)
+        } else {
+            0
+        };
         errors.push(err(
             file,
             line,
-            0,
+            column,
             "unclosed quote: a quoted field opened in this row runs to the end of the file \
              (an unclosed quote?)",
         ));

@@ -201,7 +201,8 @@ pub fn check(kind: Kind, v: &str) -> Result<(), String> {
             }
         }
         Kind::Email => {
-            if is_email(v) {
+            // Spaces around an address are the CSV's, not the address's.
+            if is_email(v.trim()) {
                 Ok(())
             } else {
                 Err("not an email address".into())
