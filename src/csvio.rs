@@ -519,6 +519,9 @@ impl<R: Read> Read for LfReader<R> {
 pub struct CsvWriter<W: Write> {
     out: W,
     dialect: Dialect,
+    /// The header row is still to come: it quotes both possible separators, because the
+    /// separator is sniffed from the header when the file is read again.
+    header: bool,
 }
 
 impl<W: Write> CsvWriter<W> {
@@ -526,7 +529,11 @@ impl<W: Write> CsvWriter<W> {
         if dialect.bom {
             out.write_all(b"\xEF\xBB\xBF")?;
         }
-        Ok(CsvWriter { out, dialect })
+        Ok(CsvWriter {
+            out,
+            dialect,
+            header: true,
+        })
     }
 
     pub fn write_row<'a, I: IntoIterator<Item = &'a str>>(
@@ -539,6 +546,7 @@ impl<W: Write> CsvWriter<W> {
             }
             self.write_field(f)?;
         }
+        self.header = false;
         self.out
             .write_all(if self.dialect.crlf { b"\r\n" } else { b"\n" })
     }
@@ -546,9 +554,15 @@ impl<W: Write> CsvWriter<W> {
     fn write_field(&mut self, f: &str) -> std::io::Result<()> {
         let d = self.dialect.delimiter;
         let bs = self.dialect.backslash_escapes;
-        let needs = f
-            .bytes()
-            .any(|b| b == d || b == b'"' || b == b'\n' || b == b'\r' || (bs && b == b'\\'));
+        let header = self.header;
+        let needs = f.bytes().any(|b| {
+            b == d
+                || (header && (b == b',' || b == b';'))
+                || b == b'"'
+                || b == b'\n'
+                || b == b'\r'
+                || (bs && b == b'\\')
+        });
         if !needs {
             return self.out.write_all(f.as_bytes());
         }

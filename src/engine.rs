@@ -824,7 +824,8 @@ fn apply_filters(ctx: &mut Ctx, tables: &mut [Work]) {
                         _ => false,
                     }
                 });
-                *k = by_id || by_date;
+                // A session already dropped (an invalid value) keeps nothing, not even its parent.
+                *k = w.fate[row].is_none() && (by_id || by_date);
             }
             // Keep the ancestors (school years) of kept sessions.
             if let Some(p) = parent {

@@ -746,18 +746,6 @@ fn assert_fixpoint(
         first.summary
     );
     first.assert_zip_matches_dir();
-    // Known bug, pinned by check_filters::a_term_filter_does_not_keep_the_parent_of_a_dropped_term:
-    // a kept term dropped as invalid still keeps its school year on the first pass only.
-    if settings.is_some_and(|s| s.contains("filter.terms"))
-        && first
-            .patches()
-            .iter()
-            .any(|p| p.file == "academicSessions.csv" && p.id == "T1" && p.rule == "invalid-value")
-    {
-        return Err(TestCaseError::reject(
-            "known bug: parent of a dropped filtered-in term",
-        ));
-    }
     let again = run_check(&work.join("first").join("modified"), &work.join("second"));
     prop_assert_eq!(
         again.code,
@@ -838,7 +826,6 @@ fn the_with_errors_samples_are_fixpoints_after_one_pass() {
 }
 
 #[test]
-#[ignore = "BUG: a semicolon file whose header has a quoted name containing commas is written back unquoted, so the modified file is re-read with `,` as separator and rejected"]
 fn a_semicolon_header_with_commas_survives_the_round_trip() {
     let t = tempfile::tempdir().unwrap();
     let b = sample_copy(t.path(), "apple");
