@@ -119,11 +119,12 @@ pub fn commit_text(b: &Batch) -> String {
     );
     for (t, c) in &b.tables {
         s.push_str(&format!(
-            "  {t:<20} before {:>8}  +{:<8} ~{:<8} -{:<8}{}\n",
+            "  {t:<20} before {:>8}  +{:<8} ~{:<8} -{:<8} pages {:<6}{}\n",
             c.before,
             c.adds,
             c.updates,
             c.deletes,
+            c.pages_written,
             if c.stale > 0 {
                 format!(" ({} stale delta rows skipped)", c.stale)
             } else {

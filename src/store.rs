@@ -76,6 +76,9 @@ pub struct TableCounts {
     pub deletes: u64,
     /// Delta rows older than the stored record, skipped.
     pub stale: u64,
+    /// Record pages this batch wrote or removed (the store's unit of writing).
+    #[serde(default)]
+    pub pages_written: u64,
     /// Records stored before this batch.
     pub before: u64,
 }
@@ -849,6 +852,7 @@ impl Store {
                     Some(encode_page(&recs)),
                 );
             }
+            counts.pages_written = writes.len() as u64;
             changes.extend(writes);
             return Ok((counts, b));
         }
@@ -950,6 +954,7 @@ impl Store {
                     page[0..4].copy_from_slice(&entries.to_le_bytes());
                     Some(deflate(&page))
                 };
+                counts.pages_written += 1;
                 changes.push((key, v));
             }
         }
@@ -1038,6 +1043,7 @@ impl Store {
         for (bucket, (recs, dirty)) in pages {
             if dirty {
                 let v = (!recs.is_empty()).then(|| encode_page(&recs));
+                counts.pages_written += 1;
                 changes.push((k_page(source, w.def.name, bucket), v));
             }
         }
