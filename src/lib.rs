@@ -5,3 +5,5 @@
 //! write it, [`schema`] describes Apple School Manager and OneRoster as data, [`engine`]
 //! validates, filters and patches to a fixpoint, and [`report`] writes the patch summary and the
 //! modified CSVs.
+pub mod accounts;
+pub mod sftp;
