@@ -180,7 +180,9 @@ pub(crate) fn russh_config(
             compression: Cow::Borrowed(&[russh::compression::NONE]),
             ..Preferred::DEFAULT
         },
-        max_auth_attempts: cfg.max_auth_attempts,
+        // russh counts the client's initial "none" probe as a rejected attempt; OpenSSH's
+        // MaxAuthTries does not. One more keeps the setting meaning "password/key tries".
+        max_auth_attempts: cfg.max_auth_attempts + 1,
         inactivity_timeout: Some(Duration::from_secs(cfg.idle_timeout_secs)),
         keepalive_interval: (cfg.keepalive_secs > 0)
             .then(|| Duration::from_secs(cfg.keepalive_secs)),
@@ -331,6 +333,20 @@ struct Conn {
 
 const MAX_CHANNELS: usize = 4;
 
+/// A rejection that keeps every method on offer. russh's `Auth::reject()` drops the failed
+/// method from the list, so a vendor who mistypes a password could not retry on the same
+/// connection (OpenSSH allows MaxAuthTries tries); `max_auth_attempts` bounds retries instead.
+fn reject() -> Auth {
+    let mut methods = MethodSet::empty();
+    methods.push(MethodKind::PublicKey);
+    methods.push(MethodKind::Password);
+    methods.push(MethodKind::KeyboardInteractive);
+    Auth::Reject {
+        proceed_with_methods: Some(methods),
+        partial_success: false,
+    }
+}
+
 impl Conn {
     fn refuse(&self, event: Event) {
         self.shared.defender.record(self.peer.ip(), event);
@@ -346,13 +362,13 @@ impl Conn {
                 .unwrap_or_else(|p| p.into_inner());
             match accounts.get(user) {
                 Some(a) => a.source.clone(),
-                None => return Auth::reject(),
+                None => return reject(),
             }
         };
         let Some(slot) = SessionSlot::acquire(&self.shared, user) else {
             tracing::warn!(account = %user, addr = %self.peer, max = self.shared.cfg.max_sessions_per_account, "SFTP login refused: too many sessions for this account");
             self.refuse(Event::LimitExceeded);
-            return Auth::reject();
+            return reject();
         };
         tracing::info!(account = %user, source = %source, addr = %self.peer, method, "SFTP login");
         self.slot = Some(slot);
@@ -363,7 +379,7 @@ impl Conn {
 
     async fn check_password(&mut self, user: &str, password: &str, method: &str) -> Auth {
         if self.shared.defender.banned(self.peer.ip()).is_some() {
-            return Auth::reject();
+            return reject();
         }
         let hash = {
             let accounts = self
@@ -376,7 +392,7 @@ impl Conn {
         let Some(hash) = hash else {
             tracing::warn!(user = %loggable(user), addr = %self.peer, method, "SFTP login failed: unknown user");
             self.refuse(Event::UnknownUser);
-            return Auth::reject();
+            return reject();
         };
         let good = match hash {
             Some(h) => {
@@ -390,7 +406,7 @@ impl Conn {
         if !good {
             tracing::warn!(account = %loggable(user), addr = %self.peer, method, "SFTP login failed: wrong password");
             self.refuse(Event::WrongCredentials);
-            return Auth::reject();
+            return reject();
         }
         self.admit(user, method)
     }
@@ -408,7 +424,7 @@ impl russh::server::Handler for Conn {
     type Error = russh::Error;
 
     async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
-        Ok(Auth::reject())
+        Ok(reject())
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
@@ -446,7 +462,7 @@ impl russh::server::Handler for Conn {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         if self.shared.defender.banned(self.peer.ip()).is_some() {
-            return Ok(Auth::reject());
+            return Ok(reject());
         }
         let (exists, ok) = {
             let accounts = self
@@ -473,7 +489,7 @@ impl russh::server::Handler for Conn {
                 self.refuse(Event::UnknownUser);
             }
         }
-        Ok(Auth::reject())
+        Ok(reject())
     }
 
     async fn auth_publickey(
@@ -490,7 +506,7 @@ impl russh::server::Handler for Conn {
             accounts.key_authorized(user, key.public_key)
         };
         if !ok {
-            return Ok(Auth::reject());
+            return Ok(reject());
         }
         Ok(self.admit(user, "publickey"))
     }
