@@ -4,8 +4,11 @@
 //! [`bundle`] reads a directory or zip and detects the format, [`csvio`] parses CSV as vendors
 //! write it, [`schema`] describes Apple School Manager and OneRoster as data, [`engine`]
 //! validates, filters and patches to a fixpoint, [`report`] writes the patch summary and the
-//! modified CSVs, and [`check::check`] runs all of it on one bundle.
+//! modified CSVs, and [`check::check`] runs all of it on one bundle. [`store`] keeps each
+//! source's roster and batch history in sled, and [`pipeline::ingest`] takes a bundle from
+//! check to commit. [`sftp`] is the embedded SFTP drop-box, with its [`accounts`].
 
+pub mod accounts;
 pub mod bundle;
 pub mod check;
 pub mod config;
@@ -15,6 +18,7 @@ pub mod par;
 pub mod pipeline;
 pub mod report;
 pub mod schema;
+pub mod sftp;
 pub mod store;
 pub mod synth;
 pub mod values;

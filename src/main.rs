@@ -1,15 +1,18 @@
 //! The `rosterdrop` command line. Errors are reported with `anyhow` here, at the edge only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use rosterdrop::accounts::Accounts;
 use rosterdrop::check::check;
 use rosterdrop::config::Config;
 use rosterdrop::engine::{NoExternal, Settings};
 use rosterdrop::report;
+use rosterdrop::sftp::{hostkeys, FileConfig, Server};
 use rosterdrop::store::{Batch, Store};
 
 /// Exit codes (contract): 0 accepted, 1 rejected, 2 usage or I/O error.
@@ -57,6 +60,10 @@ fn print_batch_line(b: &Batch) {
     about = "Receive, validate, patch and commit school roster bundles"
 )]
 struct Cli {
+    /// Configuration file (TOML). Default: config/rosterdrop.toml; `check` reads one only
+    /// with --config or --source.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,11 +77,8 @@ enum Command {
         /// Where to write patch-summary.csv, summary.txt, modified/ and modified.zip.
         #[arg(long, default_value = "rosterdrop-check")]
         out: PathBuf,
-        /// Configuration file holding the source's settings.
-        #[arg(long, requires = "source")]
-        config: Option<PathBuf>,
-        /// The source whose settings (patching, filters) apply.
-        #[arg(long, requires = "config")]
+        /// The source whose settings (patching, filters) apply, from the config file.
+        #[arg(long)]
         source: Option<String>,
         /// Print nothing but errors.
         #[arg(long, short)]
@@ -85,8 +89,6 @@ enum Command {
         path: PathBuf,
         #[arg(long)]
         source: String,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
         /// Recorded as the batch's account.
         #[arg(long, default_value = "cli")]
         account: String,
@@ -97,33 +99,15 @@ enum Command {
     History {
         #[arg(long)]
         source: Option<String>,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
     },
     /// Show one batch in full.
-    Show {
-        batch: u64,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-    },
+    Show { batch: u64 },
     /// Apply a batch held by the mass-deletion guard.
-    Approve {
-        batch: u64,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-    },
+    Approve { batch: u64 },
     /// Drop a batch held by the mass-deletion guard.
-    Discard {
-        batch: u64,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-    },
+    Discard { batch: u64 },
     /// Restore the roster as it was before a source's last applied batch.
-    Rollback {
-        batch: u64,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-    },
+    Rollback { batch: u64 },
     /// Write a source's current roster as a bundle.
     Export {
         #[arg(long)]
@@ -133,9 +117,16 @@ enum Command {
         format: Option<String>,
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
     },
+    /// Run the daemon (for now: the SFTP drop-box; intake and mail come with issue 5).
+    Serve {},
+    /// Manage SFTP accounts.
+    Account {
+        #[command(subcommand)]
+        cmd: AccountCmd,
+    },
+    /// Print the SFTP host keys' SHA256 fingerprints (generating the keys if missing).
+    Hostkey {},
     /// Write a synthetic district (benchmarks and tests).
     #[command(hide = true)]
     Synth {
@@ -151,6 +142,31 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Create an account; its password is printed once and stored only as a hash.
+    Add {
+        name: String,
+        #[arg(long)]
+        source: String,
+    },
+    /// Generate a new password (the old one stops working); printed once.
+    Passwd { name: String },
+    /// Authorize a public key.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// List accounts.
+    List,
+    /// Remove an account.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Authorize the OpenSSH public key in KEYFILE (one line).
+    Add { name: String, keyfile: PathBuf },
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -163,10 +179,16 @@ fn main() -> ExitCode {
             };
         }
     };
+    // The daemon logs at info; commands print their own output and log only warnings.
+    let level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -180,17 +202,19 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    let given = cli.config.clone();
+    let config = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     match cli.command {
         Command::Check {
             path,
             out,
-            config,
             source,
             quiet,
         } => {
-            let settings = match (config, source) {
-                (Some(c), Some(s)) => Config::load(&c)?.source(&s)?.settings(),
-                _ => Settings::default(),
+            let settings = match (given, source) {
+                (_, Some(s)) => Config::load(&config)?.source(&s)?.settings(),
+                (Some(_), None) => anyhow::bail!("--config needs --source NAME for check"),
+                (None, None) => Settings::default(),
             };
             let outcome = check(&path, &settings, &NoExternal)?;
             let t = std::time::Instant::now();
@@ -206,7 +230,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Ingest {
             path,
             source,
-            config,
             account,
             quiet,
         } => {
@@ -234,7 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 _ => EXIT_REJECTED,
             })
         }
-        Command::History { source, config } => {
+        Command::History { source } => {
             let (_, store) = open_store(&config)?;
             println!(
                 "{:>6}  {:<20}  {:<12} {:<10} {:<13} {:<11} {:>8} {:>8} {:>8} {:>8} {:>9}",
@@ -255,7 +278,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        Command::Show { batch, config } => {
+        Command::Show { batch } => {
             let (_, store) = open_store(&config)?;
             let b = store.batch(batch)?;
             println!("batch {}  source {}  account {}", b.id, b.source, b.account);
@@ -286,19 +309,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        Command::Approve { batch, config } => {
+        Command::Approve { batch } => {
             let (_, store) = open_store(&config)?;
             let b = store.approve(batch)?;
             print!("{}", rosterdrop::pipeline::commit_text(&b));
             Ok(0)
         }
-        Command::Discard { batch, config } => {
+        Command::Discard { batch } => {
             let (_, store) = open_store(&config)?;
             let b = store.discard(batch)?;
             println!("batch {} discarded", b.id);
             Ok(0)
         }
-        Command::Rollback { batch, config } => {
+        Command::Rollback { batch } => {
             let (_, store) = open_store(&config)?;
             let b = store.rollback(batch)?;
             print!("{}", rosterdrop::pipeline::commit_text(&b));
@@ -308,7 +331,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             source,
             format,
             out,
-            config,
         } => {
             let (_, store) = open_store(&config)?;
             if let (Some(want), Some(have)) = (&format, store.format_of(&source)?) {
@@ -330,6 +352,23 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        Command::Serve {} => {
+            serve(FileConfig::load(&config)?)?;
+            Ok(0)
+        }
+        Command::Account { cmd } => {
+            let file = FileConfig::load(&config)?;
+            account(cmd, &file.sftp.accounts_path(&file.state_dir))?;
+            Ok(0)
+        }
+        Command::Hostkey {} => {
+            let file = FileConfig::load(&config)?;
+            let keys = hostkeys::load_or_generate(&file.state_dir)?;
+            for (alg, fp) in hostkeys::fingerprints(&keys) {
+                println!("{alg} {fp}");
+            }
+            Ok(0)
+        }
         Command::Synth {
             format,
             students,
@@ -345,4 +384,107 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
+}
+
+fn account(cmd: AccountCmd, path: &Path) -> anyhow::Result<()> {
+    let mut accounts = Accounts::load(path)?;
+    match cmd {
+        AccountCmd::Add { name, source } => {
+            let password = accounts.add(&name, &source)?;
+            accounts.save(path)?;
+            println!("account {name} (source {source}) created");
+            println!("password: {password}");
+            println!("This password is shown once and cannot be retrieved; `rosterdrop account passwd {name}` makes a new one.");
+        }
+        AccountCmd::Passwd { name } => {
+            let password = accounts.regenerate_password(&name)?;
+            accounts.save(path)?;
+            println!("new password for {name}: {password}");
+            println!("The old password no longer works. This one is shown once.");
+        }
+        AccountCmd::Key(KeyCmd::Add { name, keyfile }) => {
+            let text = std::fs::read_to_string(&keyfile)
+                .with_context(|| format!("reading {}", keyfile.display()))?;
+            let line = text
+                .lines()
+                .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                .context("the key file is empty")?;
+            let key = accounts.add_key(&name, line)?;
+            accounts.save(path)?;
+            println!(
+                "key {} {} authorized for {name}",
+                key.algorithm(),
+                key.fingerprint(russh::keys::HashAlg::Sha256)
+            );
+        }
+        AccountCmd::List => {
+            println!("{:<24} {:<24} {:<9} keys", "account", "source", "password");
+            for (name, a) in &accounts.accounts {
+                println!(
+                    "{:<24} {:<24} {:<9} {}",
+                    name,
+                    a.source,
+                    if a.password_hash.is_some() {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    a.authorized_keys.len()
+                );
+            }
+        }
+        AccountCmd::Remove { name } => {
+            accounts.remove(&name)?;
+            accounts.save(path)?;
+            println!("account {name} removed");
+        }
+    }
+    Ok(())
+}
+
+fn serve(file: FileConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let accounts_path = file.sftp.accounts_path(&file.state_dir);
+        let accounts = Arc::new(RwLock::new(Accounts::load(&accounts_path)?));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+        let server = Server::new(&file.state_dir, file.sftp.clone(), accounts.clone(), tx)?;
+        for (alg, fp) in server.host_key_fingerprints() {
+            tracing::info!(algorithm = %alg, fingerprint = %fp, "SFTP host key");
+        }
+        // Until the intake issue lands, completed uploads are only logged.
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                tracing::info!(account = %ev.account, source = %ev.source, path = %ev.path, bytes = ev.size, "upload ready for intake");
+            }
+        });
+        // SIGHUP reloads the accounts without dropping sessions.
+        let reload = accounts.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match Accounts::load(&accounts_path) {
+                    Ok(a) => {
+                        let n = a.accounts.len();
+                        *reload.write().unwrap_or_else(|p| p.into_inner()) = a;
+                        tracing::info!(accounts = n, "accounts reloaded");
+                    }
+                    Err(e) => tracing::error!(error = %e, "accounts not reloaded"),
+                }
+            }
+        });
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        };
+        server.run(shutdown).await?;
+        anyhow::Ok(())
+    })
 }

@@ -1,0 +1,304 @@
+//! The file system one account sees: its drop folder as `/`, plus a read-only virtual
+//! `/reports` that shows its source's batch reports. Paths are resolved lexically (`..` stops at
+//! `/`), then every existing component is checked with `lstat`: symbolic links are invisible and
+//! never followed, and files with more than one hard link are refused.
+
+use std::fs::{self, Metadata};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use russh_sftp::protocol::{FileAttributes, StatusCode};
+
+/// Prefix of the hidden temporary name an upload is written under (same folder as the target,
+/// so the final rename never crosses file systems). Such names are invisible to clients.
+pub const TEMP_PREFIX: &str = ".rosterdrop-upload.";
+/// Name of the virtual read-only reports folder in every account's root.
+pub const REPORTS: &str = "reports";
+/// Deepest folder nesting accepted under the root.
+pub const MAX_DEPTH: usize = 16;
+const MAX_NAME: usize = 255;
+const MAX_PATH: usize = 4096;
+
+/// A refused or failed operation, answered to the client as a status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fail(pub StatusCode, pub String);
+
+impl Fail {
+    pub fn new(code: StatusCode, msg: impl Into<String>) -> Fail {
+        Fail(code, msg.into())
+    }
+    pub fn denied(msg: impl Into<String>) -> Fail {
+        Fail(StatusCode::PermissionDenied, msg.into())
+    }
+    pub fn no_such() -> Fail {
+        Fail(StatusCode::NoSuchFile, "no such file".into())
+    }
+    pub fn failure(msg: impl Into<String>) -> Fail {
+        Fail(StatusCode::Failure, msg.into())
+    }
+    /// Maps an I/O error without leaking server paths into the message.
+    pub fn io(e: &io::Error) -> Fail {
+        match e.kind() {
+            io::ErrorKind::NotFound => Fail::no_such(),
+            io::ErrorKind::PermissionDenied => Fail::denied("permission denied"),
+            io::ErrorKind::AlreadyExists => Fail::failure("file already exists"),
+            io::ErrorKind::DirectoryNotEmpty => Fail::failure("directory not empty"),
+            io::ErrorKind::IsADirectory => Fail::failure("is a directory"),
+            io::ErrorKind::NotADirectory => Fail::no_such(),
+            io::ErrorKind::StorageFull => Fail::failure("no space left on server"),
+            _ => Fail::failure("operation failed on the server"),
+        }
+    }
+}
+
+/// Where a client path points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `/`, the account's drop folder.
+    Root,
+    /// `/reports` itself.
+    ReportsRoot,
+    /// Something under `/reports`: components below it.
+    Report(Vec<String>),
+    /// Something in the drop folder: components below `/`.
+    Drop(Vec<String>),
+}
+
+/// Lexically normalises a client path (relative paths are relative to `/`).
+pub fn normalize(path: &str) -> Result<Vec<String>, Fail> {
+    if path.len() > MAX_PATH {
+        return Err(Fail::failure("path too long"));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            name => {
+                if name.len() > MAX_NAME {
+                    return Err(Fail::failure("name too long"));
+                }
+                if name.chars().any(|c| c.is_control()) {
+                    return Err(Fail::failure("invalid character in name"));
+                }
+                out.push(name.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The client-visible form of normalised components.
+pub fn display(comps: &[String]) -> String {
+    format!("/{}", comps.join("/"))
+}
+
+/// Names that are not yet a finished upload: WinSCP's `.filepart`, `.part`, `.tmp`, dot files.
+pub fn is_partial_name(name: &str) -> bool {
+    name.starts_with('.')
+        || name.ends_with(".filepart")
+        || name.ends_with(".part")
+        || name.ends_with(".tmp")
+}
+
+pub struct Jail {
+    pub root: PathBuf,
+    pub reports: PathBuf,
+}
+
+/// `lstat` that reports "not found" for anything we refuse to show.
+fn lstat_visible(path: &Path) -> io::Result<Metadata> {
+    let md = fs::symlink_metadata(path)?;
+    if md.file_type().is_symlink() || !(md.is_file() || md.is_dir()) {
+        return Err(io::ErrorKind::NotFound.into());
+    }
+    Ok(md)
+}
+
+impl Jail {
+    pub fn classify(&self, path: &str) -> Result<Target, Fail> {
+        let comps = normalize(path)?;
+        if comps.is_empty() {
+            return Ok(Target::Root);
+        }
+        if comps[0] == REPORTS {
+            if comps.len() == 1 {
+                return Ok(Target::ReportsRoot);
+            }
+            return Ok(Target::Report(comps[1..].to_vec()));
+        }
+        if comps.iter().any(|c| c.starts_with(TEMP_PREFIX)) {
+            return Err(Fail::no_such());
+        }
+        if comps.len() > MAX_DEPTH {
+            return Err(Fail::failure("folders nested too deep"));
+        }
+        Ok(Target::Drop(comps))
+    }
+
+    /// Real path of `comps` under `base`, after checking that every folder on the way is a real
+    /// folder (no symbolic link). The last component is not checked.
+    fn walk(base: &Path, comps: &[String]) -> Result<PathBuf, Fail> {
+        let mut p = base.to_path_buf();
+        let n = comps.len();
+        for (i, c) in comps.iter().enumerate() {
+            p.push(c);
+            if i + 1 < n {
+                let md = lstat_visible(&p).map_err(|e| Fail::io(&e))?;
+                if !md.is_dir() {
+                    return Err(Fail::no_such());
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// Real path in the drop folder (parents checked).
+    pub fn drop_path(&self, comps: &[String]) -> Result<PathBuf, Fail> {
+        Self::walk(&self.root, comps)
+    }
+
+    /// Real path of a report file or folder (parents checked).
+    pub fn report_path(&self, comps: &[String]) -> Result<PathBuf, Fail> {
+        Self::walk(&self.reports, comps)
+    }
+
+    /// Metadata of a visible entry (no symbolic links, only files and folders).
+    pub fn lstat(path: &Path) -> Result<Metadata, Fail> {
+        lstat_visible(path).map_err(|e| Fail::io(&e))
+    }
+
+    /// Attributes of a target as the client sees them.
+    pub fn stat(&self, target: &Target) -> Result<FileAttributes, Fail> {
+        match target {
+            Target::Root => Ok(dir_attrs(fs::metadata(&self.root).ok().as_ref(), 0o755)),
+            Target::ReportsRoot => Ok(dir_attrs(fs::metadata(&self.reports).ok().as_ref(), 0o555)),
+            Target::Report(c) => {
+                let md = Self::lstat(&self.report_path(c)?)?;
+                Ok(attrs(&md, true))
+            }
+            Target::Drop(c) => {
+                let md = Self::lstat(&self.drop_path(c)?)?;
+                Ok(attrs(&md, false))
+            }
+        }
+    }
+}
+
+fn unix_time(t: io::Result<std::time::SystemTime>) -> Option<u32> {
+    t.ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs().min(u32::MAX as u64) as u32)
+}
+
+fn dir_attrs(md: Option<&Metadata>, perm: u32) -> FileAttributes {
+    FileAttributes {
+        size: Some(md.map_or(4096, |m| m.len())),
+        uid: Some(0),
+        gid: Some(0),
+        user: None,
+        group: None,
+        permissions: Some(0o040000 | perm),
+        atime: md.and_then(|m| unix_time(m.accessed())),
+        mtime: md.and_then(|m| unix_time(m.modified())),
+    }
+}
+
+/// Client-visible attributes: real size and times, fixed owner and modes (read-only under
+/// `/reports`), so nothing about the server's users leaks.
+pub fn attrs(md: &Metadata, read_only: bool) -> FileAttributes {
+    if md.is_dir() {
+        return dir_attrs(Some(md), if read_only { 0o555 } else { 0o755 });
+    }
+    FileAttributes {
+        size: Some(md.len()),
+        uid: Some(0),
+        gid: Some(0),
+        user: None,
+        group: None,
+        permissions: Some(0o100000 | if read_only { 0o444 } else { 0o644 }),
+        atime: unix_time(md.accessed()),
+        mtime: unix_time(md.modified()),
+    }
+}
+
+/// Bytes and entries in the drop folder, not counting upload temporaries.
+pub fn usage(root: &Path) -> (u64, u64) {
+    fn walk(dir: &Path, depth: usize, acc: &mut (u64, u64)) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let Ok(md) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if md.is_dir() {
+                acc.1 += 1;
+                if depth < MAX_DEPTH + 1 {
+                    walk(&e.path(), depth + 1, acc);
+                }
+            } else if md.is_file() {
+                acc.0 += md.len();
+                acc.1 += 1;
+            }
+        }
+    }
+    let mut acc = (0, 0);
+    walk(root, 0, &mut acc);
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_clamps_at_root() {
+        assert_eq!(
+            normalize("/../../etc/passwd").unwrap(),
+            vec!["etc", "passwd"]
+        );
+        assert_eq!(normalize("a/./b/../c").unwrap(), vec!["a", "c"]);
+        assert_eq!(normalize("").unwrap(), Vec::<String>::new());
+        assert_eq!(normalize("//..//").unwrap(), Vec::<String>::new());
+        assert!(normalize("a\0b").is_err());
+        assert!(normalize("a\nb").is_err());
+        assert!(normalize(&"x".repeat(300)).is_err());
+    }
+
+    #[test]
+    fn classify() {
+        let j = Jail {
+            root: "/r".into(),
+            reports: "/rep".into(),
+        };
+        assert_eq!(j.classify("/").unwrap(), Target::Root);
+        assert_eq!(j.classify("..").unwrap(), Target::Root);
+        assert_eq!(j.classify("/reports/").unwrap(), Target::ReportsRoot);
+        assert_eq!(
+            j.classify("x/../reports/b1").unwrap(),
+            Target::Report(vec!["b1".into()])
+        );
+        assert_eq!(
+            j.classify("a.csv").unwrap(),
+            Target::Drop(vec!["a.csv".into()])
+        );
+        assert_eq!(
+            j.classify(&format!("{TEMP_PREFIX}x.a")).unwrap_err().0,
+            StatusCode::NoSuchFile
+        );
+        assert!(j.classify(&"a/".repeat(MAX_DEPTH + 1)).is_err());
+    }
+
+    #[test]
+    fn partial_names() {
+        for n in [".x", "a.zip.filepart", "a.part", "a.tmp"] {
+            assert!(is_partial_name(n));
+        }
+        assert!(!is_partial_name("students.csv"));
+    }
+}

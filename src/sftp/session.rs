@@ -1,0 +1,869 @@
+//! One SFTP session: our own request loop over russh-sftp's packet types.
+//!
+//! russh-sftp's `server::run` answers one request at a time and flushes after every reply, and
+//! it never calls `close` when the connection dies. This loop instead reads requests from a
+//! large buffer, answers them in order, and flushes replies only when no complete request is
+//! waiting, so a client's pipelined writes are not held up one round trip each. Open uploads
+//! live in [`Upload`], whose `Drop` removes the temporary file: a client that disconnects or
+//! dies mid-upload leaves nothing under the real name.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::{Buf, Bytes};
+use rand::RngExt;
+use russh_sftp::protocol::{
+    Attrs, Data, ExtendedReply, File as NameEntry, FileAttributes, Handle, Name, OpenFlags, Packet,
+    Status, StatusCode, Version,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use super::jail::{self, attrs, display, is_partial_name, Fail, Jail, Target, TEMP_PREFIX};
+use super::{SftpConfig, UploadEvent};
+
+/// Bytes and files being uploaded right now by all sessions of one account.
+#[derive(Default, Debug)]
+pub struct InFlight {
+    pub bytes: AtomicU64,
+    pub files: AtomicU64,
+}
+
+/// Everything a session needs to know about its account.
+pub struct SessionCtx {
+    pub account: String,
+    pub source: String,
+    pub peer: SocketAddr,
+    pub jail: Jail,
+    pub cfg: Arc<SftpConfig>,
+    pub inflight: Arc<InFlight>,
+    pub events: mpsc::Sender<UploadEvent>,
+}
+
+/// An upload in progress: a hidden temporary file next to its destination.
+struct Upload {
+    file: Option<File>,
+    temp: PathBuf,
+    dest: PathBuf,
+    vpath: String,
+    size: u64,
+    /// Bytes already in the drop folder when the upload started (minus a file it replaces).
+    base_used: u64,
+    failed: Option<Fail>,
+    times: Option<(u32, u32)>,
+    inflight: Arc<InFlight>,
+    counted: u64,
+    done: bool,
+}
+
+impl Upload {
+    /// Drops the partial data: closes and removes the temporary file.
+    fn discard(&mut self) {
+        self.file = None;
+        if !self.done {
+            let _ = fs::remove_file(&self.temp);
+        }
+        self.inflight
+            .bytes
+            .fetch_sub(self.counted, Ordering::Relaxed);
+        self.counted = 0;
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if !self.done {
+            if self.file.is_some() || self.temp.exists() {
+                tracing::info!(path = %self.vpath, bytes = self.size, "SFTP upload not completed: partial file removed");
+            }
+            self.discard();
+            self.inflight.files.fetch_sub(1, Ordering::Relaxed);
+            self.done = true;
+        }
+    }
+}
+
+enum Open {
+    Read { file: File },
+    Upload(Box<Upload>),
+    Dir { entries: Vec<NameEntry>, pos: usize },
+}
+
+pub struct Session {
+    ctx: SessionCtx,
+    handles: HashMap<String, Open>,
+    next_handle: u64,
+    initialized: bool,
+}
+
+const DIR_CHUNK: usize = 100;
+const MAX_DIR_ENTRIES: usize = 10_000;
+
+fn status(id: u32, code: StatusCode, msg: &str) -> Packet {
+    Packet::Status(Status {
+        id,
+        status_code: code,
+        error_message: msg.to_owned(),
+        language_tag: "en-US".to_owned(),
+    })
+}
+
+fn ok(id: u32) -> Packet {
+    status(id, StatusCode::Ok, "Ok")
+}
+
+fn fail(id: u32, f: Fail) -> Packet {
+    status(id, f.0, &f.1)
+}
+
+/// Reads an SSH `string` from extended-request data.
+fn ext_string(data: &mut &[u8]) -> Option<String> {
+    if data.remaining() < 4 {
+        return None;
+    }
+    let len = data.get_u32() as usize;
+    if data.remaining() < len {
+        return None;
+    }
+    let s = String::from_utf8(data[..len].to_vec()).ok();
+    data.advance(len);
+    s
+}
+
+impl Session {
+    pub fn new(ctx: SessionCtx) -> Session {
+        Session {
+            ctx,
+            handles: HashMap::new(),
+            next_handle: 0,
+            initialized: false,
+        }
+    }
+
+    fn new_handle(&mut self, open: Open) -> Result<String, Fail> {
+        if self.handles.len() >= self.ctx.cfg.max_handles {
+            return Err(Fail::failure("too many open handles"));
+        }
+        self.next_handle += 1;
+        let h = format!("h{}", self.next_handle);
+        self.handles.insert(h.clone(), open);
+        Ok(h)
+    }
+
+    /// Answers one decoded request. `None` closes the session (protocol violation).
+    pub async fn request(&mut self, packet: Packet) -> Option<Packet> {
+        if !self.initialized {
+            return match packet {
+                Packet::Init(_) => {
+                    self.initialized = true;
+                    let mut extensions = HashMap::new();
+                    extensions.insert("posix-rename@openssh.com".to_owned(), "1".to_owned());
+                    extensions.insert("limits@openssh.com".to_owned(), "1".to_owned());
+                    extensions.insert("fsync@openssh.com".to_owned(), "1".to_owned());
+                    Some(Packet::Version(Version {
+                        version: 3,
+                        extensions,
+                    }))
+                }
+                _ => None,
+            };
+        }
+        let id = packet.get_request_id();
+        let reply = match packet {
+            Packet::Init(_) => return None,
+            Packet::Open(p) => self
+                .open(&p.filename, p.pflags)
+                .map(|handle| Packet::Handle(Handle { id, handle })),
+            Packet::Close(p) => self.close(&p.handle).await.map(|_| ok(id)),
+            Packet::Read(p) => self.read(id, &p.handle, p.offset, p.len),
+            Packet::Write(p) => self.write(&p.handle, p.offset, &p.data).map(|_| ok(id)),
+            Packet::Lstat(p) => self
+                .stat_path(&p.path)
+                .map(|attrs| Packet::Attrs(Attrs { id, attrs })),
+            Packet::Stat(p) => self
+                .stat_path(&p.path)
+                .map(|attrs| Packet::Attrs(Attrs { id, attrs })),
+            Packet::Fstat(p) => self
+                .fstat(&p.handle)
+                .map(|attrs| Packet::Attrs(Attrs { id, attrs })),
+            Packet::SetStat(p) => self.setstat(&p.path, &p.attrs).map(|_| ok(id)),
+            Packet::FSetStat(p) => self.fsetstat(&p.handle, &p.attrs).map(|_| ok(id)),
+            Packet::OpenDir(p) => self
+                .opendir(&p.path)
+                .map(|handle| Packet::Handle(Handle { id, handle })),
+            Packet::ReadDir(p) => self.readdir(id, &p.handle),
+            Packet::Remove(p) => self.remove(&p.filename).map(|_| ok(id)),
+            Packet::MkDir(p) => self.mkdir(&p.path).map(|_| ok(id)),
+            Packet::RmDir(p) => self.rmdir(&p.path).map(|_| ok(id)),
+            Packet::RealPath(p) => jail::normalize(&p.path).map(|c| {
+                Packet::Name(Name {
+                    id,
+                    files: vec![NameEntry::dummy(display(&c))],
+                })
+            }),
+            Packet::Rename(p) => self
+                .rename(&p.oldpath, &p.newpath, false)
+                .await
+                .map(|_| ok(id)),
+            Packet::ReadLink(_) => Err(Fail::new(
+                StatusCode::OpUnsupported,
+                "symbolic links are not supported",
+            )),
+            Packet::Symlink(_) => Err(Fail::denied("creating links is not allowed")),
+            Packet::Extended(p) => self.extended(id, &p.request, &p.data).await,
+            // Replies sent by a client are nonsense.
+            _ => Err(Fail::new(StatusCode::BadMessage, "unexpected packet type")),
+        };
+        Some(reply.unwrap_or_else(|f| fail(id, f)))
+    }
+
+    async fn extended(&mut self, id: u32, request: &str, data: &[u8]) -> Result<Packet, Fail> {
+        let mut d = data;
+        match request {
+            "posix-rename@openssh.com" => {
+                let (Some(old), Some(new)) = (ext_string(&mut d), ext_string(&mut d)) else {
+                    return Err(Fail::new(StatusCode::BadMessage, "malformed request"));
+                };
+                self.rename(&old, &new, true).await.map(|_| ok(id))
+            }
+            "limits@openssh.com" => {
+                let cfg = &self.ctx.cfg;
+                let mut out = Vec::with_capacity(32);
+                for v in [
+                    cfg.max_sftp_packet as u64,
+                    cfg.max_read_len as u64,
+                    cfg.max_sftp_packet.saturating_sub(1024) as u64,
+                    cfg.max_handles as u64,
+                ] {
+                    out.extend_from_slice(&v.to_be_bytes());
+                }
+                Ok(Packet::ExtendedReply(ExtendedReply { id, data: out }))
+            }
+            "fsync@openssh.com" => {
+                let Some(h) = ext_string(&mut d) else {
+                    return Err(Fail::new(StatusCode::BadMessage, "malformed request"));
+                };
+                match self.handles.get(&h) {
+                    Some(Open::Upload(u)) => match &u.file {
+                        Some(f) => f.sync_data().map(|_| ok(id)).map_err(|e| Fail::io(&e)),
+                        None => Err(u
+                            .failed
+                            .clone()
+                            .unwrap_or_else(|| Fail::failure("upload failed"))),
+                    },
+                    Some(_) => Ok(ok(id)),
+                    None => Err(Fail::failure("invalid handle")),
+                }
+            }
+            "hardlink@openssh.com" | "symlink@openssh.com" => {
+                Err(Fail::denied("creating links is not allowed"))
+            }
+            _ => Err(Fail::new(
+                StatusCode::OpUnsupported,
+                "operation not supported",
+            )),
+        }
+    }
+
+    fn stat_path(&self, path: &str) -> Result<FileAttributes, Fail> {
+        let t = self.ctx.jail.classify(path)?;
+        self.ctx.jail.stat(&t)
+    }
+
+    fn open(&mut self, path: &str, flags: OpenFlags) -> Result<String, Fail> {
+        let target = self.ctx.jail.classify(path)?;
+        let writing = flags.intersects(
+            OpenFlags::WRITE | OpenFlags::APPEND | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+        );
+        match target {
+            Target::Root | Target::ReportsRoot => Err(Fail::failure("is a directory")),
+            Target::Report(c) => {
+                if writing {
+                    return Err(Fail::denied("reports/ is read-only"));
+                }
+                let p = self.ctx.jail.report_path(&c)?;
+                let file = open_read(&p)?;
+                self.new_handle(Open::Read { file })
+            }
+            Target::Drop(c) if !writing => {
+                let p = self.ctx.jail.drop_path(&c)?;
+                let file = open_read(&p)?;
+                self.new_handle(Open::Read { file })
+            }
+            Target::Drop(c) => {
+                let upload = self.start_upload(&c, flags)?;
+                self.new_handle(Open::Upload(Box::new(upload)))
+            }
+        }
+    }
+
+    fn start_upload(&mut self, comps: &[String], flags: OpenFlags) -> Result<Upload, Fail> {
+        let cfg = self.ctx.cfg.clone();
+        let dest = self.ctx.jail.drop_path(comps)?;
+        let vpath = display(comps);
+        let existing = match fs::symlink_metadata(&dest) {
+            Ok(md) if md.file_type().is_symlink() => return Err(Fail::denied("permission denied")),
+            Ok(md) if md.is_dir() => return Err(Fail::failure("is a directory")),
+            Ok(md) if !md.is_file() || md.nlink() > 1 => {
+                return Err(Fail::denied("permission denied"))
+            }
+            Ok(md) => Some(md),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Fail::io(&e)),
+        };
+        if existing.is_some() && flags.contains(OpenFlags::EXCLUDE) {
+            return Err(Fail::failure("file already exists"));
+        }
+        if existing.is_none() && !flags.contains(OpenFlags::CREATE) {
+            return Err(Fail::no_such());
+        }
+        let (used, entries) = jail::usage(&self.ctx.jail.root);
+        let replaced = existing.as_ref().map_or(0, |m| m.len());
+        let base_used = used.saturating_sub(replaced);
+        let inflight_files = self.ctx.inflight.files.load(Ordering::Relaxed);
+        if existing.is_none() && entries + inflight_files >= cfg.quota_files {
+            tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = %vpath, "SFTP upload refused: file quota exceeded");
+            return Err(Fail::failure(format!(
+                "quota exceeded: at most {} files",
+                cfg.quota_files
+            )));
+        }
+        if base_used + self.ctx.inflight.bytes.load(Ordering::Relaxed) >= cfg.quota_bytes {
+            tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = %vpath, "SFTP upload refused: byte quota exceeded");
+            return Err(Fail::failure(format!(
+                "quota exceeded: at most {} bytes",
+                cfg.quota_bytes
+            )));
+        }
+        let parent = dest.parent().ok_or_else(Fail::no_such)?;
+        let name = comps.last().map(String::as_str).unwrap_or("upload");
+        let tag: u64 = rand::rng().random();
+        let temp = parent.join(format!(
+            "{TEMP_PREFIX}{tag:016x}.{}",
+            truncate_name(name, 200)
+        ));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .mode(0o640)
+            .custom_flags(libc_nofollow())
+            .open(&temp)
+            .map_err(|e| Fail::io(&e))?;
+        self.ctx.inflight.files.fetch_add(1, Ordering::Relaxed);
+        let mut up = Upload {
+            file: Some(file),
+            temp,
+            dest,
+            vpath,
+            size: 0,
+            base_used,
+            failed: None,
+            times: None,
+            inflight: self.ctx.inflight.clone(),
+            counted: 0,
+            done: false,
+        };
+        // A write without TRUNCATE to an existing file continues it (resume, partial rewrite):
+        // start from a copy so offsets mean what the client thinks.
+        if let Some(md) = existing {
+            if !flags.contains(OpenFlags::TRUNCATE) && md.len() > 0 {
+                if md.len() > cfg.max_file_size {
+                    return Err(Fail::failure("file too large"));
+                }
+                let copied = fs::copy(&up.dest, &up.temp).map_err(|e| Fail::io(&e))?;
+                up.size = copied;
+                up.counted = copied;
+                self.ctx.inflight.bytes.fetch_add(copied, Ordering::Relaxed);
+            }
+        }
+        tracing::debug!(account = %self.ctx.account, path = %up.vpath, "SFTP upload started");
+        Ok(up)
+    }
+
+    fn write(&mut self, handle: &str, offset: u64, data: &[u8]) -> Result<(), Fail> {
+        let cfg = self.ctx.cfg.clone();
+        let account = &self.ctx.account;
+        let peer = self.ctx.peer;
+        let up = match self.handles.get_mut(handle) {
+            Some(Open::Upload(u)) => u,
+            Some(_) => return Err(Fail::denied("handle not open for writing")),
+            None => return Err(Fail::failure("invalid handle")),
+        };
+        if let Some(f) = &up.failed {
+            return Err(f.clone());
+        }
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| Fail::failure("offset out of range"))?;
+        let grow = end.saturating_sub(up.size);
+        let refuse = if end > cfg.max_file_size {
+            Some(format!(
+                "file too large: at most {} bytes",
+                cfg.max_file_size
+            ))
+        } else if grow > 0
+            && up.base_used + up.inflight.bytes.load(Ordering::Relaxed) + grow > cfg.quota_bytes
+        {
+            Some(format!("quota exceeded: at most {} bytes", cfg.quota_bytes))
+        } else {
+            None
+        };
+        if let Some(msg) = refuse {
+            tracing::warn!(account = %account, addr = %peer, path = %up.vpath, "SFTP upload refused: {msg}; partial file removed");
+            let f = Fail::failure(msg);
+            up.failed = Some(f.clone());
+            up.discard();
+            return Err(f);
+        }
+        let Some(file) = &up.file else {
+            return Err(Fail::failure("upload failed"));
+        };
+        if let Err(e) = file.write_all_at(data, offset) {
+            let f = Fail::io(&e);
+            tracing::warn!(account = %account, path = %up.vpath, error = %e, "SFTP write failed; partial file removed");
+            up.failed = Some(f.clone());
+            up.discard();
+            return Err(f);
+        }
+        if grow > 0 {
+            up.size = end;
+            up.counted += grow;
+            up.inflight.bytes.fetch_add(grow, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, id: u32, handle: &str, offset: u64, len: u32) -> Result<Packet, Fail> {
+        let max = self.ctx.cfg.max_read_len;
+        let file = match self.handles.get(handle) {
+            Some(Open::Read { file }) => file,
+            Some(Open::Upload(u)) => match &u.file {
+                Some(f) => f,
+                None => {
+                    return Err(u
+                        .failed
+                        .clone()
+                        .unwrap_or_else(|| Fail::failure("upload failed")))
+                }
+            },
+            Some(Open::Dir { .. }) => return Err(Fail::failure("is a directory")),
+            None => return Err(Fail::failure("invalid handle")),
+        };
+        let mut buf = vec![0u8; len.min(max) as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            match file.read_at(&mut buf[got..], offset.saturating_add(got as u64)) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Fail::io(&e)),
+            }
+        }
+        if got == 0 && len > 0 {
+            return Err(Fail::new(StatusCode::Eof, "end of file"));
+        }
+        buf.truncate(got);
+        Ok(Packet::Data(Data { id, data: buf }))
+    }
+
+    async fn close(&mut self, handle: &str) -> Result<(), Fail> {
+        let open = self
+            .handles
+            .remove(handle)
+            .ok_or_else(|| Fail::failure("invalid handle"))?;
+        let Open::Upload(mut up) = open else {
+            return Ok(());
+        };
+        if let Some(f) = up.failed.clone() {
+            return Err(f);
+        }
+        let cfg = self.ctx.cfg.clone();
+        // Exact quota check now that the file is complete (other sessions may have finished
+        // uploads since this one started).
+        let (used, _) = jail::usage(&self.ctx.jail.root);
+        let replaced = fs::symlink_metadata(&up.dest)
+            .map(|m| if m.is_file() { m.len() } else { 0 })
+            .unwrap_or(0);
+        if used.saturating_sub(replaced) + up.size > cfg.quota_bytes {
+            tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = %up.vpath, "SFTP upload refused at close: byte quota exceeded; partial file removed");
+            return Err(Fail::failure(format!(
+                "quota exceeded: at most {} bytes",
+                cfg.quota_bytes
+            )));
+        }
+        let Some(file) = up.file.take() else {
+            return Err(Fail::failure("upload failed"));
+        };
+        if cfg.fsync_uploads {
+            file.sync_all().map_err(|e| Fail::io(&e))?;
+        }
+        if let Some((atime, mtime)) = up.times {
+            let t = fs::FileTimes::new()
+                .set_accessed(UNIX_EPOCH + Duration::from_secs(atime as u64))
+                .set_modified(UNIX_EPOCH + Duration::from_secs(mtime as u64));
+            let _ = file.set_times(t);
+        }
+        drop(file);
+        if let Ok(md) = fs::symlink_metadata(&up.dest) {
+            if md.is_dir() || md.file_type().is_symlink() {
+                return Err(Fail::failure("cannot replace this name"));
+            }
+        }
+        fs::rename(&up.temp, &up.dest).map_err(|e| Fail::io(&e))?;
+        up.done = true;
+        up.inflight.bytes.fetch_sub(up.counted, Ordering::Relaxed);
+        up.counted = 0;
+        up.inflight.files.fetch_sub(1, Ordering::Relaxed);
+        if cfg.fsync_uploads {
+            if let Some(parent) = up.dest.parent() {
+                if let Ok(d) = File::open(parent) {
+                    let _ = d.sync_all();
+                }
+            }
+        }
+        let name = up.vpath.rsplit('/').next().unwrap_or("");
+        tracing::info!(account = %self.ctx.account, source = %self.ctx.source, addr = %self.ctx.peer, path = %up.vpath, bytes = up.size, "SFTP upload complete");
+        if !is_partial_name(name) {
+            self.announce(&up.vpath, up.dest.clone(), up.size).await;
+        }
+        Ok(())
+    }
+
+    async fn announce(&self, vpath: &str, file: PathBuf, size: u64) {
+        let ev = UploadEvent {
+            account: self.ctx.account.clone(),
+            source: self.ctx.source.clone(),
+            path: vpath.to_owned(),
+            file,
+            size,
+            peer: self.ctx.peer,
+        };
+        if self.ctx.events.send(ev).await.is_err() {
+            tracing::debug!("no listener for SFTP upload events");
+        }
+    }
+
+    fn fstat(&self, handle: &str) -> Result<FileAttributes, Fail> {
+        match self.handles.get(handle) {
+            Some(Open::Read { file }) => file
+                .metadata()
+                .map(|m| attrs(&m, false))
+                .map_err(|e| Fail::io(&e)),
+            Some(Open::Upload(u)) => match &u.file {
+                Some(f) => f
+                    .metadata()
+                    .map(|m| attrs(&m, false))
+                    .map_err(|e| Fail::io(&e)),
+                None => Err(u
+                    .failed
+                    .clone()
+                    .unwrap_or_else(|| Fail::failure("upload failed"))),
+            },
+            Some(Open::Dir { .. }) => self.ctx.jail.stat(&Target::Root),
+            None => Err(Fail::failure("invalid handle")),
+        }
+    }
+
+    fn setstat(&self, path: &str, a: &FileAttributes) -> Result<(), Fail> {
+        match self.ctx.jail.classify(path)? {
+            Target::Root => Ok(()),
+            Target::ReportsRoot | Target::Report(_) => Err(Fail::denied("reports/ is read-only")),
+            Target::Drop(c) => {
+                let p = self.ctx.jail.drop_path(&c)?;
+                let md = Jail::lstat(&p)?;
+                if let (Some(at), Some(mt), true) = (a.atime, a.mtime, md.is_file()) {
+                    let f = fs::OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc_nofollow())
+                        .open(&p)
+                        .map_err(|e| Fail::io(&e))?;
+                    let t = fs::FileTimes::new()
+                        .set_accessed(UNIX_EPOCH + Duration::from_secs(at as u64))
+                        .set_modified(UNIX_EPOCH + Duration::from_secs(mt as u64));
+                    let _ = f.set_times(t);
+                }
+                // Modes, owners and sizes are not the client's business: accepted, ignored.
+                Ok(())
+            }
+        }
+    }
+
+    fn fsetstat(&mut self, handle: &str, a: &FileAttributes) -> Result<(), Fail> {
+        match self.handles.get_mut(handle) {
+            Some(Open::Upload(u)) => {
+                if let (Some(at), Some(mt)) = (a.atime, a.mtime) {
+                    u.times = Some((at, mt));
+                }
+                Ok(())
+            }
+            Some(_) => Ok(()),
+            None => Err(Fail::failure("invalid handle")),
+        }
+    }
+
+    fn opendir(&mut self, path: &str) -> Result<String, Fail> {
+        let target = self.ctx.jail.classify(path)?;
+        let (dir, read_only) = match &target {
+            Target::Root => (self.ctx.jail.root.clone(), false),
+            Target::ReportsRoot => (self.ctx.jail.reports.clone(), true),
+            Target::Report(c) => (self.ctx.jail.report_path(c)?, true),
+            Target::Drop(c) => (self.ctx.jail.drop_path(c)?, false),
+        };
+        let mut entries = Vec::new();
+        if target == Target::Root {
+            entries.push(NameEntry::new(
+                super::jail::REPORTS,
+                self.ctx.jail.stat(&Target::ReportsRoot)?,
+            ));
+        }
+        match Jail::lstat(&dir) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => return Err(Fail::failure("not a directory")),
+            Err(_) if target == Target::ReportsRoot => {
+                return self.new_handle(Open::Dir { entries, pos: 0 });
+            }
+            Err(f) => return Err(f),
+        }
+        let rd = fs::read_dir(&dir).map_err(|e| Fail::io(&e))?;
+        for e in rd.flatten() {
+            if entries.len() >= MAX_DIR_ENTRIES {
+                break;
+            }
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with(TEMP_PREFIX)
+                || (target == Target::Root && name == super::jail::REPORTS)
+            {
+                continue;
+            }
+            let Ok(md) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if md.file_type().is_symlink() || !(md.is_file() || md.is_dir()) {
+                continue;
+            }
+            entries.push(NameEntry::new(name, attrs(&md, read_only)));
+        }
+        self.new_handle(Open::Dir { entries, pos: 0 })
+    }
+
+    fn readdir(&mut self, id: u32, handle: &str) -> Result<Packet, Fail> {
+        match self.handles.get_mut(handle) {
+            Some(Open::Dir { entries, pos }) => {
+                if *pos >= entries.len() {
+                    return Err(Fail::new(StatusCode::Eof, "end of directory"));
+                }
+                let end = (*pos + DIR_CHUNK).min(entries.len());
+                let files = entries[*pos..end].to_vec();
+                *pos = end;
+                Ok(Packet::Name(Name { id, files }))
+            }
+            Some(_) => Err(Fail::failure("not a directory handle")),
+            None => Err(Fail::failure("invalid handle")),
+        }
+    }
+
+    fn drop_target(&self, path: &str) -> Result<Vec<String>, Fail> {
+        match self.ctx.jail.classify(path)? {
+            Target::Drop(c) => Ok(c),
+            Target::Root => Err(Fail::denied("permission denied")),
+            _ => Err(Fail::denied("reports/ is read-only")),
+        }
+    }
+
+    fn remove(&mut self, path: &str) -> Result<(), Fail> {
+        let c = self.drop_target(path)?;
+        let p = self.ctx.jail.drop_path(&c)?;
+        let md = Jail::lstat(&p)?;
+        if md.is_dir() {
+            return Err(Fail::failure("is a directory"));
+        }
+        fs::remove_file(&p).map_err(|e| Fail::io(&e))?;
+        let vpath = display(&c);
+        tracing::info!(account = %self.ctx.account, addr = %self.ctx.peer, path = %vpath, "SFTP remove");
+        Ok(())
+    }
+
+    fn mkdir(&mut self, path: &str) -> Result<(), Fail> {
+        let c = self.drop_target(path)?;
+        let p = self.ctx.jail.drop_path(&c)?;
+        let (_, entries) = jail::usage(&self.ctx.jail.root);
+        if entries + self.ctx.inflight.files.load(Ordering::Relaxed) >= self.ctx.cfg.quota_files {
+            return Err(Fail::failure(format!(
+                "quota exceeded: at most {} files",
+                self.ctx.cfg.quota_files
+            )));
+        }
+        fs::create_dir(&p).map_err(|e| Fail::io(&e))
+    }
+
+    fn rmdir(&mut self, path: &str) -> Result<(), Fail> {
+        let c = self.drop_target(path)?;
+        let p = self.ctx.jail.drop_path(&c)?;
+        let md = Jail::lstat(&p)?;
+        if !md.is_dir() {
+            return Err(Fail::failure("not a directory"));
+        }
+        fs::remove_dir(&p).map_err(|e| Fail::io(&e))
+    }
+
+    async fn rename(&mut self, old: &str, new: &str, overwrite: bool) -> Result<(), Fail> {
+        let oc = self.drop_target(old)?;
+        let nc = self.drop_target(new)?;
+        let op = self.ctx.jail.drop_path(&oc)?;
+        let np = self.ctx.jail.drop_path(&nc)?;
+        let md = Jail::lstat(&op)?;
+        if md.is_file() && md.nlink() > 1 {
+            return Err(Fail::denied("permission denied"));
+        }
+        if nc.starts_with(&oc) && nc.len() > oc.len() {
+            return Err(Fail::failure("cannot move a folder into itself"));
+        }
+        match fs::symlink_metadata(&np) {
+            Ok(_) if op == np => return Ok(()),
+            Ok(m) if m.is_dir() || m.file_type().is_symlink() => {
+                return Err(Fail::failure("file already exists"))
+            }
+            Ok(_) if !overwrite => return Err(Fail::failure("file already exists")),
+            Ok(_) if md.is_dir() => return Err(Fail::failure("file already exists")),
+            _ => {}
+        }
+        fs::rename(&op, &np).map_err(|e| Fail::io(&e))?;
+        let (ov, nv) = (display(&oc), display(&nc));
+        tracing::info!(account = %self.ctx.account, addr = %self.ctx.peer, from = %ov, to = %nv, "SFTP rename");
+        let name = nc.last().map(String::as_str).unwrap_or("");
+        if md.is_file() && !is_partial_name(name) {
+            self.announce(&nv, np, md.len()).await;
+        }
+        Ok(())
+    }
+}
+
+fn truncate_name(name: &str, max: usize) -> &str {
+    if name.len() <= max {
+        return name;
+    }
+    let mut end = max;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// `O_NOFOLLOW` on Linux and the BSDs (value differs per platform).
+fn libc_nofollow() -> i32 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        0o400_000
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        0x0100
+    }
+}
+
+fn open_read(p: &std::path::Path) -> Result<File, Fail> {
+    let md = Jail::lstat(p)?;
+    if md.is_dir() {
+        return Err(Fail::failure("is a directory"));
+    }
+    if md.nlink() > 1 {
+        return Err(Fail::denied("permission denied"));
+    }
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_nofollow())
+        .open(p)
+        .map_err(|e| Fail::io(&e))
+}
+
+/// Complete SFTP packet waiting at the front of `buf`?
+fn has_packet(buf: &[u8]) -> bool {
+    buf.len() >= 4 && buf.len() - 4 >= u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize
+}
+
+/// Id of an undecodable request, to answer it with a status.
+fn raw_request_id(b: &[u8]) -> u32 {
+    if b.len() >= 5 {
+        u32::from_be_bytes([b[1], b[2], b[3], b[4]])
+    } else {
+        0
+    }
+}
+
+/// Runs the SFTP protocol on a channel stream until the client goes away.
+pub async fn run<S>(stream: S, mut session: Session)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let max = session.ctx.cfg.max_sftp_packet;
+    let account = session.ctx.account.clone();
+    let peer = session.ctx.peer;
+    let (r, mut w) = tokio::io::split(stream);
+    let mut r = BufReader::with_capacity(1 << 20, r);
+    let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        if !out.is_empty() && !has_packet(r.buffer()) || out.len() >= 256 * 1024 {
+            if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
+                break;
+            }
+            out.clear();
+        }
+        let len = match r.read_u32().await {
+            Ok(l) => l,
+            Err(_) => break,
+        };
+        if len == 0 || len > max {
+            tracing::warn!(account = %account, addr = %peer, len, max, "SFTP packet over the size limit: closing session");
+            break;
+        }
+        let mut buf = vec![0u8; len as usize];
+        if r.read_exact(&mut buf).await.is_err() {
+            break;
+        }
+        let id = raw_request_id(&buf);
+        let mut bytes = Bytes::from(buf);
+        let reply = match Packet::try_from(&mut bytes) {
+            Ok(p) => match session.request(p).await {
+                Some(reply) => reply,
+                None => {
+                    tracing::warn!(account = %account, addr = %peer, "SFTP protocol violation: closing session");
+                    break;
+                }
+            },
+            Err(_) if !session.initialized => break,
+            Err(_) => status(id, StatusCode::BadMessage, "malformed request"),
+        };
+        match Bytes::try_from(reply) {
+            Ok(b) => out.extend_from_slice(&b),
+            Err(e) => {
+                tracing::warn!(error = %e, "encoding SFTP reply failed");
+                break;
+            }
+        }
+    }
+    if !out.is_empty() {
+        let _ = w.write_all(&out).await;
+        let _ = w.flush().await;
+    }
+    let _ = w.shutdown().await;
+    let open_uploads = session
+        .handles
+        .values()
+        .filter(|h| matches!(h, Open::Upload(_)))
+        .count();
+    if open_uploads > 0 {
+        tracing::info!(account = %account, addr = %peer, open_uploads, "SFTP session ended with unfinished uploads");
+    }
+    // Dropping the session drops every open upload: temporary files are removed.
+    drop(session);
+}

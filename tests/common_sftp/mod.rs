@@ -1,0 +1,327 @@
+//! Shared helpers for the SFTP integration tests: a temporary state dir and config, the real
+//! `rosterdrop` binary as a server (killed on drop), and OpenSSH `sftp` runs with timeouts.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rosterdrop");
+/// Every client process is run under `timeout` so no test can hang.
+pub const CLIENT_TIMEOUT_SECS: &str = "60";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// Host keys generated once per test binary and copied into each state dir (RSA 3072
+/// generation is slow); the host key test uses a fresh state dir instead.
+fn cached_hostkeys() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("rosterdrop-test-hostkeys-{}", std::process::id()));
+        let _ = fs::create_dir_all(&dir);
+        rosterdrop::sftp::hostkeys::load_or_generate(&dir).expect("host keys");
+        dir
+    })
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+    pub config: PathBuf,
+    pub port: u16,
+}
+
+impl Env {
+    /// `sftp_extra` is TOML inserted in the `[sftp]` table; `tail` is appended after it
+    /// (for `[sftp.defender]`).
+    pub fn new(sftp_extra: &str, tail: &str) -> Env {
+        Self::with_keys(sftp_extra, tail, true)
+    }
+
+    pub fn with_keys(sftp_extra: &str, tail: &str, copy_keys: bool) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        fs::create_dir_all(&state).expect("state dir");
+        if copy_keys {
+            let src = cached_hostkeys().join("hostkeys");
+            let dst = state.join("hostkeys");
+            fs::create_dir_all(&dst).expect("hostkeys dir");
+            for e in fs::read_dir(&src).expect("cached keys").flatten() {
+                fs::copy(e.path(), dst.join(e.file_name())).expect("copy key");
+            }
+        }
+        let port = free_port();
+        let config = dir.path().join("rosterdrop.toml");
+        fs::write(
+            &config,
+            format!(
+                "state_dir = {state:?}\n\n[sources.unknown_table_is_ignored]\nx = 1\n\n[sftp]\nlisten = \"127.0.0.1:{port}\"\nauth_failure_delay_ms = 100\n{sftp_extra}\n{tail}\n"
+            ),
+        )
+        .expect("config");
+        Env {
+            dir,
+            state,
+            config,
+            port,
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run rosterdrop")
+    }
+
+    /// Creates an account and returns its password (parsed from the CLI's output).
+    pub fn add_account(&self, name: &str, source: &str) -> String {
+        let out = self.cli(&["account", "add", name, "--source", source]);
+        assert!(
+            out.status.success(),
+            "account add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        password_from(&out)
+    }
+
+    /// Generates an ed25519 key pair, authorizes it for `name`, returns the private key path.
+    pub fn add_key(&self, name: &str) -> PathBuf {
+        let key = self.dir.path().join(format!("key-{name}-{}", rand_tag()));
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(st.success());
+        let out = self.cli(&[
+            "account",
+            "key",
+            "add",
+            name,
+            &format!("{}.pub", key.display()),
+        ]);
+        assert!(
+            out.status.success(),
+            "key add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        key
+    }
+
+    pub fn drop_dir(&self, account: &str) -> PathBuf {
+        self.state.join("drop").join(account)
+    }
+
+    pub fn start(&self) -> ServerProc {
+        let log = self.dir.path().join(format!("server-{}.log", rand_tag()));
+        let logf = fs::File::create(&log).expect("log file");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("spawn server");
+        let mut srv = ServerProc { child, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && srv.log_text().contains("listening")
+            {
+                return srv;
+            }
+            if let Ok(Some(st)) = srv.child.try_wait() {
+                panic!("server exited early ({st}): {}", srv.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not start: {}", srv.log_text());
+    }
+
+    fn ssh_opts(&self) -> Vec<String> {
+        [
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=20",
+            "-P",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([self.port.to_string()])
+        .collect()
+    }
+
+    /// `sftp -b -` with a key, commands from `batch`. Extra ssh options before the host.
+    pub fn sftp_key(&self, user: &str, key: &Path, batch: &str, extra: &[&str]) -> Output {
+        let mut cmd = Command::new("timeout");
+        cmd.arg(CLIENT_TIMEOUT_SECS)
+            .arg("sftp")
+            .args(self.ssh_opts())
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "PasswordAuthentication=no",
+                "-o",
+                "KbdInteractiveAuthentication=no",
+            ])
+            .arg("-i")
+            .arg(key)
+            .args(extra)
+            .args(["-b", "-"])
+            .arg(format!("{user}@127.0.0.1"))
+            .current_dir(self.dir.path());
+        run_with_stdin(cmd, batch)
+    }
+
+    /// `sftp` with a password given through SSH_ASKPASS; `method` is `password` or
+    /// `keyboard-interactive`. Commands go on stdin (`-b` would imply BatchMode).
+    pub fn sftp_password(
+        &self,
+        user: &str,
+        password: &str,
+        method: &str,
+        commands: &str,
+    ) -> Output {
+        let askpass = self.dir.path().join(format!("askpass-{}", rand_tag()));
+        let pwfile = self.dir.path().join(format!("pw-{}", rand_tag()));
+        fs::write(&pwfile, password).expect("pw file");
+        fs::write(&askpass, format!("#!/bin/sh\ncat '{}'\n", pwfile.display())).expect("askpass");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&askpass, fs::Permissions::from_mode(0o700)).expect("chmod");
+        }
+        let mut cmd = Command::new("timeout");
+        cmd.arg(CLIENT_TIMEOUT_SECS)
+            .arg("sftp")
+            .args(self.ssh_opts())
+            .args([
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                &format!("PreferredAuthentications={method}"),
+                "-o",
+                "NumberOfPasswordPrompts=1",
+            ])
+            .arg(format!("{user}@127.0.0.1"))
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .current_dir(self.dir.path());
+        run_with_stdin(cmd, commands)
+    }
+}
+
+pub fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn client");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    child.wait_with_output().expect("client output")
+}
+
+pub fn password_from(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            l.split_once("password: ")
+                .or_else(|| l.split_once("password for "))
+                .map(|(_, p)| p)
+        })
+        .map(|p| p.rsplit(' ').next().unwrap_or(p).trim().to_owned())
+        .unwrap_or_else(|| panic!("no password in output: {text}"))
+}
+
+pub fn rand_tag() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Names in a folder, sorted (hidden temporaries included: tests check there are none).
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+pub fn write_file(path: &Path, len: usize) -> Vec<u8> {
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    fs::write(path, &data).expect("write test file");
+    data
+}
+
+/// A running `rosterdrop serve`, killed when dropped.
+pub struct ServerProc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl ServerProc {
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` (logs are written asynchronously).
+    pub fn wait_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
