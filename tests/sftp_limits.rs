@@ -23,7 +23,11 @@ fn max_file_size_refuses_and_removes_partial() {
     assert!(out.status.success(), "{}", text(&out));
     let out = env.sftp_key("vendor", &key, "put big.csv\n", &[]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Failure"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Failure"),
+        "{}",
+        text(&out)
+    );
     // Only the allowed file, and no temporary left behind.
     assert_eq!(listing(&env.drop_dir("vendor")), vec!["small.csv"]);
     assert!(srv.wait_log("file too large"));
@@ -46,7 +50,12 @@ fn byte_quota_counts_replacements_once() {
     // Replacing a.csv with a bigger file fits: the old copy does not count twice.
     let out = env.sftp_key("vendor", &key, "put a2.csv a.csv\n", &[]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(fs::metadata(env.drop_dir("vendor").join("a.csv")).unwrap().len(), 120_000);
+    assert_eq!(
+        fs::metadata(env.drop_dir("vendor").join("a.csv"))
+            .unwrap()
+            .len(),
+        120_000
+    );
 }
 
 #[test]
@@ -56,7 +65,12 @@ fn file_quota() {
     let key = env.add_key("vendor");
     let _srv = env.start();
     write_file(&env.dir.path().join("a.csv"), 10);
-    let out = env.sftp_key("vendor", &key, "put a.csv one.csv\nput a.csv two.csv\n", &[]);
+    let out = env.sftp_key(
+        "vendor",
+        &key,
+        "put a.csv one.csv\nput a.csv two.csv\n",
+        &[],
+    );
     assert!(out.status.success(), "{}", text(&out));
     for cmd in ["put a.csv three.csv", "mkdir d"] {
         let out = env.sftp_key("vendor", &key, &format!("{cmd}\n"), &[]);
@@ -76,7 +90,17 @@ fn sessions_per_account() {
     let srv = env.start();
     // First session stays open (interactive sftp waiting on stdin).
     let mut first = Command::new("timeout")
-        .args([CLIENT_TIMEOUT_SECS, "sftp", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-i"])
+        .args([
+            CLIENT_TIMEOUT_SECS,
+            "sftp",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-i",
+        ])
         .arg(&key)
         .args(["-P", &env.port.to_string(), "vendor@127.0.0.1"])
         .stdin(Stdio::piped())
@@ -86,7 +110,11 @@ fn sessions_per_account() {
         .unwrap();
     assert!(srv.wait_log("SFTP login"));
     let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
-    assert!(!out.status.success(), "second session admitted: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "second session admitted: {}",
+        text(&out)
+    );
     assert!(srv.wait_log("too many sessions"));
     drop(first.stdin.take());
     let _ = first.wait();
@@ -142,7 +170,10 @@ fn wrong_passwords_weigh_less_than_unknown_users() {
 
 #[test]
 fn max_auth_attempts_per_connection() {
-    let env = Env::new("max_auth_attempts = 2", "[sftp.defender]\nenabled = false\n");
+    let env = Env::new(
+        "max_auth_attempts = 2",
+        "[sftp.defender]\nenabled = false\n",
+    );
     env.add_account("vendor", "district");
     let srv = env.start();
     let askpass = env.dir.path().join("askpass");
@@ -150,7 +181,21 @@ fn max_auth_attempts_per_connection() {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&askpass, fs::Permissions::from_mode(0o700)).unwrap();
     let out = Command::new("timeout")
-        .args([CLIENT_TIMEOUT_SECS, "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=5", "-p"])
+        .args([
+            CLIENT_TIMEOUT_SECS,
+            "ssh",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "NumberOfPasswordPrompts=5",
+            "-p",
+        ])
         .arg(env.port.to_string())
         .args(["-s", "vendor@127.0.0.1", "sftp"])
         .env("SSH_ASKPASS", &askpass)
@@ -161,12 +206,20 @@ fn max_auth_attempts_per_connection() {
     assert!(!out.status.success());
     std::thread::sleep(Duration::from_millis(300));
     let tries = srv.log_text().matches("wrong password").count();
-    assert_eq!(tries, 2, "server must stop after 2 attempts: {}", srv.log_text());
+    assert_eq!(
+        tries,
+        2,
+        "server must stop after 2 attempts: {}",
+        srv.log_text()
+    );
 }
 
 #[test]
 fn login_timeout_closes_silent_connections() {
-    let env = Env::new("login_timeout_secs = 2", "[sftp.defender]\nenabled = false\n");
+    let env = Env::new(
+        "login_timeout_secs = 2",
+        "[sftp.defender]\nenabled = false\n",
+    );
     let srv = env.start();
     let mut s = TcpStream::connect(("127.0.0.1", env.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
@@ -182,7 +235,10 @@ fn login_timeout_closes_silent_connections() {
     }
     let took = start.elapsed();
     assert!(String::from_utf8_lossy(&banner).starts_with("SSH-2.0-rosterdrop"));
-    assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
     assert!(srv.wait_log("login timeout"));
 }
 
@@ -194,7 +250,17 @@ fn idle_timeout_closes_idle_sessions() {
     let srv = env.start();
     let start = Instant::now();
     let mut child = Command::new("timeout")
-        .args(["30", "sftp", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-i"])
+        .args([
+            "30",
+            "sftp",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-i",
+        ])
         .arg(&key)
         .args(["-P", &env.port.to_string(), "vendor@127.0.0.1"])
         .stdin(Stdio::piped())
@@ -204,7 +270,10 @@ fn idle_timeout_closes_idle_sessions() {
         .unwrap();
     let status = child.wait().unwrap();
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(20), "idle session not closed: {took:?} {status:?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "idle session not closed: {took:?} {status:?}"
+    );
     assert!(srv.wait_log("SFTP session closed"));
     drop(child.stdin.take());
 }

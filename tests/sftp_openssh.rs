@@ -33,7 +33,12 @@ fn key_login_upload_list_get_rename() {
     assert_eq!(fs::read(env.dir.path().join("back.csv")).unwrap(), data);
     assert!(srv.wait_log("SFTP upload complete"));
     let log = srv.log_text();
-    assert!(log.contains("SFTP login") && log.contains("account=vendor") && log.contains("method=\"publickey\""), "{log}");
+    assert!(
+        log.contains("SFTP login")
+            && log.contains("account=vendor")
+            && log.contains("method=\"publickey\""),
+        "{log}"
+    );
 }
 
 #[test]
@@ -48,13 +53,21 @@ fn password_and_keyboard_interactive_logins() {
         assert!(env.drop_dir("vendor").join(name).exists(), "{method}");
     }
     // A wrong password is refused and uploads nothing.
-    let out = env.sftp_password("vendor", "not-the-password", "password", "put a.csv w.csv\nbye\n");
+    let out = env.sftp_password(
+        "vendor",
+        "not-the-password",
+        "password",
+        "put a.csv w.csv\nbye\n",
+    );
     assert!(!out.status.success());
     assert!(!env.drop_dir("vendor").join("w.csv").exists());
     assert!(srv.wait_log("wrong password"));
     let log = srv.log_text();
     assert!(!log.contains(&pw), "password leaked into the log");
-    assert!(!log.contains("not-the-password"), "password leaked into the log");
+    assert!(
+        !log.contains("not-the-password"),
+        "password leaked into the log"
+    );
 }
 
 #[test]
@@ -66,7 +79,10 @@ fn passwd_regenerates_and_old_password_stops_working() {
     let new = password_from(&out);
     assert_ne!(old, new);
     let stored = fs::read_to_string(env.state.join("accounts.toml")).unwrap();
-    assert!(!stored.contains(&new) && !stored.contains(&old), "plain password stored");
+    assert!(
+        !stored.contains(&new) && !stored.contains(&old),
+        "plain password stored"
+    );
     let _srv = env.start();
     write_file(&env.dir.path().join("a.csv"), 10);
     let bad = env.sftp_password("vendor", &old, "password", "put a.csv old.csv\nbye\n");
@@ -121,13 +137,20 @@ fn jail_refusals_change_nothing() {
         let out = env.sftp_key("vendor", &key, &format!("{cmd}\n"), &[]);
         assert!(!out.status.success(), "{cmd} should fail: {}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
-        assert!(err.contains(&expect.to_lowercase()), "{cmd}: expected {expect:?}: {}", text(&out));
+        assert!(
+            err.contains(&expect.to_lowercase()),
+            "{cmd}: expected {expect:?}: {}",
+            text(&out)
+        );
     }
     // Listing the root shows neither the links nor anything outside.
     let out = env.sftp_key("vendor", &key, "ls -1a\ncd ..\npwd\nls -1\n", &[]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!stdout.contains("link.txt") && !stdout.contains("linkdir") && !stdout.contains("secret"), "{stdout}");
+    assert!(
+        !stdout.contains("link.txt") && !stdout.contains("linkdir") && !stdout.contains("secret"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Remote working directory: /\n"), "{stdout}");
     // Nothing changed on disk, nothing was fetched.
     assert_eq!(fs::read_to_string(&secret).unwrap(), "top secret");
@@ -148,15 +171,30 @@ fn reports_are_readable_and_read_only() {
     let batch = env.state.join("reports/district/b0001");
     fs::create_dir_all(&batch).unwrap();
     fs::write(batch.join("summary.txt"), "3 students added\n").unwrap();
-    fs::write(batch.join("patch-summary.csv"), "file,line,id,rule,action,field,value,detail\n").unwrap();
+    fs::write(
+        batch.join("patch-summary.csv"),
+        "file,line,id,rule,action,field,value,detail\n",
+    )
+    .unwrap();
     // Another source's reports are not visible.
     fs::create_dir_all(env.state.join("reports/other/b9")).unwrap();
     let _srv = env.start();
-    let out = env.sftp_key("vendor", &key, "ls -1 reports\nls -1 reports/b0001\nget reports/b0001/summary.txt s.txt\n", &[]);
+    let out = env.sftp_key(
+        "vendor",
+        &key,
+        "ls -1 reports\nls -1 reports/b0001\nget reports/b0001/summary.txt s.txt\n",
+        &[],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("b0001") && stdout.contains("patch-summary.csv") && !stdout.contains("b9"), "{stdout}");
-    assert_eq!(fs::read_to_string(env.dir.path().join("s.txt")).unwrap(), "3 students added\n");
+    assert!(
+        stdout.contains("b0001") && stdout.contains("patch-summary.csv") && !stdout.contains("b9"),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::read_to_string(env.dir.path().join("s.txt")).unwrap(),
+        "3 students added\n"
+    );
     for cmd in [
         "rm reports/b0001/summary.txt",
         "rename reports/b0001/summary.txt reports/b0001/x.txt",
@@ -169,7 +207,10 @@ fn reports_are_readable_and_read_only() {
         let out = env.sftp_key("vendor", &key, &format!("{cmd}\n"), &[]);
         assert!(!out.status.success(), "{cmd}: {}", text(&out));
     }
-    assert_eq!(fs::read_to_string(batch.join("summary.txt")).unwrap(), "3 students added\n");
+    assert_eq!(
+        fs::read_to_string(batch.join("summary.txt")).unwrap(),
+        "3 students added\n"
+    );
     assert_eq!(listing(&batch), vec!["patch-summary.csv", "summary.txt"]);
 }
 
@@ -182,10 +223,22 @@ fn only_the_sftp_subsystem() {
     let port = env.port.to_string();
     let base = |extra: &[&str]| {
         let mut c = Command::new("timeout");
-        c.args([CLIENT_TIMEOUT_SECS, "ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i"])
-            .arg(&key)
-            .args(["-p", &port])
-            .args(extra);
+        c.args([
+            CLIENT_TIMEOUT_SECS,
+            "ssh",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-i",
+        ])
+        .arg(&key)
+        .args(["-p", &port])
+        .args(extra);
         c
     };
     // exec
@@ -209,7 +262,13 @@ fn only_the_sftp_subsystem() {
     c.arg("vendor@127.0.0.1");
     let out = run_with_stdin(c, "");
     assert!(!out.status.success(), "{}", text(&out));
-    let mut c = base(&["-o", "ExitOnForwardFailure=yes", "-N", "-R", "0:127.0.0.1:22"]);
+    let mut c = base(&[
+        "-o",
+        "ExitOnForwardFailure=yes",
+        "-N",
+        "-R",
+        "0:127.0.0.1:22",
+    ]);
     c.arg("vendor@127.0.0.1");
     let out = c.output().unwrap();
     assert!(!out.status.success(), "{}", text(&out));
@@ -231,28 +290,54 @@ fn host_keys_generated_once_and_fingerprints_printed() {
     assert!(lines[2].starts_with("ssh-rsa SHA256:"));
     let dir = env.state.join("hostkeys");
     use std::os::unix::fs::PermissionsExt;
-    for f in ["ssh_host_ed25519_key", "ssh_host_ecdsa_key", "ssh_host_rsa_key"] {
+    for f in [
+        "ssh_host_ed25519_key",
+        "ssh_host_ecdsa_key",
+        "ssh_host_rsa_key",
+    ] {
         let mode = fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{f}");
     }
     // RSA 3072
-    let out = Command::new("ssh-keygen").arg("-lf").arg(dir.join("ssh_host_rsa_key.pub")).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("3072 "), "{}", text(&out));
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(dir.join("ssh_host_rsa_key.pub"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("3072 "),
+        "{}",
+        text(&out)
+    );
     // Reused: same fingerprints after a server start, and the server presents them.
     let srv = env.start();
     let again = env.cli(&["hostkey"]);
     assert_eq!(String::from_utf8_lossy(&again.stdout), first);
     let scan = Command::new("timeout")
-        .args(["30", "ssh-keyscan", "-p", &env.port.to_string(), "127.0.0.1"])
+        .args([
+            "30",
+            "ssh-keyscan",
+            "-p",
+            &env.port.to_string(),
+            "127.0.0.1",
+        ])
         .output()
         .unwrap();
     let scanned = String::from_utf8_lossy(&scan.stdout);
     for alg in ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"] {
-        assert!(scanned.contains(alg), "{alg} not presented: {}", text(&scan));
+        assert!(
+            scanned.contains(alg),
+            "{alg} not presented: {}",
+            text(&scan)
+        );
     }
     let known = env.dir.path().join("known");
     fs::write(&known, scanned.as_bytes()).unwrap();
-    let fp = Command::new("ssh-keygen").arg("-lf").arg(&known).output().unwrap();
+    let fp = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&known)
+        .output()
+        .unwrap();
     let fps = String::from_utf8_lossy(&fp.stdout);
     for line in first.lines() {
         let f = line.split(' ').nth(1).unwrap();
@@ -271,11 +356,26 @@ fn algorithms_default_set_and_no_sha1() {
         let out = env.sftp_key("vendor", &key, "pwd\n", opts);
         out.status.success()
     };
-    for c in ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr"] {
+    for c in [
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+        "chacha20-poly1305@openssh.com",
+        "aes128-ctr",
+        "aes192-ctr",
+        "aes256-ctr",
+    ] {
         assert!(ok(&["-o", &format!("Ciphers={c}")]), "cipher {c}");
     }
-    for m in ["hmac-sha2-256", "hmac-sha2-512", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com"] {
-        assert!(ok(&["-o", "Ciphers=aes128-ctr", "-o", &format!("MACs={m}")]), "mac {m}");
+    for m in [
+        "hmac-sha2-256",
+        "hmac-sha2-512",
+        "hmac-sha2-256-etm@openssh.com",
+        "hmac-sha2-512-etm@openssh.com",
+    ] {
+        assert!(
+            ok(&["-o", "Ciphers=aes128-ctr", "-o", &format!("MACs={m}")]),
+            "mac {m}"
+        );
     }
     for k in [
         "curve25519-sha256",
@@ -288,8 +388,16 @@ fn algorithms_default_set_and_no_sha1() {
     ] {
         assert!(ok(&["-o", &format!("KexAlgorithms={k}")]), "kex {k}");
     }
-    for h in ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-256", "rsa-sha2-512"] {
-        assert!(ok(&["-o", &format!("HostKeyAlgorithms={h}")]), "host key {h}");
+    for h in [
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "rsa-sha2-256",
+        "rsa-sha2-512",
+    ] {
+        assert!(
+            ok(&["-o", &format!("HostKeyAlgorithms={h}")]),
+            "host key {h}"
+        );
     }
     // SHA-1 is off by default.
     assert!(!ok(&["-o", "KexAlgorithms=diffie-hellman-group14-sha1"]));

@@ -23,14 +23,25 @@ pub fn free_port() -> u16 {
 
 /// Host keys generated once per test binary and copied into each state dir (RSA 3072
 /// generation is slow); the host key test uses a fresh state dir instead.
-fn cached_hostkeys() -> &'static Path {
+pub fn cached_hostkeys() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rosterdrop-test-hostkeys-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("rosterdrop-test-hostkeys-{}", std::process::id()));
         let _ = fs::create_dir_all(&dir);
         rosterdrop::sftp::hostkeys::load_or_generate(&dir).expect("host keys");
         dir
     })
+}
+
+/// Copies the cached host keys into `state/hostkeys`.
+pub fn seed_hostkeys(state: &Path) {
+    let src = cached_hostkeys().join("hostkeys");
+    let dst = state.join("hostkeys");
+    fs::create_dir_all(&dst).expect("hostkeys dir");
+    for e in fs::read_dir(&src).expect("cached keys").flatten() {
+        fs::copy(e.path(), dst.join(e.file_name())).expect("copy key");
+    }
 }
 
 pub struct Env {
@@ -52,12 +63,7 @@ impl Env {
         let state = dir.path().join("state");
         fs::create_dir_all(&state).expect("state dir");
         if copy_keys {
-            let src = cached_hostkeys().join("hostkeys");
-            let dst = state.join("hostkeys");
-            fs::create_dir_all(&dst).expect("hostkeys dir");
-            for e in fs::read_dir(&src).expect("cached keys").flatten() {
-                fs::copy(e.path(), dst.join(e.file_name())).expect("copy key");
-            }
+            seed_hostkeys(&state);
         }
         let port = free_port();
         let config = dir.path().join("rosterdrop.toml");
@@ -68,7 +74,12 @@ impl Env {
             ),
         )
         .expect("config");
-        Env { dir, state, config, port }
+        Env {
+            dir,
+            state,
+            config,
+            port,
+        }
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
@@ -83,7 +94,11 @@ impl Env {
     /// Creates an account and returns its password (parsed from the CLI's output).
     pub fn add_account(&self, name: &str, source: &str) -> String {
         let out = self.cli(&["account", "add", name, "--source", source]);
-        assert!(out.status.success(), "account add: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "account add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         password_from(&out)
     }
 
@@ -96,8 +111,18 @@ impl Env {
             .status()
             .expect("ssh-keygen");
         assert!(st.success());
-        let out = self.cli(&["account", "key", "add", name, &format!("{}.pub", key.display())]);
-        assert!(out.status.success(), "key add: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.cli(&[
+            "account",
+            "key",
+            "add",
+            name,
+            &format!("{}.pub", key.display()),
+        ]);
+        assert!(
+            out.status.success(),
+            "key add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         key
     }
 
@@ -121,7 +146,9 @@ impl Env {
         let mut srv = ServerProc { child, log };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && srv.log_text().contains("listening") {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && srv.log_text().contains("listening")
+            {
                 return srv;
             }
             if let Ok(Some(st)) = srv.child.try_wait() {
@@ -156,7 +183,14 @@ impl Env {
         cmd.arg(CLIENT_TIMEOUT_SECS)
             .arg("sftp")
             .args(self.ssh_opts())
-            .args(["-o", "IdentitiesOnly=yes", "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no"])
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "PasswordAuthentication=no",
+                "-o",
+                "KbdInteractiveAuthentication=no",
+            ])
             .arg("-i")
             .arg(key)
             .args(extra)
@@ -168,7 +202,13 @@ impl Env {
 
     /// `sftp` with a password given through SSH_ASKPASS; `method` is `password` or
     /// `keyboard-interactive`. Commands go on stdin (`-b` would imply BatchMode).
-    pub fn sftp_password(&self, user: &str, password: &str, method: &str, commands: &str) -> Output {
+    pub fn sftp_password(
+        &self,
+        user: &str,
+        password: &str,
+        method: &str,
+        commands: &str,
+    ) -> Output {
         let askpass = self.dir.path().join(format!("askpass-{}", rand_tag()));
         let pwfile = self.dir.path().join(format!("pw-{}", rand_tag()));
         fs::write(&pwfile, password).expect("pw file");
@@ -200,7 +240,9 @@ impl Env {
 }
 
 pub fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn client");
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
@@ -211,7 +253,11 @@ pub fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
 pub fn password_from(out: &Output) -> String {
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .find_map(|l| l.split_once("password: ").or_else(|| l.split_once("password for ")).map(|(_, p)| p))
+        .find_map(|l| {
+            l.split_once("password: ")
+                .or_else(|| l.split_once("password for "))
+                .map(|(_, p)| p)
+        })
         .map(|p| p.rsplit(' ').next().unwrap_or(p).trim().to_owned())
         .unwrap_or_else(|| panic!("no password in output: {text}"))
 }
@@ -219,7 +265,11 @@ pub fn password_from(out: &Output) -> String {
 pub fn rand_tag() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn text(out: &Output) -> String {
@@ -234,7 +284,11 @@ pub fn text(out: &Output) -> String {
 /// Names in a folder, sorted (hidden temporaries included: tests check there are none).
 pub fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
