@@ -400,7 +400,7 @@ impl Session {
         if let Some(f) = &up.failed {
             return Err(f.clone());
         }
-        let end = offset.checked_add(data.len() as u64).unwrap_or(u64::MAX);
+        let end = offset.saturating_add(data.len() as u64);
         let grow = end.saturating_sub(up.size);
         let refuse = if end > cfg.max_file_size {
             Some(format!(
