@@ -12,7 +12,11 @@ fn curl_has_sftp() -> bool {
     Command::new("curl")
         .arg("-V")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().any(|w| w == "sftp"))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .any(|w| w == "sftp")
+        })
         .unwrap_or(false)
 }
 
@@ -55,26 +59,58 @@ fn curl_libssh2_password_and_key() {
 
     let out = curl(&["-u", &user, "-T", up, &format!("{base}/roster.csv")]);
     assert!(out.status.success(), "curl password upload: {}", text(&out));
-    assert_eq!(fs::read(env.drop_dir("vendor").join("roster.csv")).unwrap(), data);
+    assert_eq!(
+        fs::read(env.drop_dir("vendor").join("roster.csv")).unwrap(),
+        data
+    );
 
     let got = env.dir.path().join("got.txt");
-    let out = curl(&["-u", &user, "-o", got.to_str().unwrap(), &format!("{base}/reports/b7/summary.txt")]);
+    let out = curl(&[
+        "-u",
+        &user,
+        "-o",
+        got.to_str().unwrap(),
+        &format!("{base}/reports/b7/summary.txt"),
+    ]);
     assert!(out.status.success(), "curl report download: {}", text(&out));
     assert_eq!(fs::read_to_string(&got).unwrap(), "summary for b7\n");
 
     // Key login (libssh2 reads the OpenSSH ed25519 key).
     let pubkey = format!("{}.pub", key.display());
-    let out = curl(&["-u", "vendor:", "--key", key.to_str().unwrap(), "--pubkey", &pubkey, "-T", up, &format!("{base}/bykey.csv")]);
+    let out = curl(&[
+        "-u",
+        "vendor:",
+        "--key",
+        key.to_str().unwrap(),
+        "--pubkey",
+        &pubkey,
+        "-T",
+        up,
+        &format!("{base}/bykey.csv"),
+    ]);
     assert!(out.status.success(), "curl key upload: {}", text(&out));
     assert!(env.drop_dir("vendor").join("bykey.csv").exists());
 
     // Refusals: writing into reports/, escaping the root.
-    let out = curl(&["-u", &user, "-T", up, &format!("{base}/reports/b7/summary.txt")]);
+    let out = curl(&[
+        "-u",
+        &user,
+        "-T",
+        up,
+        &format!("{base}/reports/b7/summary.txt"),
+    ]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert_eq!(fs::read_to_string(batch.join("summary.txt")).unwrap(), "summary for b7\n");
+    assert_eq!(
+        fs::read_to_string(batch.join("summary.txt")).unwrap(),
+        "summary for b7\n"
+    );
     let out = curl(&["-u", &user, "-T", up, &format!("{base}/../../escape.csv")]);
     // The path is clamped to the root: it lands inside the jail, never outside.
-    assert!(!env.dir.path().join("escape.csv").exists() && !env.state.join("escape.csv").exists(), "{}", text(&out));
+    assert!(
+        !env.dir.path().join("escape.csv").exists() && !env.state.join("escape.csv").exists(),
+        "{}",
+        text(&out)
+    );
     assert!(srv.wait_log("method=\"publickey\""));
 }
 
@@ -145,7 +181,11 @@ fn paramiko_password_kbdint_key_and_filepart_rename() {
         .arg(env.dir.path().join("bundle.zip"))
         .output()
         .unwrap();
-    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PARAMIKO-OK"), "{}", text(&out));
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PARAMIKO-OK"),
+        "{}",
+        text(&out)
+    );
     let drop = env.drop_dir("vendor");
     assert_eq!(listing(&drop), vec!["bundle.zip", "kbd.csv", "key.csv"]);
     assert_eq!(fs::read(drop.join("bundle.zip")).unwrap(), data);
