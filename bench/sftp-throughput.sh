@@ -28,13 +28,21 @@ if [ -z "${ROSTERDROP_BIN:-}" ]; then
   cargo build --release --quiet
 fi
 
-WORK=$(mktemp -d /tmp/rosterdrop-bench.XXXXXX)
+# Both servers write to the same file system. /dev/shm (when it has room) keeps disk writeback,
+# which is shared with whatever else the machine does, out of a protocol-and-crypto comparison.
+BASE=${BENCH_DIR:-}
+if [ -z "$BASE" ]; then
+  BASE=/tmp
+  if [ -d /dev/shm ] && [ "$(df -k --output=avail /dev/shm | tail -1)" -gt $((SIZE_MIB * 1024 * 4)) ]; then BASE=/dev/shm; fi
+fi
+REPEAT=${REPEAT:-3}
+WORK=$(mktemp -d "$BASE/rosterdrop-bench.XXXXXX")
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -f "$WORK/sshd.pid" ]; then kill "$(cat "$WORK/sshd.pid")" 2>/dev/null || true; fi
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  rm -rf "$WORK" "${DISK:-}"
 }
 trap cleanup EXIT
 
@@ -49,10 +57,10 @@ SIZE=$(stat -c %s "$WORK/payload.bin")
 head -c $((4 * 1024 * 1024)) /dev/urandom > "$WORK/small.bin"
 
 # --- rosterdrop (two instances: fsync off / on) ---
-start_rosterdrop() { # name fsync -> sets RD_PORT, RD_PID, RD_STATE
+start_rosterdrop() { # name fsync [state-dir] -> sets RD_PORT, RD_PID, RD_STATE
   local name=$1 fsync=$2
   RD_PORT=$(free_port)
-  RD_STATE="$WORK/$name"
+  RD_STATE="${3:-$WORK/$name}"
   mkdir -p "$RD_STATE"
   cat > "$WORK/$name.toml" <<EOF
 state_dir = "$RD_STATE"
@@ -75,7 +83,9 @@ EOF
 }
 start_rosterdrop rd false
 RD_FAST_PORT=$RD_PORT RD_FAST_PID=$RD_PID RD_FAST_STATE=$RD_STATE
-start_rosterdrop rdsync true
+# fsync only means something on a disk: this instance's state is under /var/tmp.
+DISK=$(mktemp -d /var/tmp/rosterdrop-bench-disk.XXXXXX)
+start_rosterdrop rdsync true "$DISK"
 RD_SYNC_PORT=$RD_PORT
 
 # --- OpenSSH sshd with its own sftp-server ---
@@ -110,26 +120,30 @@ upload() { # port user cipher remote-path -> prints MB/s
 }
 
 ME=$(id -un)
+median() { python3 -c "import sys,statistics; print(f'{statistics.median(map(float,sys.argv[1:])):.1f}')" "$@"; }
 echo
-echo "== upload of $SIZE_MIB MiB with OpenSSH sftp $(ssh -V 2>&1 | cut -d, -f1) on loopback =="
-printf '%-34s %-12s %10s\n' cipher server MB/s
+echo "== upload of $SIZE_MIB MiB with OpenSSH sftp $(ssh -V 2>&1 | cut -d, -f1) on loopback, into $BASE, median of $REPEAT =="
+printf '%-34s %-32s %10s   %s\n' cipher server MB/s runs
 declare -A RATIO
 for c in "${CIPHERS[@]}"; do
-  rm -f "$WORK/openssh-dest/payload.bin" "$RD_FAST_STATE/drop/bench/payload.bin"
-  sync
-  os=$(upload "$OS_PORT" "$ME" "$c" "$WORK/openssh-dest/payload.bin")
-  [ "$(stat -c %s "$WORK/openssh-dest/payload.bin")" = "$SIZE" ] || { echo "openssh upload incomplete"; exit 1; }
-  rm -f "$WORK/openssh-dest/payload.bin"; sync
-  rd=$(upload "$RD_FAST_PORT" bench "$c" payload.bin)
-  [ "$(stat -c %s "$RD_FAST_STATE/drop/bench/payload.bin")" = "$SIZE" ] || { echo "rosterdrop upload incomplete"; exit 1; }
-  printf '%-34s %-12s %10s\n' "$c" openssh "$os"
-  printf '%-34s %-12s %10s\n' "$c" rosterdrop "$rd"
+  os_runs=(); rd_runs=()
+  for _ in $(seq 1 "$REPEAT"); do
+    rm -f "$WORK/openssh-dest/payload.bin"
+    os_runs+=("$(upload "$OS_PORT" "$ME" "$c" "$WORK/openssh-dest/payload.bin")")
+    [ "$(stat -c %s "$WORK/openssh-dest/payload.bin")" = "$SIZE" ] || { echo "openssh upload incomplete"; exit 1; }
+    rm -f "$WORK/openssh-dest/payload.bin"
+    rd_runs+=("$(upload "$RD_FAST_PORT" bench "$c" payload.bin)")
+    [ "$(stat -c %s "$RD_FAST_STATE/drop/bench/payload.bin")" = "$SIZE" ] || { echo "rosterdrop upload incomplete"; exit 1; }
+    rm -f "$RD_FAST_STATE/drop/bench/payload.bin"
+  done
+  os=$(median "${os_runs[@]}"); rd=$(median "${rd_runs[@]}")
+  printf '%-34s %-32s %10s   %s\n' "$c" openssh "$os" "${os_runs[*]}"
+  printf '%-34s %-32s %10s   %s\n' "$c" "rosterdrop" "$rd" "${rd_runs[*]}"
   RATIO[$c]=$(python3 -c "print(f'{$rd/$os:.2f}')")
 done
-rm -f "$RD_FAST_STATE/drop/bench/payload.bin"; sync
 rds=$(upload "$RD_SYNC_PORT" bench aes128-gcm@openssh.com payload.bin)
-printf '%-34s %-12s %10s\n' "aes128-gcm@openssh.com" "rosterdrop, fsync_uploads=true" "$rds"
-rm -rf "$WORK/rdsync/drop/bench/payload.bin"
+printf '%-34s %-32s %10s   (1 run, state on disk)\n' "aes128-gcm@openssh.com" "rosterdrop fsync_uploads=true" "$rds"
+rm -f "$DISK/drop/bench/payload.bin"
 for c in "${CIPHERS[@]}"; do
   echo "ratio rosterdrop/openssh $c: ${RATIO[$c]}"
 done
