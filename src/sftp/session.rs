@@ -23,7 +23,7 @@ use russh_sftp::protocol::{
     Attrs, Data, ExtendedReply, File as NameEntry, FileAttributes, Handle, Name, OpenFlags, Packet,
     Status, StatusCode, Version,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::jail::{self, attrs, display, is_partial_name, Fail, Jail, Target, TEMP_PREFIX};
@@ -400,9 +400,7 @@ impl Session {
         if let Some(f) = &up.failed {
             return Err(f.clone());
         }
-        let end = offset
-            .checked_add(data.len() as u64)
-            .ok_or_else(|| Fail::failure("offset out of range"))?;
+        let end = offset.saturating_add(data.len() as u64);
         let grow = end.saturating_sub(up.size);
         let refuse = if end > cfg.max_file_size {
             Some(format!(
@@ -786,11 +784,6 @@ fn open_read(p: &std::path::Path) -> Result<File, Fail> {
         .map_err(|e| Fail::io(&e))
 }
 
-/// Complete SFTP packet waiting at the front of `buf`?
-fn has_packet(buf: &[u8]) -> bool {
-    buf.len() >= 4 && buf.len() - 4 >= u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize
-}
-
 /// Id of an undecodable request, to answer it with a status.
 fn raw_request_id(b: &[u8]) -> u32 {
     if b.len() >= 5 {
@@ -800,54 +793,123 @@ fn raw_request_id(b: &[u8]) -> u32 {
     }
 }
 
+/// A WRITE request parsed in place: `(id, handle, offset, data)`, borrowing the packet.
+fn parse_write(p: &[u8]) -> Option<(u32, &str, u64, &[u8])> {
+    let mut r = p.get(1..)?;
+    let id = r.try_get_u32().ok()?;
+    let hlen = r.try_get_u32().ok()? as usize;
+    let handle = std::str::from_utf8(r.get(..hlen)?).ok()?;
+    r = &r[hlen..];
+    let offset = r.try_get_u64().ok()?;
+    let dlen = r.try_get_u32().ok()? as usize;
+    let data = r.get(..dlen)?;
+    Some((id, handle, offset, data))
+}
+
+impl Session {
+    /// Answers one raw request (type byte first). WRITEs, the bulk of the traffic, are parsed
+    /// in place and their data goes to the file straight from the receive buffer.
+    async fn raw(&mut self, pkt: &[u8]) -> Option<Packet> {
+        const SSH_FXP_WRITE: u8 = 6;
+        if self.initialized && pkt.first() == Some(&SSH_FXP_WRITE) {
+            let reply = match parse_write(pkt) {
+                Some((id, handle, offset, data)) => match self.write(handle, offset, data) {
+                    Ok(()) => ok(id),
+                    Err(f) => fail(id, f),
+                },
+                None => status(
+                    raw_request_id(pkt),
+                    StatusCode::BadMessage,
+                    "malformed request",
+                ),
+            };
+            return Some(reply);
+        }
+        let mut bytes = Bytes::copy_from_slice(pkt);
+        match Packet::try_from(&mut bytes) {
+            Ok(p) => self.request(p).await,
+            Err(_) if !self.initialized => None,
+            Err(_) => Some(status(
+                raw_request_id(pkt),
+                StatusCode::BadMessage,
+                "malformed request",
+            )),
+        }
+    }
+}
+
 /// Runs the SFTP protocol on a channel stream until the client goes away.
+///
+/// Requests are taken from one receive buffer in order; replies are collected and flushed only
+/// when no complete request is waiting (or 256 KiB of replies are pending), so pipelined
+/// writes are not held up by a flush each.
 pub async fn run<S>(stream: S, mut session: Session)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let max = session.ctx.cfg.max_sftp_packet;
+    let max = session.ctx.cfg.max_sftp_packet as usize;
     let account = session.ctx.account.clone();
     let peer = session.ctx.peer;
-    let (r, mut w) = tokio::io::split(stream);
-    let mut r = BufReader::with_capacity(1 << 20, r);
+    let (mut r, mut w) = tokio::io::split(stream);
+    let cap = (1usize << 20).max(2 * (max + 4));
+    let mut buf = vec![0u8; cap];
+    let (mut start, mut end) = (0usize, 0usize);
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
-        if !out.is_empty() && !has_packet(r.buffer()) || out.len() >= 256 * 1024 {
-            if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
+        let avail = end - start;
+        let need = (avail >= 4).then(|| {
+            4 + u32::from_be_bytes([buf[start], buf[start + 1], buf[start + 2], buf[start + 3]])
+                as usize
+        });
+        if let Some(n) = need {
+            if n == 4 || n - 4 > max {
+                tracing::warn!(account = %account, addr = %peer, len = n - 4, max, "SFTP packet over the size limit: closing session");
                 break;
             }
-            out.clear();
         }
-        let len = match r.read_u32().await {
-            Ok(l) => l,
-            Err(_) => break,
-        };
-        if len == 0 || len > max {
-            tracing::warn!(account = %account, addr = %peer, len, max, "SFTP packet over the size limit: closing session");
-            break;
-        }
-        let mut buf = vec![0u8; len as usize];
-        if r.read_exact(&mut buf).await.is_err() {
-            break;
-        }
-        let id = raw_request_id(&buf);
-        let mut bytes = Bytes::from(buf);
-        let reply = match Packet::try_from(&mut bytes) {
-            Ok(p) => match session.request(p).await {
-                Some(reply) => reply,
-                None => {
+        match need {
+            Some(n) if avail >= n => {
+                let reply = session.raw(&buf[start + 4..start + n]).await;
+                start += n;
+                if start == end {
+                    start = 0;
+                    end = 0;
+                }
+                let Some(reply) = reply else {
                     tracing::warn!(account = %account, addr = %peer, "SFTP protocol violation: closing session");
                     break;
+                };
+                match Bytes::try_from(reply) {
+                    Ok(b) => out.extend_from_slice(&b),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "encoding SFTP reply failed");
+                        break;
+                    }
                 }
-            },
-            Err(_) if !session.initialized => break,
-            Err(_) => status(id, StatusCode::BadMessage, "malformed request"),
-        };
-        match Bytes::try_from(reply) {
-            Ok(b) => out.extend_from_slice(&b),
-            Err(e) => {
-                tracing::warn!(error = %e, "encoding SFTP reply failed");
-                break;
+                if out.len() >= 256 * 1024 {
+                    if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
+                        break;
+                    }
+                    out.clear();
+                }
+            }
+            _ => {
+                // Nothing complete to answer: send what we have, then wait for more input.
+                if !out.is_empty() {
+                    if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
+                        break;
+                    }
+                    out.clear();
+                }
+                if start + need.unwrap_or(4) > cap || end == cap {
+                    buf.copy_within(start..end, 0);
+                    end -= start;
+                    start = 0;
+                }
+                match r.read(&mut buf[end..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => end += n,
+                }
             }
         }
     }
@@ -866,4 +928,35 @@ where
     }
     // Dropping the session drops every open upload: temporary files are removed.
     drop(session);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_pkt(handle: &str, offset: u64, data: &[u8], dlen: u32) -> Vec<u8> {
+        let mut p = vec![6, 0, 0, 0, 42];
+        p.extend_from_slice(&(handle.len() as u32).to_be_bytes());
+        p.extend_from_slice(handle.as_bytes());
+        p.extend_from_slice(&offset.to_be_bytes());
+        p.extend_from_slice(&dlen.to_be_bytes());
+        p.extend_from_slice(data);
+        p
+    }
+
+    #[test]
+    fn parse_write_in_place() {
+        let p = write_pkt("h1", 7, b"abc", 3);
+        assert_eq!(parse_write(&p), Some((42, "h1", 7, &b"abc"[..])));
+        // Declared lengths past the packet, truncation anywhere: refused, no panic.
+        assert_eq!(parse_write(&write_pkt("h1", 7, b"abc", u32::MAX)), None);
+        for cut in 0..p.len() - 1 {
+            assert_eq!(parse_write(&p[..cut]), None, "cut {cut}");
+        }
+        let mut bad = p.clone();
+        bad[5..9].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(parse_write(&bad), None);
+        assert_eq!(raw_request_id(&p), 42);
+        assert_eq!(raw_request_id(&[6, 0]), 0);
+    }
 }

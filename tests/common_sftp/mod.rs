@@ -23,7 +23,7 @@ pub fn free_port() -> u16 {
 
 /// Host keys generated once per test binary and copied into each state dir (RSA 3072
 /// generation is slow); the host key test uses a fresh state dir instead.
-fn cached_hostkeys() -> &'static Path {
+pub fn cached_hostkeys() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir =
@@ -32,6 +32,16 @@ fn cached_hostkeys() -> &'static Path {
         rosterdrop::sftp::hostkeys::load_or_generate(&dir).expect("host keys");
         dir
     })
+}
+
+/// Copies the cached host keys into `state/hostkeys`.
+pub fn seed_hostkeys(state: &Path) {
+    let src = cached_hostkeys().join("hostkeys");
+    let dst = state.join("hostkeys");
+    fs::create_dir_all(&dst).expect("hostkeys dir");
+    for e in fs::read_dir(&src).expect("cached keys").flatten() {
+        fs::copy(e.path(), dst.join(e.file_name())).expect("copy key");
+    }
 }
 
 pub struct Env {
@@ -53,12 +63,7 @@ impl Env {
         let state = dir.path().join("state");
         fs::create_dir_all(&state).expect("state dir");
         if copy_keys {
-            let src = cached_hostkeys().join("hostkeys");
-            let dst = state.join("hostkeys");
-            fs::create_dir_all(&dst).expect("hostkeys dir");
-            for e in fs::read_dir(&src).expect("cached keys").flatten() {
-                fs::copy(e.path(), dst.join(e.file_name())).expect("copy key");
-            }
+            seed_hostkeys(&state);
         }
         let port = free_port();
         let config = dir.path().join("rosterdrop.toml");

@@ -1,0 +1,536 @@
+//! The server in-process, driven by a Rust client (russh + russh-sftp) for what a batch file
+//! cannot do: dying mid-upload, exact status codes, raw hostile packets, upload events,
+//! reloading accounts while sessions run.
+
+mod common_sftp;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rosterdrop::accounts::Accounts;
+use rosterdrop::sftp::{Server, SftpConfig, UploadEvent};
+use russh_sftp::client::error::Error as SftpClientError;
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::timeout;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+    addr: SocketAddr,
+    password: String,
+    accounts: Arc<RwLock<Accounts>>,
+    events: mpsc::Receiver<UploadEvent>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Fixture {
+    fn drop_dir(&self) -> PathBuf {
+        self.state.join("drop/vendor")
+    }
+}
+
+async fn fixture(tune: impl FnOnce(&mut SftpConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    common_sftp::seed_hostkeys(&state);
+    let mut accounts = Accounts::default();
+    let password = accounts.add("vendor", "district").unwrap();
+    let accounts = Arc::new(RwLock::new(accounts));
+    let mut cfg = SftpConfig {
+        auth_failure_delay_ms: 50,
+        fsync_uploads: false,
+        ..Default::default()
+    };
+    tune(&mut cfg);
+    let (tx, events) = mpsc::channel(16);
+    let server = Server::new(&state, cfg, accounts.clone(), tx).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.run_on(listener, stopped));
+    Fixture {
+        _dir: dir,
+        state,
+        addr,
+        password,
+        accounts,
+        events,
+        _stop: stop,
+    }
+}
+
+struct Client;
+impl russh::client::Handler for Client {
+    type Error = russh::Error;
+    async fn check_server_key(
+        &mut self,
+        _key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+}
+
+async fn ssh(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+) -> Option<russh::client::Handle<Client>> {
+    let cfg = Arc::new(russh::client::Config::default());
+    let mut h = russh::client::connect(cfg, addr, Client).await.ok()?;
+    let ok = h
+        .authenticate_password(user, password)
+        .await
+        .ok()?
+        .success();
+    ok.then_some(h)
+}
+
+async fn sftp(h: &russh::client::Handle<Client>) -> RawSftpSession {
+    let ch = h.channel_open_session().await.unwrap();
+    ch.request_subsystem(true, "sftp").await.unwrap();
+    let s = RawSftpSession::new(ch.into_stream());
+    s.set_timeout(20);
+    s.init().await.unwrap();
+    s
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, SftpClientError>) -> (StatusCode, String) {
+    match r {
+        Err(SftpClientError::Status(s)) => (s.status_code, s.error_message),
+        other => panic!("expected an error status, got {other:?}"),
+    }
+}
+
+/// Status code of an extended request (russh-sftp returns any status packet as `Ok`).
+fn ext_code(r: Result<russh_sftp::protocol::Packet, SftpClientError>) -> StatusCode {
+    match r {
+        Ok(russh_sftp::protocol::Packet::Status(s)) => s.status_code,
+        Err(SftpClientError::Status(s)) => s.status_code,
+        other => panic!("expected a status, got {other:?}"),
+    }
+}
+
+fn wflags() -> OpenFlags {
+    OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dying_mid_upload_leaves_nothing_and_keeps_the_old_file() {
+    let mut fx = fixture(|_| {}).await;
+    fs::create_dir_all(fx.drop_dir()).unwrap();
+    fs::write(
+        fx.drop_dir().join("roster.zip"),
+        b"previous complete upload",
+    )
+    .unwrap();
+
+    // The client goes through a relay we can cut, like a network that dies.
+    let relay = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let server = fx.addr;
+    let relay_task = tokio::spawn(async move {
+        let (mut c, _) = relay.accept().await.unwrap();
+        let mut s = TcpStream::connect(server).await.unwrap();
+        let _ = tokio::io::copy_bidirectional(&mut c, &mut s).await;
+    });
+    let h = ssh(relay_addr, "vendor", &fx.password)
+        .await
+        .expect("login");
+    let s = sftp(&h).await;
+    let handle = s
+        .open("roster.zip", wflags(), FileAttributes::default())
+        .await
+        .unwrap()
+        .handle;
+    let new = s
+        .open("new.csv", wflags(), FileAttributes::default())
+        .await
+        .unwrap()
+        .handle;
+    for i in 0..8u64 {
+        s.write(&handle, i * 32768, vec![b'x'; 32768])
+            .await
+            .unwrap();
+        s.write(&new, i * 1000, vec![b'y'; 1000]).await.unwrap();
+    }
+    // A temporary exists while the upload runs; the real name still holds the old upload.
+    let names = common_sftp::listing(&fx.drop_dir());
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with(".rosterdrop-upload."))
+            .count(),
+        2,
+        "{names:?}"
+    );
+    assert_eq!(
+        fs::read(fx.drop_dir().join("roster.zip")).unwrap(),
+        b"previous complete upload"
+    );
+
+    relay_task.abort();
+    let _ = relay_task.await;
+    drop(s);
+    drop(h);
+
+    // The server notices, drops the session, and removes the temporaries.
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        names = common_sftp::listing(&fx.drop_dir());
+        if names == vec!["roster.zip".to_string()] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(names, vec!["roster.zip"]);
+    assert_eq!(
+        fs::read(fx.drop_dir().join("roster.zip")).unwrap(),
+        b"previous complete upload"
+    );
+    assert!(
+        fx.events.try_recv().is_err(),
+        "no event for an unfinished upload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completed_uploads_are_announced_and_replace_atomically() {
+    let mut fx = fixture(|_| {}).await;
+    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
+    let s = sftp(&h).await;
+    let hd = s
+        .open("/students.csv", wflags(), FileAttributes::default())
+        .await
+        .unwrap()
+        .handle;
+    s.write(&hd, 0, b"id,name\n1,Ann\n".to_vec()).await.unwrap();
+    s.close(&hd).await.unwrap();
+    let ev = timeout(Duration::from_secs(5), fx.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            ev.account.as_str(),
+            ev.source.as_str(),
+            ev.path.as_str(),
+            ev.size
+        ),
+        ("vendor", "district", "/students.csv", 14)
+    );
+    assert_eq!(ev.file, fx.drop_dir().join("students.csv"));
+    assert_eq!(ev.peer.ip(), fx.addr.ip());
+
+    // Re-upload: until close, the old content stays whole under the real name.
+    let hd = s
+        .open("students.csv", wflags(), FileAttributes::default())
+        .await
+        .unwrap()
+        .handle;
+    s.write(&hd, 0, b"id,name\n2,Bo".to_vec()).await.unwrap();
+    assert_eq!(
+        fs::read(fx.drop_dir().join("students.csv")).unwrap(),
+        b"id,name\n1,Ann\n"
+    );
+    s.write(&hd, 12, b"b\n".to_vec()).await.unwrap();
+    s.close(&hd).await.unwrap();
+    assert_eq!(
+        fs::read(fx.drop_dir().join("students.csv")).unwrap(),
+        b"id,name\n2,Bob\n"
+    );
+    let ev = timeout(Duration::from_secs(5), fx.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ev.size, 14);
+
+    // WinSCP style: upload as .filepart (no event), then rename to the real name (event).
+    let hd = s
+        .open("classes.csv.filepart", wflags(), FileAttributes::default())
+        .await
+        .unwrap()
+        .handle;
+    s.write(&hd, 0, b"c1\n".to_vec()).await.unwrap();
+    s.close(&hd).await.unwrap();
+    assert!(fx.events.try_recv().is_err());
+    s.rename("classes.csv.filepart", "classes.csv")
+        .await
+        .unwrap();
+    let ev = timeout(Duration::from_secs(5), fx.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ev.path.as_str(), ev.size), ("/classes.csv", 3));
+    // Plain rename does not overwrite; posix-rename does.
+    let hd = s
+        .open("x.filepart", wflags(), FileAttributes::default())
+        .await
+        .unwrap()
+        .handle;
+    s.write(&hd, 0, b"new\n".to_vec()).await.unwrap();
+    s.close(&hd).await.unwrap();
+    let (c, _) = code(s.rename("x.filepart", "classes.csv").await);
+    assert_eq!(c, StatusCode::Failure);
+    assert_eq!(
+        fs::read(fx.drop_dir().join("classes.csv")).unwrap(),
+        b"c1\n"
+    );
+    let mut data = Vec::new();
+    for p in ["x.filepart", "classes.csv"] {
+        data.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        data.extend_from_slice(p.as_bytes());
+    }
+    s.extended("posix-rename@openssh.com", data).await.unwrap();
+    assert_eq!(
+        fs::read(fx.drop_dir().join("classes.csv")).unwrap(),
+        b"new\n"
+    );
+    assert_eq!(
+        common_sftp::listing(&fx.drop_dir()),
+        vec!["classes.csv", "students.csv"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_codes_for_refusals_and_unsupported_operations() {
+    let fx = fixture(|c| {
+        c.max_file_size = 1000;
+    })
+    .await;
+    let reports = fx.state.join("reports/district/b1");
+    fs::create_dir_all(&reports).unwrap();
+    fs::write(reports.join("summary.txt"), "ok\n").unwrap();
+    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
+    let s = sftp(&h).await;
+    let none = || FileAttributes::default();
+
+    assert_eq!(
+        code(s.open("missing.csv", OpenFlags::READ, none()).await).0,
+        StatusCode::NoSuchFile
+    );
+    assert_eq!(code(s.stat("missing.csv").await).0, StatusCode::NoSuchFile);
+    assert_eq!(
+        code(s.open("reports/b1/summary.txt", wflags(), none()).await).0,
+        StatusCode::PermissionDenied
+    );
+    assert_eq!(
+        code(s.remove("reports/b1/summary.txt").await).0,
+        StatusCode::PermissionDenied
+    );
+    assert_eq!(
+        code(s.setstat("reports/b1/summary.txt", none()).await).0,
+        StatusCode::PermissionDenied
+    );
+    assert_eq!(
+        code(s.mkdir("reports/x", none()).await).0,
+        StatusCode::PermissionDenied
+    );
+    assert_eq!(
+        code(s.symlink("a", "b").await).0,
+        StatusCode::PermissionDenied
+    );
+    assert_eq!(
+        code(s.hardlink("a", "b").await).0,
+        StatusCode::PermissionDenied
+    );
+    assert_eq!(code(s.readlink("a").await).0, StatusCode::OpUnsupported);
+    assert_eq!(
+        ext_code(
+            s.extended("statvfs@openssh.com", vec![0, 0, 0, 1, b'/'])
+                .await
+        ),
+        StatusCode::OpUnsupported
+    );
+    assert_eq!(
+        ext_code(s.extended("copy-data", vec![]).await),
+        StatusCode::OpUnsupported
+    );
+    assert_eq!(code(s.remove("/").await).0, StatusCode::PermissionDenied);
+
+    // Reports are readable.
+    let rh = s
+        .open("/reports/b1/summary.txt", OpenFlags::READ, none())
+        .await
+        .unwrap()
+        .handle;
+    assert_eq!(s.read(&rh, 0, 100).await.unwrap().data, b"ok\n");
+    assert_eq!(code(s.read(&rh, 3, 100).await).0, StatusCode::Eof);
+    s.close(&rh).await.unwrap();
+
+    // Too big: clear status, partial removed, later writes and close fail too.
+    let hd = s.open("big.csv", wflags(), none()).await.unwrap().handle;
+    s.write(&hd, 0, vec![1; 600]).await.unwrap();
+    let (c, msg) = code(s.write(&hd, 600, vec![1; 600]).await);
+    assert_eq!(c, StatusCode::Failure);
+    assert!(msg.contains("file too large"), "{msg}");
+    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+    assert_eq!(code(s.close(&hd).await).0, StatusCode::Failure);
+    // Hostile offsets.
+    let hd = s.open("o.csv", wflags(), none()).await.unwrap().handle;
+    assert_eq!(
+        code(s.write(&hd, u64::MAX - 2, vec![1; 10]).await).0,
+        StatusCode::Failure
+    );
+    assert_eq!(code(s.close(&hd).await).0, StatusCode::Failure);
+    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+
+    // setstat/fsetstat are accepted; times are kept, modes ignored.
+    let hd = s.open("t.csv", wflags(), none()).await.unwrap().handle;
+    s.write(&hd, 0, b"t\n".to_vec()).await.unwrap();
+    let times = FileAttributes {
+        atime: Some(1_600_000_000),
+        mtime: Some(1_600_000_000),
+        permissions: Some(0o777),
+        ..Default::default()
+    };
+    s.fsetstat(&hd, times.clone()).await.unwrap();
+    let st = s.fstat(&hd).await.unwrap().attrs;
+    assert_eq!(st.size, Some(2));
+    s.close(&hd).await.unwrap();
+    let st = s.stat("t.csv").await.unwrap().attrs;
+    assert_eq!(st.mtime, Some(1_600_000_000));
+    assert_eq!(st.permissions.map(|p| p & 0o777), Some(0o644));
+    s.setstat(
+        "t.csv",
+        FileAttributes {
+            mtime: Some(1_700_000_000),
+            atime: Some(1_700_000_000),
+            ..times
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.lstat("t.csv").await.unwrap().attrs.mtime,
+        Some(1_700_000_000)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_ne!(
+        fs::metadata(fx.drop_dir().join("t.csv"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o777
+    );
+
+    // realpath clamps at the root; directories can be listed and removed when empty.
+    assert_eq!(s.realpath("../../..").await.unwrap().files[0].filename, "/");
+    assert_eq!(
+        s.realpath("a/../b/./c").await.unwrap().files[0].filename,
+        "/b/c"
+    );
+    s.mkdir("d", none()).await.unwrap();
+    let dh = s.opendir("/").await.unwrap().handle;
+    let names: Vec<String> = s
+        .readdir(&dh)
+        .await
+        .unwrap()
+        .files
+        .into_iter()
+        .map(|f| f.filename)
+        .collect();
+    assert!(
+        names.contains(&"d".to_string())
+            && names.contains(&"reports".to_string())
+            && names.contains(&"t.csv".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(code(s.readdir(&dh).await).0, StatusCode::Eof);
+    s.close(&dh).await.unwrap();
+    s.remove("t.csv").await.unwrap();
+    s.rmdir("d").await.unwrap();
+    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_packets_get_statuses_or_a_closed_session() {
+    let fx = fixture(|_| {}).await;
+    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
+    let ch = h.channel_open_session().await.unwrap();
+    ch.request_subsystem(true, "sftp").await.unwrap();
+    let mut st = ch.into_stream();
+    async fn reply(st: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
+        let len = timeout(Duration::from_secs(10), st.read_u32())
+            .await
+            .ok()?
+            .ok()?;
+        let mut b = vec![0; len as usize];
+        timeout(Duration::from_secs(10), st.read_exact(&mut b))
+            .await
+            .ok()?
+            .ok()?;
+        Some(b)
+    }
+    st.write_all(&[0, 0, 0, 5, 1, 0, 0, 0, 3]).await.unwrap();
+    assert_eq!(reply(&mut st).await.unwrap()[0], 2, "VERSION");
+    // OPEN with id 7 and a path length that runs past the packet.
+    st.write_all(&[0, 0, 0, 9, 3, 0, 0, 0, 7, 0xff, 0xff, 0xff, 0xf0])
+        .await
+        .unwrap();
+    let r = reply(&mut st).await.unwrap();
+    assert_eq!(r[0], 101, "STATUS");
+    assert_eq!(&r[1..5], &[0, 0, 0, 7]);
+    assert_eq!(
+        u32::from_be_bytes([r[5], r[6], r[7], r[8]]),
+        StatusCode::BadMessage as u32
+    );
+    // An unknown packet type.
+    st.write_all(&[0, 0, 0, 5, 99, 0, 0, 0, 8]).await.unwrap();
+    let r = reply(&mut st).await.unwrap();
+    assert_eq!((r[0], r[4]), (101, 8));
+    // A path with a NUL byte.
+    let mut p = vec![17, 0, 0, 0, 9, 0, 0, 0, 3, b'a', 0, b'b'];
+    let mut pkt = (p.len() as u32).to_be_bytes().to_vec();
+    pkt.append(&mut p);
+    st.write_all(&pkt).await.unwrap();
+    let r = reply(&mut st).await.unwrap();
+    assert_eq!((r[0], r[4]), (101, 9));
+    // A declared length over the cap: the session is closed, the server lives on.
+    st.write_all(&[0x7f, 0xff, 0xff, 0xff, 3, 0, 0, 0, 10])
+        .await
+        .unwrap();
+    assert!(reply(&mut st).await.is_none(), "session must be closed");
+    let h2 = ssh(fx.addr, "vendor", &fx.password)
+        .await
+        .expect("server still accepts logins");
+    let s2 = sftp(&h2).await;
+    assert_eq!(s2.realpath(".").await.unwrap().files[0].filename, "/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_reload_without_dropping_sessions() {
+    let fx = fixture(|_| {}).await;
+    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
+    let s = sftp(&h).await;
+    // Reload: vendor removed, vendor2 added.
+    let pw2 = {
+        let mut a = fx.accounts.write().unwrap();
+        a.remove("vendor").unwrap();
+        a.add("vendor2", "district").unwrap()
+    };
+    // The running session goes on.
+    let hd = s
+        .open("still.csv", wflags(), FileAttributes::default())
+        .await
+        .unwrap()
+        .handle;
+    s.write(&hd, 0, b"x".to_vec()).await.unwrap();
+    s.close(&hd).await.unwrap();
+    assert!(fx.drop_dir().join("still.csv").exists());
+    // New logins follow the new accounts.
+    assert!(ssh(fx.addr, "vendor", &fx.password).await.is_none());
+    let h2 = ssh(fx.addr, "vendor2", &pw2)
+        .await
+        .expect("new account logs in");
+    let s2 = sftp(&h2).await;
+    // Each account has its own root.
+    assert_eq!(code(s2.stat("still.csv").await).0, StatusCode::NoSuchFile);
+}
