@@ -15,20 +15,6 @@ fn sample_config() -> std::path::PathBuf {
     sample("sample.toml")
 }
 
-type Row = (&'static str, u32, &'static str, &'static str, &'static str);
-
-/// Asserts the run's `(file, line, id, rule, action)` rows equal `expected` (any order).
-fn assert_rows(r: &Run, expected: &[Row]) {
-    let mut got = r.keys();
-    got.sort();
-    let mut want = expected.to_vec();
-    want.sort();
-    assert_eq!(
-        got, want,
-        "patch-summary.csv rows\nsummary.txt:\n{}",
-        r.summary
-    );
-}
 
 /// Each (file, rule) of the patch summary is counted on a line of summary.txt.
 fn assert_summary_counts(r: &Run) {

@@ -7,26 +7,12 @@ mod common;
 use common::*;
 use std::path::Path;
 
-type Row = (&'static str, u32, &'static str, &'static str, &'static str);
-
 fn run_filter(bundle: &Path, tmp: &Path, filter: &str) -> Run {
     let cfg = config(tmp, &format!("[sources.district]\n{filter}\n"));
     let r = check_with(bundle, &tmp.join("out"), &cfg, "district");
     r.assert_code(0);
     r.assert_zip_matches_dir();
     r
-}
-
-fn assert_rows(r: &Run, expected: &[Row]) {
-    let mut got = r.keys();
-    got.sort();
-    let mut want = expected.to_vec();
-    want.sort();
-    assert_eq!(
-        got, want,
-        "patch-summary.csv rows\nsummary.txt:\n{}",
-        r.summary
-    );
 }
 
 /// The ids (first field) of the data rows of a modified file.

@@ -513,3 +513,19 @@ pub fn oneroster_bundle(dir: &Path, version: &str) -> PathBuf {
     );
     dir.to_path_buf()
 }
+
+/// A patch-summary row as (file, line, id, rule, action).
+pub type Row = (&'static str, u32, &'static str, &'static str, &'static str);
+
+/// The patch summary holds exactly these rows, in any order.
+pub fn assert_rows(r: &Run, expected: &[Row]) {
+    let mut got = r.keys();
+    got.sort();
+    let mut want = expected.to_vec();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "patch-summary.csv rows\nsummary.txt:\n{}",
+        r.summary
+    );
+}
