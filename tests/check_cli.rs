@@ -15,7 +15,6 @@ fn sample_config() -> std::path::PathBuf {
     sample("sample.toml")
 }
 
-
 /// Each (file, rule) of the patch summary is counted on a line of summary.txt.
 fn assert_summary_counts(r: &Run) {
     let mut counts: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
