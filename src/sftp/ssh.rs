@@ -327,8 +327,43 @@ struct Conn {
     user: Option<(String, String)>,
     authed: Arc<AtomicBool>,
     slot: Option<SessionSlot>,
-    channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Session channels that have not started the SFTP subsystem yet: the sender hands the
+    /// session context (or a refusal) to the channel's task.
+    channels: HashMap<ChannelId, mpsc::Sender<Option<SessionCtx>>>,
     key_scored: bool,
+}
+
+/// Owns a session channel from its opening. russh forwards every request and every byte of
+/// data on a channel into a bounded queue and *awaits* room in it; a queue nobody reads (a
+/// client sending env requests or data before the subsystem) would stall the whole connection,
+/// keepalives and timeouts included. This task keeps reading and drops all of it until the
+/// `sftp` subsystem is granted, then runs the SFTP session on the channel. A channel idle for
+/// `idle` before that is closed.
+async fn channel_task(
+    mut ch: Channel<Msg>,
+    mut ctl: mpsc::Receiver<Option<SessionCtx>>,
+    idle: Duration,
+) {
+    loop {
+        let msg = match tokio::time::timeout(idle, ch.wait()).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(_) => {
+                let _ = ch.close().await;
+                return;
+            }
+        };
+        if let russh::ChannelMsg::RequestSubsystem { .. } = msg {
+            match ctl.recv().await {
+                Some(Some(ctx)) => {
+                    session::run(ch.into_stream(), session::Session::new(ctx)).await;
+                    return;
+                }
+                Some(None) => continue,
+                None => return,
+            }
+        }
+    }
 }
 
 const MAX_CHANNELS: usize = 4;
@@ -523,7 +558,13 @@ impl russh::server::Handler for Conn {
                 .await;
             return Ok(());
         }
-        self.channels.insert(channel.id(), channel);
+        let (tx, rx) = mpsc::channel(4);
+        self.channels.insert(channel.id(), tx);
+        tokio::spawn(channel_task(
+            channel,
+            rx,
+            Duration::from_secs(self.shared.cfg.idle_timeout_secs),
+        ));
         reply.accept().await;
         Ok(())
     }
@@ -550,15 +591,16 @@ impl russh::server::Handler for Conn {
             session.channel_failure(channel)?;
             return Ok(());
         };
-        if name != "sftp" {
-            tracing::warn!(account = %account, addr = %self.peer, subsystem = %loggable(name), "SFTP refused: subsystem other than sftp");
-            session.channel_failure(channel)?;
-            return Ok(());
-        }
-        let Some(ch) = self.channels.remove(&channel) else {
+        let Some(ctl) = self.channels.get(&channel).cloned() else {
             session.channel_failure(channel)?;
             return Ok(());
         };
+        if name != "sftp" {
+            tracing::warn!(account = %account, addr = %self.peer, subsystem = %loggable(name), "SFTP refused: subsystem other than sftp");
+            let _ = ctl.try_send(None);
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
         let root = self.shared.state_dir.join("drop").join(&account);
         let ready = std::fs::create_dir_all(&root)
             .and_then(|_| std::fs::symlink_metadata(&root))
@@ -566,10 +608,10 @@ impl russh::server::Handler for Conn {
             .unwrap_or(false);
         if !ready {
             tracing::error!(account = %account, "SFTP drop folder missing or not a folder");
+            let _ = ctl.try_send(None);
             session.channel_failure(channel)?;
             return Ok(());
         }
-        session.channel_success(channel)?;
         let ctx = SessionCtx {
             jail: Jail {
                 root,
@@ -582,7 +624,12 @@ impl russh::server::Handler for Conn {
             cfg: self.shared.cfg.clone(),
             events: self.shared.events.clone(),
         };
-        tokio::spawn(session::run(ch.into_stream(), session::Session::new(ctx)));
+        if ctl.try_send(Some(ctx)).is_err() {
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        self.channels.remove(&channel);
+        session.channel_success(channel)?;
         Ok(())
     }
 
