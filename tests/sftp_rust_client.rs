@@ -27,7 +27,7 @@ struct Fixture {
     password: String,
     accounts: Arc<RwLock<Accounts>>,
     events: mpsc::Receiver<UploadEvent>,
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl Fixture {
@@ -62,7 +62,7 @@ async fn fixture(tune: impl FnOnce(&mut SftpConfig)) -> Fixture {
         password,
         accounts,
         events,
-        _stop: stop,
+        stop: Some(stop),
     }
 }
 
@@ -611,4 +611,53 @@ async fn only_sftp_channel_requests_and_junk_before_the_subsystem_does_not_stall
         .is_err());
     assert!(h.tcpip_forward("127.0.0.1", 0).await.is_err());
     assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_disconnects_clients_and_discards_open_uploads() {
+    let mut fx = fixture(|_| {}).await;
+    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
+    let s = sftp(&h).await;
+    let hd = s
+        .open("half.csv", wflags(), FileAttributes::default())
+        .await
+        .unwrap()
+        .handle;
+    s.write(&hd, 0, vec![b'z'; 5000]).await.unwrap();
+    assert_eq!(
+        common_sftp::listing(&fx.drop_dir()).len(),
+        1,
+        "temporary while uploading"
+    );
+    if let Some(stop) = fx.stop.take() {
+        let _ = stop.send(());
+    }
+    let mut names = vec![String::new()];
+    for _ in 0..100 {
+        names = common_sftp::listing(&fx.drop_dir());
+        if names.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        names,
+        Vec::<String>::new(),
+        "open upload discarded on shutdown"
+    );
+    assert!(
+        s.write(&hd, 5000, vec![1; 10]).await.is_err(),
+        "session is gone"
+    );
+    // The listener is closed: new connections are refused.
+    let mut refused = false;
+    for _ in 0..50 {
+        if TcpStream::connect(fx.addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "listener still open after shutdown");
+    assert!(fx.events.try_recv().is_err());
 }
