@@ -35,6 +35,7 @@ pub(crate) struct Shared {
     sessions: Mutex<HashMap<String, usize>>,
     inflight: Mutex<HashMap<String, Arc<InFlight>>>,
     connections: AtomicUsize,
+    per_host: Mutex<HashMap<std::net::IpAddr, usize>>,
 }
 
 impl Shared {
@@ -55,6 +56,7 @@ impl Shared {
             sessions: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
+            per_host: Mutex::new(HashMap::new()),
         }
     }
 
@@ -101,11 +103,36 @@ impl Drop for SessionSlot {
     }
 }
 
-/// Counts a TCP connection while alive.
-struct ConnSlot(Arc<Shared>);
+/// Counts a TCP connection (in total and per address) while alive.
+struct ConnSlot(Arc<Shared>, std::net::IpAddr);
+
+impl ConnSlot {
+    /// `Err(reason)` when a connection limit is reached.
+    fn acquire(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Result<ConnSlot, &'static str> {
+        let mut hosts = shared.per_host.lock().unwrap_or_else(|p| p.into_inner());
+        let n = hosts.get(&ip).copied().unwrap_or(0);
+        if n >= shared.cfg.max_connections_per_host {
+            return Err("too many connections from this address");
+        }
+        if shared.connections.fetch_add(1, Ordering::Relaxed) >= shared.cfg.max_connections {
+            shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return Err("too many connections");
+        }
+        hosts.insert(ip, n + 1);
+        Ok(ConnSlot(shared.clone(), ip))
+    }
+}
+
 impl Drop for ConnSlot {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        let mut hosts = self.0.per_host.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = hosts.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                hosts.remove(&self.1);
+            }
+        }
     }
 }
 
@@ -230,13 +257,15 @@ pub(crate) async fn serve(
                     drop(sock);
                     continue;
                 }
-                if shared.connections.fetch_add(1, Ordering::Relaxed) >= shared.cfg.max_connections {
-                    shared.connections.fetch_sub(1, Ordering::Relaxed);
-                    tracing::warn!(addr = %peer, "SFTP connection refused: too many connections");
-                    drop(sock);
-                    continue;
-                }
-                let slot = ConnSlot(shared.clone());
+                let slot = match ConnSlot::acquire(&shared, peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(reason) => {
+                        tracing::warn!(addr = %peer, "SFTP connection refused: {reason}");
+                        shared.defender.record(peer.ip(), Event::LimitExceeded);
+                        drop(sock);
+                        continue;
+                    }
+                };
                 tasks.spawn(connection(shared.clone(), sock, peer, stop_rx.clone(), slot));
             }
         }
