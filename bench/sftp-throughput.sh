@@ -71,6 +71,7 @@ max_file_size = $((SIZE * 2))
 quota_bytes = $((SIZE * 4))
 quota_files = 10000
 max_sessions_per_account = $((SESSIONS * 2))
+max_connections_per_host = $((SESSIONS * 2))
 [sftp.defender]
 enabled = false
 EOF

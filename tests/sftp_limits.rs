@@ -277,3 +277,43 @@ fn idle_timeout_closes_idle_sessions() {
     assert!(srv.wait_log("SFTP session closed"));
     drop(child.stdin.take());
 }
+
+#[test]
+fn connections_per_host() {
+    let env = Env::new(
+        "max_connections_per_host = 2",
+        "[sftp.defender]\nenabled = false\n",
+    );
+    env.add_account("vendor", "district");
+    let key = env.add_key("vendor");
+    let srv = env.start();
+    // Two silent connections take this address's slots (each confirmed by the server's banner;
+    // the readiness probe of `start` may hold a slot for a moment) ...
+    let held = || {
+        for _ in 0..50 {
+            let mut s = TcpStream::connect(("127.0.0.1", env.port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 64];
+            if matches!(s.read(&mut buf), Ok(n) if n > 4 && buf.starts_with(b"SSH-")) {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not hold a connection");
+    };
+    let a = held();
+    let b = held();
+    let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
+    assert!(
+        !out.status.success(),
+        "third connection admitted: {}",
+        text(&out)
+    );
+    assert!(srv.wait_log("too many connections from this address"));
+    // ... and give them back when they close.
+    drop(a);
+    drop(b);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+}

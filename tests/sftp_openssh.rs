@@ -14,7 +14,17 @@ fn key_login_upload_list_get_rename() {
     let env = Env::new("fsync_uploads = true", "");
     env.add_account("vendor", "district");
     let key = env.add_key("vendor");
+    // An upload temporary left by a killed server is removed at start.
+    let stale = env.drop_dir("vendor").join("old");
+    fs::create_dir_all(&stale).unwrap();
+    fs::write(
+        stale.join(".rosterdrop-upload.0123456789abcdef.x.csv"),
+        "half",
+    )
+    .unwrap();
     let srv = env.start();
+    assert_eq!(listing(&stale), Vec::<String>::new());
+    fs::remove_dir(&stale).unwrap();
     let data = write_file(&env.dir.path().join("students.csv"), 300_000);
     let out = env.sftp_key(
         "vendor",

@@ -27,7 +27,7 @@ struct Fixture {
     password: String,
     accounts: Arc<RwLock<Accounts>>,
     events: mpsc::Receiver<UploadEvent>,
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl Fixture {
@@ -62,7 +62,7 @@ async fn fixture(tune: impl FnOnce(&mut SftpConfig)) -> Fixture {
         password,
         accounts,
         events,
-        _stop: stop,
+        stop: Some(stop),
     }
 }
 
@@ -533,4 +533,131 @@ async fn accounts_reload_without_dropping_sessions() {
     let s2 = sftp(&h2).await;
     // Each account has its own root.
     assert_eq!(code(s2.stat("still.csv").await).0, StatusCode::NoSuchFile);
+}
+
+/// Next reply to a channel request (skipping window adjustments and the like).
+async fn next_reply(ch: &mut russh::Channel<russh::client::Msg>) -> Option<russh::ChannelMsg> {
+    loop {
+        match timeout(Duration::from_secs(10), ch.wait()).await.ok()? {
+            Some(m @ (russh::ChannelMsg::Success | russh::ChannelMsg::Failure)) => return Some(m),
+            Some(russh::ChannelMsg::WindowAdjusted { .. }) => continue,
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_sftp_channel_requests_and_junk_before_the_subsystem_does_not_stall() {
+    let fx = fixture(|_| {}).await;
+    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
+    let mut ch = h.channel_open_session().await.unwrap();
+    ch.set_env(true, "LANG", "C").await.unwrap();
+    assert!(
+        matches!(next_reply(&mut ch).await, Some(russh::ChannelMsg::Failure)),
+        "env"
+    );
+    ch.request_pty(true, "xterm", 80, 24, 0, 0, &[])
+        .await
+        .unwrap();
+    assert!(
+        matches!(next_reply(&mut ch).await, Some(russh::ChannelMsg::Failure)),
+        "pty"
+    );
+    ch.agent_forward(true).await.unwrap();
+    assert!(
+        matches!(next_reply(&mut ch).await, Some(russh::ChannelMsg::Failure)),
+        "agent"
+    );
+    ch.request_x11(true, false, "MIT-MAGIC-COOKIE-1", "00", 0)
+        .await
+        .unwrap();
+    assert!(
+        matches!(next_reply(&mut ch).await, Some(russh::ChannelMsg::Failure)),
+        "x11"
+    );
+    ch.exec(true, "id").await.unwrap();
+    assert!(
+        matches!(next_reply(&mut ch).await, Some(russh::ChannelMsg::Failure)),
+        "exec"
+    );
+    ch.request_shell(true).await.unwrap();
+    assert!(
+        matches!(next_reply(&mut ch).await, Some(russh::ChannelMsg::Failure)),
+        "shell"
+    );
+    ch.request_subsystem(true, "netconf").await.unwrap();
+    assert!(
+        matches!(next_reply(&mut ch).await, Some(russh::ChannelMsg::Failure)),
+        "other subsystem"
+    );
+    // Lots of data on a channel with no subsystem: dropped, the connection stays responsive.
+    for _ in 0..300 {
+        ch.data(&[0u8; 1024][..]).await.unwrap();
+    }
+    // The same channel can still start sftp after all that.
+    ch.request_subsystem(true, "sftp").await.unwrap();
+    assert!(
+        matches!(next_reply(&mut ch).await, Some(russh::ChannelMsg::Success)),
+        "sftp"
+    );
+    let s = RawSftpSession::new(ch.into_stream());
+    s.set_timeout(20);
+    s.init().await.unwrap();
+    assert_eq!(s.realpath(".").await.unwrap().files[0].filename, "/");
+    // Forwarding is refused.
+    assert!(h
+        .channel_open_direct_tcpip("127.0.0.1", 22, "127.0.0.1", 5000)
+        .await
+        .is_err());
+    assert!(h.tcpip_forward("127.0.0.1", 0).await.is_err());
+    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_disconnects_clients_and_discards_open_uploads() {
+    let mut fx = fixture(|_| {}).await;
+    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
+    let s = sftp(&h).await;
+    let hd = s
+        .open("half.csv", wflags(), FileAttributes::default())
+        .await
+        .unwrap()
+        .handle;
+    s.write(&hd, 0, vec![b'z'; 5000]).await.unwrap();
+    assert_eq!(
+        common_sftp::listing(&fx.drop_dir()).len(),
+        1,
+        "temporary while uploading"
+    );
+    if let Some(stop) = fx.stop.take() {
+        let _ = stop.send(());
+    }
+    let mut names = vec![String::new()];
+    for _ in 0..100 {
+        names = common_sftp::listing(&fx.drop_dir());
+        if names.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        names,
+        Vec::<String>::new(),
+        "open upload discarded on shutdown"
+    );
+    assert!(
+        s.write(&hd, 5000, vec![1; 10]).await.is_err(),
+        "session is gone"
+    );
+    // The listener is closed: new connections are refused.
+    let mut refused = false;
+    for _ in 0..50 {
+        if TcpStream::connect(fx.addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "listener still open after shutdown");
+    assert!(fx.events.try_recv().is_err());
 }

@@ -25,6 +25,9 @@ pub struct SftpConfig {
     pub max_sessions_per_account: usize,
     /// Concurrent connections in total (authenticated or not). Default 500.
     pub max_connections: usize,
+    /// Concurrent connections from one IP address (authenticated or not). Default 20, as
+    /// SFTPGo's `max_per_host_connections`: one host cannot take every slot.
+    pub max_connections_per_host: usize,
     /// Seconds without any traffic before a connection is closed. Default 900 (15 min):
     /// long enough for a slow SIS export job that opens the session and then builds its files,
     /// short enough that forgotten sessions do not pile up.
@@ -114,6 +117,7 @@ impl Default for SftpConfig {
             quota_files: 1000,
             max_sessions_per_account: 10,
             max_connections: 500,
+            max_connections_per_host: 20,
             idle_timeout_secs: 900,
             login_timeout_secs: 30,
             keepalive_secs: 60,

@@ -252,6 +252,32 @@ pub fn usage(root: &Path) -> (u64, u64) {
     acc
 }
 
+/// Removes upload temporaries under `drop_dir` (left if the process was killed mid-upload).
+/// Returns how many were removed. Symbolic links are not followed.
+pub fn remove_stale_temporaries(drop_dir: &Path) -> usize {
+    fn walk(dir: &Path, depth: usize, n: &mut usize) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let Ok(md) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if md.is_dir() {
+                if depth <= MAX_DEPTH + 1 {
+                    walk(&e.path(), depth + 1, n);
+                }
+            } else if md.is_file()
+                && e.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+                && fs::remove_file(e.path()).is_ok()
+            {
+                *n += 1;
+            }
+        }
+    }
+    let mut n = 0;
+    walk(drop_dir, 0, &mut n);
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

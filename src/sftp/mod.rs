@@ -101,6 +101,13 @@ impl Server {
         let state_dir = state_dir.into();
         let drop_dir = state_dir.join("drop");
         std::fs::create_dir_all(&drop_dir).map_err(|e| SftpError::io(&drop_dir, e))?;
+        let stale = jail::remove_stale_temporaries(&drop_dir);
+        if stale > 0 {
+            tracing::info!(
+                files = stale,
+                "removed unfinished SFTP uploads left by a previous run"
+            );
+        }
         let keys = hostkeys::load_or_generate(&state_dir)?;
         let russh_cfg = ssh::russh_config(&cfg, keys)?;
         Ok(Server {

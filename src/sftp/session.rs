@@ -838,6 +838,15 @@ impl Session {
     }
 }
 
+/// Writes and flushes `out` within `limit`; false when the client is gone or stuck.
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, out: &[u8], limit: Duration) -> bool {
+    let io = async {
+        w.write_all(out).await?;
+        w.flush().await
+    };
+    matches!(tokio::time::timeout(limit, io).await, Ok(Ok(())))
+}
+
 /// Runs the SFTP protocol on a channel stream until the client goes away.
 ///
 /// Requests are taken from one receive buffer in order; replies are collected and flushed only
@@ -848,6 +857,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let max = session.ctx.cfg.max_sftp_packet as usize;
+    // A client that stops reading our replies (or sending) must not hold the session forever.
+    let io_timeout = Duration::from_secs(session.ctx.cfg.idle_timeout_secs);
     let account = session.ctx.account.clone();
     let peer = session.ctx.peer;
     let (mut r, mut w) = tokio::io::split(stream);
@@ -887,7 +898,7 @@ where
                     }
                 }
                 if out.len() >= 256 * 1024 {
-                    if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
+                    if !send(&mut w, &out, io_timeout).await {
                         break;
                     }
                     out.clear();
@@ -896,7 +907,7 @@ where
             _ => {
                 // Nothing complete to answer: send what we have, then wait for more input.
                 if !out.is_empty() {
-                    if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
+                    if !send(&mut w, &out, io_timeout).await {
                         break;
                     }
                     out.clear();
@@ -906,9 +917,13 @@ where
                     end -= start;
                     start = 0;
                 }
-                match r.read(&mut buf[end..]).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => end += n,
+                match tokio::time::timeout(io_timeout, r.read(&mut buf[end..])).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => end += n,
+                    Err(_) => {
+                        tracing::info!(account = %account, addr = %peer, "SFTP session idle: closing");
+                        break;
+                    }
                 }
             }
         }

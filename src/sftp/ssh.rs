@@ -35,6 +35,7 @@ pub(crate) struct Shared {
     sessions: Mutex<HashMap<String, usize>>,
     inflight: Mutex<HashMap<String, Arc<InFlight>>>,
     connections: AtomicUsize,
+    per_host: Mutex<HashMap<std::net::IpAddr, usize>>,
 }
 
 impl Shared {
@@ -55,6 +56,7 @@ impl Shared {
             sessions: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
+            per_host: Mutex::new(HashMap::new()),
         }
     }
 
@@ -101,11 +103,36 @@ impl Drop for SessionSlot {
     }
 }
 
-/// Counts a TCP connection while alive.
-struct ConnSlot(Arc<Shared>);
+/// Counts a TCP connection (in total and per address) while alive.
+struct ConnSlot(Arc<Shared>, std::net::IpAddr);
+
+impl ConnSlot {
+    /// `Err(reason)` when a connection limit is reached.
+    fn acquire(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Result<ConnSlot, &'static str> {
+        let mut hosts = shared.per_host.lock().unwrap_or_else(|p| p.into_inner());
+        let n = hosts.get(&ip).copied().unwrap_or(0);
+        if n >= shared.cfg.max_connections_per_host {
+            return Err("too many connections from this address");
+        }
+        if shared.connections.fetch_add(1, Ordering::Relaxed) >= shared.cfg.max_connections {
+            shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return Err("too many connections");
+        }
+        hosts.insert(ip, n + 1);
+        Ok(ConnSlot(shared.clone(), ip))
+    }
+}
+
 impl Drop for ConnSlot {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        let mut hosts = self.0.per_host.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = hosts.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                hosts.remove(&self.1);
+            }
+        }
     }
 }
 
@@ -230,13 +257,15 @@ pub(crate) async fn serve(
                     drop(sock);
                     continue;
                 }
-                if shared.connections.fetch_add(1, Ordering::Relaxed) >= shared.cfg.max_connections {
-                    shared.connections.fetch_sub(1, Ordering::Relaxed);
-                    tracing::warn!(addr = %peer, "SFTP connection refused: too many connections");
-                    drop(sock);
-                    continue;
-                }
-                let slot = ConnSlot(shared.clone());
+                let slot = match ConnSlot::acquire(&shared, peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(reason) => {
+                        tracing::warn!(addr = %peer, "SFTP connection refused: {reason}");
+                        shared.defender.record(peer.ip(), Event::LimitExceeded);
+                        drop(sock);
+                        continue;
+                    }
+                };
                 tasks.spawn(connection(shared.clone(), sock, peer, stop_rx.clone(), slot));
             }
         }
@@ -327,8 +356,43 @@ struct Conn {
     user: Option<(String, String)>,
     authed: Arc<AtomicBool>,
     slot: Option<SessionSlot>,
-    channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Session channels that have not started the SFTP subsystem yet: the sender hands the
+    /// session context (or a refusal) to the channel's task.
+    channels: HashMap<ChannelId, mpsc::Sender<Option<SessionCtx>>>,
     key_scored: bool,
+}
+
+/// Owns a session channel from its opening. russh forwards every request and every byte of
+/// data on a channel into a bounded queue and *awaits* room in it; a queue nobody reads (a
+/// client sending env requests or data before the subsystem) would stall the whole connection,
+/// keepalives and timeouts included. This task keeps reading and drops all of it until the
+/// `sftp` subsystem is granted, then runs the SFTP session on the channel. A channel idle for
+/// `idle` before that is closed.
+async fn channel_task(
+    mut ch: Channel<Msg>,
+    mut ctl: mpsc::Receiver<Option<SessionCtx>>,
+    idle: Duration,
+) {
+    loop {
+        let msg = match tokio::time::timeout(idle, ch.wait()).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(_) => {
+                let _ = ch.close().await;
+                return;
+            }
+        };
+        if let russh::ChannelMsg::RequestSubsystem { .. } = msg {
+            match ctl.recv().await {
+                Some(Some(ctx)) => {
+                    session::run(ch.into_stream(), session::Session::new(ctx)).await;
+                    return;
+                }
+                Some(None) => continue,
+                None => return,
+            }
+        }
+    }
 }
 
 const MAX_CHANNELS: usize = 4;
@@ -523,7 +587,13 @@ impl russh::server::Handler for Conn {
                 .await;
             return Ok(());
         }
-        self.channels.insert(channel.id(), channel);
+        let (tx, rx) = mpsc::channel(4);
+        self.channels.insert(channel.id(), tx);
+        tokio::spawn(channel_task(
+            channel,
+            rx,
+            Duration::from_secs(self.shared.cfg.idle_timeout_secs),
+        ));
         reply.accept().await;
         Ok(())
     }
@@ -550,15 +620,16 @@ impl russh::server::Handler for Conn {
             session.channel_failure(channel)?;
             return Ok(());
         };
-        if name != "sftp" {
-            tracing::warn!(account = %account, addr = %self.peer, subsystem = %loggable(name), "SFTP refused: subsystem other than sftp");
-            session.channel_failure(channel)?;
-            return Ok(());
-        }
-        let Some(ch) = self.channels.remove(&channel) else {
+        let Some(ctl) = self.channels.get(&channel).cloned() else {
             session.channel_failure(channel)?;
             return Ok(());
         };
+        if name != "sftp" {
+            tracing::warn!(account = %account, addr = %self.peer, subsystem = %loggable(name), "SFTP refused: subsystem other than sftp");
+            let _ = ctl.try_send(None);
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
         let root = self.shared.state_dir.join("drop").join(&account);
         let ready = std::fs::create_dir_all(&root)
             .and_then(|_| std::fs::symlink_metadata(&root))
@@ -566,10 +637,10 @@ impl russh::server::Handler for Conn {
             .unwrap_or(false);
         if !ready {
             tracing::error!(account = %account, "SFTP drop folder missing or not a folder");
+            let _ = ctl.try_send(None);
             session.channel_failure(channel)?;
             return Ok(());
         }
-        session.channel_success(channel)?;
         let ctx = SessionCtx {
             jail: Jail {
                 root,
@@ -582,7 +653,12 @@ impl russh::server::Handler for Conn {
             cfg: self.shared.cfg.clone(),
             events: self.shared.events.clone(),
         };
-        tokio::spawn(session::run(ch.into_stream(), session::Session::new(ctx)));
+        if ctl.try_send(Some(ctx)).is_err() {
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        self.channels.remove(&channel);
+        session.channel_success(channel)?;
         Ok(())
     }
 
