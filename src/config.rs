@@ -116,8 +116,65 @@ pub struct SourceConfig {
     pub filter: FilterConfig,
     #[serde(default)]
     pub guard: GuardConfig,
+    /// Days the original uploads are kept in `archive/` (default 30).
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// Quick start: an SFTP account of this name is created for the source when `serve` starts
+    /// with no accounts file yet; its password is printed once.
+    #[serde(default)]
+    pub initial_account: Option<String>,
+}
+
+/// Default of `retention_days`.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+/// When an upload in a drop folder counts as a whole bundle (`[intake]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeConfig {
+    /// Loose files wait this long without a write before they are taken.
+    #[serde(default = "default_quiet")]
+    pub quiet_period_secs: u64,
+    /// Loose files that never make a complete bundle are taken after this long without a write,
+    /// so the admins hear what is missing (0: wait for ever).
+    #[serde(default = "default_incomplete")]
+    pub incomplete_after_secs: u64,
+    /// How often the drop folders are scanned in full, besides file system events.
+    #[serde(default = "default_rescan")]
+    pub rescan_secs: u64,
+    /// Accept uploads but take none (maintenance); `systemctl reload` after changing it.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn default_quiet() -> u64 {
+    30
+}
+fn default_incomplete() -> u64 {
+    3600
+}
+fn default_rescan() -> u64 {
+    60
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        IntakeConfig {
+            quiet_period_secs: default_quiet(),
+            incomplete_after_secs: default_incomplete(),
+            rescan_secs: default_rescan(),
+            paused: false,
+        }
+    }
+}
+
+/// The daemon's own settings (`[daemon]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Batches of different sources checked at the same time (default: number of CPUs).
+    #[serde(default)]
+    pub max_parallel_batches: Option<usize>,
 }
 
 impl SourceConfig {
@@ -142,6 +199,10 @@ pub struct Config {
     pub state_dir: PathBuf,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
+    #[serde(default)]
+    pub intake: IntakeConfig,
+    #[serde(default)]
+    pub daemon: DaemonConfig,
     #[serde(skip)]
     pub path: PathBuf,
 }

@@ -9,11 +9,14 @@
 //! check to commit. [`sftp`] is the embedded SFTP drop-box, with its [`accounts`].
 
 pub mod accounts;
+pub mod admin;
 pub mod bundle;
 pub mod check;
 pub mod config;
 pub mod csvio;
+pub mod daemon;
 pub mod engine;
+pub mod intake;
 pub mod par;
 pub mod pipeline;
 pub mod report;

@@ -2,18 +2,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use rosterdrop::accounts::Accounts;
+use rosterdrop::admin::Request;
 use rosterdrop::check::check;
 use rosterdrop::config::Config;
 use rosterdrop::engine::{NoExternal, Settings};
 use rosterdrop::report;
-use rosterdrop::sftp::{hostkeys, FileConfig, Server};
-use rosterdrop::store::{Batch, Store};
+use rosterdrop::sftp::{hostkeys, FileConfig};
+use rosterdrop::store::Store;
 
 /// Exit codes (contract): 0 accepted, 1 rejected, 2 usage or I/O error.
 const EXIT_REJECTED: u8 = 1;
@@ -22,35 +23,18 @@ const DEFAULT_CONFIG: &str = "config/rosterdrop.toml";
 
 fn open_store(config: &std::path::Path) -> anyhow::Result<(Config, Store)> {
     let cfg = Config::load(config)?;
+    let sock = rosterdrop::admin::socket_path(&cfg.state_dir);
+    if let Ok(Some(_)) = rosterdrop::admin::call_daemon(&sock, &Request::Status) {
+        anyhow::bail!(
+            "the daemon is running and holds the store: put the bundle into {}/drop/<account>/ \
+             (it is taken like an SFTP upload), or stop the daemon first",
+            cfg.state_dir.display()
+        );
+    }
     let dir = cfg.state_dir.join("db");
     let store =
         Store::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))?;
     Ok((cfg, store))
-}
-
-fn fmt_time(secs: u64) -> String {
-    let d = rosterdrop::values::Date::from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!("{d} {:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
-}
-
-fn print_batch_line(b: &Batch) {
-    let (a, u, d) = b.totals();
-    let patches: u64 = b.patches.values().sum();
-    println!(
-        "{:>6}  {}  {:<12} {:<10} {:<13} {:<11} {:>8} {:>8} {:>8} {:>8} {:>7}ms",
-        b.id,
-        fmt_time(b.received_at),
-        b.source,
-        b.account,
-        b.format,
-        b.state.label(),
-        a,
-        u,
-        d,
-        patches,
-        b.duration_ms
-    );
 }
 
 #[derive(Parser)]
@@ -118,8 +102,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Run the daemon (for now: the SFTP drop-box; intake and mail come with issue 5).
+    /// Run the daemon: SFTP drop-box, intake, pipeline workers, mail, admin socket.
     Serve {},
+    /// Show whether the daemon runs, its queues, and each source's last batch.
+    Status {},
     /// Manage SFTP accounts.
     Account {
         #[command(subcommand)]
@@ -257,108 +243,41 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 _ => EXIT_REJECTED,
             })
         }
-        Command::History { source } => {
-            let (_, store) = open_store(&config)?;
-            println!(
-                "{:>6}  {:<20}  {:<12} {:<10} {:<13} {:<11} {:>8} {:>8} {:>8} {:>8} {:>9}",
-                "batch",
-                "received",
-                "source",
-                "account",
-                "format",
-                "state",
-                "adds",
-                "updates",
-                "deletes",
-                "patches",
-                "duration"
-            );
-            for b in store.history(source.as_deref())? {
-                print_batch_line(&b);
-            }
-            Ok(0)
-        }
-        Command::Show { batch } => {
-            let (_, store) = open_store(&config)?;
-            let b = store.batch(batch)?;
-            println!("batch {}  source {}  account {}", b.id, b.source, b.account);
-            println!(
-                "received {}  took {} ms",
-                fmt_time(b.received_at),
-                b.duration_ms
-            );
-            println!(
-                "format {} ({})  state {}",
-                b.format,
-                b.mode,
-                b.state.label()
-            );
-            println!("content sha256 {}", b.content_hash);
-            if let Some(r) = &b.rollback_of {
-                println!("rollback of batch {r}");
-            }
-            print!("{}", rosterdrop::pipeline::commit_text(&b));
-            if !b.patches.is_empty() {
-                println!("patches:");
-                for (r, n) in &b.patches {
-                    println!("  {r:<20} {n}");
-                }
-            }
-            if let Some(d) = &b.report_dir {
-                println!("reports: {d}/ (patch-summary.csv, summary.txt, modified/, modified.zip)");
-            }
-            Ok(0)
-        }
-        Command::Approve { batch } => {
-            let (_, store) = open_store(&config)?;
-            let b = store.approve(batch)?;
-            print!("{}", rosterdrop::pipeline::commit_text(&b));
-            Ok(0)
-        }
-        Command::Discard { batch } => {
-            let (_, store) = open_store(&config)?;
-            let b = store.discard(batch)?;
-            println!("batch {} discarded", b.id);
-            Ok(0)
-        }
-        Command::Rollback { batch } => {
-            let (_, store) = open_store(&config)?;
-            let b = store.rollback(batch)?;
-            print!("{}", rosterdrop::pipeline::commit_text(&b));
-            Ok(0)
-        }
+        Command::History { source } => admin_cmd(&config, Request::History { source }, None),
+        Command::Show { batch } => admin_cmd(&config, Request::Show { batch }, None),
+        Command::Approve { batch } => admin_cmd(&config, Request::Approve { batch }, None),
+        Command::Discard { batch } => admin_cmd(&config, Request::Discard { batch }, None),
+        Command::Rollback { batch } => admin_cmd(&config, Request::Rollback { batch }, None),
+        Command::Status {} => admin_cmd(&config, Request::Status, None),
         Command::Export {
             source,
             format,
             out,
-        } => {
-            let (_, store) = open_store(&config)?;
-            if let (Some(want), Some(have)) = (&format, store.format_of(&source)?) {
-                if !matches!(want.as_str(), "apple" | "oneroster") {
-                    anyhow::bail!("unknown format `{want}` (apple or oneroster)");
-                }
-                if (want == "apple") != (have == rosterdrop::schema::Format::Apple) {
-                    anyhow::bail!(
-                        "source `{source}` keeps a {} roster; exporting it as {want} is not supported yet",
-                        have.label()
-                    );
-                }
-            }
-            let f = store.export(&source, &out)?;
-            println!(
-                "exported {} roster of `{source}` to {}",
-                f.label(),
-                out.display()
-            );
-            Ok(0)
-        }
+        } => admin_cmd(&config, Request::Export { source, format }, Some(&out)),
         Command::Serve {} => {
-            serve(FileConfig::load(&config)?)?;
+            rosterdrop::daemon::serve(&config, |made| {
+                for (name, source, password) in made {
+                    println!("SFTP account `{name}` (source `{source}`) created on first start; password: {password}");
+                    println!("  shown once; `rosterdrop account passwd {name}` makes a new one");
+                }
+            })?;
             Ok(0)
         }
         Command::Account { cmd } => {
             let file = FileConfig::load(&config)?;
-            account(cmd, &file.sftp.accounts_path(&file.state_dir))?;
+            let changed = account(cmd, &file.sftp.accounts_path(&file.state_dir))?;
+            if changed {
+                // A running daemon takes the change at once (as on SIGHUP).
+                let sock = rosterdrop::admin::socket_path(&file.state_dir);
+                match rosterdrop::admin::call_daemon(&sock, &Request::Reload) {
+                    Ok(Some((r, _))) if r.exit == 0 => {
+                        println!("the running daemon reloaded its accounts")
+                    }
+                    Ok(Some((r, _))) => eprint!("{}", r.stderr),
+                    Ok(None) => {}
+                    Err(e) => eprintln!("rosterdrop: the running daemon was not told: {e}"),
+                }
+            }
             Ok(0)
         }
         Command::Hostkey {} => {
@@ -386,8 +305,30 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn account(cmd: AccountCmd, path: &Path) -> anyhow::Result<()> {
+/// Runs an admin command through the daemon, or on the store when no daemon runs.
+fn admin_cmd(config: &Path, req: Request, out: Option<&Path>) -> anyhow::Result<u8> {
+    let cfg = Config::load(config)?;
+    let (reply, files) = rosterdrop::admin::run(&cfg.state_dir, &req, Duration::from_secs(15))?;
+    if let Some(out) = out {
+        if reply.exit == 0 {
+            rosterdrop::admin::write_files(out, &reply, &files)?;
+        }
+    }
+    print!("{}", reply.stdout);
+    if out.is_some() && reply.exit == 0 {
+        println!(
+            " to {}",
+            out.map(|o| o.display().to_string()).unwrap_or_default()
+        );
+    }
+    eprint!("{}", reply.stderr);
+    Ok(reply.exit)
+}
+
+/// Returns whether the accounts file changed.
+fn account(cmd: AccountCmd, path: &Path) -> anyhow::Result<bool> {
     let mut accounts = Accounts::load(path)?;
+    let changed = !matches!(cmd, AccountCmd::List);
     match cmd {
         AccountCmd::Add { name, source } => {
             let password = accounts.add(&name, &source)?;
@@ -439,52 +380,5 @@ fn account(cmd: AccountCmd, path: &Path) -> anyhow::Result<()> {
             println!("account {name} removed");
         }
     }
-    Ok(())
-}
-
-fn serve(file: FileConfig) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let accounts_path = file.sftp.accounts_path(&file.state_dir);
-        let accounts = Arc::new(RwLock::new(Accounts::load(&accounts_path)?));
-        let (tx, mut rx) = tokio::sync::mpsc::channel(256);
-        let server = Server::new(&file.state_dir, file.sftp.clone(), accounts.clone(), tx)?;
-        for (alg, fp) in server.host_key_fingerprints() {
-            tracing::info!(algorithm = %alg, fingerprint = %fp, "SFTP host key");
-        }
-        // Until the intake issue lands, completed uploads are only logged.
-        tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                tracing::info!(account = %ev.account, source = %ev.source, path = %ev.path, bytes = ev.size, "upload ready for intake");
-            }
-        });
-        // SIGHUP reloads the accounts without dropping sessions.
-        let reload = accounts.clone();
-        tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-                return;
-            };
-            while hup.recv().await.is_some() {
-                match Accounts::load(&accounts_path) {
-                    Ok(a) => {
-                        let n = a.accounts.len();
-                        *reload.write().unwrap_or_else(|p| p.into_inner()) = a;
-                        tracing::info!(accounts = n, "accounts reloaded");
-                    }
-                    Err(e) => tracing::error!(error = %e, "accounts not reloaded"),
-                }
-            }
-        });
-        let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-        };
-        server.run(shutdown).await?;
-        anyhow::Ok(())
-    })
+    Ok(changed)
 }

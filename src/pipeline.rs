@@ -38,8 +38,24 @@ pub fn guard_of(sc: &SourceConfig) -> Guard {
     }
 }
 
+/// An upload that has a batch id: who sent it and when.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub id: u64,
+    pub source: String,
+    pub account: String,
+    /// Seconds since the Unix epoch.
+    pub received_at: u64,
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Checks `path` for `source` against the stored roster, writes its reports under
-/// `reports_root/<source>/<batch>/`, and commits it.
+/// `reports_root/<source>/<batch>/`, and commits it as a new batch.
 pub fn ingest(
     store: &Store,
     reports_root: &Path,
@@ -48,16 +64,37 @@ pub fn ingest(
     path: &Path,
     account: &str,
 ) -> Result<Ingested, IngestError> {
+    let arrival = Arrival {
+        id: store.reserve_id()?,
+        source: source.to_string(),
+        account: account.to_string(),
+        received_at: now_secs(),
+    };
+    let span = tracing::info_span!("batch", id = arrival.id, source);
+    let _g = span.enter();
+    ingest_arrival(store, reports_root, sc, path, &arrival)
+}
+
+/// [`ingest`] for an upload whose batch id was reserved when it was received (the daemon's
+/// intake). Running it again for the same arrival after a crash is safe: the commit is atomic
+/// and the batch record is overwritten.
+pub fn ingest_arrival(
+    store: &Store,
+    reports_root: &Path,
+    sc: &SourceConfig,
+    path: &Path,
+    arrival: &Arrival,
+) -> Result<Ingested, IngestError> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| IngestError::Io { path: p, source }
     };
-    let received_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let id = store.reserve_id()?;
-    let span = tracing::info_span!("batch", id, source);
-    let _g = span.enter();
+    let started = std::time::Instant::now();
+    let (id, source, account) = (
+        arrival.id,
+        arrival.source.as_str(),
+        arrival.account.as_str(),
+    );
     let hash = content_hash(path).map_err(io(path))?;
     let report_dir = reports_root.join(source).join(id.to_string());
     let mut inc = Incoming {
@@ -65,12 +102,15 @@ pub fn ingest(
         source: source.to_string(),
         account: account.to_string(),
         content_hash: hash,
-        received_at,
+        received_at: arrival.received_at,
         report_dir: Some(report_dir.display().to_string()),
     };
+    store.record_bare(&inc, crate::store::BatchState::Processing, None)?;
     if store.last_hash(source)?.as_deref() == Some(inc.content_hash.as_str()) {
         // Byte-for-byte the last applied upload: nothing to check or write.
-        let batch = store.record_unchanged(&inc)?;
+        let mut batch = store.record_unchanged(&inc)?;
+        batch.duration_ms = started.elapsed().as_millis() as u64;
+        store.record(&batch)?;
         std::fs::create_dir_all(&report_dir).map_err(io(&report_dir))?;
         let summary = report_dir.join("summary.txt");
         std::fs::write(&summary, commit_text(&batch)).map_err(io(&summary))?;
@@ -91,7 +131,10 @@ pub fn ingest(
     inc.report_dir = Some(report_dir.display().to_string());
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "reports written");
     let t = std::time::Instant::now();
-    let batch = store.commit(&outcome, &inc, guard_of(sc))?;
+    let mut batch = store.commit(&outcome, &inc, guard_of(sc))?;
+    // The batch took what the whole pipeline took, not only the commit.
+    batch.duration_ms = started.elapsed().as_millis() as u64;
+    store.record(&batch)?;
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "committed");
     // The summary ends with what happened to the roster.
     let summary = report_dir.join("summary.txt");

@@ -558,6 +558,46 @@ impl Store {
         Ok(b)
     }
 
+    /// A batch that has not been checked (yet): `received`, `processing` or `failed`.
+    pub fn record_bare(
+        &self,
+        inc: &Incoming,
+        state: BatchState,
+        reason: Option<String>,
+    ) -> Result<Batch> {
+        let st = self.state(&inc.source)?;
+        let b = Batch {
+            id: inc.id,
+            source: inc.source.clone(),
+            account: inc.account.clone(),
+            content_hash: inc.content_hash.clone(),
+            format: String::new(),
+            mode: String::new(),
+            state,
+            received_at: inc.received_at,
+            duration_ms: 0,
+            tables: BTreeMap::new(),
+            patches: BTreeMap::new(),
+            report_dir: inc.report_dir.clone(),
+            reason,
+            base: st.last_applied,
+            rollback_of: None,
+            buckets_before: BTreeMap::new(),
+            buckets_after: BTreeMap::new(),
+        };
+        self.record(&b)?;
+        Ok(b)
+    }
+
+    /// The batch, or `None` when no batch has that id.
+    pub fn find_batch(&self, id: u64) -> Result<Option<Batch>> {
+        match self.batch(id) {
+            Ok(b) => Ok(Some(b)),
+            Err(StoreError::NoBatch(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Records a batch that changes nothing in the roster (rejected, failed, ...).
     pub fn record(&self, b: &Batch) -> Result<()> {
         let v = serde_json::to_vec(b).map_err(|e| StoreError::Refused(e.to_string()))?;
@@ -592,8 +632,6 @@ impl Store {
         for f in &outcome.findings {
             *batch.patches.entry(f.rule.code().to_string()).or_default() += 1;
         }
-        let span = tracing::info_span!("batch", id = batch.id, source = %inc.source);
-        let _g = span.enter();
         if !outcome.accepted() {
             batch.state = BatchState::Rejected;
             batch.reason = Some(if outcome.errors.is_empty() {

@@ -1,0 +1,902 @@
+//! `rosterdrop serve`: the SFTP drop-box, intake, pipeline workers, mail and the admin socket
+//! in one tokio runtime.
+//!
+//! ```text
+//! SFTP uploads ─┐                       per source, one at a time        after each batch
+//! file events ──┴─> intake ─> spool/ ─> worker ─> pipeline (blocking) ─> mail queue, archive/
+//!                   (claims)            (sources in parallel, bounded)
+//! ```
+//!
+//! Everything a batch needs survives a crash: a claim is a folder in `spool/` with its
+//! `batch.json`, the store records it as `received`, and on start every claim left in the spool
+//! is resumed in batch order. A batch whose commit landed before the crash is not committed
+//! again (its record is final); its mail and archiving are finished.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::accounts::{AccountError, Accounts};
+use crate::admin::{self, Reply, Request};
+use crate::config::{Config, ConfigError, DEFAULT_RETENTION_DAYS};
+use crate::intake::{self, Claim, IntakeError, Rules, Tracker};
+use crate::pipeline::{self, Arrival};
+use crate::sftp::{FileConfig, Server, SftpError, UploadEvent};
+use crate::store::{Batch, BatchState, Incoming, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Sftp(#[from] SftpError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Intake(#[from] IntakeError),
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("watching {path}: {source}")]
+    Watch {
+        path: PathBuf,
+        source: notify::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |source| DaemonError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An SFTP account created on first start: (account, source, password).
+pub type InitialAccount = (String, String, String);
+
+/// A claimed batch waiting for its source's worker.
+#[derive(Debug)]
+struct Job {
+    dir: PathBuf,
+    claim: Claim,
+}
+
+#[derive(Debug, Default, Clone)]
+struct SourceStatus {
+    queued: usize,
+    running: Option<u64>,
+    last: Option<(u64, BatchState)>,
+}
+
+struct Shared {
+    state_dir: PathBuf,
+    config_path: PathBuf,
+    cfg: RwLock<Arc<Config>>,
+    store: Store,
+    accounts: Arc<RwLock<Accounts>>,
+    accounts_path: PathBuf,
+    listen: std::net::SocketAddr,
+    stopping: watch::Sender<bool>,
+    status: Mutex<BTreeMap<String, SourceStatus>>,
+    queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
+    workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    permits: Semaphore,
+    started: Instant,
+    processed: std::sync::atomic::AtomicU64,
+    /// Sources already warned about being absent from the configuration.
+    unconfigured: Mutex<HashSet<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn cfg(&self) -> Arc<Config> {
+        self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn drop_dir(&self) -> PathBuf {
+        self.state_dir.join("drop")
+    }
+    fn spool_dir(&self) -> PathBuf {
+        self.state_dir.join("spool")
+    }
+    fn archive_dir(&self) -> PathBuf {
+        self.state_dir.join("archive")
+    }
+    fn reports_dir(&self) -> PathBuf {
+        self.state_dir.join("reports")
+    }
+    fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    fn status_of(&self, source: &str, f: impl FnOnce(&mut SourceStatus)) {
+        f(lock(&self.status).entry(source.to_string()).or_default());
+    }
+
+    /// Hands a claimed batch to its source's worker, starting the worker if needed.
+    fn submit(self: &Arc<Self>, job: Job) {
+        let source = job.claim.source.clone();
+        self.status_of(&source, |s| s.queued += 1);
+        let mut queues = lock(&self.queues);
+        if let Some(tx) = queues.get(&source) {
+            match tx.send(job) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(j)) => {
+                    queues.remove(&source);
+                    return self.start_worker(&mut queues, source, j);
+                }
+            }
+        }
+        self.start_worker(&mut queues, source, job);
+    }
+
+    fn start_worker(
+        self: &Arc<Self>,
+        queues: &mut HashMap<String, mpsc::UnboundedSender<Job>>,
+        source: String,
+        job: Job,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(job);
+        queues.insert(source.clone(), tx);
+        let h = tokio::spawn(worker(self.clone(), source, rx));
+        lock(&self.workers).push(h);
+    }
+
+    /// Runs one batch to its end (blocking: the pipeline is CPU work). Never panics.
+    fn process(&self, job: &Job) -> Option<Batch> {
+        let c = &job.claim;
+        let span = tracing::info_span!("batch", id = c.id, source = %c.source);
+        let _g = span.enter();
+        let inc = Incoming {
+            id: c.id,
+            source: c.source.clone(),
+            account: c.account.clone(),
+            content_hash: String::new(),
+            received_at: c.received_at,
+            report_dir: None,
+        };
+        let existing = match self.store.find_batch(c.id) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "store unreadable; the batch stays in the spool");
+                return None;
+            }
+        };
+        let (batch, report_dir, error) = match existing {
+            Some(b) if admin::is_final(b.state) => {
+                tracing::info!(
+                    state = b.state.label(),
+                    "batch was finished before a restart"
+                );
+                let rd = b.report_dir.clone().map(PathBuf::from);
+                (b, rd, None)
+            }
+            _ => match self.run_pipeline(job) {
+                Ok(i) => (i.batch, Some(i.report_dir), None),
+                Err(msg) => {
+                    tracing::error!(error = %msg, "batch failed");
+                    match self
+                        .store
+                        .record_bare(&inc, BatchState::Failed, Some(msg.clone()))
+                    {
+                        Ok(b) => (b, None, Some(msg)),
+                        Err(e) => {
+                            tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
+                            return None;
+                        }
+                    }
+                }
+            },
+        };
+        let (a, u, d) = batch.totals();
+        tracing::info!(
+            state = batch.state.label(),
+            format = %batch.format,
+            adds = a,
+            updates = u,
+            deletes = d,
+            patches = batch.patches.values().sum::<u64>(),
+            ms = batch.duration_ms,
+            "batch done"
+        );
+        self.notify_admins(&batch, report_dir.as_deref(), error.as_deref());
+        if let Err(e) = self.archive(job) {
+            tracing::error!(error = %e, "original upload not archived; it stays in the spool");
+        }
+        Some(batch)
+    }
+
+    fn run_pipeline(&self, job: &Job) -> Result<pipeline::Ingested, String> {
+        let c = &job.claim;
+        let cfg = self.cfg();
+        let Some(sc) = cfg.sources.get(&c.source).cloned() else {
+            return Err(format!(
+                "source `{}` is not in the configuration {}",
+                c.source,
+                self.config_path.display()
+            ));
+        };
+        let arrival = Arrival {
+            id: c.id,
+            source: c.source.clone(),
+            account: c.account.clone(),
+            received_at: c.received_at,
+        };
+        let path = c.bundle_path(&job.dir);
+        let reports = self.reports_dir();
+        let store = &self.store;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pipeline::ingest_arrival(store, &reports, &sc, &path, &arrival)
+        })) {
+            Ok(Ok(i)) => Ok(i),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(p) => Err(format!(
+                "internal error while checking the bundle: {}",
+                p.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default()
+            )),
+        }
+    }
+
+    /// Tells the source's admins what happened to a batch.
+    fn notify_admins(&self, batch: &Batch, report_dir: Option<&Path>, error: Option<&str>) {
+        let _ = (batch, report_dir, error);
+    }
+
+    /// Moves the original upload to `archive/<source>/<batch>/` and removes the claim.
+    fn archive(&self, job: &Job) -> Result<(), DaemonError> {
+        let c = &job.claim;
+        let to = self.archive_dir().join(&c.source).join(c.id.to_string());
+        let from = job.dir.join("upload");
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        if from.exists() {
+            if to.exists() {
+                std::fs::remove_dir_all(&to).map_err(io_err(&to))?;
+            }
+            intake::move_path(&from, &to)?;
+        }
+        std::fs::remove_dir_all(&job.dir).map_err(io_err(&job.dir))?;
+        Ok(())
+    }
+
+    /// Finds what is ready in one drop folder and claims it.
+    fn intake_account(self: &Arc<Self>, account: &str, tracker: &Mutex<Tracker>) -> bool {
+        let source = match self
+            .accounts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(account)
+        {
+            Some(a) => a.source.clone(),
+            None => return false,
+        };
+        let cfg = self.cfg();
+        if cfg.intake.paused {
+            return false;
+        }
+        if !cfg.sources.contains_key(&source) {
+            if lock(&self.unconfigured).insert(source.clone()) {
+                tracing::warn!(account, source = %source, "uploads wait: the account's source is not in the configuration (add it, then reload)");
+            }
+            return false;
+        }
+        let rules = Rules {
+            quiet: Duration::from_secs(cfg.intake.quiet_period_secs),
+            incomplete_after: (cfg.intake.incomplete_after_secs > 0)
+                .then(|| Duration::from_secs(cfg.intake.incomplete_after_secs)),
+        };
+        let root = self.drop_dir().join(account);
+        let ready = {
+            let t = lock(tracker);
+            match intake::scan(&root, &t, rules) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(account, error = %e, "drop folder not scanned");
+                    return false;
+                }
+            }
+        };
+        let pending = !ready.is_empty() || folder_has_files(&root);
+        for r in ready {
+            if self.stopping() {
+                break;
+            }
+            let id = match self.store.reserve_id() {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::error!(error = %e, "no batch id; upload left in the drop folder");
+                    break;
+                }
+            };
+            let now = pipeline::now_secs();
+            let claim = match intake::claim(&self.spool_dir(), &r, id, &source, account, now) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(batch = id, error = %e, "upload could not be claimed");
+                    continue;
+                }
+            };
+            {
+                let mut t = lock(tracker);
+                match r.shape {
+                    intake::Shape::Loose => {
+                        for f in &r.files {
+                            t.forget_under(&root.join(f));
+                        }
+                    }
+                    _ => t.forget_under(&r.path),
+                }
+            }
+            let inc = Incoming {
+                id,
+                source: source.clone(),
+                account: account.to_string(),
+                content_hash: String::new(),
+                received_at: now,
+                report_dir: None,
+            };
+            if let Err(e) = self.store.record_bare(&inc, BatchState::Received, None) {
+                tracing::error!(batch = id, error = %e, "claim not recorded in the store");
+            }
+            tracing::info!(
+                batch = id,
+                source = %source,
+                account,
+                shape = ?claim.shape,
+                why = %claim.why,
+                files = claim.files.len(),
+                "bundle received"
+            );
+            self.submit(Job {
+                dir: Claim::dir(&self.spool_dir(), &source, id),
+                claim,
+            });
+        }
+        pending
+    }
+
+    fn status_text(&self) -> String {
+        use std::fmt::Write as _;
+        let up = self.started.elapsed().as_secs();
+        let mut out = format!(
+            "daemon: running (pid {}, up {}h{:02}m{:02}s), SFTP on {}\n",
+            std::process::id(),
+            up / 3600,
+            up / 60 % 60,
+            up % 60,
+            self.listen
+        );
+        let _ = writeln!(
+            out,
+            "batches processed since start: {}",
+            self.processed.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        for (src, s) in lock(&self.status).iter() {
+            let _ = writeln!(
+                out,
+                "source {:<16} queued {:<3} running {:<8} last {}",
+                src,
+                s.queued,
+                s.running.map_or("-".to_string(), |i| i.to_string()),
+                s.last
+                    .map_or("-".to_string(), |(i, st)| format!("{i} {}", st.label()))
+            );
+        }
+        match admin::last_batches_text(&self.store) {
+            Ok(t) => out.push_str(&t),
+            Err(e) => {
+                let _ = writeln!(out, "history unreadable: {e}");
+            }
+        }
+        out
+    }
+
+    /// Re-reads accounts (passwords, keys) and the configuration's source and intake settings.
+    /// Sessions already open are kept. Returns what changed, or why nothing did.
+    fn reload(&self) -> Result<String, String> {
+        let accounts = Accounts::load(&self.accounts_path).map_err(|e| e.to_string())?;
+        let cfg = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let file = FileConfig::load(&self.config_path).map_err(|e| e.to_string())?;
+        let n = accounts.accounts.len();
+        let sources = cfg.sources.len();
+        *self.accounts.write().unwrap_or_else(|p| p.into_inner()) = accounts;
+        *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
+        lock(&self.unconfigured).clear();
+        let mut msg = format!("reloaded: {n} accounts, {sources} sources");
+        if file.sftp.listen != self.listen {
+            msg.push_str("; sftp.listen changed: restart the daemon to listen there");
+        }
+        tracing::info!(accounts = n, sources, "configuration reloaded");
+        Ok(msg)
+    }
+
+    /// Removes archived uploads older than their source's `retention_days`.
+    fn expire_archive(&self) {
+        let cfg = self.cfg();
+        let now = pipeline::now_secs();
+        let Ok(sources) = std::fs::read_dir(self.archive_dir()) else {
+            return;
+        };
+        let mut removed = 0u64;
+        for s in sources.flatten() {
+            let src = s.file_name().to_string_lossy().into_owned();
+            let days = cfg
+                .sources
+                .get(&src)
+                .and_then(|c| c.retention_days)
+                .unwrap_or(DEFAULT_RETENTION_DAYS);
+            let Ok(batches) = std::fs::read_dir(s.path()) else {
+                continue;
+            };
+            for b in batches.flatten() {
+                let received = b
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .and_then(|id| self.store.find_batch(id).ok().flatten())
+                    .map(|b| b.received_at)
+                    .or_else(|| {
+                        b.metadata()
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map(|d| d.as_secs())
+                    });
+                if received.is_some_and(|r| now.saturating_sub(r) > u64::from(days) * 86_400)
+                    && std::fs::remove_dir_all(b.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(batches = removed, "archived uploads past retention removed");
+        }
+    }
+}
+
+fn folder_has_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut rd| rd.next().is_some())
+}
+
+async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut stop = sh.stopping.subscribe();
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            j = rx.recv() => match j { Some(j) => j, None => break },
+        };
+        let permit = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            p = sh.permits.acquire() => p,
+        };
+        let id = job.claim.id;
+        sh.status_of(&source, |s| {
+            s.queued = s.queued.saturating_sub(1);
+            s.running = Some(id);
+        });
+        let sh2 = sh.clone();
+        let done = tokio::task::spawn_blocking(move || sh2.process(&job)).await;
+        drop(permit);
+        let last = match done {
+            Ok(Some(b)) => Some((b.id, b.state)),
+            _ => None,
+        };
+        sh.processed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sh.status_of(&source, |s| {
+            s.running = None;
+            if last.is_some() {
+                s.last = last;
+            }
+        });
+    }
+    // Whatever is still queued stays in the spool and resumes on the next start.
+}
+
+/// Maps a path under `drop/` to its account.
+fn account_of(drop_dir: &Path, path: &Path) -> Option<String> {
+    let rest = path.strip_prefix(drop_dir).ok()?;
+    match rest.components().next()? {
+        std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+        _ => None,
+    }
+}
+
+async fn intake_loop(
+    sh: Arc<Shared>,
+    mut fs_rx: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    mut up_rx: mpsc::Receiver<UploadEvent>,
+) {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+    let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let drop_dir = sh.drop_dir();
+    let mut stop = sh.stopping.subscribe();
+    let mut dirty: HashSet<String> = HashSet::new();
+    let mut waiting: HashSet<String> = HashSet::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let rescan = Duration::from_secs(sh.cfg().intake.rescan_secs.max(1));
+    let mut full = tokio::time::interval(rescan);
+    loop {
+        let mut now_scan: Vec<String> = Vec::new();
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            Some(up) = up_rx.recv() => {
+                lock(&tracker).finished(&up.file, Instant::now());
+                now_scan.push(up.account);
+            }
+            Some(ev) = fs_rx.recv() => {
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        // Lost events (queue overflow): look at everything again.
+                        tracing::warn!(error = %e, "file system watch error; rescanning");
+                        full.reset_immediately();
+                        continue;
+                    }
+                };
+                let now = Instant::now();
+                let mut t = lock(&tracker);
+                let finished = matches!(
+                    ev.kind,
+                    EventKind::Access(AccessKind::Close(AccessMode::Write))
+                        | EventKind::Modify(ModifyKind::Name(RenameMode::To))
+                        | EventKind::Modify(ModifyKind::Name(RenameMode::Both))
+                );
+                let target = match ev.kind {
+                    EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => ev.paths.last(),
+                    _ => ev.paths.first(),
+                };
+                let Some(p) = target else { continue };
+                match ev.kind {
+                    EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                        t.forget_under(p)
+                    }
+                    EventKind::Access(AccessKind::Close(AccessMode::Write)) | EventKind::Modify(ModifyKind::Name(_)) if finished => {
+                        if let EventKind::Modify(ModifyKind::Name(RenameMode::Both)) = ev.kind {
+                            if let Some(old) = ev.paths.first() { t.forget_under(old); }
+                        }
+                        t.finished(p, now)
+                    }
+                    EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => continue,
+                    _ => t.touched(p, now),
+                }
+                drop(t);
+                if let Some(a) = account_of(&drop_dir, p) {
+                    if finished { now_scan.push(a) } else { dirty.insert(a); }
+                }
+            }
+            _ = tick.tick() => {
+                now_scan.extend(dirty.drain());
+                now_scan.extend(waiting.iter().cloned());
+            }
+            _ = full.tick() => {
+                if let Ok(rd) = std::fs::read_dir(&drop_dir) {
+                    now_scan.extend(rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+                }
+                let sh2 = sh.clone();
+                tokio::task::spawn_blocking(move || sh2.expire_archive());
+            }
+        }
+        now_scan.sort();
+        now_scan.dedup();
+        if now_scan.is_empty() {
+            continue;
+        }
+        let sh2 = sh.clone();
+        let t2 = tracker.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            now_scan
+                .into_iter()
+                .map(|a| {
+                    let pending = sh2.intake_account(&a, &t2);
+                    (a, pending)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        for (a, pending) in res.unwrap_or_default() {
+            if pending {
+                waiting.insert(a);
+            } else {
+                waiting.remove(&a);
+            }
+        }
+    }
+}
+
+async fn admin_loop(sh: Arc<Shared>, listener: tokio::net::UnixListener) {
+    let mut stop = sh.stopping.subscribe();
+    loop {
+        let conn = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            c = listener.accept() => c,
+        };
+        let Ok((stream, _)) = conn else { continue };
+        let sh = sh.clone();
+        tokio::spawn(async move {
+            if let Err(e) = admin_conn(sh, stream).await {
+                tracing::warn!(error = %e, "admin connection failed");
+            }
+        });
+    }
+}
+
+async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    let mut r = tokio::io::BufReader::new(r.take(admin::MAX_REQUEST));
+    tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
+    let (reply, bodies) = match serde_json::from_str::<Request>(&line) {
+        Err(e) => (Reply::error(2, format!("bad request: {e}")), vec![]),
+        Ok(Request::Status) => (
+            Reply {
+                stdout: sh.status_text(),
+                ..Reply::default()
+            },
+            vec![],
+        ),
+        Ok(Request::Reload) => match sh.reload() {
+            Ok(m) => (
+                Reply {
+                    stdout: format!("{m}\n"),
+                    ..Reply::default()
+                },
+                vec![],
+            ),
+            Err(e) => (Reply::error(1, format!("not reloaded: {e}")), vec![]),
+        },
+        Ok(req) => {
+            let sh2 = sh.clone();
+            let scratch = sh.state_dir.join("tmp");
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::create_dir_all(&scratch);
+                let out = admin::execute(&sh2.store, &req, &scratch);
+                if req.changes_roster() && out.0.exit == 0 {
+                    if let Some(b) = out.0.batch.and_then(|id| sh2.store.find_batch(id).ok().flatten()) {
+                        tracing::info!(batch = b.id, source = %b.source, state = b.state.label(), "admin command applied");
+                        let rd = b.report_dir.clone().map(PathBuf::from);
+                        sh2.notify_admins(&b, rd.as_deref(), None);
+                    }
+                }
+                out
+            })
+            .await
+            .unwrap_or_else(|_| (Reply::error(2, "internal error"), vec![]))
+        }
+    };
+    let mut head = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{}".to_vec());
+    head.push(b'\n');
+    w.write_all(&head).await?;
+    for b in bodies {
+        w.write_all(&b).await?;
+    }
+    w.shutdown().await
+}
+
+/// Creates the accounts named by sources' `initial_account` when no accounts file exists yet.
+fn bootstrap_accounts(cfg: &Config, path: &Path) -> Result<Vec<InitialAccount>, DaemonError> {
+    if path.exists() {
+        return Ok(vec![]);
+    }
+    let mut accounts = Accounts::default();
+    let mut made = Vec::new();
+    for (src, sc) in &cfg.sources {
+        if let Some(name) = &sc.initial_account {
+            let pw = accounts.add(name, src)?;
+            made.push((name.clone(), src.clone(), pw));
+        }
+    }
+    if !made.is_empty() {
+        accounts.save(path)?;
+    }
+    Ok(made)
+}
+
+fn open_store_patiently(dir: &Path) -> Result<Store, StoreError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Store::open(dir) {
+            Err(StoreError::Sled(e)) if admin::is_lock_error(&e) && Instant::now() < deadline => {
+                // An admin command that opened the store directly: it will be quick.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. `on_start` is called once everything listens, with
+/// the accounts created on this first start (to print their passwords).
+pub fn serve(
+    config_path: &Path,
+    on_start: impl FnOnce(&[InitialAccount]),
+) -> Result<(), DaemonError> {
+    let cfg = Config::load(config_path)?;
+    let file = FileConfig::load(config_path)?;
+    std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
+    let state_dir = std::fs::canonicalize(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
+    for d in ["drop", "spool", "archive", "reports", "tmp"] {
+        let p = state_dir.join(d);
+        std::fs::create_dir_all(&p).map_err(io_err(&p))?;
+    }
+    let store = open_store_patiently(&state_dir.join("db"))?;
+    let accounts_path = file.sftp.accounts_path(&state_dir);
+    let initial = bootstrap_accounts(&cfg, &accounts_path)?;
+    let accounts = Arc::new(RwLock::new(Accounts::load(&accounts_path)?));
+    let parallel = cfg.daemon.max_parallel_batches.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    });
+    let (stop_tx, _) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        state_dir: state_dir.clone(),
+        config_path: config_path.to_path_buf(),
+        cfg: RwLock::new(Arc::new(cfg)),
+        store,
+        accounts: accounts.clone(),
+        accounts_path,
+        listen: file.sftp.listen,
+        stopping: stop_tx,
+        status: Mutex::new(BTreeMap::new()),
+        queues: Mutex::new(HashMap::new()),
+        workers: Mutex::new(Vec::new()),
+        permits: Semaphore::new(parallel.max(1)),
+        started: Instant::now(),
+        processed: 0.into(),
+        unconfigured: Mutex::new(HashSet::new()),
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rosterdrop")
+        .build()
+        .map_err(io_err(Path::new("tokio runtime")))?;
+    rt.block_on(run(shared, file, initial, on_start))
+}
+
+async fn run(
+    sh: Arc<Shared>,
+    file: FileConfig,
+    initial: Vec<InitialAccount>,
+    on_start: impl FnOnce(&[InitialAccount]),
+) -> Result<(), DaemonError> {
+    // Batches cut short by the last stop, oldest first.
+    let resumed = intake::resume_claims(&sh.spool_dir())?;
+    let mut claimed = HashSet::new();
+    for (dir, claim) in resumed {
+        claimed.insert(claim.id);
+        if sh.store.find_batch(claim.id)?.is_none() {
+            let inc = Incoming {
+                id: claim.id,
+                source: claim.source.clone(),
+                account: claim.account.clone(),
+                content_hash: String::new(),
+                received_at: claim.received_at,
+                report_dir: None,
+            };
+            sh.store.record_bare(&inc, BatchState::Received, None)?;
+        }
+        tracing::info!(batch = claim.id, source = %claim.source, "resuming a batch left in the spool");
+        sh.submit(Job { dir, claim });
+    }
+    // A batch recorded as received whose claim never reached the spool: its files are still in
+    // the drop folder and will be taken again as a new batch.
+    for b in sh.store.history(None)? {
+        if !admin::is_final(b.state) && !claimed.contains(&b.id) {
+            let mut b = b;
+            b.state = BatchState::Failed;
+            b.reason = Some(
+                "interrupted before its upload was claimed; taken again as a later batch".into(),
+            );
+            sh.store.record(&b)?;
+        }
+    }
+
+    // Admin socket: refuse to start beside another daemon on the same state directory.
+    let sock = admin::socket_path(&sh.state_dir);
+    if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+        return Err(DaemonError::Other(format!(
+            "another rosterdrop daemon answers on {}",
+            sock.display()
+        )));
+    }
+    let _ = std::fs::remove_file(&sock);
+    let admin_listener = tokio::net::UnixListener::bind(&sock).map_err(io_err(&sock))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err(&sock))?;
+    }
+
+    // File system events from the drop folders.
+    let (fs_tx, fs_rx) = mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |ev| {
+        let _ = fs_tx.send(ev);
+    })
+    .map_err(|source| DaemonError::Watch {
+        path: sh.drop_dir(),
+        source,
+    })?;
+    {
+        use notify::Watcher as _;
+        watcher
+            .watch(&sh.drop_dir(), notify::RecursiveMode::Recursive)
+            .map_err(|source| DaemonError::Watch {
+                path: sh.drop_dir(),
+                source,
+            })?;
+    }
+
+    let (up_tx, up_rx) = mpsc::channel(1024);
+    let server = Server::new(&sh.state_dir, file.sftp.clone(), sh.accounts.clone(), up_tx)?;
+    for (alg, fp) in server.host_key_fingerprints() {
+        tracing::info!(algorithm = %alg, fingerprint = %fp, "SFTP host key");
+    }
+    let listener = tokio::net::TcpListener::bind(file.sftp.listen)
+        .await
+        .map_err(|source| SftpError::Bind {
+            addr: file.sftp.listen,
+            source,
+        })?;
+    let mut stop = sh.stopping.subscribe();
+    let sftp = tokio::spawn(server.run_on(listener, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    let intake = tokio::spawn(intake_loop(sh.clone(), fs_rx, up_rx));
+    let admin = tokio::spawn(admin_loop(sh.clone(), admin_listener));
+    on_start(&initial);
+    tracing::info!(state_dir = %sh.state_dir.display(), "rosterdrop daemon ready");
+
+    // Signals: SIGHUP reloads, SIGTERM and SIGINT stop.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).map_err(io_err(Path::new("SIGHUP")))?;
+    let mut term = signal(SignalKind::terminate()).map_err(io_err(Path::new("SIGTERM")))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io_err(Path::new("SIGINT")))?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                if let Err(e) = sh.reload() {
+                    tracing::error!(error = %e, "configuration not reloaded; the previous one stays in force");
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("stopping: no new sessions or batches; the running batches finish");
+    let _ = sh.stopping.send(true);
+    drop(watcher);
+    let _ = sftp.await;
+    let _ = intake.await;
+    let _ = admin.await;
+    let workers: Vec<_> = std::mem::take(&mut *lock(&sh.workers));
+    for w in workers {
+        let _ = w.await;
+    }
+    let _ = std::fs::remove_file(&sock);
+    tracing::info!("rosterdrop daemon stopped");
+    Ok(())
+}
