@@ -130,7 +130,7 @@ fn batch_line(out: &mut String, b: &Batch) {
         fmt_time(b.received_at),
         b.source,
         b.account,
-        b.format,
+        if b.format.is_empty() { "-" } else { &b.format },
         b.state.label(),
         a,
         u,

@@ -1,0 +1,622 @@
+//! End to end: the real daemon (`rosterdrop serve`) with a temporary state directory, bundles
+//! uploaded with OpenSSH `sftp`, admin commands through `admin.sock`, reports fetched back over
+//! SFTP, restarts, signals.
+
+mod common_sftp;
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common_sftp::{free_port, rand_tag, run_with_stdin, seed_hostkeys, BIN, CLIENT_TIMEOUT_SECS};
+
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sample-csv");
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    state: PathBuf,
+    config: PathBuf,
+    port: u16,
+}
+
+struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Running {
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.pid()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+    }
+    /// Sends SIGTERM and waits for a clean exit.
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("daemon did not stop on SIGTERM: {}", self.log_text());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// `sources` is TOML with `[sources.*]` tables; intake waits `quiet` seconds.
+    fn new(sources: &str, quiet: u64) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        fs::create_dir_all(&state).expect("state");
+        seed_hostkeys(&state);
+        let port = free_port();
+        let config = dir.path().join("rosterdrop.toml");
+        fs::write(
+            &config,
+            format!(
+                "state_dir = {state:?}\n[sftp]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [intake]\nquiet_period_secs = {quiet}\n\n{sources}\n"
+            ),
+        )
+        .expect("config");
+        Daemon {
+            dir,
+            state,
+            config,
+            port,
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run rosterdrop")
+    }
+
+    fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "rosterdrop {args:?}: {}",
+            common_sftp::text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Creates an account with an ed25519 key; returns the private key's path.
+    fn account(&self, name: &str, source: &str) -> PathBuf {
+        self.cli_ok(&["account", "add", name, "--source", source]);
+        let key = self.dir.path().join(format!("key-{name}-{}", rand_tag()));
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(st.success());
+        self.cli_ok(&[
+            "account",
+            "key",
+            "add",
+            name,
+            &format!("{}.pub", key.display()),
+        ]);
+        key
+    }
+
+    fn start(&self) -> Running {
+        let log = self.dir.path().join(format!("daemon-{}.log", rand_tag()));
+        let logf = fs::File::create(&log).expect("log");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("spawn daemon");
+        let mut r = Running { child, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if r.log_text().contains("daemon ready")
+                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return r;
+            }
+            if let Ok(Some(st)) = r.child.try_wait() {
+                panic!("daemon exited early ({st}): {}", r.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("daemon did not start: {}", r.log_text());
+    }
+
+    fn sftp(&self, user: &str, key: &Path, batch: &str, extra: &[&str]) -> Output {
+        let mut cmd = Command::new("timeout");
+        cmd.arg(CLIENT_TIMEOUT_SECS)
+            .arg("sftp")
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "PasswordAuthentication=no",
+                "-P",
+                &self.port.to_string(),
+                "-i",
+            ])
+            .arg(key)
+            .args(extra)
+            .args(["-b", "-"])
+            .arg(format!("{user}@127.0.0.1"))
+            .current_dir(self.dir.path());
+        run_with_stdin(cmd, batch)
+    }
+
+    fn upload(&self, user: &str, key: &Path, local: &Path, remote: &str) {
+        let out = self.sftp(
+            user,
+            key,
+            &format!("put {} {remote}\n", local.display()),
+            &[],
+        );
+        assert!(out.status.success(), "upload: {}", common_sftp::text(&out));
+    }
+
+    /// `history` through the CLI (and so through the daemon's socket when it runs).
+    fn history(&self) -> Vec<(u64, String, String)> {
+        self.cli_ok(&["history"])
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // id, date, time, source, account, format, state, ...
+                Some((
+                    f.first()?.parse().ok()?,
+                    f.get(3)?.to_string(),
+                    f.get(6)?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Waits until `n` batches of `source` have a final state; returns them, oldest first.
+    fn wait_batches(&self, source: &str, n: usize, secs: u64) -> Vec<(u64, String)> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let mut done: Vec<(u64, String)> = self
+                .history()
+                .into_iter()
+                .filter(|(_, s, st)| s == source && st != "received" && st != "processing")
+                .map(|(id, _, st)| (id, st))
+                .collect();
+            if done.len() >= n {
+                done.sort();
+                return done;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} batches of {source}: {:?}",
+                self.history()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Zips every file of `dir` (flat) into `to`.
+fn zip_dir(dir: &Path, to: &Path) {
+    let f = fs::File::create(to).expect("zip file");
+    let mut w = zip::ZipWriter::new(f);
+    let mut names: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    for p in names {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        w.start_file(
+            name,
+            zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated),
+        )
+        .expect("entry");
+        w.write_all(&fs::read(&p).expect("read")).expect("write");
+    }
+    w.finish().expect("finish zip");
+}
+
+/// The records of a CSV file as sorted `column=value` lists (column order, row order, line
+/// endings and empty fields aside, the same content).
+fn sorted_rows(p: &Path) -> Vec<String> {
+    let mut r = csv::Reader::from_path(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let header: Vec<String> = r.headers().unwrap().iter().map(str::to_owned).collect();
+    let mut rows: Vec<String> = r
+        .records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let mut cells: Vec<String> = header
+                .iter()
+                .zip(rec.iter())
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(h, v)| format!("{h}={v}"))
+                .collect();
+            cells.sort();
+            cells.join(",")
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+const MAPLE: &str =
+    "[sources.maple]\nadmins = [\"it@maple.example\"]\nfilter.locations = [\"L1\", \"L2\"]\n";
+
+#[test]
+fn zip_upload_is_applied_reported_and_exported() {
+    let d = Daemon::new(MAPLE, 30);
+    let key = d.account("maplesis", "maple");
+    let srv = d.start();
+    let zip = d.dir.path().join("roster.zip");
+    zip_dir(&Path::new(SAMPLES).join("apple-with-errors"), &zip);
+    d.upload("maplesis", &key, &zip, "nightly.zip");
+    // A zip is taken as soon as it is whole: no quiet period.
+    let done = d.wait_batches("maple", 1, 30);
+    assert_eq!(done[0].1, "applied", "{}", srv.log_text());
+    let id = done[0].0;
+    // The drop folder is empty again; the original is archived.
+    assert!(common_sftp::listing(&d.state.join("drop/maplesis")).is_empty());
+    assert!(d
+        .state
+        .join(format!("archive/maple/{id}/nightly.zip"))
+        .is_file());
+    // The vendor fetches the patch summary over SFTP from reports/.
+    let got = d.dir.path().join("got-summary.csv");
+    let out = d.sftp(
+        "maplesis",
+        &key,
+        &format!(
+            "get reports/{id}/patch-summary.csv {}\nls reports/{id}\n",
+            got.display()
+        ),
+        &[],
+    );
+    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    let summary = fs::read_to_string(&got).unwrap();
+    assert!(summary.starts_with("file,line,id,rule,action,field,value,detail"));
+    assert!(summary.contains("unknown-student"), "{summary}");
+    assert!(summary.contains("filtered"), "{summary}");
+    assert_eq!(
+        summary,
+        fs::read_to_string(
+            d.state
+                .join(format!("reports/maple/{id}/patch-summary.csv"))
+        )
+        .unwrap()
+    );
+    // `show`, `status` and `export` work while the daemon holds the store.
+    let show = d.cli_ok(&["show", &id.to_string()]);
+    assert!(show.contains("state applied"), "{show}");
+    let status = d.cli_ok(&["status"]);
+    assert!(status.contains("daemon: running"), "{status}");
+    let out_dir = d.dir.path().join("export");
+    d.cli_ok(&[
+        "export",
+        "--source",
+        "maple",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let modified = d.state.join(format!("reports/maple/{id}/modified"));
+    for f in ["students.csv", "staff.csv", "classes.csv", "rosters.csv"] {
+        assert_eq!(
+            sorted_rows(&out_dir.join(f)),
+            sorted_rows(&modified.join(f)),
+            "{f}"
+        );
+    }
+    // The same bytes again change nothing.
+    d.upload("maplesis", &key, &zip, "again.zip");
+    let done = d.wait_batches("maple", 2, 30);
+    assert_eq!(done[1].1, "unchanged");
+    assert!(srv.stop().success());
+    assert!(!d.state.join("admin.sock").exists());
+    // With the daemon stopped, the CLI opens the store itself.
+    let status = d.cli(&["status"]);
+    assert_eq!(status.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("not running"));
+    assert_eq!(d.history().len(), 2);
+}
+
+#[test]
+fn loose_files_wait_for_the_quiet_period_or_a_marker() {
+    let d = Daemon::new(MAPLE, 3);
+    let key = d.account("maplesis", "maple");
+    let _srv = d.start();
+    // A folder of the six Apple files: complete, taken after the quiet period.
+    let src = Path::new(SAMPLES).join("apple");
+    let out = d.sftp(
+        "maplesis",
+        &key,
+        &format!("put -r {} nightly\n", src.display()),
+        &[],
+    );
+    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    let t = Instant::now();
+    let done = d.wait_batches("maple", 1, 30);
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "taken before the quiet period"
+    );
+    assert_eq!(done[0].1, "applied");
+    // Loose files of an incomplete set are not taken, however long they sit...
+    let mut cmds = String::new();
+    for f in ["students", "staff", "locations"] {
+        cmds.push_str(&format!("put {}/{f}.csv\n", src.display()));
+    }
+    let out = d.sftp("maplesis", &key, &cmds, &[]);
+    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(d.history().len(), 1);
+    assert_eq!(
+        common_sftp::listing(&d.state.join("drop/maplesis")).len(),
+        3
+    );
+    // ... until the vendor says it is done: the batch is rejected (files missing) and the
+    // admins get to know why.
+    let marker = d.dir.path().join("READY");
+    fs::write(&marker, "").unwrap();
+    d.upload("maplesis", &key, &marker, "READY");
+    let done = d.wait_batches("maple", 2, 30);
+    assert_eq!(done[1].1, "rejected");
+    assert!(common_sftp::listing(&d.state.join("drop/maplesis")).is_empty());
+}
+
+#[test]
+fn a_half_uploaded_file_is_never_taken() {
+    let d = Daemon::new("[sources.maple]\n", 2);
+    let key = d.account("maplesis", "maple");
+    let _srv = d.start();
+    // A zip big enough that a throttled upload takes seconds.
+    let big = d.dir.path().join("big");
+    let out = d.cli(&[
+        "synth",
+        "--format",
+        "apple",
+        "--students",
+        "20000",
+        big.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    let zip = d.dir.path().join("big.zip");
+    // Stored, not deflated: the size (and so the upload time) is predictable.
+    {
+        let f = fs::File::create(&zip).unwrap();
+        let mut w = zip::ZipWriter::new(f);
+        for e in fs::read_dir(&big).unwrap().flatten() {
+            w.start_file(
+                e.file_name().to_string_lossy(),
+                zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored),
+            )
+            .unwrap();
+            w.write_all(&fs::read(e.path()).unwrap()).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let size = fs::metadata(&zip).unwrap().len();
+    // An upload killed half way leaves nothing to take.
+    let mut cmd = Command::new("sftp");
+    cmd.args([
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-l",
+        "8000", // Kbit/s: about 1 MB/s
+        "-P",
+        &d.port.to_string(),
+        "-i",
+    ])
+    .arg(&key)
+    .args(["-b", "-"])
+    .arg("maplesis@127.0.0.1")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("put {} roster.zip\n", zip.display()).as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = child.kill();
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(d.history().is_empty(), "a partial upload was taken");
+    assert!(
+        !common_sftp::listing(&d.state.join("drop/maplesis")).contains(&"roster.zip".to_string()),
+        "partial upload visible under its real name"
+    );
+    // A throttled upload that completes is taken once, whole.
+    let t = Instant::now();
+    let out = d.sftp(
+        "maplesis",
+        &key,
+        &format!("put {} roster.zip\n", zip.display()),
+        &["-l", "16000"],
+    );
+    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(
+        t.elapsed() > Duration::from_millis(500),
+        "upload too fast to mean anything ({size} bytes)"
+    );
+    let done = d.wait_batches("maple", 1, 120);
+    assert_eq!(
+        done[0].1,
+        "applied",
+        "{:?}\n{}",
+        d.history(),
+        _srv.log_text()
+    );
+    assert_eq!(
+        fs::metadata(
+            d.state
+                .join(format!("archive/maple/{}/roster.zip", done[0].0))
+        )
+        .unwrap()
+        .len(),
+        size
+    );
+}
+
+#[test]
+fn a_restart_mid_batch_resumes_it() {
+    let d = Daemon::new("[sources.big]\n", 2);
+    let key = d.account("bigsis", "big");
+    let srv = d.start();
+    let big = d.dir.path().join("big");
+    let out = d.cli(&[
+        "synth",
+        "--format",
+        "oneroster",
+        "--students",
+        "20000",
+        big.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    let zip = d.dir.path().join("big.zip");
+    zip_dir(&big, &zip);
+    d.upload("bigsis", &key, &zip, "or.zip");
+    // Kill -9 as soon as the bundle is claimed: the batch is in the spool, not committed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !srv.log_text().contains("bundle received") {
+        assert!(Instant::now() < deadline, "{}", srv.log_text());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    srv.signal("-KILL");
+    let first_log = srv.log_text();
+    drop(srv);
+    let finished_before = first_log.contains("batch done");
+    eprintln!("batch finished before the kill: {finished_before}");
+    let srv = d.start();
+    let done = d.wait_batches("big", 1, 120);
+    assert_eq!(done[0].1, "applied", "{}", srv.log_text());
+    if !finished_before {
+        assert!(srv
+            .log_text()
+            .contains("resuming a batch left in the spool"));
+    }
+    assert_eq!(d.history().len(), 1, "the batch ran twice");
+    assert!(common_sftp::listing(&d.state.join("spool/big")).is_empty());
+    let out_dir = d.dir.path().join("export");
+    d.cli_ok(&[
+        "export",
+        "--source",
+        "big",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        sorted_rows(&out_dir.join("users.csv")).len(),
+        sorted_rows(&big.join("users.csv")).len()
+    );
+}
+
+#[test]
+fn two_sources_uploading_at_once_both_complete() {
+    let d = Daemon::new(&format!("{MAPLE}\n[sources.birch]\n"), 2);
+    let k1 = d.account("maplesis", "maple");
+    let k2 = d.account("birchsis", "birch");
+    let _srv = d.start();
+    let a = d.dir.path().join("a.zip");
+    let b = d.dir.path().join("b.zip");
+    zip_dir(&Path::new(SAMPLES).join("apple"), &a);
+    zip_dir(&Path::new(SAMPLES).join("oneroster"), &b);
+    std::thread::scope(|s| {
+        s.spawn(|| d.upload("maplesis", &k1, &a, "a.zip"));
+        s.spawn(|| d.upload("birchsis", &k2, &b, "b.zip"));
+    });
+    assert_eq!(d.wait_batches("maple", 1, 60)[0].1, "applied");
+    assert_eq!(d.wait_batches("birch", 1, 60)[0].1, "applied");
+    // Each account sees only its own source's reports.
+    let out = d.sftp("birchsis", &k2, "ls reports\n", &[]);
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let maple_id = d.wait_batches("maple", 1, 1)[0].0.to_string();
+    assert!(
+        !listing.split_whitespace().any(|w| w.ends_with(&maple_id)),
+        "{listing}"
+    );
+}
+
+#[test]
+fn sighup_adds_an_account_without_dropping_the_daemon() {
+    let d = Daemon::new(MAPLE, 2);
+    let _k = d.account("maplesis", "maple");
+    let srv = d.start();
+    // An account written to the file behind the daemon's back (as config management would).
+    let key = d.dir.path().join("late-key");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    let path = d.state.join("accounts.toml");
+    let mut accounts = rosterdrop::accounts::Accounts::load(&path).unwrap();
+    accounts.add("latecomer", "maple").unwrap();
+    accounts
+        .add_key(
+            "latecomer",
+            fs::read_to_string(format!("{}.pub", key.display()))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap();
+    accounts.save(&path).unwrap();
+    let ls = |d: &Daemon| d.sftp("latecomer", &key, "ls\n", &[]);
+    assert!(!ls(&d).status.success(), "logged in before the reload");
+    srv.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !srv.log_text().contains("configuration reloaded") {
+        assert!(Instant::now() < deadline, "{}", srv.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = ls(&d);
+    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(srv.stop().success());
+}
