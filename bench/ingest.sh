@@ -13,24 +13,8 @@ STUDENTS=${STUDENTS:-200000}
 DATA=${DATA:-bench/data}
 cargo build --release --quiet --bin rosterdrop
 BIN=$PWD/target/release/rosterdrop
-V1="$DATA/apple-$STUDENTS"
-V2="$DATA/apple-$STUDENTS-1pct"
-[ -f "$V1/.done" ] || { rm -rf "$V1"; "$BIN" synth --format apple --students "$STUDENTS" --error-every 200 "$V1"; touch "$V1/.done"; }
-if [ ! -f "$V2/.done" ]; then
-  rm -rf "$V2"; mkdir -p "$V2"
-  # Every 100th data row of every file changes one non-key field (references stay valid).
-  for f in "$V1"/*.csv; do
-    awk -F, -v OFS=, -v name="$(basename "$f")" 'NR>1 && NR%100==0 {
-        if (name=="students.csv") $6 = ($6==12 ? 1 : $6+1)
-        else if (name=="staff.csv") $7 = $7 "x"
-        else if (name=="courses.csv") $3 = $3 " (revised)"
-        else if (name=="classes.csv") $2 = $2 "b"
-        else if (name=="locations.csv") $2 = $2 " Campus"
-        else if (name=="rosters.csv") $3 = ($3=="S0000000" ? "S0000001" : "S0000000")
-      } {print}' "$f" > "$V2/$(basename "$f")"
-  done
-  touch "$V2/.done"
-fi
+# Sets V1 (the district) and V2 (1% of rows changed).
+source bench/data.sh
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cat > "$WORK/c.toml" <<TOML
