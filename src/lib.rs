@@ -21,4 +21,5 @@ pub mod schema;
 pub mod sftp;
 pub mod store;
 pub mod synth;
+pub mod systemd;
 pub mod values;
