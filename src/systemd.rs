@@ -39,8 +39,8 @@ pub fn ready() -> io::Result<bool> {
     notify("READY=1")
 }
 
-/// `STATUS=...`: one line shown by `systemctl status`. Line breaks in `msg` become spaces, so
-/// that the text cannot smuggle in another assignment.
+/// `STATUS=...`: one line shown by `systemctl status`. Line breaks (and NULs) in `msg` become
+/// spaces, so that the text cannot smuggle in another assignment.
 pub fn status(msg: &str) -> io::Result<bool> {
     notify(&status_line(msg))
 }
@@ -135,7 +135,13 @@ fn socket_addr(addr: &[u8]) -> io::Result<SocketAddr> {
 fn status_line(msg: &str) -> String {
     let one_line: String = msg
         .chars()
-        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\0') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     format!("STATUS={one_line}")
 }
@@ -223,10 +229,10 @@ mod tests {
         assert_eq!(recv(&sock), "READY=1");
         send_to(
             path.as_os_str().as_bytes(),
-            &status_line("2 batches\nREADY=1"),
+            &status_line("2 batches\nREADY=1\0"),
         )
         .expect("sent");
-        assert_eq!(recv(&sock), "STATUS=2 batches READY=1");
+        assert_eq!(recv(&sock), "STATUS=2 batches READY=1 ");
     }
 
     #[test]
