@@ -93,6 +93,8 @@ struct Shared {
     permits: Semaphore,
     started: Instant,
     processed: std::sync::atomic::AtomicU64,
+    /// When the intake loop last went round (seconds since `started`): the watchdog's health.
+    heartbeat: std::sync::atomic::AtomicU64,
     /// Sources already warned about being absent from the configuration.
     unconfigured: Mutex<HashSet<String>>,
 }
@@ -509,6 +511,13 @@ async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::UnboundedReceiver
                 s.last = last;
             }
         });
+        if let Some((id, state)) = last {
+            let queued: usize = lock(&sh.status).values().map(|s| s.queued).sum();
+            let _ = crate::systemd::status(&format!(
+                "last batch {id} ({source}): {}; {queued} queued",
+                state.label()
+            ));
+        }
     }
     // Whatever is still queued stays in the spool and resumes on the next start.
 }
@@ -537,6 +546,10 @@ async fn intake_loop(
     let rescan = Duration::from_secs(sh.cfg().intake.rescan_secs.max(1));
     let mut full = tokio::time::interval(rescan);
     loop {
+        sh.heartbeat.store(
+            sh.started.elapsed().as_secs(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut now_scan: Vec<String> = Vec::new();
         tokio::select! {
             biased;
@@ -766,6 +779,7 @@ pub fn serve(
         permits: Semaphore::new(parallel.max(1)),
         started: Instant::now(),
         processed: 0.into(),
+        heartbeat: 0.into(),
         unconfigured: Mutex::new(HashSet::new()),
     });
 
@@ -869,6 +883,17 @@ async fn run(
     let admin = tokio::spawn(admin_loop(sh.clone(), admin_listener));
     on_start(&initial);
     tracing::info!(state_dir = %sh.state_dir.display(), "rosterdrop daemon ready");
+    let _ = crate::systemd::ready();
+    let _ = crate::systemd::status(&format!("listening on {}", file.sftp.listen));
+    // The watchdog is fed while the intake loop goes round (it ticks every second).
+    let wd = sh.clone();
+    let watchdog = tokio::spawn(async move {
+        crate::systemd::watchdog(move || {
+            let beat = wd.heartbeat.load(std::sync::atomic::Ordering::Relaxed);
+            wd.started.elapsed().as_secs().saturating_sub(beat) < 30
+        })
+        .await
+    });
 
     // Signals: SIGHUP reloads, SIGTERM and SIGINT stop.
     use tokio::signal::unix::{signal, SignalKind};
@@ -878,16 +903,20 @@ async fn run(
     loop {
         tokio::select! {
             _ = hup.recv() => {
+                let _ = crate::systemd::reloading();
                 if let Err(e) = sh.reload() {
                     tracing::error!(error = %e, "configuration not reloaded; the previous one stays in force");
                 }
+                let _ = crate::systemd::ready();
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     tracing::info!("stopping: no new sessions or batches; the running batches finish");
+    let _ = crate::systemd::stopping();
     let _ = sh.stopping.send(true);
+    watchdog.abort();
     drop(watcher);
     let _ = sftp.await;
     let _ = intake.await;

@@ -127,6 +127,10 @@ impl Daemon {
     }
 
     fn start(&self) -> Running {
+        self.start_with(&[])
+    }
+
+    fn start_with(&self, env: &[(&str, &Path)]) -> Running {
         let log = self.dir.path().join(format!("daemon-{}.log", rand_tag()));
         let logf = fs::File::create(&log).expect("log");
         let child = Command::new(BIN)
@@ -135,6 +139,7 @@ impl Daemon {
             .arg("serve")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
@@ -619,4 +624,65 @@ fn sighup_adds_an_account_without_dropping_the_daemon() {
     let out = ls(&d);
     assert!(out.status.success(), "{}", common_sftp::text(&out));
     assert!(srv.stop().success());
+}
+
+#[test]
+fn systemd_hears_ready_status_and_stopping_and_sigterm_finishes_the_running_batch() {
+    let d = Daemon::new("[sources.big]\n", 2);
+    let key = d.account("bigsis", "big");
+    let sock_path = d.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let srv = d.start_with(&[("NOTIFY_SOCKET", &sock_path)]);
+    let mut heard = Vec::new();
+    let mut recv_until = |want: &str, heard: &mut Vec<String>| {
+        let mut buf = [0u8; 4096];
+        while !heard.iter().any(|m| m.contains(want)) {
+            let n = sock
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no `{want}` from the daemon ({e}); heard {heard:?}"));
+            heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    };
+    recv_until("READY=1", &mut heard);
+    // A batch big enough to be running when SIGTERM comes.
+    let big = d.dir.path().join("big");
+    let out = d.cli(&[
+        "synth",
+        "--format",
+        "apple",
+        "--students",
+        "20000",
+        big.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    let zip = d.dir.path().join("big.zip");
+    zip_dir(&big, &zip);
+    d.upload("bigsis", &key, &zip, "big.zip");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !srv.log_text().contains("bundle received") {
+        assert!(Instant::now() < deadline, "{}", srv.log_text());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let log_before = srv.log_text();
+    let st = srv.stop();
+    assert!(st.success(), "exit {st}");
+    recv_until("STOPPING=1", &mut heard);
+    // What the daemon said after STOPPING (the running batch's status) is queued already.
+    sock.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    // The running batch was finished, not cut: it is applied, the spool is empty.
+    if !log_before.contains("batch done") {
+        assert_eq!(d.history()[0].2, "applied", "{heard:?}");
+        assert!(
+            heard.iter().any(|m| m.contains("STATUS=last batch")),
+            "{heard:?}"
+        );
+    }
+    assert!(common_sftp::listing(&d.state.join("spool/big")).is_empty());
+    assert_eq!(d.history()[0].2, "applied");
 }
