@@ -14,6 +14,7 @@ pub mod check;
 pub mod config;
 pub mod csvio;
 pub mod engine;
+pub mod mail;
 pub mod par;
 pub mod pipeline;
 pub mod report;
