@@ -552,12 +552,24 @@ impl Mailer {
                     .collect::<Result<Vec<_>, _>>()?;
                 let envelope = Envelope::new(from, to)
                     .map_err(|e| Failure::Permanent(format!("envelope: {e}")))?;
-                match t.send_raw(&envelope, &message).await {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(classify(&e)),
+                // lettre bounds only the connect with `timeout`: bound the whole exchange.
+                let limit = self.delivery_limit(message.len());
+                match tokio::time::timeout(limit, t.send_raw(&envelope, &message)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(classify(&e)),
+                    Err(_) => Err(Failure::Transient(format!(
+                        "no answer: delivery took over {} seconds",
+                        limit.as_secs()
+                    ))),
                 }
             }
         }
+    }
+
+    /// The most one SMTP delivery may take: four times `timeout_secs`, plus a second per
+    /// 64 KiB of message.
+    fn delivery_limit(&self, bytes: usize) -> Duration {
+        Duration::from_secs_f64(self.cfg.timeout_secs * 4.0 + (bytes / 65536) as f64)
     }
 
     fn sent(&self, mut meta: Meta) {
