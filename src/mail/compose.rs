@@ -116,7 +116,7 @@ fn footer(b: &Batch, dir: Option<&Path>, note: Option<&str>) -> String {
             let _ = writeln!(s, "Reports of batch {}:", b.id);
             let _ = writeln!(
                 s,
-                "  vendor, over SFTP:   reports/{}/ in the upload account",
+                "  vendor, over SFTP:     reports/{}/ in the upload account",
                 b.id
             );
             let _ = writeln!(s, "  admins, on the server: {}/", d.display());
@@ -134,7 +134,7 @@ fn footer(b: &Batch, dir: Option<&Path>, note: Option<&str>) -> String {
             .map(|(_, label)| label)
             .collect();
             if !files.is_empty() {
-                let _ = writeln!(s, "  files: {}", files.join(", "));
+                let _ = writeln!(s, "  files:                 {}", files.join(", "));
             }
         }
         None => {
@@ -411,7 +411,9 @@ mod tests {
             .starts_with("rosterdrop check: ACCEPTED WITH PATCHES\nline two\n"));
         assert!(n.body.contains("reports/42/ in the upload account"));
         assert!(n.body.contains(&format!("{}/", d.path().display())));
-        assert!(n.body.contains("files: summary.txt, patch-summary.csv"));
+        assert!(n
+            .body
+            .contains("files:                 summary.txt, patch-summary.csv"));
         assert!(!n.body.contains("approve"));
         let a = n.attachment.unwrap();
         assert_eq!(a.filename, "patch-summary.csv");
