@@ -329,6 +329,18 @@ mod tests {
         parse("transport = \"smtp\"\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nusername = \"u\"\npassword = \"p\"").unwrap();
     }
 
+    /// The documented `[mail]` table of `config/rosterdrop.toml` parses, and shows the
+    /// defaults.
+    #[test]
+    fn shipped_config_shows_the_defaults() {
+        let all: toml::Table =
+            toml::from_str(include_str!("../../config/rosterdrop.toml")).unwrap();
+        let table = all.get("mail").cloned().unwrap();
+        let c: MailConfig = table.try_into().unwrap();
+        c.validate().unwrap();
+        assert_eq!(format!("{c:?}"), format!("{:?}", MailConfig::default()));
+    }
+
     #[test]
     fn password_file_is_trimmed_and_debug_hides_password() {
         let dir = tempfile::tempdir().unwrap();
