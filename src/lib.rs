@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod engine;
 pub mod intake;
 pub mod logging;
+pub mod mail;
 pub mod par;
 pub mod pipeline;
 pub mod report;
