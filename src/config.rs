@@ -203,6 +203,9 @@ pub struct Config {
     pub intake: IntakeConfig,
     #[serde(default)]
     pub daemon: DaemonConfig,
+    /// Batch emails (`[mail]`).
+    #[serde(default)]
+    pub mail: crate::mail::MailConfig,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -226,6 +229,10 @@ impl Config {
             message: e.to_string(),
         })?;
         c.path = path.to_path_buf();
+        c.mail.validate().map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         Ok(c)
     }
 

@@ -24,6 +24,7 @@ use crate::accounts::{AccountError, Accounts};
 use crate::admin::{self, Reply, Request};
 use crate::config::{Config, ConfigError, DEFAULT_RETENTION_DAYS};
 use crate::intake::{self, Claim, IntakeError, Rules, Tracker};
+use crate::mail::{MailError, Mailer};
 use crate::pipeline::{self, Arrival};
 use crate::sftp::{FileConfig, Server, SftpError, UploadEvent};
 use crate::store::{Batch, BatchState, Incoming, Store, StoreError};
@@ -40,6 +41,8 @@ pub enum DaemonError {
     Intake(#[from] IntakeError),
     #[error(transparent)]
     Accounts(#[from] AccountError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -93,6 +96,7 @@ struct Shared {
     permits: Semaphore,
     started: Instant,
     processed: std::sync::atomic::AtomicU64,
+    mailer: Arc<Mailer>,
     /// When the intake loop last went round (seconds since `started`): the watchdog's health.
     heartbeat: std::sync::atomic::AtomicU64,
     /// Sources already warned about being absent from the configuration.
@@ -255,9 +259,32 @@ impl Shared {
         }
     }
 
-    /// Tells the source's admins what happened to a batch.
+    /// Tells the source's admins what happened to a batch: one message, queued durably (the
+    /// delivery loop sends it; an SMTP outage never holds up the batches).
     fn notify_admins(&self, batch: &Batch, report_dir: Option<&Path>, error: Option<&str>) {
-        let _ = (batch, report_dir, error);
+        let cfg = self.cfg();
+        let admins = cfg
+            .sources
+            .get(&batch.source)
+            .map(|s| s.admins.clone())
+            .unwrap_or_default();
+        if admins.is_empty() {
+            tracing::debug!(
+                batch = batch.id,
+                "no admins configured for the source: no mail"
+            );
+            return;
+        }
+        let notice = match crate::mail::batch_notice(batch, report_dir, error, &admins, &cfg.mail) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(batch = batch.id, error = %e, "batch mail not composed");
+                return;
+            }
+        };
+        if let Err(e) = self.mailer.enqueue(notice) {
+            tracing::error!(batch = batch.id, error = %e, "batch mail not queued");
+        }
     }
 
     /// Moves the original upload to `archive/<source>/<batch>/` and removes the claim.
@@ -401,6 +428,7 @@ impl Shared {
                     .map_or("-".to_string(), |(i, st)| format!("{i} {}", st.label()))
             );
         }
+        let _ = writeln!(out, "mail waiting for delivery: {}", self.mailer.pending());
         match admin::last_batches_text(&self.store) {
             Ok(t) => out.push_str(&t),
             Err(e) => {
@@ -763,6 +791,7 @@ pub fn serve(
     let parallel = cfg.daemon.max_parallel_batches.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
+    let mailer = Arc::new(Mailer::new(&state_dir, cfg.mail.clone())?);
     let (stop_tx, _) = watch::channel(false);
     let shared = Arc::new(Shared {
         state_dir: state_dir.clone(),
@@ -780,6 +809,7 @@ pub fn serve(
         started: Instant::now(),
         processed: 0.into(),
         heartbeat: 0.into(),
+        mailer,
         unconfigured: Mutex::new(HashSet::new()),
     });
 
@@ -880,6 +910,11 @@ async fn run(
         let _ = stop.wait_for(|s| *s).await;
     }));
     let intake = tokio::spawn(intake_loop(sh.clone(), fs_rx, up_rx));
+    // Mail stops last, after the running batches have queued theirs.
+    let (mail_stop, mut mail_stop_rx) = watch::channel(false);
+    let mail = tokio::spawn(sh.mailer.clone().run(async move {
+        let _ = mail_stop_rx.wait_for(|s| *s).await;
+    }));
     let admin = tokio::spawn(admin_loop(sh.clone(), admin_listener));
     on_start(&initial);
     tracing::info!(state_dir = %sh.state_dir.display(), "rosterdrop daemon ready");
@@ -925,6 +960,14 @@ async fn run(
     for w in workers {
         let _ = w.await;
     }
+    // A few seconds for the last batches' mail; whatever is still queued (an SMTP outage) is
+    // delivered after the next start.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sh.mailer.pending() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = mail_stop.send(true);
+    let _ = mail.await;
     let _ = std::fs::remove_file(&sock);
     tracing::info!("rosterdrop daemon stopped");
     Ok(())

@@ -3,6 +3,7 @@
 //! SFTP, restarts, signals.
 
 mod common_sftp;
+mod support_smtp;
 
 use std::fs;
 use std::io::Write;
@@ -10,6 +11,8 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use mail_parser::{MessageParser, MimeHeaders};
 
 use common_sftp::{free_port, rand_tag, run_with_stdin, seed_hostkeys, BIN, CLIENT_TIMEOUT_SECS};
 
@@ -299,6 +302,42 @@ fn zip_upload_is_applied_reported_and_exported() {
     let done = d.wait_batches("maple", 1, 30);
     assert_eq!(done[0].1, "applied", "{}", srv.log_text());
     let id = done[0].0;
+    // The admins' email (file transport: the outbox), with the counts and the patch summary.
+    let eml = d.state.join(format!("outbox/batch-{id}.eml"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !eml.exists() {
+        assert!(Instant::now() < deadline, "no email: {}", srv.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let raw = fs::read(&eml).unwrap();
+    let m = MessageParser::default().parse(&raw).unwrap();
+    let subject = m.subject().unwrap_or_default().to_string();
+    let show = d.cli_ok(&["show", &id.to_string()]);
+    let adds: u64 = show
+        .lines()
+        .find_map(|l| l.split_once(" added").map(|(a, _)| a))
+        .and_then(|a| a.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no adds in {show}"));
+    assert!(subject.contains("maple"), "{subject}");
+    assert!(subject.contains("APPLIED"), "{subject}");
+    assert!(subject.contains(&format!("+{adds}")), "{subject} / {show}");
+    assert_eq!(
+        m.to().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("it@maple.example")
+    );
+    let body = m.body_text(0).unwrap_or_default().to_string();
+    assert!(body.contains("unknown-student"), "{body}");
+    let att = m.attachment(0).expect("patch summary attached");
+    assert_eq!(att.attachment_name(), Some("patch-summary.csv"));
+    assert_eq!(
+        att.contents(),
+        fs::read(
+            d.state
+                .join(format!("reports/maple/{id}/patch-summary.csv"))
+        )
+        .unwrap()
+    );
     // The drop folder is empty again; the original is archived.
     assert!(common_sftp::listing(&d.state.join("drop/maplesis")).is_empty());
     assert!(d
@@ -636,7 +675,7 @@ fn systemd_hears_ready_status_and_stopping_and_sigterm_finishes_the_running_batc
         .unwrap();
     let srv = d.start_with(&[("NOTIFY_SOCKET", &sock_path)]);
     let mut heard = Vec::new();
-    let mut recv_until = |want: &str, heard: &mut Vec<String>| {
+    let recv_until = |want: &str, heard: &mut Vec<String>| {
         let mut buf = [0u8; 4096];
         while !heard.iter().any(|m| m.contains(want)) {
             let n = sock
@@ -685,4 +724,67 @@ fn systemd_hears_ready_status_and_stopping_and_sigterm_finishes_the_running_batc
     }
     assert!(common_sftp::listing(&d.state.join("spool/big")).is_empty());
     assert_eq!(d.history()[0].2, "applied");
+}
+
+/// Mail over a real SMTP server (aiosmtpd) with STARTTLS and authentication; an outage is
+/// retried without holding up batches, and queued mail survives a restart.
+#[test]
+fn smtp_mail_survives_an_outage_and_a_restart() {
+    let certs = support_smtp::TestCerts::new();
+    let smtp_port = support_smtp::free_port();
+    let d = Daemon::new(
+        &format!(
+            "[mail]\ntransport = \"smtp\"\nfrom = \"rosterdrop@district.example\"\n\
+             host = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"starttls\"\n\
+             username = \"roster\"\npassword = \"s3cret\"\nca_file = {:?}\n\
+             retry_initial_secs = 0.5\nretry_max_secs = 1\ntimeout_secs = 5\n\n{MAPLE}",
+            certs.ca
+        ),
+        2,
+    );
+    let key = d.account("maplesis", "maple");
+    let sink_opts = || support_smtp::SinkOptions {
+        port: smtp_port,
+        starttls: Some(certs.server()),
+        auth: Some(("roster".into(), "s3cret".into())),
+        ..Default::default()
+    };
+    // The relay is up: the message arrives, authenticated, over TLS.
+    let sink = support_smtp::SmtpSink::start(sink_opts());
+    let srv = d.start();
+    let zip = d.dir.path().join("a.zip");
+    zip_dir(&Path::new(SAMPLES).join("apple-with-errors"), &zip);
+    d.upload("maplesis", &key, &zip, "a.zip");
+    let got = sink.wait_for(1, Duration::from_secs(30));
+    assert_eq!(got[0].rcpt_tos, vec!["it@maple.example".to_string()]);
+    assert!(got[0].auth.is_some(), "not authenticated");
+    let m = MessageParser::default().parse(&got[0].data).unwrap();
+    assert!(m.subject().unwrap_or_default().contains("APPLIED"));
+    assert_eq!(
+        m.attachment(0).and_then(|a| a.attachment_name()),
+        Some("patch-summary.csv")
+    );
+    // The relay goes down: the next batch is committed anyway, its mail waits in the queue.
+    drop(sink);
+    let zip2 = d.dir.path().join("b.zip");
+    zip_dir(&Path::new(SAMPLES).join("apple"), &zip2);
+    d.upload("maplesis", &key, &zip2, "b.zip");
+    let done = d.wait_batches("maple", 2, 30);
+    assert_eq!(done[1].1, "applied");
+    std::thread::sleep(Duration::from_secs(2));
+    let status = d.cli_ok(&["status"]);
+    assert!(status.contains("mail waiting for delivery: 1"), "{status}");
+    // Stopped while the relay is down, restarted after it is back: the mail is delivered.
+    assert!(srv.stop().success());
+    let sink = support_smtp::SmtpSink::start(sink_opts());
+    let _srv = d.start();
+    let got = sink.wait_for(1, Duration::from_secs(30));
+    let m = MessageParser::default().parse(&got[0].data).unwrap();
+    assert!(
+        m.subject()
+            .unwrap_or_default()
+            .contains(&format!("batch {}", done[1].0)),
+        "{:?}",
+        m.subject()
+    );
 }
