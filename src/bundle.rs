@@ -67,7 +67,8 @@ pub struct Bundle {
     zip: Option<PathBuf>,
 }
 
-const APPLE_FILES: [&str; 6] = [
+/// The six files of an Apple School Manager bundle (without `.csv`).
+pub const APPLE_FILES: [&str; 6] = [
     "locations",
     "students",
     "staff",

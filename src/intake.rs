@@ -266,16 +266,9 @@ fn complete(files: &[Seen]) -> bool {
             None => true,
         };
     }
-    [
-        "locations.csv",
-        "students.csv",
-        "staff.csv",
-        "courses.csv",
-        "classes.csv",
-        "rosters.csv",
-    ]
-    .iter()
-    .all(|n| has(n))
+    crate::bundle::APPLE_FILES
+        .iter()
+        .all(|n| has(&format!("{n}.csv")))
 }
 
 /// The files a OneRoster manifest marks `bulk` or `delta`, or `None` if it cannot be read.
@@ -670,14 +663,7 @@ mod tests {
     }
 
     fn apple(dir: &Path) {
-        for n in [
-            "locations",
-            "students",
-            "staff",
-            "courses",
-            "classes",
-            "rosters",
-        ] {
+        for n in crate::bundle::APPLE_FILES {
             write(&dir.join(format!("{n}.csv")), "a\n1\n");
         }
     }

@@ -388,6 +388,29 @@ fn corrupt(key: &[u8], message: impl Into<String>) -> StoreError {
     }
 }
 
+/// A batch record with nothing counted yet.
+fn bare_batch(inc: &Incoming, st: &SourceState, state: BatchState) -> Batch {
+    Batch {
+        id: inc.id,
+        source: inc.source.clone(),
+        account: inc.account.clone(),
+        content_hash: inc.content_hash.clone(),
+        format: String::new(),
+        mode: String::new(),
+        state,
+        received_at: inc.received_at,
+        duration_ms: 0,
+        tables: BTreeMap::new(),
+        patches: BTreeMap::new(),
+        report_dir: inc.report_dir.clone(),
+        reason: None,
+        base: st.last_applied,
+        rollback_of: None,
+        buckets_before: BTreeMap::new(),
+        buckets_after: BTreeMap::new(),
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
@@ -532,28 +555,15 @@ impl Store {
     /// Records an upload identical to the last applied one, without checking it again.
     pub fn record_unchanged(&self, inc: &Incoming) -> Result<Batch> {
         let st = self.state(&inc.source)?;
-        let b = Batch {
-            id: inc.id,
-            source: inc.source.clone(),
-            account: inc.account.clone(),
-            content_hash: inc.content_hash.clone(),
-            format: st.format.clone().unwrap_or_default(),
-            mode: "bulk".into(),
-            state: BatchState::Unchanged,
-            received_at: inc.received_at,
-            duration_ms: 0,
-            tables: BTreeMap::new(),
-            patches: BTreeMap::new(),
-            report_dir: inc.report_dir.clone(),
-            reason: Some(format!(
-                "same content as the last applied batch {}",
-                st.last_applied.map_or("-".into(), |b| b.to_string())
-            )),
-            base: st.last_applied,
-            rollback_of: None,
-            buckets_before: st.buckets.clone(),
-            buckets_after: st.buckets,
-        };
+        let mut b = bare_batch(inc, &st, BatchState::Unchanged);
+        b.format = st.format.clone().unwrap_or_default();
+        b.mode = "bulk".into();
+        b.reason = Some(format!(
+            "same content as the last applied batch {}",
+            st.last_applied.map_or("-".into(), |b| b.to_string())
+        ));
+        b.buckets_after = st.buckets.clone();
+        b.buckets_before = st.buckets;
         self.record(&b)?;
         Ok(b)
     }
@@ -566,25 +576,8 @@ impl Store {
         reason: Option<String>,
     ) -> Result<Batch> {
         let st = self.state(&inc.source)?;
-        let b = Batch {
-            id: inc.id,
-            source: inc.source.clone(),
-            account: inc.account.clone(),
-            content_hash: inc.content_hash.clone(),
-            format: String::new(),
-            mode: String::new(),
-            state,
-            received_at: inc.received_at,
-            duration_ms: 0,
-            tables: BTreeMap::new(),
-            patches: BTreeMap::new(),
-            report_dir: inc.report_dir.clone(),
-            reason,
-            base: st.last_applied,
-            rollback_of: None,
-            buckets_before: BTreeMap::new(),
-            buckets_after: BTreeMap::new(),
-        };
+        let mut b = bare_batch(inc, &st, state);
+        b.reason = reason;
         self.record(&b)?;
         Ok(b)
     }

@@ -163,6 +163,23 @@ impl Daemon {
         panic!("daemon did not start: {}", r.log_text());
     }
 
+    /// A synthetic district, as a folder and zipped.
+    fn synth_zip(&self, format: &str, students: u32) -> (PathBuf, PathBuf) {
+        let dir = self.dir.path().join(format!("{format}-{students}"));
+        let out = self.cli(&[
+            "synth",
+            "--format",
+            format,
+            "--students",
+            &students.to_string(),
+            dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", common_sftp::text(&out));
+        let zip = dir.with_extension("zip");
+        zip_dir(&dir, &zip);
+        (dir, zip)
+    }
+
     fn sftp(&self, user: &str, key: &Path, batch: &str, extra: &[&str]) -> Output {
         let mut cmd = Command::new("timeout");
         cmd.arg(CLIENT_TIMEOUT_SECS)
@@ -553,18 +570,7 @@ fn a_restart_mid_batch_resumes_it() {
     let d = Daemon::new("[sources.big]\n", 2);
     let key = d.account("bigsis", "big");
     let srv = d.start();
-    let big = d.dir.path().join("big");
-    let out = d.cli(&[
-        "synth",
-        "--format",
-        "oneroster",
-        "--students",
-        "20000",
-        big.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
-    let zip = d.dir.path().join("big.zip");
-    zip_dir(&big, &zip);
+    let (big, zip) = d.synth_zip("oneroster", 20000);
     d.upload("bigsis", &key, &zip, "or.zip");
     // Kill -9 as soon as the bundle is claimed: the batch is in the spool, not committed.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -686,18 +692,7 @@ fn systemd_hears_ready_status_and_stopping_and_sigterm_finishes_the_running_batc
     };
     recv_until("READY=1", &mut heard);
     // A batch big enough to be running when SIGTERM comes.
-    let big = d.dir.path().join("big");
-    let out = d.cli(&[
-        "synth",
-        "--format",
-        "apple",
-        "--students",
-        "20000",
-        big.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
-    let zip = d.dir.path().join("big.zip");
-    zip_dir(&big, &zip);
+    let (_, zip) = d.synth_zip("apple", 20000);
     d.upload("bigsis", &key, &zip, "big.zip");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !srv.log_text().contains("bundle received") {
