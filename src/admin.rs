@@ -109,8 +109,9 @@ pub enum AdminError {
 /// A reply and the bytes of the files it lists.
 pub type Answer = (Reply, Vec<Vec<u8>>);
 
-/// Exit code of a refused command (not held, no such batch, ...).
-pub const EXIT_REFUSED: u8 = 1;
+/// Exit code of a refused command (not held, no such batch, ...): the CLI's "usage or I/O
+/// error" code, as before the daemon existed.
+pub const EXIT_REFUSED: u8 = 2;
 /// Exit code of `status` when no daemon runs.
 pub const EXIT_NOT_RUNNING: u8 = 3;
 

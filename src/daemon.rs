@@ -218,7 +218,7 @@ impl Shared {
             ms = batch.duration_ms,
             "batch done"
         );
-        self.notify_admins(&batch, report_dir.as_deref(), error.as_deref());
+        self.notify_admins(&batch, report_dir.as_deref(), error.as_deref(), None);
         if let Err(e) = self.archive(job) {
             tracing::error!(error = %e, "original upload not archived; it stays in the spool");
         }
@@ -261,7 +261,15 @@ impl Shared {
 
     /// Tells the source's admins what happened to a batch: one message, queued durably (the
     /// delivery loop sends it; an SMTP outage never holds up the batches).
-    fn notify_admins(&self, batch: &Batch, report_dir: Option<&Path>, error: Option<&str>) {
+    /// `again` names a later change to a batch already mailed (`approved`, `discarded`): it
+    /// makes the message's key new, since the queue sends a key once.
+    fn notify_admins(
+        &self,
+        batch: &Batch,
+        report_dir: Option<&Path>,
+        error: Option<&str>,
+        again: Option<&str>,
+    ) {
         let cfg = self.cfg();
         let admins = cfg
             .sources
@@ -276,7 +284,12 @@ impl Shared {
             return;
         }
         let notice = match crate::mail::batch_notice(batch, report_dir, error, &admins, &cfg.mail) {
-            Ok(n) => n,
+            Ok(mut n) => {
+                if let Some(a) = again {
+                    n.key = format!("{}-{a}", n.key);
+                }
+                n
+            }
             Err(e) => {
                 tracing::error!(batch = batch.id, error = %e, "batch mail not composed");
                 return;
@@ -720,7 +733,12 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
                     if let Some(b) = out.0.batch.and_then(|id| sh2.store.find_batch(id).ok().flatten()) {
                         tracing::info!(batch = b.id, source = %b.source, state = b.state.label(), "admin command applied");
                         let rd = b.report_dir.clone().map(PathBuf::from);
-                        sh2.notify_admins(&b, rd.as_deref(), None);
+                        let again = match &req {
+                            Request::Approve { .. } => Some("approved"),
+                            Request::Discard { .. } => Some("discarded"),
+                            _ => None,
+                        };
+                        sh2.notify_admins(&b, rd.as_deref(), None, again);
                     }
                 }
                 out

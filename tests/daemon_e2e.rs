@@ -783,3 +783,67 @@ fn smtp_mail_survives_an_outage_and_a_restart() {
         m.subject()
     );
 }
+
+/// A bundle that would delete most of the roster is held; the admins are told, approve it
+/// through the running daemon, and are told again.
+#[test]
+fn a_held_batch_is_mailed_and_approved_through_the_daemon() {
+    let d = Daemon::new(
+        "[sources.maple]\nadmins = [\"it@maple.example\"]\nguard.min_rows = 1\nguard.max_delete_percent = 10.0\n",
+        2,
+    );
+    let key = d.account("maplesis", "maple");
+    let _srv = d.start();
+    let full = d.dir.path().join("full.zip");
+    zip_dir(&Path::new(SAMPLES).join("apple"), &full);
+    d.upload("maplesis", &key, &full, "full.zip");
+    assert_eq!(d.wait_batches("maple", 1, 30)[0].1, "applied");
+    // The same bundle with students.csv cut to its header and first row.
+    let cut = d.dir.path().join("cut");
+    fs::create_dir_all(&cut).unwrap();
+    for e in fs::read_dir(Path::new(SAMPLES).join("apple"))
+        .unwrap()
+        .flatten()
+    {
+        let text = fs::read_to_string(e.path()).unwrap();
+        let text = if e.file_name() == "students.csv" {
+            text.lines().take(2).map(|l| format!("{l}\n")).collect()
+        } else {
+            text
+        };
+        fs::write(cut.join(e.file_name()), text).unwrap();
+    }
+    let cut_zip = d.dir.path().join("cut.zip");
+    zip_dir(&cut, &cut_zip);
+    d.upload("maplesis", &key, &cut_zip, "cut.zip");
+    let done = d.wait_batches("maple", 2, 30);
+    assert_eq!(done[1].1, "held");
+    let id = done[1].0;
+    let read_subject = |name: &str| {
+        let p = d.state.join("outbox").join(name);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !p.exists() {
+            assert!(Instant::now() < deadline, "no {name}: {}", _srv.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let raw = fs::read(&p).unwrap();
+        let m = MessageParser::default().parse(&raw).unwrap();
+        (
+            m.subject().unwrap_or_default().to_string(),
+            m.body_text(0).unwrap_or_default().to_string(),
+        )
+    };
+    let (subject, body) = read_subject(&format!("batch-{id}.eml"));
+    assert!(subject.contains("HELD"), "{subject}");
+    assert!(body.contains(&format!("rosterdrop approve {id}")), "{body}");
+    // Approved through the daemon's socket (the daemon holds the store).
+    let out = d.cli_ok(&["approve", &id.to_string()]);
+    assert!(out.contains("APPLIED"), "{out}");
+    assert_eq!(d.wait_batches("maple", 2, 5)[1].1, "applied");
+    let (subject, _) = read_subject(&format!("batch-{id}-approved.eml"));
+    assert!(subject.contains("APPLIED"), "{subject}");
+    // Approving twice is refused with a clear message, not a crash.
+    let again = d.cli(&["approve", &id.to_string()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not held"));
+}
