@@ -347,14 +347,26 @@ fn scan_at(
         } else {
             cx.whole(&z)
         };
-        if whole && zip_readable(&z.path) {
+        // A zip that never becomes readable (damaged, or cut short by a writer that gave up)
+        // is taken after `incomplete_after`, so its check rejects it and the admins hear.
+        let why = if whole && zip_readable(&z.path) {
+            Some("zip")
+        } else {
+            match rules.incomplete_after {
+                Some(limit) if cx.age(&z.path, z.mtime) >= limit.max(rules.quiet) => {
+                    Some("incomplete")
+                }
+                _ => None,
+            }
+        };
+        if let Some(why) = why {
             out.push(Ready {
                 shape: Shape::Zip,
                 newest: z.mtime,
                 path: z.path,
                 files: vec![z.name],
                 markers: marker.into_iter().collect(),
-                why: "zip",
+                why,
             });
         }
     }
@@ -760,10 +772,13 @@ mod tests {
         t.finished(&z, now);
         let r = scan_at(d.path(), &t, RULES, now, SystemTime::now()).unwrap();
         assert_eq!((r[0].shape.clone(), r[0].why), (Shape::Zip, "zip"));
-        // A truncated zip is never ready, however old.
+        // A truncated zip is not taken while it might still grow; after an hour without
+        // writes it is taken (and rejected), so it does not sit there unreported.
         let bytes = fs::read(&z).unwrap();
         fs::write(&z, &bytes[..bytes.len() - 10]).unwrap();
-        assert!(scan_later(d.path(), &Tracker::default(), 100_000).is_empty());
+        assert!(scan_later(d.path(), &Tracker::default(), 600).is_empty());
+        let r = scan_later(d.path(), &Tracker::default(), 3601);
+        assert_eq!((r[0].shape.clone(), r[0].why), (Shape::Zip, "incomplete"));
     }
 
     #[test]
