@@ -636,7 +636,7 @@ fn two_sources_uploading_at_once_both_complete() {
 #[test]
 fn sighup_adds_an_account_without_dropping_the_daemon() {
     let d = Daemon::new(MAPLE, 2);
-    let _k = d.account("maplesis", "maple");
+    let first_key = d.account("maplesis", "maple");
     let srv = d.start();
     // An account written to the file behind the daemon's back (as config management would).
     let key = d.dir.path().join("late-key");
@@ -660,6 +660,34 @@ fn sighup_adds_an_account_without_dropping_the_daemon() {
     accounts.save(&path).unwrap();
     let ls = |d: &Daemon| d.sftp("latecomer", &key, "ls\n", &[]);
     assert!(!ls(&d).status.success(), "logged in before the reload");
+    // A session open across the reload is not dropped.
+    let mut open = Command::new("timeout")
+        .arg(CLIENT_TIMEOUT_SECS)
+        .arg("sftp")
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-P",
+            &d.port.to_string(),
+            "-i",
+        ])
+        .arg(&first_key)
+        .args(["-b", "-", "maplesis@127.0.0.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = open.stdin.take().unwrap();
+    stdin.write_all(b"pwd\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !srv.log_text().contains("SFTP login account=maplesis") {
+        assert!(Instant::now() < deadline, "{}", srv.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     srv.signal("-HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !srv.log_text().contains("configuration reloaded") {
@@ -668,6 +696,14 @@ fn sighup_adds_an_account_without_dropping_the_daemon() {
     }
     let out = ls(&d);
     assert!(out.status.success(), "{}", common_sftp::text(&out));
+    stdin.write_all(b"ls reports\nbye\n").unwrap();
+    drop(stdin);
+    let out = open.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the open session was dropped by the reload"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ls reports"));
     assert!(srv.stop().success());
 }
 
