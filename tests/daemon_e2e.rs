@@ -68,6 +68,11 @@ impl Drop for Running {
 impl Daemon {
     /// `sources` is TOML with `[sources.*]` tables; intake waits `quiet` seconds.
     fn new(sources: &str, quiet: u64) -> Daemon {
+        Daemon::with_intake(sources, quiet, "")
+    }
+
+    /// `intake` is more TOML for the `[intake]` table.
+    fn with_intake(sources: &str, quiet: u64, intake: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("state");
         fs::create_dir_all(&state).expect("state");
@@ -78,7 +83,7 @@ impl Daemon {
             &config,
             format!(
                 "state_dir = {state:?}\n[sftp]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [intake]\nquiet_period_secs = {quiet}\n\n{sources}\n"
+                 [intake]\nquiet_period_secs = {quiet}\n{intake}\n\n{sources}\n"
             ),
         )
         .expect("config");
@@ -882,4 +887,37 @@ fn a_held_batch_is_mailed_and_approved_through_the_daemon() {
     let again = d.cli(&["approve", &id.to_string()]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("not held"));
+}
+
+#[test]
+fn archived_uploads_are_removed_after_retention_days() {
+    // retention_days = 0: removed at the first sweep after the batch (sweeps run with the full
+    // rescan, every second here).
+    let d = Daemon::with_intake(
+        "[sources.maple]\nretention_days = 0\n[sources.birch]\n",
+        2,
+        "rescan_secs = 1",
+    );
+    let k1 = d.account("maplesis", "maple");
+    let k2 = d.account("birchsis", "birch");
+    let srv = d.start();
+    let zip = d.dir.path().join("a.zip");
+    zip_dir(&Path::new(SAMPLES).join("apple"), &zip);
+    d.upload("maplesis", &k1, &zip, "a.zip");
+    d.upload("birchsis", &k2, &zip, "a.zip");
+    let m = d.wait_batches("maple", 1, 30)[0].0;
+    let b = d.wait_batches("birch", 1, 30)[0].0;
+    let gone = d.state.join(format!("archive/maple/{m}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gone.exists() {
+        assert!(Instant::now() < deadline, "{}", srv.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The default (30 days) keeps the other source's upload; history and reports stay.
+    assert!(d.state.join(format!("archive/birch/{b}/a.zip")).is_file());
+    assert!(d
+        .state
+        .join(format!("reports/maple/{m}/summary.txt"))
+        .is_file());
+    assert_eq!(d.history().len(), 2);
 }
