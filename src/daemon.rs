@@ -192,19 +192,27 @@ impl Shared {
             }
             _ => match self.run_pipeline(job) {
                 Ok(i) => (i.batch, Some(i.report_dir), None),
-                Err(msg) => {
-                    tracing::error!(error = %msg, "batch failed");
-                    match self
-                        .store
-                        .record_bare(&inc, BatchState::Failed, Some(msg.clone()))
-                    {
-                        Ok(b) => (b, None, Some(msg)),
-                        Err(e) => {
-                            tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
-                            return None;
+                Err(msg) => match self.store.find_batch(c.id) {
+                    // The commit landed and a later step failed: the commit stands.
+                    Ok(Some(b)) if admin::is_final(b.state) => {
+                        tracing::error!(error = %msg, state = b.state.label(), "batch committed, but a step after the commit failed");
+                        let rd = b.report_dir.clone().map(PathBuf::from);
+                        (b, rd, None)
+                    }
+                    _ => {
+                        tracing::error!(error = %msg, "batch failed");
+                        match self
+                            .store
+                            .record_bare(&inc, BatchState::Failed, Some(msg.clone()))
+                        {
+                            Ok(b) => (b, None, Some(msg)),
+                            Err(e) => {
+                                tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
+                                return None;
+                            }
                         }
                     }
-                }
+                },
             },
         };
         let (a, u, d) = batch.totals();
@@ -218,7 +226,11 @@ impl Shared {
             ms = batch.duration_ms,
             "batch done"
         );
-        self.notify_admins(&batch, report_dir.as_deref(), error.as_deref(), None);
+        if !self.notify_admins(&batch, report_dir.as_deref(), error.as_deref(), None) {
+            // Left in the spool: the next start finds the batch final and queues its mail.
+            tracing::error!("the batch's mail could not be queued; the batch stays in the spool until the next start");
+            return Some(batch);
+        }
         if let Err(e) = self.archive(job) {
             tracing::error!(error = %e, "original upload not archived; it stays in the spool");
         }
@@ -269,7 +281,7 @@ impl Shared {
         report_dir: Option<&Path>,
         error: Option<&str>,
         again: Option<&str>,
-    ) {
+    ) -> bool {
         let cfg = self.cfg();
         let admins = cfg
             .sources
@@ -281,7 +293,7 @@ impl Shared {
                 batch = batch.id,
                 "no admins configured for the source: no mail"
             );
-            return;
+            return true;
         }
         let notice = match crate::mail::batch_notice(batch, report_dir, error, &admins, &cfg.mail) {
             Ok(mut n) => {
@@ -292,11 +304,15 @@ impl Shared {
             }
             Err(e) => {
                 tracing::error!(batch = batch.id, error = %e, "batch mail not composed");
-                return;
+                return false;
             }
         };
-        if let Err(e) = self.mailer.enqueue(notice) {
-            tracing::error!(batch = batch.id, error = %e, "batch mail not queued");
+        match self.mailer.enqueue(notice) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(batch = batch.id, error = %e, "batch mail not queued");
+                false
+            }
         }
     }
 
@@ -371,8 +387,10 @@ impl Shared {
             let claim = match intake::claim(&self.spool_dir(), &r, id, &source, account, now) {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::error!(batch = id, error = %e, "upload could not be claimed");
-                    continue;
+                    let undone = intake::unclaim(&self.spool_dir(), &r, &source, id);
+                    tracing::error!(batch = id, error = %e, undone, "upload could not be claimed; it stays in the drop folder and is tried again");
+                    // Nothing more from this account this round (the next tick tries again).
+                    break;
                 }
             };
             {
@@ -537,13 +555,30 @@ async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::UnboundedReceiver
             s.queued = s.queued.saturating_sub(1);
             s.running = Some(id);
         });
-        let sh2 = sh.clone();
-        let done = tokio::task::spawn_blocking(move || sh2.process(&job)).await;
-        drop(permit);
-        let last = match done {
-            Ok(Some(b)) => Some((b.id, b.state)),
-            _ => None,
+        // A batch that could not be finished (the store unreadable, say) is retried before the
+        // source's next one: batches of a source never overtake each other.
+        let job = Arc::new(job);
+        let mut delay = Duration::from_secs(5);
+        let last = loop {
+            let (sh2, j) = (sh.clone(), job.clone());
+            match tokio::task::spawn_blocking(move || sh2.process(&j)).await {
+                Ok(Some(b)) => break Some((b.id, b.state)),
+                Ok(None) | Err(_) => {
+                    tracing::warn!(
+                        batch = id,
+                        retry_secs = delay.as_secs(),
+                        "batch not finished; retrying"
+                    );
+                    tokio::select! {
+                        biased;
+                        _ = stop.wait_for(|s| *s) => break None,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(300));
+                }
+            }
         };
+        drop(permit);
         sh.processed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         sh.status_of(&source, |s| {
@@ -697,6 +732,13 @@ async fn admin_loop(sh: Arc<Shared>, listener: tokio::net::UnixListener) {
     }
 }
 
+async fn reload_off_runtime(sh: &Arc<Shared>) -> Result<String, String> {
+    let sh2 = sh.clone();
+    tokio::task::spawn_blocking(move || sh2.reload())
+        .await
+        .unwrap_or_else(|_| Err("internal error".into()))
+}
+
 async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
@@ -706,14 +748,21 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
     let (reply, bodies) = match serde_json::from_str::<Request>(&line) {
         Err(e) => (Reply::error(2, format!("bad request: {e}")), vec![]),
-        Ok(Request::Status) => (
-            Reply {
-                stdout: sh.status_text(),
-                ..Reply::default()
-            },
-            vec![],
-        ),
-        Ok(Request::Reload) => match sh.reload() {
+        Ok(Request::Status) => {
+            // Reads the history: file I/O, off the runtime.
+            let sh2 = sh.clone();
+            let text = tokio::task::spawn_blocking(move || sh2.status_text())
+                .await
+                .unwrap_or_else(|_| "status unavailable\n".into());
+            (
+                Reply {
+                    stdout: text,
+                    ..Reply::default()
+                },
+                vec![],
+            )
+        }
+        Ok(Request::Reload) => match reload_off_runtime(&sh).await {
             Ok(m) => (
                 Reply {
                     stdout: format!("{m}\n"),
@@ -738,7 +787,7 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
                             Request::Discard { .. } => Some("discarded"),
                             _ => None,
                         };
-                        sh2.notify_admins(&b, rd.as_deref(), None, again);
+                        let _ = sh2.notify_admins(&b, rd.as_deref(), None, again);
                     }
                 }
                 out

@@ -145,14 +145,21 @@ fn is_ready_marker(name: &str) -> bool {
     name.eq_ignore_ascii_case("READY") || name.eq_ignore_ascii_case("READY.txt")
 }
 
+/// `name` without its extension `ext` (compared as bytes, case-insensitively), if it has it.
+/// Names are untrusted: never slice them at a byte offset that may split a character.
+fn strip_ext<'a>(name: &'a str, ext: &str) -> Option<&'a str> {
+    let (n, e) = (name.as_bytes(), ext.as_bytes());
+    (n.len() > e.len() && n[n.len() - e.len()..].eq_ignore_ascii_case(e))
+        .then(|| name.get(..name.len() - e.len()))
+        .flatten()
+}
+
 fn done_stem(name: &str) -> Option<&str> {
-    let n = name.len();
-    (n > 5 && name[n - 5..].eq_ignore_ascii_case(".done")).then(|| &name[..n - 5])
+    strip_ext(name, ".done")
 }
 
 fn is_zip_name(name: &str) -> bool {
-    let n = name.len();
-    n > 4 && name[n - 4..].eq_ignore_ascii_case(".zip")
+    strip_ext(name, ".zip").is_some()
 }
 
 /// One regular file seen in a scan.
@@ -399,6 +406,15 @@ fn scan_at(
             });
         }
     }
+    // A `<name>.zip.done` whose zip was taken already (a zip is taken as soon as it is whole)
+    // marks nothing: it must not take the next loose upload piecemeal.
+    done_markers.retain(|stem, path| {
+        let stale = is_zip_name(stem);
+        if stale {
+            let _ = fs::remove_file(path);
+        }
+        !stale
+    });
     // Leftover `.done` markers (no zip or folder of that name) and READY mark the loose files.
     let marked = !ready_markers.is_empty() || !done_markers.is_empty();
     if let Some(why) = loose_ready(&cx, root, &loose, marked, writing) {
@@ -435,15 +451,22 @@ fn loose_ready(
     if files.is_empty() {
         return None;
     }
-    let inner_writing = files.iter().any(|f| is_partial(&f.name));
+    // An upload temporary blocks the set while it is being written; a stale one (WinSCP's
+    // leftover `.filepart`, `.DS_Store`) does not, and the bundle reader skips it.
+    let inner_writing = files
+        .iter()
+        .any(|f| is_partial(&f.name) && cx.age(&f.path, f.mtime) < cx.rules.quiet);
+    let quiet = cx.quiet_for(dir, files);
     if writing || inner_writing {
-        return None;
+        return match cx.rules.incomplete_after {
+            Some(limit) if quiet >= limit.max(cx.rules.quiet) => Some("incomplete"),
+            _ => None,
+        };
     }
     if marked && files.iter().all(|f| cx.not_being_written(f)) {
         return Some("marker");
     }
     let all_whole = files.iter().all(|f| cx.whole(f));
-    let quiet = cx.quiet_for(dir, files);
     if all_whole && quiet >= cx.rules.quiet && complete(files) {
         return Some("complete");
     }
@@ -466,6 +489,9 @@ pub struct Claim {
     /// Loose files (names in `from`), or the zip's file name.
     pub files: Vec<String>,
     pub why: String,
+    /// Marker files that said the bundle was ready; removed once the claim is complete.
+    #[serde(default)]
+    pub markers: Vec<PathBuf>,
     /// `false` until every file has been moved in.
     pub complete: bool,
 }
@@ -525,8 +551,20 @@ pub fn move_path(from: &Path, to: &Path) -> Result<(), IntakeError> {
     match fs::rename(from, to) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(18) => {
-            // EXDEV: the spool is on another file system than the drop folder.
-            copy_deep(from, to)?;
+            // EXDEV: the spool is on another file system than the drop folder. Copy under a
+            // temporary name and rename, so a crash never leaves a partial copy under `to`.
+            let name = to
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let tmp = to.with_file_name(format!(".{name}.partial~"));
+            if fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_dir()) {
+                fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+            } else {
+                let _ = fs::remove_file(&tmp);
+            }
+            copy_deep(from, &tmp)?;
+            fs::rename(&tmp, to).map_err(io(to))?;
             if fs::symlink_metadata(from).map_err(io(from))?.is_dir() {
                 fs::remove_dir_all(from).map_err(io(from))
             } else {
@@ -578,23 +616,32 @@ pub fn claim(
             _ => ready.files.clone(),
         },
         why: ready.why.to_string(),
+        markers: ready.markers.clone(),
         complete: false,
     };
     save_claim(&dir, &c)?;
     finish_moves(&dir, &c)?;
     c.complete = true;
     save_claim(&dir, &c)?;
-    for m in &ready.markers {
+    remove_markers(&c);
+    Ok(c)
+}
+
+fn remove_markers(c: &Claim) {
+    for m in &c.markers {
         let _ = fs::remove_file(m);
     }
-    Ok(c)
 }
 
 fn finish_moves(dir: &Path, c: &Claim) -> Result<(), IntakeError> {
     let upload = dir.join("upload");
     match c.shape {
         Shape::Folder => {
-            if !upload.exists() && c.from.exists() {
+            if c.from.exists() {
+                // Both exist only after a copy across file systems was cut short: redo it.
+                if upload.exists() {
+                    fs::remove_dir_all(&upload).map_err(io(&upload))?;
+                }
                 move_path(&c.from, &upload)?;
             }
         }
@@ -607,7 +654,10 @@ fn finish_moves(dir: &Path, c: &Claim) -> Result<(), IntakeError> {
             for name in &c.files {
                 let from = base.join(name);
                 let to = upload.join(name);
-                if !to.exists() && fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
+                if fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
+                    if to.exists() {
+                        fs::remove_file(&to).map_err(io(&to))?;
+                    }
                     move_path(&from, &to)?;
                 }
             }
@@ -617,6 +667,34 @@ fn finish_moves(dir: &Path, c: &Claim) -> Result<(), IntakeError> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Undoes a claim that failed part way (no space, no permission): whatever reached the spool
+/// goes back where it came from and the spool folder is removed, so the bundle is not split
+/// into two batches. Best effort; returns whether the spool folder is gone.
+pub fn unclaim(spool: &Path, ready: &Ready, source: &str, id: u64) -> bool {
+    let dir = Claim::dir(spool, source, id);
+    let upload = dir.join("upload");
+    match ready.shape {
+        Shape::Folder => {
+            if upload.exists() && !ready.path.exists() {
+                let _ = move_path(&upload, &ready.path);
+            }
+        }
+        Shape::Zip | Shape::Loose => {
+            let base = match ready.shape {
+                Shape::Zip => ready.path.parent().unwrap_or(&ready.path).to_path_buf(),
+                _ => ready.path.clone(),
+            };
+            for name in &ready.files {
+                let (from, to) = (upload.join(name), base.join(name));
+                if from.is_file() && !to.exists() {
+                    let _ = move_path(&from, &to);
+                }
+            }
+        }
+    }
+    fs::remove_dir_all(&dir).is_ok() || !dir.exists()
 }
 
 /// Every claim in the spool, oldest batch first; claims cut short by a crash are finished.
@@ -646,6 +724,7 @@ pub fn resume_claims(spool: &Path) -> Result<Vec<(PathBuf, Claim)>, IntakeError>
                         c.complete = true;
                         save_claim(&dir, &c)?;
                     }
+                    remove_markers(&c);
                     out.push((dir, c));
                 }
                 Err(e) => {
@@ -782,6 +861,41 @@ mod tests {
     }
 
     #[test]
+    fn names_in_any_script_never_break_a_scan() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [
+            "café.txt",
+            "José.csv",
+            "名簿.csv",
+            "x-ü.zip",
+            "Ü.gz",
+            "é.done",
+            "ü",
+        ] {
+            write(&d.path().join(n), "x\n");
+        }
+        assert_eq!(strip_ext("名簿.zip", ".zip"), Some("名簿"));
+        assert_eq!(strip_ext("x.ZIP", ".zip"), Some("x"));
+        assert_eq!(strip_ext("ü", ".zip"), None);
+        // The `.done` marker takes the loose files at once.
+        let r = scan_later(d.path(), &Tracker::default(), 0);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].why, "marker");
+    }
+
+    #[test]
+    fn a_stale_partial_file_in_a_folder_does_not_block_it() {
+        let d = tempfile::tempdir().unwrap();
+        apple(&d.path().join("nightly"));
+        write(&d.path().join("nightly/students.csv.filepart"), "x");
+        write(&d.path().join("nightly/.DS_Store"), "x");
+        let t = Tracker::default();
+        assert!(scan_later(d.path(), &t, 5).is_empty());
+        let r = scan_later(d.path(), &t, 31);
+        assert_eq!((r.len(), r[0].why), (1, "complete"));
+    }
+
+    #[test]
     fn folders_are_bundles_of_their_own() {
         let d = tempfile::tempdir().unwrap();
         apple(&d.path().join("nightly"));
@@ -821,6 +935,7 @@ mod tests {
             from: r.path.clone(),
             files: r.files.clone(),
             why: r.why.into(),
+            markers: vec![],
             complete: false,
         };
         save_claim(&dir8, &c8).unwrap();

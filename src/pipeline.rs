@@ -108,9 +108,8 @@ pub fn ingest_arrival(
     store.record_bare(&inc, crate::store::BatchState::Processing, None)?;
     if store.last_hash(source)?.as_deref() == Some(inc.content_hash.as_str()) {
         // Byte-for-byte the last applied upload: nothing to check or write.
-        let mut batch = store.record_unchanged(&inc)?;
-        batch.duration_ms = started.elapsed().as_millis() as u64;
-        store.record(&batch)?;
+        store.record_unchanged(&inc)?;
+        let batch = store.set_duration(id, started.elapsed().as_millis() as u64)?;
         std::fs::create_dir_all(&report_dir).map_err(io(&report_dir))?;
         let summary = report_dir.join("summary.txt");
         std::fs::write(&summary, commit_text(&batch)).map_err(io(&summary))?;
@@ -131,16 +130,26 @@ pub fn ingest_arrival(
     inc.report_dir = Some(report_dir.display().to_string());
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "reports written");
     let t = std::time::Instant::now();
-    let mut batch = store.commit(&outcome, &inc, guard_of(sc))?;
-    // The batch took what the whole pipeline took, not only the commit.
-    batch.duration_ms = started.elapsed().as_millis() as u64;
-    store.record(&batch)?;
+    let committed = store.commit(&outcome, &inc, guard_of(sc))?;
+    // The batch took what the whole pipeline took, not only the commit. The commit stands
+    // whatever happens after it: later steps only log.
+    let batch = match store.set_duration(id, started.elapsed().as_millis() as u64) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "batch duration not recorded");
+            committed
+        }
+    };
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "committed");
     // The summary ends with what happened to the roster.
     let summary = report_dir.join("summary.txt");
-    let mut text = std::fs::read_to_string(&summary).map_err(io(&summary))?;
-    text.push_str(&commit_text(&batch));
-    std::fs::write(&summary, text).map_err(io(&summary))?;
+    let appended = std::fs::read_to_string(&summary).and_then(|mut text| {
+        text.push_str(&commit_text(&batch));
+        std::fs::write(&summary, text)
+    });
+    if let Err(e) = appended {
+        tracing::warn!(error = %e, path = %summary.display(), "summary.txt not completed");
+    }
     Ok(Ingested {
         batch,
         outcome: Some(outcome),

@@ -159,6 +159,10 @@ pub struct Incoming {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
+    /// Serialises the read-compute-write of commits, approvals, discards and rollbacks within
+    /// this process (the daemon runs admin commands beside its workers); other processes are
+    /// kept out by sled's lock on the directory.
+    writer: std::sync::Mutex<()>,
 }
 
 fn now() -> u64 {
@@ -435,7 +439,11 @@ impl Store {
                 }
             }
         }
-        Ok(Store { db, tree })
+        Ok(Store {
+            db,
+            tree,
+            writer: std::sync::Mutex::new(()),
+        })
     }
 
     fn state(&self, source: &str) -> Result<SourceState> {
@@ -582,6 +590,16 @@ impl Store {
         Ok(b)
     }
 
+    /// Sets a batch's `duration_ms` (the whole pipeline's time, known after the commit) without
+    /// racing an approval of the same batch.
+    pub fn set_duration(&self, id: u64, ms: u64) -> Result<Batch> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = self.batch(id)?;
+        b.duration_ms = ms;
+        self.record(&b)?;
+        Ok(b)
+    }
+
     /// The batch, or `None` when no batch has that id.
     pub fn find_batch(&self, id: u64) -> Result<Option<Batch>> {
         match self.batch(id) {
@@ -601,6 +619,7 @@ impl Store {
 
     /// Commits a checked bundle: diff (bulk) or apply (delta), guard, one atomic write.
     pub fn commit(&self, outcome: &Outcome, inc: &Incoming, guard: Guard) -> Result<Batch> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         let state = self.state(&inc.source)?;
         let mut batch = Batch {
@@ -1083,6 +1102,7 @@ impl Store {
 
     /// Applies a held batch, if nothing was applied to its source since it was computed.
     pub fn approve(&self, id: u64) -> Result<Batch> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         let mut batch = self.batch(id)?;
         if batch.state != BatchState::Held {
@@ -1115,6 +1135,7 @@ impl Store {
 
     /// Drops a held batch.
     pub fn discard(&self, id: u64) -> Result<Batch> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = self.batch(id)?;
         if batch.state != BatchState::Held {
             return Err(StoreError::Refused(format!(
@@ -1134,6 +1155,7 @@ impl Store {
     /// Restores the roster as it was before batch `id`, which must be its source's last
     /// applied batch; the rollback is recorded as a batch of its own.
     pub fn rollback(&self, id: u64) -> Result<Batch> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         let mut orig = self.batch(id)?;
         let st = self.state(&orig.source)?;
