@@ -622,25 +622,11 @@ impl Store {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         let state = self.state(&inc.source)?;
-        let mut batch = Batch {
-            id: inc.id,
-            source: inc.source.clone(),
-            account: inc.account.clone(),
-            content_hash: inc.content_hash.clone(),
-            format: outcome.format.map_or("unknown", |f| f.label()).to_string(),
-            mode: mode_label(outcome),
-            state: BatchState::Processing,
-            received_at: inc.received_at,
-            duration_ms: 0,
-            tables: BTreeMap::new(),
-            patches: BTreeMap::new(),
-            report_dir: inc.report_dir.clone(),
-            reason: None,
-            base: state.last_applied,
-            rollback_of: None,
-            buckets_before: state.buckets.clone(),
-            buckets_after: state.buckets.clone(),
-        };
+        let mut batch = bare_batch(inc, &state, BatchState::Processing);
+        batch.format = outcome.format.map_or("unknown", |f| f.label()).to_string();
+        batch.mode = mode_label(outcome);
+        batch.buckets_before = state.buckets.clone();
+        batch.buckets_after = state.buckets.clone();
         for f in &outcome.findings {
             *batch.patches.entry(f.rule.code().to_string()).or_default() += 1;
         }

@@ -186,6 +186,11 @@ impl Daemon {
     }
 
     fn sftp(&self, user: &str, key: &Path, batch: &str, extra: &[&str]) -> Output {
+        run_with_stdin(self.sftp_cmd(user, key, extra), batch)
+    }
+
+    /// OpenSSH `sftp` in batch mode reading commands from stdin, under `timeout`.
+    fn sftp_cmd(&self, user: &str, key: &Path, extra: &[&str]) -> Command {
         let mut cmd = Command::new("timeout");
         cmd.arg(CLIENT_TIMEOUT_SECS)
             .arg("sftp")
@@ -209,7 +214,7 @@ impl Daemon {
             .args(["-b", "-"])
             .arg(format!("{user}@127.0.0.1"))
             .current_dir(self.dir.path());
-        run_with_stdin(cmd, batch)
+        cmd
     }
 
     fn upload(&self, user: &str, key: &Path, local: &Path, remote: &str) {
@@ -666,22 +671,8 @@ fn sighup_adds_an_account_without_dropping_the_daemon() {
     let ls = |d: &Daemon| d.sftp("latecomer", &key, "ls\n", &[]);
     assert!(!ls(&d).status.success(), "logged in before the reload");
     // A session open across the reload is not dropped.
-    let mut open = Command::new("timeout")
-        .arg(CLIENT_TIMEOUT_SECS)
-        .arg("sftp")
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-P",
-            &d.port.to_string(),
-            "-i",
-        ])
-        .arg(&first_key)
-        .args(["-b", "-", "maplesis@127.0.0.1"])
+    let mut open = d
+        .sftp_cmd("maplesis", &first_key, &[])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
