@@ -34,6 +34,24 @@ impl Running {
     fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
+    /// Waits until `cond` holds, polling every `poll_ms`; fails with the daemon's log.
+    fn wait_until(&self, secs: u64, poll_ms: u64, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(poll_ms));
+        }
+    }
+
+    /// Waits until the log contains `needle`.
+    fn wait_log(&self, secs: u64, needle: &str) {
+        self.wait_until(secs, 5, needle, || self.log_text().contains(needle));
+    }
+
     fn pid(&self) -> String {
         self.child.id().to_string()
     }
@@ -331,11 +349,7 @@ fn zip_upload_is_applied_reported_and_exported() {
     let id = done[0].0;
     // The admins' email (file transport: the outbox), with the counts and the patch summary.
     let eml = d.state.join(format!("outbox/batch-{id}.eml"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !eml.exists() {
-        assert!(Instant::now() < deadline, "no email: {}", srv.log_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    srv.wait_until(10, 50, "the email", || eml.exists());
     let raw = fs::read(&eml).unwrap();
     let m = MessageParser::default().parse(&raw).unwrap();
     let subject = m.subject().unwrap_or_default().to_string();
@@ -583,11 +597,7 @@ fn a_restart_mid_batch_resumes_it() {
     let (big, zip) = d.synth_zip("oneroster", 20000);
     d.upload("bigsis", &key, &zip, "or.zip");
     // Kill -9 as soon as the bundle is claimed: the batch is in the spool, not committed.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !srv.log_text().contains("bundle received") {
-        assert!(Instant::now() < deadline, "{}", srv.log_text());
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    srv.wait_log(30, "bundle received");
     srv.signal("-KILL");
     let first_log = srv.log_text();
     drop(srv);
@@ -679,17 +689,9 @@ fn sighup_adds_an_account_without_dropping_the_daemon() {
         .unwrap();
     let mut stdin = open.stdin.take().unwrap();
     stdin.write_all(b"pwd\n").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !srv.log_text().contains("SFTP login account=maplesis") {
-        assert!(Instant::now() < deadline, "{}", srv.log_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    srv.wait_log(20, "SFTP login account=maplesis");
     srv.signal("-HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !srv.log_text().contains("configuration reloaded") {
-        assert!(Instant::now() < deadline, "{}", srv.log_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    srv.wait_log(10, "configuration reloaded");
     let out = ls(&d);
     assert!(out.status.success(), "{}", common_sftp::text(&out));
     stdin.write_all(b"ls reports\nbye\n").unwrap();
@@ -726,11 +728,7 @@ fn systemd_hears_ready_status_and_stopping_and_sigterm_finishes_the_running_batc
     // A batch big enough to be running when SIGTERM comes.
     let (_, zip) = d.synth_zip("apple", 20000);
     d.upload("bigsis", &key, &zip, "big.zip");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !srv.log_text().contains("bundle received") {
-        assert!(Instant::now() < deadline, "{}", srv.log_text());
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    srv.wait_log(30, "bundle received");
     let log_before = srv.log_text();
     let st = srv.stop();
     assert!(st.success(), "exit {st}");
@@ -825,7 +823,7 @@ fn a_held_batch_is_mailed_and_approved_through_the_daemon() {
         2,
     );
     let key = d.account("maplesis", "maple");
-    let _srv = d.start();
+    let srv = d.start();
     let full = d.dir.path().join("full.zip");
     zip_dir(&Path::new(SAMPLES).join("apple"), &full);
     d.upload("maplesis", &key, &full, "full.zip");
@@ -853,11 +851,7 @@ fn a_held_batch_is_mailed_and_approved_through_the_daemon() {
     let id = done[1].0;
     let read_subject = |name: &str| {
         let p = d.state.join("outbox").join(name);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !p.exists() {
-            assert!(Instant::now() < deadline, "no {name}: {}", _srv.log_text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        srv.wait_until(10, 50, name, || p.exists());
         let raw = fs::read(&p).unwrap();
         let m = MessageParser::default().parse(&raw).unwrap();
         (
@@ -899,11 +893,7 @@ fn archived_uploads_are_removed_after_retention_days() {
     let m = d.wait_batches("maple", 1, 30)[0].0;
     let b = d.wait_batches("birch", 1, 30)[0].0;
     let gone = d.state.join(format!("archive/maple/{m}"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while gone.exists() {
-        assert!(Instant::now() < deadline, "{}", srv.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    srv.wait_until(20, 100, "the archive to expire", || !gone.exists());
     // The default (30 days) keeps the other source's upload; history and reports stay.
     assert!(d.state.join(format!("archive/birch/{b}/a.zip")).is_file());
     assert!(d
