@@ -212,27 +212,35 @@ impl Daemon {
         let mut cmd = Command::new("timeout");
         cmd.arg(CLIENT_TIMEOUT_SECS)
             .arg("sftp")
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "PasswordAuthentication=no",
-                "-P",
-                &self.port.to_string(),
-                "-i",
-            ])
-            .arg(key)
-            .args(extra)
-            .args(["-b", "-"])
-            .arg(format!("{user}@127.0.0.1"))
+            .args(self.sftp_args(user, key, extra))
             .current_dir(self.dir.path());
         cmd
+    }
+
+    /// `sftp`'s arguments: key-only login to this daemon, batch commands from stdin.
+    fn sftp_args(&self, user: &str, key: &Path, extra: &[&str]) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = [
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PasswordAuthentication=no",
+            "-P",
+            &self.port.to_string(),
+            "-i",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        args.push(key.into());
+        args.extend(extra.iter().map(Into::into));
+        args.extend(["-b".into(), "-".into(), format!("{user}@127.0.0.1").into()]);
+        args
     }
 
     fn upload(&self, user: &str, key: &Path, local: &Path, remote: &str) {
@@ -521,26 +529,13 @@ fn a_half_uploaded_file_is_never_taken() {
     }
     let size = fs::metadata(&zip).unwrap().len();
     // An upload killed half way leaves nothing to take.
+    // Not under `timeout`: killing the client must kill `sftp` itself.
     let mut cmd = Command::new("sftp");
-    cmd.args([
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-l",
-        "8000", // Kbit/s: about 1 MB/s
-        "-P",
-        &d.port.to_string(),
-        "-i",
-    ])
-    .arg(&key)
-    .args(["-b", "-"])
-    .arg("maplesis@127.0.0.1")
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    // -l: Kbit/s, about 1 MB/s.
+    cmd.args(d.sftp_args("maplesis", &key, &["-l", "8000"]))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     child
         .stdin
