@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::engine::{Filter, Settings};
+use crate::engine::{DateOrder, Encoding, Expect, Filter, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -59,6 +59,10 @@ pub struct PatchConfig {
     pub errors: OnOff,
     #[serde(default = "on")]
     pub prevent_duplicates: OnOff,
+    /// Rewrite unambiguous spellings of valid values (`TRUE`, `Scheduled`) to their canonical
+    /// form, reported as `fixed-field`; off: they are `invalid-value`.
+    #[serde(default = "on")]
+    pub normalize: OnOff,
 }
 
 fn on() -> OnOff {
@@ -70,6 +74,7 @@ impl Default for PatchConfig {
         PatchConfig {
             errors: on(),
             prevent_duplicates: on(),
+            normalize: on(),
         }
     }
 }
@@ -98,6 +103,20 @@ pub struct GuardConfig {
     pub max_delete_percent: Option<f64>,
     #[serde(default)]
     pub min_rows: Option<u64>,
+    /// Hold a bundle whose patches (and their cascades) drop more than this share of any
+    /// file's rows (default 20).
+    #[serde(default)]
+    pub max_patch_drop_percent: Option<f64>,
+}
+
+/// How dates are read (`[sources.X.dates]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatesConfig {
+    /// `mdy` or `dmy`: the day/month order of slash dates such as `1/05/2023`. Unset: dates
+    /// whose order the value does not tell are never guessed.
+    #[serde(default)]
+    pub order: Option<String>,
 }
 
 /// One district's SIS connection.
@@ -116,6 +135,11 @@ pub struct SourceConfig {
     pub filter: FilterConfig,
     #[serde(default)]
     pub guard: GuardConfig,
+    #[serde(default)]
+    pub dates: DatesConfig,
+    /// Encoding of files without a BOM: `utf-8` (default) or `windows-1252`.
+    #[serde(default)]
+    pub encoding: Option<String>,
     /// Days the original uploads are kept in `archive/` (default 30).
     #[serde(default)]
     pub retention_days: Option<u32>,
@@ -178,10 +202,29 @@ pub struct DaemonConfig {
 }
 
 impl SourceConfig {
+    /// The pipeline settings of this source. Values were checked by [`SourceConfig::validate`]
+    /// when the file was loaded; an unreadable one here falls back to its default.
     pub fn settings(&self) -> Settings {
+        let d = Settings::default();
         Settings {
             patch_errors: self.patch.errors.0,
             prevent_duplicates: self.patch.prevent_duplicates.0,
+            normalize: self.patch.normalize.0,
+            date_order: self.dates.order.as_deref().and_then(DateOrder::parse),
+            encoding: self
+                .encoding
+                .as_deref()
+                .and_then(Encoding::parse)
+                .unwrap_or(d.encoding),
+            max_patch_drop_percent: self
+                .guard
+                .max_patch_drop_percent
+                .unwrap_or(d.max_patch_drop_percent),
+            expect: self
+                .format
+                .as_deref()
+                .and_then(Expect::parse)
+                .unwrap_or(d.expect),
             filter: Filter {
                 locations: self.filter.locations.clone(),
                 terms: self.filter.terms.clone(),
@@ -190,6 +233,44 @@ impl SourceConfig {
             },
             today: None,
         }
+    }
+
+    /// Checks the values serde cannot: enumerations given as strings and percentages.
+    pub fn validate(&self, name: &str) -> Result<(), String> {
+        if let Some(f) = &self.format {
+            if Expect::parse(f).is_none() {
+                return Err(format!(
+                    "sources.{name}.format is `{f}`; expected \"auto\", \"apple\" or \"oneroster\""
+                ));
+            }
+        }
+        if let Some(o) = &self.dates.order {
+            if DateOrder::parse(o).is_none() {
+                return Err(format!(
+                    "sources.{name}.dates.order is `{o}`; expected \"mdy\" or \"dmy\""
+                ));
+            }
+        }
+        if let Some(e) = &self.encoding {
+            if Encoding::parse(e).is_none() {
+                return Err(format!(
+                    "sources.{name}.encoding is `{e}`; expected \"utf-8\" or \"windows-1252\""
+                ));
+            }
+        }
+        for (key, v) in [
+            ("max_delete_percent", self.guard.max_delete_percent),
+            ("max_patch_drop_percent", self.guard.max_patch_drop_percent),
+        ] {
+            if let Some(v) = v {
+                if !(0.0..=100.0).contains(&v) {
+                    return Err(format!(
+                        "sources.{name}.guard.{key} is {v}; expected a percentage from 0 to 100"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -229,6 +310,12 @@ impl Config {
             message: e.to_string(),
         })?;
         c.path = path.to_path_buf();
+        for (name, sc) in &c.sources {
+            sc.validate(name).map_err(|message| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        }
         c.mail.validate().map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),

@@ -9,6 +9,31 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 
+/// Text encoding of files without a BOM (`encoding` per source). A UTF-8 or UTF-16 BOM always
+/// wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    #[default]
+    Utf8,
+    Windows1252,
+}
+
+impl Encoding {
+    pub fn parse(s: &str) -> Option<Encoding> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "utf-8" | "utf8" => Some(Encoding::Utf8),
+            "windows-1252" | "cp1252" => Some(Encoding::Windows1252),
+            _ => None,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Encoding::Utf8 => "utf-8",
+            Encoding::Windows1252 => "windows-1252",
+        }
+    }
+}
+
 /// How a file was written; kept so that modified files are written back the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dialect {

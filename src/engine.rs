@@ -13,9 +13,11 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
+pub use crate::csvio::Encoding;
 use crate::csvio::{CsvError, CsvWriter, Table};
 use crate::report::{Action, Finding, Rule};
 use crate::schema::{ColumnDef, ForeignKey, Format, OnMissing, Schema, TableDef};
+pub use crate::values::DateOrder;
 use crate::values::{self, list_items, Date};
 
 type Map<K, V> = HashMap<K, V, RandomState>;
@@ -59,23 +61,71 @@ impl Filter {
 }
 
 /// Per-source settings that shape the pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// On: patch integrity errors. Off: any integrity error rejects the whole bundle.
     pub patch_errors: bool,
     pub prevent_duplicates: bool,
+    /// On: unambiguous spellings of valid values (`TRUE`, `Scheduled`, a date-only
+    /// `dateLastModified`) are rewritten to their canonical form (`fixed-field`, rule
+    /// `normalized`). Off: they are `invalid-value`.
+    pub normalize: bool,
+    /// How to read slash dates such as `1/05/2023` whose day/month order is not knowable from
+    /// the value. `None`: such dates are never guessed.
+    pub date_order: Option<DateOrder>,
+    /// Text encoding of the uploaded files when they have no BOM.
+    pub encoding: Encoding,
+    /// A bundle whose patches drop more than this share of any file's rows is held.
+    pub max_patch_drop_percent: f64,
+    /// The format the source expects.
+    pub expect: Expect,
     pub filter: Filter,
     /// The date "now" for term filters (today, UTC, unless a test fixes it).
     pub today: Option<Date>,
 }
+
+/// Default of `guard.max_patch_drop_percent`.
+pub const DEFAULT_MAX_PATCH_DROP_PERCENT: f64 = 20.0;
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             patch_errors: true,
             prevent_duplicates: true,
+            normalize: true,
+            date_order: None,
+            encoding: Encoding::Utf8,
+            max_patch_drop_percent: DEFAULT_MAX_PATCH_DROP_PERCENT,
+            expect: Expect::Auto,
             filter: Filter::default(),
             today: None,
+        }
+    }
+}
+
+/// The bundle format a source accepts (`format = "auto" | "apple" | "oneroster"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expect {
+    #[default]
+    Auto,
+    Apple,
+    OneRoster,
+}
+
+impl Expect {
+    pub fn parse(s: &str) -> Option<Expect> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Some(Expect::Auto),
+            "apple" => Some(Expect::Apple),
+            "oneroster" => Some(Expect::OneRoster),
+            _ => None,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Expect::Auto => "auto",
+            Expect::Apple => "apple",
+            Expect::OneRoster => "oneroster",
         }
     }
 }
@@ -99,6 +149,8 @@ impl External for NoExternal {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Accepted,
+    /// Readable, but it lost so much to patches that an admin must approve it.
+    Held,
     Rejected,
 }
 

@@ -16,9 +16,11 @@ use rosterdrop::report;
 use rosterdrop::sftp::{hostkeys, FileConfig};
 use rosterdrop::store::Store;
 
-/// Exit codes (contract): 0 accepted, 1 rejected, 2 usage or I/O error.
+/// Exit codes (contract): 0 accepted, 1 rejected, 2 usage or I/O error, 3 held for an admin's
+/// approval.
 const EXIT_REJECTED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+const EXIT_HELD: u8 = 3;
 const DEFAULT_CONFIG: &str = "config/rosterdrop.toml";
 
 fn open_store(config: &std::path::Path) -> anyhow::Result<(Config, Store)> {
@@ -205,7 +207,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 print!("{}", report::summary_text(&outcome));
                 println!("\nReport written to {}", out.display());
             }
-            Ok(if outcome.accepted() { 0 } else { EXIT_REJECTED })
+            Ok(match outcome.verdict {
+                rosterdrop::engine::Verdict::Accepted => 0,
+                rosterdrop::engine::Verdict::Held => EXIT_HELD,
+                rosterdrop::engine::Verdict::Rejected => EXIT_REJECTED,
+            })
         }
         Command::Ingest {
             path,
@@ -233,7 +239,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             use rosterdrop::store::BatchState::*;
             Ok(match r.batch.state {
                 Applied | Unchanged => 0,
-                Held => 3,
+                Held => EXIT_HELD,
                 _ => EXIT_REJECTED,
             })
         }

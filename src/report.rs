@@ -21,10 +21,14 @@ pub enum Rule {
     DuplicateAccount,
     InvalidValue,
     Filtered,
+    /// An unambiguous spelling of a valid value, rewritten to its canonical form.
+    Normalized,
+    /// A row whose field count cannot be reconciled with the header.
+    MalformedRow,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 11] = [
         Rule::UnknownInstructor,
         Rule::UnknownClass,
         Rule::UnknownStudent,
@@ -34,6 +38,8 @@ impl Rule {
         Rule::DuplicateAccount,
         Rule::InvalidValue,
         Rule::Filtered,
+        Rule::Normalized,
+        Rule::MalformedRow,
     ];
     pub fn code(self) -> &'static str {
         match self {
@@ -46,6 +52,8 @@ impl Rule {
             Rule::DuplicateAccount => "duplicate-account",
             Rule::InvalidValue => "invalid-value",
             Rule::Filtered => "filtered",
+            Rule::Normalized => "normalized",
+            Rule::MalformedRow => "malformed-row",
         }
     }
     pub fn from_code(s: &str) -> Option<Rule> {
@@ -63,6 +71,8 @@ impl std::fmt::Display for Rule {
 pub enum Action {
     DroppedRow,
     ClearedField,
+    /// A value rewritten to its one canonical reading; `value` holds `before -> after`.
+    FixedField,
 }
 
 impl Action {
@@ -70,6 +80,7 @@ impl Action {
         match self {
             Action::DroppedRow => "dropped-row",
             Action::ClearedField => "cleared-field",
+            Action::FixedField => "fixed-field",
         }
     }
 }
@@ -204,6 +215,7 @@ pub fn summary_text(o: &Outcome) -> String {
     let verdict = match o.verdict {
         Verdict::Accepted if o.findings.is_empty() => "ACCEPTED (no patches needed)",
         Verdict::Accepted => "ACCEPTED WITH PATCHES",
+        Verdict::Held => "HELD",
         Verdict::Rejected => "REJECTED",
     };
     let _ = writeln!(s, "rosterdrop check: {verdict}");

@@ -2,6 +2,31 @@
 
 use crate::schema::{Kind, CEDS_GRADES};
 
+/// The day/month order of slash dates (`dates.order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateOrder {
+    /// `8/27/2018`: month first (US).
+    Mdy,
+    /// `27/8/2018`: day first.
+    Dmy,
+}
+
+impl DateOrder {
+    pub fn parse(s: &str) -> Option<DateOrder> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mdy" => Some(DateOrder::Mdy),
+            "dmy" => Some(DateOrder::Dmy),
+            _ => None,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            DateOrder::Mdy => "mdy",
+            DateOrder::Dmy => "dmy",
+        }
+    }
+}
+
 /// A calendar date, comparable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Date {
