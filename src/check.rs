@@ -36,7 +36,7 @@ pub fn check(path: &Path, settings: &Settings, ext: &dyn External) -> Result<Out
             .map_err(as_csv_errors)
             .and_then(|t| engine::bind(def, t, entry.mode))
             .map(|mut w| {
-                engine::prepare(&schema, &mut w);
+                engine::prepare(&schema, settings, &mut w);
                 w
             });
         Some(bound)

@@ -176,7 +176,14 @@ pub struct Work {
     deletions: Vec<bool>,
     /// `None`: kept; `Some(rule)`: dropped by that rule.
     fate: Vec<Option<Rule>>,
-    overrides: Map<(u32, u16), String>,
+    /// Cleared and rewritten fields, by (row, column).
+    overrides: Map<(u32, u32), String>,
+    /// Rows already dropped when the table was indexed, by primary key: so that a reference to
+    /// one names it and why it went, instead of saying the id is not in the file.
+    gone: HashTable<u32>,
+    /// Why each dropped row went: its rule and the field (index into `cause_fields`).
+    causes: Map<u32, (Rule, u32)>,
+    cause_fields: Vec<String>,
     /// Primary key -> first kept row with it; stores row numbers only and hashes the id
     /// text in place, so indexing costs no allocation per row.
     index: HashTable<u32>,
@@ -196,7 +203,7 @@ pub struct Work {
 impl Work {
     pub fn value(&self, row: usize, col: usize) -> &str {
         if !self.overrides.is_empty() {
-            if let Some(v) = self.overrides.get(&(row as u32, col as u16)) {
+            if let Some(v) = self.overrides.get(&(row as u32, col as u32)) {
                 return v;
             }
         }
@@ -211,7 +218,7 @@ impl Work {
         }
         if !self.overrides.is_empty() {
             for (c, slot) in out.iter_mut().enumerate() {
-                if let Some(v) = self.overrides.get(&(row as u32, c as u16)) {
+                if let Some(v) = self.overrides.get(&(row as u32, c as u32)) {
                     *slot = v;
                 }
             }
@@ -279,6 +286,36 @@ impl Work {
             .map(|&r| r as usize)
     }
 
+    /// A row that was already dropped when the table was indexed, with primary key `id`.
+    fn find_gone(&self, id: &str) -> Option<usize> {
+        if self.gone.is_empty() {
+            return None;
+        }
+        let h = self.hasher.hash_one(id);
+        self.gone
+            .find(h, |&r| self.id(r as usize) == id)
+            .map(|&r| r as usize)
+    }
+
+    /// Why row `row` was dropped, in words: `enabledUser invalid`, `duplicate-id`.
+    fn cause(&self, row: usize) -> String {
+        match self.causes.get(&(row as u32)) {
+            Some(&(Rule::InvalidValue, f)) => {
+                let field = self.cause_fields.get(f as usize).map_or("", String::as_str);
+                if field.is_empty() {
+                    "invalid value".to_string()
+                } else {
+                    format!("{field} invalid")
+                }
+            }
+            Some(&(rule, f)) => match self.cause_fields.get(f as usize) {
+                Some(field) if !field.is_empty() => format!("{rule} ({field})"),
+                _ => rule.to_string(),
+            },
+            None => self.fate[row].map_or_else(String::new, |r| r.to_string()),
+        }
+    }
+
     /// Indexes every kept row by primary key; returns the rows whose key was already taken,
     /// with the row that has it.
     fn build_index(&mut self, compact: bool) -> Vec<(usize, usize)> {
@@ -295,8 +332,16 @@ impl Work {
                 keys.get(r as usize)
             }
         };
+        let mut gone: HashTable<u32> = HashTable::new();
         for row in 0..table.len() {
             if self.fate[row].is_some() {
+                let k = id(row as u32);
+                let h = hasher.hash_one(k);
+                if let hashbrown::hash_table::Entry::Vacant(e) =
+                    gone.entry(h, |&r| id(r) == k, |&r| hasher.hash_one(id(r)))
+                {
+                    e.insert(row as u32);
+                }
                 continue;
             }
             let k = id(row as u32);
@@ -308,6 +353,7 @@ impl Work {
                 }
             }
         }
+        self.gone = gone;
         if compact {
             let mut lookup: HashTable<Slot> = HashTable::with_capacity(index.len());
             for &r in index.iter() {
@@ -340,7 +386,7 @@ impl Work {
                     self.table
                         .fields(row)
                         .enumerate()
-                        .map(|(c, v)| self.overrides.get(&(row as u32, c as u16)).map_or(v, |o| o)),
+                        .map(|(c, v)| self.overrides.get(&(row as u32, c as u32)).map_or(v, |o| o)),
                 )?;
             }
         }
@@ -558,6 +604,9 @@ pub fn bind(def: &TableDef, table: Table, mode: Mode) -> Result<Work, Vec<CsvErr
         deletions,
         fate: vec![None; n],
         overrides: Map::default(),
+        gone: HashTable::new(),
+        causes: Map::default(),
+        cause_fields: Vec::new(),
         index: HashTable::new(),
         lookup: HashTable::new(),
         hasher: RandomState::default(),
@@ -626,7 +675,32 @@ fn drop_row(ctx: &mut Ctx, w: &mut Work, row: usize, rule: Rule, field: &str, de
         .unwrap_or_default();
     ctx.find(w, row, rule, Action::DroppedRow, field, &value, detail);
     w.fate[row] = Some(rule);
+    let f = match w.cause_fields.iter().position(|x| x == field) {
+        Some(i) => i,
+        None => {
+            w.cause_fields.push(field.to_string());
+            w.cause_fields.len() - 1
+        }
+    };
+    w.causes.insert(row as u32, (rule, f as u32));
     w.epoch += 1;
+}
+
+/// Rewrites a field to its canonical reading (`fixed-field`, rule `normalized`).
+fn fix_field(ctx: &mut Ctx, w: &mut Work, row: usize, col: usize, new: String, why: &str) {
+    let field = w.table.header[col].clone();
+    let before = w.value(row, col).to_string();
+    let value = format!("{before} -> {new}");
+    ctx.find(
+        w,
+        row,
+        Rule::Normalized,
+        Action::FixedField,
+        &field,
+        &value,
+        why.to_string(),
+    );
+    w.overrides.insert((row as u32, col as u32), new);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -642,7 +716,86 @@ fn set_field(
 ) {
     let field = w.table.header[col].clone();
     ctx.find(w, row, rule, Action::ClearedField, &field, removed, detail);
-    w.overrides.insert((row as u32, col as u16), new);
+    w.overrides.insert((row as u32, col as u32), new);
+}
+
+/// Notes on a table's columns that are not read as the format's: columns beyond a numbered
+/// family's last member (Apple reads `instructor_id` to `instructor_id_15`), columns the
+/// format does not have (with "did you mean" when a known column is within two edits), and, for
+/// Apple, primary keys with characters Apple's templates do not allow.
+fn column_notes(format: Format, w: &Work) -> Vec<String> {
+    let mut notes = Vec::new();
+    let file = &w.table.file;
+    let mut unknown: Vec<String> = Vec::new();
+    for (i, h) in w.table.header.iter().enumerate() {
+        if w.cols.get(i).is_some_and(|b| b.def.is_some()) || h.trim().is_empty() {
+            continue;
+        }
+        let n = norm_header(h);
+        let beyond = w.def.numbered.iter().find_map(|nb| {
+            let num: u32 = n.strip_prefix(&norm_header(nb.prefix))?.parse().ok()?;
+            (num > nb.last).then_some(nb)
+        });
+        if let Some(nb) = beyond {
+            notes.push(format!(
+                "{file}: column `{}` is ignored: {} reads {} to {}{} only; its values are kept \
+                 in modified/ but not checked",
+                crate::report::escape(h),
+                format_name(format),
+                nb.base,
+                nb.prefix,
+                nb.last
+            ));
+            continue;
+        }
+        let present = |c: &str| w.by_name.contains_key(c);
+        let guess = w
+            .def
+            .columns
+            .iter()
+            .filter(|c| !present(c.name))
+            .map(|c| (strsim::levenshtein(&n, &norm_header(c.name)), c.name))
+            .filter(|&(d, _)| d <= 2)
+            .min();
+        unknown.push(match guess {
+            Some((_, c)) => format!("`{}` (did you mean `{c}`?)", crate::report::escape(h)),
+            None => format!("`{}`", crate::report::escape(h)),
+        });
+    }
+    if !unknown.is_empty() {
+        notes.push(format!(
+            "{file}: column(s) that are not in the {} {} file, kept as uploaded and not \
+             checked: {}",
+            format_name(format),
+            w.def.name,
+            unknown.join(", ")
+        ));
+    }
+    if format == Format::Apple {
+        let allowed = |id: &str| id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let bad: Vec<usize> = (0..w.table.len())
+            .filter(|&r| w.is_kept(r) && !allowed(w.id(r)))
+            .collect();
+        if let Some(&first) = bad.first() {
+            notes.push(format!(
+                "{file}: {} {} value(s) have characters Apple School Manager's templates do not \
+                 allow (only letters, digits and hyphens), e.g. line {} `{}`; Apple may refuse them",
+                bad.len(),
+                w.def.pk,
+                w.line(first),
+                crate::report::escape(w.id(first))
+            ));
+        }
+    }
+    notes
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Apple => "Apple School Manager",
+        Format::OneRoster11 => "OneRoster 1.1",
+        Format::OneRoster12 => "OneRoster 1.2",
+    }
 }
 
 /// Runs the whole pipeline on bound tables.
@@ -672,11 +825,14 @@ pub fn run(
     };
     for w in tables.iter_mut() {
         if !w.prepared {
-            prepare(schema, w);
+            prepare(schema, settings, w);
         }
         ctx.findings.append(&mut w.pre);
     }
     lap("validate and index");
+    for w in &tables {
+        ctx.notes.extend(column_notes(schema.format, w));
+    }
     shared_key_duplicates(&mut ctx, &mut tables);
     lap("duplicate-ids");
     apply_filters(&mut ctx, &mut tables);
@@ -689,6 +845,25 @@ pub fn run(
         integrity(&mut ctx, &mut tables);
         lap("integrity");
     }
+    // A rewrite in a row that was dropped in the end changed nothing anyone will see.
+    if ctx.findings.iter().any(|f| f.action == Action::FixedField) {
+        let dropped: std::collections::HashSet<(&str, u32), RandomState> = ctx
+            .findings
+            .iter()
+            .filter(|f| f.action == Action::DroppedRow)
+            .map(|f| (f.file.as_str(), f.line))
+            .collect();
+        let moot: Vec<bool> = ctx
+            .findings
+            .iter()
+            .map(|f| f.action == Action::FixedField && dropped.contains(&(f.file.as_str(), f.line)))
+            .collect();
+        let mut i = 0;
+        ctx.findings.retain(|_| {
+            i += 1;
+            !moot[i - 1]
+        });
+    }
     // Findings in file order, then line.
     let order: Map<String, usize> = tables
         .iter()
@@ -700,27 +875,101 @@ pub fn run(
     (tables, ctx.findings, ctx.notes)
 }
 
+/// OneRoster `status`: canonical, or an unambiguous spelling of it (1.0's `inactive` is
+/// 1.1's `tobedeleted`). `None`: not a status.
+fn read_status(v: &str) -> Option<(&'static str, &'static str)> {
+    let t = v.trim();
+    if t.eq_ignore_ascii_case("active") {
+        Some(("active", "value written in another case"))
+    } else if t.eq_ignore_ascii_case("tobedeleted") {
+        Some(("tobedeleted", "value written in another case"))
+    } else if t.eq_ignore_ascii_case("inactive") {
+        Some((
+            "tobedeleted",
+            "OneRoster 1.0's `inactive` is `tobedeleted` in 1.1 and 1.2",
+        ))
+    } else {
+        None
+    }
+}
+
+/// Normalises `status` before anything else (it decides which rows are deletions) and works out
+/// the deletions.
+fn read_statuses(ctx: &mut Ctx, w: &mut Work) {
+    let Some(sc) = w.status else {
+        return;
+    };
+    let n = w.table.len();
+    let mut deletions = vec![false; n];
+    let mut any = false;
+    for (row, del) in deletions.iter_mut().enumerate() {
+        let v = w.table.field(row, sc);
+        let canon = match v {
+            "active" | "tobedeleted" | "" => v,
+            _ if !ctx.settings.normalize => v,
+            _ => match read_status(v) {
+                Some((c, why)) => {
+                    fix_field(ctx, w, row, sc, c.to_string(), why);
+                    c
+                }
+                // Invalid: the field checks drop the row.
+                None => v,
+            },
+        };
+        if canon == "tobedeleted" {
+            *del = true;
+            any = true;
+        }
+    }
+    w.deletions = if any { deletions } else { Vec::new() };
+}
+
 fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
     let delta = w.mode == Mode::Delta;
     let dlm = w.col("dateLastModified");
-    // (column, why, drop the row?) for the current row.
+    let (normalize, order) = (ctx.settings.normalize, ctx.settings.date_order);
+    read_statuses(ctx, w);
+    // (column, why, drop the row?) for the current row, and its rewritten fields.
     let mut found: Vec<(usize, String, bool)> = Vec::new();
+    let mut fixes: Vec<(usize, String, &'static str)> = Vec::new();
     for row in 0..w.table.len() {
         let deletion = w.is_deletion(row);
         found.clear();
-        for (col, v) in w.table.fields(row).enumerate() {
+        fixes.clear();
+        for (col, raw) in w.table.fields(row).enumerate() {
+            if raw.len() > values::MAX_VALUE_BYTES {
+                let why = format!(
+                    "value of {} bytes is longer than the {} accepted",
+                    raw.len(),
+                    values::MAX_VALUE_BYTES
+                );
+                let required = w
+                    .cols
+                    .get(col)
+                    .and_then(|b| b.def.as_ref())
+                    .is_some_and(|d| d.required);
+                let drop = required || col == w.pk;
+                found.push((col, why, drop));
+                if drop {
+                    break;
+                }
+                continue;
+            }
             let Some(def) = w.cols.get(col).and_then(|b| b.def.as_ref()) else {
                 continue;
             };
-            let is_status = w.status == Some(col) || dlm == Some(col);
-            let required = if is_status {
+            let is_status = w.status == Some(col);
+            let is_meta = is_status || dlm == Some(col);
+            let required = if is_meta {
                 delta
             } else {
                 def.required && !(deletion && col != w.pk)
             };
+            // `status` was read first; a rewritten one is in the overrides.
+            let v = if is_status { w.value(row, col) } else { raw };
             if v.trim().is_empty() {
                 if required {
-                    let what = if is_status {
+                    let what = if is_meta {
                         "required in a delta file"
                     } else {
                         "required value is empty"
@@ -730,12 +979,45 @@ fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
                 }
                 continue;
             }
-            if let Err(why) = values::check(def.kind, v) {
+            if def.kind == crate::schema::Kind::Id && v.len() > values::MAX_ID_BYTES {
+                let why = format!(
+                    "identifier of {} bytes is longer than the {} accepted",
+                    v.len(),
+                    values::MAX_ID_BYTES
+                );
                 let drop = required || col == w.pk;
                 found.push((col, why, drop));
                 if drop {
                     break;
                 }
+                continue;
+            }
+            let reading = if is_status || !normalize {
+                match values::check(def.kind, v) {
+                    Ok(()) => values::Reading::Canonical,
+                    Err(why) => values::Reading::Invalid(why),
+                }
+            } else {
+                values::normalize(def.kind, v, order)
+            };
+            match reading {
+                values::Reading::Canonical => {}
+                values::Reading::Fixed(new, why) => fixes.push((col, new, why)),
+                values::Reading::Invalid(why) => {
+                    // An unknown status is never cleared: a row meant to be deleted would
+                    // become active.
+                    let drop = required || col == w.pk || is_status;
+                    found.push((col, why, drop));
+                    if drop {
+                        break;
+                    }
+                }
+            }
+        }
+        let dropped = found.iter().any(|f| f.2);
+        if !dropped {
+            for (col, new, why) in fixes.drain(..) {
+                fix_field(ctx, w, row, col, new, why);
             }
         }
         for (col, why, drop) in found.drain(..) {
@@ -753,9 +1035,8 @@ fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
 /// The per-table part of the pipeline, independent of other tables (run in parallel by
 /// [`crate::check::check`]): field checks, then duplicate primary keys (the first row is
 /// kept), leaving the table indexed by primary key.
-pub fn prepare(schema: &Schema, w: &mut Work) {
-    let settings = Settings::default();
-    let mut ctx = Ctx::new(schema, &settings, &NoExternal);
+pub fn prepare(schema: &Schema, settings: &Settings, w: &mut Work) {
+    let mut ctx = Ctx::new(schema, settings, &NoExternal);
     validate_fields(&mut ctx, w);
     let referenced = schema.foreign_keys.iter().any(|k| k.target == w.def.name);
     let dups = w.build_index(referenced);
@@ -1018,18 +1299,58 @@ fn lookup(
                     t.line(row)
                 ),
             ),
-            Some(r) => Lookup::Missing(
+            Some(_) => Lookup::Missing(
                 fk.rule,
                 format!(
-                    "{} `{id}` ({} line {}) was dropped ({r})",
+                    "`{id}` ({} line {}) was dropped: {}",
+                    t.table.file,
+                    t.line(row),
+                    t.cause(row)
+                ),
+            ),
+        },
+        // A delta row dropped in this bundle leaves the stored record as it was.
+        None if t.mode == Mode::Delta && ext.has_id(fk.target, id) == Some(true) => Lookup::Found,
+        None => match t.find_gone(id) {
+            Some(row) if t.fate[row] == Some(Rule::Filtered) => Lookup::Missing(
+                Rule::Filtered,
+                format!(
+                    "{} `{id}` ({} line {}) is filtered out",
                     fk.target,
                     t.table.file,
                     t.line(row)
                 ),
             ),
+            Some(row) => Lookup::Missing(
+                fk.rule,
+                format!(
+                    "`{id}` ({} line {}) was dropped: {}",
+                    t.table.file,
+                    t.line(row),
+                    t.cause(row)
+                ),
+            ),
+            None => lookup_absent(ext, t, fk, id),
         },
-        None if t.mode == Mode::Delta => from_ext(),
-        None => Lookup::Missing(fk.rule, format!("`{id}` is not in {}", t.table.file)),
+    }
+}
+
+/// A reference to an id that was never in the target file: asked of the store when the file
+/// is a delta.
+fn lookup_absent(ext: &dyn External, t: &Work, fk: &ForeignKey, id: &str) -> Lookup {
+    match t.mode {
+        Mode::Delta => match ext.has_id(fk.target, id) {
+            Some(true) => Lookup::Found,
+            Some(false) => Lookup::Missing(
+                fk.rule,
+                format!(
+                    "`{id}` is in neither {}.csv nor the stored roster",
+                    fk.target
+                ),
+            ),
+            None => Lookup::Unknown,
+        },
+        Mode::Bulk => Lookup::Missing(fk.rule, format!("`{id}` is not in {}", t.table.file)),
     }
 }
 

@@ -102,6 +102,34 @@ pub const PATCH_SUMMARY_HEADER: [&str; 8] = [
     "file", "line", "id", "rule", "action", "field", "value", "detail",
 ];
 
+/// An uploaded name or value as it may appear in a line of `summary.txt`, an email or a log:
+/// control characters (line breaks included) and Unicode format characters are shown as
+/// escapes, so that no upload can write lines of its own, and the text is cut at 200
+/// characters.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 200;
+    let plain = |c: char| {
+        !c.is_control()
+            && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    if s.chars().count() <= MAX && s.chars().all(plain) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX {
+            out.push_str("...");
+            break;
+        }
+        if plain(c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// How many example lines per file and rule `summary.txt` shows.
 const EXAMPLES: usize = 5;
 

@@ -27,6 +27,14 @@ impl DateOrder {
     }
 }
 
+/// Longest identifier accepted (bytes): far above any real SIS id, and what the store's keys
+/// are sized for.
+pub const MAX_ID_BYTES: usize = 4 * 1024;
+/// Longest field value accepted (bytes).
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Longest column name accepted (bytes).
+pub const MAX_HEADER_BYTES: usize = 1024;
+
 /// A calendar date, comparable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Date {
@@ -273,6 +281,213 @@ pub fn check(kind: Kind, v: &str) -> Result<(), String> {
     }
 }
 
+/// What [`normalize`] made of a non-empty value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    /// Already canonical.
+    Canonical,
+    /// An unambiguous spelling of a valid value: its canonical form, and what was done.
+    Fixed(String, &'static str),
+    /// Not a valid value; why.
+    Invalid(String),
+}
+
+/// Reads a non-empty value of `kind` the way a tolerant importer would, without ever guessing:
+/// booleans and OneRoster enumerations in any case, ids and emails with surrounding spaces,
+/// dates in unpadded ISO form or slash form when the day/month order is knowable (from the
+/// value, or from `order`), date-times that are date-only, space-separated or zone-less
+/// (read as UTC), single-digit grades. Anything else is checked by [`check`] as it is.
+pub fn normalize(kind: Kind, v: &str, order: Option<DateOrder>) -> Reading {
+    if check(kind, v).is_ok() {
+        return match kind {
+            Kind::Id | Kind::Email if v.trim() != v => {
+                Reading::Fixed(v.trim().to_string(), "surrounding spaces removed")
+            }
+            Kind::DateTime if !has_zone(v) => match read_datetime(v, None) {
+                DateRead::Date(f) if f != v => {
+                    Reading::Fixed(f, "date-time without a time zone read as UTC")
+                }
+                _ => Reading::Canonical,
+            },
+            _ => Reading::Canonical,
+        };
+    }
+    let t = v.trim();
+    let fixed = match kind {
+        Kind::Bool => {
+            if t.eq_ignore_ascii_case("true") {
+                Some("true".to_string())
+            } else if t.eq_ignore_ascii_case("false") {
+                Some("false".to_string())
+            } else {
+                None
+            }
+        }
+        Kind::Enum { values, ext, .. } => {
+            let mut hits = values.iter().filter(|a| a.eq_ignore_ascii_case(t));
+            match (hits.next(), hits.next()) {
+                (Some(one), None) => Some((*one).to_string()),
+                _ if ext && is_ext_token(t) => Some(t.to_string()),
+                _ => None,
+            }
+        }
+        Kind::Date => match read_date(t, order) {
+            DateRead::Date(d) => Some(d.to_string()),
+            DateRead::Ambiguous(why) => return Reading::Invalid(why),
+            DateRead::No => None,
+        },
+        Kind::DateTime => match read_datetime(t, order) {
+            DateRead::Date(s) => Some(s),
+            DateRead::Ambiguous(why) => return Reading::Invalid(why),
+            DateRead::No => None,
+        },
+        Kind::GradeList { ext } => {
+            let mut out = Vec::new();
+            for g in list_items(t) {
+                let canon = CEDS_GRADES
+                    .iter()
+                    .find(|c| c.eq_ignore_ascii_case(g))
+                    .map(|c| (*c).to_string())
+                    .or_else(|| {
+                        // A spreadsheet strips the leading zero of `09`.
+                        (g.len() == 1 && g.as_bytes()[0].is_ascii_digit() && g != "0")
+                            .then(|| format!("0{g}"))
+                    })
+                    .or_else(|| (ext && is_ext_token(g)).then(|| g.to_string()));
+                match canon {
+                    Some(c) => out.push(c),
+                    None => {
+                        out.clear();
+                        break;
+                    }
+                }
+            }
+            (!out.is_empty()).then(|| out.join(","))
+        }
+        Kind::Id | Kind::Email | Kind::Year => {
+            (t != v && check(kind, t).is_ok()).then(|| t.to_string())
+        }
+        Kind::Text | Kind::IdList | Kind::UserIds => None,
+    };
+    let why = match kind {
+        Kind::Bool => "boolean written in another case",
+        Kind::Enum { .. } => "value written in another case",
+        Kind::Date => "date rewritten as YYYY-MM-DD",
+        Kind::DateTime if !t.contains(['T', ' ']) => "date without a time read as midnight UTC",
+        Kind::DateTime => "date-time without a time zone read as UTC",
+        Kind::GradeList { .. } => "grade rewritten as its CEDS code",
+        _ => "surrounding spaces removed",
+    };
+    match fixed {
+        Some(f) if f != v && check(kind, &f).is_ok() => Reading::Fixed(f, why),
+        _ => Reading::Invalid(check(kind, v).err().unwrap_or_default()),
+    }
+}
+
+/// Whether a date-time (or its time part) ends in a zone: `Z`, `+hh:mm`, `-hhmm`.
+fn has_zone(t: &str) -> bool {
+    let time = t.rsplit(['T', ' ']).next().unwrap_or(t);
+    time.ends_with('Z')
+        || time
+            .get(5..)
+            .is_some_and(|rest| rest.contains('+') || rest.contains('-'))
+}
+
+/// The outcome of reading a date in a lenient form.
+enum DateRead<T> {
+    Date(T),
+    /// A slash date whose day/month order the value does not tell, and no `dates.order`.
+    Ambiguous(String),
+    No,
+}
+
+/// `2023-5-1`, `8/27/2018`, `27/8/2018`, `1/05/2023` (with `order`).
+fn read_date(t: &str, order: Option<DateOrder>) -> DateRead<Date> {
+    let valid = |y: u32, m: u32, d: u32| {
+        let y = i32::try_from(y).ok()?;
+        ((1000..=9999).contains(&y) && (1..=12).contains(&m) && d >= 1 && d <= days_in_month(y, m))
+            .then_some(Date { y, m, d })
+    };
+    let parts = |sep: char| -> Option<[u32; 3]> {
+        let mut it = t.split(sep);
+        let a = it.next()?;
+        let b = it.next()?;
+        let c = it.next()?;
+        if it.next().is_some() || [a, b, c].iter().any(|p| p.is_empty() || p.len() > 4) {
+            return None;
+        }
+        Some([
+            digits(a.as_bytes())?,
+            digits(b.as_bytes())?,
+            digits(c.as_bytes())?,
+        ])
+    };
+    if let Some([y, m, d]) = parts('-') {
+        if t.split('-').next().is_some_and(|y| y.len() == 4) {
+            return valid(y, m, d).map_or(DateRead::No, DateRead::Date);
+        }
+        return DateRead::No;
+    }
+    let Some([a, b, y]) = parts('/') else {
+        return DateRead::No;
+    };
+    if t.rsplit('/').next().is_none_or(|y| y.len() != 4) {
+        // A two-digit year's century is a guess.
+        return DateRead::No;
+    }
+    let mdy = valid(y, a, b);
+    let dmy = valid(y, b, a);
+    match (mdy, dmy, order) {
+        (Some(d), None, _) | (None, Some(d), _) => DateRead::Date(d),
+        (Some(d), Some(_), _) if a == b => DateRead::Date(d),
+        (Some(d), Some(_), Some(DateOrder::Mdy)) | (Some(_), Some(d), Some(DateOrder::Dmy)) => {
+            DateRead::Date(d)
+        }
+        (Some(m), Some(d), None) => DateRead::Ambiguous(format!(
+            "`{t}` could be {m} (month first) or {d} (day first); set the source's \
+             dates.order = \"mdy\" or \"dmy\" to read such dates"
+        )),
+        (None, None, _) => DateRead::No,
+    }
+}
+
+/// A date-time read leniently, as canonical UTC text: `2023-05-01` (midnight),
+/// `2017-05-06 08:01:05` and `2017-05-06T08:01:05` (no zone: UTC), slash dates as in
+/// [`read_date`], with or without a time.
+fn read_datetime(t: &str, order: Option<DateOrder>) -> DateRead<String> {
+    let (date, time) = match t.find(['T', ' ']) {
+        Some(i) => (&t[..i], t[i + 1..].trim_start()),
+        None => (t, ""),
+    };
+    let d = match read_date(date, order) {
+        DateRead::Date(d) => d,
+        DateRead::Ambiguous(w) => return DateRead::Ambiguous(w),
+        DateRead::No => return DateRead::No,
+    };
+    if time.is_empty() {
+        return DateRead::Date(format!("{d}T00:00:00Z"));
+    }
+    let candidate = format!("{d}T{time}");
+    if parse_datetime(&candidate).is_none() {
+        return DateRead::No;
+    }
+    // A time with a zone is kept as written; one without is UTC.
+    if has_zone(time) {
+        DateRead::Date(candidate)
+    } else {
+        let full = if time.len() == 5 {
+            format!("{candidate}:00Z")
+        } else {
+            format!("{candidate}Z")
+        };
+        if parse_datetime(&full).is_some() {
+            DateRead::Date(full)
+        } else {
+            DateRead::No
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,5 +560,93 @@ mod tests {
         assert!(check(Kind::UserIds, "LDAP:abc").is_err());
         assert!(check(Kind::Year, "2025").is_ok());
         assert!(check(Kind::Year, "25").is_err());
+    }
+
+    fn fixed(kind: Kind, v: &str, order: Option<DateOrder>) -> String {
+        match normalize(kind, v, order) {
+            Reading::Fixed(f, _) => f,
+            other => panic!("{v}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn normalizes_what_is_unambiguous() {
+        let status = Kind::Enum {
+            values: &["active", "tobedeleted"],
+            ext: false,
+            ci: false,
+        };
+        let class_type = Kind::Enum {
+            values: &["homeroom", "scheduled"],
+            ext: true,
+            ci: false,
+        };
+        assert_eq!(fixed(Kind::Bool, "TRUE", None), "true");
+        assert_eq!(fixed(Kind::Bool, " False", None), "false");
+        assert_eq!(fixed(status, "toBeDeleted", None), "tobedeleted");
+        assert_eq!(fixed(status, "Active", None), "active");
+        assert_eq!(fixed(class_type, "Scheduled", None), "scheduled");
+        assert_eq!(fixed(Kind::Id, " S1 ", None), "S1");
+        assert_eq!(fixed(Kind::Email, "a@x.org ", None), "a@x.org");
+        assert_eq!(fixed(Kind::Date, "2023-5-1", None), "2023-05-01");
+        assert_eq!(fixed(Kind::Date, "8/27/2018", None), "2018-08-27");
+        assert_eq!(fixed(Kind::Date, "27/8/2018", None), "2018-08-27");
+        assert_eq!(fixed(Kind::Date, "3/3/2018", None), "2018-03-03");
+        assert_eq!(
+            fixed(Kind::DateTime, "2017-05-06 08:01:05", None),
+            "2017-05-06T08:01:05Z"
+        );
+        assert_eq!(
+            fixed(Kind::DateTime, "2017-05-06T08:01:05", None),
+            "2017-05-06T08:01:05Z"
+        );
+        assert_eq!(
+            fixed(Kind::DateTime, "2023-05-01", None),
+            "2023-05-01T00:00:00Z"
+        );
+        assert_eq!(
+            fixed(Kind::DateTime, "2017-05-06 08:01:05+02:00", None),
+            "2017-05-06T08:01:05+02:00"
+        );
+        assert_eq!(fixed(Kind::GradeList { ext: false }, "9,10", None), "09,10");
+        assert_eq!(fixed(Kind::GradeList { ext: false }, "kg", None), "KG");
+        for ok in ["true", "2024-08-01", "S1"] {
+            let k = match ok {
+                "true" => Kind::Bool,
+                "S1" => Kind::Id,
+                _ => Kind::Date,
+            };
+            assert_eq!(normalize(k, ok, None), Reading::Canonical);
+        }
+    }
+
+    #[test]
+    fn never_guesses_a_date() {
+        // Day and month could be either way round.
+        match normalize(Kind::Date, "1/05/2023", None) {
+            Reading::Invalid(why) => assert!(why.contains("dates.order"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            fixed(Kind::Date, "1/05/2023", Some(DateOrder::Mdy)),
+            "2023-01-05"
+        );
+        assert_eq!(
+            fixed(Kind::Date, "1/05/2023", Some(DateOrder::Dmy)),
+            "2023-05-01"
+        );
+        // Two-digit years, impossible dates and other spellings are not read.
+        for bad in ["8/27/18", "13/13/2020", "2023-02-30", "yes", "1.5.2023"] {
+            assert!(
+                matches!(normalize(Kind::Date, bad, None), Reading::Invalid(_)),
+                "{bad}"
+            );
+        }
+        for bad in ["TRUE!", "yes", "1"] {
+            assert!(matches!(
+                normalize(Kind::Bool, bad, None),
+                Reading::Invalid(_)
+            ));
+        }
     }
 }

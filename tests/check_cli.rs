@@ -805,9 +805,14 @@ fn oneroster_delta_rows_need_status_and_date_last_modified() {
         &[
             ("enrollments.csv", 3, "E2", "invalid-value", "dropped-row"),
             ("enrollments.csv", 4, "E3", "invalid-value", "dropped-row"),
-            ("enrollments.csv", 6, "E5", "invalid-value", "dropped-row"),
+            ("enrollments.csv", 6, "E5", "normalized", "fixed-field"),
             ("enrollments.csv", 7, "E6", "invalid-value", "dropped-row"),
         ],
+    );
+    // A date-only dateLastModified is midnight UTC, said so, and written canonical.
+    assert_eq!(
+        r.find("enrollments.csv", "E5", "normalized").value,
+        "2026-09-01 -> 2026-09-01T00:00:00Z"
     );
     assert_eq!(
         r.find("enrollments.csv", "E2", "invalid-value").field,
@@ -819,7 +824,9 @@ fn oneroster_delta_rows_need_status_and_date_last_modified() {
     );
     let kept = r.modified_text("enrollments.csv");
     assert!(
-        kept.contains("\nE4,tobedeleted,") && kept.contains("\nE7,"),
+        kept.contains("\nE4,tobedeleted,")
+            && kept.contains("\nE5,active,2026-09-01T00:00:00Z,")
+            && kept.contains("\nE7,"),
         "{kept}"
     );
     assert!(r.summary.contains("delta"), "mode shown:\n{}", r.summary);

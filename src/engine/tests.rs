@@ -460,7 +460,8 @@ fn oneroster_field_checks_follow_the_spec() {
                 &[
                     "L1,,,North,school,,",
                     "L2,,,South,campus,,",        // bad enum, required: dropped
-                    "L3,inactive,,East,school,,", // bad status in bulk: cleared
+                    "L3,bogus,,East,school,,",    // unknown status: dropped, never cleared
+                    "L4,inactive,,West,school,,", // OneRoster 1.0's inactive: tobedeleted
                 ],
             ),
             (
@@ -482,12 +483,20 @@ fn oneroster_field_checks_follow_the_spec() {
         r,
         vec![
             (3, Action::DroppedRow, "type"),
-            (4, Action::ClearedField, "status"),
+            (4, Action::DroppedRow, "status"),
+            (5, Action::FixedField, "status"),
             (2, Action::DroppedRow, "endDate"),
             (3, Action::DroppedRow, "schoolYear"),
         ]
     );
-    assert!(f.iter().all(|x| x.rule == Rule::InvalidValue));
+    assert!(f
+        .iter()
+        .all(|x| x.rule == Rule::InvalidValue || x.action == Action::FixedField));
+    let fixed = f.iter().find(|x| x.action == Action::FixedField).unwrap();
+    assert_eq!(
+        (fixed.rule, fixed.value.as_str()),
+        (Rule::Normalized, "inactive -> tobedeleted")
+    );
 }
 
 #[test]
