@@ -108,10 +108,7 @@ pub const PATCH_SUMMARY_HEADER: [&str; 8] = [
 /// characters.
 pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
     const MAX: usize = 200;
-    let plain = |c: char| {
-        !c.is_control()
-            && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-    };
+    let plain = is_plain;
     if s.chars().count() <= MAX && s.chars().all(plain) {
         return std::borrow::Cow::Borrowed(s);
     }
@@ -128,6 +125,30 @@ pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// A whole message built from uploaded names (a note, an error, a detail): like [`escape`],
+/// without the length cut, so nothing it says is lost.
+pub fn escape_line(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().all(is_plain) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_plain(c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A character that shows as itself on one line: no control characters (line breaks, escape
+/// sequences) and no invisible format characters that reorder or hide text.
+fn is_plain(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 /// How many example lines per file and rule `summary.txt` shows.
@@ -247,7 +268,7 @@ pub fn summary_text(o: &Outcome) -> String {
         Verdict::Rejected => "REJECTED",
     };
     let _ = writeln!(s, "rosterdrop check: {verdict}");
-    let _ = writeln!(s, "Bundle:  {}", o.bundle_name);
+    let _ = writeln!(s, "Bundle:  {}", escape(&o.bundle_name));
     if let Some(f) = o.format {
         let _ = writeln!(s, "Format:  {}", f.label());
     }
@@ -264,7 +285,7 @@ pub fn summary_text(o: &Outcome) -> String {
     if !o.reasons.is_empty() {
         let _ = writeln!(s, "\nWhy the bundle was rejected:");
         for r in &o.reasons {
-            let _ = writeln!(s, "  - {r}");
+            let _ = writeln!(s, "  - {}", escape_line(r));
         }
     }
     if !o.errors.is_empty() {
@@ -274,7 +295,7 @@ pub fn summary_text(o: &Outcome) -> String {
             o.errors.len()
         );
         for e in o.errors.iter().take(50) {
-            let _ = writeln!(s, "  {e}");
+            let _ = writeln!(s, "  {}", escape_line(&e.to_string()));
         }
     }
     if !o.tables.is_empty() {
@@ -294,7 +315,7 @@ pub fn summary_text(o: &Outcome) -> String {
             let _ = writeln!(
                 s,
                 "  {:<24} {:>6} {:>10} {:>10} {:>10} {:>8}",
-                w.table.file,
+                escape(&w.table.file),
                 w.mode.label(),
                 w.table.len(),
                 w.table.len() - dropped,
@@ -316,20 +337,24 @@ pub fn summary_text(o: &Outcome) -> String {
             "\nPatches by file and rule (details in patch-summary.csv):"
         );
         for ((_, file, rule), list) in &groups {
-            let _ = writeln!(s, "  {file}  {rule}: {}", list.len());
+            let _ = writeln!(s, "  {}  {rule}: {}", escape(file), list.len());
             for f in list.iter().take(EXAMPLES) {
                 let field = if f.field.is_empty() {
                     String::new()
                 } else {
-                    format!(" {}", f.field)
+                    format!(" {}", escape(&f.field))
                 };
                 let _ = writeln!(
                     s,
                     "      line {} id {}{}: {} ({})",
                     f.line,
-                    if f.id.is_empty() { "-" } else { &f.id },
+                    if f.id.is_empty() {
+                        "-".into()
+                    } else {
+                        escape(&f.id)
+                    },
                     field,
-                    f.detail,
+                    escape_line(&f.detail),
                     f.action.code()
                 );
             }
@@ -341,13 +366,13 @@ pub fn summary_text(o: &Outcome) -> String {
     if !o.notes.is_empty() {
         let _ = writeln!(s, "\nNotes:");
         for n in &o.notes {
-            let _ = writeln!(s, "  - {n}");
+            let _ = writeln!(s, "  - {}", escape_line(n));
         }
     }
     if !o.ignored.is_empty() {
         let _ = writeln!(s, "\nIgnored files:");
         for (name, why) in &o.ignored {
-            let _ = writeln!(s, "  - {name}: {why}");
+            let _ = writeln!(s, "  - {}: {}", escape(name), escape_line(why));
         }
     }
     s

@@ -71,3 +71,42 @@ proptest! {
         prop_assert!(c.code == 0 || c.code == 1, "exit {}: {}", c.code, c.stderr);
     }
 }
+
+/// No upload can write lines of its own into summary.txt (and so the admins' email): a zip entry
+/// name and an id with line breaks are shown with escapes (issue 12, item 9).
+#[test]
+fn uploaded_names_cannot_write_lines_into_the_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let evil = "ACTION REQUIRED: reply with the admin password";
+    let mut files: Vec<(String, Vec<u8>)> = apple_files()
+        .into_iter()
+        .map(|(n, c)| (n, c.into_bytes()))
+        .collect();
+    files.push((format!("notes\n{evil}\n-- \nIT Support.txt"), b"x".to_vec()));
+    let students = files.iter_mut().find(|f| f.0 == "students.csv").unwrap();
+    let mut text = String::from_utf8(students.1.clone()).unwrap();
+    text.push_str(&format!("\"S9\r\n{evil}\",,Eve,,Mallory,9,,,,L1\n"));
+    students.1 = text.into_bytes();
+    let z = tmp.path().join("b.zip");
+    zip(&z, "", &files);
+    let c = check(&z, &tmp.path().join("out"), None);
+    assert!(c.code == 0 || c.code == 1, "exit {}: {}", c.code, c.stderr);
+    for line in c.summary.lines() {
+        assert!(
+            !line.trim_start().starts_with("ACTION REQUIRED") && line != "-- ",
+            "an uploaded name wrote its own line:\n{}",
+            c.summary
+        );
+    }
+    assert!(
+        c.summary.contains("notes\\nACTION REQUIRED"),
+        "the entry name is shown escaped:\n{}",
+        c.summary
+    );
+    assert!(
+        // (The reader turns CRLF inside a field into LF, as it does everywhere.)
+        c.summary.contains("S9\\nACTION REQUIRED"),
+        "the id is shown escaped:\n{}",
+        c.summary
+    );
+}
