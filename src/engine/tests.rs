@@ -634,3 +634,75 @@ fn an_unknown_secondary_location_is_cleared_not_the_student() {
     assert_eq!(f[0].field, "location_id_2");
     assert_eq!(kept(&w, "students"), vec!["S1"]);
 }
+
+/// Issue 12, item 6: a cleared field is keyed by its full column index, so an invalid email
+/// past column 65,535 clears that email, not the column whose index it wraps to.
+#[test]
+fn a_field_past_column_65535_is_cleared_where_it_is() {
+    let schema = Schema::for_format(Format::Apple);
+    let mut header: Vec<String> = [
+        "person_id",
+        "person_number",
+        "first_name",
+        "middle_name",
+        "last_name",
+        "grade_level",
+        "sis_username",
+        "password_policy",
+        "location_id",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    while header.len() < 65_538 {
+        header.push(format!("x{}", header.len()));
+    }
+    header.push("email_address".into());
+    let mut row: Vec<String> = vec![String::new(); header.len()];
+    for (i, v) in [(0, "S1"), (2, "Ana"), (4, "Lopez"), (8, "L1")] {
+        row[i] = v.into();
+    }
+    row[65_538] = "not-an-email".into();
+    let h: Vec<&str> = header.iter().map(String::as_str).collect();
+    let table = Table::from_rows("students.csv", &h, &[row]);
+    let mut w = bind(schema.table("students").unwrap(), table, Mode::Bulk).unwrap();
+    prepare(&schema, &Settings::default(), &mut w);
+    assert_eq!(w.value(0, 2), "Ana");
+    assert_eq!(w.value(0, 65_538), "");
+    let mut out = vec![""; header.len()];
+    w.row_values(0, &mut out);
+    assert_eq!((out[2], out[65_538]), ("Ana", ""));
+}
+
+/// Issue 12, item 1 (engine half): ids and values longer than the store holds are invalid
+/// values, found before anything is committed.
+#[test]
+fn oversized_ids_and_values_are_invalid() {
+    let long_id: &'static str = Box::leak("S".repeat(values::MAX_ID_BYTES + 1).into_boxed_str());
+    let long_name: &'static str =
+        Box::leak("n".repeat(values::MAX_VALUE_BYTES + 1).into_boxed_str());
+    let students: &'static str =
+        Box::leak(format!("{long_id},,Ana,,Lopez,9,,,,L1").into_boxed_str());
+    let staff: &'static str = Box::leak(format!("T2,,Bo,{long_name},Berg,,,L1").into_boxed_str());
+    let mut a = Apple::default();
+    a.students.push(students);
+    a.staff.push(staff);
+    let (w, f) = run_apple(&a, &Settings::default());
+    let got: Vec<(u32, Rule, Action, &str)> = f
+        .iter()
+        .map(|x| (x.line, x.rule, x.action, x.field.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (4, Rule::InvalidValue, Action::DroppedRow, "person_id"),
+            (3, Rule::InvalidValue, Action::ClearedField, "middle_name"),
+        ]
+    );
+    assert!(
+        f[0].detail.contains("longer than the 4096 accepted"),
+        "{}",
+        f[0].detail
+    );
+    assert_eq!(kept(&w, "staff"), vec!["T1", "T2"]);
+}
