@@ -427,6 +427,7 @@ pub fn run(state_dir: &Path, req: &Request, patience: Duration) -> Result<Answer
         }
         match Store::open(&state_dir.join("db")) {
             Ok(store) => {
+                fail_interrupted(&store, state_dir);
                 let scratch = state_dir.join("tmp");
                 let _ = std::fs::create_dir_all(&scratch);
                 return Ok(execute(&store, req, &scratch));
@@ -441,6 +442,35 @@ pub fn run(state_dir: &Path, req: &Request, patience: Duration) -> Result<Answer
                 std::thread::sleep(Duration::from_millis(200));
             }
             Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Marks failed the batches a process stopped in (an `ingest` killed with -9, say): with the
+/// store's lock held by this process and no daemon running, a batch that is still `received` or
+/// `processing` and has no claim in the spool can never finish. (A daemon's claims stay in the
+/// spool and are resumed by its next start.)
+pub fn fail_interrupted(store: &Store, state_dir: &Path) {
+    let Ok(history) = store.history(None) else {
+        return;
+    };
+    for mut b in history {
+        if is_final(b.state) {
+            continue;
+        }
+        let claim = crate::intake::Claim::dir(&state_dir.join("spool"), &b.source, b.id);
+        if claim.exists() {
+            continue;
+        }
+        b.state = BatchState::Failed;
+        b.reason = Some(
+            "interrupted: the process checking it stopped before it finished; nothing was \
+             applied (upload it again)"
+                .into(),
+        );
+        match store.record(&b) {
+            Ok(()) => tracing::warn!(batch = b.id, "an interrupted batch was marked failed"),
+            Err(e) => tracing::warn!(batch = b.id, error = %e, "interrupted batch not marked"),
         }
     }
 }

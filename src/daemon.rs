@@ -74,6 +74,34 @@ struct Job {
     claim: Claim,
 }
 
+/// Runs of one batch the process may die in before the batch is failed instead of tried again.
+const MAX_ATTEMPTS: u32 = 3;
+/// Beside `batch.json` in a spool folder: how many times checking the batch was started.
+const ATTEMPTS_FILE: &str = "attempts";
+
+/// How many times checking the batch in spool folder `dir` was started.
+fn attempts(dir: &Path) -> u32 {
+    std::fs::read_to_string(dir.join(ATTEMPTS_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Counts one more start, durably, before the pipeline runs: a process that dies in it leaves
+/// the count behind for the next start to see.
+fn count_attempt(dir: &Path) {
+    let n = attempts(dir).saturating_add(1);
+    let path = dir.join(ATTEMPTS_FILE);
+    let written = std::fs::File::create(&path).and_then(|mut f| {
+        use std::io::Write;
+        f.write_all(n.to_string().as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "batch attempt not counted");
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct SourceStatus {
     queued: usize,
@@ -190,6 +218,29 @@ impl Shared {
                 let rd = b.report_dir.clone().map(PathBuf::from);
                 (b, rd, None)
             }
+            _ if attempts(&job.dir) >= MAX_ATTEMPTS => {
+                // The process died while checking this batch (killed for memory, say) every
+                // time it tried: trying again would only take the daemon down at every start.
+                let msg = format!(
+                    "the daemon stopped while checking this batch {MAX_ATTEMPTS} times (out of \
+                     memory, or killed); it was not tried again. The upload is kept in the \
+                     archive."
+                );
+                tracing::error!(
+                    attempts = MAX_ATTEMPTS,
+                    "batch given up after repeated crashes"
+                );
+                match self
+                    .store
+                    .record_bare(&inc, BatchState::Failed, Some(msg.clone()))
+                {
+                    Ok(b) => (b, None, Some(msg)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
+                        return None;
+                    }
+                }
+            }
             _ => match self.run_pipeline(job) {
                 Ok(i) => (i.batch, Some(i.report_dir), None),
                 Err(msg) => match self.store.find_batch(c.id) {
@@ -255,6 +306,7 @@ impl Shared {
         };
         let path = c.bundle_path(&job.dir);
         let reports = self.reports_dir();
+        count_attempt(&job.dir);
         let store = &self.store;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             pipeline::ingest_arrival(store, &reports, &sc, &path, &arrival)

@@ -196,6 +196,11 @@ impl Ctx<'_> {
         }
     }
 
+    /// The writer closed the file (or renamed it into place) and has not written since.
+    fn closed(&self, s: &Seen) -> bool {
+        self.tracker.paths.get(&s.path).is_some_and(|st| st.whole)
+    }
+
     /// With a marker, the sender says it is done: a file is whole unless we saw a write to it
     /// that was not followed by a close.
     fn not_being_written(&self, s: &Seen) -> bool {
@@ -354,10 +359,16 @@ fn scan_at(
         } else {
             cx.whole(&z)
         };
-        // A zip that never becomes readable (damaged, or cut short by a writer that gave up)
-        // is taken after `incomplete_after`, so its check rejects it and the admins hear.
+        // A zip its writer closed (the SFTP server announced it, or a marker says it is done)
+        // is as whole as it will ever be: if it does not read (0 bytes, garbage, cut short) it
+        // is taken at once, so its check rejects it and the admins hear now rather than in an
+        // hour. One we only know to be quiet may still be growing (a slow writer we hear
+        // nothing from): it is taken after `incomplete_after`.
+        let closed = marker.is_some() || cx.closed(&z);
         let why = if whole && zip_readable(&z.path) {
             Some("zip")
+        } else if whole && closed {
+            Some("unreadable")
         } else {
             match rules.incomplete_after {
                 Some(limit) if cx.age(&z.path, z.mtime) >= limit.max(rules.quiet) => {
@@ -858,6 +869,33 @@ mod tests {
         assert!(scan_later(d.path(), &Tracker::default(), 600).is_empty());
         let r = scan_later(d.path(), &Tracker::default(), 3601);
         assert_eq!((r[0].shape.clone(), r[0].why), (Shape::Zip, "incomplete"));
+    }
+
+    /// Issue 12, item 11: a zip its writer closed that does not read (0 bytes, garbage, cut
+    /// short) is taken at once, to be rejected, instead of an hour later.
+    #[test]
+    fn a_closed_unreadable_zip_is_taken_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        for (name, bytes) in [
+            ("empty.zip", &b""[..]),
+            ("garbage.zip", &b"this is not a zip at all"[..]),
+            ("cut.zip", &b"PK\x03\x04\x14\x00\x00\x00\x08\x00"[..]),
+        ] {
+            let z = d.path().join(name);
+            fs::write(&z, bytes).unwrap();
+            let mut t = Tracker::default();
+            let now = Instant::now();
+            t.touched(&z, now);
+            t.finished(&z, now);
+            let r = scan_at(d.path(), &t, RULES, now, SystemTime::now()).unwrap();
+            assert_eq!(
+                r.iter()
+                    .map(|r| (r.files[0].as_str(), r.why))
+                    .collect::<Vec<_>>(),
+                vec![(name, "unreadable")]
+            );
+            fs::remove_file(&z).unwrap();
+        }
     }
 
     #[test]

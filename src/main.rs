@@ -36,6 +36,7 @@ fn open_store(config: &std::path::Path) -> anyhow::Result<(Config, Store)> {
     let dir = cfg.state_dir.join("db");
     let store =
         Store::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))?;
+    rosterdrop::admin::fail_interrupted(&store, &cfg.state_dir);
     Ok((cfg, store))
 }
 

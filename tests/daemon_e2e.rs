@@ -897,3 +897,44 @@ fn archived_uploads_are_removed_after_retention_days() {
         .is_file());
     assert_eq!(d.history().len(), 2);
 }
+
+/// Issue 12: a batch the process keeps dying in (killed for memory, say) is not retried at every
+/// start: after three starts it is marked failed, mailed, and archived, and the daemon goes on.
+#[test]
+fn a_batch_that_keeps_killing_the_daemon_is_failed_not_retried_for_ever() {
+    let d = Daemon::new("[sources.s]\nadmins = [\"admin@district.example\"]\n", 2);
+    let _key = d.account("vendor", "s");
+    // A claim left in the spool by a daemon that died while checking it, three times.
+    let spool = d.state.join("spool/s/1");
+    fs::create_dir_all(spool.join("upload")).unwrap();
+    zip_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-csv/apple"),
+        &spool.join("upload/nightly.zip"),
+    );
+    let claim = format!(
+        "{{\"id\":1,\"source\":\"s\",\"account\":\"vendor\",\"received_at\":{},\"shape\":\"zip\",\
+         \"from\":{:?},\"files\":[\"nightly.zip\"],\"why\":\"zip\",\"markers\":[],\"complete\":true}}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        d.state.join("drop/vendor/nightly.zip")
+    );
+    fs::write(spool.join("batch.json"), claim).unwrap();
+    fs::write(spool.join("attempts"), "3").unwrap();
+    let srv = d.start();
+    let done = d.wait_batches("s", 1, 30);
+    assert_eq!(done, vec![(1, "failed".to_string())], "{}", srv.log_text());
+    let eml = d.state.join("outbox/batch-1.eml");
+    srv.wait_until(10, 50, "the email", || eml.exists());
+    let mail = String::from_utf8_lossy(&fs::read(&eml).unwrap()).into_owned();
+    assert!(
+        mail.contains("stopped while checking this batch 3 times"),
+        "{mail}"
+    );
+    srv.wait_until(10, 50, "the spool emptied", || !spool.exists());
+    assert!(d.state.join("archive/s/1").exists());
+    assert!(srv
+        .log_text()
+        .contains("batch given up after repeated crashes"));
+}

@@ -407,4 +407,22 @@ fn kill_9_during_ingest_leaves_before_or_after() {
     }
     assert_eq!(seen.0 + seen.1, 12);
     eprintln!("kill -9 rounds: {} before, {} after", seen.0, seen.1);
+    // A killed ingest does not leave its batch `processing` for ever: the next command that
+    // opens the store marks it failed (issue 12, item 11).
+    let out = e.run(&["history", "--source", "north"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let states: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(6))
+        .collect();
+    assert!(
+        states
+            .iter()
+            .all(|s| *s != "processing" && *s != "received"),
+        "{text}"
+    );
+    if seen.0 > 0 {
+        assert!(text.contains("failed"), "{text}");
+    }
 }
