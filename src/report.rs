@@ -354,7 +354,12 @@ pub fn summary_text(o: &Outcome) -> String {
                         escape(&f.id)
                     },
                     field,
-                    escape_line(&f.detail),
+                    if f.action == Action::FixedField {
+                        // What changed is the point of a rewrite: `TRUE -> true`.
+                        format!("{}, {}", escape(&f.value), escape_line(&f.detail))
+                    } else {
+                        escape_line(&f.detail).into_owned()
+                    },
                     f.action.code()
                 );
             }
