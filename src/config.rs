@@ -19,6 +19,8 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    NotFound(String),
     #[error("no source `{name}` in {path} (sources: {known})")]
     NoSource {
         name: String,
@@ -295,13 +297,74 @@ fn default_state_dir() -> PathBuf {
     PathBuf::from("./state")
 }
 
+/// `rel` taken relative to the folder holding the file `file` (unchanged when absolute), as an
+/// absolute path with `.` and `..` folded away.
+pub fn resolve_beside(file: &Path, rel: &Path) -> PathBuf {
+    if rel.is_absolute() {
+        return rel.to_path_buf();
+    }
+    let base = file.parent().unwrap_or(Path::new("."));
+    let joined = std::path::absolute(base.join(rel)).unwrap_or_else(|_| base.join(rel));
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Where commands look for the configuration when `--config` is not given, in this order.
+pub const CONFIG_ENV: &str = "ROSTERDROP_CONFIG";
+pub const CONFIG_PATHS: [&str; 2] = ["config/rosterdrop.toml", "/etc/rosterdrop/rosterdrop.toml"];
+
+/// Finds the configuration file: `given` (`--config`), else `$ROSTERDROP_CONFIG`, else
+/// `./config/rosterdrop.toml`, else `/etc/rosterdrop/rosterdrop.toml`. A path that was named
+/// must exist; when none does, the error lists every path tried.
+pub fn find(given: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    let named = given.map(|p| (p.to_path_buf(), "--config")).or_else(|| {
+        std::env::var_os(CONFIG_ENV)
+            .filter(|v| !v.is_empty())
+            .map(|v| (PathBuf::from(v), CONFIG_ENV))
+    });
+    if let Some((p, how)) = named {
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(ConfigError::NotFound(format!(
+                "the configuration file {} (from {how}) does not exist",
+                p.display()
+            )))
+        };
+    }
+    for p in CONFIG_PATHS {
+        if Path::new(p).is_file() {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    Err(ConfigError::NotFound(format!(
+        "no configuration file found; tried ${CONFIG_ENV} (not set), ./{}, {} (give one with \
+         --config FILE)",
+        CONFIG_PATHS[0], CONFIG_PATHS[1]
+    )))
+}
+
 impl Config {
+    /// Reads the configuration file. A relative `state_dir` is taken relative to the folder
+    /// that holds the file, so that every command finds the same state whatever directory it
+    /// is run from.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text, path)
+        let mut c = Config::parse(&text, path)?;
+        c.state_dir = resolve_beside(path, &c.state_dir);
+        Ok(c)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {

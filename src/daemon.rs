@@ -129,6 +129,9 @@ struct Shared {
     heartbeat: std::sync::atomic::AtomicU64,
     /// Sources already warned about being absent from the configuration.
     unconfigured: Mutex<HashSet<String>>,
+    /// Wakes the intake loop for a full scan now (after a reload: uploads that waited for a
+    /// source that is now configured are taken at once, not at the next periodic rescan).
+    rescan_now: tokio::sync::Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -532,6 +535,7 @@ impl Shared {
         *self.accounts.write().unwrap_or_else(|p| p.into_inner()) = accounts;
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
         lock(&self.unconfigured).clear();
+        self.rescan_now.notify_one();
         let mut msg = format!("reloaded: {n} accounts, {sources} sources");
         if file.sftp.listen != self.listen {
             msg.push_str("; sftp.listen changed: restart the daemon to listen there");
@@ -682,6 +686,10 @@ async fn intake_loop(
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
+            _ = sh.rescan_now.notified() => {
+                full.reset_immediately();
+                continue;
+            }
             Some(up) = up_rx.recv() => {
                 lock(&tracker).finished(&up.file, Instant::now());
                 now_scan.push(up.account);
@@ -889,6 +897,24 @@ fn open_store_patiently(dir: &Path) -> Result<Store, StoreError> {
     }
 }
 
+/// A daemon already serving this state directory answers on its admin socket: say so at once,
+/// with its pid, rather than waiting for the store's lock.
+fn refuse_second_daemon(state_dir: &Path) -> Result<(), DaemonError> {
+    let sock = admin::socket_path(state_dir);
+    let Ok(stream) = std::os::unix::net::UnixStream::connect(&sock) else {
+        return Ok(());
+    };
+    let pid = rustix::net::sockopt::socket_peercred(&stream)
+        .map(|c| format!(" (pid {})", c.pid.as_raw_nonzero()))
+        .unwrap_or_default();
+    Err(DaemonError::Other(format!(
+        "a rosterdrop daemon is already running on {}{pid}: it answers on {}; stop it first \
+         (systemctl stop rosterdrop, or kill that pid)",
+        state_dir.display(),
+        sock.display()
+    )))
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. `on_start` is called once everything listens, with
 /// the accounts created on this first start (to print their passwords).
 pub fn serve(
@@ -903,7 +929,17 @@ pub fn serve(
         let p = state_dir.join(d);
         std::fs::create_dir_all(&p).map_err(io_err(&p))?;
     }
-    let store = open_store_patiently(&state_dir.join("db"))?;
+    refuse_second_daemon(&state_dir)?;
+    let store = match open_store_patiently(&state_dir.join("db")) {
+        Err(StoreError::Sled(e)) if admin::is_lock_error(&e) => {
+            return Err(DaemonError::Other(format!(
+                "the store in {} stayed locked by another process for 30 s (a daemon starting \
+                 or stopping, or a long `rosterdrop ingest`); stop it first",
+                state_dir.join("db").display()
+            )))
+        }
+        r => r?,
+    };
     let accounts_path = file.sftp.accounts_path(&state_dir);
     let initial = bootstrap_accounts(&cfg, &accounts_path)?;
     let accounts = Arc::new(RwLock::new(Accounts::load(&accounts_path)?));
@@ -930,6 +966,7 @@ pub fn serve(
         heartbeat: 0.into(),
         mailer,
         unconfigured: Mutex::new(HashSet::new()),
+        rescan_now: tokio::sync::Notify::new(),
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()

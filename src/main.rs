@@ -21,7 +21,8 @@ use rosterdrop::store::Store;
 const EXIT_REJECTED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_HELD: u8 = 3;
-const DEFAULT_CONFIG: &str = "config/rosterdrop.toml";
+/// `status`: no daemon runs.
+const EXIT_NOT_RUNNING: u8 = 3;
 
 fn open_store(config: &std::path::Path) -> anyhow::Result<(Config, Store)> {
     let cfg = Config::load(config)?;
@@ -47,8 +48,8 @@ fn open_store(config: &std::path::Path) -> anyhow::Result<(Config, Store)> {
     about = "Receive, validate, patch and commit school roster bundles"
 )]
 struct Cli {
-    /// Configuration file (TOML). Default: config/rosterdrop.toml; `check` reads one only
-    /// with --config or --source.
+    /// Configuration file (TOML). Default: $ROSTERDROP_CONFIG, else ./config/rosterdrop.toml,
+    /// else /etc/rosterdrop/rosterdrop.toml; `check` reads one only with --source.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -178,15 +179,33 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rosterdrop: {e:#}");
+            eprintln!("rosterdrop: {}", error_text(&e));
             ExitCode::from(EXIT_USAGE)
         }
     }
 }
 
+/// An error and its causes on one line, each cause said once: a message that already quotes
+/// its cause (`x.toml: No such file or directory`) is not followed by it again.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if text.contains(&c) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&c);
+    }
+    text
+}
+
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let given = cli.config.clone();
-    let config = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    // Found lazily: `check` and `synth` need no configuration.
+    let config = || rosterdrop::config::find(given.as_deref());
     match cli.command {
         Command::Check {
             path,
@@ -194,8 +213,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             source,
             quiet,
         } => {
-            let settings = match (given, source) {
-                (_, Some(s)) => Config::load(&config)?.source(&s)?.settings(),
+            let settings = match (&given, source) {
+                (_, Some(s)) => Config::load(&config()?)?.source(&s)?.settings(),
                 (Some(_), None) => anyhow::bail!("--config needs --source NAME for check"),
                 (None, None) => Settings::default(),
             };
@@ -220,7 +239,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             account,
             quiet,
         } => {
-            let (cfg, store) = open_store(&config)?;
+            let (cfg, store) = open_store(&config()?)?;
             let sc = cfg.source(&source)?.clone();
             let r = rosterdrop::pipeline::ingest(
                 &store,
@@ -244,19 +263,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 _ => EXIT_REJECTED,
             })
         }
-        Command::History { source } => admin_cmd(&config, Request::History { source }, None),
-        Command::Show { batch } => admin_cmd(&config, Request::Show { batch }, None),
-        Command::Approve { batch } => admin_cmd(&config, Request::Approve { batch }, None),
-        Command::Discard { batch } => admin_cmd(&config, Request::Discard { batch }, None),
-        Command::Rollback { batch } => admin_cmd(&config, Request::Rollback { batch }, None),
-        Command::Status {} => admin_cmd(&config, Request::Status, None),
+        Command::History { source } => admin_cmd(&config()?, Request::History { source }, None),
+        Command::Show { batch } => admin_cmd(&config()?, Request::Show { batch }, None),
+        Command::Approve { batch } => admin_cmd(&config()?, Request::Approve { batch }, None),
+        Command::Discard { batch } => admin_cmd(&config()?, Request::Discard { batch }, None),
+        Command::Rollback { batch } => admin_cmd(&config()?, Request::Rollback { batch }, None),
+        Command::Status {} => admin_cmd(&config()?, Request::Status, None),
         Command::Export {
             source,
             format,
             out,
-        } => admin_cmd(&config, Request::Export { source, format }, Some(&out)),
+        } => admin_cmd(&config()?, Request::Export { source, format }, Some(&out)),
         Command::Serve {} => {
-            rosterdrop::daemon::serve(&config, |made| {
+            rosterdrop::daemon::serve(&config()?, |made| {
                 for (name, source, password) in made {
                     println!("SFTP account `{name}` (source `{source}`) created on first start; password: {password}");
                     println!("  shown once; `rosterdrop account passwd {name}` makes a new one");
@@ -265,7 +284,30 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Account { cmd } => {
-            let file = FileConfig::load(&config)?;
+            let config = config()?;
+            let cfg = Config::load(&config)?;
+            let mut file = FileConfig::load(&config)?;
+            file.state_dir = cfg.state_dir.clone();
+            if let AccountCmd::Add { source, .. } = &cmd {
+                // An account whose source is not configured would upload into nothing.
+                cfg.source(source).map_err(|_| {
+                    anyhow::anyhow!(
+                        "no source `{source}` in {}; configured: {}. Add a [sources.{source}] \
+                         table first",
+                        config.display(),
+                        if cfg.sources.is_empty() {
+                            "none".to_string()
+                        } else {
+                            cfg.sources.keys().cloned().collect::<Vec<_>>().join(", ")
+                        }
+                    )
+                })?;
+            } else if !file.sftp.accounts_path(&file.state_dir).exists() {
+                anyhow::bail!(
+                    "no accounts yet in {}: create one with `rosterdrop account add NAME --source SOURCE`",
+                    cfg.state_dir.display()
+                );
+            }
             let changed = account(cmd, &file.sftp.accounts_path(&file.state_dir))?;
             if changed {
                 // A running daemon takes the change at once (as on SIGHUP).
@@ -282,8 +324,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Hostkey {} => {
-            let file = FileConfig::load(&config)?;
-            let keys = hostkeys::load_or_generate(&file.state_dir)?;
+            let cfg = Config::load(&config()?)?;
+            // Only the daemon makes host keys: these must be the keys it serves.
+            if !cfg.state_dir.join("hostkeys").is_dir() {
+                anyhow::bail!(
+                    "no host keys in {}: the daemon has not started on this state directory yet \
+                     (`rosterdrop serve` makes them on its first start)",
+                    cfg.state_dir.join("hostkeys").display()
+                );
+            }
+            let keys = hostkeys::load_or_generate(&cfg.state_dir)?;
             for (alg, fp) in hostkeys::fingerprints(&keys) {
                 println!("{alg} {fp}");
             }
@@ -309,6 +359,32 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Runs an admin command through the daemon, or on the store when no daemon runs.
 fn admin_cmd(config: &Path, req: Request, out: Option<&Path>) -> anyhow::Result<u8> {
     let cfg = Config::load(config)?;
+    match &req {
+        Request::History {
+            source: Some(source),
+        }
+        | Request::Export { source, .. } => {
+            cfg.source(source)?;
+        }
+        _ => {}
+    }
+    // Admin commands read what the daemon or `ingest` wrote; they never create a store.
+    let sock = rosterdrop::admin::socket_path(&cfg.state_dir);
+    if !cfg.state_dir.join("db").exists() && !sock.exists() {
+        if matches!(req, Request::Status) {
+            println!(
+                "daemon: not running (it has never run on {})",
+                cfg.state_dir.display()
+            );
+            return Ok(EXIT_NOT_RUNNING);
+        }
+        anyhow::bail!(
+            "no store in {}: no daemon has run and nothing was ingested with this \
+             configuration ({})",
+            cfg.state_dir.join("db").display(),
+            config.display()
+        );
+    }
     let (reply, files) = rosterdrop::admin::run(&cfg.state_dir, &req, Duration::from_secs(15))?;
     if let Some(out) = out {
         if reply.exit == 0 {
@@ -347,6 +423,13 @@ fn account(cmd: AccountCmd, path: &Path) -> anyhow::Result<bool> {
         AccountCmd::Key(KeyCmd::Add { name, keyfile }) => {
             let text = std::fs::read_to_string(&keyfile)
                 .with_context(|| format!("reading {}", keyfile.display()))?;
+            if text.contains("PRIVATE KEY") {
+                anyhow::bail!(
+                    "{} is a private key, which must stay with the vendor: give its public key \
+                     (usually the `.pub` file beside it)",
+                    keyfile.display()
+                );
+            }
             let line = text
                 .lines()
                 .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))

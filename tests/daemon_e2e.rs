@@ -573,15 +573,12 @@ fn a_half_uploaded_file_is_never_taken() {
         d.history(),
         _srv.log_text()
     );
-    assert_eq!(
-        fs::metadata(
-            d.state
-                .join(format!("archive/maple/{}/roster.zip", done[0].0))
-        )
-        .unwrap()
-        .len(),
-        size
-    );
+    // The original moves to the archive just after the batch's state is final.
+    let archived = d
+        .state
+        .join(format!("archive/maple/{}/roster.zip", done[0].0));
+    _srv.wait_until(10, 50, "the upload archived", || archived.exists());
+    assert_eq!(fs::metadata(&archived).unwrap().len(), size);
 }
 
 #[test]
@@ -937,4 +934,58 @@ fn a_batch_that_keeps_killing_the_daemon_is_failed_not_retried_for_ever() {
     assert!(srv
         .log_text()
         .contains("batch given up after repeated crashes"));
+}
+
+/// Issue 13: a second `serve` on the same state directory says at once that a daemon runs, with
+/// its pid, and exits 2.
+#[test]
+fn a_second_serve_names_the_running_daemon() {
+    let d = Daemon::new("[sources.s]\n", 2);
+    let srv = d.start();
+    let t = Instant::now();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&d.config)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", common_sftp::text(&out));
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("already running") && e.contains(&format!("pid {}", srv.pid())),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
+
+/// Issue 13, item 6: uploads that waited for their source are taken as soon as a reload adds
+/// it, not at the next periodic rescan.
+#[test]
+fn a_reload_takes_uploads_that_waited_for_their_source_at_once() {
+    let d = Daemon::with_intake("[sources.late]\n", 2, "rescan_secs = 600");
+    let key = d.account("vendor", "late");
+    // The source goes away (a configuration edit), and an upload arrives for it.
+    let text = fs::read_to_string(&d.config).unwrap();
+    fs::write(&d.config, text.replace("[sources.late]\n", "")).unwrap();
+    let srv = d.start();
+    let (_, zip) = d.synth_zip("apple", 50);
+    d.upload("vendor", &key, &zip, "nightly.zip");
+    srv.wait_log(20, "not in the configuration");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(d.history().is_empty(), "{:?}", d.history());
+    fs::write(&d.config, text).unwrap();
+    let t = Instant::now();
+    srv.signal("-HUP");
+    let done = d.wait_batches("late", 1, 30);
+    assert_eq!(done[0].1, "applied", "{}", srv.log_text());
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
 }
