@@ -121,12 +121,32 @@ pub fn fmt_time(secs: u64) -> String {
     format!("{d} {:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
+/// The first line of a batch's reason, cut to fit a table row (`show` has it whole).
+fn short_reason(b: &Batch) -> String {
+    let Some(r) = &b.reason else {
+        return String::new();
+    };
+    let line = r.lines().next().unwrap_or("");
+    let line = crate::report::escape_line(line);
+    const MAX: usize = 70;
+    if line.chars().count() > MAX {
+        let cut: String = line.chars().take(MAX - 3).collect();
+        format!("{cut}...")
+    } else {
+        line.into_owned()
+    }
+}
+
 fn batch_line(out: &mut String, b: &Batch) {
     let (a, u, d) = b.totals();
     let patches: u64 = b.patches.values().sum();
+    let reason = match b.state {
+        BatchState::Rejected | BatchState::Held | BatchState::Failed => short_reason(b),
+        _ => String::new(),
+    };
     let _ = writeln!(
         out,
-        "{:>6}  {}  {:<12} {:<10} {:<13} {:<11} {:>8} {:>8} {:>8} {:>8} {:>7}ms",
+        "{:>6}  {}  {:<12} {:<10} {:<13} {:<11} {:>8} {:>8} {:>8} {:>8} {:>7}ms  {}",
         b.id,
         fmt_time(b.received_at),
         b.source,
@@ -137,8 +157,15 @@ fn batch_line(out: &mut String, b: &Batch) {
         u,
         d,
         patches,
-        b.duration_ms
+        b.duration_ms,
+        reason
     );
+    // No trailing spaces on rows without a reason.
+    if reason.is_empty() {
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+        out.push('\n');
+    }
 }
 
 pub fn history_text(batches: &[Batch]) -> String {
@@ -156,6 +183,9 @@ pub fn history_text(batches: &[Batch]) -> String {
         "patches",
         "duration"
     );
+    let header_end = out.trim_end().len();
+    out.truncate(header_end);
+    out.push_str("  reason\n");
     for b in batches {
         batch_line(&mut out, b);
     }
@@ -182,7 +212,15 @@ pub fn show_text(b: &Batch) -> String {
         b.mode,
         b.state.label()
     );
-    let _ = writeln!(out, "content sha256 {}", b.content_hash);
+    let _ = writeln!(
+        out,
+        "content sha256 {}",
+        if b.content_hash.is_empty() {
+            "- (the upload was never read)"
+        } else {
+            &b.content_hash
+        }
+    );
     if let Some(r) = &b.rollback_of {
         let _ = writeln!(out, "rollback of batch {r}");
     }
@@ -194,10 +232,22 @@ pub fn show_text(b: &Batch) -> String {
         }
     }
     if let Some(d) = &b.report_dir {
-        let _ = writeln!(
-            out,
-            "reports: {d}/ (patch-summary.csv, summary.txt, modified/, modified.zip)"
-        );
+        // Only what this batch really has: a rejected batch has no modified files.
+        let dir = Path::new(d);
+        let present: Vec<&str> = [
+            "summary.txt",
+            "patch-summary.csv",
+            "modified/",
+            "modified.zip",
+        ]
+        .into_iter()
+        .filter(|f| dir.join(f.trim_end_matches('/')).exists())
+        .collect();
+        if present.is_empty() {
+            let _ = writeln!(out, "reports: none were written");
+        } else {
+            let _ = writeln!(out, "reports: {d}/ ({})", present.join(", "));
+        }
     }
     out
 }

@@ -213,3 +213,48 @@ fn refusals_are_plain() {
     assert!(stderr(&o).contains("no source `bogus`"), "{}", stderr(&o));
     assert!(o.stdout.is_empty());
 }
+
+/// Issue 13, item 7: `history` gives a rejection's reason, `show` lists only the reports that
+/// exist.
+#[test]
+fn history_and_show_tell_what_happened() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = config(t.path());
+    let c = cfg.to_str().unwrap();
+    let bundle = t.path().join("nightly");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(bundle.join("students.csv"), "person_id\nS1\n").unwrap();
+    let o = run_in(
+        t.path(),
+        &[
+            "--config",
+            c,
+            "ingest",
+            bundle.to_str().unwrap(),
+            "--source",
+            "north",
+            "-q",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = run_in(t.path(), &["--config", c, "history"], None);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let row = text.lines().nth(1).unwrap_or_default();
+    assert!(text.lines().next().unwrap().ends_with("reason"), "{text}");
+    assert!(
+        row.contains("rejected") && row.contains("structural error"),
+        "{text}"
+    );
+    let o = run_in(t.path(), &["--config", c, "show", "1"], None);
+    let show = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        show.contains("summary.txt") && show.contains("patch-summary.csv"),
+        "{show}"
+    );
+    assert!(
+        !show.contains("modified"),
+        "a rejected batch has no modified files:\n{show}"
+    );
+    assert!(!show.contains("content sha256 \n"), "{show}");
+}
