@@ -287,3 +287,31 @@ impl SftpConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `[sftp]` table documented in `config/rosterdrop.toml` parses and shows the defaults.
+    #[test]
+    fn documented_table_is_the_defaults() {
+        let file: FileConfig =
+            toml::from_str(include_str!("../../config/rosterdrop.toml")).unwrap();
+        assert_eq!(file.sftp, SftpConfig::default());
+        file.sftp.validate().unwrap();
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        for tune in [
+            |c: &mut SftpConfig| c.max_handles_per_account = 0,
+            |c: &mut SftpConfig| c.max_open_handles = 0,
+            |c: &mut SftpConfig| c.max_channels_per_connection = 0,
+            |c: &mut SftpConfig| c.max_connections = 0,
+        ] {
+            let mut c = SftpConfig::default();
+            tune(&mut c);
+            assert!(c.validate().is_err(), "{c:?}");
+        }
+    }
+}

@@ -1136,4 +1136,33 @@ mod tests {
         assert_eq!(raw_request_id(&p), 42);
         assert_eq!(raw_request_id(&[6, 0]), 0);
     }
+
+    #[test]
+    fn names_are_checked_in_the_raw_request() {
+        let req = |kind: u8, names: &[&[u8]]| {
+            let mut p = vec![kind, 0, 0, 0, 9];
+            for n in names {
+                p.extend_from_slice(&(n.len() as u32).to_be_bytes());
+                p.extend_from_slice(n);
+            }
+            p
+        };
+        assert_eq!(non_utf8_name(&req(3, &[b"a\xff"])), Some(9));
+        assert_eq!(non_utf8_name(&req(3, &["caf\u{e9}".as_bytes()])), None);
+        assert_eq!(non_utf8_name(&req(18, &[b"ok", b"\xc3"])), Some(9));
+        assert_eq!(
+            non_utf8_name(&req(200, &[b"posix-rename@openssh.com", b"ok", b"\xe9"])),
+            Some(9)
+        );
+        assert_eq!(
+            non_utf8_name(&req(200, &[b"statvfs@openssh.com", b"\xe9"])),
+            None
+        );
+        // Handles are not names; truncated packets are left to the decoder.
+        assert_eq!(non_utf8_name(&req(4, &[b"\xff"])), None);
+        let p = req(3, &[b"a\xff"]);
+        for cut in 0..p.len() {
+            assert_eq!(non_utf8_name(&p[..cut]), None, "cut {cut}");
+        }
+    }
 }
