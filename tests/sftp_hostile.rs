@@ -600,7 +600,7 @@ fn a_session_limit_refusal_is_explained_and_never_bans() {
         "max_sessions_per_account = 1",
         "[sftp.defender]\nthreshold = 3\nscore_limit_exceeded = 3\nban_secs = 600\n",
     );
-    env.add_account("vendor", "district");
+    let pw = env.add_account("vendor", "district");
     let key = env.add_key("vendor");
     let srv = env.start();
     // The job's first session stays open (interactive sftp waiting on stdin) ...
@@ -624,9 +624,12 @@ fn a_session_limit_refusal_is_explained_and_never_bans() {
         .spawn()
         .unwrap();
     assert!(srv.wait_log("SFTP login"));
-    // ... and its parallel ones, with the right key, are refused with the reason.
-    for _ in 0..3 {
-        let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
+    // ... and its parallel ones, with the right key or password, are refused with the reason.
+    for method in ["publickey", "password", "keyboard-interactive"] {
+        let out = match method {
+            "publickey" => env.sftp_key("vendor", &key, "pwd\n", &[]),
+            m => env.sftp_password("vendor", &pw, m, "pwd\n"),
+        };
         assert!(!out.status.success(), "{}", common_sftp::text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(

@@ -479,6 +479,8 @@ impl Conn {
             // the reason in `auth_succeeded`; no channel is ever opened (`user` stays unset).
             tracing::warn!(account = %loggable(user), addr = %self.peer, max = self.shared.cfg.max_sessions_per_account, "SFTP login refused: too many sessions for this account");
             self.over_session_limit = true;
+            // Not a login timeout either (that would score): the disconnect ends it.
+            self.authed.store(true, Ordering::Release);
             return Auth::Accept;
         };
         tracing::info!(account = %user, source = %source, addr = %self.peer, method, "SFTP login");
