@@ -375,6 +375,53 @@ async fn rename_cannot_hide_bytes_below_the_depth_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_cannot_make_paths_too_long_to_count() {
+    // Within 16 levels, but with 255-byte names: a file moved down there would have a real
+    // path longer than the system can name, so no walk could see (or count) it.
+    const MIB: u64 = 1 << 20;
+    let fx = fixture(|c| c.quota_bytes = 3 * MIB).await;
+    let h = ssh(fx.addr, "vendor", &fx.passwords[0])
+        .await
+        .expect("login");
+    let s = sftp(&h).await.unwrap();
+    let long = |c: char| c.to_string().repeat(255);
+    let mut chain = String::new();
+    for i in 0..14 {
+        chain.push('/');
+        chain.push_str(&long(char::from(b'a' + i)));
+        s.mkdir(chain.clone(), none()).await.unwrap();
+    }
+    let top = format!("/{}", long('y'));
+    s.mkdir(top.clone(), none()).await.unwrap();
+    let file = format!("{top}/{}", long('z'));
+    let hd = s.open(file, wflags(), none()).await.unwrap().handle;
+    for k in 0..8u64 {
+        s.write(hd.as_str(), k * 131_072, vec![3u8; 131_072])
+            .await
+            .unwrap();
+    }
+    s.close(hd.as_str()).await.unwrap();
+    let target = format!("{chain}{top}");
+    assert!(target.len() <= 4096 && target.matches('/').count() == 15);
+    let (c, msg) = code(s.rename(top.clone(), target).await);
+    assert_eq!(c, StatusCode::Failure);
+    assert_eq!(msg, "path too long");
+    // The megabyte is still where it counts: 2.5 MiB more do not fit in 3 MiB.
+    let hd = s.open("more.bin", wflags(), none()).await.unwrap().handle;
+    let mut refused = false;
+    for k in 0..20u64 {
+        if s.write(hd.as_str(), k * 131_072, vec![4u8; 131_072])
+            .await
+            .is_err()
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "quota not enforced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_counts_every_byte_however_deep() {
     const MIB: usize = 1 << 20;
     let fx = fixture(|c| c.quota_bytes = 3 * MIB as u64).await;

@@ -281,26 +281,49 @@ pub fn usage(root: &Path, cfg: &super::SftpConfig) -> (u64, u64) {
     (bytes, count)
 }
 
-/// Whether anything under `dir` lies more than `room` levels below it (a child is one level
-/// down). Iterative, visits at most `limit` entries: `None` past that.
-pub fn deeper_than(dir: &Path, room: usize, limit: u64) -> Option<bool> {
+/// Longest real path the server creates, bytes (Linux's PATH_MAX counts the final NUL). A
+/// longer one could not be opened or even `lstat`ed by path, so the quota walk would not see
+/// it.
+pub const MAX_REAL_PATH: usize = 4095;
+
+/// Whether a folder fits where a rename would put it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fits {
+    Yes,
+    /// Something below it would be more than the allowed levels down.
+    TooDeep,
+    /// Something below it would have a real path longer than [`MAX_REAL_PATH`].
+    TooLong,
+    /// More than the walk's limit of entries: not looked at further.
+    TooBig,
+}
+
+/// Whether everything under `dir` stays within `levels` levels below it (a child is one
+/// level down) and within `bytes` bytes of path below it (`/name` per level). Iterative,
+/// visits at most `limit` entries.
+pub fn subtree_fits(dir: &Path, levels: usize, bytes: usize, limit: u64) -> Fits {
     let mut visited = 0u64;
-    let mut todo = vec![(dir.to_path_buf(), 0usize)];
-    while let Some((d, level)) = todo.pop() {
+    let mut todo = vec![(dir.to_path_buf(), 0usize, 0usize)];
+    while let Some((d, level, len)) = todo.pop() {
         for (p, md, _) in entries(&d, limit + 1 - visited) {
             visited += 1;
             if visited > limit {
-                return None;
+                return Fits::TooBig;
             }
-            if level + 1 > room {
-                return Some(true);
+            if level + 1 > levels {
+                return Fits::TooDeep;
+            }
+            let name_len = p.file_name().map_or(0, |n| n.len());
+            let len = len.saturating_add(1 + name_len);
+            if len > bytes {
+                return Fits::TooLong;
             }
             if md.is_dir() {
-                todo.push((p, level + 1));
+                todo.push((p, level + 1, len));
             }
         }
     }
-    Some(false)
+    Fits::Yes
 }
 
 /// Most entries the start-up sweep of upload temporaries visits (all drop folders together).
@@ -391,11 +414,14 @@ mod tests {
             fs::write(dir.path().join(format!("n{i}")), b"").unwrap();
         }
         assert_eq!(usage(dir.path(), &small), (u64::MAX, u64::MAX));
-        // Depth below a folder: d0 holds 59 more folders and a file at level 60.
+        // Depth below a folder: d0 holds 59 more folders and a file at level 60; its path
+        // below d0 is "/d1/.../d9" (9 x 3 bytes), "/d10/.../d59" (50 x 4) and "/f".
         let d0 = dir.path().join("d0");
-        assert_eq!(deeper_than(&d0, 60, 10_000), Some(false));
-        assert_eq!(deeper_than(&d0, 59, 10_000), Some(true));
-        assert_eq!(deeper_than(&d0, 60, 10), None);
+        let below = 9 * 3 + 50 * 4 + 2;
+        assert_eq!(subtree_fits(&d0, 60, below, 10_000), Fits::Yes);
+        assert_eq!(subtree_fits(&d0, 59, below, 10_000), Fits::TooDeep);
+        assert_eq!(subtree_fits(&d0, 60, below - 1, 10_000), Fits::TooLong);
+        assert_eq!(subtree_fits(&d0, 60, below, 10), Fits::TooBig);
         assert_eq!(remove_stale_temporaries(dir.path()), 1);
     }
 

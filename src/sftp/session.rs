@@ -863,20 +863,25 @@ impl Session {
         if nc.starts_with(&oc) && nc.len() > oc.len() {
             return Err(Fail::failure("cannot move a folder into itself"));
         }
-        // The depth limit holds for every path a request creates: a folder moved to `nc` must
-        // not take its deepest descendant past it.
-        if md.is_dir() && nc.len() > oc.len() {
-            let room = jail::MAX_DEPTH.saturating_sub(nc.len());
-            match jail::deeper_than(&op, room, jail::walk_limit(&self.ctx.cfg)) {
-                Some(false) => {}
-                Some(true) => {
-                    tracing::info!(account = %self.ctx.account, addr = %self.ctx.peer, "SFTP rename refused: folders would be nested too deep");
-                    return Err(Fail::failure(format!(
+        // The limits hold for every path a request creates: a folder moved to `nc` must not
+        // take its deepest descendant past the depth limit, nor any path below it past the
+        // longest path the system can name (the quota walk could not see it).
+        if md.is_dir() {
+            let levels = jail::MAX_DEPTH.saturating_sub(nc.len());
+            let bytes = jail::MAX_REAL_PATH.saturating_sub(np.as_os_str().len());
+            let refusal =
+                match jail::subtree_fits(&op, levels, bytes, jail::walk_limit(&self.ctx.cfg)) {
+                    jail::Fits::Yes => None,
+                    jail::Fits::TooDeep => Some(format!(
                         "folders nested too deep: at most {} levels",
                         jail::MAX_DEPTH
-                    )));
-                }
-                None => return Err(Fail::failure("folder too large to move")),
+                    )),
+                    jail::Fits::TooLong => Some("path too long".to_owned()),
+                    jail::Fits::TooBig => Some("folder too large to move".to_owned()),
+                };
+            if let Some(msg) = refusal {
+                tracing::info!(account = %self.ctx.account, addr = %self.ctx.peer, "SFTP rename refused: {msg}");
+                return Err(Fail::failure(msg));
             }
         }
         match fs::symlink_metadata(&np) {
