@@ -414,10 +414,11 @@ mod tests {
             fs::write(dir.path().join(format!("n{i}")), b"").unwrap();
         }
         assert_eq!(usage(dir.path(), &small), (u64::MAX, u64::MAX));
-        // Depth below a folder: d0 holds 59 more folders and a file at level 60; its path
-        // below d0 is "/d1/.../d9" (9 x 3 bytes), "/d10/.../d59" (50 x 4) and "/f".
+        // Depth below a folder: d0 holds 59 more folders and two files at level 60; the
+        // longest path below d0 is "/d1/.../d9" (9 x 3 bytes), "/d10/.../d59" (50 x 4) and
+        // the temporary's "/.rosterdrop-upload.x.f".
         let d0 = dir.path().join("d0");
-        let below = 9 * 3 + 50 * 4 + 2;
+        let below = 9 * 3 + 50 * 4 + 1 + TEMP_PREFIX.len() + 3;
         assert_eq!(subtree_fits(&d0, 60, below, 10_000), Fits::Yes);
         assert_eq!(subtree_fits(&d0, 59, below, 10_000), Fits::TooDeep);
         assert_eq!(subtree_fits(&d0, 60, below - 1, 10_000), Fits::TooLong);
