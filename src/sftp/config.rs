@@ -46,8 +46,25 @@ pub struct SftpConfig {
     pub max_sftp_packet: u32,
     /// Largest READ answered, bytes. Default 261120.
     pub max_read_len: u32,
-    /// Open file and directory handles per SFTP session. Default 64.
+    /// Open file and directory handles per SFTP session. Default 64 (OpenSSH clients ask
+    /// `limits@openssh.com` and stay below it).
     pub max_handles: usize,
+    /// Open handles over all sessions of one account. Default 128: a job uploading with
+    /// `max_sessions_per_account` parallel sessions needs a few each; one account can never
+    /// hold more than this many descriptors for files.
+    pub max_handles_per_account: usize,
+    /// Open handles over the whole server. Default 4096; lowered at start to what the
+    /// descriptor limit leaves after `fd_reserve` and `max_connections` (see below), so open
+    /// files can never take the descriptors of new logins, intake or the admin socket.
+    pub max_open_handles: usize,
+    /// Session channels per SSH connection, whether or not they run SFTP. Default 4 (OpenSSH
+    /// opens one; a few clients open a second for listings).
+    pub max_channels_per_connection: usize,
+    /// File descriptors kept for the rest of the daemon (intake scans, the store, the admin
+    /// socket, mail, logs) and never given to SFTP handles or connections. Default 256. At
+    /// start the soft RLIMIT_NOFILE is raised to the hard limit, and the SFTP budget is
+    /// `limit - fd_reserve`: `max_connections` sockets plus `max_open_handles` files.
+    pub fd_reserve: usize,
     /// SSH channel window, bytes. Default 16 MiB: an OpenSSH client keeps 64 writes of
     /// 255 KiB in flight, russh's 2 MiB default window halves throughput.
     pub window_size: u32,
@@ -126,6 +143,10 @@ impl Default for SftpConfig {
             max_sftp_packet: 262_144,
             max_read_len: 261_120,
             max_handles: 64,
+            max_handles_per_account: 128,
+            max_open_handles: 4096,
+            max_channels_per_connection: 4,
+            fd_reserve: 256,
             window_size: 16 << 20,
             max_channel_packet: 65535,
             fsync_uploads: true,
@@ -251,14 +272,46 @@ impl SftpConfig {
             return bad("sftp.max_channel_packet must be between 1024 and 262144");
         }
         if self.max_handles == 0
+            || self.max_handles_per_account == 0
+            || self.max_open_handles == 0
+            || self.max_channels_per_connection == 0
+            || self.max_connections == 0
             || self.max_auth_attempts == 0
             || self.max_sessions_per_account == 0
         {
-            return bad("sftp.max_handles, max_auth_attempts and max_sessions_per_account must be at least 1");
+            return bad("sftp.max_handles, max_handles_per_account, max_open_handles, max_channels_per_connection, max_connections, max_auth_attempts and max_sessions_per_account must be at least 1");
         }
         if self.login_timeout_secs == 0 || self.idle_timeout_secs == 0 {
             return bad("sftp.login_timeout_secs and idle_timeout_secs must be at least 1");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `[sftp]` table documented in `config/rosterdrop.toml` parses and shows the defaults.
+    #[test]
+    fn documented_table_is_the_defaults() {
+        let file: FileConfig =
+            toml::from_str(include_str!("../../config/rosterdrop.toml")).unwrap();
+        assert_eq!(file.sftp, SftpConfig::default());
+        file.sftp.validate().unwrap();
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        for tune in [
+            |c: &mut SftpConfig| c.max_handles_per_account = 0,
+            |c: &mut SftpConfig| c.max_open_handles = 0,
+            |c: &mut SftpConfig| c.max_channels_per_connection = 0,
+            |c: &mut SftpConfig| c.max_connections = 0,
+        ] {
+            let mut c = SftpConfig::default();
+            tune(&mut c);
+            assert!(c.validate().is_err(), "{c:?}");
+        }
     }
 }

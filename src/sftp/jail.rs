@@ -14,7 +14,8 @@ use russh_sftp::protocol::{FileAttributes, StatusCode};
 pub const TEMP_PREFIX: &str = ".rosterdrop-upload.";
 /// Name of the virtual read-only reports folder in every account's root.
 pub const REPORTS: &str = "reports";
-/// Deepest folder nesting accepted under the root.
+/// Most components of any path a request names or creates under the root (a rename counts
+/// the deepest descendant of what it moves).
 pub const MAX_DEPTH: usize = 16;
 const MAX_NAME: usize = 255;
 const MAX_PATH: usize = 4096;
@@ -224,57 +225,129 @@ pub fn attrs(md: &Metadata, read_only: bool) -> FileAttributes {
     }
 }
 
-/// Bytes and entries in the drop folder, not counting upload temporaries.
-pub fn usage(root: &Path) -> (u64, u64) {
-    fn walk(dir: &Path, depth: usize, acc: &mut (u64, u64)) {
-        let Ok(rd) = fs::read_dir(dir) else { return };
-        for e in rd.flatten() {
-            let name = e.file_name();
-            if name.to_string_lossy().starts_with(TEMP_PREFIX) {
-                continue;
-            }
-            let Ok(md) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if md.is_dir() {
-                acc.1 += 1;
-                if depth < MAX_DEPTH + 1 {
-                    walk(&e.path(), depth + 1, acc);
-                }
-            } else if md.is_file() {
-                acc.0 += md.len();
-                acc.1 += 1;
-            }
-        }
-    }
-    let mut acc = (0, 0);
-    walk(root, 0, &mut acc);
-    acc
+/// Most entries one walk of a drop folder visits: twice the file quota plus 1000. An account
+/// within its quota is always counted exactly; the walk of one that is far over it stops there
+/// (and counts as over quota), so no request can make the server walk an unbounded tree.
+pub fn walk_limit(cfg: &super::SftpConfig) -> u64 {
+    cfg.quota_files.saturating_mul(2).saturating_add(1000)
 }
 
-/// Removes upload temporaries under `drop_dir` (left if the process was killed mid-upload).
-/// Returns how many were removed. Symbolic links are not followed.
-pub fn remove_stale_temporaries(drop_dir: &Path) -> usize {
-    fn walk(dir: &Path, depth: usize, n: &mut usize) {
-        let Ok(rd) = fs::read_dir(dir) else { return };
-        for e in rd.flatten() {
-            let Ok(md) = e.path().symlink_metadata() else {
+/// Entries of one folder, at most `max`: `(path, metadata, name is an upload temporary)`. The
+/// folder's descriptor is closed before this returns, so a walk holds one descriptor at a time
+/// however deep it goes. Symbolic links are reported as such (`symlink_metadata`), never
+/// followed.
+fn entries(dir: &Path, max: u64) -> Vec<(PathBuf, Metadata, bool)> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .take(usize::try_from(max).unwrap_or(usize::MAX))
+        .filter_map(|e| {
+            let temp = e
+                .file_name()
+                .as_encoded_bytes()
+                .starts_with(TEMP_PREFIX.as_bytes());
+            let p = e.path();
+            p.symlink_metadata().ok().map(|md| (p, md, temp))
+        })
+        .collect()
+}
+
+/// Bytes and entries in the drop folder, however deep, not counting upload temporaries (they
+/// are counted as uploads in flight). Iterative; after `walk_limit(cfg)` entries it stops and
+/// answers `(u64::MAX, u64::MAX)`: over every quota.
+pub fn usage(root: &Path, cfg: &super::SftpConfig) -> (u64, u64) {
+    let limit = walk_limit(cfg);
+    let (mut bytes, mut count, mut visited) = (0u64, 0u64, 0u64);
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for (p, md, temp) in entries(&dir, limit + 1 - visited) {
+            visited += 1;
+            if visited > limit {
+                return (u64::MAX, u64::MAX);
+            }
+            if temp {
                 continue;
-            };
+            }
             if md.is_dir() {
-                if depth <= MAX_DEPTH + 1 {
-                    walk(&e.path(), depth + 1, n);
-                }
-            } else if md.is_file()
-                && e.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
-                && fs::remove_file(e.path()).is_ok()
-            {
-                *n += 1;
+                count += 1;
+                todo.push(p);
+            } else if md.is_file() {
+                bytes = bytes.saturating_add(md.len());
+                count += 1;
             }
         }
     }
+    (bytes, count)
+}
+
+/// Longest real path the server creates, bytes (Linux's PATH_MAX counts the final NUL). A
+/// longer one could not be opened or even `lstat`ed by path, so the quota walk would not see
+/// it.
+pub const MAX_REAL_PATH: usize = 4095;
+
+/// Whether a folder fits where a rename would put it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fits {
+    Yes,
+    /// Something below it would be more than the allowed levels down.
+    TooDeep,
+    /// Something below it would have a real path longer than [`MAX_REAL_PATH`].
+    TooLong,
+    /// More than the walk's limit of entries: not looked at further.
+    TooBig,
+}
+
+/// Whether everything under `dir` stays within `levels` levels below it (a child is one
+/// level down) and within `bytes` bytes of path below it (`/name` per level). Iterative,
+/// visits at most `limit` entries.
+pub fn subtree_fits(dir: &Path, levels: usize, bytes: usize, limit: u64) -> Fits {
+    let mut visited = 0u64;
+    let mut todo = vec![(dir.to_path_buf(), 0usize, 0usize)];
+    while let Some((d, level, len)) = todo.pop() {
+        for (p, md, _) in entries(&d, limit + 1 - visited) {
+            visited += 1;
+            if visited > limit {
+                return Fits::TooBig;
+            }
+            if level + 1 > levels {
+                return Fits::TooDeep;
+            }
+            let name_len = p.file_name().map_or(0, |n| n.len());
+            let len = len.saturating_add(1 + name_len);
+            if len > bytes {
+                return Fits::TooLong;
+            }
+            if md.is_dir() {
+                todo.push((p, level + 1, len));
+            }
+        }
+    }
+    Fits::Yes
+}
+
+/// Most entries the start-up sweep of upload temporaries visits (all drop folders together).
+const SWEEP_LIMIT: u64 = 10_000_000;
+
+/// Removes upload temporaries under `drop_dir` (left if the process was killed mid-upload),
+/// however deep. Returns how many were removed. Symbolic links are not followed.
+pub fn remove_stale_temporaries(drop_dir: &Path) -> usize {
     let mut n = 0;
-    walk(drop_dir, 0, &mut n);
+    let mut visited = 0u64;
+    let mut todo = vec![drop_dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for (p, md, temp) in entries(&dir, SWEEP_LIMIT + 1 - visited) {
+            visited += 1;
+            if visited > SWEEP_LIMIT {
+                return n;
+            }
+            if md.is_dir() {
+                todo.push(p);
+            } else if md.is_file() && temp && fs::remove_file(&p).is_ok() {
+                n += 1;
+            }
+        }
+    }
     n
 }
 
@@ -318,6 +391,39 @@ mod tests {
             StatusCode::NoSuchFile
         );
         assert!(j.classify(&"a/".repeat(MAX_DEPTH + 1)).is_err());
+    }
+
+    #[test]
+    fn usage_counts_every_level_and_stops_at_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut deep = dir.path().to_path_buf();
+        for i in 0..60 {
+            deep.push(format!("d{i}"));
+        }
+        fs::create_dir_all(&deep).unwrap();
+        fs::write(deep.join("f"), [0u8; 1000]).unwrap();
+        fs::write(deep.join(format!("{TEMP_PREFIX}x.f")), [0u8; 50]).unwrap();
+        let cfg = crate::sftp::SftpConfig::default();
+        assert_eq!(usage(dir.path(), &cfg), (1000, 61));
+        let small = crate::sftp::SftpConfig {
+            quota_files: 0,
+            ..Default::default()
+        };
+        assert_eq!(walk_limit(&small), 1000);
+        for i in 0..1001 {
+            fs::write(dir.path().join(format!("n{i}")), b"").unwrap();
+        }
+        assert_eq!(usage(dir.path(), &small), (u64::MAX, u64::MAX));
+        // Depth below a folder: d0 holds 59 more folders and two files at level 60; the
+        // longest path below d0 is "/d1/.../d9" (9 x 3 bytes), "/d10/.../d59" (50 x 4) and
+        // the temporary's "/.rosterdrop-upload.x.f".
+        let d0 = dir.path().join("d0");
+        let below = 9 * 3 + 50 * 4 + 1 + TEMP_PREFIX.len() + 3;
+        assert_eq!(subtree_fits(&d0, 60, below, 10_000), Fits::Yes);
+        assert_eq!(subtree_fits(&d0, 59, below, 10_000), Fits::TooDeep);
+        assert_eq!(subtree_fits(&d0, 60, below - 1, 10_000), Fits::TooLong);
+        assert_eq!(subtree_fits(&d0, 60, below, 10), Fits::TooBig);
+        assert_eq!(remove_stale_temporaries(dir.path()), 1);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod defender;
+pub mod fdlimit;
 pub mod hostkeys;
 pub mod jail;
 pub mod session;
@@ -93,11 +94,36 @@ impl Server {
     /// authenticated are not dropped.
     pub fn new(
         state_dir: impl Into<PathBuf>,
-        cfg: SftpConfig,
+        mut cfg: SftpConfig,
         accounts: Arc<RwLock<Accounts>>,
         events: mpsc::Sender<UploadEvent>,
     ) -> Result<Server, SftpError> {
         cfg.validate()?;
+        // Descriptor budget: raise the soft limit to the hard one, then fit connections and
+        // open handles below it, leaving `fd_reserve` to the rest of the daemon.
+        let nofile = fdlimit::raise_nofile_limit();
+        let b = fdlimit::fit(&cfg, nofile);
+        let configured = (cfg.max_connections, cfg.max_open_handles);
+        if (b.connections, b.handles) != configured {
+            tracing::warn!(
+                open_files_limit = nofile,
+                fd_reserve = cfg.fd_reserve,
+                max_connections = b.connections,
+                max_open_handles = b.handles,
+                "SFTP limits lowered to fit the open files limit (raise LimitNOFILE)"
+            );
+        }
+        tracing::info!(
+            open_files_limit = nofile,
+            fd_reserve = cfg.fd_reserve,
+            max_connections = b.connections,
+            max_open_handles = b.handles,
+            max_handles_per_account = b.handles_per_account,
+            "SFTP descriptor budget"
+        );
+        cfg.max_connections = b.connections;
+        cfg.max_open_handles = b.handles;
+        cfg.max_handles_per_account = b.handles_per_account;
         let state_dir = state_dir.into();
         let drop_dir = state_dir.join("drop");
         std::fs::create_dir_all(&drop_dir).map_err(|e| SftpError::io(&drop_dir, e))?;

@@ -13,7 +13,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -29,11 +29,47 @@ use tokio::sync::mpsc;
 use super::jail::{self, attrs, display, is_partial_name, Fail, Jail, Target, TEMP_PREFIX};
 use super::{SftpConfig, UploadEvent};
 
-/// Bytes and files being uploaded right now by all sessions of one account.
+/// Bytes and files being uploaded, and handles open, right now in all sessions of one account.
 #[derive(Default, Debug)]
 pub struct InFlight {
     pub bytes: AtomicU64,
     pub files: AtomicU64,
+    pub handles: AtomicUsize,
+}
+
+/// Handles open right now on the whole server, against the server's cap (`max_open_handles`
+/// after it was fitted to the descriptor limit).
+#[derive(Debug)]
+pub struct HandleBudget {
+    cap: usize,
+    open: AtomicUsize,
+}
+
+impl HandleBudget {
+    pub fn new(cap: usize) -> HandleBudget {
+        HandleBudget {
+            cap,
+            open: AtomicUsize::new(0),
+        }
+    }
+
+    /// Handles open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// One open handle counted against its account and the server; given back on drop.
+struct HandleSlot {
+    server: Arc<HandleBudget>,
+    account: Arc<InFlight>,
+}
+
+impl Drop for HandleSlot {
+    fn drop(&mut self) {
+        self.server.open.fetch_sub(1, Ordering::Relaxed);
+        self.account.handles.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Everything a session needs to know about its account.
@@ -44,6 +80,7 @@ pub struct SessionCtx {
     pub jail: Jail,
     pub cfg: Arc<SftpConfig>,
     pub inflight: Arc<InFlight>,
+    pub handles: Arc<HandleBudget>,
     pub events: mpsc::Sender<UploadEvent>,
 }
 
@@ -98,9 +135,14 @@ enum Open {
 
 pub struct Session {
     ctx: SessionCtx,
+    /// Declared before `slots`: an open file is closed before its slot is given back.
     handles: HashMap<String, Open>,
+    slots: HashMap<String, HandleSlot>,
     next_handle: u64,
     initialized: bool,
+    /// A refused open is logged once per session (a client looping on it must not flood the log).
+    open_refusal_logged: bool,
+    utf8_refusal_logged: bool,
 }
 
 const DIR_CHUNK: usize = 100;
@@ -123,6 +165,52 @@ fn fail(id: u32, f: Fail) -> Packet {
     status(id, f.0, &f.1)
 }
 
+/// The answer to a request naming a path that is not UTF-8. russh-sftp decodes names lossily
+/// (an invalid byte becomes U+FFFD), so the raw packet is checked before it is decoded: the
+/// name is refused rather than stored under a name the client never sent.
+const NOT_UTF8: &str = "file name is not valid UTF-8";
+
+/// Reads an SSH `string` (raw bytes) from a packet; `None` if it runs past the end.
+fn raw_string<'a>(data: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = data.try_get_u32().ok()? as usize;
+    let s = data.get(..len)?;
+    data.advance(len);
+    Some(s)
+}
+
+/// For a request that names paths (type byte first): its id when one of the names is complete
+/// but not valid UTF-8. Malformed packets are left to the decoder (BAD_MESSAGE).
+fn non_utf8_name(pkt: &[u8]) -> Option<u32> {
+    const OPEN: u8 = 3;
+    const SETSTAT: u8 = 9;
+    const RENAME: u8 = 18;
+    const SYMLINK: u8 = 20;
+    const EXTENDED: u8 = 200;
+    let (&kind, mut r) = pkt.split_first()?;
+    let names = match kind {
+        OPEN | 7 | SETSTAT | 11 | 13..=17 | 19 => 1,
+        RENAME | SYMLINK => 2,
+        EXTENDED => 0,
+        _ => return None,
+    };
+    let id = r.try_get_u32().ok()?;
+    let names = if kind == EXTENDED {
+        match raw_string(&mut r)? {
+            b"posix-rename@openssh.com" | b"hardlink@openssh.com" => 2,
+            _ => 0,
+        }
+    } else {
+        names
+    };
+    for _ in 0..names {
+        let name = raw_string(&mut r)?;
+        if std::str::from_utf8(name).is_err() {
+            return Some(id);
+        }
+    }
+    None
+}
+
 /// Reads an SSH `string` from extended-request data.
 fn ext_string(data: &mut &[u8]) -> Option<String> {
     if data.remaining() < 4 {
@@ -142,19 +230,56 @@ impl Session {
         Session {
             ctx,
             handles: HashMap::new(),
+            slots: HashMap::new(),
             next_handle: 0,
             initialized: false,
+            open_refusal_logged: false,
+            utf8_refusal_logged: false,
         }
     }
 
-    fn new_handle(&mut self, open: Open) -> Result<String, Fail> {
-        if self.handles.len() >= self.ctx.cfg.max_handles {
-            return Err(Fail::failure("too many open handles"));
+    /// Takes a handle slot before anything is opened: at most `max_handles` in this session,
+    /// `max_handles_per_account` over the account's sessions, `max_open_handles` on the server.
+    /// Every handle may hold a file descriptor, so these caps bound the descriptors SFTP clients
+    /// can take.
+    fn reserve_handle(&mut self) -> Result<HandleSlot, Fail> {
+        let cfg = &self.ctx.cfg;
+        let refusal = if self.handles.len() >= cfg.max_handles {
+            Some(("too many open files in this session", cfg.max_handles))
+        } else if self.ctx.inflight.handles.fetch_add(1, Ordering::Relaxed)
+            >= cfg.max_handles_per_account
+        {
+            self.ctx.inflight.handles.fetch_sub(1, Ordering::Relaxed);
+            Some((
+                "too many open files for this account",
+                cfg.max_handles_per_account,
+            ))
+        } else if self.ctx.handles.open.fetch_add(1, Ordering::Relaxed) >= self.ctx.handles.cap {
+            self.ctx.handles.open.fetch_sub(1, Ordering::Relaxed);
+            self.ctx.inflight.handles.fetch_sub(1, Ordering::Relaxed);
+            Some(("too many open files on the server", self.ctx.handles.cap))
+        } else {
+            None
+        };
+        if let Some((msg, limit)) = refusal {
+            if !self.open_refusal_logged {
+                self.open_refusal_logged = true;
+                tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, limit, "SFTP open refused: {msg} (logged once per session)");
+            }
+            return Err(Fail::failure(msg));
         }
+        Ok(HandleSlot {
+            server: self.ctx.handles.clone(),
+            account: self.ctx.inflight.clone(),
+        })
+    }
+
+    fn new_handle(&mut self, open: Open, slot: HandleSlot) -> String {
         self.next_handle += 1;
         let h = format!("h{}", self.next_handle);
         self.handles.insert(h.clone(), open);
-        Ok(h)
+        self.slots.insert(h.clone(), slot);
+        h
     }
 
     /// Answers one decoded request. `None` closes the session (protocol violation).
@@ -279,6 +404,7 @@ impl Session {
 
     fn open(&mut self, path: &str, flags: OpenFlags) -> Result<String, Fail> {
         let target = self.ctx.jail.classify(path)?;
+        let slot = self.reserve_handle()?;
         let writing = flags.intersects(
             OpenFlags::WRITE | OpenFlags::APPEND | OpenFlags::CREATE | OpenFlags::TRUNCATE,
         );
@@ -290,16 +416,16 @@ impl Session {
                 }
                 let p = self.ctx.jail.report_path(&c)?;
                 let file = open_read(&p)?;
-                self.new_handle(Open::Read { file })
+                Ok(self.new_handle(Open::Read { file }, slot))
             }
             Target::Drop(c) if !writing => {
                 let p = self.ctx.jail.drop_path(&c)?;
                 let file = open_read(&p)?;
-                self.new_handle(Open::Read { file })
+                Ok(self.new_handle(Open::Read { file }, slot))
             }
             Target::Drop(c) => {
                 let upload = self.start_upload(&c, flags)?;
-                self.new_handle(Open::Upload(Box::new(upload)))
+                Ok(self.new_handle(Open::Upload(Box::new(upload)), slot))
             }
         }
     }
@@ -324,18 +450,20 @@ impl Session {
         if existing.is_none() && !flags.contains(OpenFlags::CREATE) {
             return Err(Fail::no_such());
         }
-        let (used, entries) = jail::usage(&self.ctx.jail.root);
+        let (used, entries) = jail::usage(&self.ctx.jail.root, &cfg);
         let replaced = existing.as_ref().map_or(0, |m| m.len());
         let base_used = used.saturating_sub(replaced);
         let inflight_files = self.ctx.inflight.files.load(Ordering::Relaxed);
-        if existing.is_none() && entries + inflight_files >= cfg.quota_files {
+        if existing.is_none() && entries.saturating_add(inflight_files) >= cfg.quota_files {
             tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = %vpath, "SFTP upload refused: file quota exceeded");
             return Err(Fail::failure(format!(
                 "quota exceeded: at most {} files",
                 cfg.quota_files
             )));
         }
-        if base_used + self.ctx.inflight.bytes.load(Ordering::Relaxed) >= cfg.quota_bytes {
+        if base_used.saturating_add(self.ctx.inflight.bytes.load(Ordering::Relaxed))
+            >= cfg.quota_bytes
+        {
             tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = %vpath, "SFTP upload refused: byte quota exceeded");
             return Err(Fail::failure(format!(
                 "quota exceeded: at most {} bytes",
@@ -408,7 +536,11 @@ impl Session {
                 cfg.max_file_size
             ))
         } else if grow > 0
-            && up.base_used + up.inflight.bytes.load(Ordering::Relaxed) + grow > cfg.quota_bytes
+            && up
+                .base_used
+                .saturating_add(up.inflight.bytes.load(Ordering::Relaxed))
+                .saturating_add(grow)
+                > cfg.quota_bytes
         {
             Some(format!("quota exceeded: at most {} bytes", cfg.quota_bytes))
         } else {
@@ -473,6 +605,8 @@ impl Session {
     }
 
     async fn close(&mut self, handle: &str) -> Result<(), Fail> {
+        // Declared first, dropped last: the slot is given back after the file is closed.
+        let _slot = self.slots.remove(handle);
         let open = self
             .handles
             .remove(handle)
@@ -486,11 +620,11 @@ impl Session {
         let cfg = self.ctx.cfg.clone();
         // Exact quota check now that the file is complete (other sessions may have finished
         // uploads since this one started).
-        let (used, _) = jail::usage(&self.ctx.jail.root);
+        let (used, _) = jail::usage(&self.ctx.jail.root, &cfg);
         let replaced = fs::symlink_metadata(&up.dest)
             .map(|m| if m.is_file() { m.len() } else { 0 })
             .unwrap_or(0);
-        if used.saturating_sub(replaced) + up.size > cfg.quota_bytes {
+        if used.saturating_sub(replaced).saturating_add(up.size) > cfg.quota_bytes {
             tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = %up.vpath, "SFTP upload refused at close: byte quota exceeded; partial file removed");
             return Err(Fail::failure(format!(
                 "quota exceeded: at most {} bytes",
@@ -615,6 +749,7 @@ impl Session {
             Target::Report(c) => (self.ctx.jail.report_path(c)?, true),
             Target::Drop(c) => (self.ctx.jail.drop_path(c)?, false),
         };
+        let slot = self.reserve_handle()?;
         let mut entries = Vec::new();
         if target == Target::Root {
             entries.push(NameEntry::new(
@@ -626,7 +761,7 @@ impl Session {
             Ok(md) if md.is_dir() => {}
             Ok(_) => return Err(Fail::failure("not a directory")),
             Err(_) if target == Target::ReportsRoot => {
-                return self.new_handle(Open::Dir { entries, pos: 0 });
+                return Ok(self.new_handle(Open::Dir { entries, pos: 0 }, slot));
             }
             Err(f) => return Err(f),
         }
@@ -651,7 +786,7 @@ impl Session {
             }
             entries.push(NameEntry::new(name, attrs(&md, read_only)));
         }
-        self.new_handle(Open::Dir { entries, pos: 0 })
+        Ok(self.new_handle(Open::Dir { entries, pos: 0 }, slot))
     }
 
     fn readdir(&mut self, id: u32, handle: &str) -> Result<Packet, Fail> {
@@ -694,8 +829,10 @@ impl Session {
     fn mkdir(&mut self, path: &str) -> Result<(), Fail> {
         let c = self.drop_target(path)?;
         let p = self.ctx.jail.drop_path(&c)?;
-        let (_, entries) = jail::usage(&self.ctx.jail.root);
-        if entries + self.ctx.inflight.files.load(Ordering::Relaxed) >= self.ctx.cfg.quota_files {
+        let (_, entries) = jail::usage(&self.ctx.jail.root, &self.ctx.cfg);
+        if entries.saturating_add(self.ctx.inflight.files.load(Ordering::Relaxed))
+            >= self.ctx.cfg.quota_files
+        {
             return Err(Fail::failure(format!(
                 "quota exceeded: at most {} files",
                 self.ctx.cfg.quota_files
@@ -725,6 +862,27 @@ impl Session {
         }
         if nc.starts_with(&oc) && nc.len() > oc.len() {
             return Err(Fail::failure("cannot move a folder into itself"));
+        }
+        // The limits hold for every path a request creates: a folder moved to `nc` must not
+        // take its deepest descendant past the depth limit, nor any path below it past the
+        // longest path the system can name (the quota walk could not see it).
+        if md.is_dir() {
+            let levels = jail::MAX_DEPTH.saturating_sub(nc.len());
+            let bytes = jail::MAX_REAL_PATH.saturating_sub(np.as_os_str().len());
+            let refusal =
+                match jail::subtree_fits(&op, levels, bytes, jail::walk_limit(&self.ctx.cfg)) {
+                    jail::Fits::Yes => None,
+                    jail::Fits::TooDeep => Some(format!(
+                        "folders nested too deep: at most {} levels",
+                        jail::MAX_DEPTH
+                    )),
+                    jail::Fits::TooLong => Some("path too long".to_owned()),
+                    jail::Fits::TooBig => Some("folder too large to move".to_owned()),
+                };
+            if let Some(msg) = refusal {
+                tracing::info!(account = %self.ctx.account, addr = %self.ctx.peer, "SFTP rename refused: {msg}");
+                return Err(Fail::failure(msg));
+            }
         }
         match fs::symlink_metadata(&np) {
             Ok(_) if op == np => return Ok(()),
@@ -824,6 +982,15 @@ impl Session {
                 ),
             };
             return Some(reply);
+        }
+        if self.initialized {
+            if let Some(id) = non_utf8_name(pkt) {
+                if !self.utf8_refusal_logged {
+                    self.utf8_refusal_logged = true;
+                    tracing::info!(account = %self.ctx.account, addr = %self.ctx.peer, "SFTP request refused: file name is not valid UTF-8 (logged once per session)");
+                }
+                return Some(status(id, StatusCode::Failure, NOT_UTF8));
+            }
         }
         let mut bytes = Bytes::copy_from_slice(pkt);
         match Packet::try_from(&mut bytes) {
@@ -973,5 +1140,34 @@ mod tests {
         assert_eq!(parse_write(&bad), None);
         assert_eq!(raw_request_id(&p), 42);
         assert_eq!(raw_request_id(&[6, 0]), 0);
+    }
+
+    #[test]
+    fn names_are_checked_in_the_raw_request() {
+        let req = |kind: u8, names: &[&[u8]]| {
+            let mut p = vec![kind, 0, 0, 0, 9];
+            for n in names {
+                p.extend_from_slice(&(n.len() as u32).to_be_bytes());
+                p.extend_from_slice(n);
+            }
+            p
+        };
+        assert_eq!(non_utf8_name(&req(3, &[b"a\xff"])), Some(9));
+        assert_eq!(non_utf8_name(&req(3, &["caf\u{e9}".as_bytes()])), None);
+        assert_eq!(non_utf8_name(&req(18, &[b"ok", b"\xc3"])), Some(9));
+        assert_eq!(
+            non_utf8_name(&req(200, &[b"posix-rename@openssh.com", b"ok", b"\xe9"])),
+            Some(9)
+        );
+        assert_eq!(
+            non_utf8_name(&req(200, &[b"statvfs@openssh.com", b"\xe9"])),
+            None
+        );
+        // Handles are not names; truncated packets are left to the decoder.
+        assert_eq!(non_utf8_name(&req(4, &[b"\xff"])), None);
+        let p = req(3, &[b"a\xff"]);
+        for cut in 0..p.len() {
+            assert_eq!(non_utf8_name(&p[..cut]), None, "cut {cut}");
+        }
     }
 }

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::defender::{Defender, Event};
 use super::jail::Jail;
-use super::session::{self, InFlight, SessionCtx};
+use super::session::{self, HandleBudget, InFlight, SessionCtx};
 use super::{SftpConfig, SftpError, UploadEvent};
 use crate::accounts::{verify_password, Accounts};
 
@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub events: mpsc::Sender<UploadEvent>,
     pub russh: Arc<russh::server::Config>,
     pub defender: Defender,
+    /// Open handles on the whole server (cap: `cfg.max_open_handles`).
+    pub handles: Arc<HandleBudget>,
     sessions: Mutex<HashMap<String, usize>>,
     inflight: Mutex<HashMap<String, Arc<InFlight>>>,
     connections: AtomicUsize,
@@ -49,6 +51,7 @@ impl Shared {
         Shared {
             state_dir,
             defender: Defender::new(cfg.defender.clone()),
+            handles: Arc::new(HandleBudget::new(cfg.max_open_handles)),
             cfg: Arc::new(cfg),
             accounts,
             events,
@@ -298,6 +301,9 @@ async fn connection(
         authed: authed.clone(),
         slot: None,
         channels: HashMap::new(),
+        live_channels: Arc::new(AtomicUsize::new(0)),
+        over_session_limit: false,
+        refusals_logged: 0,
         key_scored: false,
     };
     let login_timeout = Duration::from_secs(shared.cfg.login_timeout_secs);
@@ -359,8 +365,28 @@ struct Conn {
     /// Session channels that have not started the SFTP subsystem yet: the sender hands the
     /// session context (or a refusal) to the channel's task.
     channels: HashMap<ChannelId, mpsc::Sender<Option<SessionCtx>>>,
+    /// Session channels open on this connection, running SFTP or not (each channel's task
+    /// holds a [`ChannelSlot`]).
+    live_channels: Arc<AtomicUsize>,
+    /// The credentials were right but the account has `max_sessions_per_account` sessions:
+    /// disconnected with that reason as soon as russh reports the authentication.
+    over_session_limit: bool,
+    /// Refusals logged on this connection (at most [`MAX_REFUSAL_LOGS`]).
+    refusals_logged: u32,
     key_scored: bool,
 }
+
+/// One session channel counted against its connection's limit while its task runs.
+struct ChannelSlot(Arc<AtomicUsize>);
+
+impl Drop for ChannelSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Channel-policy refusals logged per connection; a client repeating them is not worth more.
+const MAX_REFUSAL_LOGS: u32 = 16;
 
 /// Owns a session channel from its opening. russh forwards every request and every byte of
 /// data on a channel into a bounded queue and *awaits* room in it; a queue nobody reads (a
@@ -372,6 +398,7 @@ async fn channel_task(
     mut ch: Channel<Msg>,
     mut ctl: mpsc::Receiver<Option<SessionCtx>>,
     idle: Duration,
+    _slot: ChannelSlot,
 ) {
     loop {
         let msg = match tokio::time::timeout(idle, ch.wait()).await {
@@ -395,8 +422,6 @@ async fn channel_task(
     }
 }
 
-const MAX_CHANNELS: usize = 4;
-
 /// A rejection that keeps every method on offer. russh's `Auth::reject()` drops the failed
 /// method from the list, so a vendor who mistypes a password could not retry on the same
 /// connection (OpenSSH allows MaxAuthTries tries); `max_auth_attempts` bounds retries instead.
@@ -416,6 +441,25 @@ impl Conn {
         self.shared.defender.record(self.peer.ip(), event);
     }
 
+    /// Logs a refused channel or global request, at info: the kind of request, the account
+    /// (escaped) and the address; nothing the client sent with it.
+    fn log_refusal(&mut self, what: &str) {
+        if self.refusals_logged >= MAX_REFUSAL_LOGS {
+            return;
+        }
+        self.refusals_logged += 1;
+        let account = self
+            .user
+            .as_ref()
+            .map(|(a, _)| loggable(a))
+            .unwrap_or_else(|| "-".to_owned());
+        if self.refusals_logged == MAX_REFUSAL_LOGS {
+            tracing::info!(account = %account, addr = %self.peer, "SFTP refused: {what} (further refusals on this connection are not logged)");
+        } else {
+            tracing::info!(account = %account, addr = %self.peer, "SFTP refused: {what}");
+        }
+    }
+
     /// Admits an account whose credentials checked out (session limit permitting).
     fn admit(&mut self, user: &str, method: &str) -> Auth {
         let source = {
@@ -430,9 +474,14 @@ impl Conn {
             }
         };
         let Some(slot) = SessionSlot::acquire(&self.shared, user) else {
-            tracing::warn!(account = %user, addr = %self.peer, max = self.shared.cfg.max_sessions_per_account, "SFTP login refused: too many sessions for this account");
-            self.refuse(Event::LimitExceeded);
-            return reject();
+            // The credentials were right: nothing for the defender, and the client is told why
+            // (a rejection would read as a wrong password). Accepted here, disconnected with
+            // the reason in `auth_succeeded`; no channel is ever opened (`user` stays unset).
+            tracing::warn!(account = %loggable(user), addr = %self.peer, max = self.shared.cfg.max_sessions_per_account, "SFTP login refused: too many sessions for this account");
+            self.over_session_limit = true;
+            // Not a login timeout either (that would score): the disconnect ends it.
+            self.authed.store(true, Ordering::Release);
+            return Auth::Accept;
         };
         tracing::info!(account = %user, source = %source, addr = %self.peer, method, "SFTP login");
         self.slot = Some(slot);
@@ -486,6 +535,17 @@ impl Drop for Conn {
 
 impl russh::server::Handler for Conn {
     type Error = russh::Error;
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        if self.over_session_limit {
+            let msg = format!(
+                "too many sessions for this account (at most {}); try again when one has ended",
+                self.shared.cfg.max_sessions_per_account
+            );
+            session.disconnect(russh::Disconnect::TooManyConnections, &msg, "en")?;
+        }
+        Ok(())
+    }
 
     async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
         Ok(reject())
@@ -581,18 +641,29 @@ impl russh::server::Handler for Conn {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.user.is_none() || self.channels.len() >= MAX_CHANNELS {
+        if self.user.is_none() {
             reply
                 .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
             return Ok(());
         }
+        let max = self.shared.cfg.max_channels_per_connection;
+        if self.live_channels.fetch_add(1, Ordering::Relaxed) >= max {
+            self.live_channels.fetch_sub(1, Ordering::Relaxed);
+            self.log_refusal("too many session channels on this connection");
+            reply
+                .reject(russh::ChannelOpenFailure::ResourceShortage)
+                .await;
+            return Ok(());
+        }
+        let slot = ChannelSlot(self.live_channels.clone());
         let (tx, rx) = mpsc::channel(4);
         self.channels.insert(channel.id(), tx);
         tokio::spawn(channel_task(
             channel,
             rx,
             Duration::from_secs(self.shared.cfg.idle_timeout_secs),
+            slot,
         ));
         reply.accept().await;
         Ok(())
@@ -625,7 +696,7 @@ impl russh::server::Handler for Conn {
             return Ok(());
         };
         if name != "sftp" {
-            tracing::warn!(account = %account, addr = %self.peer, subsystem = %loggable(name), "SFTP refused: subsystem other than sftp");
+            self.log_refusal("subsystem other than sftp");
             let _ = ctl.try_send(None);
             session.channel_failure(channel)?;
             return Ok(());
@@ -647,6 +718,7 @@ impl russh::server::Handler for Conn {
                 reports: self.shared.state_dir.join("reports").join(&source),
             },
             inflight: self.shared.inflight(&account),
+            handles: self.shared.handles.clone(),
             account,
             source,
             peer: self.peer,
@@ -667,7 +739,7 @@ impl russh::server::Handler for Conn {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::warn!(addr = %self.peer, "SFTP refused: shell request");
+        self.log_refusal("shell request");
         session.channel_failure(channel)?;
         Ok(())
     }
@@ -678,7 +750,7 @@ impl russh::server::Handler for Conn {
         _data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::warn!(addr = %self.peer, "SFTP refused: exec request");
+        self.log_refusal("exec request");
         session.channel_failure(channel)?;
         Ok(())
     }
@@ -694,6 +766,7 @@ impl russh::server::Handler for Conn {
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        self.log_refusal("pty request");
         session.channel_failure(channel)?;
         Ok(())
     }
@@ -705,6 +778,7 @@ impl russh::server::Handler for Conn {
         _value: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        self.log_refusal("env request");
         session.channel_failure(channel)?;
         Ok(())
     }
@@ -718,6 +792,7 @@ impl russh::server::Handler for Conn {
         _x11_screen_number: u32,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        self.log_refusal("x11 request");
         session.channel_failure(channel)?;
         Ok(())
     }
@@ -727,7 +802,7 @@ impl russh::server::Handler for Conn {
         _channel: ChannelId,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        tracing::warn!(addr = %self.peer, "SFTP refused: agent forwarding");
+        self.log_refusal("agent forwarding");
         Ok(false)
     }
 
@@ -737,7 +812,79 @@ impl russh::server::Handler for Conn {
         _port: &mut u32,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        tracing::warn!(addr = %self.peer, "SFTP refused: port forwarding");
+        self.log_refusal("remote port forwarding");
         Ok(false)
+    }
+
+    async fn streamlocal_forward(
+        &mut self,
+        _socket_path: &str,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.log_refusal("remote socket forwarding");
+        Ok(false)
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        _host_to_connect: &str,
+        _port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.log_refusal("local port forwarding");
+        reply
+            .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn channel_open_direct_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        _socket_path: &str,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.log_refusal("local socket forwarding");
+        reply
+            .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn channel_open_x11(
+        &mut self,
+        _channel: Channel<Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.log_refusal("x11 channel");
+        reply
+            .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn channel_open_forwarded_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        _host_to_connect: &str,
+        _port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.log_refusal("forwarded-tcpip channel");
+        reply
+            .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
     }
 }
