@@ -635,6 +635,7 @@ async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::UnboundedReceiver
             }
         };
         drop(permit);
+        crate::memory::release_free_memory();
         sh.processed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         sh.status_of(&source, |s| {

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod intake;
 pub mod logging;
 pub mod mail;
+pub mod memory;
 pub mod par;
 pub mod pipeline;
 pub mod report;
