@@ -290,6 +290,18 @@ fn only_the_sftp_subsystem() {
 #[test]
 fn host_keys_generated_once_and_fingerprints_printed() {
     let env = Env::with_keys("", "", false);
+    // Only the daemon makes host keys: before its first start, `hostkey` says so and makes
+    // none (keys made by the CLI could differ from the running daemon's).
+    let out = env.cli(&["hostkey"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("the daemon has not started"),
+        "{}",
+        text(&out)
+    );
+    assert!(!env.state.join("hostkeys").exists());
+    // `start` returns once the server accepts connections: its keys exist by then.
+    let srv = env.start();
     let out = env.cli(&["hostkey"]);
     assert!(out.status.success(), "{}", text(&out));
     let first = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -319,7 +331,8 @@ fn host_keys_generated_once_and_fingerprints_printed() {
         "{}",
         text(&out)
     );
-    // Reused: same fingerprints after a server start, and the server presents them.
+    // Reused: same fingerprints after a restart, and the server presents them.
+    drop(srv);
     let srv = env.start();
     let again = env.cli(&["hostkey"]);
     assert_eq!(String::from_utf8_lossy(&again.stdout), first);
