@@ -548,10 +548,11 @@ impl Bundle {
             ))),
             (true, true) => Err(BundleError::Invalid(format!(
                 "{}: not a roster bundle; found: {}. An Apple School Manager bundle is the six \
-                 files {}. A OneRoster bundle is a manifest.csv (OneRoster 1.1 and 1.2) with the \
-                 files it lists, or, without a manifest (OneRoster 1.0), its files by their \
-                 names: orgs.csv, users.csv, academicSessions.csv, courses.csv, classes.csv, \
-                 enrollments.csv, demographics.csv",
+                 files {}. A OneRoster bundle is a manifest.csv with the files it lists \
+                 (OneRoster 1.1 and 1.2) or, without a manifest (OneRoster 1.0, some 1.1 \
+                 exporters), its files by their names: orgs.csv, users.csv, \
+                 academicSessions.csv, courses.csv, classes.csv, enrollments.csv, \
+                 demographics.csv (roles.csv in 1.2)",
                 self.path.display(),
                 listed(found.iter().map(|f| f.name.as_str())),
                 APPLE_FILES.map(|a| format!("{a}.csv")).join(", "),
@@ -636,11 +637,6 @@ impl Bundle {
             why12.push("users.csv has no role column".into());
         }
         let mut why10 = vec![];
-        if has("demographics", "userSourcedId") == Some(true)
-            && has("demographics", "sourcedId") == Some(false)
-        {
-            why10.push("demographics.csv is keyed by userSourcedId".to_string());
-        }
         for (t, c) in ADDED_SINCE_10 {
             if has(t, c) == Some(false) {
                 why10.push(format!("{t}.csv has no {c} column"));
@@ -735,11 +731,16 @@ impl Bundle {
             };
             let e = &mut self.entries[i];
             e.renames.push((alt, col.name));
-            let (alt_v, want_v) = if v10 { ("1.1", "1.0") } else { ("1.0", "1.1") };
+            let alt_v = if v10 {
+                "a later OneRoster"
+            } else {
+                "the OneRoster 1.0"
+            };
             self.notes.push(format!(
-                "{}: column {alt} is the OneRoster {alt_v} name of {want}; read as {want} (the \
-                 OneRoster {want_v} name, also in the modified file)",
-                shown(&e.name)
+                "{}: column {alt} is {alt_v} name of {want}; read as {want}, the {} name (and so \
+                 written in the modified file)",
+                shown(&e.name),
+                schema.format.display_name()
             ));
         }
         if v10 {
@@ -1277,7 +1278,7 @@ mod tests {
         write(&b, "demographics.csv", "userSourcedId,status,sex\n");
         let o = Bundle::open(&b).unwrap();
         assert_eq!(o.format, Format::OneRoster10);
-        assert!(o.notes[0].contains("demographics.csv is keyed by userSourcedId"));
+        assert!(o.notes[0].contains("demographics.csv has userSourcedId for sourcedId"));
         let b = t.path().join("b12");
         write(&b, "users.csv", "sourcedId,enabledUser,username\n");
         assert_eq!(Bundle::open(&b).unwrap().format, Format::OneRoster12);

@@ -455,6 +455,34 @@ fn an_explicit_format_setting_is_not_second_guessed_by_the_first_batch() {
     assert!(out.contains("APPLIED"), "{out}");
 }
 
+#[test]
+fn a_oneroster_10_roster_is_stored_exported_as_10_and_shares_the_oneroster_format() {
+    let e = Env::new("[sources.north]\n[sources.south]\n");
+    let b = oneroster10_bundle(&e.path("b10"));
+    let (code, out) = e.ingest(&b, "north");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Format:  oneroster-1.0") && out.contains("APPLIED"),
+        "{out}"
+    );
+    let x = e.path("exported");
+    let (code, out) = e.run(&["export", "--source", "north", "--out", x.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let files = dir_files(&x);
+    assert!(!files.contains_key("manifest.csv"), "{:?}", files.keys());
+    let demo = String::from_utf8(files["demographics.csv"].clone()).unwrap();
+    assert!(demo.starts_with("userSourcedId,"), "{demo}");
+    // The export reads back as the same 1.0 roster.
+    let (code, out) = e.ingest(&x, "north");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Format:  oneroster-1.0"), "{out}");
+    assert!(out.contains("no record differs"), "{out}");
+    // 1.0, 1.1 and 1.2 are one format for a source.
+    let (code, out) = e.ingest(&oneroster_bundle(&e.path("b11"), "1.1"), "north");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("APPLIED"), "{out}");
+}
+
 // ---- Issue 11 item 10: the content hash ----
 
 #[test]
