@@ -536,12 +536,24 @@ impl Bundle {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // All six Apple files make an Apple bundle whatever else is beside them (those files
+        // are listed as ignored, with a note); otherwise files of both formats are ambiguous.
+        let apple_whole = APPLE_FILES.iter().all(|a| stem_present(a));
         match (apple.is_empty(), oneroster.is_empty()) {
             (false, true) => self.detect_apple(&found, &by_name),
+            (false, false) if apple_whole => {
+                self.notes.push(format!(
+                    "read as an Apple School Manager bundle (all six files are present); the \
+                     OneRoster file(s) beside them were not read: {}",
+                    csv(&oneroster)
+                ));
+                self.detect_apple(&found, &by_name)
+            }
             (true, false) => self.detect_oneroster_by_names(&found, &by_name),
             (false, false) => Err(BundleError::Invalid(format!(
                 "{}: the bundle mixes the two formats: it has Apple School Manager's {} and \
-                 OneRoster's {}; a bundle is one or the other, so it was not read",
+                 OneRoster's {} (and neither a manifest.csv nor all six Apple files); a bundle \
+                 is one or the other, so it was not read",
                 self.path.display(),
                 csv(&apple),
                 csv(&oneroster)

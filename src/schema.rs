@@ -436,7 +436,9 @@ const ORG_TYPES: &[&str] = &[
     "national",
 ];
 const SESSION_TYPES: &[&str] = &["gradingPeriod", "semester", "schoolYear", "term"];
-const USER_ROLES_11: &[&str] = &[
+/// User roles of 1.1, also taken for 1.0: 1.0's administrator, aide, guardian, parent,
+/// relative, student and teacher, plus proctor, which later 1.0 exporters write too.
+const USER_ROLES: &[&str] = &[
     "administrator",
     "aide",
     "guardian",
@@ -558,7 +560,7 @@ fn oneroster10() -> Schema {
                 s,
                 vec![
                     col("orgSourcedIds", IdList, true),
-                    col("role", en(USER_ROLES_11), true),
+                    col("role", en(USER_ROLES), true),
                     col("username", Text, true),
                     col("userId", Text, false),
                     col("givenName", Text, true),
@@ -586,7 +588,7 @@ fn oneroster10() -> Schema {
                     col("schoolSourcedId", Id, true),
                     col("userSourcedId", Id, true),
                     // 1.0 enrollments take the user roles.
-                    col("role", en(USER_ROLES_11), true),
+                    col("role", en(USER_ROLES), true),
                     col("primary", Bool, false),
                 ],
             ),

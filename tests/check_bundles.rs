@@ -338,12 +338,36 @@ fn a_bundle_of_neither_format_names_what_it_found_and_what_each_needs() {
 fn a_bundle_mixing_both_formats_is_rejected_naming_both() {
     let t = tempfile::tempdir().unwrap();
     let b = sample_copy(t.path(), "apple");
+    remove(&b, "staff.csv");
     write(&b, "users.csv", "sourcedId,role\nU1,student\n");
     write(&b, "orgs.csv", "sourcedId,name\nO1,x\n");
     let r = check(&b, &t.path().join("out"), &[]);
     r.assert_code(1);
     let s = &r.summary;
-    assert!(s.contains("users.csv") && s.contains("students.csv"), "{s}");
+    assert!(
+        s.contains("mixes the two formats")
+            && s.contains("users.csv")
+            && s.contains("students.csv"),
+        "{s}"
+    );
+}
+
+#[test]
+fn all_six_apple_files_make_an_apple_bundle_whatever_is_beside_them() {
+    let t = tempfile::tempdir().unwrap();
+    let b = sample_copy(t.path(), "apple");
+    write(&b, "users.csv", "sourcedId,role\nU1,student\n");
+    let r = check(&b, &t.path().join("out"), &[]);
+    r.assert_code(0);
+    assert!(r.summary.contains("Format:  apple"), "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("users.csv: not an Apple School Manager file")
+            && r.summary
+                .contains("OneRoster file(s) beside them were not read: users.csv"),
+        "{}",
+        r.summary
+    );
 }
 
 // ---- Issue 11 item 7: the source's format setting ----
