@@ -76,7 +76,7 @@ pub struct Bundle {
     pub path: PathBuf,
     pub format: Format,
     pub entries: Vec<Entry>,
-    /// Files present but not used, with the reason.
+    /// Files present but not used, with the reason (names with control characters escaped).
     pub ignored: Vec<(String, String)>,
     /// Remarks about the manifest (missing rows, unusual versions) and format detection.
     pub notes: Vec<String>,
@@ -602,7 +602,7 @@ impl Bundle {
         }
         for (f, _) in found.iter().zip(&used).filter(|(_, u)| !**u) {
             self.ignored
-                .push((f.name.clone(), "not an Apple School Manager file".into()));
+                .push((shown(&f.name), "not an Apple School Manager file".into()));
         }
         Ok(())
     }
@@ -801,7 +801,7 @@ impl Bundle {
             } else {
                 other
             };
-            self.ignored.push((f.name.clone(), why.into()));
+            self.ignored.push((shown(&f.name), why.into()));
         }
     }
 
@@ -947,7 +947,7 @@ impl Bundle {
                     } else {
                         "not a OneRoster rostering file"
                     };
-                    self.ignored.push((found[i].name.clone(), why.into()));
+                    self.ignored.push((shown(&found[i].name), why.into()));
                 }
                 continue;
             };
@@ -968,7 +968,7 @@ impl Bundle {
                         } else {
                             "marked `absent` in manifest.csv, so not read"
                         };
-                        self.ignored.push((found[i].name.clone(), why.into()));
+                        self.ignored.push((shown(&found[i].name), why.into()));
                     }
                     continue;
                 }

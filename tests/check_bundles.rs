@@ -571,8 +571,8 @@ fn big_manifest_bundle(dir: &Path, n: usize) -> PathBuf {
     fs::write(b.join("manifest.csv"), m).unwrap();
     let zip_path = dir.join("big.zip");
     let mut z = zip::ZipWriter::new(fs::File::create(&zip_path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, bytes) in dir_files(&b) {
         z.start_file(name, opts).unwrap();
         z.write_all(&bytes).unwrap();
@@ -594,7 +594,10 @@ fn a_manifest_of_100000_rows_is_resolved_in_linear_time() {
     let took = started.elapsed();
     eprintln!("100,000 manifest rows and files: rosterdrop check took {took:?}");
     r.assert_code(0);
-    assert!(r.summary.contains("extra099999.csv"), "the last row was read");
+    assert!(
+        r.summary.contains("extra099999.csv"),
+        "the last row was read"
+    );
     // Generous: the quadratic resolution took minutes (10,000 rows: 4.8 s); linear takes
     // about a second even in a debug build on a loaded machine.
     assert!(took.as_secs_f64() < 10.0, "took {took:?}");
