@@ -24,6 +24,9 @@ pub fn check(path: &Path, settings: &Settings, ext: &dyn External) -> Result<Out
         }
         Err(e) => return rejected(as_csv_errors(e)),
     };
+    if let Err(e) = bundle.expect(settings.expect) {
+        return rejected(as_csv_errors(e));
+    }
     let started = std::time::Instant::now();
     let schema = Schema::for_format(bundle.format);
     // Per file: parse, bind, validate and index, in parallel across files.

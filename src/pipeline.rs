@@ -7,7 +7,7 @@ use crate::check::check;
 use crate::config::SourceConfig;
 use crate::engine::Outcome;
 use crate::report;
-use crate::store::{content_hash, Batch, Guard, Incoming, Store};
+use crate::store::{Batch, Guard, Incoming, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -95,7 +95,9 @@ pub fn ingest_arrival(
         arrival.source.as_str(),
         arrival.account.as_str(),
     );
-    let hash = content_hash(path).map_err(io(path))?;
+    // The hash of the files the engine reads, from the bundle itself (bundle.rs): an upload
+    // identical to the last applied one is recognised before it is checked.
+    let hash = crate::bundle::upload_hash(path).map_err(io(path))?;
     let report_dir = reports_root.join(source).join(id.to_string());
     let mut inc = Incoming {
         id,

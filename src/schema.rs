@@ -111,20 +111,45 @@ pub struct ForeignKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Apple,
+    /// OneRoster 1.0 CSV: no manifest.csv by design, demographics keyed by `userSourcedId`,
+    /// academicSessions without `schoolYear`, the status `inactive`, 1.0 column names.
+    OneRoster10,
     OneRoster11,
     OneRoster12,
 }
 
 impl Format {
+    /// Every format, for code that has to cover them all.
+    pub const ALL: [Format; 4] = [
+        Format::Apple,
+        Format::OneRoster10,
+        Format::OneRoster11,
+        Format::OneRoster12,
+    ];
     pub fn label(self) -> &'static str {
         match self {
             Format::Apple => "apple",
+            Format::OneRoster10 => "oneroster-1.0",
             Format::OneRoster11 => "oneroster-1.1",
             Format::OneRoster12 => "oneroster-1.2",
         }
     }
+    /// The format a [`Format::label`] names (as the store keeps it).
+    pub fn from_label(label: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.label() == label)
+    }
+    /// Any OneRoster version: all of them are one format ("oneroster") for a source.
     pub fn is_oneroster(self) -> bool {
         !matches!(self, Format::Apple)
+    }
+    /// The name people know the format by, for messages.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Format::Apple => "Apple School Manager",
+            Format::OneRoster10 => "OneRoster 1.0",
+            Format::OneRoster11 => "OneRoster 1.1",
+            Format::OneRoster12 => "OneRoster 1.2",
+        }
     }
 }
 
@@ -142,6 +167,7 @@ impl Schema {
     pub fn for_format(f: Format) -> Schema {
         match f {
             Format::Apple => apple(),
+            Format::OneRoster10 => oneroster10(),
             Format::OneRoster11 => oneroster(false),
             Format::OneRoster12 => oneroster(true),
         }
@@ -399,6 +425,247 @@ fn apple() -> Schema {
 }
 
 const STATUS_11: &[&str] = &["active", "tobedeleted"];
+/// OneRoster 1.0 also has `inactive` (the engine reads it as `tobedeleted`).
+const STATUS_10: &[&str] = &["active", "inactive", "tobedeleted"];
+const ORG_TYPES: &[&str] = &[
+    "department",
+    "school",
+    "district",
+    "local",
+    "state",
+    "national",
+];
+const SESSION_TYPES: &[&str] = &["gradingPeriod", "semester", "schoolYear", "term"];
+/// User roles of 1.1, also taken for 1.0: 1.0's administrator, aide, guardian, parent,
+/// relative, student and teacher, plus proctor, which later 1.0 exporters write too.
+const USER_ROLES: &[&str] = &[
+    "administrator",
+    "aide",
+    "guardian",
+    "parent",
+    "proctor",
+    "relative",
+    "student",
+    "teacher",
+];
+
+/// OneRoster 1.0 CSV (IMS OneRoster v1.0 Final, CSV tables), the columns as 1.0 exporters
+/// write them: users have `orgSourcedIds` and `role` as in 1.1 but no `enabledUser`, and
+/// `userId`/`agents` for 1.1's `userIds`/`agentSourcedIds`; courses have `schoolYearId` and
+/// `grade`; classes `grade` and `termSourcedId`; academicSessions have no `schoolYear` (kept
+/// here as an optional column, since some exporters add it); demographics are keyed by
+/// `userSourcedId`, the user they describe, and have no `sourcedId`. 1.0 values are closed
+/// sets (no `ext:` tokens).
+fn oneroster10() -> Schema {
+    use Kind::*;
+    let en = |values: &'static [&'static str]| Enum {
+        values,
+        ext: false,
+        ci: false,
+    };
+    let status = || {
+        [
+            col("status", en(STATUS_10), false),
+            col("dateLastModified", DateTime, false),
+        ]
+    };
+    let with = |key: &'static str, extra: Vec<ColumnDef>| {
+        let mut v = vec![col(key, Id, true)];
+        v.extend(status());
+        v.extend(extra);
+        v
+    };
+    let t = |name, pk, columns, person| TableDef {
+        name,
+        columns,
+        numbered: vec![],
+        pk,
+        pk_group: None,
+        person,
+        oneroster_status: true,
+    };
+    let grades = GradeList { ext: false };
+    let s = "sourcedId";
+    let b = |n| col(n, Bool, false);
+    let tables = vec![
+        t(
+            "orgs",
+            s,
+            with(
+                s,
+                vec![
+                    col("name", Text, true),
+                    col("type", en(ORG_TYPES), true),
+                    col("identifier", Text, false),
+                    col("parentSourcedId", Id, false),
+                ],
+            ),
+            None,
+        ),
+        t(
+            "academicSessions",
+            s,
+            with(
+                s,
+                vec![
+                    col("title", Text, true),
+                    col("type", en(SESSION_TYPES), true),
+                    col("startDate", Date, true),
+                    col("endDate", Date, true),
+                    col("parentSourcedId", Id, false),
+                    col("schoolYear", Year, false),
+                ],
+            ),
+            None,
+        ),
+        t(
+            "courses",
+            s,
+            with(
+                s,
+                vec![
+                    col("schoolYearId", Id, false),
+                    col("title", Text, true),
+                    col("courseCode", Text, false),
+                    col("grade", grades, false),
+                    col("orgSourcedId", Id, true),
+                    col("subjects", Text, false),
+                ],
+            ),
+            None,
+        ),
+        t(
+            "classes",
+            s,
+            with(
+                s,
+                vec![
+                    col("title", Text, true),
+                    col("grade", grades, false),
+                    col("courseSourcedId", Id, true),
+                    col("classCode", Text, false),
+                    col("classType", en(&["homeroom", "scheduled"]), true),
+                    col("location", Text, false),
+                    col("schoolSourcedId", Id, true),
+                    col("termSourcedId", IdList, true),
+                    col("subjects", Text, false),
+                ],
+            ),
+            None,
+        ),
+        t(
+            "users",
+            s,
+            with(
+                s,
+                vec![
+                    col("orgSourcedIds", IdList, true),
+                    col("role", en(USER_ROLES), true),
+                    col("username", Text, true),
+                    col("userId", Text, false),
+                    col("givenName", Text, true),
+                    col("familyName", Text, true),
+                    col("identifier", Text, false),
+                    col("email", Email, false),
+                    col("sms", Text, false),
+                    col("phone", Text, false),
+                    col("agents", IdList, false),
+                ],
+            ),
+            Some(PersonCols {
+                first: "givenName",
+                last: "familyName",
+                email: "email",
+            }),
+        ),
+        t(
+            "enrollments",
+            s,
+            with(
+                s,
+                vec![
+                    col("classSourcedId", Id, true),
+                    col("schoolSourcedId", Id, true),
+                    col("userSourcedId", Id, true),
+                    // 1.0 enrollments take the user roles.
+                    col("role", en(USER_ROLES), true),
+                    col("primary", Bool, false),
+                ],
+            ),
+            None,
+        ),
+        t(
+            "demographics",
+            "userSourcedId",
+            with(
+                "userSourcedId",
+                vec![
+                    col("birthdate", Date, false),
+                    col("sex", en(&["male", "female"]), false),
+                    b("americanIndianOrAlaskaNative"),
+                    b("asian"),
+                    b("blackOrAfricanAmerican"),
+                    b("nativeHawaiianOrOtherPacificIslander"),
+                    b("white"),
+                    b("demographicRaceTwoOrMoreRaces"),
+                    b("hispanicOrLatinoEthnicity"),
+                    col("countryOfBirthCode", Text, false),
+                    col("stateOfBirthAbbreviation", Text, false),
+                    col("cityOfBirth", Text, false),
+                    col("publicSchoolResidenceStatus", Text, false),
+                ],
+            ),
+            None,
+        ),
+    ];
+    use OnMissing::*;
+    let fk = |table, column, target, list, on_missing, rule| ForeignKey {
+        table,
+        column,
+        target,
+        list,
+        on_missing,
+        rule,
+    };
+    let r = Rule::UnknownReference;
+    let sessions = "academicSessions";
+    let foreign_keys = vec![
+        fk("orgs", "parentSourcedId", "orgs", false, ClearField, r),
+        fk(sessions, "parentSourcedId", sessions, false, ClearField, r),
+        fk("courses", "schoolYearId", sessions, false, ClearField, r),
+        fk("courses", "orgSourcedId", "orgs", false, DropRow, r),
+        fk("classes", "courseSourcedId", "courses", false, DropRow, r),
+        fk("classes", "schoolSourcedId", "orgs", false, DropRow, r),
+        fk("classes", "termSourcedId", sessions, true, DropRow, r),
+        fk("users", "orgSourcedIds", "orgs", true, DropRow, r),
+        fk("users", "agents", "users", true, ClearField, r),
+        fk(
+            "enrollments",
+            "classSourcedId",
+            "classes",
+            false,
+            DropRow,
+            Rule::UnknownClass,
+        ),
+        fk(
+            "enrollments",
+            "userSourcedId",
+            "users",
+            false,
+            DropRow,
+            Rule::UnknownUser,
+        ),
+        fk("enrollments", "schoolSourcedId", "orgs", false, DropRow, r),
+        fk("demographics", "userSourcedId", "users", false, DropRow, r),
+    ];
+    Schema {
+        format: Format::OneRoster10,
+        tables,
+        foreign_keys,
+        // 1.0 CSV defines the rostering files only; 1.1's gradebook files are not 1.0.
+        known_unused: &[],
+    }
+}
 
 fn oneroster(v12: bool) -> Schema {
     use Kind::*;
@@ -770,7 +1037,7 @@ mod tests {
 
     #[test]
     fn every_foreign_key_names_real_tables_and_columns() {
-        for f in [Format::Apple, Format::OneRoster11, Format::OneRoster12] {
+        for f in Format::ALL {
             let s = Schema::for_format(f);
             for k in &s.foreign_keys {
                 let t = s.table(k.table).unwrap_or_else(|| panic!("{f:?} {k:?}"));
@@ -788,5 +1055,35 @@ mod tests {
         assert!(s11.table("users").unwrap().column("role").is_some());
         assert!(s12.table("users").unwrap().column("role").is_none());
         assert!(s12.table("roles").is_some() && s11.table("roles").is_none());
+    }
+
+    #[test]
+    fn oneroster_10_is_a_schema_of_its_own() {
+        let s = Schema::for_format(Format::OneRoster10);
+        assert_eq!(s.format, Format::OneRoster10);
+        let d = s.table("demographics").unwrap();
+        assert_eq!(d.pk, "userSourcedId");
+        assert!(d.column("sourcedId").is_none());
+        assert!(s
+            .foreign_keys
+            .iter()
+            .any(|k| k.table == "demographics" && k.column == "userSourcedId"));
+        let a = s.table("academicSessions").unwrap();
+        assert!(!a.column("schoolYear").unwrap().required);
+        let u = s.table("users").unwrap();
+        assert!(u.column("role").unwrap().required && u.column("orgSourcedIds").is_some());
+        assert!(u.column("enabledUser").is_none());
+        match u.column("status").unwrap().kind {
+            Kind::Enum { values, .. } => assert!(values.contains(&"inactive")),
+            k => panic!("{k:?}"),
+        }
+    }
+
+    #[test]
+    fn labels_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(Format::from_label(f.label()), Some(f));
+        }
+        assert_eq!(Format::from_label("oneroster"), None);
     }
 }

@@ -518,12 +518,11 @@ impl Store {
     /// What the engine may ask the store while checking a batch of `source`.
     pub fn view<'a>(&'a self, source: &'a str) -> Result<StoreView<'a>> {
         let mut persons = HashMap::new();
-        let format = match self.state(source)?.format.as_deref() {
-            Some("apple") => Some(Format::Apple),
-            Some("oneroster-1.1") => Some(Format::OneRoster11),
-            Some("oneroster-1.2") => Some(Format::OneRoster12),
-            _ => None,
-        };
+        let format = self
+            .state(source)?
+            .format
+            .as_deref()
+            .and_then(Format::from_label);
         let schema = format.map(Schema::for_format);
         let tables = schema.as_ref().map_or(&[][..], |s| &s.tables[..]);
         for t in tables.iter().filter(|t| t.person.is_some()) {
@@ -644,11 +643,24 @@ impl Store {
             self.finish(&mut batch, started)?;
             return Ok(batch);
         }
-        if let (Some(prev), Some(fmt)) = (&state.format, outcome.format) {
+        // With `format = "auto"` the first applied batch fixes the source's format; a setting
+        // of `apple` or `oneroster` is enforced on the bundle itself (Bundle::expect), and a
+        // change of that setting is the admin's decision, not second-guessed here.
+        if let (Some(prev), Some(fmt), crate::engine::Expect::Auto) =
+            (&state.format, outcome.format, outcome.settings.expect)
+        {
             if prev != fmt.label() && !(prev.starts_with("oneroster") && fmt.is_oneroster()) {
+                let (kind, setting) = if fmt.is_oneroster() {
+                    ("OneRoster", "oneroster")
+                } else {
+                    ("Apple School Manager", "apple")
+                };
                 batch.state = BatchState::Rejected;
                 batch.reason = Some(format!(
-                    "source holds a {prev} roster; this bundle is {}",
+                    "source holds a {prev} roster; this bundle is {}. A source with format = \
+                     \"auto\" keeps the format of its first batch: to take {kind} bundles, add \
+                     a source for them (a new [sources.NAME] with format = \"{setting}\" and an \
+                     account for it)",
                     fmt.label()
                 ));
                 self.finish(&mut batch, started)?;
@@ -1190,12 +1202,11 @@ impl Store {
 
     /// The format a source's roster is kept in, if it has one.
     pub fn format_of(&self, source: &str) -> Result<Option<Format>> {
-        Ok(match self.state(source)?.format.as_deref() {
-            Some("apple") => Some(Format::Apple),
-            Some("oneroster-1.1") => Some(Format::OneRoster11),
-            Some("oneroster-1.2") => Some(Format::OneRoster12),
-            _ => None,
-        })
+        Ok(self
+            .state(source)?
+            .format
+            .as_deref()
+            .and_then(Format::from_label))
     }
 
     /// Writes the source's current roster as a bundle in its own format.
@@ -1208,7 +1219,9 @@ impl Store {
         std::fs::create_dir_all(dir)?;
         let schema = Schema::for_format(format);
         let mut manifest = String::from("propertyName,value\nmanifest.version,1.0\n");
-        if format.is_oneroster() {
+        // OneRoster 1.0 has no manifest.csv by design: its files are the bundle.
+        let with_manifest = format.is_oneroster() && format != Format::OneRoster10;
+        if with_manifest {
             manifest.push_str(&format!(
                 "oneroster.version,{}\n",
                 if format == Format::OneRoster11 {
@@ -1256,7 +1269,7 @@ impl Store {
             }
             w.into_inner().flush()?;
         }
-        if format.is_oneroster() {
+        if with_manifest {
             std::fs::write(dir.join("manifest.csv"), manifest)?;
         }
         Ok(format)
@@ -1303,32 +1316,4 @@ impl External for StoreView<'_> {
     fn person_with_key(&self, key: &str) -> Option<String> {
         self.persons.get(key).cloned()
     }
-}
-
-/// The content hash of a bundle: SHA-256 over its files' names and bytes, in name order.
-pub fn content_hash(path: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    if path.is_dir() {
-        let mut files: Vec<_> = std::fs::read_dir(path)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .map(|e| e.path())
-            .collect();
-        files.sort();
-        for f in files {
-            h.update(
-                f.file_name()
-                    .map(|n| n.as_encoded_bytes())
-                    .unwrap_or_default(),
-            );
-            h.update([0]);
-            let mut r = std::io::BufReader::new(std::fs::File::open(&f)?);
-            std::io::copy(&mut r, &mut h)?;
-        }
-    } else {
-        let mut r = std::io::BufReader::new(std::fs::File::open(path)?);
-        std::io::copy(&mut r, &mut h)?;
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
