@@ -728,7 +728,11 @@ fn column_notes(format: Format, w: &Work) -> Vec<String> {
     let file = &w.table.file;
     let mut unknown: Vec<String> = Vec::new();
     for (i, h) in w.table.header.iter().enumerate() {
-        if w.cols.get(i).is_some_and(|b| b.def.is_some()) || h.trim().is_empty() {
+        // `metadata.*` is OneRoster's own way of carrying extension columns.
+        if w.cols.get(i).is_some_and(|b| b.def.is_some())
+            || h.trim().is_empty()
+            || (format.is_oneroster() && h.trim().starts_with("metadata."))
+        {
             continue;
         }
         let n = norm_header(h);
@@ -741,7 +745,7 @@ fn column_notes(format: Format, w: &Work) -> Vec<String> {
                 "{file}: column `{}` is ignored: {} reads {} to {}{} only; its values are kept \
                  in modified/ but not checked",
                 crate::report::escape(h),
-                format_name(format),
+                format.display_name(),
                 nb.base,
                 nb.prefix,
                 nb.last
@@ -766,7 +770,7 @@ fn column_notes(format: Format, w: &Work) -> Vec<String> {
         notes.push(format!(
             "{file}: column(s) that are not in the {} {} file, kept as uploaded and not \
              checked: {}",
-            format_name(format),
+            format.display_name(),
             w.def.name,
             unknown.join(", ")
         ));
@@ -788,14 +792,6 @@ fn column_notes(format: Format, w: &Work) -> Vec<String> {
         }
     }
     notes
-}
-
-fn format_name(f: Format) -> &'static str {
-    match f {
-        Format::Apple => "Apple School Manager",
-        Format::OneRoster11 => "OneRoster 1.1",
-        Format::OneRoster12 => "OneRoster 1.2",
-    }
 }
 
 /// Runs the whole pipeline on bound tables.

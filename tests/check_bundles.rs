@@ -177,16 +177,24 @@ fn oneroster_10_bundle_is_read_as_its_own_format() {
         "why 1.0 was assumed is noted:\n{}",
         r.summary
     );
-    // Demographics are keyed by userSourcedId, which must name a user: U9 does not.
+    // Demographics are keyed by userSourcedId, which must name a user: U9 does not. 1.0's
+    // `inactive` is read as the deletion it means in 1.1 and 1.2, and said so.
     assert_rows(
         &r,
-        &[(
-            "demographics.csv",
-            3,
-            "U9",
-            "unknown-reference",
-            "dropped-row",
-        )],
+        &[
+            (
+                "demographics.csv",
+                3,
+                "U9",
+                "unknown-reference",
+                "dropped-row",
+            ),
+            ("users.csv", 3, "U2", "normalized", "fixed-field"),
+        ],
+    );
+    assert_eq!(
+        r.find("users.csv", "U2", "normalized").value,
+        "inactive -> tobedeleted"
     );
     assert_eq!(
         r.find("demographics.csv", "U9", "unknown-reference").field,
