@@ -1901,3 +1901,165 @@ pub fn content_hash(path: &Path) -> std::io::Result<String> {
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csvio::Table;
+    use crate::engine::Settings;
+
+    /// An accepted Apple outcome holding one locations file.
+    fn locations(rows: &[(&str, &str)]) -> Outcome {
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(a, b)| vec![a.to_string(), b.to_string()])
+            .collect();
+        let schema = Schema::for_format(Format::Apple);
+        let def = schema.table("locations").unwrap();
+        let t = Table::from_rows("locations.csv", &["location_id", "location_name"], &rows);
+        let w = crate::engine::bind(def, t, Mode::Bulk).unwrap();
+        Outcome {
+            bundle_name: "b".into(),
+            format: Some(Format::Apple),
+            settings: Settings::default(),
+            tables: vec![w],
+            findings: vec![],
+            errors: vec![],
+            reasons: vec![],
+            notes: vec![],
+            ignored: vec![],
+            passthrough: vec![],
+            verdict: Verdict::Accepted,
+        }
+    }
+
+    fn incoming(s: &Store, hash: &str) -> Incoming {
+        Incoming {
+            id: s.reserve_id().unwrap(),
+            source: "north".into(),
+            account: "sis".into(),
+            content_hash: hash.into(),
+            received_at: 0,
+            report_dir: None,
+        }
+    }
+
+    fn exported(s: &Store, dir: &Path) -> String {
+        s.export("north", dir).unwrap();
+        std::fs::read_to_string(dir.join("locations.csv")).unwrap()
+    }
+
+    #[test]
+    fn an_id_or_column_name_too_long_to_store_is_refused_and_the_source_still_exports() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        let ok = s
+            .commit(
+                &locations(&[("L1", "North")]),
+                &incoming(&s, "h1"),
+                Guard::default(),
+            )
+            .unwrap();
+        assert_eq!(ok.batch.state, BatchState::Applied);
+
+        // A 100 KB id: its length does not fit the page's two-byte key length.
+        let long = "x".repeat(100_000);
+        let o = locations(&[("L1", "North"), (&long, "Far")]);
+        let c = s.commit(&o, &incoming(&s, "h2"), Guard::default()).unwrap();
+        assert_eq!(c.batch.state, BatchState::Rejected);
+        let why = c.batch.reason.clone().unwrap();
+        assert!(
+            why.contains("locations.csv line 3: the record id is 100000 bytes")
+                && why.contains("65535"),
+            "{why}"
+        );
+        assert!(!why.contains("xxxx"), "the id itself stays out: {why}");
+        assert_eq!(
+            exported(&s, &d.path().join("e1")),
+            "location_id,location_name\nL1,North\n"
+        );
+
+        // A 70,000-byte column name (an extra column the record keeps).
+        let mut o = locations(&[("L1", "North"), ("L2", "South")]);
+        o.tables[0].table.header[1] = "n".repeat(70_000);
+        let c = s.commit(&o, &incoming(&s, "h3"), Guard::default()).unwrap();
+        assert_eq!(c.batch.state, BatchState::Rejected);
+        let why = c.batch.reason.unwrap();
+        assert!(why.contains("the name of column 2 is 70000 bytes"), "{why}");
+        assert_eq!(
+            exported(&s, &d.path().join("e2")),
+            "location_id,location_name\nL1,North\n"
+        );
+        assert_eq!(
+            s.history(Some("north")).unwrap()[0].state,
+            BatchState::Rejected
+        );
+
+        // The source takes the next batch as ever.
+        let o = locations(&[("L1", "North"), ("L2", "South")]);
+        let c = s.commit(&o, &incoming(&s, "h4"), Guard::default()).unwrap();
+        assert_eq!(c.batch.state, BatchState::Applied);
+        assert_eq!(
+            exported(&s, &d.path().join("e3")),
+            "location_id,location_name\nL1,North\nL2,South\n"
+        );
+    }
+
+    #[test]
+    fn no_length_is_truncated_when_encoding() {
+        let mut buf = Vec::new();
+        let k = vec![b'k'; MAX_KEY_BYTES + 1];
+        assert!(matches!(
+            put_entry(&mut buf, &k, b""),
+            Err(StoreError::Oversized(_))
+        ));
+        assert!(matches!(
+            put_field(&mut buf, &"n".repeat(MAX_NAME_BYTES + 1), "v"),
+            Err(StoreError::Oversized(_))
+        ));
+        // The longest that fits round-trips.
+        let k = vec![b'k'; MAX_KEY_BYTES];
+        let mut rec = Vec::new();
+        put_field(&mut rec, &"n".repeat(MAX_NAME_BYTES), "v").unwrap();
+        let page = encode_page(&[(k.clone(), rec.clone())]).unwrap();
+        let raw = inflate(&page).unwrap();
+        assert_eq!(
+            decode_page(&raw).unwrap(),
+            vec![(k.as_slice(), rec.as_slice())]
+        );
+        assert_eq!(row_fields(&rec).unwrap()[0].0.len(), MAX_NAME_BYTES);
+    }
+
+    #[test]
+    fn pages_that_do_not_decode_are_never_committed() {
+        let key = k_page("north", "locations", 0);
+        let good = encode_page(&[(b"L1".to_vec(), {
+            let mut r = Vec::new();
+            put_field(&mut r, "location_name", "North").unwrap();
+            r
+        })])
+        .unwrap();
+        assert!(verify_pages(&[(key.clone(), Some(good))]).is_ok());
+        // Not compressed at all; a record whose field length runs past its end; trailing
+        // bytes after the last record; keys out of order.
+        let mut bad_rec = Vec::new();
+        bad_rec.extend_from_slice(&5u16.to_le_bytes());
+        bad_rec.extend_from_slice(b"ab");
+        let mut trailing = encode_page_raw(&[(b"L1".to_vec(), Vec::new())]).unwrap();
+        trailing.push(0);
+        let unsorted = encode_page(&[(b"L2".to_vec(), vec![]), (b"L1".to_vec(), vec![])]).unwrap();
+        for v in [
+            b"garbage".to_vec(),
+            encode_page(&[(b"L1".to_vec(), bad_rec)]).unwrap(),
+            deflate(&trailing),
+            unsorted,
+        ] {
+            assert!(matches!(
+                verify_pages(&[(key.clone(), Some(v))]),
+                Err(StoreError::Unverified(_))
+            ));
+        }
+        // Removals and non-record keys are not pages.
+        assert!(verify_pages(&[(key, None), (k_batch(1), Some(b"{}".to_vec()))]).is_ok());
+    }
+}
