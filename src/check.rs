@@ -61,7 +61,7 @@ pub fn check(path: &Path, settings: &Settings, ext: &dyn External) -> Result<Out
         return Ok(o);
     }
     let (tables, findings, mut notes) = engine::run(&schema, settings, ext, works);
-    let (verdict, reasons) = engine::verdict(settings, &findings);
+    let (verdict, reasons) = engine::hold(settings, &tables, engine::verdict(settings, &findings));
     let mut all_notes = bundle.notes;
     all_notes.append(&mut notes);
     for w in &tables {

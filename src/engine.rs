@@ -1687,5 +1687,52 @@ pub fn verdict(settings: &Settings, findings: &[Finding]) -> (Verdict, Vec<Strin
     )
 }
 
+/// The patch guard: holds an otherwise accepted bundle whose patches (with the rows they took
+/// along) drop more than `max_patch_drop_percent` of any file's rows, or every row of a file
+/// that had rows. Rows a filter removed do not count: the district asked for that. The hold's
+/// reasons come first, before any others.
+pub fn hold(
+    settings: &Settings,
+    tables: &[Work],
+    (verdict, reasons): (Verdict, Vec<String>),
+) -> (Verdict, Vec<String>) {
+    if verdict != Verdict::Accepted {
+        return (verdict, reasons);
+    }
+    let limit = settings.max_patch_drop_percent;
+    let mut held = Vec::new();
+    for w in tables {
+        let read = w.table.len();
+        let dropped = w
+            .fate
+            .iter()
+            .filter(|f| f.is_some_and(|r| r != Rule::Filtered))
+            .count();
+        if read == 0 || dropped == 0 {
+            continue;
+        }
+        let file = w.def.file_name();
+        let kept = read - w.dropped_rows();
+        let share = dropped as f64 * 100.0 / read as f64;
+        if kept == 0 && dropped == read {
+            held.push(format!("{file}: patches drop all {read} of its rows"));
+        } else if kept == 0 {
+            held.push(format!(
+                "{file}: patches drop all {dropped} rows its filters left ({read} read)"
+            ));
+        } else if share > limit {
+            held.push(format!(
+                "{file}: patches drop {dropped} of its {read} rows ({share:.1}%, more than \
+                 guard.max_patch_drop_percent = {limit}%)"
+            ));
+        }
+    }
+    if held.is_empty() {
+        return (verdict, reasons);
+    }
+    held.extend(reasons);
+    (Verdict::Held, held)
+}
+
 #[cfg(test)]
 mod tests;

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::check::check;
 use crate::config::SourceConfig;
-use crate::engine::Outcome;
+use crate::engine::{Outcome, Verdict};
 use crate::report;
-use crate::store::{Batch, Guard, Incoming, Store};
+use crate::store::{Batch, BatchState, Guard, Incoming, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -107,7 +107,7 @@ pub fn ingest_arrival(
         received_at: arrival.received_at,
         report_dir: Some(report_dir.display().to_string()),
     };
-    store.record_bare(&inc, crate::store::BatchState::Processing, None)?;
+    store.record_bare(&inc, BatchState::Processing, None)?;
     if store.last_hash(source)?.as_deref() == Some(inc.content_hash.as_str()) {
         // Byte-for-byte the last applied upload: nothing to check or write.
         store.record_unchanged(&inc)?;
@@ -125,7 +125,7 @@ pub fn ingest_arrival(
     let t = std::time::Instant::now();
     let view = store.view(source)?;
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "stored persons loaded");
-    let outcome = check(path, &settings, &view)?;
+    let mut outcome = check(path, &settings, &view)?;
     drop(view);
     let t = std::time::Instant::now();
     report::write_all(&outcome, &report_dir).map_err(io(&report_dir))?;
@@ -139,17 +139,35 @@ pub fn ingest_arrival(
         Ok(b) => b,
         Err(e) => {
             tracing::warn!(error = %e, "batch duration not recorded");
-            committed
+            committed.batch.clone()
         }
     };
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "committed");
-    // The summary ends with what happened to the roster.
+    // What the store added: stored records the batch's deletions took with them, a hold by
+    // the deletion guard, a refusal.
+    let cascaded = !committed.cascaded.is_empty();
+    outcome.findings.extend(committed.cascaded);
+    match batch.state {
+        BatchState::Held if outcome.verdict != Verdict::Rejected => {
+            outcome.verdict = Verdict::Held;
+            outcome.reasons.extend(committed.held);
+        }
+        BatchState::Rejected if outcome.verdict != Verdict::Rejected => {
+            outcome.verdict = Verdict::Rejected;
+            outcome.reasons.extend(batch.reason.clone());
+        }
+        _ => {}
+    }
+    if cascaded {
+        let p = report_dir.join("patch-summary.csv");
+        if let Err(e) = report::write_patch_summary(&outcome, &p) {
+            tracing::warn!(error = %e, path = %p.display(), "patch-summary.csv not completed");
+        }
+    }
+    // The summary, with the verdict as committed, ends with what happened to the roster.
     let summary = report_dir.join("summary.txt");
-    let appended = std::fs::read_to_string(&summary).and_then(|mut text| {
-        text.push_str(&commit_text(&batch));
-        std::fs::write(&summary, text)
-    });
-    if let Err(e) = appended {
+    let text = report::summary_text(&outcome) + &commit_text(&batch);
+    if let Err(e) = std::fs::write(&summary, text) {
         tracing::warn!(error = %e, path = %summary.display(), "summary.txt not completed");
     }
     Ok(Ingested {

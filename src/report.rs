@@ -268,6 +268,18 @@ pub fn summary_text(o: &Outcome) -> String {
         Verdict::Rejected => "REJECTED",
     };
     let _ = writeln!(s, "rosterdrop check: {verdict}");
+    if !o.reasons.is_empty() {
+        let why = if o.verdict == Verdict::Held {
+            "held"
+        } else {
+            "rejected"
+        };
+        let _ = writeln!(s, "\nWhy the bundle was {why}:");
+        for r in &o.reasons {
+            let _ = writeln!(s, "  - {}", escape_line(r));
+        }
+        s.push('\n');
+    }
     let _ = writeln!(s, "Bundle:  {}", escape(&o.bundle_name));
     if let Some(f) = o.format {
         let _ = writeln!(s, "Format:  {}", f.label());
@@ -282,12 +294,6 @@ pub fn summary_text(o: &Outcome) -> String {
             "off"
         }
     );
-    if !o.reasons.is_empty() {
-        let _ = writeln!(s, "\nWhy the bundle was rejected:");
-        for r in &o.reasons {
-            let _ = writeln!(s, "  - {}", escape_line(r));
-        }
-    }
     if !o.errors.is_empty() {
         let _ = writeln!(
             s,

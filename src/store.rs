@@ -12,8 +12,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{External, Mode, Outcome, Work};
-use crate::schema::{Format, Schema};
+use crate::engine::{External, Mode, Outcome, Verdict, Work};
+use crate::report::{Action, Finding};
+use crate::schema::{ForeignKey, Format, OnMissing, Schema};
+use crate::values::list_items;
 
 /// Version of the key and value encodings below; a later release migrates older stores.
 pub const FORMAT_VERSION: u32 = 1;
@@ -32,6 +34,13 @@ pub enum StoreError {
     Refused(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A key, column name or value longer than the store's encoding can hold: the batch is
+    /// refused before anything is written.
+    #[error("store: {0}")]
+    Oversized(String),
+    /// A page this batch would write does not decode: refused before anything is written.
+    #[error("store: batch would write an undecodable page `{0}`; nothing was applied")]
+    Unverified(String),
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -206,8 +215,43 @@ fn buckets_for(rows: usize) -> u32 {
 type Page<'a> = Vec<(&'a [u8], &'a [u8])>;
 
 /// A stored page value: the encoded page, compressed.
-fn encode_page<K: AsRef<[u8]>, V: AsRef<[u8]>>(recs: &[(K, V)]) -> Vec<u8> {
-    deflate(&encode_page_raw(recs))
+fn encode_page<K: AsRef<[u8]>, V: AsRef<[u8]>>(recs: &[(K, V)]) -> Result<Vec<u8>> {
+    Ok(deflate(&encode_page_raw(recs)?))
+}
+
+/// Longest record key (primary key) a page can hold: its length is written in two bytes.
+pub const MAX_KEY_BYTES: usize = u16::MAX as usize;
+/// Longest column name a record can hold: its length is written in two bytes.
+pub const MAX_NAME_BYTES: usize = u16::MAX as usize;
+
+/// Appends a two-byte length, refusing one that does not fit.
+fn put_u16(out: &mut Vec<u8>, n: usize, what: impl FnOnce() -> String) -> Result<()> {
+    let n = u16::try_from(n).map_err(|_| StoreError::Oversized(what()))?;
+    out.extend_from_slice(&n.to_le_bytes());
+    Ok(())
+}
+
+/// Appends a four-byte length, refusing one that does not fit.
+fn put_u32(out: &mut Vec<u8>, n: usize, what: impl FnOnce() -> String) -> Result<()> {
+    let n = u32::try_from(n).map_err(|_| StoreError::Oversized(what()))?;
+    out.extend_from_slice(&n.to_le_bytes());
+    Ok(())
+}
+
+/// Appends one page entry: a key and its encoded record.
+fn put_entry(out: &mut Vec<u8>, k: &[u8], v: &[u8]) -> Result<()> {
+    put_u16(out, k.len(), || {
+        format!(
+            "a record id of {} bytes is longer than the {MAX_KEY_BYTES} bytes the store can keep",
+            k.len()
+        )
+    })?;
+    out.extend_from_slice(k);
+    put_u32(out, v.len(), || {
+        format!("a record of {} bytes is too large to store", v.len())
+    })?;
+    out.extend_from_slice(v);
+    Ok(())
 }
 
 /// Compresses a page with LZ4: pages are small and read on every diff, so speed wins.
@@ -224,21 +268,19 @@ fn inflate(v: &[u8]) -> Option<Vec<u8>> {
     lz4_flex::decompress_size_prepended(v).ok()
 }
 
-fn encode_page_raw<K: AsRef<[u8]>, V: AsRef<[u8]>>(recs: &[(K, V)]) -> Vec<u8> {
+fn encode_page_raw<K: AsRef<[u8]>, V: AsRef<[u8]>>(recs: &[(K, V)]) -> Result<Vec<u8>> {
     let size: usize = recs
         .iter()
         .map(|(k, v)| 6 + k.as_ref().len() + v.as_ref().len())
         .sum();
     let mut out = Vec::with_capacity(4 + size);
-    out.extend_from_slice(&(recs.len() as u32).to_le_bytes());
+    put_u32(&mut out, recs.len(), || {
+        "too many records in one page".into()
+    })?;
     for (k, v) in recs {
-        let (k, v) = (k.as_ref(), v.as_ref());
-        out.extend_from_slice(&(k.len() as u16).to_le_bytes());
-        out.extend_from_slice(k);
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        out.extend_from_slice(v);
+        put_entry(&mut out, k.as_ref(), v.as_ref())?;
     }
-    out
+    Ok(out)
 }
 
 fn decode_page(bytes: &[u8]) -> Option<Page<'_>> {
@@ -286,16 +328,38 @@ pub struct RowEncoder {
 }
 
 impl RowEncoder {
-    pub fn new(w: &Work) -> RowEncoder {
+    /// Refuses a table with a column name or a record id longer than the store can keep,
+    /// naming the file and line.
+    pub fn new(w: &Work) -> Result<RowEncoder> {
         let mut order: Vec<(usize, String)> = (0..w.table.ncols())
             .map(|c| (c, w.column_name(c).into_owned()))
             .filter(|(_, n)| n != "status")
             .collect();
+        if let Some((c, n)) = order.iter().find(|(_, n)| n.len() > MAX_NAME_BYTES) {
+            return Err(StoreError::Oversized(format!(
+                "{}: the name of column {} is {} bytes, longer than the {MAX_NAME_BYTES} \
+                 bytes the store can keep; nothing was applied",
+                w.def.file_name(),
+                c + 1,
+                n.len()
+            )));
+        }
+        if let Some(row) =
+            (0..w.table.len()).find(|&r| w.is_kept(r) && w.id(r).len() > MAX_KEY_BYTES)
+        {
+            return Err(StoreError::Oversized(format!(
+                "{} line {}: the record id is {} bytes, longer than the {MAX_KEY_BYTES} bytes \
+                 the store can keep; nothing was applied",
+                w.def.file_name(),
+                w.table.line(row),
+                w.id(row).len()
+            )));
+        }
         order.sort_by(|a, b| a.1.cmp(&b.1));
-        RowEncoder { order }
+        Ok(RowEncoder { order })
     }
 
-    pub fn encode(&self, w: &Work, row: usize, buf: &mut Vec<u8>) {
+    pub fn encode(&self, w: &Work, row: usize, buf: &mut Vec<u8>) -> Result<()> {
         buf.clear();
         let mut small = [""; 32];
         let mut big = Vec::new();
@@ -311,15 +375,31 @@ impl RowEncoder {
             if v.is_empty() {
                 continue;
             }
-            buf.extend_from_slice(&(n.len() as u16).to_le_bytes());
-            buf.extend_from_slice(n.as_bytes());
-            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            buf.extend_from_slice(v.as_bytes());
+            put_field(buf, n, v)?;
         }
+        Ok(())
     }
 }
 
-pub fn decode_row(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+/// Appends one (column, value) pair of an encoded record.
+fn put_field(buf: &mut Vec<u8>, name: &str, value: &str) -> Result<()> {
+    put_u16(buf, name.len(), || {
+        format!(
+            "a column name of {} bytes is longer than the {MAX_NAME_BYTES} bytes the store can keep",
+            name.len()
+        )
+    })?;
+    buf.extend_from_slice(name.as_bytes());
+    put_u32(buf, value.len(), || {
+        format!("a value of {} bytes is too large to store", value.len())
+    })?;
+    buf.extend_from_slice(value.as_bytes());
+    Ok(())
+}
+
+/// The (column, value) pairs of an encoded record, without copying; `None` when it does not
+/// decode.
+fn row_fields(bytes: &[u8]) -> Option<Vec<(&str, &str)>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
@@ -331,9 +411,41 @@ pub fn decode_row(bytes: &[u8]) -> Option<Vec<(String, String)>> {
         i += 4;
         let value = std::str::from_utf8(bytes.get(i..i + vl)?).ok()?;
         i += vl;
-        out.push((name.to_string(), value.to_string()));
+        out.push((name, value));
     }
     Some(out)
+}
+
+pub fn decode_row(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    Some(
+        row_fields(bytes)?
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// Checks that every record page a change set writes decodes, down to each record's
+/// fields, so that no batch can leave a source unreadable.
+fn verify_pages(changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+    for (k, v) in changes {
+        let Some(v) = v else { continue };
+        if !k.starts_with(b"r\0") {
+            continue;
+        }
+        let bad = || StoreError::Unverified(String::from_utf8_lossy(k).replace('\0', "/"));
+        let raw = inflate(v).ok_or_else(bad)?;
+        let page = decode_page(&raw).ok_or_else(bad)?;
+        let mut consumed = 4;
+        for (key, rec) in &page {
+            row_fields(rec).ok_or_else(bad)?;
+            consumed += 6 + key.len() + rec.len();
+        }
+        if consumed != raw.len() || !page.windows(2).all(|p| p[0].0 < p[1].0) {
+            return Err(bad());
+        }
+    }
+    Ok(())
 }
 
 /// A list of (key, value or deletion), deflated: undo data and held change sets.
@@ -616,8 +728,10 @@ impl Store {
         Ok(())
     }
 
-    /// Commits a checked bundle: diff (bulk) or apply (delta), guard, one atomic write.
-    pub fn commit(&self, outcome: &Outcome, inc: &Incoming, guard: Guard) -> Result<Batch> {
+    /// Commits a checked bundle: diff (bulk) or apply (delta), cascade its deletions to the
+    /// stored records that depend on them, guard, one atomic write. An outcome the engine
+    /// held is diffed and held like a batch the deletion guard holds.
+    pub fn commit(&self, outcome: &Outcome, inc: &Incoming, guard: Guard) -> Result<Committed> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         let state = self.state(&inc.source)?;
@@ -629,7 +743,12 @@ impl Store {
         for f in &outcome.findings {
             *batch.patches.entry(f.rule.code().to_string()).or_default() += 1;
         }
-        if !outcome.accepted() {
+        let done = |batch: Batch| Committed {
+            batch,
+            cascaded: Vec::new(),
+            held: Vec::new(),
+        };
+        if outcome.verdict == Verdict::Rejected {
             batch.state = BatchState::Rejected;
             batch.reason = Some(if outcome.errors.is_empty() {
                 outcome.reasons.join("; ")
@@ -641,7 +760,7 @@ impl Store {
                 )
             });
             self.finish(&mut batch, started)?;
-            return Ok(batch);
+            return Ok(done(batch));
         }
         // With `format = "auto"` the first applied batch fixes the source's format; a setting
         // of `apple` or `oneroster` is enforced on the bundle itself (Bundle::expect), and a
@@ -664,52 +783,80 @@ impl Store {
                     fmt.label()
                 ));
                 self.finish(&mut batch, started)?;
-                return Ok(batch);
+                return Ok(done(batch));
             }
         }
         if state.last_hash.as_deref() == Some(inc.content_hash.as_str()) {
             batch.state = BatchState::Unchanged;
             batch.reason = Some("same content as the last applied batch".into());
             self.finish(&mut batch, started)?;
-            return Ok(batch);
+            return Ok(done(batch));
         }
         let mut changes: ChangeSet = Vec::new();
-        let mut state = state;
-        for w in &outcome.tables {
-            let old = state.buckets.get(w.def.name).copied();
-            let (counts, b) = self.diff_table(&inc.source, w, old, &mut changes)?;
-            state.buckets.insert(w.def.name.to_string(), b);
-            batch.tables.insert(w.def.name.to_string(), counts);
+        let mut after = state.clone();
+        let planned = self.plan(outcome, inc, &state, &mut after, &mut batch, &mut changes);
+        let cascaded = match planned {
+            Ok(c) => c,
+            Err(e @ (StoreError::Oversized(_) | StoreError::Unverified(_))) => {
+                // What this batch would write cannot be stored faithfully: refuse it whole.
+                tracing::warn!(batch = batch.id, error = %e, "batch refused by the store");
+                batch.tables.clear();
+                batch.state = BatchState::Rejected;
+                batch.reason = Some(e.to_string());
+                self.finish(&mut batch, started)?;
+                return Ok(done(batch));
+            }
+            Err(e) => return Err(e),
+        };
+        for f in &cascaded {
+            *batch.patches.entry(f.rule.code().to_string()).or_default() += 1;
         }
-        batch.buckets_after = state.buckets.clone();
+        batch.buckets_after = after.buckets.clone();
         if changes.is_empty() {
             batch.state = BatchState::Unchanged;
             batch.reason = Some("no record differs from the stored roster".into());
-            let mut st = state;
-            st.last_hash = Some(inc.content_hash.clone());
-            self.write(&batch, &[], None, Some(&st), started)?;
-            return Ok(batch);
+            after.last_hash = Some(inc.content_hash.clone());
+            self.write(&batch, &[], None, Some(&after), started)?;
+            return Ok(Committed {
+                batch,
+                cascaded,
+                held: Vec::new(),
+            });
         }
-        // The mass-deletion guard.
+        // The mass-deletion guard: too large a share of a table, or every record of a table
+        // that has records (whatever min_rows says).
         let mut over = Vec::new();
         for (t, c) in &batch.tables {
-            if c.before >= guard.min_rows
-                && (c.deletes as f64) * 100.0 > guard.max_delete_percent * c.before as f64
+            let share = c.deletes as f64 * 100.0 / c.before.max(1) as f64;
+            let emptied = c.before > 0 && c.before + c.adds <= c.deletes;
+            if emptied
+                || (c.before >= guard.min_rows
+                    && (c.deletes as f64) * 100.0 > guard.max_delete_percent * c.before as f64)
             {
                 over.push(format!(
-                    "{t}: {} of {} records would be deleted ({:.1}% > {}%)",
+                    "{t}: {} of {} records would be deleted ({share:.1}%{})",
                     c.deletes,
                     c.before,
-                    c.deletes as f64 * 100.0 / c.before as f64,
-                    guard.max_delete_percent
+                    if emptied {
+                        ", the whole table".to_string()
+                    } else {
+                        format!(" > {}%", guard.max_delete_percent)
+                    }
                 ));
             }
         }
-        if !over.is_empty() {
+        let engine_held = outcome.verdict == Verdict::Held;
+        if engine_held || !over.is_empty() {
+            let mut why: Vec<String> = if engine_held {
+                outcome.reasons.clone()
+            } else {
+                Vec::new()
+            };
+            why.extend(over.iter().cloned());
             batch.state = BatchState::Held;
             batch.reason = Some(format!(
-                "held for approval: {} (rosterdrop approve {} / discard {})",
-                over.join("; "),
+                "{HELD_PREFIX}{} (rosterdrop approve {} / discard {})",
+                why.join("; "),
                 batch.id,
                 batch.id
             ));
@@ -720,15 +867,74 @@ impl Store {
             b.insert(k_batch(batch.id), json(&batch)?);
             self.tree.apply_batch(b)?;
             self.db.flush()?;
-            tracing::warn!(batch = batch.id, "batch held by the mass-deletion guard");
-            return Ok(batch);
+            tracing::warn!(
+                batch = batch.id,
+                by_patches = engine_held,
+                by_deletions = !over.is_empty(),
+                "batch held for approval"
+            );
+            return Ok(Committed {
+                batch,
+                cascaded,
+                held: over,
+            });
         }
-        let mut st = state;
-        st.last_hash = Some(inc.content_hash.clone());
-        st.format = outcome.format.map(|f| f.label().to_string());
+        after.last_hash = Some(inc.content_hash.clone());
+        after.format = outcome.format.map(|f| f.label().to_string());
         batch.state = BatchState::Applied;
-        self.write(&batch, &changes, None, Some(&st), started)?;
-        Ok(batch)
+        let batch = self.write(&batch, &changes, None, Some(&after), started)?;
+        Ok(Committed {
+            batch,
+            cascaded,
+            held: Vec::new(),
+        })
+    }
+
+    /// Works out a batch's writes: each uploaded table diffed against the stored roster, then
+    /// the cascade of its deletions; counts go into `batch`, bucket counts into `after`.
+    /// Every page is checked to decode before it is returned.
+    fn plan(
+        &self,
+        outcome: &Outcome,
+        inc: &Incoming,
+        before: &SourceState,
+        after: &mut SourceState,
+        batch: &mut Batch,
+        changes: &mut ChangeSet,
+    ) -> Result<Vec<Finding>> {
+        let mut removed: BTreeMap<&'static str, Removed> = BTreeMap::new();
+        for w in &outcome.tables {
+            let old = before.buckets.get(w.def.name).copied();
+            let r = removed.entry(w.def.name).or_default();
+            let (counts, b) = self.diff_table(&inc.source, w, old, changes, r)?;
+            after.buckets.insert(w.def.name.to_string(), b);
+            batch.tables.insert(w.def.name.to_string(), counts);
+        }
+        let cascaded = match outcome.format {
+            Some(f) => {
+                let schema = Schema::for_format(f);
+                let mut c = Cascade {
+                    store: self,
+                    source: &inc.source,
+                    schema: &schema,
+                    outcome,
+                    before,
+                    after,
+                    counts: &mut batch.tables,
+                    index: changes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, _))| (k.clone(), i))
+                        .collect(),
+                    changes,
+                    stored: HashMap::new(),
+                };
+                c.run(&mut removed)?
+            }
+            None => Vec::new(),
+        };
+        verify_pages(changes)?;
+        Ok(cascaded)
     }
 
     fn finish(&self, b: &mut Batch, started: std::time::Instant) -> Result<()> {
@@ -795,21 +1001,26 @@ impl Store {
         w: &Work,
         old_buckets: Option<u32>,
         changes: &mut ChangeSet,
+        removed: &mut Removed,
     ) -> Result<(TableCounts, u32)> {
         let mut counts = TableCounts {
             read: w.table.len() as u64,
             ..TableCounts::default()
         };
         let mut buf = Vec::new();
-        let enc = RowEncoder::new(w);
+        let enc = RowEncoder::new(w)?;
         let encode_row = |w: &Work, row: usize, buf: &mut Vec<u8>| enc.encode(w, row, buf);
         let kept: Vec<u32> = (0..w.table.len())
             .filter(|&r| w.is_kept(r))
             .map(|r| r as u32)
             .collect();
         if w.mode == Mode::Delta {
-            return self.diff_delta(source, w, old_buckets, &kept, changes, counts);
+            return self.diff_delta(source, w, old_buckets, &kept, changes, counts, removed);
         }
+        let gone: Origin = std::sync::Arc::from(format!(
+            "not in the accepted rows of the bulk {}",
+            w.def.file_name()
+        ));
         let rows: Vec<u32> = kept
             .into_iter()
             .filter(|&r| !w.is_deletion(r as usize))
@@ -867,6 +1078,7 @@ impl Store {
                 match ord {
                     std::cmp::Ordering::Less => {
                         counts.deletes += 1;
+                        removed.push(old[i].0.clone(), gone.clone(), true);
                         i += 1;
                     }
                     std::cmp::Ordering::Greater => {
@@ -874,7 +1086,7 @@ impl Store {
                         j += 1;
                     }
                     std::cmp::Ordering::Equal => {
-                        encode_row(w, sorted[j] as usize, &mut buf);
+                        encode_row(w, sorted[j] as usize, &mut buf)?;
                         if old[i].1 != buf {
                             counts.updates += 1;
                         }
@@ -891,13 +1103,13 @@ impl Store {
                 let recs: Vec<(&[u8], Vec<u8>)> = group
                     .iter()
                     .map(|&(_, r)| {
-                        encode_row(w, r as usize, &mut buf);
-                        (id(r), buf.clone())
+                        encode_row(w, r as usize, &mut buf)?;
+                        Ok((id(r), buf.clone()))
                     })
-                    .collect();
+                    .collect::<Result<_>>()?;
                 writes.insert(
                     k_page(source, w.def.name, group[0].0),
-                    Some(encode_page(&recs)),
+                    Some(encode_page(&recs)?),
                 );
             }
             counts.pages_written = writes.len() as u64;
@@ -954,11 +1166,8 @@ impl Store {
             page.extend_from_slice(&[0; 4]);
             let mut entries: u32 = 0;
             let mut push = |page: &mut Vec<u8>, k: &[u8], v: &[u8]| {
-                page.extend_from_slice(&(k.len() as u16).to_le_bytes());
-                page.extend_from_slice(k);
-                page.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                page.extend_from_slice(v);
                 entries += 1;
+                put_entry(page, k, v)
             };
             let mut changed = false;
             let (mut i, mut j) = (0, 0);
@@ -971,25 +1180,26 @@ impl Store {
                 match ord {
                     std::cmp::Ordering::Less => {
                         counts.deletes += 1;
+                        removed.push(old[i].0.to_vec(), gone.clone(), true);
                         changed = true;
                         i += 1;
                     }
                     std::cmp::Ordering::Greater => {
                         let r = group[j].1;
-                        encode_row(w, r as usize, &mut buf);
+                        encode_row(w, r as usize, &mut buf)?;
                         counts.adds += 1;
                         changed = true;
-                        push(&mut page, id(r), &buf);
+                        push(&mut page, id(r), &buf)?;
                         j += 1;
                     }
                     std::cmp::Ordering::Equal => {
                         let r = group[j].1;
-                        encode_row(w, r as usize, &mut buf);
+                        encode_row(w, r as usize, &mut buf)?;
                         if old[i].1 != buf.as_slice() {
                             counts.updates += 1;
                             changed = true;
                         }
-                        push(&mut page, id(r), &buf);
+                        push(&mut page, id(r), &buf)?;
                         i += 1;
                         j += 1;
                     }
@@ -1016,6 +1226,7 @@ impl Store {
 
     /// OneRoster delta: upsert `active` rows, delete `tobedeleted` ones, skip rows older than
     /// the stored record.
+    #[allow(clippy::too_many_arguments)]
     fn diff_delta(
         &self,
         source: &str,
@@ -1024,6 +1235,7 @@ impl Store {
         kept: &[u32],
         changes: &mut ChangeSet,
         mut counts: TableCounts,
+        removed: &mut Removed,
     ) -> Result<(TableCounts, u32)> {
         counts.before = self.count(source, w.def.name)?;
         let b = old_buckets.unwrap_or_else(|| buckets_for(kept.len()));
@@ -1032,7 +1244,7 @@ impl Store {
         type Loaded = (Vec<(Vec<u8>, Vec<u8>)>, bool);
         let mut pages: BTreeMap<u32, Loaded> = BTreeMap::new();
         let mut buf = Vec::new();
-        let enc = RowEncoder::new(w);
+        let enc = RowEncoder::new(w)?;
         let encode_row = |w: &Work, row: usize, buf: &mut Vec<u8>| enc.encode(w, row, buf);
         for &r in kept {
             let row = r as usize;
@@ -1070,10 +1282,12 @@ impl Store {
                     recs.remove(i);
                     counts.deletes += 1;
                     *dirty = true;
+                    let origin = format!("{} line {}", w.def.file_name(), w.table.line(row));
+                    removed.push(id.to_vec(), std::sync::Arc::from(origin), true);
                 }
                 continue;
             }
-            encode_row(w, row, &mut buf);
+            encode_row(w, row, &mut buf)?;
             match at {
                 Ok(i) if recs[i].1 == buf => {}
                 Ok(i) => {
@@ -1090,7 +1304,11 @@ impl Store {
         }
         for (bucket, (recs, dirty)) in pages {
             if dirty {
-                let v = (!recs.is_empty()).then(|| encode_page(&recs));
+                let v = if recs.is_empty() {
+                    None
+                } else {
+                    Some(encode_page(&recs)?)
+                };
                 counts.pages_written += 1;
                 changes.push((k_page(source, w.def.name, bucket), v));
             }
@@ -1120,6 +1338,7 @@ impl Store {
         let pk = k_pending(id);
         let blob = self.tree.get(&pk)?.ok_or_else(|| corrupt(&pk, "missing"))?;
         let changes = decode_changes(&blob).ok_or_else(|| corrupt(&pk, "undecodable"))?;
+        verify_pages(&changes)?;
         batch.state = BatchState::Applied;
         batch.reason = Some(format!(
             "approved; {}",
@@ -1276,6 +1495,356 @@ impl Store {
     }
 }
 
+/// The prefix of a held batch's reason.
+pub const HELD_PREFIX: &str = "held for approval: ";
+
+/// What [`Store::commit`] did.
+#[derive(Debug)]
+pub struct Committed {
+    pub batch: Batch,
+    /// Stored records this batch deleted or changed because a record they reference was
+    /// deleted (rows for patch-summary.csv, at line 0: they are not in the upload).
+    pub cascaded: Vec<Finding>,
+    /// Why the deletion guard held the batch (the engine's own reasons are in the outcome).
+    pub held: Vec<String>,
+}
+
+/// Where a deletion comes from, for the cascade's report: `users.csv line 5`.
+type Origin = std::sync::Arc<str>;
+
+/// A record this batch removes from a table.
+struct Gone {
+    id: Vec<u8>,
+    origin: Origin,
+    /// Removed by the upload itself (a delta's `tobedeleted`, a bulk file without it): the
+    /// engine already checked the bundle's own rows against it.
+    direct: bool,
+}
+
+/// The records a batch removes from one table, in the order they were found.
+#[derive(Default)]
+struct Removed {
+    ids: Vec<Gone>,
+}
+
+impl Removed {
+    fn push(&mut self, id: Vec<u8>, origin: Origin, direct: bool) {
+        self.ids.push(Gone { id, origin, direct });
+    }
+}
+
+/// How a record's change counts: nothing, an add, an update or a delete.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    None,
+    Add,
+    Update,
+    Delete,
+}
+
+fn change(pre: Option<&[u8]>, post: Option<&[u8]>) -> Change {
+    match (pre, post) {
+        (None, None) => Change::None,
+        (None, Some(_)) => Change::Add,
+        (Some(_), None) => Change::Delete,
+        (Some(a), Some(b)) if a == b => Change::None,
+        _ => Change::Update,
+    }
+}
+
+fn slot(c: &mut TableCounts, k: Change) -> Option<&mut u64> {
+    match k {
+        Change::None => None,
+        Change::Add => Some(&mut c.adds),
+        Change::Update => Some(&mut c.updates),
+        Change::Delete => Some(&mut c.deletes),
+    }
+}
+
+/// Moves one record's count from what the batch did to it to what it does after the cascade.
+fn tally(c: &mut TableCounts, was: Change, now: Change) {
+    if let Some(n) = slot(c, was) {
+        *n = n.saturating_sub(1);
+    }
+    if let Some(n) = slot(c, now) {
+        *n += 1;
+    }
+}
+
+/// One pre-batch page: its records, sorted by key.
+type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A batch's deletions carried through the stored roster along the schema's foreign keys, to
+/// a fixpoint: a deleted school deletes its classes, which delete their enrollments; a
+/// deleted user is removed from the agent lists that name it. Works on the roster as it will
+/// be after the batch: stored pages overlaid with the batch's own writes.
+struct Cascade<'a> {
+    store: &'a Store,
+    source: &'a str,
+    schema: &'a Schema,
+    outcome: &'a Outcome,
+    /// Bucket counts before and after the batch.
+    before: &'a SourceState,
+    after: &'a SourceState,
+    counts: &'a mut BTreeMap<String, TableCounts>,
+    changes: &'a mut ChangeSet,
+    /// Page key -> its position in `changes`.
+    index: HashMap<Vec<u8>, usize>,
+    /// Pre-batch pages read so far, by key.
+    stored: HashMap<Vec<u8>, Records>,
+}
+
+impl Cascade<'_> {
+    fn run(&mut self, removed: &mut BTreeMap<&'static str, Removed>) -> Result<Vec<Finding>> {
+        let fks = self.schema.foreign_keys.clone();
+        // Per foreign key: how many of its target's removals it has followed.
+        let mut followed = vec![0usize; fks.len()];
+        let mut findings = Vec::new();
+        loop {
+            let mut progress = false;
+            for (k, fk) in fks.iter().enumerate() {
+                let Some(rem) = removed.get(fk.target) else {
+                    continue;
+                };
+                let fresh = &rem.ids[followed[k]..];
+                if fresh.is_empty() {
+                    continue;
+                }
+                followed[k] = rem.ids.len();
+                progress = true;
+                // A bulk file of this batch was checked by the engine against every removal
+                // the upload itself makes; only removals of the cascade are new to it.
+                let bulk = self
+                    .outcome
+                    .table(fk.table)
+                    .is_some_and(|w| w.mode == Mode::Bulk);
+                if bulk && fresh.iter().all(|g| g.direct) {
+                    continue;
+                }
+                let gone: HashMap<&[u8], &Gone> =
+                    fresh.iter().map(|g| (g.id.as_slice(), g)).collect();
+                let dropped = self.follow(fk, &gone, &mut findings)?;
+                removed.entry(fk.table).or_default().ids.extend(dropped);
+            }
+            if !progress {
+                break;
+            }
+        }
+        Ok(findings)
+    }
+
+    /// The record `id` of `table` as stored before the batch.
+    fn pre(&mut self, table: &str, id: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(&b) = self.before.buckets.get(table) else {
+            return Ok(None);
+        };
+        let key = k_page(self.source, table, bucket_of(id, b));
+        if !self.stored.contains_key(&key) {
+            let recs = match self.store.tree.get(&key)? {
+                Some(v) => {
+                    let raw = inflate(&v).ok_or_else(|| corrupt(&key, "undecodable page"))?;
+                    decode_page(&raw)
+                        .ok_or_else(|| corrupt(&key, "undecodable page"))?
+                        .into_iter()
+                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            self.stored.insert(key.clone(), recs);
+        }
+        let recs = &self.stored[&key];
+        Ok(recs
+            .binary_search_by(|(k, _)| k.as_slice().cmp(id))
+            .ok()
+            .map(|i| recs[i].1.clone()))
+    }
+
+    /// Drops or patches the records of `fk.table` that reference a record in `gone`; returns
+    /// the dropped ones.
+    fn follow(
+        &mut self,
+        fk: &ForeignKey,
+        gone: &HashMap<&[u8], &Gone>,
+        findings: &mut Vec<Finding>,
+    ) -> Result<Vec<Gone>> {
+        let table = fk.table;
+        let (Some(def), Some(&buckets)) = (self.schema.table(table), self.after.buckets.get(table))
+        else {
+            return Ok(Vec::new());
+        };
+        // Whether a stored column is one of this key's, and if so whether it is required
+        // (numbered columns such as location_id_2 never are).
+        let column = |name: &str| -> Option<bool> {
+            if name == fk.column {
+                return Some(def.column(name).is_some_and(|c| c.required));
+            }
+            def.numbered
+                .iter()
+                .any(|nb| {
+                    nb.base == fk.column
+                        && name
+                            .strip_prefix(nb.prefix)
+                            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .then_some(false)
+        };
+        let file = def.file_name();
+        let detail = |g: &Gone| {
+            format!(
+                "`{}` was deleted by this batch ({})",
+                String::from_utf8_lossy(&g.id),
+                g.origin
+            )
+        };
+        let mut dropped = Vec::new();
+        for bucket in 0..buckets {
+            let key = k_page(self.source, table, bucket);
+            let (bytes, overlaid) = match self.index.get(&key) {
+                Some(&i) => (self.changes[i].1.clone(), true),
+                None => (self.store.tree.get(&key)?.map(|v| v.to_vec()), false),
+            };
+            let Some(bytes) = bytes else { continue };
+            let raw = inflate(&bytes).ok_or_else(|| corrupt(&key, "undecodable page"))?;
+            let page = decode_page(&raw).ok_or_else(|| corrupt(&key, "undecodable page"))?;
+            // (position in the page, the record after the cascade: None when dropped)
+            let mut edits: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+            for (pos, (rk, rv)) in page.iter().enumerate() {
+                let fields = row_fields(rv).ok_or_else(|| corrupt(&key, "undecodable record"))?;
+                let mut new: Vec<Option<String>> = Vec::new();
+                let mut dropping: Option<Finding> = None;
+                let mut cause: Option<&Gone> = None;
+                let found = |action, field: &str, value: String, g: &Gone| Finding {
+                    file: file.clone(),
+                    line: 0,
+                    id: String::from_utf8_lossy(rk).into_owned(),
+                    rule: fk.rule,
+                    action,
+                    field: field.to_string(),
+                    value,
+                    detail: detail(g),
+                };
+                let mut cleared = Vec::new();
+                for (fi, (name, value)) in fields.iter().enumerate() {
+                    let Some(required) = column(name) else {
+                        continue;
+                    };
+                    let on_missing = if required {
+                        fk.on_missing
+                    } else {
+                        OnMissing::ClearField
+                    };
+                    let (kept, lost): (Vec<&str>, Vec<&str>) = if fk.list {
+                        list_items(value).partition(|x| !gone.contains_key(x.as_bytes()))
+                    } else if gone.contains_key(value.trim().as_bytes()) {
+                        (vec![], vec![value.trim()])
+                    } else {
+                        continue;
+                    };
+                    let Some(g) = lost.first().and_then(|x| gone.get(x.as_bytes())) else {
+                        continue;
+                    };
+                    if kept.is_empty() && on_missing == OnMissing::DropRow {
+                        dropping = Some(found(Action::DroppedRow, name, value.to_string(), g));
+                        cause = Some(g);
+                        break;
+                    }
+                    if new.is_empty() {
+                        new = vec![None; fields.len()];
+                    }
+                    new[fi] = Some(kept.join(","));
+                    cleared.push(found(Action::ClearedField, name, lost.join(","), g));
+                }
+                let after = if let Some(f) = dropping {
+                    findings.push(f);
+                    if let Some(g) = cause {
+                        let origin: Origin = if g.direct {
+                            std::sync::Arc::from(format!(
+                                "with `{}`, {}",
+                                String::from_utf8_lossy(&g.id),
+                                g.origin
+                            ))
+                        } else {
+                            g.origin.clone()
+                        };
+                        dropped.push(Gone {
+                            id: rk.to_vec(),
+                            origin,
+                            direct: false,
+                        });
+                    }
+                    None
+                } else if !cleared.is_empty() {
+                    findings.append(&mut cleared);
+                    let mut buf = Vec::with_capacity(rv.len());
+                    for (fi, (name, value)) in fields.iter().enumerate() {
+                        let v = new[fi].as_deref().unwrap_or(value);
+                        if !v.is_empty() {
+                            put_field(&mut buf, name, v)?;
+                        }
+                    }
+                    Some(buf)
+                } else {
+                    continue;
+                };
+                let pre = if overlaid {
+                    self.pre(table, rk)?
+                } else {
+                    Some(rv.to_vec())
+                };
+                let c = match self.counts.get_mut(table) {
+                    Some(c) => c,
+                    None => {
+                        let before = self.store.count(self.source, table)?;
+                        self.counts.entry(table.to_string()).or_insert(TableCounts {
+                            before,
+                            ..TableCounts::default()
+                        })
+                    }
+                };
+                tally(
+                    c,
+                    change(pre.as_deref(), Some(rv)),
+                    change(pre.as_deref(), after.as_deref()),
+                );
+                edits.push((pos, after));
+            }
+            if edits.is_empty() {
+                continue;
+            }
+            let mut recs: Vec<(&[u8], &[u8])> = Vec::with_capacity(page.len());
+            let mut e = edits.iter().peekable();
+            for (pos, (rk, rv)) in page.iter().enumerate() {
+                match e.peek() {
+                    Some((p, new)) if *p == pos => {
+                        if let Some(v) = new {
+                            recs.push((rk, v));
+                        }
+                        e.next();
+                    }
+                    _ => recs.push((rk, rv)),
+                }
+            }
+            let value = if recs.is_empty() {
+                None
+            } else {
+                Some(encode_page(&recs)?)
+            };
+            match self.index.get(&key) {
+                Some(&i) => self.changes[i].1 = value,
+                None => {
+                    self.index.insert(key.clone(), self.changes.len());
+                    self.changes.push((key, value));
+                    if let Some(c) = self.counts.get_mut(table) {
+                        c.pages_written += 1;
+                    }
+                }
+            }
+        }
+        Ok(dropped)
+    }
+}
+
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| StoreError::Refused(e.to_string()))
 }
@@ -1315,5 +1884,167 @@ impl External for StoreView<'_> {
     }
     fn person_with_key(&self, key: &str) -> Option<String> {
         self.persons.get(key).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csvio::Table;
+    use crate::engine::Settings;
+
+    /// An accepted Apple outcome holding one locations file.
+    fn locations(rows: &[(&str, &str)]) -> Outcome {
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(a, b)| vec![a.to_string(), b.to_string()])
+            .collect();
+        let schema = Schema::for_format(Format::Apple);
+        let def = schema.table("locations").unwrap();
+        let t = Table::from_rows("locations.csv", &["location_id", "location_name"], &rows);
+        let w = crate::engine::bind(def, t, Mode::Bulk).unwrap();
+        Outcome {
+            bundle_name: "b".into(),
+            format: Some(Format::Apple),
+            settings: Settings::default(),
+            tables: vec![w],
+            findings: vec![],
+            errors: vec![],
+            reasons: vec![],
+            notes: vec![],
+            ignored: vec![],
+            passthrough: vec![],
+            verdict: Verdict::Accepted,
+        }
+    }
+
+    fn incoming(s: &Store, hash: &str) -> Incoming {
+        Incoming {
+            id: s.reserve_id().unwrap(),
+            source: "north".into(),
+            account: "sis".into(),
+            content_hash: hash.into(),
+            received_at: 0,
+            report_dir: None,
+        }
+    }
+
+    fn exported(s: &Store, dir: &Path) -> String {
+        s.export("north", dir).unwrap();
+        std::fs::read_to_string(dir.join("locations.csv")).unwrap()
+    }
+
+    #[test]
+    fn an_id_or_column_name_too_long_to_store_is_refused_and_the_source_still_exports() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        let ok = s
+            .commit(
+                &locations(&[("L1", "North")]),
+                &incoming(&s, "h1"),
+                Guard::default(),
+            )
+            .unwrap();
+        assert_eq!(ok.batch.state, BatchState::Applied);
+
+        // A 100 KB id: its length does not fit the page's two-byte key length.
+        let long = "x".repeat(100_000);
+        let o = locations(&[("L1", "North"), (&long, "Far")]);
+        let c = s.commit(&o, &incoming(&s, "h2"), Guard::default()).unwrap();
+        assert_eq!(c.batch.state, BatchState::Rejected);
+        let why = c.batch.reason.clone().unwrap();
+        assert!(
+            why.contains("locations.csv line 3: the record id is 100000 bytes")
+                && why.contains("65535"),
+            "{why}"
+        );
+        assert!(!why.contains("xxxx"), "the id itself stays out: {why}");
+        assert_eq!(
+            exported(&s, &d.path().join("e1")),
+            "location_id,location_name\nL1,North\n"
+        );
+
+        // A 70,000-byte column name (an extra column the record keeps).
+        let mut o = locations(&[("L1", "North"), ("L2", "South")]);
+        o.tables[0].table.header[1] = "n".repeat(70_000);
+        let c = s.commit(&o, &incoming(&s, "h3"), Guard::default()).unwrap();
+        assert_eq!(c.batch.state, BatchState::Rejected);
+        let why = c.batch.reason.unwrap();
+        assert!(why.contains("the name of column 2 is 70000 bytes"), "{why}");
+        assert_eq!(
+            exported(&s, &d.path().join("e2")),
+            "location_id,location_name\nL1,North\n"
+        );
+        assert_eq!(
+            s.history(Some("north")).unwrap()[0].state,
+            BatchState::Rejected
+        );
+
+        // The source takes the next batch as ever.
+        let o = locations(&[("L1", "North"), ("L2", "South")]);
+        let c = s.commit(&o, &incoming(&s, "h4"), Guard::default()).unwrap();
+        assert_eq!(c.batch.state, BatchState::Applied);
+        assert_eq!(
+            exported(&s, &d.path().join("e3")),
+            "location_id,location_name\nL1,North\nL2,South\n"
+        );
+    }
+
+    #[test]
+    fn no_length_is_truncated_when_encoding() {
+        let mut buf = Vec::new();
+        let k = vec![b'k'; MAX_KEY_BYTES + 1];
+        assert!(matches!(
+            put_entry(&mut buf, &k, b""),
+            Err(StoreError::Oversized(_))
+        ));
+        assert!(matches!(
+            put_field(&mut buf, &"n".repeat(MAX_NAME_BYTES + 1), "v"),
+            Err(StoreError::Oversized(_))
+        ));
+        // The longest that fits round-trips.
+        let k = vec![b'k'; MAX_KEY_BYTES];
+        let mut rec = Vec::new();
+        put_field(&mut rec, &"n".repeat(MAX_NAME_BYTES), "v").unwrap();
+        let page = encode_page(&[(k.clone(), rec.clone())]).unwrap();
+        let raw = inflate(&page).unwrap();
+        assert_eq!(
+            decode_page(&raw).unwrap(),
+            vec![(k.as_slice(), rec.as_slice())]
+        );
+        assert_eq!(row_fields(&rec).unwrap()[0].0.len(), MAX_NAME_BYTES);
+    }
+
+    #[test]
+    fn pages_that_do_not_decode_are_never_committed() {
+        let key = k_page("north", "locations", 0);
+        let good = encode_page(&[(b"L1".to_vec(), {
+            let mut r = Vec::new();
+            put_field(&mut r, "location_name", "North").unwrap();
+            r
+        })])
+        .unwrap();
+        assert!(verify_pages(&[(key.clone(), Some(good))]).is_ok());
+        // Not compressed at all; a record whose field length runs past its end; trailing
+        // bytes after the last record; keys out of order.
+        let mut bad_rec = Vec::new();
+        bad_rec.extend_from_slice(&5u16.to_le_bytes());
+        bad_rec.extend_from_slice(b"ab");
+        let mut trailing = encode_page_raw(&[(b"L1".to_vec(), Vec::new())]).unwrap();
+        trailing.push(0);
+        let unsorted = encode_page(&[(b"L2".to_vec(), vec![]), (b"L1".to_vec(), vec![])]).unwrap();
+        for v in [
+            b"garbage".to_vec(),
+            encode_page(&[(b"L1".to_vec(), bad_rec)]).unwrap(),
+            deflate(&trailing),
+            unsorted,
+        ] {
+            assert!(matches!(
+                verify_pages(&[(key.clone(), Some(v))]),
+                Err(StoreError::Unverified(_))
+            ));
+        }
+        // Removals and non-record keys are not pages.
+        assert!(verify_pages(&[(key, None), (k_batch(1), Some(b"{}".to_vec()))]).is_ok());
     }
 }

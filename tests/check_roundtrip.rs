@@ -738,10 +738,11 @@ fn assert_fixpoint(
         None => check(path, out, &[]),
     };
     let first = run_check(bundle, &work.join("first"));
-    prop_assert_eq!(
+    // 3: held, because patches dropped much of a file; the modified files are written alike.
+    prop_assert!(
+        first.code == 0 || first.code == 3,
+        "first run exit code {}\n{}\n{}",
         first.code,
-        0,
-        "first run exit code\n{}\n{}",
         first.stderr,
         first.summary
     );

@@ -196,8 +196,9 @@ fn a_status_is_never_inverted() {
             "E4,inactive,2026-09-01T10:00:00Z,,,,,,,",
         ]),
     );
+    // One enrollment of four dropped: the patch guard holds the bundle (exit 3).
     let r = check(&b, &t.path().join("out"), &[]);
-    r.assert_code(0);
+    r.assert_code(3);
     assert_rows(
         &r,
         &[

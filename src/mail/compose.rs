@@ -24,7 +24,10 @@ pub fn batch_subject(b: &Batch, failed: bool) -> String {
             Some(r) => format!("APPLIED, rollback of batch {r}, {counts}"),
             None => format!("APPLIED, {counts}, {patches}"),
         },
-        BatchState::Held => format!("HELD, approval needed: {counts}, {patches}"),
+        BatchState::Held => match held_reason(b) {
+            Some(why) => format!("HELD, approval needed: {why}; {counts}, {patches}"),
+            None => format!("HELD, approval needed: {counts}, {patches}"),
+        },
         BatchState::Rejected if p == 0 => "REJECTED, nothing applied".to_string(),
         BatchState::Rejected => format!(
             "REJECTED, nothing applied, {p} {}",
@@ -38,6 +41,33 @@ pub fn batch_subject(b: &Batch, failed: bool) -> String {
         BatchState::Received | BatchState::Processing => state.label().to_uppercase(),
     };
     format!("[rosterdrop] {} batch {}: {verdict}", b.source, b.id)
+}
+
+/// The first reason a batch was held, as the store wrote it (table and file names of the
+/// schema and counts, never roster data), with a count of the others; printable ASCII only
+/// and bounded, since it goes into a header.
+fn held_reason(b: &Batch) -> Option<String> {
+    let r = b.reason.as_deref()?;
+    let r = r.strip_prefix(crate::store::HELD_PREFIX)?;
+    let r = r.rsplit_once(" (rosterdrop approve").map_or(r, |(a, _)| a);
+    let mut parts = r.split("; ").filter(|p| !p.trim().is_empty());
+    let first = parts.next()?;
+    let more = parts.count();
+    let mut s: String = first
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(120)
+        .collect();
+    if more > 0 {
+        s.push_str(&format!(" (and {more} more)"));
+    }
+    Some(s)
 }
 
 /// The notice for `batch`, keyed `batch-<id>`, to `admins`.
@@ -424,6 +454,30 @@ mod tests {
         );
         // A student id from the report stays out of the subject.
         assert!(!n.subject.contains("R1"));
+    }
+
+    #[test]
+    fn a_held_subject_says_why() {
+        let mut b = batch(BatchState::Held);
+        b.reason = Some(format!(
+            "{}users.csv: patches drop 3 of its 10 rows (30.0%, more than \
+             guard.max_patch_drop_percent = 20%); students: 10 of 10 records would be deleted \
+             (100.0%, the whole table) (rosterdrop approve 42 / discard 42)",
+            crate::store::HELD_PREFIX
+        ));
+        assert_eq!(
+            batch_subject(&b, false),
+            "[rosterdrop] maple-valley batch 42: HELD, approval needed: users.csv: patches \
+             drop 3 of its 10 rows (30.0%, more than guard.max_patch_drop_percent = 20%) \
+             (and 1 more); +1200 ~3 -0, 14 patches"
+        );
+        // Nothing but printable ASCII reaches the header.
+        b.reason = Some(format!("{}a\r\nBcc: x@y\u{7}", crate::store::HELD_PREFIX));
+        let s = batch_subject(&b, false);
+        assert!(
+            !s.contains('\r') && !s.contains('\n') && !s.contains('\u{7}'),
+            "{s}"
+        );
     }
 
     #[test]
