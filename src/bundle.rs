@@ -172,9 +172,9 @@ impl Bundle {
     }
 
     /// Parses one entry.
-    pub fn read(&self, e: &Entry) -> Result<Table, BundleError> {
+    pub fn read(&self, e: &Entry, encoding: csvio::Encoding) -> Result<Table, BundleError> {
         let r = self.reader(&e.loc)?;
-        csvio::parse_sized(&e.name, r, self.format == Format::Apple, e.size)
+        csvio::parse_sized(&e.name, r, self.format == Format::Apple, e.size, encoding)
             .map_err(BundleError::Csv)
     }
 
