@@ -1,11 +1,16 @@
 //! CSV as SIS vendors really write it.
 //!
-//! Accepts UTF-8 with or without a BOM, CRLF or LF, comma or semicolon separators, quoted
-//! fields with separators and line breaks inside, and (for Apple School Manager files)
-//! backslash escapes inside quoted fields. Rows are stored column-major-free and compact: all
-//! field text of a table lives in one `String`, with one `u32` end offset per field, so a table
-//! costs little more than its bytes on disk. Structural problems (invalid UTF-8, NUL bytes,
-//! wrong field counts, an unreadable header) are reported with file, physical line and column.
+//! Accepts UTF-8 with or without a BOM, UTF-16 with a BOM and (per source) Windows-1252, CRLF
+//! or LF, comma or semicolon separators, quoted fields with separators and line breaks inside,
+//! and (for Apple School Manager files) backslash escapes inside quoted fields. Rows are stored
+//! compact: all field text of a table lives in one `String`, each field followed by a NUL,
+//! with one `u32` start per row, so a table costs little more than its bytes on disk.
+//!
+//! Structural problems that make the file unreadable (undecodable text, NUL bytes, a quote
+//! that runs to the end of the file, an unreadable header) are errors with file, physical line
+//! and column. A row whose field count cannot be reconciled with the header is set aside as a
+//! [`MalformedRow`] and the rest of the file is read; empty fields past the header, and empty
+//! header names at its end, are dropped with a note.
 
 use std::io::{Read, Write};
 
