@@ -1155,6 +1155,47 @@ mod tests {
         assert!(e[0].message.contains("NUL"), "{}", e[0]);
     }
 
+    /// Every field and row of a table, for comparing two parses.
+    fn cells(t: &Table) -> Vec<Vec<String>> {
+        (0..t.len())
+            .map(|r| t.fields(r).map(str::to_string).collect())
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 64,
+            ..Default::default()
+        })]
+
+        /// UTF-16 text reads as the same text in UTF-8 would, whatever the chunking, and
+        /// arbitrary bytes after a UTF-16 BOM never panic.
+        #[test]
+        fn utf16_reads_like_utf8(
+            text in "[a,;\"\n\r\u{e9}\u{20ac}\u{1F600} x]{0,40}",
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            le in proptest::prelude::any::<bool>(),
+        ) {
+            let text = format!("h1,h2\n{text}");
+            let want = p(text.as_bytes(), false);
+            let bytes = utf16(&text, le);
+            for got in [parse("t.csv", &bytes[..], false), parse("t.csv", OneByte(&bytes), false)] {
+                match (&want, got) {
+                    (Ok(w), Ok(g)) => {
+                        proptest::prop_assert_eq!(cells(w), cells(&g));
+                        proptest::prop_assert_eq!(&w.malformed, &g.malformed);
+                    }
+                    (Err(w), Err(g)) => proptest::prop_assert_eq!(w, &g),
+                    (w, g) => proptest::prop_assert!(false, "{w:?} vs {g:?}"),
+                }
+            }
+            let mut bytes = vec![0xFF, 0xFE];
+            bytes.extend(&junk);
+            let _ = parse("t.csv", &bytes[..], false);
+            let _ = parse_sized("t.csv", &junk[..], false, u64::MAX, Encoding::Windows1252);
+        }
+    }
+
     #[test]
     fn a_size_hint_reserves_no_more_than_the_cap() {
         // The size is the sender's word; the parse still works with whatever it says.
