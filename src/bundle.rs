@@ -428,9 +428,9 @@ impl Bundle {
     }
 
     /// Parses one entry.
-    pub fn read(&self, e: &Entry) -> Result<Table, BundleError> {
+    pub fn read(&self, e: &Entry, encoding: csvio::Encoding) -> Result<Table, BundleError> {
         let (r, len) = self.reader(&e.loc)?;
-        let mut t = csvio::parse_sized(&e.name, r, self.format == Format::Apple, len)
+        let mut t = csvio::parse_sized(&e.name, r, self.format == Format::Apple, len, encoding)
             .map_err(BundleError::Csv)?;
         for (from, to) in &e.renames {
             let from = norm_header(from);

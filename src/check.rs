@@ -3,14 +3,17 @@
 use std::path::Path;
 
 use crate::bundle::{Bundle, BundleError};
-use crate::engine::{self, External, Outcome, Settings, Verdict};
+use crate::engine::{self, External, Outcome, Settings, Verdict, Work};
+use crate::report::{Action, Finding, Rule};
 use crate::schema::Schema;
 
 /// Runs read, parse, validate, filter and patch on the bundle at `path`.
 ///
 /// Returns `Err` only when the path itself cannot be read (an I/O problem on our side); a
 /// bundle that is malformed, of no known format or otherwise unusable yields a rejected
-/// [`Outcome`] whose `errors` say why, naming file, line and column.
+/// [`Outcome`] whose `errors` say why, naming file, line and column. When only some files
+/// cannot be read, the others still go through every check and their findings are listed
+/// (the verdict stays rejected), so that a vendor can fix everything in one round trip.
 pub fn check(path: &Path, settings: &Settings, ext: &dyn External) -> Result<Outcome, BundleError> {
     let name = path
         .file_name()
@@ -35,7 +38,7 @@ pub fn check(path: &Path, settings: &Settings, ext: &dyn External) -> Result<Out
     let results = crate::par::parallel_map(&bundle.entries, &schedule, |entry| {
         let def = schema.table(entry.table)?;
         let bound = bundle
-            .read(entry)
+            .read(entry, settings.encoding)
             .map_err(as_csv_errors)
             .and_then(|t| engine::bind(def, t, entry.mode))
             .map(|mut w| {
@@ -46,25 +49,49 @@ pub fn check(path: &Path, settings: &Settings, ext: &dyn External) -> Result<Out
     });
     let mut works = Vec::with_capacity(results.len());
     let mut errors = Vec::new();
-    for r in results.into_iter().flatten() {
+    let mut unreadable: Vec<&'static str> = Vec::new();
+    let mut all_notes = Vec::new();
+    // Results keep the order of the entries.
+    for (entry, r) in bundle.entries.iter().zip(results) {
+        let Some(r) = r else { continue };
         match r {
             Ok(w) => works.push(w),
-            Err(mut e) => errors.append(&mut e),
+            Err(mut e) => {
+                errors.append(&mut e);
+                unreadable.push(entry.table);
+                all_notes.push(format!(
+                    "{}: the file could not be read, so references into it were not checked",
+                    entry.name
+                ));
+            }
         }
     }
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "read and parse");
-    if !errors.is_empty() {
-        let mut o = Outcome::unreadable(name, settings.clone(), errors);
-        o.format = Some(bundle.format);
-        o.ignored = bundle.ignored;
-        o.notes = bundle.notes;
-        return Ok(o);
+    all_notes.splice(0..0, bundle.notes);
+    // References into an unreadable file are treated like references into an absent one:
+    // not checked (not even against the store), rather than every one reported unknown.
+    let ext = Unreadable {
+        inner: ext,
+        tables: &unreadable,
+    };
+    let (tables, mut findings, mut notes) = engine::run(&schema, settings, &ext, works);
+    // Malformed rows were never rows of their table: their findings are merged here, in the
+    // engine's order (file, then line; the sort is stable).
+    if tables.iter().any(|w| !w.table.malformed.is_empty()) {
+        for w in &tables {
+            findings.extend(malformed_findings(w));
+        }
+        let order = |f: &Finding| tables.iter().position(|w| w.table.file == f.file);
+        findings.sort_by_cached_key(|f| (order(f), f.line));
     }
-    let (tables, findings, mut notes) = engine::run(&schema, settings, ext, works);
-    let (verdict, reasons) = engine::hold(settings, &tables, engine::verdict(settings, &findings));
-    let mut all_notes = bundle.notes;
+    let (mut verdict, reasons) =
+        engine::hold(settings, &tables, engine::verdict(settings, &findings));
+    if !errors.is_empty() {
+        verdict = Verdict::Rejected;
+    }
     all_notes.append(&mut notes);
     for w in &tables {
+        all_notes.extend(w.table.notes.iter().cloned());
         if w.table.blank_rows > 0 {
             all_notes.push(format!(
                 "{}: {} blank row(s) (only separators) skipped",
@@ -78,13 +105,54 @@ pub fn check(path: &Path, settings: &Settings, ext: &dyn External) -> Result<Out
         settings: settings.clone(),
         tables,
         findings,
-        errors: vec![],
+        errors,
         reasons,
         notes: all_notes,
         ignored: bundle.ignored,
         passthrough: bundle.passthrough,
         verdict,
     })
+}
+
+/// One `malformed-row` finding per row whose field count did not match the header.
+fn malformed_findings(w: &Work) -> impl Iterator<Item = Finding> + '_ {
+    w.table.malformed.iter().map(move |m| {
+        let (field, detail) = m.describe(&w.table.header);
+        Finding {
+            file: w.table.file.clone(),
+            line: m.line,
+            // The fields of such a row are not where the header puts them; only the first
+            // is where it should be.
+            id: if w.pk_col() == 0 {
+                m.first.clone()
+            } else {
+                String::new()
+            },
+            rule: Rule::MalformedRow,
+            action: Action::DroppedRow,
+            field,
+            value: m.extra.clone(),
+            detail,
+        }
+    })
+}
+
+/// The caller's [`External`], except that the tables of unreadable files are unknown.
+struct Unreadable<'a> {
+    inner: &'a dyn External,
+    tables: &'a [&'static str],
+}
+
+impl External for Unreadable<'_> {
+    fn has_id(&self, table: &str, id: &str) -> Option<bool> {
+        if self.tables.contains(&table) {
+            return None;
+        }
+        self.inner.has_id(table, id)
+    }
+    fn person_with_key(&self, key: &str) -> Option<String> {
+        self.inner.person_with_key(key)
+    }
 }
 
 /// Turns a bundle error into located errors for the report.

@@ -1,13 +1,18 @@
 //! CSV as SIS vendors really write it.
 //!
-//! Accepts UTF-8 with or without a BOM, CRLF or LF, comma or semicolon separators, quoted
-//! fields with separators and line breaks inside, and (for Apple School Manager files)
-//! backslash escapes inside quoted fields. Rows are stored column-major-free and compact: all
-//! field text of a table lives in one `String`, with one `u32` end offset per field, so a table
-//! costs little more than its bytes on disk. Structural problems (invalid UTF-8, NUL bytes,
-//! wrong field counts, an unreadable header) are reported with file, physical line and column.
+//! Accepts UTF-8 with or without a BOM, UTF-16 with a BOM and (per source) Windows-1252, CRLF
+//! or LF, comma or semicolon separators, quoted fields with separators and line breaks inside,
+//! and (for Apple School Manager files) backslash escapes inside quoted fields. Rows are stored
+//! compact: all field text of a table lives in one `String`, each field followed by a NUL,
+//! with one `u32` start per row, so a table costs little more than its bytes on disk.
+//!
+//! Structural problems that make the file unreadable (undecodable text, NUL bytes, a quote
+//! that runs to the end of the file, an unreadable header) are errors with file, physical line
+//! and column. A row whose field count cannot be reconciled with the header is set aside as a
+//! [`MalformedRow`] and the rest of the file is read; empty fields past the header, and empty
+//! header names at its end, are dropped with a note.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 
 /// Text encoding of files without a BOM (`encoding` per source). A UTF-8 or UTF-16 BOM always
 /// wins.
@@ -83,6 +88,86 @@ pub struct Table {
     rows: usize,
     /// Rows made only of empty fields (spreadsheet artefacts), skipped.
     pub blank_rows: usize,
+    /// Rows whose field count cannot be reconciled with the header: not stored as rows, the
+    /// rest of the file is read. The engine reports each as `malformed-row`.
+    pub malformed: Vec<MalformedRow>,
+    /// What reading the file tidied up (trailing empty fields and header names, a transcoded
+    /// encoding), each naming the file, for the report's notes.
+    pub notes: Vec<String>,
+}
+
+/// A data row with non-empty fields past the header, or too few fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedRow {
+    /// Physical line on which the row starts.
+    pub line: u32,
+    /// 1-based: the first non-empty field past the header, or the first missing one.
+    pub column: usize,
+    /// Field count of the header (trailing empty names not counted) and of the row.
+    pub expected: usize,
+    pub found: usize,
+    /// The row's first field, trimmed and clipped.
+    pub first: String,
+    /// The first non-empty field past the header, clipped (too many fields only).
+    pub extra: String,
+    /// 1-based column of the first field holding a line break, when the row spans lines.
+    pub spans_lines: Option<usize>,
+}
+
+/// How much of an uploaded value a malformed-row report repeats.
+const CLIP: usize = 80;
+
+fn clip(s: &str) -> String {
+    if s.len() <= CLIP {
+        return s.to_string();
+    }
+    let mut end = CLIP;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+impl MalformedRow {
+    /// The problem, as the structural error of old: `expected 3 fields as in the header,
+    /// found 4`.
+    pub fn message(&self) -> String {
+        let hint = if self.spans_lines.is_some() {
+            " (the row spans several lines: an unclosed quote?)"
+        } else {
+            ""
+        };
+        format!(
+            "expected {} fields as in the header, found {}{hint}",
+            self.expected, self.found
+        )
+    }
+
+    /// The patch summary's `field` (the first missing column's name, if any) and `detail`
+    /// (the message, naming the column).
+    pub fn describe(&self, header: &[String]) -> (String, String) {
+        let name = |c: usize| c.checked_sub(1).and_then(|i| header.get(i));
+        if self.found > self.expected {
+            let last = match name(self.expected) {
+                Some(h) => format!(" `{}`", h.trim()),
+                None => String::new(),
+            };
+            let detail = format!(
+                "{}: column {} is past the header's last column{last}",
+                self.message(),
+                self.column
+            );
+            (String::new(), detail)
+        } else {
+            let field = name(self.column).map_or(String::new(), |h| h.trim().to_string());
+            let detail = format!(
+                "{}: the row ends before column {} `{field}`",
+                self.message(),
+                self.column
+            );
+            (field, detail)
+        }
+    }
 }
 
 /// Upper bound on structural errors collected per file before giving up on it.
@@ -151,6 +236,8 @@ impl Table {
             lines: None,
             rows: 0,
             blank_rows: 0,
+            malformed: Vec::new(),
+            notes: Vec::new(),
         };
         for (i, r) in rows.iter().enumerate() {
             t.starts.push(t.data.len() as u32);
@@ -237,36 +324,152 @@ pub fn parse<R: Read>(
     reader: R,
     backslash_escapes: bool,
 ) -> Result<Table, Vec<CsvError>> {
-    parse_sized(file, reader, backslash_escapes, 0)
+    parse_sized(file, reader, backslash_escapes, 0, Encoding::Utf8)
 }
 
-/// [`parse`] with the file's size in bytes when known: the text buffer is reserved once
-/// (field text never exceeds the file), so memory does not overshoot by doubling.
+/// The most text buffer reserved up front from a size the caller gives. A zip entry's size is
+/// the sender's word: a tiny zip can declare 4 GiB. Past this the buffer grows with what is
+/// actually read.
+pub const MAX_RESERVE: u64 = 64 << 20;
+
+/// How the bytes of a file become text.
+#[derive(Debug, Clone, Copy)]
+enum Text {
+    /// UTF-8, validated field by field.
+    Utf8 { bom: bool },
+    /// Transcoded to UTF-8 while streaming (UTF-16 with a BOM, or the source's
+    /// `encoding` for files without one).
+    Decoded(&'static encoding_rs::Encoding),
+}
+
+impl Text {
+    /// Describes undecodable text in `place`; the first such error of a file without a BOM
+    /// also says how to read a Windows export.
+    fn invalid(self, place: &str, valid_up_to: usize, first: bool) -> String {
+        match self {
+            Text::Utf8 { bom } => {
+                let hint = if first && !bom {
+                    " (a Windows export? set `encoding = \"windows-1252\"` for this source)"
+                } else {
+                    ""
+                };
+                format!("invalid UTF-8 in {place} at byte {valid_up_to}{hint}")
+            }
+            Text::Decoded(e) => format!("malformed {} text in {place}", e.name()),
+        }
+    }
+}
+
+/// [`parse`] with the file's size in bytes when known, and the encoding of a file without a
+/// BOM. The text buffer is reserved once from the size (field text never exceeds the file),
+/// but never more than [`MAX_RESERVE`]: the size may be a number from the upload.
+///
+/// A UTF-8 BOM is kept for writing back; UTF-16 (LE or BE, with a BOM) and, when `encoding`
+/// says so, Windows-1252 are transcoded to UTF-8 and written back as UTF-8 with a BOM (a note
+/// says so).
 pub fn parse_sized<R: Read>(
     file: &str,
     reader: R,
     backslash_escapes: bool,
     size_hint: u64,
+    encoding: Encoding,
 ) -> Result<Table, Vec<CsvError>> {
-    let mut buf = BufReader::with_capacity(PEEK, reader);
-    let head = match buf.fill_buf() {
+    let mut reader = reader;
+    let mut prefix = [0u8; 3];
+    let got = match read_head(&mut reader, &mut prefix) {
+        Ok(n) => n,
+        Err(e) => return Err(vec![err(file, 0, 0, format!("cannot read: {e}"))]),
+    };
+    let head = &prefix[..got];
+    let (text, bom_len) = if head.starts_with(b"\xEF\xBB\xBF") {
+        (Text::Utf8 { bom: true }, 3)
+    } else if head.starts_with(b"\xFF\xFE") {
+        (Text::Decoded(encoding_rs::UTF_16LE), 2)
+    } else if head.starts_with(b"\xFE\xFF") {
+        (Text::Decoded(encoding_rs::UTF_16BE), 2)
+    } else if encoding == Encoding::Windows1252 {
+        (Text::Decoded(encoding_rs::WINDOWS_1252), 0)
+    } else {
+        (Text::Utf8 { bom: false }, 0)
+    };
+    let raw = (&prefix[bom_len..got]).chain(reader);
+    let reserve = size_hint.saturating_sub(bom_len as u64).min(MAX_RESERVE) as usize;
+    match text {
+        Text::Utf8 { .. } => parse_text(file, raw, text, backslash_escapes, reserve, |_| false),
+        Text::Decoded(e) => {
+            // UTF-8 takes up to 1.5 times the bytes of UTF-16 and 3 times Windows-1252.
+            let reserve = reserve.saturating_mul(3) / 2;
+            let decoded = Transcode::new(raw, e);
+            parse_text(file, decoded, text, backslash_escapes, reserve, |r| {
+                r.non_ascii
+            })
+        }
+    }
+}
+
+/// Fills `buf` from `r` as far as the input goes; returns how many bytes it holds.
+fn read_head<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Reads the start of the text, up to the end of its first line (or [`PEEK`] bytes), for
+/// sniffing the dialect.
+fn read_first_line<R: Read>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while head.len() < PEEK {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        head.extend_from_slice(&chunk[..n]);
+        if chunk[..n].contains(&b'\n') {
+            break;
+        }
+    }
+    Ok(head)
+}
+
+/// The parse proper, over text that is UTF-8 unless `text` says it was transcoded.
+/// `non_ascii` tells, once the input is consumed, whether a transcoded file held anything but
+/// ASCII (then the written-back file differs from the upload's bytes).
+fn parse_text<R: Read>(
+    file: &str,
+    mut src: R,
+    text: Text,
+    backslash_escapes: bool,
+    reserve: usize,
+    non_ascii: impl Fn(&R) -> bool,
+) -> Result<Table, Vec<CsvError>> {
+    let head = match read_first_line(&mut src) {
         Ok(h) => h,
         Err(e) => return Err(vec![err(file, 0, 0, format!("cannot read: {e}"))]),
     };
-    let bom = head.starts_with(b"\xEF\xBB\xBF");
-    let (delimiter, crlf) = sniff(if bom { &head[3..] } else { head });
-    if bom {
-        buf.consume(3);
-    }
+    let (delimiter, crlf) = sniff(&head);
     let dialect = Dialect {
         delimiter,
-        bom,
+        bom: matches!(text, Text::Utf8 { bom: true }),
         crlf,
         backslash_escapes,
     };
     // Line endings are normalised to LF before parsing: the csv crate counts a CRLF record's
     // `\n` towards the next record, which would put physical line numbers off by one.
-    let buf = LfReader::new(buf, delimiter, backslash_escapes);
+    let buf = LfReader::new(
+        std::io::Cursor::new(head).chain(src),
+        delimiter,
+        backslash_escapes,
+    );
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -276,9 +479,14 @@ pub fn parse_sized<R: Read>(
         .from_reader(buf);
 
     let mut errors: Vec<CsvError> = Vec::new();
+    let mut undecodable = 0usize;
+    let mut invalid = |place: &str, valid_up_to: usize| {
+        undecodable += 1;
+        text.invalid(place, valid_up_to, undecodable == 1)
+    };
     let mut rec = csv::ByteRecord::new();
     // Header.
-    let header = match rdr.read_byte_record(&mut rec) {
+    let mut header = match rdr.read_byte_record(&mut rec) {
         Ok(true) => {
             let mut h = Vec::with_capacity(rec.len());
             for (c, f) in rec.iter().enumerate() {
@@ -289,12 +497,7 @@ pub fn parse_sized<R: Read>(
                     // Kept as uploaded (padding too) so it is written back unchanged; it
                     // is matched against the schema ignoring case and spaces.
                     Ok(s) => h.push(s.to_string()),
-                    Err(e) => errors.push(err(
-                        file,
-                        1,
-                        c + 1,
-                        format!("invalid UTF-8 in header at byte {}", e.valid_up_to()),
-                    )),
+                    Err(e) => errors.push(err(file, 1, c + 1, invalid("header", e.valid_up_to()))),
                 }
             }
             h
@@ -305,18 +508,32 @@ pub fn parse_sized<R: Read>(
     if !errors.is_empty() {
         return Err(errors);
     }
+    // Trailing empty header names (`a,b,c,,`) are ignored; data fields under them must then
+    // be empty too.
+    let uploaded_cols = header.len();
+    while header.last().is_some_and(|h| h.trim().is_empty()) {
+        header.pop();
+    }
     let ncols = header.len();
     let mut t = Table {
         file: file.to_string(),
         header,
         dialect,
         ncols,
-        data: String::with_capacity(size_hint.min(u32::MAX as u64) as usize),
+        data: String::with_capacity(reserve),
         starts: Vec::new(),
         lines: None,
         rows: 0,
         blank_rows: 0,
+        malformed: Vec::new(),
+        notes: Vec::new(),
     };
+    // Rows longer than even the uploaded header whose extra fields are all empty (a stray
+    // trailing separator): kept without the extras.
+    let mut trailing = 0usize;
+    // Whether the last record read was stored as a row (else it was malformed): an unclosed
+    // quote is reported at it.
+    let mut last_stored = true;
     loop {
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
@@ -332,32 +549,59 @@ pub fn parse_sized<R: Read>(
             t.blank_rows += 1;
             continue;
         }
-        if rec.len() != ncols {
-            let multi = rec.iter().any(|f| f.contains(&b'\n'));
-            let hint = if multi {
-                " (the row spans several lines: an unclosed quote?)"
-            } else {
-                ""
-            };
-            let column = if rec.len() > ncols {
-                ncols + 1
-            } else {
-                rec.len() + 1
-            };
-            errors.push(err(
-                file,
-                line,
-                column,
-                format!(
-                    "expected {ncols} fields as in the header, found {}{hint}",
-                    rec.len()
-                ),
-            ));
+        let n = rec.len();
+        let fits = n == ncols || (n > ncols && rec.iter().skip(ncols).all(<[u8]>::is_empty));
+        if !fits {
+            // Undecodable text rejects the file whatever the field count.
+            let mut ok = true;
+            for (c, f) in rec.iter().enumerate() {
+                let name = t.header.get(c).map_or("(past the header)", String::as_str);
+                match std::str::from_utf8(f) {
+                    Ok(s) if s.contains('\0') => {
+                        errors.push(err(
+                            file,
+                            line,
+                            c + 1,
+                            format!("NUL byte in field `{name}`"),
+                        ));
+                        ok = false;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let place = format!("field `{name}`");
+                        errors.push(err(file, line, c + 1, invalid(&place, e.valid_up_to())));
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
+                let text = |f: &[u8]| String::from_utf8_lossy(f).trim().to_string();
+                let extra = rec
+                    .iter()
+                    .enumerate()
+                    .skip(ncols)
+                    .find(|(_, f)| !f.is_empty());
+                t.malformed.push(MalformedRow {
+                    line: line.min(u32::MAX as u64) as u32,
+                    column: extra.map_or(n + 1, |(c, _)| c + 1),
+                    expected: ncols,
+                    found: n,
+                    first: clip(&text(rec.get(0).unwrap_or_default())),
+                    extra: extra.map_or(String::new(), |(_, f)| clip(&text(f))),
+                    spans_lines: rec.iter().position(|f| f.contains(&b'\n')).map(|c| c + 1),
+                });
+                last_stored = false;
+            }
         } else {
+            if n > uploaded_cols {
+                trailing += 1;
+            }
             let before = t.data.len();
             t.starts.push(before as u32);
             let mut ok = true;
-            for (c, f) in rec.iter().enumerate() {
+            for (c, f) in rec.iter().take(ncols).enumerate() {
                 match std::str::from_utf8(f) {
                     Ok(s) => {
                         if s.contains('\0') {
@@ -374,16 +618,8 @@ pub fn parse_sized<R: Read>(
                         t.data.push('\0');
                     }
                     Err(e) => {
-                        errors.push(err(
-                            file,
-                            line,
-                            c + 1,
-                            format!(
-                                "invalid UTF-8 in field `{}` at byte {}",
-                                t.header[c],
-                                e.valid_up_to()
-                            ),
-                        ));
+                        let place = format!("field `{}`", t.header[c]);
+                        errors.push(err(file, line, c + 1, invalid(&place, e.valid_up_to())));
                         ok = false;
                         break;
                     }
@@ -395,6 +631,7 @@ pub fn parse_sized<R: Read>(
                     break;
                 }
                 t.push_line(line.min(u32::MAX as u64) as u32);
+                last_stored = true;
             } else {
                 t.data.truncate(before);
                 t.starts.truncate(t.rows);
@@ -405,20 +642,19 @@ pub fn parse_sized<R: Read>(
         }
     }
     if errors.is_empty() && rdr.get_ref().in_quote() {
-        let line = if t.rows > 0 {
-            t.line(t.rows - 1) as u64
-        } else {
-            1
-        };
         // The last record holds the runaway field: the first one with a line break in it, or
         // else its last field.
-        let column = if t.rows > 0 {
-            let n = t.fields(t.rows - 1).count();
-            t.fields(t.rows - 1)
-                .position(|f| f.contains('\n'))
-                .map_or(n, |i| i + 1)
-        } else {
-            0
+        let (line, column) = match t.malformed.last() {
+            Some(m) if !last_stored => (m.line as u64, m.spans_lines.unwrap_or(m.found)),
+            _ if t.rows > 0 => {
+                let n = t.fields(t.rows - 1).count();
+                let column = t
+                    .fields(t.rows - 1)
+                    .position(|f| f.contains('\n'))
+                    .map_or(n, |i| i + 1);
+                (t.line(t.rows - 1) as u64, column)
+            }
+            _ => (1, 0),
         };
         errors.push(err(
             file,
@@ -428,15 +664,118 @@ pub fn parse_sized<R: Read>(
              (an unclosed quote?)",
         ));
     }
-    if errors.is_empty() {
-        t.data.shrink_to_fit();
-        t.starts.shrink_to_fit();
-        if let Some(l) = &mut t.lines {
-            l.shrink_to_fit();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if uploaded_cols > ncols {
+        t.notes.push(format!(
+            "{file}: {} trailing empty column name(s) in the header ignored",
+            uploaded_cols - ncols
+        ));
+    }
+    if trailing > 0 {
+        t.notes.push(format!(
+            "{file}: {trailing} row(s) had trailing empty fields, dropped"
+        ));
+    }
+    if let Text::Decoded(e) = text {
+        if non_ascii(rdr.get_ref().get_ref().get_ref().1) || e != encoding_rs::WINDOWS_1252 {
+            // Written back as UTF-8 with a BOM, which any reader, this one included, takes
+            // as UTF-8 whatever the source's `encoding`.
+            t.dialect.bom = true;
+            t.notes.push(format!(
+                "{file}: read as {}; the modified file is written as UTF-8",
+                e.name()
+            ));
         }
-        Ok(t)
-    } else {
-        Err(errors)
+    }
+    t.data.shrink_to_fit();
+    t.starts.shrink_to_fit();
+    if let Some(l) = &mut t.lines {
+        l.shrink_to_fit();
+    }
+    Ok(t)
+}
+
+/// Transcodes a byte stream to UTF-8 while reading, in fixed-size chunks (memory does not
+/// depend on the input). Malformed input (a lone UTF-16 surrogate, an odd final byte) becomes
+/// a byte that is never valid UTF-8, so the parser reports the row and column of the damage
+/// instead of a replacement character hiding it.
+struct Transcode<R> {
+    inner: R,
+    decoder: encoding_rs::Decoder,
+    input: Vec<u8>,
+    in_pos: usize,
+    in_len: usize,
+    eof: bool,
+    /// Decoded text not yet handed out, with one spare byte for the malformed marker.
+    output: Vec<u8>,
+    out_pos: usize,
+    out_len: usize,
+    done: bool,
+    /// Some decoded character was not ASCII.
+    non_ascii: bool,
+}
+
+impl<R: Read> Transcode<R> {
+    const CHUNK: usize = 16 * 1024;
+
+    fn new(inner: R, encoding: &'static encoding_rs::Encoding) -> Self {
+        Transcode {
+            inner,
+            decoder: encoding.new_decoder_without_bom_handling(),
+            input: vec![0; Self::CHUNK],
+            in_pos: 0,
+            in_len: 0,
+            eof: false,
+            // Worst case: three bytes of UTF-8 per input byte (Windows-1252), plus the marker.
+            output: vec![0; 3 * Self::CHUNK + 16],
+            out_pos: 0,
+            out_len: 0,
+            done: false,
+            non_ascii: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Transcode<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.out_pos < self.out_len {
+                let n = out.len().min(self.out_len - self.out_pos);
+                out[..n].copy_from_slice(&self.output[self.out_pos..self.out_pos + n]);
+                self.out_pos += n;
+                return Ok(n);
+            }
+            if self.done || out.is_empty() {
+                return Ok(0);
+            }
+            if self.in_pos == self.in_len && !self.eof {
+                self.in_len = self.inner.read(&mut self.input)?;
+                self.in_pos = 0;
+                self.eof = self.in_len == 0;
+            }
+            let room = self.output.len() - 1;
+            let (result, read, written) = self.decoder.decode_to_utf8_without_replacement(
+                &self.input[self.in_pos..self.in_len],
+                &mut self.output[..room],
+                self.eof,
+            );
+            self.in_pos += read;
+            self.out_pos = 0;
+            self.out_len = written;
+            match result {
+                encoding_rs::DecoderResult::InputEmpty => self.done = self.eof,
+                encoding_rs::DecoderResult::OutputFull => {}
+                encoding_rs::DecoderResult::Malformed(..) => {
+                    self.output[written] = 0xFF;
+                    self.out_len += 1;
+                }
+            }
+            if !self.non_ascii && !self.output[..self.out_len].is_ascii() {
+                self.non_ascii = true;
+            }
+        }
     }
 }
 
@@ -473,6 +812,10 @@ impl<R: Read> LfReader<R> {
             backslash_escapes,
             quote: QuoteState::StartField,
         }
+    }
+
+    fn get_ref(&self) -> &R {
+        &self.inner
     }
 
     /// True when the input so far ends inside a quoted field.
@@ -624,6 +967,21 @@ mod tests {
         parse("t.csv", s, bs)
     }
 
+    /// A reader that hands out one byte at a time.
+    struct OneByte<'a>(&'a [u8]);
+    impl Read for OneByte<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.split_first() {
+                Some((b, rest)) => {
+                    out[0] = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    }
+
     #[test]
     fn bom_crlf_semicolon() {
         let t = p(b"\xEF\xBB\xBFa;b\r\n1;2\r\n3;\"x;y\"\r\n", false).unwrap();
@@ -651,12 +1009,201 @@ mod tests {
     }
 
     #[test]
-    fn wrong_field_counts_name_line_and_column() {
-        let e = p(b"a,b,c\n1,2,3\n1,2\n1,2,3,4\n", false).unwrap_err();
-        assert_eq!(e.len(), 2);
-        assert_eq!((e[0].line, e[0].column), (3, 3));
-        assert_eq!((e[1].line, e[1].column), (4, 4));
-        assert!(e[0].to_string().starts_with("t.csv:3:3: expected 3 fields"));
+    fn wrong_field_counts_are_malformed_rows_and_the_rest_is_read() {
+        let t = p(b"a,b,c\n1,2,3\n1,2\n1,2,3,4\n5,6,7\n", false).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!((t.field(1, 0), t.line(1)), ("5", 5));
+        let m = &t.malformed;
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].line, m[0].column, m[0].found), (3, 3, 2));
+        assert_eq!((m[1].line, m[1].column, m[1].found), (4, 4, 4));
+        assert_eq!((m[1].first.as_str(), m[1].extra.as_str()), ("1", "4"));
+        assert_eq!(
+            m[0].message(),
+            "expected 3 fields as in the header, found 2"
+        );
+        let (field, detail) = m[0].describe(&t.header);
+        assert_eq!(field, "c");
+        assert!(detail.contains("column 3 `c`"), "{detail}");
+        let (field, detail) = m[1].describe(&t.header);
+        assert_eq!(field, "");
+        assert!(detail.contains("column 4 is past"), "{detail}");
+        // The offending column of a long row is its first non-empty extra field.
+        let t = p(b"a,b\n1,2,,x\n", false).unwrap();
+        assert_eq!(
+            (t.malformed[0].column, t.malformed[0].extra.as_str()),
+            (4, "x")
+        );
+        // A malformed row's value is clipped in the report.
+        let long = format!("a,b\n{},2,3\n", "x".repeat(1000));
+        let t = p(long.as_bytes(), false).unwrap();
+        assert!(t.malformed[0].first.len() < 100);
+    }
+
+    #[test]
+    fn trailing_empty_fields_and_header_names_are_dropped_with_a_note() {
+        // A stray trailing comma on some rows.
+        let t = p(b"a,b\n1,2,\n3,4\n5,6,,\n", false).unwrap();
+        assert_eq!((t.len(), t.ncols()), (3, 2));
+        assert!(t.malformed.is_empty());
+        assert_eq!((t.field(0, 1), t.fields(0).count()), ("2", 2));
+        assert_eq!(
+            t.notes,
+            ["t.csv: 2 row(s) had trailing empty fields, dropped"]
+        );
+        // Two trailing empty header names: rows under them may be empty, or shorter.
+        let t = p(b"a,b,,\n1,2,,\n3,4\n5,6,x\n", false).unwrap();
+        assert_eq!(t.header, ["a", "b"]);
+        assert_eq!(t.len(), 2);
+        assert_eq!((t.malformed[0].line, t.malformed[0].column), (4, 3));
+        assert_eq!(
+            t.notes,
+            ["t.csv: 2 trailing empty column name(s) in the header ignored"]
+        );
+    }
+
+    #[test]
+    fn an_unclosed_quote_in_a_malformed_row_still_rejects() {
+        let e = p(b"a,b,c\n1,\"x,y\n2,3,4\n", false).unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (2, 2));
+        assert!(e[0].message.contains("unclosed quote"));
+    }
+
+    #[test]
+    fn invalid_utf8_suggests_windows_1252_once() {
+        let e = p(b"a,b\n1,\xe9\n2,\xe9\n", false).unwrap_err();
+        assert!(
+            e[0].message.contains("encoding = \"windows-1252\""),
+            "{}",
+            e[0]
+        );
+        assert!(!e[1].message.contains("windows-1252"), "{}", e[1]);
+        // In a malformed row too, and not when a UTF-8 BOM says what the file is.
+        let e = p(b"a,b\n1,2,\xe9\n", false).unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (2, 3));
+        assert!(e[0].message.contains("windows-1252"));
+        let e = p(b"\xEF\xBB\xBFa,b\n1,\xe9\n", false).unwrap_err();
+        assert!(!e[0].message.contains("windows-1252"), "{}", e[0]);
+    }
+
+    fn w1252(s: &[u8]) -> Result<Table, Vec<CsvError>> {
+        parse_sized("t.csv", s, false, 0, Encoding::Windows1252)
+    }
+
+    #[test]
+    fn windows_1252_is_transcoded_when_configured() {
+        let t = w1252(b"a;b\r\n1;Jos\xe9 \x80\r\n").unwrap();
+        assert_eq!(t.field(0, 1), "Jos\u{e9} \u{20ac}");
+        // Written back as UTF-8, with a BOM so that it reads as UTF-8 whatever the setting.
+        assert!(t.dialect.bom && t.dialect.crlf && t.dialect.delimiter == b';');
+        assert_eq!(
+            t.notes,
+            ["t.csv: read as windows-1252; the modified file is written as UTF-8"]
+        );
+        // ASCII is the same in both: nothing to say, the file is written back as it came.
+        let t = w1252(b"a,b\n1,2\n").unwrap();
+        assert!(!t.dialect.bom && t.notes.is_empty());
+        // A BOM wins over the setting.
+        let t = w1252("\u{feff}a,b\n1,\u{e9}\n".as_bytes()).unwrap();
+        assert_eq!(t.field(0, 1), "\u{e9}");
+        assert!(t.notes.is_empty());
+    }
+
+    fn utf16(s: &str, le: bool) -> Vec<u8> {
+        let mut out = if le {
+            vec![0xFF, 0xFE]
+        } else {
+            vec![0xFE, 0xFF]
+        };
+        for u in s.encode_utf16() {
+            out.extend(if le { u.to_le_bytes() } else { u.to_be_bytes() });
+        }
+        out
+    }
+
+    #[test]
+    fn utf16_with_a_bom_is_transcoded() {
+        for le in [true, false] {
+            let bytes = utf16("a,b\r\n1,\"Zo\u{eb}\n\u{1F600}\"\r\n2,x\r\n", le);
+            for one_byte in [false, true] {
+                let t = if one_byte {
+                    parse("t.csv", OneByte(&bytes), false).unwrap()
+                } else {
+                    parse("t.csv", &bytes[..], false).unwrap()
+                };
+                assert_eq!(t.field(0, 1), "Zo\u{eb}\n\u{1F600}");
+                assert_eq!((t.line(0), t.line(1)), (2, 4));
+                assert!(t.dialect.bom && t.dialect.crlf);
+                let enc = if le { "UTF-16LE" } else { "UTF-16BE" };
+                assert_eq!(
+                    t.notes,
+                    [format!(
+                        "t.csv: read as {enc}; the modified file is written as UTF-8"
+                    )]
+                );
+            }
+        }
+        // A lone surrogate is located, not replaced.
+        let mut bytes = utf16("a,b\n1,x", true);
+        bytes.extend([0x00, 0xD8]);
+        bytes.extend(&utf16("y\n", true)[2..]);
+        let e = parse("t.csv", &bytes[..], false).unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (2, 2));
+        assert!(e[0].message.contains("malformed UTF-16LE"), "{}", e[0]);
+        // A NUL in UTF-16 text is a NUL.
+        let e = parse("t.csv", &utf16("a,b\n1,x\0\n", true)[..], false).unwrap_err();
+        assert!(e[0].message.contains("NUL"), "{}", e[0]);
+    }
+
+    /// Every field and row of a table, for comparing two parses.
+    fn cells(t: &Table) -> Vec<Vec<String>> {
+        (0..t.len())
+            .map(|r| t.fields(r).map(str::to_string).collect())
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 64,
+            ..Default::default()
+        })]
+
+        /// UTF-16 text reads as the same text in UTF-8 would, whatever the chunking, and
+        /// arbitrary bytes after a UTF-16 BOM never panic.
+        #[test]
+        fn utf16_reads_like_utf8(
+            text in "[a,;\"\n\r\u{e9}\u{20ac}\u{1F600} x]{0,40}",
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            le in proptest::prelude::any::<bool>(),
+        ) {
+            let text = format!("h1,h2\n{text}");
+            let want = p(text.as_bytes(), false);
+            let bytes = utf16(&text, le);
+            for got in [parse("t.csv", &bytes[..], false), parse("t.csv", OneByte(&bytes), false)] {
+                match (&want, got) {
+                    (Ok(w), Ok(g)) => {
+                        proptest::prop_assert_eq!(cells(w), cells(&g));
+                        proptest::prop_assert_eq!(&w.malformed, &g.malformed);
+                    }
+                    (Err(w), Err(g)) => proptest::prop_assert_eq!(w, &g),
+                    (w, g) => proptest::prop_assert!(false, "{w:?} vs {g:?}"),
+                }
+            }
+            let mut bytes = vec![0xFF, 0xFE];
+            bytes.extend(&junk);
+            let _ = parse("t.csv", &bytes[..], false);
+            let _ = parse_sized("t.csv", &junk[..], false, u64::MAX, Encoding::Windows1252);
+        }
+    }
+
+    #[test]
+    fn a_size_hint_reserves_no_more_than_the_cap() {
+        // The size is the sender's word; the parse still works with whatever it says.
+        for hint in [0, 10, u64::MAX] {
+            let t = parse_sized("t.csv", &b"a,b\n1,2\n"[..], false, hint, Encoding::Utf8).unwrap();
+            assert_eq!(t.field(0, 1), "2");
+            assert!(t.heap_bytes() < 1024, "{}", t.heap_bytes());
+        }
     }
 
     #[test]
@@ -672,19 +1219,6 @@ mod tests {
     #[test]
     fn line_endings_are_normalised_across_chunk_boundaries() {
         // A reader that hands out one byte at a time puts every CR at a chunk's end.
-        struct OneByte<'a>(&'a [u8]);
-        impl Read for OneByte<'_> {
-            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-                match self.0.split_first() {
-                    Some((b, rest)) => {
-                        out[0] = *b;
-                        self.0 = rest;
-                        Ok(1)
-                    }
-                    None => Ok(0),
-                }
-            }
-        }
         let input = b"a\r\nb\rc\r\r\nd\r";
         for chunked in [false, true] {
             let mut out = Vec::new();

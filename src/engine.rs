@@ -509,7 +509,7 @@ pub fn norm_header(h: &str) -> String {
 }
 
 /// Binds an uploaded table's header to its schema table.
-pub fn bind(def: &TableDef, table: Table, mode: Mode) -> Result<Work, Vec<CsvError>> {
+pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<CsvError>> {
     let file = table.file.clone();
     let e = |column: usize, message: String| CsvError {
         file: file.clone(),
@@ -568,6 +568,16 @@ pub fn bind(def: &TableDef, table: Table, mode: Mode) -> Result<Work, Vec<CsvErr
         .map(|c| c.name)
         .collect();
     missing.dedup();
+    if !missing.is_empty() && errors.is_empty() && table.is_empty() && table.malformed.is_empty() {
+        // A header-only file (a truncated export, a 1.0 header under 1.1) has no row that
+        // could lack the column: an empty table.
+        let list: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
+        table.notes.push(format!(
+            "{file}: header only, without required column(s) {}: read as an empty table",
+            list.join(", ")
+        ));
+        missing.clear();
+    }
     for m in missing {
         errors.push(e(
             0,
@@ -580,7 +590,8 @@ pub fn bind(def: &TableDef, table: Table, mode: Mode) -> Result<Work, Vec<CsvErr
     if !errors.is_empty() {
         return Err(errors);
     }
-    let pk = by_name[def.pk];
+    // Present unless the table is empty (above); then no row is ever keyed.
+    let pk = by_name.get(def.pk).copied().unwrap_or(0);
     let status = if def.oneroster_status {
         by_name.get("status").copied()
     } else {
@@ -1702,17 +1713,20 @@ pub fn hold(
     let limit = settings.max_patch_drop_percent;
     let mut held = Vec::new();
     for w in tables {
-        let read = w.table.len();
+        // Malformed rows never became rows of the table, but they were read and are lost.
+        let malformed = w.table.malformed.len();
+        let read = w.table.len() + malformed;
         let dropped = w
             .fate
             .iter()
             .filter(|f| f.is_some_and(|r| r != Rule::Filtered))
-            .count();
+            .count()
+            + malformed;
         if read == 0 || dropped == 0 {
             continue;
         }
         let file = w.def.file_name();
-        let kept = read - w.dropped_rows();
+        let kept = read - w.dropped_rows() - malformed;
         let share = dropped as f64 * 100.0 / read as f64;
         if kept == 0 && dropped == read {
             held.push(format!("{file}: patches drop all {read} of its rows"));

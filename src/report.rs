@@ -159,7 +159,9 @@ pub fn write_all(outcome: &Outcome, dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     write_patch_summary(outcome, &dir.join("patch-summary.csv"))?;
     fs::write(dir.join("summary.txt"), summary_text(outcome))?;
-    if !outcome.tables.is_empty() {
+    // A bundle with a file that could not be read has no modified bundle: it would lack
+    // that file. (Its other files' findings are still in patch-summary.csv.)
+    if !outcome.tables.is_empty() && outcome.errors.is_empty() {
         write_modified(outcome, &dir.join("modified"), &dir.join("modified.zip"))?;
     }
     Ok(())
@@ -312,6 +314,8 @@ pub fn summary_text(o: &Outcome) -> String {
             "file", "mode", "read", "kept", "dropped", "cleared"
         );
         for w in &o.tables {
+            // Malformed rows were read and dropped, but never became rows of the table.
+            let malformed = w.table.malformed.len();
             let dropped = w.dropped_rows();
             let cleared = o
                 .findings
@@ -323,9 +327,9 @@ pub fn summary_text(o: &Outcome) -> String {
                 "  {:<24} {:>6} {:>10} {:>10} {:>10} {:>8}",
                 escape(&w.table.file),
                 w.mode.label(),
-                w.table.len(),
+                w.table.len() + malformed,
                 w.table.len() - dropped,
-                dropped,
+                dropped + malformed,
                 cleared
             );
         }

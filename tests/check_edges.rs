@@ -40,12 +40,32 @@ fn duplicate_column() {
 
 #[test]
 fn several_errors_are_reported_at_once() {
+    // Wrong field counts cost their rows (`malformed-row`, tests/check_structure.rs).
     let c = with(
         "rosters.csv",
         b"roster_id,class_id,student_id\nR1,K1\nR2,K1,S1\nR3\n",
     );
-    assert!(c.summary.contains("rosters.csv:2:3"));
-    assert!(c.summary.contains("rosters.csv:4:2"));
+    let malformed: Vec<(String, u32, String, String)> = c
+        .rules()
+        .into_iter()
+        .filter(|r| r.2 == "malformed-row")
+        .collect();
+    assert_eq!(
+        malformed,
+        [2, 4].map(|l| (
+            "rosters.csv".into(),
+            l,
+            "malformed-row".into(),
+            "dropped-row".into()
+        ))
+    );
+    // Structural errors that reject are all reported too.
+    let c = with(
+        "rosters.csv",
+        b"roster_id,class_id,student_id\nR1,K\xff1,S1\nR2,K1,S1\nR3,K1,S\0\n",
+    );
+    rejected_at(&c, "rosters.csv:2:2");
+    assert!(c.summary.contains("rosters.csv:4:3"), "{}", c.summary);
 }
 
 #[test]

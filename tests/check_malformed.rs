@@ -1,5 +1,5 @@
 //! Malformed bundles are rejected (exit 1) with the problem located as `file:line:column:`
-//! in summary.txt and never a panic; the CSV variants vendors really send are accepted and
+//! in summary.txt and never a panic (a row whose field count is wrong costs only that row); the CSV variants vendors really send are accepted and
 //! written back in their own dialect.
 
 mod common;
@@ -39,6 +39,9 @@ fn rosters_plus(extra: &str) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------- malformed: rejected
+//
+// A rejected bundle still lists the findings of its readable files (tests/check_structure.rs);
+// `assert_rejected_at` checks that the unreadable file has none and nothing was written back.
 
 #[test]
 fn invalid_utf8_is_located_by_file_line_and_column() {
@@ -83,16 +86,40 @@ fn a_missing_required_column_is_named() {
     assert!(r.summary.contains("`role`"), "{}", r.summary);
 }
 
+// A wrong field count costs the row (`malformed-row`), not the bundle: these were rejections.
+
 #[test]
 fn too_many_fields_are_located() {
-    let (_t, r) = apple_with("rosters.csv", &rosters_plus("R8,K100,S1003,extra\n"));
-    r.assert_rejected_at("rosters.csv:9:4:");
+    let (_t, r) = apple_with(
+        "rosters.csv",
+        &rosters_plus("R8,K100,S1003,extra\nR9,K101,S1001\n"),
+    );
+    r.assert_code(0);
+    let p = r.find("rosters.csv", "R8", "malformed-row");
+    assert_eq!((p.line, p.action.as_str()), (9, "dropped-row"));
+    assert_eq!(p.value, "extra");
+    assert!(p.detail.contains("column 4"), "{}", p.detail);
+    assert!(r.summary.contains("ACCEPTED"), "{}", r.summary);
+    let kept = r.modified_text("rosters.csv");
+    assert!(
+        !kept.contains("R8,") && kept.contains("R9,K101,S1001\n"),
+        "{kept}"
+    );
 }
 
 #[test]
 fn too_few_fields_are_located() {
     let (_t, r) = apple_with("rosters.csv", &rosters_plus("R8,K100\nR9,K101,S1001\n"));
-    r.assert_rejected_at("rosters.csv:9:3:");
+    r.assert_code(0);
+    let p = r.find("rosters.csv", "R8", "malformed-row");
+    assert_eq!((p.line, p.action.as_str()), (9, "dropped-row"));
+    assert_eq!(p.field, "student_id");
+    assert!(p.detail.contains("column 3 `student_id`"), "{}", p.detail);
+    let kept = r.modified_text("rosters.csv");
+    assert!(
+        !kept.contains("R8,") && kept.contains("R9,K101,S1001\n"),
+        "{kept}"
+    );
 }
 
 #[test]

@@ -105,7 +105,9 @@ impl Run {
         }
     }
     /// Asserts a located structural error `needle` (such as `students.csv:3:7:`) is in
-    /// summary.txt, that the verdict is REJECTED with exit 1 and that nothing was patched.
+    /// summary.txt, that the verdict is REJECTED with exit 1, that the file it names has no
+    /// patch rows (it could not be read; the other files' findings are still listed) and that
+    /// no modified bundle was written.
     pub fn assert_rejected_at(&self, needle: &str) {
         self.assert_code(1);
         assert!(
@@ -118,10 +120,15 @@ impl Run {
             "summary.txt should name `{needle}`:\n{}",
             self.summary
         );
-        assert_eq!(
-            self.patches().len(),
-            0,
-            "an unreadable bundle has no patch rows"
+        let file = needle.split(':').next().unwrap_or(needle);
+        assert!(
+            self.patches().iter().all(|p| p.file != file),
+            "an unreadable file has no patch rows: {:#?}",
+            self.patches()
+        );
+        assert!(
+            !self.out.join("modified").exists() && !self.out.join("modified.zip").exists(),
+            "a rejected bundle has no modified output"
         );
     }
 }
