@@ -1076,7 +1076,16 @@ fn raw_hash(path: &Path) -> std::io::Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// How many single folders a directory bundle may nest its files in (`export/district/2026/`).
+pub const MAX_FOLDER_DEPTH: usize = 4;
+
 fn list_dir(path: &Path) -> Result<Vec<Found>, BundleError> {
+    list_dir_at(path, 0)
+}
+
+/// The files of a directory bundle: those at `path`, or, when it holds no CSV and one folder,
+/// those of that folder, at most [`MAX_FOLDER_DEPTH`] levels down.
+fn list_dir_at(path: &Path, depth: usize) -> Result<Vec<Found>, BundleError> {
     let mut files = vec![];
     let mut dirs = vec![];
     for e in fs::read_dir(path).map_err(io(path))? {
@@ -1101,7 +1110,13 @@ fn list_dir(path: &Path) -> Result<Vec<Found>, BundleError> {
         .iter()
         .any(|f| f.name.to_ascii_lowercase().ends_with(".csv"));
     if !has_csv && dirs.len() == 1 {
-        return list_dir(&dirs[0]);
+        if depth >= MAX_FOLDER_DEPTH {
+            return Err(BundleError::Invalid(format!(
+                "not a roster bundle: no CSV files within {MAX_FOLDER_DEPTH} nested folders; put \
+                 the CSV files at the top of the upload or in one folder"
+            )));
+        }
+        return list_dir_at(&dirs[0], depth + 1);
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(files)

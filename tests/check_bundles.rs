@@ -779,3 +779,29 @@ fn a_zip_declaring_huge_sizes_is_reported_not_allocated() {
         "a report was written:\n{stderr}"
     );
 }
+
+/// Issue 12, item 11: a deep chain of single folders (1,500 levels, as deep as a path can
+/// name) is a rejected bundle with a short reason (no path of thousands of characters, no I/O
+/// error), found without walking the whole chain.
+#[test]
+fn a_deep_chain_of_folders_is_rejected_briefly() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("b");
+    fs::create_dir_all(&root).unwrap();
+    let mut rel = PathBuf::new();
+    for _ in 0..3000 {
+        rel.push("d");
+        if rel.as_os_str().len() > 3000 {
+            break;
+        }
+        fs::create_dir(root.join(&rel)).unwrap();
+    }
+    let r = check(&root, &t.path().join("out"), &[]);
+    r.assert_code(1);
+    assert!(r.summary.contains("nested folders"), "{}", r.summary);
+    assert!(
+        r.summary.lines().all(|l| l.len() < 400),
+        "no line carries the path:\n{}",
+        r.summary
+    );
+}
