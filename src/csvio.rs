@@ -675,7 +675,8 @@ fn parse_text<R: Read>(
     }
     if trailing > 0 {
         t.notes.push(format!(
-            "{file}: {trailing} row(s) had trailing empty fields, dropped"
+            "{file}: {trailing} row(s) had empty fields past the last column (a stray trailing \
+             separator); the empty fields were removed and the rows kept"
         ));
     }
     if let Text::Decoded(e) = text {
@@ -1049,7 +1050,7 @@ mod tests {
         assert_eq!((t.field(0, 1), t.fields(0).count()), ("2", 2));
         assert_eq!(
             t.notes,
-            ["t.csv: 2 row(s) had trailing empty fields, dropped"]
+            ["t.csv: 2 row(s) had empty fields past the last column (a stray trailing separator); the empty fields were removed and the rows kept"]
         );
         // Two trailing empty header names: rows under them may be empty, or shorter.
         let t = p(b"a,b,,\n1,2,,\n3,4\n5,6,x\n", false).unwrap();

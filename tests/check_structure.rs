@@ -65,7 +65,13 @@ fn a_stray_trailing_comma_on_some_rows_is_accepted_with_a_note_and_the_rows_kept
     r.assert_code(0);
     assert_eq!(r.patches(), &[], "nothing patched");
     assert!(
-        has_note(&r, &["rosters.csv", "2 row(s) had trailing empty fields"]),
+        has_note(
+            &r,
+            &[
+                "rosters.csv",
+                "2 row(s) had empty fields past the last column"
+            ]
+        ),
         "{}",
         r.summary
     );

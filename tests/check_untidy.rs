@@ -317,3 +317,67 @@ fn apple_columns_and_ids_are_reported() {
         .contains(&format!("{first_id}_x,")));
     assert!(r.modified_text("classes.csv").starts_with("class_id"));
 }
+
+/// `sample-csv/oneroster-untidy` (Excel booleans and case, date-only dateLastModified, a stray
+/// trailing comma, no manifest) is accepted with only fixed-field patches; the same bundle with
+/// users.csv cut short is held, not accepted.
+#[test]
+fn the_untidy_sample_is_accepted_with_fixes_only_and_its_truncated_twin_is_held() {
+    let t = tmp();
+    let r = check(&sample("oneroster-untidy"), &t.path().join("out"), &[]);
+    r.assert_code(0);
+    assert!(!r.patches().is_empty());
+    for p in r.patches() {
+        assert_eq!(
+            (p.rule.as_str(), p.action.as_str()),
+            ("normalized", "fixed-field"),
+            "{p:?}"
+        );
+    }
+    assert!(
+        r.summary.contains("Format:  oneroster-1.1"),
+        "{}",
+        r.summary
+    );
+    assert!(r.summary.contains("no manifest.csv"), "{}", r.summary);
+    assert!(
+        r.summary.contains("stray trailing separator"),
+        "{}",
+        r.summary
+    );
+    // Every row of every file is kept.
+    for f in [
+        "orgs",
+        "academicSessions",
+        "courses",
+        "classes",
+        "users",
+        "enrollments",
+    ] {
+        let name = format!("{f}.csv");
+        let uploaded = std::fs::read_to_string(sample("oneroster-untidy").join(&name)).unwrap();
+        assert_eq!(
+            r.modified_text(&name).lines().count(),
+            uploaded.lines().count(),
+            "{name}"
+        );
+    }
+    let again = check(&r.out.join("modified"), &t.path().join("again"), &[]);
+    again.assert_code(0);
+    assert_eq!(again.patches(), &[], "{}", again.summary);
+
+    let r = check(
+        &sample("oneroster-untidy-truncated"),
+        &t.path().join("cut"),
+        &[],
+    );
+    r.assert_code(3);
+    let first = r.summary.lines().next().unwrap_or_default();
+    assert!(first.contains("HELD"), "{}", r.summary);
+    assert!(
+        r.summary.contains("Why the bundle was held")
+            && r.summary.contains("enrollments.csv: patches drop"),
+        "{}",
+        r.summary
+    );
+}
