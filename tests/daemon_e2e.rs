@@ -340,9 +340,8 @@ fn sorted_rows(p: &Path) -> Vec<String> {
     rows
 }
 
-/// The with-errors sample loses up to a quarter of a file to patches: this source applies it
-/// rather than hold it (guard.max_patch_drop_percent).
-const MAPLE: &str = "[sources.maple]\nadmins = [\"it@maple.example\"]\nfilter.locations = [\"L1\", \"L2\"]\nguard.max_patch_drop_percent = 30.0\n";
+const MAPLE: &str =
+    "[sources.maple]\nadmins = [\"it@maple.example\"]\nfilter.locations = [\"L1\", \"L2\"]\n";
 
 #[test]
 fn zip_upload_is_applied_reported_and_exported() {
