@@ -1220,3 +1220,45 @@ async fn run(
     tracing::info!("rosterdrop daemon stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(shape: intake::Shape, from: &str, files: &[&str]) -> Claim {
+        Claim {
+            id: 9,
+            source: "demo".into(),
+            account: "demo".into(),
+            received_at: 0,
+            shape,
+            from: PathBuf::from(from),
+            files: files.iter().map(|f| f.to_string()).collect(),
+            why: String::new(),
+            markers: vec![],
+            complete: true,
+        }
+    }
+
+    /// The mails call a bundle what the vendor uploaded, never the spool's `upload`.
+    #[test]
+    fn the_upload_is_named_as_the_vendor_named_it() {
+        use intake::Shape;
+        let z = claim(Shape::Zip, "/s/drop/demo/nightly.zip", &["nightly.zip"]);
+        assert_eq!(upload_name(&z), "nightly.zip");
+        let f = claim(Shape::Folder, "/s/drop/demo/nightly", &[]);
+        assert_eq!(upload_name(&f), "nightly");
+        let l = claim(Shape::Loose, "/s/drop/demo", &["students.csv", "READY"]);
+        assert_eq!(upload_name(&l), "students.csv");
+        let six = [
+            "locations.csv",
+            "students.csv",
+            "staff.csv",
+            "courses.csv",
+            "classes.csv",
+            "rosters.csv",
+        ];
+        let l = claim(Shape::Loose, "/s/drop/demo", &six);
+        assert_eq!(upload_name(&l), "6 files at the top of the upload folder");
+    }
+}
