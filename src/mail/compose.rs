@@ -592,11 +592,16 @@ fn content(m: &BatchMail, report_dir: Option<&Path>) -> Content {
                 "{named} was rejected: nothing from it was applied, the roster is unchanged."
             );
             c.action_needed = true;
-            c.action = format!(
-                "Action needed: the vendor must fix the problems below and upload again; the \
-                 vendor can read them in reports/{}/ over SFTP.",
-                b.id
-            );
+            c.action = match report_dir {
+                Some(_) => format!(
+                    "Action needed: the vendor must fix the problems below and upload again; \
+                     the vendor can read them in reports/{}/ over SFTP.",
+                    b.id
+                ),
+                None => {
+                    "Action needed: the vendor must fix the problems below and upload again.".into()
+                }
+            };
             c.counts.clear();
             c.no_counts = "No records were changed.".into();
         }
