@@ -199,7 +199,8 @@ fn listed<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
     }
 }
 
-/// Names we never treat as data: hidden files, OS metadata, in-progress uploads.
+/// Names we never treat as data: hidden files, OS metadata, in-progress uploads, and the
+/// marker files a sender leaves to say an upload is complete.
 fn skipped(name: &str) -> bool {
     name.starts_with('.')
         || name.starts_with("__MACOSX")
@@ -207,6 +208,20 @@ fn skipped(name: &str) -> bool {
         || name.ends_with(".filepart")
         || name.ends_with(".part")
         || name.ends_with(".tmp")
+        || is_marker(name)
+}
+
+/// `READY` or `READY.txt`: a sender's word that the files beside it are complete.
+pub fn is_ready_marker(name: &str) -> bool {
+    name.eq_ignore_ascii_case("READY") || name.eq_ignore_ascii_case("READY.txt")
+}
+
+/// A marker file (`READY`, `READY.txt`, `<name>.done`), by base name: the one definition that
+/// intake (readiness), the bundle (never data) and the mail (never an "unused file") share.
+pub fn is_marker(name: &str) -> bool {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let b = base.as_bytes();
+    is_ready_marker(base) || (b.len() > 5 && b[b.len() - 5..].eq_ignore_ascii_case(b".done"))
 }
 
 /// The most a zip entry may inflate to. The declared compressed size is the sender's word, so

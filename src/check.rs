@@ -19,6 +19,20 @@ pub fn check(path: &Path, settings: &Settings, ext: &dyn External) -> Result<Out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
+    check_named(path, &name, settings, ext)
+}
+
+/// [`check`] of a bundle that the reports call `name` (the folder or zip name the vendor
+/// uploaded, when `path` is a spool folder): no message names `path` itself.
+pub fn check_named(
+    path: &Path,
+    name: &str,
+    settings: &Settings,
+    ext: &dyn External,
+) -> Result<Outcome, BundleError> {
+    let name = name.to_string();
+    let here = path.display().to_string();
+    let as_csv_errors = |e: BundleError| located(e, &here, &name);
     let rejected = |errors| Ok(Outcome::unreadable(name.clone(), settings.clone(), errors));
     let bundle = match Bundle::open(path) {
         Ok(b) => b,
@@ -155,15 +169,16 @@ impl External for Unreadable<'_> {
     }
 }
 
-/// Turns a bundle error into located errors for the report.
-fn as_csv_errors(e: BundleError) -> Vec<crate::csvio::CsvError> {
+/// Turns a bundle error into located errors for the report, the bundle's path on this server
+/// (`here`) replaced by its name: what vendors read is theirs alone.
+fn located(e: BundleError, here: &str, name: &str) -> Vec<crate::csvio::CsvError> {
     match e {
         BundleError::Csv(v) => v,
         other => vec![crate::csvio::CsvError {
             file: String::new(),
             line: 0,
             column: 0,
-            message: other.to_string(),
+            message: other.to_string().replace(here, name),
         }],
     }
 }

@@ -212,14 +212,13 @@ impl Shared {
                 return None;
             }
         };
-        let (batch, report_dir, error) = match existing {
+        let (batch, error, check) = match existing {
             Some(b) if admin::is_final(b.state) => {
                 tracing::info!(
                     state = b.state.label(),
                     "batch was finished before a restart"
                 );
-                let rd = b.report_dir.clone().map(PathBuf::from);
-                (b, rd, None)
+                (b, None, None)
             }
             _ if attempts(&job.dir) >= MAX_ATTEMPTS => {
                 // The process died while checking this batch (killed for memory, say) every
@@ -237,7 +236,7 @@ impl Shared {
                     .store
                     .record_bare(&inc, BatchState::Failed, Some(msg.clone()))
                 {
-                    Ok(b) => (b, None, Some(msg)),
+                    Ok(b) => (b, Some(msg), None),
                     Err(e) => {
                         tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
                         return None;
@@ -245,13 +244,18 @@ impl Shared {
                 }
             }
             _ => match self.run_pipeline(job) {
-                Ok(i) => (i.batch, Some(i.report_dir), None),
+                Ok(i) => {
+                    let check = i
+                        .outcome
+                        .as_ref()
+                        .map(crate::mail::CheckNotes::from_outcome);
+                    (i.batch, None, check)
+                }
                 Err(msg) => match self.store.find_batch(c.id) {
                     // The commit landed and a later step failed: the commit stands.
                     Ok(Some(b)) if admin::is_final(b.state) => {
                         tracing::error!(error = %msg, state = b.state.label(), "batch committed, but a step after the commit failed");
-                        let rd = b.report_dir.clone().map(PathBuf::from);
-                        (b, rd, None)
+                        (b, None, None)
                     }
                     _ => {
                         tracing::error!(error = %msg, "batch failed");
@@ -259,7 +263,7 @@ impl Shared {
                             .store
                             .record_bare(&inc, BatchState::Failed, Some(msg.clone()))
                         {
-                            Ok(b) => (b, None, Some(msg)),
+                            Ok(b) => (b, Some(msg), None),
                             Err(e) => {
                                 tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
                                 return None;
@@ -280,7 +284,29 @@ impl Shared {
             ms = batch.duration_ms,
             "batch done"
         );
-        if !self.notify_admins(&batch, report_dir.as_deref(), error.as_deref(), None) {
+        let upload = upload_name(c);
+        self.remember_upload(c.id, &upload);
+        let server_paths = [
+            c.bundle_path(&job.dir),
+            job.dir.join("upload"),
+            job.dir.clone(),
+        ];
+        let archive = self.archive_dir().join(&c.source).join(c.id.to_string());
+        let mail = crate::mail::BatchMail {
+            batch: &batch,
+            event: match error.as_deref() {
+                Some(e) => crate::mail::Event::Failed { error: e },
+                None if batch.state == BatchState::Failed => crate::mail::Event::Failed {
+                    error: batch.reason.as_deref().unwrap_or("unknown error"),
+                },
+                None => crate::mail::Event::Checked,
+            },
+            upload: Some(&upload),
+            check: check.as_ref(),
+            server_paths: &server_paths,
+            archive: Some(&archive),
+        };
+        if !self.notify_admins(&mail) {
             // Left in the spool: the next start finds the batch final and queues its mail.
             tracing::error!("the batch's mail could not be queued; the batch stays in the spool until the next start");
             return Some(batch);
@@ -306,6 +332,7 @@ impl Shared {
             source: c.source.clone(),
             account: c.account.clone(),
             received_at: c.received_at,
+            upload_name: Some(upload_name(c)),
         };
         let path = c.bundle_path(&job.dir);
         let reports = self.reports_dir();
@@ -326,17 +353,10 @@ impl Shared {
         }
     }
 
-    /// Tells the source's admins what happened to a batch: one message, queued durably (the
-    /// delivery loop sends it; an SMTP outage never holds up the batches).
-    /// `again` names a later change to a batch already mailed (`approved`, `discarded`): it
-    /// makes the message's key new, since the queue sends a key once.
-    fn notify_admins(
-        &self,
-        batch: &Batch,
-        report_dir: Option<&Path>,
-        error: Option<&str>,
-        again: Option<&str>,
-    ) -> bool {
+    /// Tells the source's admins what happened to a batch: one message per event, queued
+    /// durably (the delivery loop sends it; an SMTP outage never holds up the batches).
+    fn notify_admins(&self, mail: &crate::mail::BatchMail) -> bool {
+        let batch = mail.batch;
         let cfg = self.cfg();
         let admins = cfg
             .sources
@@ -350,13 +370,8 @@ impl Shared {
             );
             return true;
         }
-        let notice = match crate::mail::batch_notice(batch, report_dir, error, &admins, &cfg.mail) {
-            Ok(mut n) => {
-                if let Some(a) = again {
-                    n.key = format!("{}-{a}", n.key);
-                }
-                n
-            }
+        let notice = match crate::mail::compose(mail, &admins, &cfg.mail) {
+            Ok(n) => n,
             Err(e) => {
                 tracing::error!(batch = batch.id, error = %e, "batch mail not composed");
                 return false;
@@ -369,6 +384,65 @@ impl Shared {
                 false
             }
         }
+    }
+
+    /// Where the name each batch's upload had is kept for the mails of later admin commands
+    /// (approve, discard, rollback), once the claim is gone.
+    fn uploads_dir(&self) -> PathBuf {
+        self.state_dir.join("mail").join("uploads")
+    }
+
+    fn remember_upload(&self, id: u64, name: &str) {
+        let dir = self.uploads_dir();
+        let written = std::fs::create_dir_all(&dir)
+            .map_err(|e| DaemonError::Io {
+                path: dir.clone(),
+                source: e,
+            })
+            .and_then(|()| {
+                intake::write_atomic(&dir.join(id.to_string()), name.as_bytes())
+                    .map_err(DaemonError::from)
+            });
+        if let Err(e) = written {
+            tracing::warn!(batch = id, error = %e, "upload name not kept for later mails");
+        }
+    }
+
+    fn recall_upload(&self, id: u64) -> Option<String> {
+        let p = self.uploads_dir().join(id.to_string());
+        // Written by this process, but never read unbounded.
+        if std::fs::metadata(&p).ok()?.len() > 4096 {
+            return None;
+        }
+        std::fs::read_to_string(p).ok().filter(|s| !s.is_empty())
+    }
+
+    /// The mail for an admin command that changed batch `id` (`rollback`: `id` is the
+    /// rollback's own record).
+    fn notify_command(&self, req: &Request, b: &Batch) {
+        use crate::mail::{BatchMail, Event};
+        let undone = match (req, b.rollback_of) {
+            (Request::Rollback { .. }, Some(u)) => match self.store.find_batch(u) {
+                Ok(Some(u)) => Some(u),
+                _ => {
+                    tracing::error!(batch = b.id, "rolled-back batch not found: no mail");
+                    return;
+                }
+            },
+            _ => None,
+        };
+        let event = match (req, &undone) {
+            (Request::Approve { .. }, _) => Event::Approved,
+            (Request::Discard { .. }, _) => Event::Discarded,
+            (Request::Rollback { .. }, Some(u)) => Event::RolledBack { undone: u },
+            _ => return,
+        };
+        let upload = self.recall_upload(undone.as_ref().map_or(b.id, |u| u.id));
+        let mail = BatchMail {
+            upload: upload.as_deref(),
+            ..BatchMail::new(b, event)
+        };
+        let _ = self.notify_admins(&mail);
     }
 
     /// Moves the original upload to `archive/<source>/<batch>/` and removes the claim.
@@ -585,6 +659,31 @@ impl Shared {
         }
         if removed > 0 {
             tracing::info!(batches = removed, "archived uploads past retention removed");
+        }
+    }
+}
+
+/// The name the vendor gave the upload: the zip's or the folder's, or the loose files'.
+fn upload_name(c: &Claim) -> String {
+    match c.shape {
+        intake::Shape::Zip => c.files.first().cloned().unwrap_or_else(|| "a zip".into()),
+        intake::Shape::Folder => c
+            .from
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "a folder".into()),
+        intake::Shape::Loose => {
+            let files: Vec<&str> = c
+                .files
+                .iter()
+                .map(String::as_str)
+                .filter(|f| !crate::mail::is_marker(f))
+                .collect();
+            match files.len() {
+                0 => "loose files".into(),
+                1..=3 => files.join(", "),
+                n => format!("{n} files at the top of the upload folder"),
+            }
         }
     }
 }
@@ -842,13 +941,7 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
                 if req.changes_roster() && out.0.exit == 0 {
                     if let Some(b) = out.0.batch.and_then(|id| sh2.store.find_batch(id).ok().flatten()) {
                         tracing::info!(batch = b.id, source = %b.source, state = b.state.label(), "admin command applied");
-                        let rd = b.report_dir.clone().map(PathBuf::from);
-                        let again = match &req {
-                            Request::Approve { .. } => Some("approved"),
-                            Request::Discard { .. } => Some("discarded"),
-                            _ => None,
-                        };
-                        let _ = sh2.notify_admins(&b, rd.as_deref(), None, again);
+                        sh2.notify_command(&req, &b);
                     }
                 }
                 out
@@ -1128,4 +1221,46 @@ async fn run(
     let _ = std::fs::remove_file(&sock);
     tracing::info!("rosterdrop daemon stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(shape: intake::Shape, from: &str, files: &[&str]) -> Claim {
+        Claim {
+            id: 9,
+            source: "demo".into(),
+            account: "demo".into(),
+            received_at: 0,
+            shape,
+            from: PathBuf::from(from),
+            files: files.iter().map(|f| f.to_string()).collect(),
+            why: String::new(),
+            markers: vec![],
+            complete: true,
+        }
+    }
+
+    /// The mails call a bundle what the vendor uploaded, never the spool's `upload`.
+    #[test]
+    fn the_upload_is_named_as_the_vendor_named_it() {
+        use intake::Shape;
+        let z = claim(Shape::Zip, "/s/drop/demo/nightly.zip", &["nightly.zip"]);
+        assert_eq!(upload_name(&z), "nightly.zip");
+        let f = claim(Shape::Folder, "/s/drop/demo/nightly", &[]);
+        assert_eq!(upload_name(&f), "nightly");
+        let l = claim(Shape::Loose, "/s/drop/demo", &["students.csv", "READY"]);
+        assert_eq!(upload_name(&l), "students.csv");
+        let six = [
+            "locations.csv",
+            "students.csv",
+            "staff.csv",
+            "courses.csv",
+            "classes.csv",
+            "rosters.csv",
+        ];
+        let l = claim(Shape::Loose, "/s/drop/demo", &six);
+        assert_eq!(upload_name(&l), "6 files at the top of the upload folder");
+    }
 }

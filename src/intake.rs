@@ -18,6 +18,7 @@
 //! `spool/<source>/<batch>/upload/` with `rename(2)`, then marks the claim complete; a crash at
 //! any point is finished by [`resume_claims`] on the next start.
 
+use crate::bundle::is_ready_marker;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -139,10 +140,6 @@ pub fn is_partial(name: &str) -> bool {
         || name.ends_with(".part")
         || name.ends_with(".tmp")
         || name.ends_with(".crdownload")
-}
-
-fn is_ready_marker(name: &str) -> bool {
-    name.eq_ignore_ascii_case("READY") || name.eq_ignore_ascii_case("READY.txt")
 }
 
 /// `name` without its extension `ext` (compared as bytes, case-insensitively), if it has it.

@@ -46,6 +46,9 @@ pub struct Arrival {
     pub account: String,
     /// Seconds since the Unix epoch.
     pub received_at: u64,
+    /// What the vendor called the bundle (the folder or zip name), for the reports; `None`:
+    /// the name of the path given.
+    pub upload_name: Option<String>,
 }
 
 pub fn now_secs() -> u64 {
@@ -69,6 +72,7 @@ pub fn ingest(
         source: source.to_string(),
         account: account.to_string(),
         received_at: now_secs(),
+        upload_name: None,
     };
     let span = tracing::info_span!("batch", id = arrival.id, source);
     let _g = span.enter();
@@ -125,7 +129,10 @@ pub fn ingest_arrival(
     let t = std::time::Instant::now();
     let view = store.view(source)?;
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "stored persons loaded");
-    let mut outcome = check(path, &settings, &view)?;
+    let mut outcome = match &arrival.upload_name {
+        Some(n) => crate::check::check_named(path, n, &settings, &view)?,
+        None => check(path, &settings, &view)?,
+    };
     drop(view);
     let t = std::time::Instant::now();
     report::write_all(&outcome, &report_dir).map_err(io(&report_dir))?;

@@ -370,7 +370,10 @@ fn zip_upload_is_applied_reported_and_exported() {
         .unwrap_or_else(|| panic!("no adds in {show}"));
     assert!(subject.contains("maple"), "{subject}");
     assert!(subject.contains("APPLIED"), "{subject}");
-    assert!(subject.contains(&format!("+{adds}")), "{subject} / {show}");
+    assert!(
+        subject.contains(&format!(": APPLIED, {adds} added")),
+        "{subject} / {show}"
+    );
     assert_eq!(
         m.to().and_then(|a| a.first()).and_then(|a| a.address()),
         Some("it@maple.example")

@@ -77,6 +77,7 @@ fn notice(key: &str) -> Notice {
         to: vec![ADMIN.to_string()],
         subject: format!("[rosterdrop] test {key}"),
         body: "Hello from the test.\n".to_string(),
+        html: None,
         attachment: None,
     }
 }
@@ -200,7 +201,7 @@ async fn file_transport_writes_a_parseable_eml() {
     let m = MessageParser::default().parse(&data).unwrap();
     assert_eq!(
         m.subject(),
-        Some("[rosterdrop] maple-valley batch 42: APPLIED, +1200 ~3 -0, 14 patches")
+        Some("[rosterdrop] maple-valley batch 42: APPLIED, 1200 added, 3 changed, 0 removed, 3 problems patched")
     );
     assert!(m.message_id().is_some_and(|id| id.starts_with("batch-42.")));
     assert!(m.date().is_some());
@@ -211,8 +212,20 @@ async fn file_transport_writes_a_parseable_eml() {
     let reply = m.reply_to().and_then(|a| a.first()).unwrap();
     assert_eq!(reply.address(), Some("roster-help@maple.example"));
     let body = m.body_text(0).unwrap().replace("\r\n", "\n");
-    assert!(body.starts_with("rosterdrop check: ACCEPTED WITH PATCHES\nBundle:  upload.zip\n"));
+    // Built from the batch record and patch-summary.csv, not from summary.txt.
+    assert!(
+        body.starts_with("Batch 42 from maple-valley was applied to the roster.\n"),
+        "{body}"
+    );
+    assert!(!body.contains("rosterdrop check:"), "{body}");
     assert!(body.contains("reports/42/ in the upload account"), "{body}");
+    // The HTML alternative is a part of its own beside the text.
+    assert_eq!(m.text_body.len(), 1);
+    assert_eq!(m.html_body.len(), 1);
+    assert_ne!(m.text_body[0], m.html_body[0]);
+    let html = m.body_html(0).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains("Batch 42 from maple-valley was applied to the roster."));
     let a = m.attachment(0).unwrap();
     assert_eq!(a.attachment_name(), Some("patch-summary.csv"));
     assert_eq!(

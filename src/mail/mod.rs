@@ -1,9 +1,10 @@
 //! Batch emails: one message to the source's admins after every batch, through a durable queue.
 //!
 //! - [`MailConfig`] is the `[mail]` table of the configuration (`config/rosterdrop.toml`).
-//! - [`batch_notice`] composes the message for a batch: subject with source, verdict and
-//!   counts; the report's `summary.txt` as body; `patch-summary.csv` attached (zipped when
-//!   large).
+//! - [`compose`] writes the message for one event of a batch (checked, failed, approved,
+//!   discarded, rolled back) from that batch's record and `patch-summary.csv`: plain text and
+//!   an HTML alternative with the same content, `patch-summary.csv` attached (zipped when
+//!   large). [`batch_notice`] is the same for the pipeline's message.
 //! - [`Mailer::enqueue`] writes the finished RFC 5322 message and its envelope into
 //!   `<state_dir>/mail/queue/` (temporary file, fsync, rename) and returns; it never touches
 //!   the network. [`Mailer::run`] delivers in the background, to `<state_dir>/outbox/` as
@@ -18,13 +19,17 @@
 //! queue/<key>.json   envelope, attempts, errors (the entry exists once this file does)
 //! sent/<key>.json    the same metadata after delivery (keeps a key from being sent twice)
 //! failed/<key>.eml   undeliverable messages, with failed/<key>.json holding every error
+//! uploads/<batch>    the name the vendor gave the batch's upload (written by the daemon), for
+//!                    the mails of a later approve, discard or rollback
 //! ```
 
 mod compose;
 mod config;
 mod queue;
 
-pub use compose::{batch_notice, batch_subject};
+pub use compose::{
+    batch_notice, batch_subject, compose, is_marker, subject_of, BatchMail, CheckNotes, Event,
+};
 pub use config::{MailConfig, Security, TransportKind};
 pub use queue::Mailer;
 
@@ -70,6 +75,8 @@ pub struct Notice {
     pub subject: String,
     /// Plain text.
     pub body: String,
+    /// The same content as HTML, sent as a `multipart/alternative` beside the text.
+    pub html: Option<String>,
     pub attachment: Option<Attachment>,
 }
 

@@ -314,15 +314,23 @@ impl Mailer {
             b = b.to(m);
         }
         let text = SinglePart::plain(n.body.clone());
-        let msg = match &n.attachment {
-            None => b.singlepart(text),
-            Some(a) => {
+        let msg = match (&n.html, &n.attachment) {
+            (None, None) => b.singlepart(text),
+            (Some(h), None) => {
+                b.multipart(MultiPart::alternative_plain_html(n.body.clone(), h.clone()))
+            }
+            (html, Some(a)) => {
                 let ct = ContentType::parse(&a.content_type).map_err(|e| {
                     MailError::Message(format!("content type {:?}: {e}", a.content_type))
                 })?;
-                b.multipart(MultiPart::mixed().singlepart(text).singlepart(
-                    lettre::message::Attachment::new(a.filename.clone()).body(a.data.clone(), ct),
-                ))
+                let file =
+                    lettre::message::Attachment::new(a.filename.clone()).body(a.data.clone(), ct);
+                let mixed = match html {
+                    Some(h) => MultiPart::mixed()
+                        .multipart(MultiPart::alternative_plain_html(n.body.clone(), h.clone())),
+                    None => MultiPart::mixed().singlepart(text),
+                };
+                b.multipart(mixed.singlepart(file))
             }
         }
         .map_err(|e| MailError::Message(e.to_string()))?;
