@@ -215,10 +215,10 @@ pub fn show_text(b: &Batch) -> String {
     let _ = writeln!(
         out,
         "content sha256 {}",
-        if b.content_hash.is_empty() {
-            "- (the upload was never read)"
-        } else {
-            &b.content_hash
+        match (b.content_hash.is_empty(), b.rollback_of) {
+            (false, _) => b.content_hash.as_str(),
+            (true, Some(_)) => "- (rolled back to the empty roster)",
+            (true, None) => "- (the upload was never read)",
         }
     );
     if let Some(r) = &b.rollback_of {

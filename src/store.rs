@@ -497,6 +497,14 @@ fn decode_changes(bytes: &[u8]) -> Option<ChangeSet> {
     Some(out)
 }
 
+/// A roster state named by the batch that made it, for messages.
+fn roster_at(batch: Option<u64>) -> String {
+    match batch {
+        Some(b) => format!("the roster of batch {b}"),
+        None => "the empty roster".to_string(),
+    }
+}
+
 fn corrupt(key: &[u8], message: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         key: String::from_utf8_lossy(key).replace('\0', "/"),
@@ -1330,9 +1338,10 @@ impl Store {
         let mut st = self.state(&batch.source)?;
         if st.last_applied != batch.base {
             return Err(StoreError::Refused(format!(
-                "batch {id} was computed against batch {:?} but {:?} has been applied since; \
-                 discard it and let the vendor upload again",
-                batch.base, st.last_applied
+                "batch {id} was checked against {} but {} has been applied since; discard it \
+                 and let the vendor upload again",
+                roster_at(batch.base),
+                roster_at(st.last_applied)
             )));
         }
         let pk = k_pending(id);
@@ -1378,8 +1387,13 @@ impl Store {
         let st = self.state(&orig.source)?;
         if orig.state != BatchState::Applied || st.last_applied != Some(id) {
             return Err(StoreError::Refused(format!(
-                "batch {id} is not the last applied batch of source `{}` (that is {:?})",
-                orig.source, st.last_applied
+                "batch {id} is not the last applied batch of source `{}` ({}); only the last \
+                 one can be rolled back",
+                orig.source,
+                match st.last_applied {
+                    Some(l) => format!("that is batch {l}"),
+                    None => "it has none".to_string(),
+                }
             )));
         }
         let uk = k_undo(id);
@@ -1395,7 +1409,11 @@ impl Store {
         rb.received_at = now();
         rb.reason = Some(format!("rollback of batch {id}"));
         rb.base = st.last_applied;
-        rb.content_hash.clear();
+        // The roster is again what the batch before it left: so is the content it came from.
+        rb.content_hash = match orig.base {
+            Some(b) => self.batch(b).map(|b| b.content_hash).unwrap_or_default(),
+            None => String::new(),
+        };
         rb.patches.clear();
         for t in rb.tables.values_mut() {
             t.before = t.before + t.adds - t.deletes.min(t.before + t.adds);

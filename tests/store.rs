@@ -274,6 +274,16 @@ fn rollback_restores_the_previous_roster_and_is_a_batch_of_its_own() {
     let h = e.history("north");
     assert_eq!(h[0].1, "applied");
     assert_eq!(h[1].1, "rolled-back");
+    // The rollback's content is the restored batch's (issue 13, item 7).
+    let hash_of = |id: u64| {
+        let o = e.run(&["show", &id.to_string()]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("content sha256 ").map(str::to_string))
+            .unwrap_or_default()
+    };
+    assert_eq!(hash_of(h[0].0), hash_of(first));
+    assert_eq!(hash_of(first).len(), 64);
     // The same upload after a rollback is checked again, not "unchanged".
     assert_eq!(e.ingest(&sample("apple-with-errors"), "north").0, 0);
     assert_eq!(e.export("north", "v2-again"), v2);
