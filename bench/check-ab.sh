@@ -14,13 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=${1:?usage: bench/check-ab.sh OLD_BINARY [NEW_BINARY]}
-NEW=${2:-target/release/rosterdrop}
+TARGET=${CARGO_TARGET_DIR:-target}
+NEW=${2:-$TARGET/release/rosterdrop}
 RUNS=${RUNS:-5}
 STUDENTS=${STUDENTS:-200000}
 DATA=${DATA:-bench/data}
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-cargo build --release --quiet --example parse_only
-BASE=target/release/examples/parse_only
+cargo build --release --quiet --bin rosterdrop --example parse_only
+BASE=$TARGET/release/examples/parse_only
 mkdir -p "$DATA"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT

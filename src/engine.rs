@@ -184,6 +184,9 @@ pub struct Work {
     /// Why each dropped row went: its rule and the field (index into `cause_fields`).
     causes: Map<u32, (Rule, u32)>,
     cause_fields: Vec<String>,
+    /// Apple: rows whose primary key has characters Apple's templates do not allow (found by
+    /// the field checks, reported as a note).
+    odd_ids: Vec<u32>,
     /// Primary key -> first kept row with it; stores row numbers only and hashes the id
     /// text in place, so indexing costs no allocation per row.
     index: HashTable<u32>,
@@ -598,12 +601,9 @@ pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<Cs
         None
     };
     let n = table.len();
-    let deletions = match status {
-        Some(c) if (0..n).any(|r| table.field(r, c) == "tobedeleted") => {
-            (0..n).map(|r| table.field(r, c) == "tobedeleted").collect()
-        }
-        _ => Vec::new(),
-    };
+    // Which rows are deletions is worked out by `prepare`, once `status` has been read (and
+    // normalised): see `read_statuses`.
+    let deletions = Vec::new();
     Ok(Work {
         def: def.clone(),
         table,
@@ -618,6 +618,7 @@ pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<Cs
         gone: HashTable::new(),
         causes: Map::default(),
         cause_fields: Vec::new(),
+        odd_ids: Vec::new(),
         index: HashTable::new(),
         lookup: HashTable::new(),
         hasher: RandomState::default(),
@@ -787,9 +788,11 @@ fn column_notes(format: Format, w: &Work) -> Vec<String> {
         ));
     }
     if format == Format::Apple {
-        let allowed = |id: &str| id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        let bad: Vec<usize> = (0..w.table.len())
-            .filter(|&r| w.is_kept(r) && !allowed(w.id(r)))
+        let bad: Vec<usize> = w
+            .odd_ids
+            .iter()
+            .map(|&r| r as usize)
+            .filter(|&r| w.is_kept(r))
             .collect();
         if let Some(&first) = bad.first() {
             notes.push(format!(
@@ -803,6 +806,11 @@ fn column_notes(format: Format, w: &Work) -> Vec<String> {
         }
     }
     notes
+}
+
+/// An id Apple School Manager's templates allow: letters, digits and hyphens.
+fn apple_id(id: &str) -> bool {
+    id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Runs the whole pipeline on bound tables.
@@ -907,9 +915,9 @@ fn read_statuses(ctx: &mut Ctx, w: &mut Work) {
         return;
     };
     let n = w.table.len();
-    let mut deletions = vec![false; n];
-    let mut any = false;
-    for (row, del) in deletions.iter_mut().enumerate() {
+    // Flags for every row, made only once a file has a deletion (most bulk files have none).
+    let mut deletions: Vec<bool> = Vec::new();
+    for row in 0..n {
         let v = w.table.field(row, sc);
         let canon = match v {
             "active" | "tobedeleted" | "" => v,
@@ -924,17 +932,20 @@ fn read_statuses(ctx: &mut Ctx, w: &mut Work) {
             },
         };
         if canon == "tobedeleted" {
-            *del = true;
-            any = true;
+            if deletions.is_empty() {
+                deletions = vec![false; n];
+            }
+            deletions[row] = true;
         }
     }
-    w.deletions = if any { deletions } else { Vec::new() };
+    w.deletions = deletions;
 }
 
 fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
     let delta = w.mode == Mode::Delta;
     let dlm = w.col("dateLastModified");
     let (normalize, order) = (ctx.settings.normalize, ctx.settings.date_order);
+    let apple = ctx.schema.format == Format::Apple;
     read_statuses(ctx, w);
     // (column, why, drop the row?) for the current row, and its rewritten fields.
     let mut found: Vec<(usize, String, bool)> = Vec::new();
@@ -965,6 +976,9 @@ fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
             let Some(def) = w.cols.get(col).and_then(|b| b.def.as_ref()) else {
                 continue;
             };
+            if apple && col == w.pk && !apple_id(raw.trim()) {
+                w.odd_ids.push(row as u32);
+            }
             let is_status = w.status == Some(col);
             let is_meta = is_status || dlm == Some(col);
             let required = if is_meta {
@@ -973,7 +987,11 @@ fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
                 def.required && !(deletion && col != w.pk)
             };
             // `status` was read first; a rewritten one is in the overrides.
-            let v = if is_status { w.value(row, col) } else { raw };
+            let v = if is_status && !w.overrides.is_empty() {
+                w.value(row, col)
+            } else {
+                raw
+            };
             if v.trim().is_empty() {
                 if required {
                     let what = if is_meta {
@@ -999,13 +1017,13 @@ fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
                 }
                 continue;
             }
-            let reading = if is_status || !normalize {
-                match values::check(def.kind, v) {
-                    Ok(()) => values::Reading::Canonical,
-                    Err(why) => values::Reading::Invalid(why),
-                }
-            } else {
-                values::normalize(def.kind, v, order)
+            // A value is checked once; only a refused one (or a kind with a more canonical
+            // form of valid values) is looked at again.
+            let reading = match values::check(def.kind, v) {
+                Ok(()) if !normalize || is_status => values::Reading::Canonical,
+                Ok(()) => values::normalize_valid(def.kind, v),
+                Err(why) if !normalize || is_status => values::Reading::Invalid(why),
+                Err(why) => values::normalize_invalid(def.kind, v, order, why),
             };
             match reading {
                 values::Reading::Canonical => {}

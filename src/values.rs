@@ -298,20 +298,32 @@ pub enum Reading {
 /// value, or from `order`), date-times that are date-only, space-separated or zone-less
 /// (read as UTC), single-digit grades. Anything else is checked by [`check`] as it is.
 pub fn normalize(kind: Kind, v: &str, order: Option<DateOrder>) -> Reading {
-    if check(kind, v).is_ok() {
-        return match kind {
-            Kind::Id | Kind::Email if v.trim() != v => {
-                Reading::Fixed(v.trim().to_string(), "surrounding spaces removed")
-            }
-            Kind::DateTime if !has_zone(v) => match read_datetime(v, None) {
-                DateRead::Date(f) if f != v => {
-                    Reading::Fixed(f, "date-time without a time zone read as UTC")
-                }
-                _ => Reading::Canonical,
-            },
-            _ => Reading::Canonical,
-        };
+    match check(kind, v) {
+        Ok(()) => normalize_valid(kind, v),
+        Err(why) => normalize_invalid(kind, v, order, why),
     }
+}
+
+/// [`normalize`] of a value [`check`] accepts: only ids and emails with surrounding spaces and
+/// zone-less date-times have a more canonical form. (The engine calls [`check`] itself and
+/// this only then, so a valid value is checked once.)
+pub fn normalize_valid(kind: Kind, v: &str) -> Reading {
+    match kind {
+        Kind::Id | Kind::Email if has_outer_space(v) => {
+            Reading::Fixed(v.trim().to_string(), "surrounding spaces removed")
+        }
+        Kind::DateTime if !has_zone(v) => match read_datetime(v, None) {
+            DateRead::Date(f) if f != v => {
+                Reading::Fixed(f, "date-time without a time zone read as UTC")
+            }
+            _ => Reading::Canonical,
+        },
+        _ => Reading::Canonical,
+    }
+}
+
+/// [`normalize`] of a value [`check`] refused for `why`.
+pub fn normalize_invalid(kind: Kind, v: &str, order: Option<DateOrder>, why: String) -> Reading {
     let t = v.trim();
     let fixed = match kind {
         Kind::Bool => {
@@ -369,7 +381,7 @@ pub fn normalize(kind: Kind, v: &str, order: Option<DateOrder>) -> Reading {
         }
         Kind::Text | Kind::IdList | Kind::UserIds => None,
     };
-    let why = match kind {
+    let what = match kind {
         Kind::Bool => "boolean written in another case",
         Kind::Enum { .. } => "value written in another case",
         Kind::Date => "date rewritten as YYYY-MM-DD",
@@ -379,9 +391,22 @@ pub fn normalize(kind: Kind, v: &str, order: Option<DateOrder>) -> Reading {
         _ => "surrounding spaces removed",
     };
     match fixed {
-        Some(f) if f != v && check(kind, &f).is_ok() => Reading::Fixed(f, why),
-        _ => Reading::Invalid(check(kind, v).err().unwrap_or_default()),
+        Some(f) if f != v && check(kind, &f).is_ok() => Reading::Fixed(f, what),
+        _ => Reading::Invalid(why),
     }
+}
+
+/// Whether a value starts or ends with white space: looks at two characters, not the value
+/// (this runs on every id and email of a bundle).
+fn has_outer_space(v: &str) -> bool {
+    let (Some(&first), Some(&last)) = (v.as_bytes().first(), v.as_bytes().last()) else {
+        return false;
+    };
+    // ASCII at both ends (nearly always): a byte test. Otherwise Unicode white space too.
+    if first.is_ascii() && last.is_ascii() {
+        return char::from(first).is_whitespace() || char::from(last).is_whitespace();
+    }
+    v.starts_with(char::is_whitespace) || v.ends_with(char::is_whitespace)
 }
 
 /// Whether a date-time (or its time part) ends in a zone: `Z`, `+hh:mm`, `-hhmm`.
