@@ -107,34 +107,32 @@ pub const PATCH_SUMMARY_HEADER: [&str; 8] = [
 /// escapes, so that no upload can write lines of its own, and the text is cut at 200
 /// characters.
 pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    const MAX: usize = 200;
-    let plain = is_plain;
-    if s.chars().count() <= MAX && s.chars().all(plain) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == MAX {
-            out.push_str("...");
-            break;
-        }
-        if plain(c) {
-            out.push(c);
-        } else {
-            out.extend(c.escape_default());
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    escape_upto(s, 200)
 }
 
 /// A whole message built from uploaded names (a note, an error, a detail): like [`escape`],
 /// without the length cut, so nothing it says is lost.
 pub fn escape_line(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.chars().all(is_plain) {
+    escape_upto(s, usize::MAX)
+}
+
+/// `s` with every character that is not [`is_plain`] shown as an escape, cut after `max`
+/// characters (`...` marks the cut). Borrowed when nothing needs changing.
+fn escape_upto(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let mut chars = 0usize;
+    if s.chars().all(|c| {
+        chars += 1;
+        is_plain(c)
+    }) && chars <= max
+    {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            out.push_str("...");
+            break;
+        }
         if is_plain(c) {
             out.push(c);
         } else {
