@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -19,11 +20,18 @@ use crate::csvio::{self, CsvError, Table};
 use crate::engine::{norm_header, Expect, Mode};
 use crate::schema::{Format, Schema, TableDef};
 
-/// Largest uncompressed size accepted for one file in a zip (runaway uploads).
+/// Default of `[limits] max_file_bytes`: the largest file read (a zip entry inflated, or a
+/// loose file). A million-student district's largest file (OneRoster enrollments, some
+/// 8 million rows) is about 1.2 GB.
 pub const MAX_FILE_BYTES: u64 = 4 << 30;
-/// A zip entry that inflates more than this many times its compressed size (CSV compresses
-/// 5 to 15 times) and past 64 MiB is treated as a zip bomb.
+/// Default of `[limits] max_bundle_bytes`: the most all the files of one bundle may hold
+/// together once inflated (a million-student district's bundle is some 2 GB).
+pub const MAX_BUNDLE_BYTES: u64 = 8 << 30;
+/// Default of `[limits] max_zip_ratio`: a zip entry that inflates more than this many times
+/// its compressed size (CSV compresses 5 to 15 times) and past 64 MiB is treated as a zip bomb.
 pub const MAX_ZIP_RATIO: u64 = 200;
+/// Any entry may inflate this far whatever its ratio (small files compress unevenly).
+const RATIO_FREE_BYTES: u64 = 64 << 20;
 /// Largest manifest.csv read: a manifest holds one short row per file, so 16 MiB is some
 /// 800,000 rows. A larger one is refused by its size, not cut and misread.
 pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
@@ -31,6 +39,57 @@ pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 const HEADER_PEEK: u64 = 64 * 1024;
 /// Names listed in one message before "and N more".
 const LISTED: usize = 20;
+
+/// How much a bundle may make the process read into memory (`[limits]`). The sizes a zip
+/// declares are the sender's word and count for nothing: these bound the bytes actually read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// The most one file may hold (inflated).
+    pub max_file_bytes: u64,
+    /// The most all the files of one bundle may hold together (inflated).
+    pub max_bundle_bytes: u64,
+    /// The most a zip entry may inflate relative to its compressed size, past 64 MiB.
+    pub max_zip_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: MAX_FILE_BYTES,
+            max_bundle_bytes: MAX_BUNDLE_BYTES,
+            max_zip_ratio: MAX_ZIP_RATIO,
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses a limit of 0, which would refuse every bundle.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, v) in [
+            ("max_file_bytes", self.max_file_bytes),
+            ("max_bundle_bytes", self.max_bundle_bytes),
+            ("max_zip_ratio", self.max_zip_ratio),
+        ] {
+            if v == 0 {
+                return Err(format!("[limits] {key} must be above 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The most a zip entry may inflate to. The declared compressed size is the sender's
+    /// word, so it is capped by the archive's real length: a lie cannot raise the limit.
+    fn inflate(&self, compressed: u64, archive_len: u64) -> u64 {
+        self.max_file_bytes.min(
+            compressed
+                .min(archive_len)
+                .max(1)
+                .saturating_mul(self.max_zip_ratio)
+                .max(RATIO_FREE_BYTES),
+        )
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -88,6 +147,10 @@ pub struct Bundle {
     zip: Option<zip::ZipArchive<SharedFile>>,
     /// The zip archive's real length: caps what its entries may claim.
     zip_len: u64,
+    /// What the bundle may read (`[limits]`).
+    limits: Limits,
+    /// What its files have read into memory so far.
+    budget: Budget,
 }
 
 /// A file read at its own position through a shared handle (`pread`), so a parsed
@@ -224,49 +287,66 @@ pub fn is_marker(name: &str) -> bool {
     is_ready_marker(base) || (b.len() > 5 && b[b.len() - 5..].eq_ignore_ascii_case(b".done"))
 }
 
-/// The most a zip entry may inflate to. The declared compressed size is the sender's word, so
-/// it is capped by the archive's real length: a lie cannot raise the limit.
-fn inflate_limit(compressed: u64, archive_len: u64) -> u64 {
-    MAX_FILE_BYTES.min(
-        compressed
-            .min(archive_len)
-            .max(1)
-            .saturating_mul(MAX_ZIP_RATIO)
-            .max(64 << 20),
-    )
-}
-
 /// Raised by [`Capped`] when a stream goes on past its limit.
 #[derive(Debug)]
-struct TooBig(u64);
+enum TooBig {
+    /// Past the file's own limit.
+    File(u64),
+    /// Past what the whole bundle may hold.
+    Bundle(u64),
+}
 
 impl std::fmt::Display for TooBig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "more than {} bytes", self.0)
+        match self {
+            TooBig::File(n) => write!(f, "more than {n} bytes"),
+            TooBig::Bundle(n) => write!(f, "more than {n} bytes in the whole bundle"),
+        }
     }
 }
 
 impl std::error::Error for TooBig {}
 
+/// What the files of one bundle have read so far, against `[limits] max_bundle_bytes`
+/// (shared by the threads that read files in parallel).
+#[derive(Debug, Default)]
+struct Budget {
+    used: AtomicU64,
+}
+
+impl Budget {
+    /// Counts `n` more bytes; fails once the total passes `max`.
+    fn take(&self, n: u64, max: u64) -> std::io::Result<()> {
+        let before = self.used.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) > max {
+            return Err(std::io::Error::other(TooBig::Bundle(max)));
+        }
+        Ok(())
+    }
+}
+
 /// A reader that fails, rather than ends, when its inner reader yields more than `limit`
-/// bytes.
-struct Capped<R> {
+/// bytes, or when the bytes it yields take the bundle past its total.
+struct Capped<'a, R> {
     inner: R,
     left: u64,
     limit: u64,
+    /// The bundle's total, for reads that stay in memory (not the header peeks or hashing).
+    budget: Option<(&'a Budget, u64)>,
 }
 
-impl<R: Read> Capped<R> {
-    fn new(inner: R, limit: u64) -> Self {
+impl<'a, R: Read> Capped<'a, R> {
+    fn new(inner: R, limit: u64, budget: Option<(&'a Budget, u64)>) -> Self {
         Capped {
             inner,
             left: limit,
             limit,
+            budget,
         }
     }
 }
 
-impl<R: Read> Read for Capped<R> {
+impl<R: Read> Read for Capped<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -275,7 +355,7 @@ impl<R: Read> Read for Capped<R> {
             let mut probe = [0u8; 1];
             return match self.inner.read(&mut probe)? {
                 0 => Ok(0),
-                _ => Err(std::io::Error::other(TooBig(self.limit))),
+                _ => Err(std::io::Error::other(TooBig::File(self.limit))),
             };
         }
         let n = buf
@@ -283,12 +363,16 @@ impl<R: Read> Read for Capped<R> {
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let got = self.inner.read(&mut buf[..n])?;
         self.left -= got as u64;
+        if let Some((budget, max)) = self.budget {
+            budget.take(got as u64, max)?;
+        }
         Ok(got)
     }
 }
 
-fn too_big(e: &std::io::Error) -> bool {
-    e.get_ref().is_some_and(|i| i.is::<TooBig>())
+/// Which limit a read error reports passing, if any.
+fn too_big(e: &std::io::Error) -> Option<&TooBig> {
+    e.get_ref().and_then(|i| i.downcast_ref::<TooBig>())
 }
 
 /// A file found in the bundle, before format detection.
@@ -302,8 +386,14 @@ struct Found {
 type ByName = HashMap<String, usize>;
 
 impl Bundle {
-    /// Opens a directory or a zip and detects the format.
+    /// Opens a directory or a zip and detects the format, under the default [`Limits`].
     pub fn open(path: &Path) -> Result<Bundle, BundleError> {
+        Bundle::open_limited(path, Limits::default())
+    }
+
+    /// Opens a directory or a zip and detects the format; reading its files is bounded by
+    /// `limits`.
+    pub fn open_limited(path: &Path, limits: Limits) -> Result<Bundle, BundleError> {
         let meta = fs::metadata(path).map_err(io(path))?;
         let (found, zip, zip_len) = if meta.is_dir() {
             (list_dir(path)?, None, 0)
@@ -328,6 +418,8 @@ impl Bundle {
             passthrough: vec![],
             zip,
             zip_len,
+            limits,
+            budget: Budget::default(),
         };
         b.detect(found)?;
         Ok(b)
@@ -368,32 +460,45 @@ impl Bundle {
         })
     }
 
-    /// Streams zip entry `i` into `f`, failing once it inflates past its limit.
+    /// Streams zip entry `i` into `f`, failing once it inflates past its limit (or, when
+    /// `counted`, once the bundle's files pass their total).
     fn with_zip_entry<T>(
         &self,
         z: &mut zip::ZipArchive<SharedFile>,
         i: usize,
+        counted: bool,
         f: impl FnOnce(&mut dyn Read) -> std::io::Result<T>,
     ) -> Result<T, BundleError> {
         let zp = self.zip_path();
         let entry = z.by_index(i).map_err(zip_err(zp))?;
         let name = shown(entry.name());
-        let limit = inflate_limit(entry.compressed_size(), self.zip_len);
-        let mut capped = Capped::new(entry, limit);
-        f(&mut capped).map_err(|e| {
-            if too_big(&e) {
-                BundleError::Invalid(format!(
-                    "{}: {name} inflates past {limit} bytes (more than {MAX_ZIP_RATIO} times \
-                     its compressed size, or over {MAX_FILE_BYTES} bytes): refused as a zip bomb",
-                    zp.display()
-                ))
-            } else {
-                BundleError::Zip {
-                    path: zp.to_path_buf(),
-                    message: format!("{name}: {e}"),
-                }
-            }
+        let limit = self.limits.inflate(entry.compressed_size(), self.zip_len);
+        let budget = counted.then_some((&self.budget, self.limits.max_bundle_bytes));
+        let mut capped = Capped::new(entry, limit, budget);
+        f(&mut capped).map_err(|e| match too_big(&e) {
+            Some(TooBig::File(_)) => BundleError::Invalid(format!(
+                "{}: {name} inflates past {limit} bytes (more than {} times its compressed \
+                 size, or over [limits] max_file_bytes = {}): refused as a zip bomb",
+                zp.display(),
+                self.limits.max_zip_ratio,
+                self.limits.max_file_bytes,
+            )),
+            Some(TooBig::Bundle(max)) => self.bundle_too_big(&name, *max),
+            None => BundleError::Zip {
+                path: zp.to_path_buf(),
+                message: format!("{name}: {e}"),
+            },
         })
+    }
+
+    /// The bundle's files hold more than `[limits] max_bundle_bytes` together.
+    fn bundle_too_big(&self, name: &str, max: u64) -> BundleError {
+        BundleError::Invalid(format!(
+            "{}: the bundle's files hold more than [limits] max_bundle_bytes = {max} bytes \
+             together (passed while reading {name}); it was refused. If this district's \
+             roster really is that large, raise the limit",
+            self.path.display()
+        ))
     }
 
     /// A reader over a file's bytes, and their real length.
@@ -402,12 +507,25 @@ impl Bundle {
             Location::Dir(p) => {
                 let f = fs::File::open(p).map_err(io(p))?;
                 let len = f.metadata().map_err(io(p))?.len();
+                let name = shown(&p.file_name().unwrap_or_default().to_string_lossy());
+                if len > self.limits.max_file_bytes {
+                    return Err(BundleError::Invalid(format!(
+                        "{}: {name} is {len} bytes, over [limits] max_file_bytes = {}; it was \
+                         not read",
+                        self.path.display(),
+                        self.limits.max_file_bytes
+                    )));
+                }
+                let max = self.limits.max_bundle_bytes;
+                if self.budget.take(len, max).is_err() {
+                    return Err(self.bundle_too_big(&name, max));
+                }
                 Ok((Box::new(BufReader::with_capacity(256 * 1024, f)), len))
             }
             Location::Zip(i) => {
                 let mut z = self.open_zip()?;
                 // The buffer grows with what inflates; the sizes the zip declares size nothing.
-                let buf = self.with_zip_entry(&mut z, *i, |r| {
+                let buf = self.with_zip_entry(&mut z, *i, true, |r| {
                     let mut buf = Vec::new();
                     r.read_to_end(&mut buf)?;
                     Ok(buf)
@@ -428,7 +546,7 @@ impl Bundle {
             }
             Location::Zip(i) => {
                 let mut z = self.open_zip()?;
-                self.with_zip_entry(&mut z, *i, |r| r.take(max).read_to_end(&mut out))?;
+                self.with_zip_entry(&mut z, *i, false, |r| r.take(max).read_to_end(&mut out))?;
             }
         }
         Ok(out)
@@ -492,7 +610,7 @@ impl Bundle {
                         zip = Some(self.open_zip()?);
                     }
                     if let Some(z) = zip.as_mut() {
-                        self.with_zip_entry(z, *i, |r| std::io::copy(r, &mut h))?;
+                        self.with_zip_entry(z, *i, false, |r| std::io::copy(r, &mut h))?;
                     }
                 }
             }
@@ -1291,19 +1409,35 @@ mod tests {
     #[test]
     fn capped_reader_fails_past_its_limit_and_not_at_it() {
         let mut out = Vec::new();
-        Capped::new(&b"abcd"[..], 4).read_to_end(&mut out).unwrap();
+        Capped::new(&b"abcd"[..], 4, None)
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, b"abcd");
-        let e = Capped::new(&b"abcde"[..], 4)
+        let e = Capped::new(&b"abcde"[..], 4, None)
             .read_to_end(&mut Vec::new())
             .unwrap_err();
-        assert!(too_big(&e));
+        assert!(matches!(too_big(&e), Some(TooBig::File(4))));
+    }
+
+    #[test]
+    fn the_bundle_budget_is_shared_by_its_files() {
+        let budget = Budget::default();
+        let mut out = Vec::new();
+        Capped::new(&b"abcd"[..], 100, Some((&budget, 6)))
+            .read_to_end(&mut out)
+            .unwrap();
+        let e = Capped::new(&b"abc"[..], 100, Some((&budget, 6)))
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(matches!(too_big(&e), Some(TooBig::Bundle(6))));
     }
 
     #[test]
     fn a_lying_compressed_size_cannot_raise_the_inflate_limit() {
-        assert_eq!(inflate_limit(u64::MAX, 2000), 64 << 20);
-        assert_eq!(inflate_limit(1 << 20, 1 << 30), 200 << 20);
-        assert_eq!(inflate_limit(u64::MAX, u64::MAX), MAX_FILE_BYTES);
+        let l = Limits::default();
+        assert_eq!(l.inflate(u64::MAX, 2000), 64 << 20);
+        assert_eq!(l.inflate(1 << 20, 1 << 30), 200 << 20);
+        assert_eq!(l.inflate(u64::MAX, u64::MAX), MAX_FILE_BYTES);
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub fn check_named(
     let here = path.display().to_string();
     let as_csv_errors = |e: BundleError| located(e, &here, &name);
     let rejected = |errors| Ok(Outcome::unreadable(name.clone(), settings.clone(), errors));
-    let bundle = match Bundle::open(path) {
+    let bundle = match Bundle::open_limited(path, settings.limits) {
         Ok(b) => b,
         Err(BundleError::Io { path: p, source }) if p == path => {
             return Err(BundleError::Io { path: p, source })

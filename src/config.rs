@@ -149,6 +149,10 @@ pub struct SourceConfig {
     /// with no accounts file yet; its password is printed once.
     #[serde(default)]
     pub initial_account: Option<String>,
+    /// The configuration's `[limits]`, copied in by [`Config::parse`] so that a source's
+    /// settings are whole.
+    #[serde(skip)]
+    pub limits: crate::bundle::Limits,
 }
 
 /// Default of `retention_days`.
@@ -234,6 +238,7 @@ impl SourceConfig {
                 roles: self.filter.roles.clone(),
             },
             today: None,
+            limits: self.limits,
         }
     }
 
@@ -289,6 +294,9 @@ pub struct Config {
     /// Batch emails (`[mail]`).
     #[serde(default)]
     pub mail: crate::mail::MailConfig,
+    /// What one bundle may make the process read (`[limits]`), for every source.
+    #[serde(default)]
+    pub limits: crate::bundle::Limits,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -373,6 +381,14 @@ impl Config {
             message: e.to_string(),
         })?;
         c.path = path.to_path_buf();
+        let parse_err = |message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        c.limits.validate().map_err(parse_err)?;
+        for sc in c.sources.values_mut() {
+            sc.limits = c.limits;
+        }
         for (name, sc) in &c.sources {
             sc.validate(name).map_err(|message| ConfigError::Parse {
                 path: path.to_path_buf(),

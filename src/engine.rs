@@ -82,6 +82,8 @@ pub struct Settings {
     pub filter: Filter,
     /// The date "now" for term filters (today, UTC, unless a test fixes it).
     pub today: Option<Date>,
+    /// How much the bundle may make the process read (`[limits]`, shared by every source).
+    pub limits: crate::bundle::Limits,
 }
 
 /// Default of `guard.max_patch_drop_percent`.
@@ -99,6 +101,7 @@ impl Default for Settings {
             expect: Expect::Auto,
             filter: Filter::default(),
             today: None,
+            limits: crate::bundle::Limits::default(),
         }
     }
 }

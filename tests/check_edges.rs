@@ -166,3 +166,57 @@ fn references_into_an_absent_file_are_noted_not_patched() {
         .summary
         .contains("readme.txt: not a OneRoster rostering file"));
 }
+
+/// `[limits]` bounds what one bundle may make the process read: the files of a zip together
+/// (each well within its own ratio), and a loose file by its size (issue 12, "a decompressed
+/// entry is bounded by a configurable total").
+#[test]
+fn the_limits_section_bounds_a_bundle_in_total_and_per_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("rosterdrop.toml");
+    fs::write(
+        &cfg,
+        "state_dir = \"state\"\n[limits]\nmax_bundle_bytes = 2000\nmax_file_bytes = 1500\n\
+         [sources.north]\n",
+    )
+    .unwrap();
+    let mut files: Vec<(String, Vec<u8>)> = apple_files()
+        .into_iter()
+        .map(|(n, c)| (n, c.into_bytes()))
+        .collect();
+    // Six ordinary files; padded so that together they pass 2,000 bytes, each under 1,500.
+    for (_, c) in files.iter_mut() {
+        c.extend(std::iter::repeat_n(b'\n', 400));
+    }
+    let z = tmp.path().join("big.zip");
+    zip(&z, "", &files);
+    let c = check(&z, &tmp.path().join("out"), Some((&cfg, "north")));
+    assert_eq!(c.code, 1, "{}", c.summary);
+    assert!(
+        c.summary.contains("[limits] max_bundle_bytes = 2000"),
+        "{}",
+        c.summary
+    );
+    // The defaults take the same zip.
+    let c = check(&z, &tmp.path().join("out2"), None);
+    assert_eq!(c.code, 0, "{}", c.summary);
+
+    // A loose file past max_file_bytes is named and not read.
+    let d = write_files(&tmp.path().join("loose"), &apple_files());
+    let mut students = fs::read(d.join("students.csv")).unwrap();
+    students.extend(std::iter::repeat_n(b'\n', 1600));
+    fs::write(d.join("students.csv"), students).unwrap();
+    let c = check(&d, &tmp.path().join("out3"), Some((&cfg, "north")));
+    assert_eq!(c.code, 1, "{}", c.summary);
+    assert!(
+        c.summary.contains("students.csv") && c.summary.contains("max_file_bytes = 1500"),
+        "{}",
+        c.summary
+    );
+
+    // A limit of 0 is a configuration error, not a daemon that refuses everything.
+    fs::write(&cfg, "state_dir = \"state\"\n[limits]\nmax_zip_ratio = 0\n[sources.north]\n").unwrap();
+    let c = check(&z, &tmp.path().join("out4"), Some((&cfg, "north")));
+    assert_eq!(c.code, 2, "{}", c.stderr);
+    assert!(c.stderr.contains("max_zip_ratio"), "{}", c.stderr);
+}
