@@ -585,11 +585,34 @@ pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<Cs
         missing.clear();
     }
     for m in missing {
+        // A header cell within two edits of the missing name, that is no column of the file's
+        // own, is most likely it misspelt.
+        let known = |h: &str| def.columns.iter().any(|c| norm_header(c.name) == h);
+        let near = table
+            .header
+            .iter()
+            .map(|h| (norm_header(h), h))
+            .filter(|(n, _)| !known(n))
+            .map(|(n, h)| (strsim::levenshtein(&n, &norm_header(m)), h))
+            .filter(|&(d, _)| d <= 2)
+            .min_by_key(|&(d, _)| d);
+        let hint = match near {
+            Some((_, h)) => format!(
+                "; `{}` may be it misspelt: rename that column",
+                crate::report::escape(h)
+            ),
+            None => String::new(),
+        };
+        let found: Vec<String> = table
+            .header
+            .iter()
+            .map(|h| crate::report::escape(h).into_owned())
+            .collect();
         errors.push(e(
             0,
             format!(
-                "missing required column `{m}` (found: {})",
-                table.header.join(", ")
+                "missing required column `{m}`{hint} (found: {})",
+                found.join(", ")
             ),
         ));
     }

@@ -214,5 +214,11 @@ pub fn commit_text(b: &Batch) -> String {
     if let Some(r) = &b.reason {
         s.push_str(&format!("  {r}\n"));
     }
+    if b.state == BatchState::Held {
+        s.push_str(&format!(
+            "  to apply it: rosterdrop approve {id}; to drop it: rosterdrop discard {id}\n",
+            id = b.id
+        ));
+    }
     s
 }

@@ -862,12 +862,9 @@ impl Store {
             };
             why.extend(over.iter().cloned());
             batch.state = BatchState::Held;
-            batch.reason = Some(format!(
-                "{HELD_PREFIX}{} (rosterdrop approve {} / discard {})",
-                why.join("; "),
-                batch.id,
-                batch.id
-            ));
+            // The reason says why; what to do about it depends on when it is read (the CLI and
+            // the mail give the commands while the batch is still held).
+            batch.reason = Some(format!("{HELD_PREFIX}{}", why.join("; ")));
             let pending = encode_changes(&changes)?;
             batch.duration_ms = started.elapsed().as_millis() as u64;
             let mut b = sled::Batch::default();

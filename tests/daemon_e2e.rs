@@ -860,6 +860,11 @@ fn a_held_batch_is_mailed_and_approved_through_the_daemon() {
     // Approved through the daemon's socket (the daemon holds the store).
     let out = d.cli_ok(&["approve", &id.to_string()]);
     assert!(out.contains("APPLIED"), "{out}");
+    // Once approved, nothing tells the admin to approve it again.
+    assert!(
+        !out.contains("rosterdrop approve") && !out.contains("discard"),
+        "{out}"
+    );
     assert_eq!(d.wait_batches("maple", 2, 5)[1].1, "applied");
     let (subject, _) = read_subject(&format!("batch-{id}-approved.eml"));
     assert!(subject.contains("APPLIED"), "{subject}");

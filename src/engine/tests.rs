@@ -599,6 +599,19 @@ fn header_binding_is_case_and_space_insensitive_and_keeps_extras() {
     assert!(missing[0]
         .message
         .contains("missing required column `location_name`"));
+    assert!(!missing[0].message.contains("misspelt"));
+    // A misspelt required column is named as the likely culprit.
+    let misspelt = bind(
+        schema.table("locations").unwrap(),
+        t("locations.csv", "location_id,locaton_nam", &["L1,North"]),
+        Mode::Bulk,
+    )
+    .unwrap_err();
+    assert_eq!(
+        misspelt[0].message,
+        "missing required column `location_name`; `locaton_nam` may be it misspelt: rename \
+         that column (found: location_id, locaton_nam)"
+    );
     let dup = bind(
         schema.table("locations").unwrap(),
         t(
