@@ -480,7 +480,19 @@ pub fn run(state_dir: &Path, req: &Request, patience: Duration) -> Result<Answer
                 fail_interrupted(&store, state_dir);
                 let scratch = state_dir.join("tmp");
                 let _ = std::fs::create_dir_all(&scratch);
-                return Ok(execute(&store, req, &scratch));
+                let (mut reply, files) = execute(&store, req, &scratch);
+                let changes = matches!(
+                    req,
+                    Request::Approve { .. } | Request::Discard { .. } | Request::Rollback { .. }
+                );
+                if changes && reply.exit == 0 {
+                    // The mail comes from the daemon, which holds the queue and the uploads'
+                    // names; without it the admin must not think the others were told.
+                    reply.stdout.push_str(
+                        "  no daemon is running, so no email was sent to the source's admins\n",
+                    );
+                }
+                return Ok((reply, files));
             }
             Err(StoreError::Sled(e)) if is_lock_error(&e) => {
                 if std::time::Instant::now() >= deadline {

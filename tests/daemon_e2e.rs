@@ -607,7 +607,17 @@ fn a_restart_mid_batch_resumes_it() {
             .contains("resuming a batch left in the spool"));
     }
     assert_eq!(d.history().len(), 1, "the batch ran twice");
-    assert!(common_sftp::listing(&d.state.join("spool/big")).is_empty());
+    // The claim is archived just after the commit is recorded: give it a moment.
+    let spool = d.state.join("spool/big");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !common_sftp::listing(&spool).is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        common_sftp::listing(&spool).is_empty(),
+        "{}",
+        srv.log_text()
+    );
     let out_dir = d.dir.path().join("export");
     d.cli_ok(&[
         "export",

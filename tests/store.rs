@@ -190,6 +190,12 @@ fn an_empty_students_file_is_held_and_can_be_approved_or_discarded() {
     let o = e.run(&["discard", &held.to_string()]);
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(e.history("south")[0].1, "discarded");
+    // Run without a daemon, the command says that nobody was mailed.
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("no email was sent"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert_ne!(
         e.run(&["approve", &held.to_string()]).status.code(),
         Some(0)
