@@ -494,7 +494,7 @@ pub fn run(state_dir: &Path, req: &Request, patience: Duration) -> Result<Answer
                 }
                 return Ok((reply, files));
             }
-            Err(StoreError::Sled(e)) if is_lock_error(&e) => {
+            Err(StoreError::Locked { .. }) => {
                 if std::time::Instant::now() >= deadline {
                     return Err(AdminError::Protocol(format!(
                         "the store is locked by another process, and no daemon answers on {}",
@@ -538,17 +538,6 @@ pub fn fail_interrupted(store: &Store, state_dir: &Path) {
 }
 
 /// sled reports a store held by another process as an I/O error about its lock.
-pub fn is_lock_error(e: &sled::Error) -> bool {
-    match e {
-        sled::Error::Io(io) => {
-            io.kind() == std::io::ErrorKind::WouldBlock
-                || io.to_string().contains("lock")
-                || io.raw_os_error() == Some(11)
-        }
-        _ => false,
-    }
-}
-
 /// Whether a batch state is final: processing is over.
 pub fn is_final(s: BatchState) -> bool {
     !matches!(s, BatchState::Received | BatchState::Processing)

@@ -982,7 +982,7 @@ fn open_store_patiently(dir: &Path) -> Result<Store, StoreError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match Store::open(dir) {
-            Err(StoreError::Sled(e)) if admin::is_lock_error(&e) && Instant::now() < deadline => {
+            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                 // An admin command that opened the store directly: it will be quick.
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -1025,7 +1025,7 @@ pub fn serve(
     }
     refuse_second_daemon(&state_dir)?;
     let store = match open_store_patiently(&state_dir.join("db")) {
-        Err(StoreError::Sled(e)) if admin::is_lock_error(&e) => {
+        Err(StoreError::Locked { .. }) => {
             return Err(DaemonError::Other(format!(
                 "the store in {} stayed locked by another process for 30 s (a daemon starting \
                  or stopping, or a long `rosterdrop ingest`); stop it first",

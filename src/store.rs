@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,13 @@ pub const FORMAT_VERSION: u32 = 1;
 pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    /// Another process holds the store's lock (a daemon, or an admin command that opened
+    /// the store itself).
+    #[error("store: {} is in use by another process", path.display())]
+    Locked { path: PathBuf },
+    /// A record could not be written as JSON (a defect, not a refusal).
+    #[error("store: record not encoded: {0}")]
+    Encode(#[from] serde_json::Error),
     #[error("store: damaged entry `{key}`: {message}")]
     Corrupt { key: String, message: String },
     #[error("store format {found} is newer than this rosterdrop understands ({FORMAT_VERSION})")]
@@ -172,6 +179,8 @@ pub struct Store {
     /// this process (the daemon runs admin commands beside its workers); other processes are
     /// kept out by sled's lock on the directory.
     writer: std::sync::Mutex<()>,
+    /// Held for as long as the store is open: other processes get [`StoreError::Locked`].
+    _lock: std::fs::File,
 }
 
 fn now() -> u64 {
@@ -539,6 +548,23 @@ impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
         // sled caches up to 1 GiB by default; a roster store needs far less resident.
+        // One process at a time: a lock of our own, taken before sled's, so that "in use" is
+        // a typed answer (sled reports its own lock only as text).
+        std::fs::create_dir_all(dir)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("rosterdrop.lock"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(64 << 20)
@@ -563,6 +589,7 @@ impl Store {
             db,
             tree,
             writer: std::sync::Mutex::new(()),
+            _lock: lock,
         })
     }
 
@@ -730,7 +757,7 @@ impl Store {
 
     /// Records a batch that changes nothing in the roster (rejected, failed, ...).
     pub fn record(&self, b: &Batch) -> Result<()> {
-        let v = serde_json::to_vec(b).map_err(|e| StoreError::Refused(e.to_string()))?;
+        let v = serde_json::to_vec(b)?;
         self.tree.insert(k_batch(b.id), v)?;
         self.db.flush()?;
         Ok(())
@@ -1861,7 +1888,7 @@ impl Cascade<'_> {
 }
 
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Refused(e.to_string()))
+    Ok(serde_json::to_vec(v)?)
 }
 
 fn mode_label(o: &Outcome) -> String {
@@ -1905,6 +1932,17 @@ impl External for StoreView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_open_elsewhere_is_locked_not_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        match Store::open(dir.path()) {
+            Err(StoreError::Locked { path }) => assert_eq!(path, dir.path()),
+            Err(other) => panic!("expected Locked, got {other:?}"),
+            Ok(_) => panic!("a second open of a locked store succeeded"),
+        }
+    }
     use crate::csvio::Table;
     use crate::engine::Settings;
 
