@@ -215,7 +215,11 @@ fn the_limits_section_bounds_a_bundle_in_total_and_per_file() {
     );
 
     // A limit of 0 is a configuration error, not a daemon that refuses everything.
-    fs::write(&cfg, "state_dir = \"state\"\n[limits]\nmax_zip_ratio = 0\n[sources.north]\n").unwrap();
+    fs::write(
+        &cfg,
+        "state_dir = \"state\"\n[limits]\nmax_zip_ratio = 0\n[sources.north]\n",
+    )
+    .unwrap();
     let c = check(&z, &tmp.path().join("out4"), Some((&cfg, "north")));
     assert_eq!(c.code, 2, "{}", c.stderr);
     assert!(c.stderr.contains("max_zip_ratio"), "{}", c.stderr);
