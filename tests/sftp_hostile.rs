@@ -448,6 +448,32 @@ async fn quota_counts_every_byte_however_deep() {
     assert!(!fx.drop_dir("vendor").join("new.bin").exists());
 }
 
+/// A symbolic link planted in a drop folder (by hand, or by another program on the host) that
+/// points outside it: reading it through SFTP is refused, and writing to its name never reaches
+/// the file it points to (the open path uses the platform's O_NOFOLLOW, issue 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_symlinks_are_not_followed_by_read_or_write() {
+    let fx = fixture(|_| {}).await;
+    let outside = fx._dir.path().join("outside.csv");
+    fs::write(&outside, b"secret\n").unwrap();
+    let drop = fx.drop_dir("vendor");
+    fs::create_dir_all(&drop).unwrap();
+    std::os::unix::fs::symlink(&outside, drop.join("link.csv")).unwrap();
+    let h = ssh(fx.addr, "vendor", &fx.passwords[0])
+        .await
+        .expect("login");
+    let s = sftp(&h).await.unwrap();
+    let (c, _) = code(s.open("link.csv", OpenFlags::READ, none()).await);
+    assert_ne!(c, StatusCode::Ok);
+    if let Ok(hd) = s.open("link.csv", wflags(), none()).await {
+        let _ = s
+            .write(hd.handle.as_str(), 0, b"overwritten".to_vec())
+            .await;
+        let _ = s.close(hd.handle.as_str()).await;
+    }
+    assert_eq!(fs::read(&outside).unwrap(), b"secret\n");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Names that are not UTF-8.
 

@@ -915,16 +915,11 @@ fn truncate_name(name: &str, max: usize) -> &str {
     &name[..end]
 }
 
-/// `O_NOFOLLOW` on Linux and the BSDs (value differs per platform).
+/// `O_NOFOLLOW` as the C library of the target defines it: its value differs per architecture
+/// (0o400000 on x86-64 is O_LARGEFILE on aarch64, where O_NOFOLLOW is 0o100000), so it is never
+/// written as a number here.
 fn libc_nofollow() -> i32 {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        0o400_000
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        0x0100
-    }
+    libc::O_NOFOLLOW
 }
 
 fn open_read(p: &std::path::Path) -> Result<File, Fail> {
