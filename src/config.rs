@@ -282,6 +282,7 @@ impl SourceConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -297,6 +298,10 @@ pub struct Config {
     /// What one bundle may make the process read (`[limits]`), for every source.
     #[serde(default)]
     pub limits: crate::bundle::Limits,
+    /// The embedded SFTP server (`[sftp]`); `sftp::FileConfig` reads the same table for the
+    /// server itself, this root makes every command refuse a misspelt name in it.
+    #[serde(default)]
+    pub sftp: crate::sftp::SftpConfig,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -324,6 +329,31 @@ pub fn resolve_beside(file: &Path, rel: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// A TOML error that names an unknown section or key ("unknown field `mial`, expected one of
+/// `state_dir`, ..., `mail`"), with "did you mean" for a known name within two edits of it.
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message.split("unknown field `").nth(1) else {
+        return message.to_string();
+    };
+    let Some((unknown, rest)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let near = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|known| (strsim::levenshtein(unknown, known), known))
+        .filter(|&(d, _)| d <= 2)
+        .min_by_key(|&(d, _)| d);
+    match near {
+        Some((_, known)) => format!(
+            "{}\ndid you mean `{known}`? (`{unknown}` is not a rosterdrop setting)",
+            message.trim_end()
+        ),
+        None => message.to_string(),
+    }
 }
 
 /// Where commands look for the configuration when `--config` is not given, in this order.
@@ -378,7 +408,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: with_suggestion(&e.to_string()),
         })?;
         c.path = path.to_path_buf();
         let parse_err = |message| ConfigError::Parse {
@@ -414,6 +444,40 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_err(text: &str) -> String {
+        match Config::parse(text, Path::new("r.toml")) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("parsed: {text}"),
+        }
+    }
+
+    #[test]
+    fn a_misspelt_section_is_refused_with_a_suggestion() {
+        let e = parse_err("[mial]\ntransport = \"smtp\"\n");
+        assert!(e.contains("unknown field `mial`"), "{e}");
+        assert!(e.contains("did you mean `mail`?"), "{e}");
+        let e = parse_err("[intkae]\npaused = true\n");
+        assert!(e.contains("did you mean `intake`?"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelt_key_in_a_known_section_is_refused_with_a_suggestion() {
+        let e = parse_err("[intake]\npasued = true\n");
+        assert!(e.contains("unknown field `pasued`"), "{e}");
+        assert!(e.contains("did you mean `paused`?"), "{e}");
+        let e = parse_err("[sftp]\nlisen = \"127.0.0.1:2222\"\n");
+        assert!(e.contains("did you mean `listen`?"), "{e}");
+        let e = parse_err("[sources.north]\nformt = \"apple\"\n");
+        assert!(e.contains("did you mean `format`?"), "{e}");
+    }
+
+    #[test]
+    fn a_name_far_from_any_setting_gets_no_guess() {
+        let e = parse_err("[telemetry]\nenabled = true\n");
+        assert!(e.contains("unknown field `telemetry`"), "{e}");
+        assert!(!e.contains("did you mean"), "{e}");
+    }
 
     #[test]
     fn parses_sources_with_defaults_and_on_off() {

@@ -258,3 +258,34 @@ fn history_and_show_tell_what_happened() {
     );
     assert!(!show.contains("content sha256 \n"), "{show}");
 }
+
+/// A misspelt section or key is refused by every command, naming it with its line and a
+/// suggestion; mail no longer falls back to the outbox in silence (issue 14, item 3).
+#[test]
+fn a_misspelt_setting_is_refused_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rosterdrop.toml");
+    std::fs::write(
+        &cfg,
+        "state_dir = \"state\"\n[mial]\ntransport = \"smtp\"\n[sources.north]\n",
+    )
+    .unwrap();
+    for args in [
+        &["history"][..],
+        &["status"],
+        &["check", ".", "--source", "north"],
+    ] {
+        let o = run_in(dir.path(), args, Some(&cfg));
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(
+            e.contains("line 2") && e.contains("unknown field `mial`"),
+            "{args:?}: {e}"
+        );
+        assert!(e.contains("did you mean `mail`?"), "{args:?}: {e}");
+    }
+    assert!(
+        !dir.path().join("state").exists(),
+        "a refused config made state"
+    );
+}
