@@ -13,44 +13,11 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 SIZES=${SIZES:-"20000 200000"}
 DATA=${DATA:-bench/data}
-cargo build --release --quiet --bin rosterdrop
-BIN=$PWD/target/release/rosterdrop
-WORK=$(mktemp -d)
-DAEMON=
-trap '[ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null; rm -rf "$WORK"' EXIT
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/key"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$WORK/c.toml" <<TOML
-state_dir = "$WORK/state"
-[sftp]
-listen = "127.0.0.1:$PORT"
-[sources.bench]
-admins = ["admin@bench.example"]
-guard.max_delete_percent = 100.0
-TOML
+source bench/daemon-env.sh
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
-zipdir() { python3 - "$1" "$2" <<'PY'
-import os, sys, zipfile
-src, out = sys.argv[1], sys.argv[2]
-with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-    for n in sorted(os.listdir(src)):
-        if n.endswith(".csv"):
-            z.write(os.path.join(src, n), n)
-PY
-}
-start_daemon() {
-  rm -rf "$WORK/state"
-  "$BIN" --config "$WORK/c.toml" account add bench --source bench >/dev/null
-  "$BIN" --config "$WORK/c.toml" account key add bench "$WORK/key.pub" >/dev/null
-  "$BIN" --config "$WORK/c.toml" serve 2>"$WORK/daemon.log" >/dev/null &
-  DAEMON=$!
-  until grep -q "daemon ready" "$WORK/daemon.log" 2>/dev/null; do sleep 0.05; done
-}
-stop_daemon() { kill -TERM "$DAEMON"; wait "$DAEMON" || true; DAEMON=; }
 # Uploads $1 as $2; prints seconds from the end of the upload to the n-th ($3) email.
 upload_to_mail() {
-  sftp -q -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-    -i "$WORK/key" -P "$PORT" -b - bench@127.0.0.1 <<<"put $1 $2" >/dev/null
+  upload "$1" "$2"
   local s; s=$(date +%s.%N)
   until [ "$(find "$WORK/state/outbox" -name '*.eml' 2>/dev/null | wc -l)" -ge "$3" ]; do sleep 0.01; done
   echo "$(date +%s.%N) - $s" | bc

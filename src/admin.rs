@@ -537,7 +537,6 @@ pub fn fail_interrupted(store: &Store, state_dir: &Path) {
     }
 }
 
-/// sled reports a store held by another process as an I/O error about its lock.
 /// Whether a batch state is final: processing is over.
 pub fn is_final(s: BatchState) -> bool {
     !matches!(s, BatchState::Received | BatchState::Processing)

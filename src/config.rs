@@ -340,15 +340,9 @@ fn with_suggestion(message: &str) -> String {
     let Some((unknown, rest)) = rest.split_once('`') else {
         return message.to_string();
     };
-    let near = rest
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|known| (strsim::levenshtein(unknown, known), known))
-        .filter(|&(d, _)| d <= 2)
-        .min_by_key(|&(d, _)| d);
-    match near {
-        Some((_, known)) => format!(
+    let known = rest.split('`').skip(1).step_by(2).map(|k| (k, k));
+    match crate::report::near_miss(unknown, known) {
+        Some(known) => format!(
             "{}\ndid you mean `{known}`? (`{unknown}` is not a rosterdrop setting)",
             message.trim_end()
         ),

@@ -588,16 +588,16 @@ pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<Cs
         // A header cell within two edits of the missing name, that is no column of the file's
         // own, is most likely it misspelt.
         let known = |h: &str| def.columns.iter().any(|c| norm_header(c.name) == h);
-        let near = table
-            .header
-            .iter()
-            .map(|h| (norm_header(h), h))
-            .filter(|(n, _)| !known(n))
-            .map(|(n, h)| (strsim::levenshtein(&n, &norm_header(m)), h))
-            .filter(|&(d, _)| d <= 2)
-            .min_by_key(|&(d, _)| d);
+        let near = crate::report::near_miss(
+            &norm_header(m),
+            table
+                .header
+                .iter()
+                .map(|h| (norm_header(h), h))
+                .filter(|(n, _)| !known(n)),
+        );
         let hint = match near {
-            Some((_, h)) => format!(
+            Some(h) => format!(
                 "; `{}` may be it misspelt: rename that column",
                 crate::report::escape(h)
             ),
@@ -627,9 +627,6 @@ pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<Cs
         None
     };
     let n = table.len();
-    // Which rows are deletions is worked out by `prepare`, once `status` has been read (and
-    // normalised): see `read_statuses`.
-    let deletions = Vec::new();
     Ok(Work {
         def: def.clone(),
         table,
@@ -638,7 +635,9 @@ pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<Cs
         by_name,
         pk,
         status,
-        deletions,
+        // Worked out by `prepare` once `status` has been read and normalised
+        // (`read_statuses`).
+        deletions: Vec::new(),
         fate: vec![None; n],
         overrides: Map::default(),
         gone: HashTable::new(),
@@ -791,16 +790,16 @@ fn column_notes(format: Format, w: &Work) -> Vec<String> {
             continue;
         }
         let present = |c: &str| w.by_name.contains_key(c);
-        let guess = w
-            .def
-            .columns
-            .iter()
-            .filter(|c| !present(c.name))
-            .map(|c| (strsim::levenshtein(&n, &norm_header(c.name)), c.name))
-            .filter(|&(d, _)| d <= 2)
-            .min();
+        let guess = crate::report::near_miss(
+            &n,
+            w.def
+                .columns
+                .iter()
+                .filter(|c| !present(c.name))
+                .map(|c| (norm_header(c.name), c.name)),
+        );
         unknown.push(match guess {
-            Some((_, c)) => format!("`{}` (did you mean `{c}`?)", crate::report::escape(h)),
+            Some(c) => format!("`{}` (did you mean `{c}`?)", crate::report::escape(h)),
             None => format!("`{}`", crate::report::escape(h)),
         });
     }

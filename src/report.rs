@@ -116,6 +116,20 @@ pub fn escape_line(s: &str) -> std::borrow::Cow<'_, str> {
     escape_upto(s, usize::MAX)
 }
 
+/// The candidate whose name is nearest to `word` within two edits ("did you mean"), the
+/// first of equals; each candidate is (name compared, what to return).
+pub fn near_miss<K: AsRef<str>, T>(
+    word: &str,
+    candidates: impl IntoIterator<Item = (K, T)>,
+) -> Option<T> {
+    candidates
+        .into_iter()
+        .map(|(k, t)| (strsim::levenshtein(word, k.as_ref()), t))
+        .filter(|&(d, _)| d <= 2)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, t)| t)
+}
+
 /// `s` with every character that is not [`is_plain`] shown as an escape, cut after `max`
 /// characters (`...` marks the cut). Borrowed when nothing needs changing.
 fn escape_upto(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
