@@ -116,7 +116,7 @@ pub const EXIT_REFUSED: u8 = 2;
 pub const EXIT_NOT_RUNNING: u8 = 3;
 
 pub fn fmt_time(secs: u64) -> String {
-    let d = crate::values::Date::from_days((secs / 86_400) as i64);
+    let d = crate::roster::values::Date::from_days((secs / 86_400) as i64);
     let s = secs % 86_400;
     format!("{d} {:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
@@ -127,7 +127,7 @@ fn short_reason(b: &Batch) -> String {
         return String::new();
     };
     let line = r.lines().next().unwrap_or("");
-    let line = crate::report::escape_line(line);
+    let line = crate::roster::text::escape_line(line);
     const MAX: usize = 70;
     if line.chars().count() > MAX {
         let cut: String = line.chars().take(MAX - 3).collect();
@@ -224,7 +224,7 @@ pub fn show_text(b: &Batch) -> String {
     if let Some(r) = &b.rollback_of {
         let _ = writeln!(out, "rollback of batch {r}");
     }
-    out.push_str(&crate::pipeline::commit_text(b));
+    out.push_str(&crate::ingest::commit_text(b));
     if !b.patches.is_empty() {
         out.push_str("patches:\n");
         for (r, n) in &b.patches {
@@ -275,7 +275,7 @@ fn execute_inner(store: &Store, req: &Request, scratch: &Path) -> Result<Answer,
             let b = store.approve(*batch)?;
             one(Reply {
                 batch: Some(b.id),
-                ..Reply::ok(crate::pipeline::commit_text(&b))
+                ..Reply::ok(crate::ingest::commit_text(&b))
             })
         }
         Request::Discard { batch } => {
@@ -289,7 +289,7 @@ fn execute_inner(store: &Store, req: &Request, scratch: &Path) -> Result<Answer,
             let b = store.rollback(*batch)?;
             one(Reply {
                 batch: Some(b.id),
-                ..Reply::ok(crate::pipeline::commit_text(&b))
+                ..Reply::ok(crate::ingest::commit_text(&b))
             })
         }
         Request::Export { source, format } => export(store, source, format.as_deref(), scratch),
@@ -346,7 +346,7 @@ fn export(
             ));
         }
         if let Some(have) = store.format_of(source)? {
-            if (want == "apple") != (have == crate::schema::Format::Apple) {
+            if (want == "apple") != (have == crate::roster::schema::Format::Apple) {
                 return Ok((
                     Reply::error(
                         EXIT_REFUSED,
@@ -520,7 +520,7 @@ pub fn fail_interrupted(store: &Store, state_dir: &Path) {
         if is_final(b.state) {
             continue;
         }
-        let claim = crate::intake::Claim::dir(&state_dir.join("spool"), &b.source, b.id);
+        let claim = crate::daemon::intake::Claim::dir(&state_dir.join("spool"), &b.source, b.id);
         if claim.exists() {
             continue;
         }

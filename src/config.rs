@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::engine::{DateOrder, Encoding, Expect, Filter, Settings};
+use crate::roster::bundle::Expect;
+use crate::roster::engine::{DateOrder, Encoding, Filter, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -152,7 +153,7 @@ pub struct SourceConfig {
     /// The configuration's `[limits]`, copied in by [`Config::parse`] so that a source's
     /// settings are whole.
     #[serde(skip)]
-    pub limits: crate::bundle::Limits,
+    pub limits: crate::roster::bundle::Limits,
 }
 
 /// Default of `retention_days`.
@@ -294,10 +295,10 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// Batch emails (`[mail]`).
     #[serde(default)]
-    pub mail: crate::mail::MailConfig,
+    pub mail: crate::daemon::mail::MailConfig,
     /// What one bundle may make the process read (`[limits]`), for every source.
     #[serde(default)]
-    pub limits: crate::bundle::Limits,
+    pub limits: crate::roster::bundle::Limits,
     /// The embedded SFTP server (`[sftp]`); `sftp::FileConfig` reads the same table for the
     /// server itself, this root makes every command refuse a misspelt name in it.
     #[serde(default)]
@@ -341,7 +342,7 @@ fn with_suggestion(message: &str) -> String {
         return message.to_string();
     };
     let known = rest.split('`').skip(1).step_by(2).map(|k| (k, k));
-    match crate::report::near_miss(unknown, known) {
+    match crate::roster::text::near_miss(unknown, known) {
         Some(known) => format!(
             "{}\ndid you mean `{known}`? (`{unknown}` is not a rosterdrop setting)",
             message.trim_end()

@@ -1,31 +1,24 @@
 //! rosterdrop: receive, validate, patch and commit school roster bundles.
 //!
-//! The roster engine is a pipeline of plain functions (see `docs/ARCHITECTURE.md`):
-//! [`bundle`] reads a directory or zip and detects the format, [`csvio`] parses CSV as vendors
-//! write it, [`schema`] describes Apple School Manager and OneRoster as data, [`engine`]
-//! validates, filters and patches to a fixpoint, [`report`] writes the patch summary and the
-//! modified CSVs, and [`check::check`] runs all of it on one bundle. [`store`] keeps each
-//! source's roster and batch history in sled, and [`pipeline::ingest`] takes a bundle from
-//! check to commit. [`sftp`] is the embedded SFTP drop-box, with its [`accounts`].
+//! The crate is split by layer (see `docs/ARCHITECTURE.md`, which opens with this map):
+//!
+//! - [`roster`]: the pure roster engine. A bundle is read, parsed, validated, patched and
+//!   reported on; it touches no network and no store. [`roster::check::check`] runs all of it.
+//! - [`store`]: each source's roster and batch history in sled: the on-disk codec, the diff
+//!   of a checked bundle against the stored roster, export, and the read views.
+//! - [`ingest`]: one bundle from check to commit (used by `rosterdrop ingest` and the daemon).
+//! - [`admin`]: the admin commands (history, show, approve, discard, rollback, export), run
+//!   against the store directly or through a running daemon's socket.
+//! - [`sftp`]: the embedded SFTP drop-box and its accounts; a leaf that knows nothing of rosters.
+//! - [`daemon`]: `rosterdrop serve`: intake, spool, per-source workers, mail, the admin
+//!   socket server, systemd and logging.
+//! - [`config`]: the one configuration root, and [`fsutil`]: durable file work.
 
-pub mod accounts;
 pub mod admin;
-pub mod bundle;
-pub mod check;
 pub mod config;
-pub mod csvio;
 pub mod daemon;
-pub mod engine;
-pub mod intake;
-pub mod logging;
-pub mod mail;
-pub mod memory;
-pub mod par;
-pub mod pipeline;
-pub mod report;
-pub mod schema;
+pub mod fsutil;
+pub mod ingest;
+pub mod roster;
 pub mod sftp;
 pub mod store;
-pub mod synth;
-pub mod systemd;
-pub mod values;

@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use rosterdrop::accounts::Accounts;
 use rosterdrop::admin::Request;
-use rosterdrop::check::check;
 use rosterdrop::config::Config;
-use rosterdrop::engine::{NoExternal, Settings};
-use rosterdrop::report;
+use rosterdrop::roster::check::check;
+use rosterdrop::roster::engine::{NoExternal, Settings};
+use rosterdrop::roster::report;
+use rosterdrop::sftp::accounts::Accounts;
 use rosterdrop::sftp::{hostkeys, FileConfig};
 use rosterdrop::store::Store;
 
@@ -175,7 +175,7 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    rosterdrop::logging::init(level);
+    rosterdrop::daemon::logging::init(level);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -228,9 +228,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("\nReport written to {}", out.display());
             }
             Ok(match outcome.verdict {
-                rosterdrop::engine::Verdict::Accepted => 0,
-                rosterdrop::engine::Verdict::Held => EXIT_HELD,
-                rosterdrop::engine::Verdict::Rejected => EXIT_REJECTED,
+                rosterdrop::roster::engine::Verdict::Accepted => 0,
+                rosterdrop::roster::engine::Verdict::Held => EXIT_HELD,
+                rosterdrop::roster::engine::Verdict::Rejected => EXIT_REJECTED,
             })
         }
         Command::Ingest {
@@ -241,7 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         } => {
             let (cfg, store) = open_store(&config()?)?;
             let sc = cfg.source(&source)?.clone();
-            let r = rosterdrop::pipeline::ingest(
+            let r = rosterdrop::ingest::ingest(
                 &store,
                 &cfg.state_dir.join("reports"),
                 &source,
@@ -253,7 +253,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 if let Some(o) = &r.outcome {
                     print!("{}", report::summary_text(o));
                 }
-                print!("{}", rosterdrop::pipeline::commit_text(&r.batch));
+                print!("{}", rosterdrop::ingest::commit_text(&r.batch));
                 println!("\nReport written to {}", r.report_dir.display());
             }
             use rosterdrop::store::BatchState::*;
@@ -345,10 +345,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             error_every,
             out,
         } => {
-            let size = rosterdrop::synth::Size::scaled(students);
+            let size = rosterdrop::roster::synth::Size::scaled(students);
             match format.as_str() {
-                "apple" => rosterdrop::synth::apple(&out, size, error_every)?,
-                "oneroster" => rosterdrop::synth::oneroster(&out, size, error_every)?,
+                "apple" => rosterdrop::roster::synth::apple(&out, size, error_every)?,
+                "oneroster" => rosterdrop::roster::synth::oneroster(&out, size, error_every)?,
                 other => anyhow::bail!("unknown format `{other}` (apple or oneroster)"),
             }
             Ok(0)

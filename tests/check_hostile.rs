@@ -279,8 +279,8 @@ proptest! {
         entries.extend(extra);
         let z = tmp.path().join("b.zip");
         let held = hostile_zip(&z, &entries);
-        let settings = rosterdrop::engine::Settings::default();
-        let r = rosterdrop::check::check(&z, &settings, &rosterdrop::engine::NoExternal);
+        let settings = rosterdrop::roster::engine::Settings::default();
+        let r = rosterdrop::roster::check::check(&z, &settings, &rosterdrop::roster::engine::NoExternal);
         let top_csv: Vec<String> = held
             .iter()
             .map(|n| n.to_lowercase())
@@ -289,12 +289,12 @@ proptest! {
         let twice = top_csv.iter().enumerate().any(|(i, n)| top_csv[..i].contains(n));
         match r {
             Ok(o) => {
-                let text = rosterdrop::report::summary_text(&o);
+                let text = rosterdrop::roster::report::summary_text(&o);
                 if twice {
-                    prop_assert_eq!(o.verdict, rosterdrop::engine::Verdict::Rejected, "{}", text);
+                    prop_assert_eq!(o.verdict, rosterdrop::roster::engine::Verdict::Rejected, "{}", text);
                     prop_assert!(text.contains("twice"), "{}", text);
                 }
-                if o.verdict == rosterdrop::engine::Verdict::Accepted {
+                if o.verdict == rosterdrop::roster::engine::Verdict::Accepted {
                     prop_assert!(!twice);
                 }
             }
@@ -316,7 +316,7 @@ proptest! {
         win in any::<bool>(),
         hint in prop_oneof![Just(0u64), Just(u64::MAX), any::<u64>()],
     ) {
-        use rosterdrop::csvio::{parse_sized, Encoding};
+        use rosterdrop::roster::csvio::{parse_sized, Encoding};
         let enc = if win { Encoding::Windows1252 } else { Encoding::Utf8 };
         let lines = body.iter().filter(|&&b| b == b'\n' || b == b'\r').count() as u64 + 1;
         match parse_sized("t.csv", &body[..], apple, hint, enc) {

@@ -672,7 +672,7 @@ fn sighup_adds_an_account_without_dropping_the_daemon() {
         .unwrap()
         .success());
     let path = d.state.join("accounts.toml");
-    let mut accounts = rosterdrop::accounts::Accounts::load(&path).unwrap();
+    let mut accounts = rosterdrop::sftp::accounts::Accounts::load(&path).unwrap();
     accounts.add("latecomer", "maple").unwrap();
     accounts
         .add_key(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mail_parser::{MessageParser, MimeHeaders};
-use rosterdrop::mail::{batch_notice, MailConfig, Mailer, Notice, Security, TransportKind};
+use rosterdrop::daemon::mail::{batch_notice, MailConfig, Mailer, Notice, Security, TransportKind};
 use rosterdrop::store::{Batch, BatchState, TableCounts};
 use support_smtp::{free_port, Received, SinkOptions, SmtpSink, TestCerts};
 

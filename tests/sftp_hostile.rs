@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use rosterdrop::accounts::Accounts;
+use rosterdrop::sftp::accounts::Accounts;
 use rosterdrop::sftp::{Server, SftpConfig};
 use russh_sftp::client::error::Error as SftpClientError;
 use russh_sftp::client::RawSftpSession;

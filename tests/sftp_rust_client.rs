@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rosterdrop::accounts::Accounts;
+use rosterdrop::sftp::accounts::Accounts;
 use rosterdrop::sftp::{Server, SftpConfig, UploadEvent};
 use russh_sftp::client::error::Error as SftpClientError;
 use russh_sftp::client::RawSftpSession;

@@ -64,7 +64,8 @@ pub fn load_or_generate(state_dir: &Path) -> Result<Vec<PrivateKey>, SftpError> 
                 .to_openssh(LineEnding::LF)
                 .map_err(|e| SftpError::HostKey(e.to_string()))?;
             let tmp = dir.join(format!(".{file}.tmp"));
-            let mut f = crate::accounts::open_private(&tmp).map_err(|e| SftpError::io(&tmp, e))?;
+            let mut f =
+                crate::sftp::accounts::open_private(&tmp).map_err(|e| SftpError::io(&tmp, e))?;
             f.write_all(pem.as_bytes())
                 .and_then(|_| f.sync_all())
                 .and_then(|_| fs::rename(&tmp, &path))

@@ -4,7 +4,7 @@
 //! ```no_run
 //! # async fn f() -> Result<(), rosterdrop::sftp::SftpError> {
 //! use std::sync::{Arc, RwLock};
-//! use rosterdrop::{accounts::Accounts, sftp::{Server, SftpConfig}};
+//! use rosterdrop::sftp::{accounts::Accounts, Server, SftpConfig};
 //! let cfg = SftpConfig::default();
 //! let accounts = Arc::new(RwLock::new(Accounts::load(&cfg.accounts_path("state".as_ref()))?));
 //! let (tx, mut rx) = tokio::sync::mpsc::channel(64);
@@ -14,6 +14,7 @@
 //! # }
 //! ```
 
+pub mod accounts;
 pub mod config;
 pub mod defender;
 pub mod fdlimit;
@@ -32,7 +33,7 @@ use tokio::sync::mpsc;
 
 pub use config::{DefenderConfig, FileConfig, SftpConfig};
 
-use crate::accounts::{AccountError, Accounts};
+use crate::sftp::accounts::{AccountError, Accounts};
 
 /// Errors of the SFTP server (setup only: refused operations are SFTP statuses, not errors).
 #[derive(Debug, thiserror::Error)]

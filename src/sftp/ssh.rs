@@ -22,7 +22,7 @@ use super::defender::{Defender, Event};
 use super::jail::Jail;
 use super::session::{self, HandleBudget, InFlight, SessionCtx};
 use super::{SftpConfig, SftpError, UploadEvent};
-use crate::accounts::{verify_password, Accounts};
+use crate::sftp::accounts::{verify_password, Accounts};
 
 /// State shared by all connections.
 pub(crate) struct Shared {

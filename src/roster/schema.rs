@@ -2,10 +2,10 @@
 //!
 //! A [`Schema`] lists tables (file name, columns with their kind and whether a value is
 //! required, the primary key, which columns name a person) and foreign keys, each with the patch
-//! action and rule code applied when it points nowhere. The engine in [`crate::engine`] is
+//! action and rule code applied when it points nowhere. The engine in [`crate::roster::engine`] is
 //! generic over these values; a new format is a new value.
 
-use crate::report::Rule;
+use crate::roster::findings::Rule;
 
 /// The value type of a column, checked field by field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 #![allow(clippy::field_reassign_with_default)]
 
 use super::*;
-use crate::schema::Format;
+use crate::roster::schema::Format;
 
 fn t(file: &str, header: &str, rows: &[&str]) -> Table {
     let h: Vec<&str> = header.split(',').collect();

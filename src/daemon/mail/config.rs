@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn shipped_config_shows_the_defaults() {
         let all: toml::Table =
-            toml::from_str(include_str!("../../config/rosterdrop.toml")).unwrap();
+            toml::from_str(include_str!("../../../config/rosterdrop.toml")).unwrap();
         let table = all.get("mail").cloned().unwrap();
         let c: MailConfig = table.try_into().unwrap();
         c.validate().unwrap();

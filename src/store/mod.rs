@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{External, Mode, Outcome, Verdict, Work};
-use crate::report::{Action, Finding};
-use crate::schema::{ForeignKey, Format, OnMissing, Schema};
-use crate::values::list_items;
+use crate::roster::bundle::Mode;
+use crate::roster::engine::{External, Outcome, Verdict, Work};
+use crate::roster::findings::{Action, Finding};
+use crate::roster::schema::{ForeignKey, Format, OnMissing, Schema};
+use crate::roster::values::list_items;
 
 /// Version of the key and value encodings below; a later release migrates older stores.
 pub const FORMAT_VERSION: u32 = 1;
@@ -686,7 +687,7 @@ impl Store {
                 };
                 let id = String::from_utf8_lossy(&k).into_owned();
                 if let Some(key) =
-                    crate::engine::person_key(get(p.first), get(p.last), get(p.email))
+                    crate::roster::engine::person_key(get(p.first), get(p.last), get(p.email))
                 {
                     persons.entry(key).or_insert(id);
                 }
@@ -800,7 +801,7 @@ impl Store {
         // With `format = "auto"` the first applied batch fixes the source's format; a setting
         // of `apple` or `oneroster` is enforced on the bundle itself (Bundle::expect), and a
         // change of that setting is the admin's decision, not second-guessed here.
-        if let (Some(prev), Some(fmt), crate::engine::Expect::Auto) =
+        if let (Some(prev), Some(fmt), crate::roster::bundle::Expect::Auto) =
             (&state.format, outcome.format, outcome.settings.expect)
         {
             if prev != fmt.label() && !(prev.starts_with("oneroster") && fmt.is_oneroster()) {
@@ -1492,7 +1493,7 @@ impl Store {
                 }
             ));
         }
-        let dialect = crate::csvio::Dialect {
+        let dialect = crate::roster::csvio::Dialect {
             backslash_escapes: format == Format::Apple,
             ..Default::default()
         };
@@ -1519,7 +1520,7 @@ impl Store {
             extra.dedup();
             header.extend(extra);
             let f = std::fs::File::create(dir.join(format!("{}.csv", t.name)))?;
-            let mut w = crate::csvio::CsvWriter::new(std::io::BufWriter::new(f), dialect)?;
+            let mut w = crate::roster::csvio::CsvWriter::new(std::io::BufWriter::new(f), dialect)?;
             w.write_row(header.iter().map(String::as_str))?;
             for r in &rows {
                 w.write_row(header.iter().map(|h| {
@@ -1943,8 +1944,8 @@ mod tests {
             Ok(_) => panic!("a second open of a locked store succeeded"),
         }
     }
-    use crate::csvio::Table;
-    use crate::engine::Settings;
+    use crate::roster::csvio::Table;
+    use crate::roster::engine::Settings;
 
     /// An accepted Apple outcome holding one locations file.
     fn locations(rows: &[(&str, &str)]) -> Outcome {
@@ -1955,7 +1956,7 @@ mod tests {
         let schema = Schema::for_format(Format::Apple);
         let def = schema.table("locations").unwrap();
         let t = Table::from_rows("locations.csv", &["location_id", "location_name"], &rows);
-        let w = crate::engine::bind(def, t, Mode::Bulk).unwrap();
+        let w = crate::roster::engine::bind(def, t, Mode::Bulk).unwrap();
         Outcome {
             bundle_name: "b".into(),
             format: Some(Format::Apple),

@@ -1,6 +1,6 @@
 //! Field value checks: dates, date-times, booleans, emails, enumerations and lists.
 
-use crate::schema::{Kind, CEDS_GRADES};
+use crate::roster::schema::{Kind, CEDS_GRADES};
 
 /// The day/month order of slash dates (`dates.order`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

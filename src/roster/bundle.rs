@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use crate::csvio::{self, CsvError, Table};
-use crate::engine::{norm_header, Expect, Mode};
-use crate::schema::{Format, Schema, TableDef};
+use crate::roster::csvio::{self, CsvError, Table};
+use crate::roster::schema::{Format, Schema, TableDef};
+use crate::roster::text::norm_header;
 
 /// Default of `[limits] max_file_bytes`: the largest file read (a zip entry inflated, or a
 /// loose file). A million-student district's largest file (OneRoster enrollments, some
@@ -39,6 +39,49 @@ pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 const HEADER_PEEK: u64 = 64 * 1024;
 /// Names listed in one message before "and N more".
 const LISTED: usize = 20;
+
+/// Processing mode of one file (OneRoster manifest `file.*`; Apple files are always bulk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Bulk,
+    Delta,
+}
+
+impl Mode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Bulk => "bulk",
+            Mode::Delta => "delta",
+        }
+    }
+}
+
+/// The bundle format a source accepts (`format = "auto" | "apple" | "oneroster"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expect {
+    #[default]
+    Auto,
+    Apple,
+    OneRoster,
+}
+
+impl Expect {
+    pub fn parse(s: &str) -> Option<Expect> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Some(Expect::Auto),
+            "apple" => Some(Expect::Apple),
+            "oneroster" => Some(Expect::OneRoster),
+            _ => None,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Expect::Auto => "auto",
+            Expect::Apple => "apple",
+            Expect::OneRoster => "oneroster",
+        }
+    }
+}
 
 /// How much a bundle may make the process read into memory (`[limits]`). The sizes a zip
 /// declares are the sender's word and count for nothing: these bound the bytes actually read.

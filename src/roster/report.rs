@@ -6,162 +6,10 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::csvio::CsvWriter;
-use crate::engine::{Outcome, Verdict};
-
-/// Rule codes of the patch summary (**contract**).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Rule {
-    UnknownInstructor,
-    UnknownClass,
-    UnknownStudent,
-    UnknownUser,
-    UnknownReference,
-    DuplicateId,
-    DuplicateAccount,
-    InvalidValue,
-    Filtered,
-    /// An unambiguous spelling of a valid value, rewritten to its canonical form.
-    Normalized,
-    /// A row whose field count cannot be reconciled with the header.
-    MalformedRow,
-}
-
-impl Rule {
-    pub const ALL: [Rule; 11] = [
-        Rule::UnknownInstructor,
-        Rule::UnknownClass,
-        Rule::UnknownStudent,
-        Rule::UnknownUser,
-        Rule::UnknownReference,
-        Rule::DuplicateId,
-        Rule::DuplicateAccount,
-        Rule::InvalidValue,
-        Rule::Filtered,
-        Rule::Normalized,
-        Rule::MalformedRow,
-    ];
-    pub fn code(self) -> &'static str {
-        match self {
-            Rule::UnknownInstructor => "unknown-instructor",
-            Rule::UnknownClass => "unknown-class",
-            Rule::UnknownStudent => "unknown-student",
-            Rule::UnknownUser => "unknown-user",
-            Rule::UnknownReference => "unknown-reference",
-            Rule::DuplicateId => "duplicate-id",
-            Rule::DuplicateAccount => "duplicate-account",
-            Rule::InvalidValue => "invalid-value",
-            Rule::Filtered => "filtered",
-            Rule::Normalized => "normalized",
-            Rule::MalformedRow => "malformed-row",
-        }
-    }
-    pub fn from_code(s: &str) -> Option<Rule> {
-        Rule::ALL.into_iter().find(|r| r.code() == s)
-    }
-}
-
-impl std::fmt::Display for Rule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.code())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Action {
-    DroppedRow,
-    ClearedField,
-    /// A value rewritten to its one canonical reading; `value` holds `before -> after`.
-    FixedField,
-}
-
-impl Action {
-    pub fn code(self) -> &'static str {
-        match self {
-            Action::DroppedRow => "dropped-row",
-            Action::ClearedField => "cleared-field",
-            Action::FixedField => "fixed-field",
-        }
-    }
-}
-
-/// One row of `patch-summary.csv`: one patched row or field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    pub file: String,
-    pub line: u32,
-    pub id: String,
-    pub rule: Rule,
-    pub action: Action,
-    pub field: String,
-    pub value: String,
-    pub detail: String,
-}
-
-pub const PATCH_SUMMARY_HEADER: [&str; 8] = [
-    "file", "line", "id", "rule", "action", "field", "value", "detail",
-];
-
-/// An uploaded name or value as it may appear in a line of `summary.txt`, an email or a log:
-/// control characters (line breaks included) and Unicode format characters are shown as
-/// escapes, so that no upload can write lines of its own, and the text is cut at 200
-/// characters.
-pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    escape_upto(s, 200)
-}
-
-/// A whole message built from uploaded names (a note, an error, a detail): like [`escape`],
-/// without the length cut, so nothing it says is lost.
-pub fn escape_line(s: &str) -> std::borrow::Cow<'_, str> {
-    escape_upto(s, usize::MAX)
-}
-
-/// The candidate whose name is nearest to `word` within two edits ("did you mean"), the
-/// first of equals; each candidate is (name compared, what to return).
-pub fn near_miss<K: AsRef<str>, T>(
-    word: &str,
-    candidates: impl IntoIterator<Item = (K, T)>,
-) -> Option<T> {
-    candidates
-        .into_iter()
-        .map(|(k, t)| (strsim::levenshtein(word, k.as_ref()), t))
-        .filter(|&(d, _)| d <= 2)
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, t)| t)
-}
-
-/// `s` with every character that is not [`is_plain`] shown as an escape, cut after `max`
-/// characters (`...` marks the cut). Borrowed when nothing needs changing.
-fn escape_upto(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    let mut chars = 0usize;
-    if s.chars().all(|c| {
-        chars += 1;
-        is_plain(c)
-    }) && chars <= max
-    {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for (i, c) in s.chars().enumerate() {
-        if i == max {
-            out.push_str("...");
-            break;
-        }
-        if is_plain(c) {
-            out.push(c);
-        } else {
-            out.extend(c.escape_default());
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-/// A character that shows as itself on one line: no control characters (line breaks, escape
-/// sequences) and no invisible format characters that reorder or hide text.
-fn is_plain(c: char) -> bool {
-    !c.is_control()
-        && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-}
+use crate::roster::csvio::CsvWriter;
+use crate::roster::engine::{Outcome, Verdict};
+use crate::roster::findings::{Action, Finding, Rule, PATCH_SUMMARY_HEADER};
+use crate::roster::text::{escape, escape_line};
 
 /// How many example lines per file and rule `summary.txt` shows.
 const EXAMPLES: usize = 5;
@@ -181,7 +29,7 @@ pub fn write_all(outcome: &Outcome, dir: &Path) -> std::io::Result<()> {
 
 pub fn write_patch_summary(outcome: &Outcome, path: &Path) -> std::io::Result<()> {
     let f = BufWriter::new(fs::File::create(path)?);
-    let mut w = CsvWriter::new(f, crate::csvio::Dialect::default())?;
+    let mut w = CsvWriter::new(f, crate::roster::csvio::Dialect::default())?;
     w.write_row(PATCH_SUMMARY_HEADER)?;
     let mut line = String::new();
     for x in &outcome.findings {
@@ -210,7 +58,7 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
     let n = outcome.tables.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(outcome.tables[i].table.len()));
-    let results = crate::par::parallel_map(&outcome.tables, &order, |w| write_one(w, dir));
+    let results = crate::roster::par::parallel_map(&outcome.tables, &order, |w| write_one(w, dir));
     let parts: Vec<Vec<u8>> = results.into_iter().collect::<std::io::Result<_>>()?;
     let zf = fs::File::create(zip_path)?;
     let mut zip = zip::ZipWriter::new(BufWriter::new(zf));
@@ -232,7 +80,7 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
 }
 
 /// Writes one modified CSV to `dir` and returns a one-entry zip of it, built while writing.
-fn write_one(w: &crate::engine::Work, dir: &Path) -> std::io::Result<Vec<u8>> {
+fn write_one(w: &crate::roster::engine::Work, dir: &Path) -> std::io::Result<Vec<u8>> {
     struct Tee<A, B>(A, B);
     impl<A: Write, B: Write> Write for Tee<A, B> {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use crate::bundle::{Bundle, BundleError};
-use crate::engine::{self, External, Outcome, Settings, Verdict, Work};
-use crate::report::{Action, Finding, Rule};
-use crate::schema::Schema;
+use crate::roster::bundle::{Bundle, BundleError};
+use crate::roster::engine::{self, External, Outcome, Settings, Verdict, Work};
+use crate::roster::findings::{Action, Finding, Rule};
+use crate::roster::schema::Schema;
 
 /// Runs read, parse, validate, filter and patch on the bundle at `path`.
 ///
@@ -49,7 +49,7 @@ pub fn check_named(
     // Per file: parse, bind, validate and index, in parallel across files.
     let mut schedule: Vec<usize> = (0..bundle.entries.len()).collect();
     schedule.sort_by_key(|&i| std::cmp::Reverse(bundle.entries[i].size));
-    let results = crate::par::parallel_map(&bundle.entries, &schedule, |entry| {
+    let results = crate::roster::par::parallel_map(&bundle.entries, &schedule, |entry| {
         let def = schema.table(entry.table)?;
         let bound = bundle
             .read(entry, settings.encoding)
@@ -171,10 +171,10 @@ impl External for Unreadable<'_> {
 
 /// Turns a bundle error into located errors for the report, the bundle's path on this server
 /// (`here`) replaced by its name: what vendors read is theirs alone.
-fn located(e: BundleError, here: &str, name: &str) -> Vec<crate::csvio::CsvError> {
+fn located(e: BundleError, here: &str, name: &str) -> Vec<crate::roster::csvio::CsvError> {
     match e {
         BundleError::Csv(v) => v,
-        other => vec![crate::csvio::CsvError {
+        other => vec![crate::roster::csvio::CsvError {
             file: String::new(),
             line: 0,
             column: 0,

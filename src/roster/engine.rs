@@ -13,30 +13,16 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
-pub use crate::csvio::Encoding;
-use crate::csvio::{CsvError, CsvWriter, Table};
-use crate::report::{Action, Finding, Rule};
-use crate::schema::{ColumnDef, ForeignKey, Format, OnMissing, Schema, TableDef};
-pub use crate::values::DateOrder;
-use crate::values::{self, list_items, Date};
+use crate::roster::bundle::{Expect, Mode};
+pub use crate::roster::csvio::Encoding;
+use crate::roster::csvio::{CsvError, CsvWriter, Table};
+use crate::roster::findings::{Action, Finding, Rule};
+use crate::roster::schema::{ColumnDef, ForeignKey, Format, OnMissing, Schema, TableDef};
+use crate::roster::text::norm_header;
+pub use crate::roster::values::DateOrder;
+use crate::roster::values::{self, list_items, Date};
 
 type Map<K, V> = HashMap<K, V, RandomState>;
-
-/// Processing mode of one file (OneRoster manifest `file.*`; Apple files are always bulk).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Bulk,
-    Delta,
-}
-
-impl Mode {
-    pub fn label(self) -> &'static str {
-        match self {
-            Mode::Bulk => "bulk",
-            Mode::Delta => "delta",
-        }
-    }
-}
 
 /// Filters of a source: what the district wants to keep. Empty lists keep everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,7 +69,7 @@ pub struct Settings {
     /// The date "now" for term filters (today, UTC, unless a test fixes it).
     pub today: Option<Date>,
     /// How much the bundle may make the process read (`[limits]`, shared by every source).
-    pub limits: crate::bundle::Limits,
+    pub limits: crate::roster::bundle::Limits,
 }
 
 /// Default of `guard.max_patch_drop_percent`.
@@ -101,34 +87,7 @@ impl Default for Settings {
             expect: Expect::Auto,
             filter: Filter::default(),
             today: None,
-            limits: crate::bundle::Limits::default(),
-        }
-    }
-}
-
-/// The bundle format a source accepts (`format = "auto" | "apple" | "oneroster"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Expect {
-    #[default]
-    Auto,
-    Apple,
-    OneRoster,
-}
-
-impl Expect {
-    pub fn parse(s: &str) -> Option<Expect> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" | "" => Some(Expect::Auto),
-            "apple" => Some(Expect::Apple),
-            "oneroster" => Some(Expect::OneRoster),
-            _ => None,
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            Expect::Auto => "auto",
-            Expect::Apple => "apple",
-            Expect::OneRoster => "oneroster",
+            limits: crate::roster::bundle::Limits::default(),
         }
     }
 }
@@ -506,14 +465,6 @@ impl Outcome {
     }
 }
 
-/// Normalises a header name: case-insensitive, ignoring spaces and underscores.
-pub fn norm_header(h: &str) -> String {
-    h.chars()
-        .filter(|c| !c.is_whitespace() && *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
 /// Binds an uploaded table's header to its schema table.
 pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<CsvError>> {
     let file = table.file.clone();
@@ -588,7 +539,7 @@ pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<Cs
         // A header cell within two edits of the missing name, that is no column of the file's
         // own, is most likely it misspelt.
         let known = |h: &str| def.columns.iter().any(|c| norm_header(c.name) == h);
-        let near = crate::report::near_miss(
+        let near = crate::roster::text::near_miss(
             &norm_header(m),
             table
                 .header
@@ -599,14 +550,14 @@ pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<Cs
         let hint = match near {
             Some(h) => format!(
                 "; `{}` may be it misspelt: rename that column",
-                crate::report::escape(h)
+                crate::roster::text::escape(h)
             ),
             None => String::new(),
         };
         let found: Vec<String> = table
             .header
             .iter()
-            .map(|h| crate::report::escape(h).into_owned())
+            .map(|h| crate::roster::text::escape(h).into_owned())
             .collect();
         errors.push(e(
             0,
@@ -781,7 +732,7 @@ fn column_notes(format: Format, w: &Work) -> Vec<String> {
             notes.push(format!(
                 "{file}: column `{}` is ignored: {} reads {} to {}{} only; its values are kept \
                  in modified/ but not checked",
-                crate::report::escape(h),
+                crate::roster::text::escape(h),
                 format.display_name(),
                 nb.base,
                 nb.prefix,
@@ -790,7 +741,7 @@ fn column_notes(format: Format, w: &Work) -> Vec<String> {
             continue;
         }
         let present = |c: &str| w.by_name.contains_key(c);
-        let guess = crate::report::near_miss(
+        let guess = crate::roster::text::near_miss(
             &n,
             w.def
                 .columns
@@ -799,8 +750,8 @@ fn column_notes(format: Format, w: &Work) -> Vec<String> {
                 .map(|c| (norm_header(c.name), c.name)),
         );
         unknown.push(match guess {
-            Some(c) => format!("`{}` (did you mean `{c}`?)", crate::report::escape(h)),
-            None => format!("`{}`", crate::report::escape(h)),
+            Some(c) => format!("`{}` (did you mean `{c}`?)", crate::roster::text::escape(h)),
+            None => format!("`{}`", crate::roster::text::escape(h)),
         });
     }
     if !unknown.is_empty() {
@@ -826,7 +777,7 @@ fn column_notes(format: Format, w: &Work) -> Vec<String> {
                 bad.len(),
                 w.def.pk,
                 w.line(first),
-                crate::report::escape(w.id(first))
+                crate::roster::text::escape(w.id(first))
             ));
         }
     }
@@ -1029,7 +980,7 @@ fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
                 }
                 continue;
             }
-            if def.kind == crate::schema::Kind::Id && v.len() > values::MAX_ID_BYTES {
+            if def.kind == crate::roster::schema::Kind::Id && v.len() > values::MAX_ID_BYTES {
                 let why = format!(
                     "identifier of {} bytes is longer than the {} accepted",
                     v.len(),
@@ -1083,7 +1034,7 @@ fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
 }
 
 /// The per-table part of the pipeline, independent of other tables (run in parallel by
-/// [`crate::check::check`]): field checks, then duplicate primary keys (the first row is
+/// [`crate::roster::check::check`]): field checks, then duplicate primary keys (the first row is
 /// kept), leaving the table indexed by primary key.
 pub fn prepare(schema: &Schema, settings: &Settings, w: &mut Work) {
     let mut ctx = Ctx::new(schema, settings, &NoExternal);

@@ -18,7 +18,7 @@
 //! `spool/<source>/<batch>/upload/` with `rename(2)`, then marks the claim complete; a crash at
 //! any point is finished by [`resume_claims`] on the next start.
 
-use crate::bundle::is_ready_marker;
+use crate::roster::bundle::is_ready_marker;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -275,7 +275,7 @@ fn complete(files: &[Seen]) -> bool {
             None => true,
         };
     }
-    crate::bundle::APPLE_FILES
+    crate::roster::bundle::APPLE_FILES
         .iter()
         .all(|n| has(&format!("{n}.csv")))
 }
@@ -288,7 +288,7 @@ fn manifest_needs(path: &Path) -> Option<Vec<String>> {
         .take(1 << 20)
         .read_to_end(&mut raw)
         .ok()?;
-    let table = crate::csvio::parse("manifest.csv", &raw[..], false).ok()?;
+    let table = crate::roster::csvio::parse("manifest.csv", &raw[..], false).ok()?;
     let mut needed = Vec::new();
     for r in 0..table.len() {
         let prop = table.field(r, 0).trim();
@@ -762,7 +762,7 @@ mod tests {
     }
 
     fn apple(dir: &Path) {
-        for n in crate::bundle::APPLE_FILES {
+        for n in crate::roster::bundle::APPLE_FILES {
             write(&dir.join(format!("{n}.csv")), "a\n1\n");
         }
     }

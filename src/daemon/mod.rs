@@ -12,6 +12,12 @@
 //! is resumed in batch order. A batch whose commit landed before the crash is not committed
 //! again (its record is final); its mail and archiving are finished.
 
+pub mod intake;
+pub mod logging;
+pub mod mail;
+pub mod memory;
+pub mod systemd;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -20,14 +26,14 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::accounts::{AccountError, Accounts};
 use crate::admin::{self, Reply, Request};
 use crate::config::{Config, ConfigError, DEFAULT_RETENTION_DAYS};
-use crate::intake::{self, Claim, IntakeError, Rules, Tracker};
-use crate::mail::{MailError, Mailer};
-use crate::pipeline::{self, Arrival};
+use crate::daemon::mail::{MailError, Mailer};
+use crate::ingest::{self, Arrival};
+use crate::sftp::accounts::{AccountError, Accounts};
 use crate::sftp::{FileConfig, Server, SftpError, UploadEvent};
 use crate::store::{Batch, BatchState, Incoming, Store, StoreError};
+use intake::{Claim, IntakeError, Rules, Tracker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -248,7 +254,7 @@ impl Shared {
                     let check = i
                         .outcome
                         .as_ref()
-                        .map(crate::mail::CheckNotes::from_outcome);
+                        .map(crate::daemon::mail::CheckNotes::from_outcome);
                     (i.batch, None, check)
                 }
                 Err(msg) => match self.store.find_batch(c.id) {
@@ -292,14 +298,14 @@ impl Shared {
             job.dir.clone(),
         ];
         let archive = self.archive_dir().join(&c.source).join(c.id.to_string());
-        let mail = crate::mail::BatchMail {
+        let mail = crate::daemon::mail::BatchMail {
             batch: &batch,
             event: match error.as_deref() {
-                Some(e) => crate::mail::Event::Failed { error: e },
-                None if batch.state == BatchState::Failed => crate::mail::Event::Failed {
+                Some(e) => crate::daemon::mail::Event::Failed { error: e },
+                None if batch.state == BatchState::Failed => crate::daemon::mail::Event::Failed {
                     error: batch.reason.as_deref().unwrap_or("unknown error"),
                 },
-                None => crate::mail::Event::Checked,
+                None => crate::daemon::mail::Event::Checked,
             },
             upload: Some(&upload),
             check: check.as_ref(),
@@ -317,7 +323,7 @@ impl Shared {
         Some(batch)
     }
 
-    fn run_pipeline(&self, job: &Job) -> Result<pipeline::Ingested, String> {
+    fn run_pipeline(&self, job: &Job) -> Result<ingest::Ingested, String> {
         let c = &job.claim;
         let cfg = self.cfg();
         let Some(sc) = cfg.sources.get(&c.source).cloned() else {
@@ -339,7 +345,7 @@ impl Shared {
         count_attempt(&job.dir);
         let store = &self.store;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pipeline::ingest_arrival(store, &reports, &sc, &path, &arrival)
+            ingest::ingest_arrival(store, &reports, &sc, &path, &arrival)
         })) {
             Ok(Ok(i)) => Ok(i),
             Ok(Err(e)) => Err(e.to_string()),
@@ -355,7 +361,7 @@ impl Shared {
 
     /// Tells the source's admins what happened to a batch: one message per event, queued
     /// durably (the delivery loop sends it; an SMTP outage never holds up the batches).
-    fn notify_admins(&self, mail: &crate::mail::BatchMail) -> bool {
+    fn notify_admins(&self, mail: &crate::daemon::mail::BatchMail) -> bool {
         let batch = mail.batch;
         let cfg = self.cfg();
         let admins = cfg
@@ -370,7 +376,7 @@ impl Shared {
             );
             return true;
         }
-        let notice = match crate::mail::compose(mail, &admins, &cfg.mail) {
+        let notice = match crate::daemon::mail::compose(mail, &admins, &cfg.mail) {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(batch = batch.id, error = %e, "batch mail not composed");
@@ -420,7 +426,7 @@ impl Shared {
     /// The mail for an admin command that changed batch `id` (`rollback`: `id` is the
     /// rollback's own record).
     fn notify_command(&self, req: &Request, b: &Batch) {
-        use crate::mail::{BatchMail, Event};
+        use crate::daemon::mail::{BatchMail, Event};
         let undone = match (req, b.rollback_of) {
             (Request::Rollback { .. }, Some(u)) => match self.store.find_batch(u) {
                 Ok(Some(u)) => Some(u),
@@ -512,7 +518,7 @@ impl Shared {
                     break;
                 }
             };
-            let now = pipeline::now_secs();
+            let now = ingest::now_secs();
             let claim = match intake::claim(&self.spool_dir(), &r, id, &source, account, now) {
                 Ok(c) => c,
                 Err(e) => {
@@ -621,7 +627,7 @@ impl Shared {
     /// Removes archived uploads older than their source's `retention_days`.
     fn expire_archive(&self) {
         let cfg = self.cfg();
-        let now = pipeline::now_secs();
+        let now = ingest::now_secs();
         let Ok(sources) = std::fs::read_dir(self.archive_dir()) else {
             return;
         };
@@ -677,7 +683,7 @@ fn upload_name(c: &Claim) -> String {
                 .files
                 .iter()
                 .map(String::as_str)
-                .filter(|f| !crate::mail::is_marker(f))
+                .filter(|f| !crate::daemon::mail::is_marker(f))
                 .collect();
             match files.len() {
                 0 => "loose files".into(),
@@ -734,7 +740,7 @@ async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::UnboundedReceiver
             }
         };
         drop(permit);
-        crate::memory::release_free_memory();
+        crate::daemon::memory::release_free_memory();
         sh.processed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         sh.status_of(&source, |s| {
@@ -745,7 +751,7 @@ async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::UnboundedReceiver
         });
         if let Some((id, state)) = last {
             let queued: usize = lock(&sh.status).values().map(|s| s.queued).sum();
-            let _ = crate::systemd::status(&format!(
+            let _ = crate::daemon::systemd::status(&format!(
                 "last batch {id} ({source}): {}; {queued} queued",
                 state.label()
             ));
@@ -1168,12 +1174,12 @@ async fn run(
     let admin = tokio::spawn(admin_loop(sh.clone(), admin_listener));
     on_start(&initial);
     tracing::info!(state_dir = %sh.state_dir.display(), "rosterdrop daemon ready");
-    let _ = crate::systemd::ready();
-    let _ = crate::systemd::status(&format!("listening on {}", file.sftp.listen));
+    let _ = crate::daemon::systemd::ready();
+    let _ = crate::daemon::systemd::status(&format!("listening on {}", file.sftp.listen));
     // The watchdog is fed while the intake loop goes round (it ticks every second).
     let wd = sh.clone();
     let watchdog = tokio::spawn(async move {
-        crate::systemd::watchdog(move || {
+        crate::daemon::systemd::watchdog(move || {
             let beat = wd.heartbeat.load(std::sync::atomic::Ordering::Relaxed);
             wd.started.elapsed().as_secs().saturating_sub(beat) < 30
         })
@@ -1188,18 +1194,18 @@ async fn run(
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                let _ = crate::systemd::reloading();
+                let _ = crate::daemon::systemd::reloading();
                 if let Err(e) = sh.reload() {
                     tracing::error!(error = %e, "configuration not reloaded; the previous one stays in force");
                 }
-                let _ = crate::systemd::ready();
+                let _ = crate::daemon::systemd::ready();
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     tracing::info!("stopping: no new sessions or batches; the running batches finish");
-    let _ = crate::systemd::stopping();
+    let _ = crate::daemon::systemd::stopping();
     let _ = sh.stopping.send(true);
     watchdog.abort();
     drop(watcher);

@@ -12,7 +12,7 @@ use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::{Attachment, MailConfig, MailError, Notice};
-use crate::report::{escape, escape_line};
+use crate::roster::text::{escape, escape_line};
 use crate::store::{Batch, BatchState};
 
 /// What happened to a batch.
@@ -45,7 +45,7 @@ pub struct CheckNotes {
 }
 
 impl CheckNotes {
-    pub fn from_outcome(o: &crate::engine::Outcome) -> CheckNotes {
+    pub fn from_outcome(o: &crate::roster::engine::Outcome) -> CheckNotes {
         CheckNotes {
             errors: o.errors.iter().map(|e| e.to_string()).collect(),
             reasons: o.reasons.clone(),
@@ -83,7 +83,7 @@ impl<'a> BatchMail<'a> {
     }
 }
 
-pub use crate::bundle::is_marker;
+pub use crate::roster::bundle::is_marker;
 
 /// The kind of record a table holds, in words.
 fn kind(table: &str) -> &str {

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::check::check;
 use crate::config::SourceConfig;
-use crate::engine::{Outcome, Verdict};
-use crate::report;
+use crate::roster::check::check;
+use crate::roster::engine::{Outcome, Verdict};
+use crate::roster::report;
 use crate::store::{Batch, BatchState, Guard, Incoming, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +14,7 @@ pub enum IngestError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Bundle(#[from] crate::bundle::BundleError),
+    Bundle(#[from] crate::roster::bundle::BundleError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -101,7 +101,7 @@ pub fn ingest_arrival(
     );
     // The hash of the files the engine reads, from the bundle itself (bundle.rs): an upload
     // identical to the last applied one is recognised before it is checked.
-    let hash = crate::bundle::upload_hash(path).map_err(io(path))?;
+    let hash = crate::roster::bundle::upload_hash(path).map_err(io(path))?;
     let report_dir = reports_root.join(source).join(id.to_string());
     let mut inc = Incoming {
         id,
@@ -130,7 +130,7 @@ pub fn ingest_arrival(
     let view = store.view(source)?;
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "stored persons loaded");
     let mut outcome = match &arrival.upload_name {
-        Some(n) => crate::check::check_named(path, n, &settings, &view)?,
+        Some(n) => crate::roster::check::check_named(path, n, &settings, &view)?,
         None => check(path, &settings, &view)?,
     };
     drop(view);
