@@ -7,7 +7,6 @@
 //! same code. Protocol: one JSON [`Request`] line; the reply is one JSON [`Reply`] line followed
 //! by the bytes of the files it lists (an export).
 
-use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -15,7 +14,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Batch, BatchState, Store, StoreError};
+use crate::store::views::{history_text, last_batches_text, show_text};
+use crate::store::{Store, StoreError};
 
 /// Largest request line accepted by the daemon.
 pub const MAX_REQUEST: u64 = 64 * 1024;
@@ -115,143 +115,6 @@ pub const EXIT_REFUSED: u8 = 2;
 /// Exit code of `status` when no daemon runs.
 pub const EXIT_NOT_RUNNING: u8 = 3;
 
-pub fn fmt_time(secs: u64) -> String {
-    let d = crate::roster::values::Date::from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!("{d} {:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
-}
-
-/// The first line of a batch's reason, cut to fit a table row (`show` has it whole).
-fn short_reason(b: &Batch) -> String {
-    let Some(r) = &b.reason else {
-        return String::new();
-    };
-    let line = r.lines().next().unwrap_or("");
-    let line = crate::roster::text::escape_line(line);
-    const MAX: usize = 70;
-    if line.chars().count() > MAX {
-        let cut: String = line.chars().take(MAX - 3).collect();
-        format!("{cut}...")
-    } else {
-        line.into_owned()
-    }
-}
-
-fn batch_line(out: &mut String, b: &Batch) {
-    let (a, u, d) = b.totals();
-    let patches: u64 = b.patches.values().sum();
-    let reason = match b.state {
-        BatchState::Rejected | BatchState::Held | BatchState::Failed => short_reason(b),
-        _ => String::new(),
-    };
-    let _ = writeln!(
-        out,
-        "{:>6}  {}  {:<12} {:<10} {:<13} {:<11} {:>8} {:>8} {:>8} {:>8} {:>7}ms  {}",
-        b.id,
-        fmt_time(b.received_at),
-        b.source,
-        b.account,
-        if b.format.is_empty() { "-" } else { &b.format },
-        b.state.label(),
-        a,
-        u,
-        d,
-        patches,
-        b.duration_ms,
-        reason
-    );
-    // No trailing spaces on rows without a reason.
-    if reason.is_empty() {
-        let trimmed = out.trim_end().len();
-        out.truncate(trimmed);
-        out.push('\n');
-    }
-}
-
-pub fn history_text(batches: &[Batch]) -> String {
-    let mut out = format!(
-        "{:>6}  {:<20}  {:<12} {:<10} {:<13} {:<11} {:>8} {:>8} {:>8} {:>8} {:>9}\n",
-        "batch",
-        "received",
-        "source",
-        "account",
-        "format",
-        "state",
-        "adds",
-        "updates",
-        "deletes",
-        "patches",
-        "duration"
-    );
-    let header_end = out.trim_end().len();
-    out.truncate(header_end);
-    out.push_str("  reason\n");
-    for b in batches {
-        batch_line(&mut out, b);
-    }
-    out
-}
-
-pub fn show_text(b: &Batch) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "batch {}  source {}  account {}",
-        b.id, b.source, b.account
-    );
-    let _ = writeln!(
-        out,
-        "received {}  took {} ms",
-        fmt_time(b.received_at),
-        b.duration_ms
-    );
-    let _ = writeln!(
-        out,
-        "format {} ({})  state {}",
-        b.format,
-        b.mode,
-        b.state.label()
-    );
-    let _ = writeln!(
-        out,
-        "content sha256 {}",
-        match (b.content_hash.is_empty(), b.rollback_of) {
-            (false, _) => b.content_hash.as_str(),
-            (true, Some(_)) => "- (rolled back to the empty roster)",
-            (true, None) => "- (the upload was never read)",
-        }
-    );
-    if let Some(r) = &b.rollback_of {
-        let _ = writeln!(out, "rollback of batch {r}");
-    }
-    out.push_str(&crate::ingest::commit_text(b));
-    if !b.patches.is_empty() {
-        out.push_str("patches:\n");
-        for (r, n) in &b.patches {
-            let _ = writeln!(out, "  {r:<20} {n}");
-        }
-    }
-    if let Some(d) = &b.report_dir {
-        // Only what this batch really has: a rejected batch has no modified files.
-        let dir = Path::new(d);
-        let present: Vec<&str> = [
-            "summary.txt",
-            "patch-summary.csv",
-            "modified/",
-            "modified.zip",
-        ]
-        .into_iter()
-        .filter(|f| dir.join(f.trim_end_matches('/')).exists())
-        .collect();
-        if present.is_empty() {
-            let _ = writeln!(out, "reports: none were written");
-        } else {
-            let _ = writeln!(out, "reports: {d}/ ({})", present.join(", "));
-        }
-    }
-    out
-}
-
 /// Runs a request against an open store. `scratch` is a folder the export may use.
 /// `status` here answers for a store that no daemon holds.
 pub fn execute(store: &Store, req: &Request, scratch: &Path) -> Answer {
@@ -275,7 +138,7 @@ fn execute_inner(store: &Store, req: &Request, scratch: &Path) -> Result<Answer,
             let b = store.approve(*batch)?;
             one(Reply {
                 batch: Some(b.id),
-                ..Reply::ok(crate::ingest::commit_text(&b))
+                ..Reply::ok(crate::store::views::commit_text(&b))
             })
         }
         Request::Discard { batch } => {
@@ -289,7 +152,7 @@ fn execute_inner(store: &Store, req: &Request, scratch: &Path) -> Result<Answer,
             let b = store.rollback(*batch)?;
             one(Reply {
                 batch: Some(b.id),
-                ..Reply::ok(crate::ingest::commit_text(&b))
+                ..Reply::ok(crate::store::views::commit_text(&b))
             })
         }
         Request::Export { source, format } => export(store, source, format.as_deref(), scratch),
@@ -306,30 +169,6 @@ fn execute_inner(store: &Store, req: &Request, scratch: &Path) -> Result<Answer,
             "no daemon is running; nothing to reload",
         )),
     }
-}
-
-/// The last batch of every source, one line each.
-pub fn last_batches_text(store: &Store) -> Result<String, AdminError> {
-    let mut seen = std::collections::BTreeMap::new();
-    for b in store.history(None)? {
-        seen.entry(b.source.clone()).or_insert(b);
-    }
-    let mut out = String::new();
-    if seen.is_empty() {
-        out.push_str("no batches yet\n");
-    }
-    for b in seen.values() {
-        let (a, u, d) = b.totals();
-        let _ = writeln!(
-            out,
-            "source {:<16} last batch {:>6} {:<11} {}  +{a} ~{u} -{d}",
-            b.source,
-            b.id,
-            b.state.label(),
-            fmt_time(b.received_at)
-        );
-    }
-    Ok(out)
 }
 
 fn export(
@@ -516,30 +355,21 @@ pub fn fail_interrupted(store: &Store, state_dir: &Path) {
     let Ok(history) = store.history(None) else {
         return;
     };
-    for mut b in history {
-        if is_final(b.state) {
+    for b in history {
+        if b.state.is_final() {
             continue;
         }
         let claim = crate::daemon::intake::Claim::dir(&state_dir.join("spool"), &b.source, b.id);
         if claim.exists() {
             continue;
         }
-        b.state = BatchState::Failed;
-        b.reason = Some(
-            "interrupted: the process checking it stopped before it finished; nothing was \
-             applied (upload it again)"
-                .into(),
-        );
-        match store.record(&b) {
-            Ok(()) => tracing::warn!(batch = b.id, "an interrupted batch was marked failed"),
+        let reason = "interrupted: the process checking it stopped before it finished; nothing \
+                      was applied (upload it again)";
+        match store.fail(&b.arrival(), reason.into()) {
+            Ok(_) => tracing::warn!(batch = b.id, "an interrupted batch was marked failed"),
             Err(e) => tracing::warn!(batch = b.id, error = %e, "interrupted batch not marked"),
         }
     }
-}
-
-/// Whether a batch state is final: processing is over.
-pub fn is_final(s: BatchState) -> bool {
-    !matches!(s, BatchState::Received | BatchState::Processing)
 }
 
 #[cfg(test)]

@@ -299,8 +299,7 @@ pub struct Config {
     /// What one bundle may make the process read (`[limits]`), for every source.
     #[serde(default)]
     pub limits: crate::roster::bundle::Limits,
-    /// The embedded SFTP server (`[sftp]`); `sftp::FileConfig` reads the same table for the
-    /// server itself, this root makes every command refuse a misspelt name in it.
+    /// The embedded SFTP server (`[sftp]`), checked at every command like the rest.
     #[serde(default)]
     pub sftp: crate::sftp::SftpConfig,
     #[serde(skip)]
@@ -421,6 +420,10 @@ impl Config {
             })?;
         }
         c.mail.validate().map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        c.sftp.validate().map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;

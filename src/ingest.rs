@@ -7,7 +7,8 @@ use crate::config::SourceConfig;
 use crate::roster::check::check;
 use crate::roster::engine::{Outcome, Verdict};
 use crate::roster::report;
-use crate::store::{Batch, BatchState, Guard, Incoming, Store};
+use crate::store::views::commit_text;
+use crate::store::{Arrival, Batch, BatchState, Guard, Incoming, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -38,25 +39,6 @@ pub fn guard_of(sc: &SourceConfig) -> Guard {
     }
 }
 
-/// An upload that has a batch id: who sent it and when.
-#[derive(Debug, Clone)]
-pub struct Arrival {
-    pub id: u64,
-    pub source: String,
-    pub account: String,
-    /// Seconds since the Unix epoch.
-    pub received_at: u64,
-    /// What the vendor called the bundle (the folder or zip name), for the reports; `None`:
-    /// the name of the path given.
-    pub upload_name: Option<String>,
-}
-
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Checks `path` for `source` against the stored roster, writes its reports under
 /// `reports_root/<source>/<batch>/`, and commits it as a new batch.
 pub fn ingest(
@@ -67,55 +49,44 @@ pub fn ingest(
     path: &Path,
     account: &str,
 ) -> Result<Ingested, IngestError> {
-    let arrival = Arrival {
-        id: store.reserve_id()?,
-        source: source.to_string(),
-        account: account.to_string(),
-        received_at: now_secs(),
-        upload_name: None,
-    };
+    let arrival = store.arrival(source, account)?;
     let span = tracing::info_span!("batch", id = arrival.id, source);
     let _g = span.enter();
-    ingest_arrival(store, reports_root, sc, path, &arrival)
+    ingest_arrival(store, reports_root, sc, path, &arrival, None)
 }
 
 /// [`ingest`] for an upload whose batch id was reserved when it was received (the daemon's
-/// intake). Running it again for the same arrival after a crash is safe: the commit is atomic
-/// and the batch record is overwritten.
+/// intake). `upload_name` is what the vendor called the bundle (the folder or zip name), for
+/// the reports; `None`: the name of `path`. Running it again for the same arrival after a
+/// crash is safe: the commit is atomic and the batch record is overwritten.
 pub fn ingest_arrival(
     store: &Store,
     reports_root: &Path,
     sc: &SourceConfig,
     path: &Path,
     arrival: &Arrival,
+    upload_name: Option<&str>,
 ) -> Result<Ingested, IngestError> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| IngestError::Io { path: p, source }
     };
     let started = std::time::Instant::now();
-    let (id, source, account) = (
-        arrival.id,
-        arrival.source.as_str(),
-        arrival.account.as_str(),
-    );
+    let (id, source) = (arrival.id, arrival.source.as_str());
     // The hash of the files the engine reads, from the bundle itself (bundle.rs): an upload
     // identical to the last applied one is recognised before it is checked.
     let hash = crate::roster::bundle::upload_hash(path).map_err(io(path))?;
     let report_dir = reports_root.join(source).join(id.to_string());
-    let mut inc = Incoming {
-        id,
-        source: source.to_string(),
-        account: account.to_string(),
+    let inc = Incoming {
+        arrival: arrival.clone(),
         content_hash: hash,
-        received_at: arrival.received_at,
         report_dir: Some(report_dir.display().to_string()),
+        started,
     };
-    store.record_bare(&inc, BatchState::Processing, None)?;
+    store.processing(&inc)?;
     if store.last_hash(source)?.as_deref() == Some(inc.content_hash.as_str()) {
         // Byte-for-byte the last applied upload: nothing to check or write.
-        store.record_unchanged(&inc)?;
-        let batch = store.set_duration(id, started.elapsed().as_millis() as u64)?;
+        let batch = store.unchanged(&inc)?;
         std::fs::create_dir_all(&report_dir).map_err(io(&report_dir))?;
         let summary = report_dir.join("summary.txt");
         std::fs::write(&summary, commit_text(&batch)).map_err(io(&summary))?;
@@ -129,26 +100,19 @@ pub fn ingest_arrival(
     let t = std::time::Instant::now();
     let view = store.view(source)?;
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "stored persons loaded");
-    let mut outcome = match &arrival.upload_name {
+    let mut outcome = match upload_name {
         Some(n) => crate::roster::check::check_named(path, n, &settings, &view)?,
         None => check(path, &settings, &view)?,
     };
     drop(view);
     let t = std::time::Instant::now();
     report::write_all(&outcome, &report_dir).map_err(io(&report_dir))?;
-    inc.report_dir = Some(report_dir.display().to_string());
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "reports written");
     let t = std::time::Instant::now();
+    // The commit records the batch's final state once, with the time the pipeline took up to
+    // it. The commit stands whatever happens after it: later steps only log.
     let committed = store.commit(&outcome, &inc, guard_of(sc))?;
-    // The batch took what the whole pipeline took, not only the commit. The commit stands
-    // whatever happens after it: later steps only log.
-    let batch = match store.set_duration(id, started.elapsed().as_millis() as u64) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "batch duration not recorded");
-            committed.batch.clone()
-        }
-    };
+    let batch = committed.batch.clone();
     tracing::debug!(ms = t.elapsed().as_millis() as u64, "committed");
     // What the store added: stored records the batch's deletions took with them, a hold by
     // the deletion guard, a refusal.
@@ -182,43 +146,4 @@ pub fn ingest_arrival(
         outcome: Some(outcome),
         report_dir,
     })
-}
-
-/// The closing section of `summary.txt`: what was committed.
-pub fn commit_text(b: &Batch) -> String {
-    let (a, u, d) = b.totals();
-    let mut s = format!(
-        "\nBatch {} ({}): {}. {} added, {} updated, {} deleted.\n",
-        b.id,
-        b.source,
-        b.state.label().to_uppercase(),
-        a,
-        u,
-        d
-    );
-    for (t, c) in &b.tables {
-        s.push_str(&format!(
-            "  {t:<20} before {:>8}  +{:<8} ~{:<8} -{:<8} pages {:<6}{}\n",
-            c.before,
-            c.adds,
-            c.updates,
-            c.deletes,
-            c.pages_written,
-            if c.stale > 0 {
-                format!(" ({} stale delta rows skipped)", c.stale)
-            } else {
-                String::new()
-            }
-        ));
-    }
-    if let Some(r) = &b.reason {
-        s.push_str(&format!("  {r}\n"));
-    }
-    if b.state == BatchState::Held {
-        s.push_str(&format!(
-            "  to apply it: rosterdrop approve {id}; to drop it: rosterdrop discard {id}\n",
-            id = b.id
-        ));
-    }
-    s
 }

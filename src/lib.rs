@@ -12,9 +12,10 @@
 //! - [`sftp`]: the embedded SFTP drop-box and its accounts; a leaf that knows nothing of rosters.
 //! - [`daemon`]: `rosterdrop serve`: intake, spool, per-source workers, mail, the admin
 //!   socket server, systemd and logging.
-//! - [`config`]: the one configuration root, and [`fsutil`]: durable file work.
+//! - [`config`]: the one configuration root, [`fsutil`]: durable file work, and [`clock`].
 
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod fsutil;

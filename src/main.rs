@@ -13,7 +13,7 @@ use rosterdrop::roster::check::check;
 use rosterdrop::roster::engine::{NoExternal, Settings};
 use rosterdrop::roster::report;
 use rosterdrop::sftp::accounts::Accounts;
-use rosterdrop::sftp::{hostkeys, FileConfig};
+use rosterdrop::sftp::hostkeys;
 use rosterdrop::store::Store;
 
 /// Exit codes (contract): 0 accepted, 1 rejected, 2 usage or I/O error, 3 held for an admin's
@@ -253,7 +253,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 if let Some(o) = &r.outcome {
                     print!("{}", report::summary_text(o));
                 }
-                print!("{}", rosterdrop::ingest::commit_text(&r.batch));
+                print!("{}", rosterdrop::store::views::commit_text(&r.batch));
                 println!("\nReport written to {}", r.report_dir.display());
             }
             use rosterdrop::store::BatchState::*;
@@ -286,8 +286,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Account { cmd } => {
             let config = config()?;
             let cfg = Config::load(&config)?;
-            let mut file = FileConfig::load(&config)?;
-            file.state_dir = cfg.state_dir.clone();
             if let AccountCmd::Add { source, .. } = &cmd {
                 // An account whose source is not configured would upload into nothing.
                 cfg.source(source).map_err(|_| {
@@ -302,16 +300,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                         }
                     )
                 })?;
-            } else if !file.sftp.accounts_path(&file.state_dir).exists() {
+            } else if !cfg.sftp.accounts_path(&cfg.state_dir).exists() {
                 anyhow::bail!(
                     "no accounts yet in {}: create one with `rosterdrop account add NAME --source SOURCE`",
                     cfg.state_dir.display()
                 );
             }
-            let changed = account(cmd, &file.sftp.accounts_path(&file.state_dir))?;
+            let changed = account(cmd, &cfg.sftp.accounts_path(&cfg.state_dir))?;
             if changed {
                 // A running daemon takes the change at once (as on SIGHUP).
-                let sock = rosterdrop::admin::socket_path(&file.state_dir);
+                let sock = rosterdrop::admin::socket_path(&cfg.state_dir);
                 match rosterdrop::admin::call_daemon(&sock, &Request::Reload) {
                     Ok(Some((r, _))) if r.exit == 0 => {
                         println!("the running daemon reloaded its accounts")

@@ -104,8 +104,7 @@ fn production_config_parses() {
     let path = repo_file("systemd/rosterdrop.toml");
     let cfg = rosterdrop::config::Config::load(&path).expect("the roster config parses");
     assert_eq!(cfg.state_dir, Path::new("/var/lib/rosterdrop"));
-    let file = rosterdrop::sftp::FileConfig::load(&path).expect("the SFTP config parses");
-    assert_eq!(file.sftp.listen.to_string(), "0.0.0.0:2222");
+    assert_eq!(cfg.sftp.listen.to_string(), "0.0.0.0:2222");
     let text = std::fs::read_to_string(&path).expect("reading the config");
     let value: toml::Value = toml::from_str(&text).expect("TOML");
     let mail = value.get("mail").expect("a [mail] section");

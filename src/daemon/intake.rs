@@ -18,10 +18,12 @@
 //! `spool/<source>/<batch>/upload/` with `rename(2)`, then marks the claim complete; a crash at
 //! any point is finished by [`resume_claims`] on the next start.
 
+use crate::fsutil::{at as io, is_partial_name, move_path, write_atomic, IoError};
 use crate::roster::bundle::is_ready_marker;
+use crate::store::Arrival;
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,20 +31,10 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{path}: {message}")]
     Meta { path: PathBuf, message: String },
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IntakeError + '_ {
-    move |source| IntakeError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// Timing rules of intake.
@@ -133,15 +125,6 @@ pub struct Ready {
     pub newest: SystemTime,
 }
 
-/// Names a writer is still working on (WinSCP, curl, rsync, the SFTP server's own temporary).
-pub fn is_partial(name: &str) -> bool {
-    name.starts_with('.')
-        || name.ends_with(".filepart")
-        || name.ends_with(".part")
-        || name.ends_with(".tmp")
-        || name.ends_with(".crdownload")
-}
-
 /// `name` without its extension `ext` (compared as bytes, case-insensitively), if it has it.
 /// Names are untrusted: never slice them at a byte offset that may split a character.
 fn strip_ext<'a>(name: &'a str, ext: &str) -> Option<&'a str> {
@@ -225,7 +208,7 @@ fn list(dir: &Path) -> Result<(Vec<Seen>, Vec<PathBuf>), IntakeError> {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((files, dirs)),
-        Err(e) => return Err(io(dir)(e)),
+        Err(e) => return Err(io(dir)(e).into()),
     };
     for e in rd {
         let e = e.map_err(io(dir))?;
@@ -336,7 +319,7 @@ fn scan_at(
     let mut writing = false;
     let mut zips = Vec::new();
     for f in files {
-        if is_partial(&f.name) {
+        if is_partial_name(&f.name) {
             // An upload in progress blocks the loose set until it finishes or goes stale.
             writing |= cx.age(&f.path, f.mtime) < rules.quiet;
         } else if is_ready_marker(&f.name) {
@@ -390,7 +373,7 @@ fn scan_at(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if is_partial(&name) {
+        if is_partial_name(&name) {
             continue;
         }
         let mut inner = Vec::new();
@@ -463,7 +446,7 @@ fn loose_ready(
     // leftover `.filepart`, `.DS_Store`) does not, and the bundle reader skips it.
     let inner_writing = files
         .iter()
-        .any(|f| is_partial(&f.name) && cx.age(&f.path, f.mtime) < cx.rules.quiet);
+        .any(|f| is_partial_name(&f.name) && cx.age(&f.path, f.mtime) < cx.rules.quiet);
     let quiet = cx.quiet_for(dir, files);
     if writing || inner_writing {
         return match cx.rules.incomplete_after {
@@ -487,10 +470,9 @@ fn loose_ready(
 /// What the spool keeps about a claimed bundle (`batch.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Claim {
-    pub id: u64,
-    pub source: String,
-    pub account: String,
-    pub received_at: u64,
+    /// The batch's identity (`id`, `source`, `account`, `received_at` in `batch.json`).
+    #[serde(flatten)]
+    pub arrival: Arrival,
     pub shape: Shape,
     /// Where the bundle came from (a zip or folder path, or the drop folder for loose files).
     pub from: PathBuf,
@@ -521,27 +503,12 @@ impl Claim {
     }
 }
 
-/// Writes `bytes` to `path` atomically and durably.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
-    let tmp = path.with_extension("tmp~");
-    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))?;
-    if let Some(parent) = path.parent() {
-        if let Ok(d) = fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
-
 fn save_claim(dir: &Path, c: &Claim) -> Result<(), IntakeError> {
     let bytes = serde_json::to_vec_pretty(c).map_err(|e| IntakeError::Meta {
         path: dir.join("batch.json"),
         message: e.to_string(),
     })?;
-    write_atomic(&dir.join("batch.json"), &bytes)
+    Ok(write_atomic(&dir.join("batch.json"), &bytes)?)
 }
 
 /// Reads a spool folder's `batch.json`.
@@ -554,69 +521,13 @@ pub fn load_claim(dir: &Path) -> Result<Claim, IntakeError> {
     })
 }
 
-/// Moves a file or folder; across file systems it copies, syncs and removes.
-pub fn move_path(from: &Path, to: &Path) -> Result<(), IntakeError> {
-    match fs::rename(from, to) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(18) => {
-            // EXDEV: the spool is on another file system than the drop folder. Copy under a
-            // temporary name and rename, so a crash never leaves a partial copy under `to`.
-            let name = to
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let tmp = to.with_file_name(format!(".{name}.partial~"));
-            if fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_dir()) {
-                fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-            } else {
-                let _ = fs::remove_file(&tmp);
-            }
-            copy_deep(from, &tmp)?;
-            fs::rename(&tmp, to).map_err(io(to))?;
-            if fs::symlink_metadata(from).map_err(io(from))?.is_dir() {
-                fs::remove_dir_all(from).map_err(io(from))
-            } else {
-                fs::remove_file(from).map_err(io(from))
-            }
-        }
-        Err(e) => Err(io(from)(e)),
-    }
-}
-
-fn copy_deep(from: &Path, to: &Path) -> Result<(), IntakeError> {
-    let md = fs::symlink_metadata(from).map_err(io(from))?;
-    if md.is_dir() {
-        fs::create_dir_all(to).map_err(io(to))?;
-        for e in fs::read_dir(from).map_err(io(from))? {
-            let e = e.map_err(io(from))?;
-            copy_deep(&e.path(), &to.join(e.file_name()))?;
-        }
-    } else if md.is_file() {
-        fs::copy(from, to).map_err(io(from))?;
-        fs::File::open(to)
-            .and_then(|f| f.sync_all())
-            .map_err(io(to))?;
-    }
-    Ok(())
-}
-
-/// Claims a ready bundle as batch `id`: after this returns, the files are in
+/// Claims a ready bundle as the batch `arrival` names: after this returns, the files are in
 /// `spool/<source>/<id>/upload/` and nothing of the bundle is left in the drop folder.
-pub fn claim(
-    spool: &Path,
-    ready: &Ready,
-    id: u64,
-    source: &str,
-    account: &str,
-    received_at: u64,
-) -> Result<Claim, IntakeError> {
-    let dir = Claim::dir(spool, source, id);
+pub fn claim(spool: &Path, ready: &Ready, arrival: &Arrival) -> Result<Claim, IntakeError> {
+    let dir = Claim::dir(spool, &arrival.source, arrival.id);
     fs::create_dir_all(&dir).map_err(io(&dir))?;
     let mut c = Claim {
-        id,
-        source: source.to_string(),
-        account: account.to_string(),
-        received_at,
+        arrival: arrival.clone(),
         shape: ready.shape.clone(),
         from: ready.path.clone(),
         files: match ready.shape {
@@ -712,7 +623,7 @@ pub fn resume_claims(spool: &Path) -> Result<Vec<(PathBuf, Claim)>, IntakeError>
     let sources = match fs::read_dir(spool) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io(spool)(e)),
+        Err(e) => return Err(io(spool)(e).into()),
     };
     for s in sources {
         let s = s.map_err(io(spool))?;
@@ -741,13 +652,14 @@ pub fn resume_claims(spool: &Path) -> Result<Vec<(PathBuf, Claim)>, IntakeError>
             }
         }
     }
-    out.sort_by_key(|(_, c)| c.id);
+    out.sort_by_key(|(_, c)| c.arrival.id);
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     const RULES: Rules = Rules {
         quiet: Duration::from_secs(30),
@@ -943,6 +855,15 @@ mod tests {
         assert_eq!((r.len(), r[0].why), (1, "marker"));
     }
 
+    fn arrival(id: u64, received_at: u64) -> Arrival {
+        Arrival {
+            id,
+            source: "src".into(),
+            account: "acct".into(),
+            received_at,
+        }
+    }
+
     #[test]
     fn claim_moves_everything_and_resume_finishes_a_cut_claim() {
         let d = tempfile::tempdir().unwrap();
@@ -951,7 +872,7 @@ mod tests {
         write(&drop.join("READY"), "");
         let spool = d.path().join("spool");
         let r = scan_later(&drop, &Tracker::default(), 0).remove(0);
-        let c = claim(&spool, &r, 7, "src", "acct", 1).unwrap();
+        let c = claim(&spool, &r, &arrival(7, 1)).unwrap();
         assert!(c.complete);
         let dir = Claim::dir(&spool, "src", 7);
         assert_eq!(fs::read_dir(dir.join("upload")).unwrap().count(), 6);
@@ -962,10 +883,7 @@ mod tests {
         let dir8 = Claim::dir(&spool, "src", 8);
         fs::create_dir_all(dir8.join("upload")).unwrap();
         let mut c8 = Claim {
-            id: 8,
-            source: "src".into(),
-            account: "acct".into(),
-            received_at: 2,
+            arrival: arrival(8, 2),
             shape: r.shape.clone(),
             from: r.path.clone(),
             files: r.files.clone(),
@@ -976,7 +894,10 @@ mod tests {
         save_claim(&dir8, &c8).unwrap();
         fs::rename(drop.join("students.csv"), dir8.join("upload/students.csv")).unwrap();
         let all = resume_claims(&spool).unwrap();
-        assert_eq!(all.iter().map(|(_, c)| c.id).collect::<Vec<_>>(), [7, 8]);
+        assert_eq!(
+            all.iter().map(|(_, c)| c.arrival.id).collect::<Vec<_>>(),
+            [7, 8]
+        );
         c8.complete = true;
         assert_eq!(all[1].1, c8);
         assert_eq!(fs::read_dir(dir8.join("upload")).unwrap().count(), 6);

@@ -29,10 +29,12 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::admin::{self, Reply, Request};
 use crate::config::{Config, ConfigError, DEFAULT_RETENTION_DAYS};
 use crate::daemon::mail::{MailError, Mailer};
-use crate::ingest::{self, Arrival};
+use crate::fsutil::{at as io_err, move_path, write_atomic, IoError};
+use crate::ingest;
+use crate::sftp::accounts::AccountError as AccountsError;
 use crate::sftp::accounts::{AccountError, Accounts};
-use crate::sftp::{FileConfig, Server, SftpError, UploadEvent};
-use crate::store::{Batch, BatchState, Incoming, Store, StoreError};
+use crate::sftp::{Server, SftpConfig, SftpError, UploadEvent};
+use crate::store::{Batch, BatchState, Store, StoreError};
 use intake::{Claim, IntakeError, Rules, Tracker};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,11 +51,8 @@ pub enum DaemonError {
     Accounts(#[from] AccountError),
     #[error(transparent)]
     Mail(#[from] MailError),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("watching {path}: {source}")]
     Watch {
         path: PathBuf,
@@ -63,15 +62,33 @@ pub enum DaemonError {
     Other(String),
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
-    move |source| DaemonError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// An SFTP account created on first start: (account, source, password).
 pub type InitialAccount = (String, String, String);
+
+/// Why a batch could not be taken through the pipeline; recorded as its `failed` reason.
+#[derive(Debug, thiserror::Error)]
+enum BatchFailure {
+    #[error("source `{source_name}` is not in the configuration {}", config.display())]
+    Unconfigured {
+        source_name: String,
+        config: PathBuf,
+    },
+    #[error(transparent)]
+    Ingest(#[from] ingest::IngestError),
+    #[error("internal error while checking the bundle: {0}")]
+    Panicked(String),
+}
+
+/// Why `reload` changed nothing.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error(transparent)]
+    Accounts(#[from] AccountsError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("internal error: the reload stopped part way")]
+    Stopped,
+}
 
 /// A claimed batch waiting for its source's worker.
 #[derive(Debug)]
@@ -98,11 +115,7 @@ fn attempts(dir: &Path) -> u32 {
 fn count_attempt(dir: &Path) {
     let n = attempts(dir).saturating_add(1);
     let path = dir.join(ATTEMPTS_FILE);
-    let written = std::fs::File::create(&path).and_then(|mut f| {
-        use std::io::Write;
-        f.write_all(n.to_string().as_bytes())?;
-        f.sync_all()
-    });
+    let written = write_atomic(&path, n.to_string().as_bytes());
     if let Err(e) = written {
         tracing::warn!(error = %e, "batch attempt not counted");
     }
@@ -170,7 +183,7 @@ impl Shared {
 
     /// Hands a claimed batch to its source's worker, starting the worker if needed.
     fn submit(self: &Arc<Self>, job: Job) {
-        let source = job.claim.source.clone();
+        let source = job.claim.arrival.source.clone();
         self.status_of(&source, |s| s.queued += 1);
         let mut queues = lock(&self.queues);
         if let Some(tx) = queues.get(&source) {
@@ -201,17 +214,10 @@ impl Shared {
     /// Runs one batch to its end (blocking: the pipeline is CPU work). Never panics.
     fn process(&self, job: &Job) -> Option<Batch> {
         let c = &job.claim;
-        let span = tracing::info_span!("batch", id = c.id, source = %c.source);
+        let a = &c.arrival;
+        let span = tracing::info_span!("batch", id = a.id, source = %a.source);
         let _g = span.enter();
-        let inc = Incoming {
-            id: c.id,
-            source: c.source.clone(),
-            account: c.account.clone(),
-            content_hash: String::new(),
-            received_at: c.received_at,
-            report_dir: None,
-        };
-        let existing = match self.store.find_batch(c.id) {
+        let existing = match self.store.find_batch(a.id) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "store unreadable; the batch stays in the spool");
@@ -219,7 +225,7 @@ impl Shared {
             }
         };
         let (batch, error, check) = match existing {
-            Some(b) if admin::is_final(b.state) => {
+            Some(b) if b.state.is_final() => {
                 tracing::info!(
                     state = b.state.label(),
                     "batch was finished before a restart"
@@ -238,10 +244,7 @@ impl Shared {
                     attempts = MAX_ATTEMPTS,
                     "batch given up after repeated crashes"
                 );
-                match self
-                    .store
-                    .record_bare(&inc, BatchState::Failed, Some(msg.clone()))
-                {
+                match self.store.fail(a, msg.clone()) {
                     Ok(b) => (b, Some(msg), None),
                     Err(e) => {
                         tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
@@ -257,26 +260,24 @@ impl Shared {
                         .map(crate::daemon::mail::CheckNotes::from_outcome);
                     (i.batch, None, check)
                 }
-                Err(msg) => match self.store.find_batch(c.id) {
-                    // The commit landed and a later step failed: the commit stands.
-                    Ok(Some(b)) if admin::is_final(b.state) => {
-                        tracing::error!(error = %msg, state = b.state.label(), "batch committed, but a step after the commit failed");
-                        (b, None, None)
-                    }
-                    _ => {
-                        tracing::error!(error = %msg, "batch failed");
-                        match self
-                            .store
-                            .record_bare(&inc, BatchState::Failed, Some(msg.clone()))
-                        {
-                            Ok(b) => (b, Some(msg), None),
-                            Err(e) => {
-                                tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
-                                return None;
-                            }
+                Err(failure) => {
+                    let msg = failure.to_string();
+                    match self.store.fail(a, msg.clone()) {
+                        // The commit landed and a later step failed: the commit stands.
+                        Ok(b) if b.state != BatchState::Failed => {
+                            tracing::error!(error = %msg, state = b.state.label(), "batch committed, but a step after the commit failed");
+                            (b, None, None)
+                        }
+                        Ok(b) => {
+                            tracing::error!(error = %msg, "batch failed");
+                            (b, Some(msg), None)
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
+                            return None;
                         }
                     }
-                },
+                }
             },
         };
         let (a, u, d) = batch.totals();
@@ -291,13 +292,16 @@ impl Shared {
             "batch done"
         );
         let upload = upload_name(c);
-        self.remember_upload(c.id, &upload);
+        self.remember_upload(c.arrival.id, &upload);
         let server_paths = [
             c.bundle_path(&job.dir),
             job.dir.join("upload"),
             job.dir.clone(),
         ];
-        let archive = self.archive_dir().join(&c.source).join(c.id.to_string());
+        let archive = self
+            .archive_dir()
+            .join(&c.arrival.source)
+            .join(c.arrival.id.to_string());
         let mail = crate::daemon::mail::BatchMail {
             batch: &batch,
             event: match error.as_deref() {
@@ -323,38 +327,29 @@ impl Shared {
         Some(batch)
     }
 
-    fn run_pipeline(&self, job: &Job) -> Result<ingest::Ingested, String> {
+    fn run_pipeline(&self, job: &Job) -> Result<ingest::Ingested, BatchFailure> {
         let c = &job.claim;
         let cfg = self.cfg();
-        let Some(sc) = cfg.sources.get(&c.source).cloned() else {
-            return Err(format!(
-                "source `{}` is not in the configuration {}",
-                c.source,
-                self.config_path.display()
-            ));
-        };
-        let arrival = Arrival {
-            id: c.id,
-            source: c.source.clone(),
-            account: c.account.clone(),
-            received_at: c.received_at,
-            upload_name: Some(upload_name(c)),
+        let Some(sc) = cfg.sources.get(&c.arrival.source).cloned() else {
+            return Err(BatchFailure::Unconfigured {
+                source_name: c.arrival.source.clone(),
+                config: self.config_path.clone(),
+            });
         };
         let path = c.bundle_path(&job.dir);
         let reports = self.reports_dir();
+        let upload = upload_name(c);
         count_attempt(&job.dir);
         let store = &self.store;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            ingest::ingest_arrival(store, &reports, &sc, &path, &arrival)
+            ingest::ingest_arrival(store, &reports, &sc, &path, &c.arrival, Some(&upload))
         })) {
-            Ok(Ok(i)) => Ok(i),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(p) => Err(format!(
-                "internal error while checking the bundle: {}",
+            Ok(r) => Ok(r?),
+            Err(p) => Err(BatchFailure::Panicked(
                 p.downcast_ref::<&str>()
                     .map(|s| s.to_string())
                     .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
             )),
         }
     }
@@ -401,14 +396,8 @@ impl Shared {
     fn remember_upload(&self, id: u64, name: &str) {
         let dir = self.uploads_dir();
         let written = std::fs::create_dir_all(&dir)
-            .map_err(|e| DaemonError::Io {
-                path: dir.clone(),
-                source: e,
-            })
-            .and_then(|()| {
-                intake::write_atomic(&dir.join(id.to_string()), name.as_bytes())
-                    .map_err(DaemonError::from)
-            });
+            .map_err(io_err(&dir))
+            .and_then(|()| write_atomic(&dir.join(id.to_string()), name.as_bytes()));
         if let Err(e) = written {
             tracing::warn!(batch = id, error = %e, "upload name not kept for later mails");
         }
@@ -454,7 +443,10 @@ impl Shared {
     /// Moves the original upload to `archive/<source>/<batch>/` and removes the claim.
     fn archive(&self, job: &Job) -> Result<(), DaemonError> {
         let c = &job.claim;
-        let to = self.archive_dir().join(&c.source).join(c.id.to_string());
+        let to = self
+            .archive_dir()
+            .join(&c.arrival.source)
+            .join(c.arrival.id.to_string());
         let from = job.dir.join("upload");
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
@@ -463,7 +455,7 @@ impl Shared {
             if to.exists() {
                 std::fs::remove_dir_all(&to).map_err(io_err(&to))?;
             }
-            intake::move_path(&from, &to)?;
+            move_path(&from, &to)?;
         }
         std::fs::remove_dir_all(&job.dir).map_err(io_err(&job.dir))?;
         Ok(())
@@ -511,15 +503,15 @@ impl Shared {
             if self.stopping() {
                 break;
             }
-            let id = match self.store.reserve_id() {
-                Ok(id) => id,
+            let arrival = match self.store.arrival(&source, account) {
+                Ok(a) => a,
                 Err(e) => {
                     tracing::error!(error = %e, "no batch id; upload left in the drop folder");
                     break;
                 }
             };
-            let now = ingest::now_secs();
-            let claim = match intake::claim(&self.spool_dir(), &r, id, &source, account, now) {
+            let id = arrival.id;
+            let claim = match intake::claim(&self.spool_dir(), &r, &arrival) {
                 Ok(c) => c,
                 Err(e) => {
                     let undone = intake::unclaim(&self.spool_dir(), &r, &source, id);
@@ -539,15 +531,7 @@ impl Shared {
                     _ => t.forget_under(&r.path),
                 }
             }
-            let inc = Incoming {
-                id,
-                source: source.clone(),
-                account: account.to_string(),
-                content_hash: String::new(),
-                received_at: now,
-                report_dir: None,
-            };
-            if let Err(e) = self.store.record_bare(&inc, BatchState::Received, None) {
+            if let Err(e) = self.store.received(&arrival) {
                 tracing::error!(batch = id, error = %e, "claim not recorded in the store");
             }
             tracing::info!(
@@ -595,7 +579,7 @@ impl Shared {
             );
         }
         let _ = writeln!(out, "mail waiting for delivery: {}", self.mailer.pending());
-        match admin::last_batches_text(&self.store) {
+        match crate::store::views::last_batches_text(&self.store) {
             Ok(t) => out.push_str(&t),
             Err(e) => {
                 let _ = writeln!(out, "history unreadable: {e}");
@@ -606,18 +590,18 @@ impl Shared {
 
     /// Re-reads accounts (passwords, keys) and the configuration's source and intake settings.
     /// Sessions already open are kept. Returns what changed, or why nothing did.
-    fn reload(&self) -> Result<String, String> {
-        let accounts = Accounts::load(&self.accounts_path).map_err(|e| e.to_string())?;
-        let cfg = Config::load(&self.config_path).map_err(|e| e.to_string())?;
-        let file = FileConfig::load(&self.config_path).map_err(|e| e.to_string())?;
+    fn reload(&self) -> Result<String, ReloadError> {
+        let accounts = Accounts::load(&self.accounts_path)?;
+        let cfg = Config::load(&self.config_path)?;
         let n = accounts.accounts.len();
         let sources = cfg.sources.len();
+        let listen = cfg.sftp.listen;
         *self.accounts.write().unwrap_or_else(|p| p.into_inner()) = accounts;
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
         lock(&self.unconfigured).clear();
         self.rescan_now.notify_one();
         let mut msg = format!("reloaded: {n} accounts, {sources} sources");
-        if file.sftp.listen != self.listen {
+        if listen != self.listen {
             msg.push_str("; sftp.listen changed: restart the daemon to listen there");
         }
         tracing::info!(accounts = n, sources, "configuration reloaded");
@@ -627,7 +611,7 @@ impl Shared {
     /// Removes archived uploads older than their source's `retention_days`.
     fn expire_archive(&self) {
         let cfg = self.cfg();
-        let now = ingest::now_secs();
+        let now = crate::clock::now_secs();
         let Ok(sources) = std::fs::read_dir(self.archive_dir()) else {
             return;
         };
@@ -711,7 +695,7 @@ async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::UnboundedReceiver
             _ = stop.wait_for(|s| *s) => break,
             p = sh.permits.acquire() => p,
         };
-        let id = job.claim.id;
+        let id = job.claim.arrival.id;
         sh.status_of(&source, |s| {
             s.queued = s.queued.saturating_sub(1);
             s.running = Some(id);
@@ -898,11 +882,11 @@ async fn admin_loop(sh: Arc<Shared>, listener: tokio::net::UnixListener) {
     }
 }
 
-async fn reload_off_runtime(sh: &Arc<Shared>) -> Result<String, String> {
+async fn reload_off_runtime(sh: &Arc<Shared>) -> Result<String, ReloadError> {
     let sh2 = sh.clone();
     tokio::task::spawn_blocking(move || sh2.reload())
         .await
-        .unwrap_or_else(|_| Err("internal error".into()))
+        .unwrap_or(Err(ReloadError::Stopped))
 }
 
 async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io::Result<()> {
@@ -1022,7 +1006,6 @@ pub fn serve(
     on_start: impl FnOnce(&[InitialAccount]),
 ) -> Result<(), DaemonError> {
     let cfg = Config::load(config_path)?;
-    let file = FileConfig::load(config_path)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
     let state_dir = std::fs::canonicalize(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
     for d in ["drop", "spool", "archive", "reports", "tmp"] {
@@ -1040,7 +1023,7 @@ pub fn serve(
         }
         r => r?,
     };
-    let accounts_path = file.sftp.accounts_path(&state_dir);
+    let accounts_path = cfg.sftp.accounts_path(&state_dir);
     let initial = bootstrap_accounts(&cfg, &accounts_path)?;
     let accounts = Arc::new(RwLock::new(Accounts::load(&accounts_path)?));
     let parallel = cfg.daemon.max_parallel_batches.unwrap_or_else(|| {
@@ -1048,6 +1031,7 @@ pub fn serve(
     });
     let mailer = Arc::new(Mailer::new(&state_dir, cfg.mail.clone())?);
     let (stop_tx, _) = watch::channel(false);
+    let sftp = cfg.sftp.clone();
     let shared = Arc::new(Shared {
         state_dir: state_dir.clone(),
         config_path: config_path.to_path_buf(),
@@ -1055,7 +1039,7 @@ pub fn serve(
         store,
         accounts: accounts.clone(),
         accounts_path,
-        listen: file.sftp.listen,
+        listen: sftp.listen,
         stopping: stop_tx,
         status: Mutex::new(BTreeMap::new()),
         queues: Mutex::new(HashMap::new()),
@@ -1074,12 +1058,12 @@ pub fn serve(
         .thread_name("rosterdrop")
         .build()
         .map_err(io_err(Path::new("tokio runtime")))?;
-    rt.block_on(run(shared, file, initial, on_start))
+    rt.block_on(run(shared, sftp, initial, on_start))
 }
 
 async fn run(
     sh: Arc<Shared>,
-    file: FileConfig,
+    sftp: SftpConfig,
     initial: Vec<InitialAccount>,
     on_start: impl FnOnce(&[InitialAccount]),
 ) -> Result<(), DaemonError> {
@@ -1087,31 +1071,22 @@ async fn run(
     let resumed = intake::resume_claims(&sh.spool_dir())?;
     let mut claimed = HashSet::new();
     for (dir, claim) in resumed {
-        claimed.insert(claim.id);
-        if sh.store.find_batch(claim.id)?.is_none() {
-            let inc = Incoming {
-                id: claim.id,
-                source: claim.source.clone(),
-                account: claim.account.clone(),
-                content_hash: String::new(),
-                received_at: claim.received_at,
-                report_dir: None,
-            };
-            sh.store.record_bare(&inc, BatchState::Received, None)?;
+        let a = &claim.arrival;
+        claimed.insert(a.id);
+        if sh.store.find_batch(a.id)?.is_none() {
+            sh.store.received(a)?;
         }
-        tracing::info!(batch = claim.id, source = %claim.source, "resuming a batch left in the spool");
+        tracing::info!(batch = a.id, source = %a.source, "resuming a batch left in the spool");
         sh.submit(Job { dir, claim });
     }
     // A batch recorded as received whose claim never reached the spool: its files are still in
     // the drop folder and will be taken again as a new batch.
     for b in sh.store.history(None)? {
-        if !admin::is_final(b.state) && !claimed.contains(&b.id) {
-            let mut b = b;
-            b.state = BatchState::Failed;
-            b.reason = Some(
+        if !b.state.is_final() && !claimed.contains(&b.id) {
+            sh.store.fail(
+                &b.arrival(),
                 "interrupted before its upload was claimed; taken again as a later batch".into(),
-            );
-            sh.store.record(&b)?;
+            )?;
         }
     }
 
@@ -1151,18 +1126,18 @@ async fn run(
     }
 
     let (up_tx, up_rx) = mpsc::channel(1024);
-    let server = Server::new(&sh.state_dir, file.sftp.clone(), sh.accounts.clone(), up_tx)?;
+    let server = Server::new(&sh.state_dir, sftp.clone(), sh.accounts.clone(), up_tx)?;
     for (alg, fp) in server.host_key_fingerprints() {
         tracing::info!(algorithm = %alg, fingerprint = %fp, "SFTP host key");
     }
-    let listener = tokio::net::TcpListener::bind(file.sftp.listen)
+    let listener = tokio::net::TcpListener::bind(sftp.listen)
         .await
         .map_err(|source| SftpError::Bind {
-            addr: file.sftp.listen,
+            addr: sftp.listen,
             source,
         })?;
     let mut stop = sh.stopping.subscribe();
-    let sftp = tokio::spawn(server.run_on(listener, async move {
+    let sftp_task = tokio::spawn(server.run_on(listener, async move {
         let _ = stop.wait_for(|s| *s).await;
     }));
     let intake = tokio::spawn(intake_loop(sh.clone(), fs_rx, up_rx));
@@ -1175,7 +1150,7 @@ async fn run(
     on_start(&initial);
     tracing::info!(state_dir = %sh.state_dir.display(), "rosterdrop daemon ready");
     let _ = crate::daemon::systemd::ready();
-    let _ = crate::daemon::systemd::status(&format!("listening on {}", file.sftp.listen));
+    let _ = crate::daemon::systemd::status(&format!("listening on {}", sftp.listen));
     // The watchdog is fed while the intake loop goes round (it ticks every second).
     let wd = sh.clone();
     let watchdog = tokio::spawn(async move {
@@ -1209,7 +1184,7 @@ async fn run(
     let _ = sh.stopping.send(true);
     watchdog.abort();
     drop(watcher);
-    let _ = sftp.await;
+    let _ = sftp_task.await;
     let _ = intake.await;
     let _ = admin.await;
     let workers: Vec<_> = std::mem::take(&mut *lock(&sh.workers));
@@ -1235,10 +1210,12 @@ mod tests {
 
     fn claim(shape: intake::Shape, from: &str, files: &[&str]) -> Claim {
         Claim {
-            id: 9,
-            source: "demo".into(),
-            account: "demo".into(),
-            received_at: 0,
+            arrival: crate::store::Arrival {
+                id: 9,
+                source: "demo".into(),
+                account: "demo".into(),
+                received_at: 0,
+            },
             shape,
             from: PathBuf::from(from),
             files: files.iter().map(|f| f.to_string()).collect(),

@@ -141,8 +141,20 @@ pub enum BundleError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: not a readable zip archive: {message}")]
-    Zip { path: PathBuf, message: String },
+    #[error("{path}: not a readable zip archive: {source}")]
+    Zip {
+        path: PathBuf,
+        #[source]
+        source: zip::result::ZipError,
+    },
+    /// An entry of a readable zip that fails part way (a bad CRC, a truncated stream).
+    #[error("{path}: not a readable zip archive: {entry}: {source}")]
+    ZipEntry {
+        path: PathBuf,
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The bundle is readable but is not a roster bundle, or misses files.
     #[error("{0}")]
     Invalid(String),
@@ -271,9 +283,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
 }
 
 fn zip_err(path: &Path) -> impl FnOnce(zip::result::ZipError) -> BundleError + '_ {
-    move |e| BundleError::Zip {
+    move |source| BundleError::Zip {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     }
 }
 
@@ -308,12 +320,9 @@ fn listed<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
 /// Names we never treat as data: hidden files, OS metadata, in-progress uploads, and the
 /// marker files a sender leaves to say an upload is complete.
 fn skipped(name: &str) -> bool {
-    name.starts_with('.')
+    crate::fsutil::is_partial_name(name)
         || name.starts_with("__MACOSX")
         || name.eq_ignore_ascii_case("thumbs.db")
-        || name.ends_with(".filepart")
-        || name.ends_with(".part")
-        || name.ends_with(".tmp")
         || is_marker(name)
 }
 
@@ -499,7 +508,7 @@ impl Bundle {
     fn open_zip(&self) -> Result<zip::ZipArchive<SharedFile>, BundleError> {
         self.zip.clone().ok_or_else(|| BundleError::Zip {
             path: self.path.clone(),
-            message: "not a zip archive".into(),
+            source: zip::result::ZipError::InvalidArchive("not a zip archive".into()),
         })
     }
 
@@ -527,9 +536,10 @@ impl Bundle {
                 self.limits.max_file_bytes,
             )),
             Some(TooBig::Bundle(max)) => self.bundle_too_big(&name, *max),
-            None => BundleError::Zip {
+            None => BundleError::ZipEntry {
                 path: zp.to_path_buf(),
-                message: format!("{name}: {e}"),
+                entry: name.clone(),
+                source: e,
             },
         })
     }

@@ -5,9 +5,9 @@
 //! here, shown once by the CLI and stored only as argon2id PHC strings; a password can be
 //! regenerated at will but never read back.
 
+use crate::fsutil::{write_atomic_with, WriteMode};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -173,22 +173,16 @@ impl Accounts {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(io)?;
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-        let result = (|| {
-            let mut f = open_private(&tmp)?;
-            f.write_all(b"# rosterdrop SFTP accounts. Managed by `rosterdrop account`; passwords are argon2id hashes.\n")?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(io)
+        let mut bytes = b"# rosterdrop SFTP accounts. Managed by `rosterdrop account`; passwords are argon2id hashes.\n".to_vec();
+        bytes.extend_from_slice(text.as_bytes());
+        let private = WriteMode {
+            private: true,
+            ..WriteMode::default()
+        };
+        write_atomic_with(path, &bytes, private).map_err(|e| AccountError::Io {
+            path: e.path,
+            source: e.source,
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&Account> {
@@ -267,24 +261,6 @@ impl Accounts {
                 .any(|k| k.key_data() == key.key_data())
         })
     }
-}
-
-/// Creates (or truncates) a file readable and writable by its owner only.
-pub(crate) fn open_private(path: &Path) -> std::io::Result<fs::File> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let f = opts.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(f)
 }
 
 #[cfg(test)]

@@ -195,32 +195,6 @@ pub const DEFAULT_MACS: &[&str] = &[
 /// Added to the MACs by `legacy = true`.
 pub const LEGACY_MACS: &[&str] = &["hmac-sha1-etm@openssh.com", "hmac-sha1"];
 
-/// The top-level config file as far as the SFTP server is concerned: `state_dir` and `[sftp]`.
-/// Other tables (`[sources.*]`, ...) are ignored here.
-#[derive(Debug, Clone, Deserialize)]
-pub struct FileConfig {
-    #[serde(default = "default_state_dir")]
-    pub state_dir: PathBuf,
-    #[serde(default)]
-    pub sftp: SftpConfig,
-}
-
-fn default_state_dir() -> PathBuf {
-    PathBuf::from("./state")
-}
-
-impl FileConfig {
-    /// Reads a config file. A missing file gives the defaults (quick start).
-    pub fn load(path: &Path) -> Result<FileConfig, SftpError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(SftpError::io(path, e)),
-        };
-        toml::from_str(&text).map_err(|e| SftpError::Config(format!("{}: {e}", path.display())))
-    }
-}
-
 impl SftpConfig {
     /// The accounts file for a state directory.
     pub fn accounts_path(&self, state_dir: &Path) -> PathBuf {
@@ -295,8 +269,12 @@ mod tests {
     /// The `[sftp]` table documented in `config/rosterdrop.toml` parses and shows the defaults.
     #[test]
     fn documented_table_is_the_defaults() {
-        let file: FileConfig =
-            toml::from_str(include_str!("../../config/rosterdrop.toml")).unwrap();
+        /// The `[sftp]` table of the file, whatever else the file holds.
+        #[derive(Deserialize)]
+        struct File {
+            sftp: SftpConfig,
+        }
+        let file: File = toml::from_str(include_str!("../../config/rosterdrop.toml")).unwrap();
         assert_eq!(file.sftp, SftpConfig::default());
         file.sftp.validate().unwrap();
     }

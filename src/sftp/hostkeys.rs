@@ -1,8 +1,8 @@
 //! Host keys: ed25519, ECDSA P-256 and RSA 3072, generated on first start into
 //! `<state_dir>/hostkeys/` (folder 0700, private keys 0600) and reused afterwards.
 
+use crate::fsutil::{write_atomic_with, WriteMode};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use russh::keys::ssh_key::private::{KeypairData, RsaKeypair};
@@ -63,13 +63,12 @@ pub fn load_or_generate(state_dir: &Path) -> Result<Vec<PrivateKey>, SftpError> 
             let pem = key
                 .to_openssh(LineEnding::LF)
                 .map_err(|e| SftpError::HostKey(e.to_string()))?;
-            let tmp = dir.join(format!(".{file}.tmp"));
-            let mut f =
-                crate::sftp::accounts::open_private(&tmp).map_err(|e| SftpError::io(&tmp, e))?;
-            f.write_all(pem.as_bytes())
-                .and_then(|_| f.sync_all())
-                .and_then(|_| fs::rename(&tmp, &path))
-                .map_err(|e| SftpError::io(&path, e))?;
+            let private = WriteMode {
+                private: true,
+                ..WriteMode::default()
+            };
+            write_atomic_with(&path, pem.as_bytes(), private)
+                .map_err(|e| SftpError::io(&e.path, e.source))?;
             if let Ok(public) = key.public_key().to_openssh() {
                 let _ = fs::write(dir.join(format!("{file}.pub")), format!("{public}\n"));
             }

@@ -96,13 +96,7 @@ pub fn display(comps: &[String]) -> String {
     format!("/{}", comps.join("/"))
 }
 
-/// Names that are not yet a finished upload: WinSCP's `.filepart`, `.part`, `.tmp`, dot files.
-pub fn is_partial_name(name: &str) -> bool {
-    name.starts_with('.')
-        || name.ends_with(".filepart")
-        || name.ends_with(".part")
-        || name.ends_with(".tmp")
-}
+pub use crate::fsutil::is_partial_name;
 
 pub struct Jail {
     pub root: PathBuf,

@@ -31,7 +31,7 @@ use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-pub use config::{DefenderConfig, FileConfig, SftpConfig};
+pub use config::{DefenderConfig, SftpConfig};
 
 use crate::sftp::accounts::{AccountError, Accounts};
 

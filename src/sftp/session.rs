@@ -482,7 +482,7 @@ impl Session {
             .read(true)
             .create_new(true)
             .mode(0o640)
-            .custom_flags(libc_nofollow())
+            .custom_flags(crate::fsutil::nofollow_flag())
             .open(&temp)
             .map_err(|e| Fail::io(&e))?;
         self.ctx.inflight.files.fetch_add(1, Ordering::Relaxed);
@@ -714,7 +714,7 @@ impl Session {
                 if let (Some(at), Some(mt), true) = (a.atime, a.mtime, md.is_file()) {
                     let f = fs::OpenOptions::new()
                         .write(true)
-                        .custom_flags(libc_nofollow())
+                        .custom_flags(crate::fsutil::nofollow_flag())
                         .open(&p)
                         .map_err(|e| Fail::io(&e))?;
                     let t = fs::FileTimes::new()
@@ -915,13 +915,6 @@ fn truncate_name(name: &str, max: usize) -> &str {
     &name[..end]
 }
 
-/// `O_NOFOLLOW` as the C library of the target defines it: its value differs per architecture
-/// (0o400000 on x86-64 is O_LARGEFILE on aarch64, where O_NOFOLLOW is 0o100000), so it is never
-/// written as a number here.
-fn libc_nofollow() -> i32 {
-    libc::O_NOFOLLOW
-}
-
 fn open_read(p: &std::path::Path) -> Result<File, Fail> {
     let md = Jail::lstat(p)?;
     if md.is_dir() {
@@ -932,7 +925,7 @@ fn open_read(p: &std::path::Path) -> Result<File, Fail> {
     }
     fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc_nofollow())
+        .custom_flags(crate::fsutil::nofollow_flag())
         .open(p)
         .map_err(|e| Fail::io(&e))
 }

@@ -18,8 +18,18 @@ use crate::roster::findings::{Action, Finding};
 use crate::roster::schema::{ForeignKey, Format, OnMissing, Schema};
 use crate::roster::values::list_items;
 
-/// Version of the key and value encodings below; a later release migrates older stores.
-pub const FORMAT_VERSION: u32 = 1;
+mod batch;
+mod codec;
+mod diff;
+mod export;
+pub mod views;
+
+use batch::bare_batch;
+pub use batch::{Arrival, Batch, BatchState, Guard, Incoming, TableCounts, HELD_PREFIX};
+use codec::*;
+pub use codec::{decode_row, RowEncoder, FORMAT_VERSION, MAX_KEY_BYTES, MAX_NAME_BYTES};
+use diff::{mode_label, Cascade, Removed};
+pub use views::StoreView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,88 +63,6 @@ pub enum StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-/// Batch states (**contract**, DESIGN.md "Batches").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BatchState {
-    Received,
-    Processing,
-    Applied,
-    /// Same content as the last applied batch, or no difference: nothing written.
-    Unchanged,
-    Held,
-    Rejected,
-    Failed,
-    Discarded,
-    RolledBack,
-}
-
-impl BatchState {
-    pub fn label(self) -> &'static str {
-        match self {
-            BatchState::Received => "received",
-            BatchState::Processing => "processing",
-            BatchState::Applied => "applied",
-            BatchState::Unchanged => "unchanged",
-            BatchState::Held => "held",
-            BatchState::Rejected => "rejected",
-            BatchState::Failed => "failed",
-            BatchState::Discarded => "discarded",
-            BatchState::RolledBack => "rolled-back",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableCounts {
-    pub read: u64,
-    pub adds: u64,
-    pub updates: u64,
-    pub deletes: u64,
-    /// Delta rows older than the stored record, skipped.
-    pub stale: u64,
-    /// Record pages this batch wrote or removed (the store's unit of writing).
-    #[serde(default)]
-    pub pages_written: u64,
-    /// Records stored before this batch.
-    pub before: u64,
-}
-
-/// One batch's history entry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Batch {
-    pub id: u64,
-    pub source: String,
-    pub account: String,
-    pub content_hash: String,
-    pub format: String,
-    pub mode: String,
-    pub state: BatchState,
-    pub received_at: u64,
-    pub duration_ms: u64,
-    pub tables: BTreeMap<String, TableCounts>,
-    pub patches: BTreeMap<String, u64>,
-    pub report_dir: Option<String>,
-    /// Why the batch was held, rejected or failed.
-    pub reason: Option<String>,
-    /// The source's last applied batch when this one was computed.
-    pub base: Option<u64>,
-    pub rollback_of: Option<u64>,
-    /// Page counts per table before and after the batch (store layout).
-    #[serde(default)]
-    pub buckets_before: BTreeMap<String, u32>,
-    #[serde(default)]
-    pub buckets_after: BTreeMap<String, u32>,
-}
-
-impl Batch {
-    pub fn totals(&self) -> (u64, u64, u64) {
-        self.tables.values().fold((0, 0, 0), |(a, u, d), t| {
-            (a + t.adds, u + t.updates, d + t.deletes)
-        })
-    }
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SourceState {
     last_applied: Option<u64>,
@@ -143,34 +71,6 @@ struct SourceState {
     /// Number of record pages (a power of two) of each table.
     #[serde(default)]
     buckets: BTreeMap<String, u32>,
-}
-
-/// The mass-deletion guard of a source.
-#[derive(Debug, Clone, Copy)]
-pub struct Guard {
-    pub max_delete_percent: f64,
-    pub min_rows: u64,
-}
-
-impl Default for Guard {
-    fn default() -> Self {
-        Guard {
-            max_delete_percent: 10.0,
-            min_rows: 50,
-        }
-    }
-}
-
-/// Who sent a batch and what it was.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    /// From [`Store::reserve_id`].
-    pub id: u64,
-    pub source: String,
-    pub account: String,
-    pub content_hash: String,
-    pub received_at: u64,
-    pub report_dir: Option<String>,
 }
 
 pub struct Store {
@@ -182,329 +82,6 @@ pub struct Store {
     writer: std::sync::Mutex<()>,
     /// Held for as long as the store is open: other processes get [`StoreError::Locked`].
     _lock: std::fs::File,
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-// ---- keys -------------------------------------------------------------------------------
-
-fn k_state(source: &str) -> Vec<u8> {
-    [b"s\0", source.as_bytes()].concat()
-}
-fn k_records(source: &str, table: &str) -> Vec<u8> {
-    [b"r\0", source.as_bytes(), b"\0", table.as_bytes(), b"\0"].concat()
-}
-fn k_page(source: &str, table: &str, bucket: u32) -> Vec<u8> {
-    [k_records(source, table).as_slice(), &bucket.to_be_bytes()].concat()
-}
-
-/// Records per page that a table's bucket count aims at.
-const PAGE_TARGET: usize = 256;
-
-/// FNV-1a: a fixed hash, so that a record's page never depends on the process.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-fn bucket_of(pk: &[u8], buckets: u32) -> u32 {
-    (fnv1a(pk) & u64::from(buckets.max(1) - 1)) as u32
-}
-
-/// The bucket count for a table of `rows` records.
-fn buckets_for(rows: usize) -> u32 {
-    (rows.div_ceil(PAGE_TARGET).max(1).next_power_of_two()).min(1 << 24) as u32
-}
-
-/// A page: records sorted by primary key, as (key, encoded row).
-type Page<'a> = Vec<(&'a [u8], &'a [u8])>;
-
-/// A stored page value: the encoded page, compressed.
-fn encode_page<K: AsRef<[u8]>, V: AsRef<[u8]>>(recs: &[(K, V)]) -> Result<Vec<u8>> {
-    Ok(deflate(&encode_page_raw(recs)?))
-}
-
-/// Longest record key (primary key) a page can hold: its length is written in two bytes.
-pub const MAX_KEY_BYTES: usize = u16::MAX as usize;
-/// Longest column name a record can hold: its length is written in two bytes.
-pub const MAX_NAME_BYTES: usize = u16::MAX as usize;
-
-/// Appends a two-byte length, refusing one that does not fit.
-fn put_u16(out: &mut Vec<u8>, n: usize, what: impl FnOnce() -> String) -> Result<()> {
-    let n = u16::try_from(n).map_err(|_| StoreError::Oversized(what()))?;
-    out.extend_from_slice(&n.to_le_bytes());
-    Ok(())
-}
-
-/// Appends a four-byte length, refusing one that does not fit.
-fn put_u32(out: &mut Vec<u8>, n: usize, what: impl FnOnce() -> String) -> Result<()> {
-    let n = u32::try_from(n).map_err(|_| StoreError::Oversized(what()))?;
-    out.extend_from_slice(&n.to_le_bytes());
-    Ok(())
-}
-
-/// Appends one page entry: a key and its encoded record.
-fn put_entry(out: &mut Vec<u8>, k: &[u8], v: &[u8]) -> Result<()> {
-    put_u16(out, k.len(), || {
-        format!(
-            "a record id of {} bytes is longer than the {MAX_KEY_BYTES} bytes the store can keep",
-            k.len()
-        )
-    })?;
-    out.extend_from_slice(k);
-    put_u32(out, v.len(), || {
-        format!("a record of {} bytes is too large to store", v.len())
-    })?;
-    out.extend_from_slice(v);
-    Ok(())
-}
-
-/// Compresses a page with LZ4: pages are small and read on every diff, so speed wins.
-fn deflate(raw: &[u8]) -> Vec<u8> {
-    lz4_flex::compress_prepend_size(raw)
-}
-
-/// Decompresses a stored page value, refusing sizes beyond any real page.
-fn inflate(v: &[u8]) -> Option<Vec<u8>> {
-    let n = u32::from_le_bytes(v.get(0..4)?.try_into().ok()?) as usize;
-    if n > 256 << 20 {
-        return None;
-    }
-    lz4_flex::decompress_size_prepended(v).ok()
-}
-
-fn encode_page_raw<K: AsRef<[u8]>, V: AsRef<[u8]>>(recs: &[(K, V)]) -> Result<Vec<u8>> {
-    let size: usize = recs
-        .iter()
-        .map(|(k, v)| 6 + k.as_ref().len() + v.as_ref().len())
-        .sum();
-    let mut out = Vec::with_capacity(4 + size);
-    put_u32(&mut out, recs.len(), || {
-        "too many records in one page".into()
-    })?;
-    for (k, v) in recs {
-        put_entry(&mut out, k.as_ref(), v.as_ref())?;
-    }
-    Ok(out)
-}
-
-fn decode_page(bytes: &[u8]) -> Option<Page<'_>> {
-    let n = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
-    let mut out = Vec::with_capacity(n.min(1 << 20));
-    let mut i = 4;
-    for _ in 0..n {
-        let kl = u16::from_le_bytes(bytes.get(i..i + 2)?.try_into().ok()?) as usize;
-        let k = bytes.get(i + 2..i + 2 + kl)?;
-        i += 2 + kl;
-        let vl = u32::from_le_bytes(bytes.get(i..i + 4)?.try_into().ok()?) as usize;
-        let v = bytes.get(i + 4..i + 4 + vl)?;
-        i += 4 + vl;
-        out.push((k, v));
-    }
-    Some(out)
-}
-
-fn page_len(raw: &[u8]) -> u64 {
-    raw.get(0..4)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, |b| u64::from(u32::from_le_bytes(b)))
-}
-
-fn k_batch(id: u64) -> Vec<u8> {
-    [&b"b\0"[..], &id.to_be_bytes()].concat()
-}
-fn k_undo(id: u64) -> Vec<u8> {
-    [&b"u\0"[..], &id.to_be_bytes()].concat()
-}
-fn k_pending(id: u64) -> Vec<u8> {
-    [&b"p\0"[..], &id.to_be_bytes()].concat()
-}
-const K_VERSION: &[u8] = b"m\0version";
-const K_NEXT_ID: &[u8] = b"m\0next-batch";
-
-// ---- values -----------------------------------------------------------------------------
-
-/// Encodes rows of one table as their non-empty (column, value) pairs sorted by column name,
-/// so that the same data in another column order, separator or line ending encodes
-/// identically. OneRoster `status` is an instruction, not data, and is left out. The column
-/// order is worked out once per table.
-pub struct RowEncoder {
-    order: Vec<(usize, String)>,
-}
-
-impl RowEncoder {
-    /// Refuses a table with a column name or a record id longer than the store can keep,
-    /// naming the file and line.
-    pub fn new(w: &Work) -> Result<RowEncoder> {
-        let mut order: Vec<(usize, String)> = (0..w.table.ncols())
-            .map(|c| (c, w.column_name(c).into_owned()))
-            .filter(|(_, n)| n != "status")
-            .collect();
-        if let Some((c, n)) = order.iter().find(|(_, n)| n.len() > MAX_NAME_BYTES) {
-            return Err(StoreError::Oversized(format!(
-                "{}: the name of column {} is {} bytes, longer than the {MAX_NAME_BYTES} \
-                 bytes the store can keep; nothing was applied",
-                w.def.file_name(),
-                c + 1,
-                n.len()
-            )));
-        }
-        if let Some(row) =
-            (0..w.table.len()).find(|&r| w.is_kept(r) && w.id(r).len() > MAX_KEY_BYTES)
-        {
-            return Err(StoreError::Oversized(format!(
-                "{} line {}: the record id is {} bytes, longer than the {MAX_KEY_BYTES} bytes \
-                 the store can keep; nothing was applied",
-                w.def.file_name(),
-                w.table.line(row),
-                w.id(row).len()
-            )));
-        }
-        order.sort_by(|a, b| a.1.cmp(&b.1));
-        Ok(RowEncoder { order })
-    }
-
-    pub fn encode(&self, w: &Work, row: usize, buf: &mut Vec<u8>) -> Result<()> {
-        buf.clear();
-        let mut small = [""; 32];
-        let mut big = Vec::new();
-        let vals: &mut [&str] = if w.table.ncols() <= small.len() {
-            &mut small[..]
-        } else {
-            big.resize(w.table.ncols(), "");
-            &mut big[..]
-        };
-        w.row_values(row, vals);
-        for (c, n) in &self.order {
-            let v = vals[*c];
-            if v.is_empty() {
-                continue;
-            }
-            put_field(buf, n, v)?;
-        }
-        Ok(())
-    }
-}
-
-/// Appends one (column, value) pair of an encoded record.
-fn put_field(buf: &mut Vec<u8>, name: &str, value: &str) -> Result<()> {
-    put_u16(buf, name.len(), || {
-        format!(
-            "a column name of {} bytes is longer than the {MAX_NAME_BYTES} bytes the store can keep",
-            name.len()
-        )
-    })?;
-    buf.extend_from_slice(name.as_bytes());
-    put_u32(buf, value.len(), || {
-        format!("a value of {} bytes is too large to store", value.len())
-    })?;
-    buf.extend_from_slice(value.as_bytes());
-    Ok(())
-}
-
-/// The (column, value) pairs of an encoded record, without copying; `None` when it does not
-/// decode.
-fn row_fields(bytes: &[u8]) -> Option<Vec<(&str, &str)>> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let nl = u16::from_le_bytes(bytes.get(i..i + 2)?.try_into().ok()?) as usize;
-        i += 2;
-        let name = std::str::from_utf8(bytes.get(i..i + nl)?).ok()?;
-        i += nl;
-        let vl = u32::from_le_bytes(bytes.get(i..i + 4)?.try_into().ok()?) as usize;
-        i += 4;
-        let value = std::str::from_utf8(bytes.get(i..i + vl)?).ok()?;
-        i += vl;
-        out.push((name, value));
-    }
-    Some(out)
-}
-
-pub fn decode_row(bytes: &[u8]) -> Option<Vec<(String, String)>> {
-    Some(
-        row_fields(bytes)?
-            .into_iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-    )
-}
-
-/// Checks that every record page a change set writes decodes, down to each record's
-/// fields, so that no batch can leave a source unreadable.
-fn verify_pages(changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
-    for (k, v) in changes {
-        let Some(v) = v else { continue };
-        if !k.starts_with(b"r\0") {
-            continue;
-        }
-        let bad = || StoreError::Unverified(String::from_utf8_lossy(k).replace('\0', "/"));
-        let raw = inflate(v).ok_or_else(bad)?;
-        let page = decode_page(&raw).ok_or_else(bad)?;
-        let mut consumed = 4;
-        for (key, rec) in &page {
-            row_fields(rec).ok_or_else(bad)?;
-            consumed += 6 + key.len() + rec.len();
-        }
-        if consumed != raw.len() || !page.windows(2).all(|p| p[0].0 < p[1].0) {
-            return Err(bad());
-        }
-    }
-    Ok(())
-}
-
-/// A list of (key, value or deletion), deflated: undo data and held change sets.
-type ChangeSet = Vec<(Vec<u8>, Option<Vec<u8>>)>;
-
-fn encode_changes(c: &ChangeSet) -> std::io::Result<Vec<u8>> {
-    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(&(c.len() as u64).to_le_bytes())?;
-    for (k, v) in c {
-        e.write_all(&(k.len() as u32).to_le_bytes())?;
-        e.write_all(k)?;
-        match v {
-            Some(v) => {
-                e.write_all(&[1])?;
-                e.write_all(&(v.len() as u32).to_le_bytes())?;
-                e.write_all(v)?;
-            }
-            None => e.write_all(&[0])?,
-        }
-    }
-    e.finish()
-}
-
-fn decode_changes(bytes: &[u8]) -> Option<ChangeSet> {
-    let mut raw = Vec::new();
-    flate2::read::DeflateDecoder::new(bytes)
-        .read_to_end(&mut raw)
-        .ok()?;
-    let mut i = 0;
-    let take = |i: &mut usize, n: usize| -> Option<&[u8]> {
-        let s = raw.get(*i..*i + n)?;
-        *i += n;
-        Some(s)
-    };
-    let n = u64::from_le_bytes(take(&mut i, 8)?.try_into().ok()?);
-    let mut out = Vec::with_capacity(n.min(1 << 24) as usize);
-    for _ in 0..n {
-        let kl = u32::from_le_bytes(take(&mut i, 4)?.try_into().ok()?) as usize;
-        let k = take(&mut i, kl)?.to_vec();
-        let v = match take(&mut i, 1)?[0] {
-            1 => {
-                let vl = u32::from_le_bytes(take(&mut i, 4)?.try_into().ok()?) as usize;
-                Some(take(&mut i, vl)?.to_vec())
-            }
-            _ => None,
-        };
-        out.push((k, v));
-    }
-    Some(out)
 }
 
 /// A roster state named by the batch that made it, for messages.
@@ -519,29 +96,6 @@ fn corrupt(key: &[u8], message: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         key: String::from_utf8_lossy(key).replace('\0', "/"),
         message: message.into(),
-    }
-}
-
-/// A batch record with nothing counted yet.
-fn bare_batch(inc: &Incoming, st: &SourceState, state: BatchState) -> Batch {
-    Batch {
-        id: inc.id,
-        source: inc.source.clone(),
-        account: inc.account.clone(),
-        content_hash: inc.content_hash.clone(),
-        format: String::new(),
-        mode: String::new(),
-        state,
-        received_at: inc.received_at,
-        duration_ms: 0,
-        tables: BTreeMap::new(),
-        patches: BTreeMap::new(),
-        report_dir: inc.report_dir.clone(),
-        reason: None,
-        base: st.last_applied,
-        rollback_of: None,
-        buckets_before: BTreeMap::new(),
-        buckets_after: BTreeMap::new(),
     }
 }
 
@@ -644,9 +198,15 @@ impl Store {
         Ok(all)
     }
 
-    /// A new batch id (unique, increasing, kept across restarts).
-    pub fn reserve_id(&self) -> Result<u64> {
-        self.new_id()
+    /// A new batch's identity: a fresh id, and now as its arrival time. Nothing is recorded
+    /// until [`Store::received`] or [`Store::processing`].
+    pub fn arrival(&self, source: &str, account: &str) -> Result<Arrival> {
+        Ok(Arrival {
+            id: self.new_id()?,
+            source: source.to_string(),
+            account: account.to_string(),
+            received_at: crate::clock::now_secs(),
+        })
     }
 
     fn new_id(&self) -> Result<u64> {
@@ -663,54 +223,38 @@ impl Store {
             .ok_or_else(|| corrupt(K_NEXT_ID, "not a counter"))
     }
 
-    /// What the engine may ask the store while checking a batch of `source`.
-    pub fn view<'a>(&'a self, source: &'a str) -> Result<StoreView<'a>> {
-        let mut persons = HashMap::new();
-        let format = self
-            .state(source)?
-            .format
-            .as_deref()
-            .and_then(Format::from_label);
-        let schema = format.map(Schema::for_format);
-        let tables = schema.as_ref().map_or(&[][..], |s| &s.tables[..]);
-        for t in tables.iter().filter(|t| t.person.is_some()) {
-            let Some(p) = t.person else { continue };
-            for (k, v) in self.records(source, t.name)? {
-                let Some(pairs) = decode_row(&v) else {
-                    return Err(corrupt(&k, "undecodable record"));
-                };
-                let get = |n: &str| {
-                    pairs
-                        .iter()
-                        .find(|(c, _)| c == n)
-                        .map_or("", |(_, v)| v.as_str())
-                };
-                let id = String::from_utf8_lossy(&k).into_owned();
-                if let Some(key) =
-                    crate::roster::engine::person_key(get(p.first), get(p.last), get(p.email))
-                {
-                    persons.entry(key).or_insert(id);
-                }
-            }
-        }
-        let buckets = self.state(source)?.buckets;
-        Ok(StoreView {
-            store: self,
-            source,
-            persons,
-            buckets,
-        })
-    }
-
     /// The content hash of the source's last applied batch.
     pub fn last_hash(&self, source: &str) -> Result<Option<String>> {
         Ok(self.state(source)?.last_hash)
     }
 
+    /// Records a claimed upload as `received`: it waits in the spool for its source's worker.
+    pub fn received(&self, a: &Arrival) -> Result<Batch> {
+        let b = bare_batch(a, &self.state(&a.source)?, BatchState::Received);
+        self.record(&b)?;
+        Ok(b)
+    }
+
+    /// Records a batch as `processing`: its upload has been read and is being checked.
+    pub fn processing(&self, inc: &Incoming) -> Result<Batch> {
+        let mut b = bare_batch(
+            &inc.arrival,
+            &self.state(&inc.arrival.source)?,
+            BatchState::Processing,
+        );
+        b.content_hash.clone_from(&inc.content_hash);
+        b.report_dir.clone_from(&inc.report_dir);
+        self.record(&b)?;
+        Ok(b)
+    }
+
     /// Records an upload identical to the last applied one, without checking it again.
-    pub fn record_unchanged(&self, inc: &Incoming) -> Result<Batch> {
-        let st = self.state(&inc.source)?;
-        let mut b = bare_batch(inc, &st, BatchState::Unchanged);
+    pub fn unchanged(&self, inc: &Incoming) -> Result<Batch> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let st = self.state(&inc.arrival.source)?;
+        let mut b = bare_batch(&inc.arrival, &st, BatchState::Unchanged);
+        b.content_hash.clone_from(&inc.content_hash);
+        b.report_dir.clone_from(&inc.report_dir);
         b.format = st.format.clone().unwrap_or_default();
         b.mode = "bulk".into();
         b.reason = Some(format!(
@@ -719,30 +263,22 @@ impl Store {
         ));
         b.buckets_after = st.buckets.clone();
         b.buckets_before = st.buckets;
-        self.record(&b)?;
+        self.finish(&mut b, inc.started)?;
         Ok(b)
     }
 
-    /// A batch that has not been checked (yet): `received`, `processing` or `failed`.
-    pub fn record_bare(
-        &self,
-        inc: &Incoming,
-        state: BatchState,
-        reason: Option<String>,
-    ) -> Result<Batch> {
-        let st = self.state(&inc.source)?;
-        let mut b = bare_batch(inc, &st, state);
-        b.reason = reason;
-        self.record(&b)?;
-        Ok(b)
-    }
-
-    /// Sets a batch's `duration_ms` (the whole pipeline's time, known after the commit) without
-    /// racing an approval of the same batch.
-    pub fn set_duration(&self, id: u64, ms: u64) -> Result<Batch> {
+    /// Records a batch as `failed` with the reason, keeping what its record already says (its
+    /// hash and reports). A batch that is already final is returned as it is: a commit that
+    /// landed stands, whatever failed after it.
+    pub fn fail(&self, a: &Arrival, reason: String) -> Result<Batch> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut b = self.batch(id)?;
-        b.duration_ms = ms;
+        let mut b = match self.find_batch(a.id)? {
+            Some(b) if b.state.is_final() => return Ok(b),
+            Some(b) => b,
+            None => bare_batch(a, &self.state(&a.source)?, BatchState::Failed),
+        };
+        b.state = BatchState::Failed;
+        b.reason = Some(reason);
         self.record(&b)?;
         Ok(b)
     }
@@ -756,8 +292,8 @@ impl Store {
         }
     }
 
-    /// Records a batch that changes nothing in the roster (rejected, failed, ...).
-    pub fn record(&self, b: &Batch) -> Result<()> {
+    /// Writes a batch's record (one write, flushed).
+    fn record(&self, b: &Batch) -> Result<()> {
         let v = serde_json::to_vec(b)?;
         self.tree.insert(k_batch(b.id), v)?;
         self.db.flush()?;
@@ -769,9 +305,11 @@ impl Store {
     /// held is diffed and held like a batch the deletion guard holds.
     pub fn commit(&self, outcome: &Outcome, inc: &Incoming, guard: Guard) -> Result<Committed> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let started = std::time::Instant::now();
-        let state = self.state(&inc.source)?;
-        let mut batch = bare_batch(inc, &state, BatchState::Processing);
+        let started = inc.started;
+        let state = self.state(&inc.arrival.source)?;
+        let mut batch = bare_batch(&inc.arrival, &state, BatchState::Processing);
+        batch.content_hash.clone_from(&inc.content_hash);
+        batch.report_dir.clone_from(&inc.report_dir);
         batch.format = outcome.format.map_or("unknown", |f| f.label()).to_string();
         batch.mode = mode_label(outcome);
         batch.buckets_before = state.buckets.clone();
@@ -939,7 +477,7 @@ impl Store {
         for w in &outcome.tables {
             let old = before.buckets.get(w.def.name).copied();
             let r = removed.entry(w.def.name).or_default();
-            let (counts, b) = self.diff_table(&inc.source, w, old, changes, r)?;
+            let (counts, b) = self.diff_table(&inc.arrival.source, w, old, changes, r)?;
             after.buckets.insert(w.def.name.to_string(), b);
             batch.tables.insert(w.def.name.to_string(), counts);
         }
@@ -948,7 +486,7 @@ impl Store {
                 let schema = Schema::for_format(f);
                 let mut c = Cascade {
                     store: self,
-                    source: &inc.source,
+                    source: &inc.arrival.source,
                     schema: &schema,
                     outcome,
                     before,
@@ -1024,329 +562,6 @@ impl Store {
             "batch committed"
         );
         Ok(batch)
-    }
-
-    /// Adds the page writes one uploaded table makes to the stored roster, and returns its
-    /// record counts and the table's bucket count after the batch.
-    fn diff_table(
-        &self,
-        source: &str,
-        w: &Work,
-        old_buckets: Option<u32>,
-        changes: &mut ChangeSet,
-        removed: &mut Removed,
-    ) -> Result<(TableCounts, u32)> {
-        let mut counts = TableCounts {
-            read: w.table.len() as u64,
-            ..TableCounts::default()
-        };
-        let mut buf = Vec::new();
-        let enc = RowEncoder::new(w)?;
-        let encode_row = |w: &Work, row: usize, buf: &mut Vec<u8>| enc.encode(w, row, buf);
-        let kept: Vec<u32> = (0..w.table.len())
-            .filter(|&r| w.is_kept(r))
-            .map(|r| r as u32)
-            .collect();
-        if w.mode == Mode::Delta {
-            return self.diff_delta(source, w, old_buckets, &kept, changes, counts, removed);
-        }
-        let gone: Origin = std::sync::Arc::from(format!(
-            "not in the accepted rows of the bulk {}",
-            w.def.file_name()
-        ));
-        let rows: Vec<u32> = kept
-            .into_iter()
-            .filter(|&r| !w.is_deletion(r as usize))
-            .collect();
-        let t0 = std::time::Instant::now();
-        // Keep the bucket count while pages stay between a quarter and four times the target
-        // (sized by the incoming rows: a bulk file is the whole table).
-        let want = buckets_for(rows.len());
-        let b = match old_buckets {
-            Some(b) if b >= want / 4 && b <= want.saturating_mul(4) => b,
-            _ => want,
-        };
-        let id = |r: u32| w.id(r as usize).as_bytes();
-        // Incoming rows grouped by page (a counting sort on the bucket), then sorted by key
-        // within each small group.
-        let keyed: Vec<(u32, u32)> = {
-            let ids: Vec<&[u8]> = rows.iter().map(|&r| id(r)).collect();
-            let bucket: Vec<u32> = ids.iter().map(|k| bucket_of(k, b)).collect();
-            let mut start = vec![0usize; b as usize + 1];
-            for &k in &bucket {
-                start[k as usize + 1] += 1;
-            }
-            for i in 1..start.len() {
-                start[i] += start[i - 1];
-            }
-            // (bucket, index into `rows`), then sorted by key within each bucket.
-            let mut out = vec![(0u32, 0u32); rows.len()];
-            let mut next = start.clone();
-            for (i, &k) in bucket.iter().enumerate() {
-                out[next[k as usize]] = (k, i as u32);
-                next[k as usize] += 1;
-            }
-            for k in 0..b as usize {
-                out[start[k]..start[k + 1]]
-                    .sort_unstable_by(|x, y| ids[x.1 as usize].cmp(ids[y.1 as usize]));
-            }
-            for e in out.iter_mut() {
-                e.1 = rows[e.1 as usize];
-            }
-            out
-        };
-        if old_buckets.is_some_and(|ob| ob != b) {
-            // Re-bucketing: diff logically against every stored record, rewrite every page.
-            let old = self.records(source, w.def.name)?;
-            counts.before = old.len() as u64;
-            let mut sorted: Vec<u32> = rows.clone();
-            sorted.sort_unstable_by(|&x, &y| id(x).cmp(id(y)));
-            let (mut i, mut j) = (0, 0);
-            while i < old.len() || j < sorted.len() {
-                let ord = match (old.get(i), sorted.get(j)) {
-                    (Some(o), Some(&r)) => o.0.as_slice().cmp(id(r)),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    _ => std::cmp::Ordering::Greater,
-                };
-                match ord {
-                    std::cmp::Ordering::Less => {
-                        counts.deletes += 1;
-                        removed.push(old[i].0.clone(), gone.clone(), true);
-                        i += 1;
-                    }
-                    std::cmp::Ordering::Greater => {
-                        counts.adds += 1;
-                        j += 1;
-                    }
-                    std::cmp::Ordering::Equal => {
-                        encode_row(w, sorted[j] as usize, &mut buf)?;
-                        if old[i].1 != buf {
-                            counts.updates += 1;
-                        }
-                        i += 1;
-                        j += 1;
-                    }
-                }
-            }
-            let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-            for kv in self.tree.scan_prefix(k_records(source, w.def.name)) {
-                writes.insert(kv?.0.to_vec(), None);
-            }
-            for group in keyed.chunk_by(|x, y| x.0 == y.0) {
-                let recs: Vec<(&[u8], Vec<u8>)> = group
-                    .iter()
-                    .map(|&(_, r)| {
-                        encode_row(w, r as usize, &mut buf)?;
-                        Ok((id(r), buf.clone()))
-                    })
-                    .collect::<Result<_>>()?;
-                writes.insert(
-                    k_page(source, w.def.name, group[0].0),
-                    Some(encode_page(&recs)?),
-                );
-            }
-            counts.pages_written = writes.len() as u64;
-            changes.extend(writes);
-            return Ok((counts, b));
-        }
-        // Same buckets: merge each stored page with its incoming group; write changed pages.
-        let prefix_len = k_records(source, w.def.name).len();
-        let mut stored = self.tree.scan_prefix(k_records(source, w.def.name));
-        let mut cur = stored.next().transpose()?;
-        let mut groups = keyed.chunk_by(|x, y| x.0 == y.0).peekable();
-        loop {
-            let sb = match &cur {
-                Some((k, _)) => Some(
-                    k.get(prefix_len..prefix_len + 4)
-                        .and_then(|x| x.try_into().ok())
-                        .map(u32::from_be_bytes)
-                        .ok_or_else(|| corrupt(k, "bad page key"))?,
-                ),
-                None => None,
-            };
-            let gb = groups.peek().map(|g| g[0].0);
-            let bucket = match (sb, gb) {
-                (None, None) => break,
-                (Some(x), None) => x,
-                (None, Some(y)) => y,
-                (Some(x), Some(y)) => x.min(y),
-            };
-            let old_bytes = if sb == Some(bucket) {
-                let v = cur.take().map(|(_, v)| v);
-                cur = stored.next().transpose()?;
-                v
-            } else {
-                None
-            };
-            let group: &[(u32, u32)] = if gb == Some(bucket) {
-                groups.next().unwrap_or(&[])
-            } else {
-                &[]
-            };
-            let key = k_page(source, w.def.name, bucket);
-            let old_raw = match &old_bytes {
-                Some(v) => inflate(v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
-                None => Vec::new(),
-            };
-            let old: Page = if old_bytes.is_some() {
-                decode_page(&old_raw).ok_or_else(|| corrupt(&key, "undecodable page"))?
-            } else {
-                Vec::new()
-            };
-            counts.before += old.len() as u64;
-            // The new page, encoded as it is built: a count, then (key, record) entries.
-            let mut page: Vec<u8> = Vec::with_capacity(old_raw.len().max(group.len() * 48));
-            page.extend_from_slice(&[0; 4]);
-            let mut entries: u32 = 0;
-            let mut push = |page: &mut Vec<u8>, k: &[u8], v: &[u8]| {
-                entries += 1;
-                put_entry(page, k, v)
-            };
-            let mut changed = false;
-            let (mut i, mut j) = (0, 0);
-            while i < old.len() || j < group.len() {
-                let ord = match (old.get(i), group.get(j)) {
-                    (Some(o), Some(&(_, r))) => o.0.cmp(id(r)),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    _ => std::cmp::Ordering::Greater,
-                };
-                match ord {
-                    std::cmp::Ordering::Less => {
-                        counts.deletes += 1;
-                        removed.push(old[i].0.to_vec(), gone.clone(), true);
-                        changed = true;
-                        i += 1;
-                    }
-                    std::cmp::Ordering::Greater => {
-                        let r = group[j].1;
-                        encode_row(w, r as usize, &mut buf)?;
-                        counts.adds += 1;
-                        changed = true;
-                        push(&mut page, id(r), &buf)?;
-                        j += 1;
-                    }
-                    std::cmp::Ordering::Equal => {
-                        let r = group[j].1;
-                        encode_row(w, r as usize, &mut buf)?;
-                        if old[i].1 != buf.as_slice() {
-                            counts.updates += 1;
-                            changed = true;
-                        }
-                        push(&mut page, id(r), &buf)?;
-                        i += 1;
-                        j += 1;
-                    }
-                }
-            }
-            if changed {
-                let v = if entries == 0 {
-                    None
-                } else {
-                    page[0..4].copy_from_slice(&entries.to_le_bytes());
-                    Some(deflate(&page))
-                };
-                counts.pages_written += 1;
-                changes.push((key, v));
-            }
-        }
-        tracing::debug!(
-            table = w.def.name,
-            ms = t0.elapsed().as_millis() as u64,
-            "diffed"
-        );
-        Ok((counts, b))
-    }
-
-    /// OneRoster delta: upsert `active` rows, delete `tobedeleted` ones, skip rows older than
-    /// the stored record.
-    #[allow(clippy::too_many_arguments)]
-    fn diff_delta(
-        &self,
-        source: &str,
-        w: &Work,
-        old_buckets: Option<u32>,
-        kept: &[u32],
-        changes: &mut ChangeSet,
-        mut counts: TableCounts,
-        removed: &mut Removed,
-    ) -> Result<(TableCounts, u32)> {
-        counts.before = self.count(source, w.def.name)?;
-        let b = old_buckets.unwrap_or_else(|| buckets_for(kept.len()));
-        let dlm = w.col("dateLastModified");
-        // Pages touched by this delta: their records and whether they changed.
-        type Loaded = (Vec<(Vec<u8>, Vec<u8>)>, bool);
-        let mut pages: BTreeMap<u32, Loaded> = BTreeMap::new();
-        let mut buf = Vec::new();
-        let enc = RowEncoder::new(w)?;
-        let encode_row = |w: &Work, row: usize, buf: &mut Vec<u8>| enc.encode(w, row, buf);
-        for &r in kept {
-            let row = r as usize;
-            let id = w.id(row).as_bytes();
-            let bucket = bucket_of(id, b);
-            if let std::collections::btree_map::Entry::Vacant(e) = pages.entry(bucket) {
-                let key = k_page(source, w.def.name, bucket);
-                let recs = match self.tree.get(&key)?.and_then(|v| inflate(&v)) {
-                    Some(v) => decode_page(&v)
-                        .ok_or_else(|| corrupt(&key, "undecodable page"))?
-                        .into_iter()
-                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                        .collect(),
-                    None => Vec::new(),
-                };
-                e.insert((recs, false));
-            }
-            let Some((recs, dirty)) = pages.get_mut(&bucket) else {
-                continue;
-            };
-            let at = recs.binary_search_by(|(k, _)| k.as_slice().cmp(id));
-            if let (Ok(i), Some(c)) = (at, dlm) {
-                let incoming = w.value(row, c);
-                let old_dlm = decode_row(&recs[i].1)
-                    .and_then(|p| p.into_iter().find(|(n, _)| n == "dateLastModified"))
-                    .map(|(_, v)| v)
-                    .unwrap_or_default();
-                if !incoming.is_empty() && !old_dlm.is_empty() && incoming < old_dlm.as_str() {
-                    counts.stale += 1;
-                    continue;
-                }
-            }
-            if w.is_deletion(row) {
-                if let Ok(i) = at {
-                    recs.remove(i);
-                    counts.deletes += 1;
-                    *dirty = true;
-                    let origin = format!("{} line {}", w.def.file_name(), w.table.line(row));
-                    removed.push(id.to_vec(), std::sync::Arc::from(origin), true);
-                }
-                continue;
-            }
-            encode_row(w, row, &mut buf)?;
-            match at {
-                Ok(i) if recs[i].1 == buf => {}
-                Ok(i) => {
-                    recs[i].1 = buf.clone();
-                    counts.updates += 1;
-                    *dirty = true;
-                }
-                Err(i) => {
-                    recs.insert(i, (id.to_vec(), buf.clone()));
-                    counts.adds += 1;
-                    *dirty = true;
-                }
-            }
-        }
-        for (bucket, (recs, dirty)) in pages {
-            if dirty {
-                let v = if recs.is_empty() {
-                    None
-                } else {
-                    Some(encode_page(&recs)?)
-                };
-                counts.pages_written += 1;
-                changes.push((k_page(source, w.def.name, bucket), v));
-            }
-        }
-        Ok((counts, b))
     }
 
     /// Applies a held batch, if nothing was applied to its source since it was computed.
@@ -1431,7 +646,7 @@ impl Store {
         rb.id = self.new_id()?;
         rb.state = BatchState::Applied;
         rb.rollback_of = Some(id);
-        rb.received_at = now();
+        rb.received_at = crate::clock::now_secs();
         rb.reason = Some(format!("rollback of batch {id}"));
         rb.base = st.last_applied;
         // The roster is again what the batch before it left: so is the content it came from.
@@ -1461,85 +676,7 @@ impl Store {
             started,
         )
     }
-
-    /// The format a source's roster is kept in, if it has one.
-    pub fn format_of(&self, source: &str) -> Result<Option<Format>> {
-        Ok(self
-            .state(source)?
-            .format
-            .as_deref()
-            .and_then(Format::from_label))
-    }
-
-    /// Writes the source's current roster as a bundle in its own format.
-    pub fn export(&self, source: &str, dir: &Path) -> Result<Format> {
-        let Some(format) = self.format_of(source)? else {
-            return Err(StoreError::Refused(format!(
-                "source `{source}` has no roster yet"
-            )));
-        };
-        std::fs::create_dir_all(dir)?;
-        let schema = Schema::for_format(format);
-        let mut manifest = String::from("propertyName,value\nmanifest.version,1.0\n");
-        // OneRoster 1.0 has no manifest.csv by design: its files are the bundle.
-        let with_manifest = format.is_oneroster() && format != Format::OneRoster10;
-        if with_manifest {
-            manifest.push_str(&format!(
-                "oneroster.version,{}\n",
-                if format == Format::OneRoster11 {
-                    "1.1"
-                } else {
-                    "1.2"
-                }
-            ));
-        }
-        let dialect = crate::roster::csvio::Dialect {
-            backslash_escapes: format == Format::Apple,
-            ..Default::default()
-        };
-        for t in &schema.tables {
-            let mut rows: Vec<Vec<(String, String)>> = Vec::new();
-            for (k, v) in self.records(source, t.name)? {
-                rows.push(decode_row(&v).ok_or_else(|| corrupt(&k, "undecodable record"))?);
-            }
-            if format.is_oneroster() {
-                let mode = if rows.is_empty() { "absent" } else { "bulk" };
-                manifest.push_str(&format!("file.{},{mode}\n", t.name));
-                if rows.is_empty() {
-                    continue;
-                }
-            }
-            // Header: the schema's columns, then numbered and extra columns seen in the data.
-            let mut header: Vec<String> = t.columns.iter().map(|c| c.name.to_string()).collect();
-            let mut extra: Vec<String> = rows
-                .iter()
-                .flat_map(|r| r.iter().map(|(n, _)| n.clone()))
-                .filter(|n| !header.contains(n))
-                .collect();
-            extra.sort();
-            extra.dedup();
-            header.extend(extra);
-            let f = std::fs::File::create(dir.join(format!("{}.csv", t.name)))?;
-            let mut w = crate::roster::csvio::CsvWriter::new(std::io::BufWriter::new(f), dialect)?;
-            w.write_row(header.iter().map(String::as_str))?;
-            for r in &rows {
-                w.write_row(header.iter().map(|h| {
-                    r.iter()
-                        .find(|(n, _)| n == h)
-                        .map_or("", |(_, v)| v.as_str())
-                }))?;
-            }
-            w.into_inner().flush()?;
-        }
-        if with_manifest {
-            std::fs::write(dir.join("manifest.csv"), manifest)?;
-        }
-        Ok(format)
-    }
 }
-
-/// The prefix of a held batch's reason.
-pub const HELD_PREFIX: &str = "held for approval: ";
 
 /// What [`Store::commit`] did.
 #[derive(Debug)]
@@ -1552,382 +689,8 @@ pub struct Committed {
     pub held: Vec<String>,
 }
 
-/// Where a deletion comes from, for the cascade's report: `users.csv line 5`.
-type Origin = std::sync::Arc<str>;
-
-/// A record this batch removes from a table.
-struct Gone {
-    id: Vec<u8>,
-    origin: Origin,
-    /// Removed by the upload itself (a delta's `tobedeleted`, a bulk file without it): the
-    /// engine already checked the bundle's own rows against it.
-    direct: bool,
-}
-
-/// The records a batch removes from one table, in the order they were found.
-#[derive(Default)]
-struct Removed {
-    ids: Vec<Gone>,
-}
-
-impl Removed {
-    fn push(&mut self, id: Vec<u8>, origin: Origin, direct: bool) {
-        self.ids.push(Gone { id, origin, direct });
-    }
-}
-
-/// How a record's change counts: nothing, an add, an update or a delete.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Change {
-    None,
-    Add,
-    Update,
-    Delete,
-}
-
-fn change(pre: Option<&[u8]>, post: Option<&[u8]>) -> Change {
-    match (pre, post) {
-        (None, None) => Change::None,
-        (None, Some(_)) => Change::Add,
-        (Some(_), None) => Change::Delete,
-        (Some(a), Some(b)) if a == b => Change::None,
-        _ => Change::Update,
-    }
-}
-
-fn slot(c: &mut TableCounts, k: Change) -> Option<&mut u64> {
-    match k {
-        Change::None => None,
-        Change::Add => Some(&mut c.adds),
-        Change::Update => Some(&mut c.updates),
-        Change::Delete => Some(&mut c.deletes),
-    }
-}
-
-/// Moves one record's count from what the batch did to it to what it does after the cascade.
-fn tally(c: &mut TableCounts, was: Change, now: Change) {
-    if let Some(n) = slot(c, was) {
-        *n = n.saturating_sub(1);
-    }
-    if let Some(n) = slot(c, now) {
-        *n += 1;
-    }
-}
-
-/// One pre-batch page: its records, sorted by key.
-type Records = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// A batch's deletions carried through the stored roster along the schema's foreign keys, to
-/// a fixpoint: a deleted school deletes its classes, which delete their enrollments; a
-/// deleted user is removed from the agent lists that name it. Works on the roster as it will
-/// be after the batch: stored pages overlaid with the batch's own writes.
-struct Cascade<'a> {
-    store: &'a Store,
-    source: &'a str,
-    schema: &'a Schema,
-    outcome: &'a Outcome,
-    /// Bucket counts before and after the batch.
-    before: &'a SourceState,
-    after: &'a SourceState,
-    counts: &'a mut BTreeMap<String, TableCounts>,
-    changes: &'a mut ChangeSet,
-    /// Page key -> its position in `changes`.
-    index: HashMap<Vec<u8>, usize>,
-    /// Pre-batch pages read so far, by key.
-    stored: HashMap<Vec<u8>, Records>,
-}
-
-impl Cascade<'_> {
-    fn run(&mut self, removed: &mut BTreeMap<&'static str, Removed>) -> Result<Vec<Finding>> {
-        let fks = self.schema.foreign_keys.clone();
-        // Per foreign key: how many of its target's removals it has followed.
-        let mut followed = vec![0usize; fks.len()];
-        let mut findings = Vec::new();
-        loop {
-            let mut progress = false;
-            for (k, fk) in fks.iter().enumerate() {
-                let Some(rem) = removed.get(fk.target) else {
-                    continue;
-                };
-                let fresh = &rem.ids[followed[k]..];
-                if fresh.is_empty() {
-                    continue;
-                }
-                followed[k] = rem.ids.len();
-                progress = true;
-                // A bulk file of this batch was checked by the engine against every removal
-                // the upload itself makes; only removals of the cascade are new to it.
-                let bulk = self
-                    .outcome
-                    .table(fk.table)
-                    .is_some_and(|w| w.mode == Mode::Bulk);
-                if bulk && fresh.iter().all(|g| g.direct) {
-                    continue;
-                }
-                let gone: HashMap<&[u8], &Gone> =
-                    fresh.iter().map(|g| (g.id.as_slice(), g)).collect();
-                let dropped = self.follow(fk, &gone, &mut findings)?;
-                removed.entry(fk.table).or_default().ids.extend(dropped);
-            }
-            if !progress {
-                break;
-            }
-        }
-        Ok(findings)
-    }
-
-    /// The record `id` of `table` as stored before the batch.
-    fn pre(&mut self, table: &str, id: &[u8]) -> Result<Option<Vec<u8>>> {
-        let Some(&b) = self.before.buckets.get(table) else {
-            return Ok(None);
-        };
-        let key = k_page(self.source, table, bucket_of(id, b));
-        if !self.stored.contains_key(&key) {
-            let recs = match self.store.tree.get(&key)? {
-                Some(v) => {
-                    let raw = inflate(&v).ok_or_else(|| corrupt(&key, "undecodable page"))?;
-                    decode_page(&raw)
-                        .ok_or_else(|| corrupt(&key, "undecodable page"))?
-                        .into_iter()
-                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                        .collect()
-                }
-                None => Vec::new(),
-            };
-            self.stored.insert(key.clone(), recs);
-        }
-        let recs = &self.stored[&key];
-        Ok(recs
-            .binary_search_by(|(k, _)| k.as_slice().cmp(id))
-            .ok()
-            .map(|i| recs[i].1.clone()))
-    }
-
-    /// Drops or patches the records of `fk.table` that reference a record in `gone`; returns
-    /// the dropped ones.
-    fn follow(
-        &mut self,
-        fk: &ForeignKey,
-        gone: &HashMap<&[u8], &Gone>,
-        findings: &mut Vec<Finding>,
-    ) -> Result<Vec<Gone>> {
-        let table = fk.table;
-        let (Some(def), Some(&buckets)) = (self.schema.table(table), self.after.buckets.get(table))
-        else {
-            return Ok(Vec::new());
-        };
-        // Whether a stored column is one of this key's, and if so whether it is required
-        // (numbered columns such as location_id_2 never are).
-        let column = |name: &str| -> Option<bool> {
-            if name == fk.column {
-                return Some(def.column(name).is_some_and(|c| c.required));
-            }
-            def.numbered
-                .iter()
-                .any(|nb| {
-                    nb.base == fk.column
-                        && name
-                            .strip_prefix(nb.prefix)
-                            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-                })
-                .then_some(false)
-        };
-        let file = def.file_name();
-        let detail = |g: &Gone| {
-            format!(
-                "`{}` was deleted by this batch ({})",
-                String::from_utf8_lossy(&g.id),
-                g.origin
-            )
-        };
-        let mut dropped = Vec::new();
-        for bucket in 0..buckets {
-            let key = k_page(self.source, table, bucket);
-            let (bytes, overlaid) = match self.index.get(&key) {
-                Some(&i) => (self.changes[i].1.clone(), true),
-                None => (self.store.tree.get(&key)?.map(|v| v.to_vec()), false),
-            };
-            let Some(bytes) = bytes else { continue };
-            let raw = inflate(&bytes).ok_or_else(|| corrupt(&key, "undecodable page"))?;
-            let page = decode_page(&raw).ok_or_else(|| corrupt(&key, "undecodable page"))?;
-            // (position in the page, the record after the cascade: None when dropped)
-            let mut edits: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
-            for (pos, (rk, rv)) in page.iter().enumerate() {
-                let fields = row_fields(rv).ok_or_else(|| corrupt(&key, "undecodable record"))?;
-                let mut new: Vec<Option<String>> = Vec::new();
-                let mut dropping: Option<Finding> = None;
-                let mut cause: Option<&Gone> = None;
-                let found = |action, field: &str, value: String, g: &Gone| Finding {
-                    file: file.clone(),
-                    line: 0,
-                    id: String::from_utf8_lossy(rk).into_owned(),
-                    rule: fk.rule,
-                    action,
-                    field: field.to_string(),
-                    value,
-                    detail: detail(g),
-                };
-                let mut cleared = Vec::new();
-                for (fi, (name, value)) in fields.iter().enumerate() {
-                    let Some(required) = column(name) else {
-                        continue;
-                    };
-                    let on_missing = if required {
-                        fk.on_missing
-                    } else {
-                        OnMissing::ClearField
-                    };
-                    let (kept, lost): (Vec<&str>, Vec<&str>) = if fk.list {
-                        list_items(value).partition(|x| !gone.contains_key(x.as_bytes()))
-                    } else if gone.contains_key(value.trim().as_bytes()) {
-                        (vec![], vec![value.trim()])
-                    } else {
-                        continue;
-                    };
-                    let Some(g) = lost.first().and_then(|x| gone.get(x.as_bytes())) else {
-                        continue;
-                    };
-                    if kept.is_empty() && on_missing == OnMissing::DropRow {
-                        dropping = Some(found(Action::DroppedRow, name, value.to_string(), g));
-                        cause = Some(g);
-                        break;
-                    }
-                    if new.is_empty() {
-                        new = vec![None; fields.len()];
-                    }
-                    new[fi] = Some(kept.join(","));
-                    cleared.push(found(Action::ClearedField, name, lost.join(","), g));
-                }
-                let after = if let Some(f) = dropping {
-                    findings.push(f);
-                    if let Some(g) = cause {
-                        let origin: Origin = if g.direct {
-                            std::sync::Arc::from(format!(
-                                "with `{}`, {}",
-                                String::from_utf8_lossy(&g.id),
-                                g.origin
-                            ))
-                        } else {
-                            g.origin.clone()
-                        };
-                        dropped.push(Gone {
-                            id: rk.to_vec(),
-                            origin,
-                            direct: false,
-                        });
-                    }
-                    None
-                } else if !cleared.is_empty() {
-                    findings.append(&mut cleared);
-                    let mut buf = Vec::with_capacity(rv.len());
-                    for (fi, (name, value)) in fields.iter().enumerate() {
-                        let v = new[fi].as_deref().unwrap_or(value);
-                        if !v.is_empty() {
-                            put_field(&mut buf, name, v)?;
-                        }
-                    }
-                    Some(buf)
-                } else {
-                    continue;
-                };
-                let pre = if overlaid {
-                    self.pre(table, rk)?
-                } else {
-                    Some(rv.to_vec())
-                };
-                let c = match self.counts.get_mut(table) {
-                    Some(c) => c,
-                    None => {
-                        let before = self.store.count(self.source, table)?;
-                        self.counts.entry(table.to_string()).or_insert(TableCounts {
-                            before,
-                            ..TableCounts::default()
-                        })
-                    }
-                };
-                tally(
-                    c,
-                    change(pre.as_deref(), Some(rv)),
-                    change(pre.as_deref(), after.as_deref()),
-                );
-                edits.push((pos, after));
-            }
-            if edits.is_empty() {
-                continue;
-            }
-            let mut recs: Vec<(&[u8], &[u8])> = Vec::with_capacity(page.len());
-            let mut e = edits.iter().peekable();
-            for (pos, (rk, rv)) in page.iter().enumerate() {
-                match e.peek() {
-                    Some((p, new)) if *p == pos => {
-                        if let Some(v) = new {
-                            recs.push((rk, v));
-                        }
-                        e.next();
-                    }
-                    _ => recs.push((rk, rv)),
-                }
-            }
-            let value = if recs.is_empty() {
-                None
-            } else {
-                Some(encode_page(&recs)?)
-            };
-            match self.index.get(&key) {
-                Some(&i) => self.changes[i].1 = value,
-                None => {
-                    self.index.insert(key.clone(), self.changes.len());
-                    self.changes.push((key, value));
-                    if let Some(c) = self.counts.get_mut(table) {
-                        c.pages_written += 1;
-                    }
-                }
-            }
-        }
-        Ok(dropped)
-    }
-}
-
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(v)?)
-}
-
-fn mode_label(o: &Outcome) -> String {
-    let bulk = o.tables.iter().any(|w| w.mode == Mode::Bulk);
-    let delta = o.tables.iter().any(|w| w.mode == Mode::Delta);
-    match (bulk, delta) {
-        (true, true) => "mixed",
-        (false, true) => "delta",
-        _ => "bulk",
-    }
-    .to_string()
-}
-
-/// The store as the engine sees it while checking one source's batch.
-pub struct StoreView<'a> {
-    store: &'a Store,
-    source: &'a str,
-    persons: HashMap<String, String>,
-    buckets: BTreeMap<String, u32>,
-}
-
-impl External for StoreView<'_> {
-    fn has_id(&self, table: &str, id: &str) -> Option<bool> {
-        let Some(&b) = self.buckets.get(table) else {
-            return Some(false);
-        };
-        let k = k_page(self.source, table, bucket_of(id.as_bytes(), b));
-        let page = self.store.tree.get(k).ok()?;
-        Some(page.and_then(|p| inflate(&p)).is_some_and(|p| {
-            decode_page(&p).is_some_and(|pg| {
-                pg.binary_search_by(|(k, _)| (*k).cmp(id.as_bytes()))
-                    .is_ok()
-            })
-        }))
-    }
-    fn person_with_key(&self, key: &str) -> Option<String> {
-        self.persons.get(key).cloned()
-    }
 }
 
 #[cfg(test)]
@@ -1974,12 +737,10 @@ mod tests {
 
     fn incoming(s: &Store, hash: &str) -> Incoming {
         Incoming {
-            id: s.reserve_id().unwrap(),
-            source: "north".into(),
-            account: "sis".into(),
+            arrival: s.arrival("north", "sis").unwrap(),
             content_hash: hash.into(),
-            received_at: 0,
             report_dir: None,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -2100,115 +861,5 @@ mod tests {
         }
         // Removals and non-record keys are not pages.
         assert!(verify_pages(&[(key, None), (k_batch(1), Some(b"{}".to_vec()))]).is_ok());
-    }
-}
-
-/// The on-disk format, version 1, byte for byte: keys, record values, pages, change sets
-/// (undo data and held batches) and the JSON of batch and source records. A test here that
-/// fails means stores written by an earlier build would be misread: change the format only
-/// with a new `FORMAT_VERSION` and a migration, and then update these bytes.
-#[cfg(test)]
-mod format_v1 {
-    use super::*;
-
-    #[test]
-    fn keys() {
-        assert_eq!(FORMAT_VERSION, 1);
-        assert_eq!(K_VERSION, b"m\0version");
-        assert_eq!(K_NEXT_ID, b"m\0next-batch");
-        assert_eq!(k_state("north"), b"s\0north");
-        assert_eq!(k_records("north", "students"), b"r\0north\0students\0");
-        assert_eq!(
-            k_page("north", "students", 0x0102_0304),
-            b"r\0north\0students\0\x01\x02\x03\x04"
-        );
-        assert_eq!(k_batch(0x0102), b"b\0\0\0\0\0\0\0\x01\x02");
-        assert_eq!(k_undo(7), b"u\0\0\0\0\0\0\0\0\x07");
-        assert_eq!(k_pending(7), b"p\0\0\0\0\0\0\0\0\x07");
-    }
-
-    #[test]
-    fn pages_are_chosen_by_fnv1a_of_the_id() {
-        // Published FNV-1a 64 test vectors.
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
-        assert_eq!(bucket_of(b"a", 1), 0);
-        assert_eq!(bucket_of(b"a", 16), 0xc);
-        assert_eq!(
-            [0, 1, 256, 257, 1000, 1 << 40].map(buckets_for),
-            [1, 1, 1, 2, 4, 1 << 24]
-        );
-    }
-
-    #[test]
-    fn a_record_is_name_and_value_pairs() {
-        let mut rec = Vec::new();
-        put_field(&mut rec, "id", "S1").unwrap();
-        put_field(&mut rec, "grade", "").unwrap();
-        assert_eq!(rec, b"\x02\0id\x02\0\0\0S1\x05\0grade\0\0\0\0");
-        assert_eq!(
-            decode_row(&rec).unwrap(),
-            [("id".into(), "S1".into()), ("grade".into(), String::new())]
-        );
-    }
-
-    #[test]
-    fn a_page_is_counted_entries_compressed_with_lz4() {
-        let raw = encode_page_raw(&[(&b"S1"[..], &b"xy"[..]), (b"S2", b"")]).unwrap();
-        assert_eq!(raw, b"\x02\0\0\0\x02\0S1\x02\0\0\0xy\x02\0S2\0\0\0\0");
-        let stored = encode_page(&[(&b"S1"[..], &b"xy"[..]), (b"S2", b"")]).unwrap();
-        // An LZ4 block with the raw length prepended (little-endian u32), as this build
-        // writes it; and the same page as one run of literals, as another LZ4 encoder may
-        // write it, reads alike.
-        let written = [
-            22, 0, 0, 0, 128, 2, 0, 0, 0, 2, 0, 83, 49, 8, 0, 160, 120, 121, 2, 0, 83, 50, 0, 0, 0,
-            0,
-        ];
-        assert_eq!(stored, written);
-        let mut literal = vec![22, 0, 0, 0, 0xf0, 22 - 15];
-        literal.extend_from_slice(&raw);
-        assert_eq!(inflate(&written).unwrap(), raw);
-        assert_eq!(inflate(&literal).unwrap(), raw);
-        assert_eq!(page_len(&raw), 2);
-    }
-
-    #[test]
-    fn a_change_set_is_counted_keys_and_values_deflated() {
-        let c: ChangeSet = vec![
-            (b"k1".to_vec(), Some(b"v".to_vec())),
-            (b"k2".to_vec(), None),
-        ];
-        let raw = b"\x02\0\0\0\0\0\0\0\x02\0\0\0k1\x01\x01\0\0\0v\x02\0\0\0k2\0";
-        let mut inflated = Vec::new();
-        flate2::read::DeflateDecoder::new(&encode_changes(&c).unwrap()[..])
-            .read_to_end(&mut inflated)
-            .unwrap();
-        assert_eq!(inflated, raw);
-        // Any deflate stream of those bytes reads back (the compression level is free).
-        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::none());
-        e.write_all(raw).unwrap();
-        assert_eq!(decode_changes(&e.finish().unwrap()).unwrap(), c);
-    }
-
-    #[test]
-    fn batch_and_source_records_are_json() {
-        let v1 = r#"{"id":3,"source":"north","account":"sis","content_hash":"ab","format":"apple","mode":"bulk","state":"rolled-back","received_at":1700000000,"duration_ms":12,"tables":{"students":{"read":2,"adds":1,"updates":1,"deletes":0,"stale":0,"pages_written":1,"before":1}},"patches":{"invalid-value":1},"report_dir":null,"reason":"held for approval: x","base":2,"rollback_of":null,"buckets_before":{"students":1},"buckets_after":{"students":1}}"#;
-        let b: Batch = serde_json::from_slice(v1.as_bytes()).unwrap();
-        assert_eq!(
-            (b.id, b.state, b.base),
-            (3, BatchState::RolledBack, Some(2))
-        );
-        assert_eq!(b.tables["students"].adds, 1);
-        assert_eq!(String::from_utf8(json(&b).unwrap()).unwrap(), v1);
-        // Written before page counts were recorded: still read.
-        let older = r#"{"id":1,"source":"n","account":"a","content_hash":"","format":"apple","mode":"bulk","state":"applied","received_at":0,"duration_ms":0,"tables":{},"patches":{},"report_dir":null,"reason":null,"base":null,"rollback_of":null}"#;
-        assert!(serde_json::from_str::<Batch>(older)
-            .unwrap()
-            .buckets_after
-            .is_empty());
-        let st = r#"{"last_applied":3,"last_hash":"ab","format":"apple","buckets":{"students":2}}"#;
-        let s: SourceState = serde_json::from_str(st).unwrap();
-        assert_eq!(String::from_utf8(json(&s).unwrap()).unwrap(), st);
     }
 }

@@ -704,7 +704,7 @@ fn content(m: &BatchMail, report_dir: Option<&Path>) -> Content {
         "Received".into(),
         format!(
             "{} by SFTP account {}",
-            crate::admin::fmt_time(match m.event {
+            crate::store::views::fmt_time(match m.event {
                 Event::RolledBack { undone } => undone.received_at,
                 _ => b.received_at,
             })

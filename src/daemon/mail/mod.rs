@@ -33,17 +33,12 @@ pub use compose::{
 pub use config::{MailConfig, Security, TransportKind};
 pub use queue::Mailer;
 
-use std::path::PathBuf;
-
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     #[error("[mail] config: {0}")]
     Config(String),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::IoError),
     #[error("mail: invalid address `{address}`: {message}")]
     Address { address: String, message: String },
     #[error("mail: the notice has no recipient")]
@@ -56,13 +51,6 @@ pub enum MailError {
     Message(String),
     #[error("mail: cannot zip the attachment: {0}")]
     Zip(String),
-}
-
-impl MailError {
-    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> MailError {
-        let path = path.into();
-        move |source| MailError::Io { path, source }
-    }
 }
 
 /// One email to send.

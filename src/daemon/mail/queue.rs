@@ -1,11 +1,10 @@
 //! The durable queue and its delivery loop.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::future::Future;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executo
 use serde::{Deserialize, Serialize};
 
 use super::{valid_key, MailConfig, MailError, Notice, Security, TransportKind};
+use crate::fsutil::{self, write_atomic, write_atomic_with, WriteMode};
 
 /// How often the loop looks at the queue even when nobody wakes it (entries that another
 /// process, such as an offline CLI command, put there).
@@ -91,7 +91,6 @@ pub struct Mailer {
     enqueue_lock: Mutex<()>,
     /// In-memory backoff, in case the metadata could not be rewritten after a failure.
     not_before: Mutex<HashMap<String, u64>>,
-    tmp_seq: AtomicU64,
 }
 
 fn create_dir(p: &Path) -> Result<(), MailError> {
@@ -99,11 +98,7 @@ fn create_dir(p: &Path) -> Result<(), MailError> {
     b.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o750);
-    b.create(p).map_err(MailError::io(p))
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    Ok(b.create(p).map_err(fsutil::at(p))?)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -157,35 +152,6 @@ fn smtp_transport(
     Ok(b.build())
 }
 
-/// Writes `data` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
-/// the directory. With `exclusive`, an existing `path` is left alone and `AlreadyExists`
-/// returned (a hard link instead of the rename).
-fn write_atomic(path: &Path, data: &[u8], exclusive: bool, seq: u64) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), seq));
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        if exclusive {
-            fs::hard_link(&tmp, path)?;
-            fs::remove_file(&tmp)?;
-        } else {
-            fs::rename(&tmp, path)?;
-        }
-        sync_dir(dir)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
-}
-
 impl Mailer {
     /// Checks the configuration, reads `password_file` and `ca_file`, sets up the transport
     /// and creates `<state_dir>/mail/{queue,sent,failed}/` (and `outbox/` for the file
@@ -222,15 +188,10 @@ impl Mailer {
             wake: tokio::sync::Notify::new(),
             enqueue_lock: Mutex::new(()),
             not_before: Mutex::new(HashMap::new()),
-            tmp_seq: AtomicU64::new(0),
         })
     }
 
     /// A number for a temporary file name, unique in this process.
-    fn seq(&self) -> u64 {
-        self.tmp_seq.fetch_add(1, Ordering::Relaxed)
-    }
-
     fn path(dir: &Path, key: &str, ext: &str) -> PathBuf {
         dir.join(format!("{key}.{ext}"))
     }
@@ -258,15 +219,19 @@ impl Mailer {
         }
         let (message, meta) = self.build(&notice)?;
         let eml = Self::path(&self.queue, &notice.key, "eml");
-        write_atomic(&eml, &message, false, self.seq()).map_err(MailError::io(&eml))?;
+        write_atomic(&eml, &message)?;
         let json = Self::path(&self.queue, &notice.key, "json");
         let meta_bytes =
             serde_json::to_vec_pretty(&meta).map_err(|e| MailError::Message(e.to_string()))?;
-        match write_atomic(&json, &meta_bytes, true, self.seq()) {
+        let new = WriteMode {
+            exclusive: true,
+            ..WriteMode::default()
+        };
+        match write_atomic_with(&json, &meta_bytes, new) {
             Ok(()) => {}
             // Another process queued the same key in the meantime.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-            Err(e) => return Err(MailError::io(&json)(e)),
+            Err(e) if e.source.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(e.into()),
         }
         tracing::info!(
             key = %notice.key,
@@ -498,8 +463,8 @@ impl Mailer {
                 Self::path(&self.failed, key, ext),
             );
         }
-        let _ = sync_dir(&self.queue);
-        let _ = sync_dir(&self.failed);
+        let _ = fsutil::sync_dir(&self.queue);
+        let _ = fsutil::sync_dir(&self.failed);
     }
 
     async fn attempt(self: &Arc<Self>, mut meta: Meta) {
@@ -540,8 +505,7 @@ impl Mailer {
         match &self.transport {
             Transport::File(outbox) => {
                 let path = Self::path(outbox, key, "eml");
-                let seq = self.seq();
-                tokio::task::spawn_blocking(move || write_atomic(&path, &message, false, seq))
+                tokio::task::spawn_blocking(move || write_atomic(&path, &message))
                     .await
                     .map_err(|e| Failure::Transient(e.to_string()))?
                     .map_err(|e| Failure::Transient(format!("outbox: {e}")))
@@ -586,7 +550,7 @@ impl Mailer {
         meta.last_error = None;
         let marker = Self::path(&self.sent, &key, "json");
         if let Ok(b) = serde_json::to_vec_pretty(&meta) {
-            if let Err(e) = write_atomic(&marker, &b, false, self.seq()) {
+            if let Err(e) = write_atomic(&marker, &b) {
                 // The message went out; without the marker a restart could send it again.
                 tracing::error!(key = %key, error = %e, "cannot record a sent mail");
             }
@@ -599,7 +563,7 @@ impl Mailer {
     fn remove_entry(&self, key: &str) {
         let _ = fs::remove_file(Self::path(&self.queue, key, "json"));
         let _ = fs::remove_file(Self::path(&self.queue, key, "eml"));
-        let _ = sync_dir(&self.queue);
+        let _ = fsutil::sync_dir(&self.queue);
     }
 
     fn record_error(meta: &mut Meta, error: &str) {
@@ -623,7 +587,7 @@ impl Mailer {
         let json = Self::path(&self.failed, &key, "json");
         let written = serde_json::to_vec_pretty(&meta)
             .map_err(io::Error::other)
-            .and_then(|b| write_atomic(&json, &b, false, self.seq()));
+            .and_then(|b| write_atomic(&json, &b).map_err(io::Error::other));
         if let Err(e) = written {
             tracing::error!(key = %key, error = %e, "cannot move an undeliverable mail to mail/failed/");
             lock(&self.not_before).insert(key, now_ms() + 60_000);
@@ -645,8 +609,8 @@ impl Mailer {
             Self::path(&self.failed, key, "eml"),
         );
         let _ = fs::remove_file(Self::path(&self.queue, key, "json"));
-        let _ = sync_dir(&self.failed);
-        let _ = sync_dir(&self.queue);
+        let _ = fsutil::sync_dir(&self.failed);
+        let _ = fsutil::sync_dir(&self.queue);
     }
 
     /// The delay before attempt `attempts + 1`: `retry_initial_secs * 2^(attempts-1)`, at
@@ -676,7 +640,7 @@ impl Mailer {
         let json = Self::path(&self.queue, &key, "json");
         let written = serde_json::to_vec_pretty(&meta)
             .map_err(io::Error::other)
-            .and_then(|b| write_atomic(&json, &b, false, self.seq()));
+            .and_then(|b| write_atomic(&json, &b).map_err(io::Error::other));
         if let Err(e) = written {
             tracing::error!(key = %key, error = %e, "cannot record a mail delivery attempt");
         }

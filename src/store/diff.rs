@@ -1,0 +1,679 @@
+//! The diff of a checked bundle against the stored roster, and the cascade of deletions it
+//! takes with it (a removed school takes its classes, a removed user its enrollments).
+
+use super::*;
+
+impl Store {
+    /// Adds the page writes one uploaded table makes to the stored roster, and returns its
+    /// record counts and the table's bucket count after the batch.
+    pub(super) fn diff_table(
+        &self,
+        source: &str,
+        w: &Work,
+        old_buckets: Option<u32>,
+        changes: &mut ChangeSet,
+        removed: &mut Removed,
+    ) -> Result<(TableCounts, u32)> {
+        let mut counts = TableCounts {
+            read: w.table.len() as u64,
+            ..TableCounts::default()
+        };
+        let mut buf = Vec::new();
+        let enc = RowEncoder::new(w)?;
+        let encode_row = |w: &Work, row: usize, buf: &mut Vec<u8>| enc.encode(w, row, buf);
+        let kept: Vec<u32> = (0..w.table.len())
+            .filter(|&r| w.is_kept(r))
+            .map(|r| r as u32)
+            .collect();
+        if w.mode == Mode::Delta {
+            return self.diff_delta(source, w, old_buckets, &kept, changes, counts, removed);
+        }
+        let gone: Origin = std::sync::Arc::from(format!(
+            "not in the accepted rows of the bulk {}",
+            w.def.file_name()
+        ));
+        let rows: Vec<u32> = kept
+            .into_iter()
+            .filter(|&r| !w.is_deletion(r as usize))
+            .collect();
+        let t0 = std::time::Instant::now();
+        // Keep the bucket count while pages stay between a quarter and four times the target
+        // (sized by the incoming rows: a bulk file is the whole table).
+        let want = buckets_for(rows.len());
+        let b = match old_buckets {
+            Some(b) if b >= want / 4 && b <= want.saturating_mul(4) => b,
+            _ => want,
+        };
+        let id = |r: u32| w.id(r as usize).as_bytes();
+        // Incoming rows grouped by page (a counting sort on the bucket), then sorted by key
+        // within each small group.
+        let keyed: Vec<(u32, u32)> = {
+            let ids: Vec<&[u8]> = rows.iter().map(|&r| id(r)).collect();
+            let bucket: Vec<u32> = ids.iter().map(|k| bucket_of(k, b)).collect();
+            let mut start = vec![0usize; b as usize + 1];
+            for &k in &bucket {
+                start[k as usize + 1] += 1;
+            }
+            for i in 1..start.len() {
+                start[i] += start[i - 1];
+            }
+            // (bucket, index into `rows`), then sorted by key within each bucket.
+            let mut out = vec![(0u32, 0u32); rows.len()];
+            let mut next = start.clone();
+            for (i, &k) in bucket.iter().enumerate() {
+                out[next[k as usize]] = (k, i as u32);
+                next[k as usize] += 1;
+            }
+            for k in 0..b as usize {
+                out[start[k]..start[k + 1]]
+                    .sort_unstable_by(|x, y| ids[x.1 as usize].cmp(ids[y.1 as usize]));
+            }
+            for e in out.iter_mut() {
+                e.1 = rows[e.1 as usize];
+            }
+            out
+        };
+        if old_buckets.is_some_and(|ob| ob != b) {
+            // Re-bucketing: diff logically against every stored record, rewrite every page.
+            let old = self.records(source, w.def.name)?;
+            counts.before = old.len() as u64;
+            let mut sorted: Vec<u32> = rows.clone();
+            sorted.sort_unstable_by(|&x, &y| id(x).cmp(id(y)));
+            let (mut i, mut j) = (0, 0);
+            while i < old.len() || j < sorted.len() {
+                let ord = match (old.get(i), sorted.get(j)) {
+                    (Some(o), Some(&r)) => o.0.as_slice().cmp(id(r)),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    _ => std::cmp::Ordering::Greater,
+                };
+                match ord {
+                    std::cmp::Ordering::Less => {
+                        counts.deletes += 1;
+                        removed.push(old[i].0.clone(), gone.clone(), true);
+                        i += 1;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        counts.adds += 1;
+                        j += 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        encode_row(w, sorted[j] as usize, &mut buf)?;
+                        if old[i].1 != buf {
+                            counts.updates += 1;
+                        }
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+            for kv in self.tree.scan_prefix(k_records(source, w.def.name)) {
+                writes.insert(kv?.0.to_vec(), None);
+            }
+            for group in keyed.chunk_by(|x, y| x.0 == y.0) {
+                let recs: Vec<(&[u8], Vec<u8>)> = group
+                    .iter()
+                    .map(|&(_, r)| {
+                        encode_row(w, r as usize, &mut buf)?;
+                        Ok((id(r), buf.clone()))
+                    })
+                    .collect::<Result<_>>()?;
+                writes.insert(
+                    k_page(source, w.def.name, group[0].0),
+                    Some(encode_page(&recs)?),
+                );
+            }
+            counts.pages_written = writes.len() as u64;
+            changes.extend(writes);
+            return Ok((counts, b));
+        }
+        // Same buckets: merge each stored page with its incoming group; write changed pages.
+        let prefix_len = k_records(source, w.def.name).len();
+        let mut stored = self.tree.scan_prefix(k_records(source, w.def.name));
+        let mut cur = stored.next().transpose()?;
+        let mut groups = keyed.chunk_by(|x, y| x.0 == y.0).peekable();
+        loop {
+            let sb = match &cur {
+                Some((k, _)) => Some(
+                    k.get(prefix_len..prefix_len + 4)
+                        .and_then(|x| x.try_into().ok())
+                        .map(u32::from_be_bytes)
+                        .ok_or_else(|| corrupt(k, "bad page key"))?,
+                ),
+                None => None,
+            };
+            let gb = groups.peek().map(|g| g[0].0);
+            let bucket = match (sb, gb) {
+                (None, None) => break,
+                (Some(x), None) => x,
+                (None, Some(y)) => y,
+                (Some(x), Some(y)) => x.min(y),
+            };
+            let old_bytes = if sb == Some(bucket) {
+                let v = cur.take().map(|(_, v)| v);
+                cur = stored.next().transpose()?;
+                v
+            } else {
+                None
+            };
+            let group: &[(u32, u32)] = if gb == Some(bucket) {
+                groups.next().unwrap_or(&[])
+            } else {
+                &[]
+            };
+            let key = k_page(source, w.def.name, bucket);
+            let old_raw = match &old_bytes {
+                Some(v) => inflate(v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
+                None => Vec::new(),
+            };
+            let old: Page = if old_bytes.is_some() {
+                decode_page(&old_raw).ok_or_else(|| corrupt(&key, "undecodable page"))?
+            } else {
+                Vec::new()
+            };
+            counts.before += old.len() as u64;
+            // The new page, encoded as it is built: a count, then (key, record) entries.
+            let mut page: Vec<u8> = Vec::with_capacity(old_raw.len().max(group.len() * 48));
+            page.extend_from_slice(&[0; 4]);
+            let mut entries: u32 = 0;
+            let mut push = |page: &mut Vec<u8>, k: &[u8], v: &[u8]| {
+                entries += 1;
+                put_entry(page, k, v)
+            };
+            let mut changed = false;
+            let (mut i, mut j) = (0, 0);
+            while i < old.len() || j < group.len() {
+                let ord = match (old.get(i), group.get(j)) {
+                    (Some(o), Some(&(_, r))) => o.0.cmp(id(r)),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    _ => std::cmp::Ordering::Greater,
+                };
+                match ord {
+                    std::cmp::Ordering::Less => {
+                        counts.deletes += 1;
+                        removed.push(old[i].0.to_vec(), gone.clone(), true);
+                        changed = true;
+                        i += 1;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        let r = group[j].1;
+                        encode_row(w, r as usize, &mut buf)?;
+                        counts.adds += 1;
+                        changed = true;
+                        push(&mut page, id(r), &buf)?;
+                        j += 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        let r = group[j].1;
+                        encode_row(w, r as usize, &mut buf)?;
+                        if old[i].1 != buf.as_slice() {
+                            counts.updates += 1;
+                            changed = true;
+                        }
+                        push(&mut page, id(r), &buf)?;
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            if changed {
+                let v = if entries == 0 {
+                    None
+                } else {
+                    page[0..4].copy_from_slice(&entries.to_le_bytes());
+                    Some(deflate(&page))
+                };
+                counts.pages_written += 1;
+                changes.push((key, v));
+            }
+        }
+        tracing::debug!(
+            table = w.def.name,
+            ms = t0.elapsed().as_millis() as u64,
+            "diffed"
+        );
+        Ok((counts, b))
+    }
+
+    /// OneRoster delta: upsert `active` rows, delete `tobedeleted` ones, skip rows older than
+    /// the stored record.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn diff_delta(
+        &self,
+        source: &str,
+        w: &Work,
+        old_buckets: Option<u32>,
+        kept: &[u32],
+        changes: &mut ChangeSet,
+        mut counts: TableCounts,
+        removed: &mut Removed,
+    ) -> Result<(TableCounts, u32)> {
+        counts.before = self.count(source, w.def.name)?;
+        let b = old_buckets.unwrap_or_else(|| buckets_for(kept.len()));
+        let dlm = w.col("dateLastModified");
+        // Pages touched by this delta: their records and whether they changed.
+        type Loaded = (Vec<(Vec<u8>, Vec<u8>)>, bool);
+        let mut pages: BTreeMap<u32, Loaded> = BTreeMap::new();
+        let mut buf = Vec::new();
+        let enc = RowEncoder::new(w)?;
+        let encode_row = |w: &Work, row: usize, buf: &mut Vec<u8>| enc.encode(w, row, buf);
+        for &r in kept {
+            let row = r as usize;
+            let id = w.id(row).as_bytes();
+            let bucket = bucket_of(id, b);
+            if let std::collections::btree_map::Entry::Vacant(e) = pages.entry(bucket) {
+                let key = k_page(source, w.def.name, bucket);
+                let recs = match self.tree.get(&key)?.and_then(|v| inflate(&v)) {
+                    Some(v) => decode_page(&v)
+                        .ok_or_else(|| corrupt(&key, "undecodable page"))?
+                        .into_iter()
+                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                e.insert((recs, false));
+            }
+            let Some((recs, dirty)) = pages.get_mut(&bucket) else {
+                continue;
+            };
+            let at = recs.binary_search_by(|(k, _)| k.as_slice().cmp(id));
+            if let (Ok(i), Some(c)) = (at, dlm) {
+                let incoming = w.value(row, c);
+                let old_dlm = decode_row(&recs[i].1)
+                    .and_then(|p| p.into_iter().find(|(n, _)| n == "dateLastModified"))
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                if !incoming.is_empty() && !old_dlm.is_empty() && incoming < old_dlm.as_str() {
+                    counts.stale += 1;
+                    continue;
+                }
+            }
+            if w.is_deletion(row) {
+                if let Ok(i) = at {
+                    recs.remove(i);
+                    counts.deletes += 1;
+                    *dirty = true;
+                    let origin = format!("{} line {}", w.def.file_name(), w.table.line(row));
+                    removed.push(id.to_vec(), std::sync::Arc::from(origin), true);
+                }
+                continue;
+            }
+            encode_row(w, row, &mut buf)?;
+            match at {
+                Ok(i) if recs[i].1 == buf => {}
+                Ok(i) => {
+                    recs[i].1 = buf.clone();
+                    counts.updates += 1;
+                    *dirty = true;
+                }
+                Err(i) => {
+                    recs.insert(i, (id.to_vec(), buf.clone()));
+                    counts.adds += 1;
+                    *dirty = true;
+                }
+            }
+        }
+        for (bucket, (recs, dirty)) in pages {
+            if dirty {
+                let v = if recs.is_empty() {
+                    None
+                } else {
+                    Some(encode_page(&recs)?)
+                };
+                counts.pages_written += 1;
+                changes.push((k_page(source, w.def.name, bucket), v));
+            }
+        }
+        Ok((counts, b))
+    }
+}
+
+/// Where a deletion comes from, for the cascade's report: `users.csv line 5`.
+pub(super) type Origin = std::sync::Arc<str>;
+
+/// A record this batch removes from a table.
+pub(super) struct Gone {
+    pub(super) id: Vec<u8>,
+    pub(super) origin: Origin,
+    /// Removed by the upload itself (a delta's `tobedeleted`, a bulk file without it): the
+    /// engine already checked the bundle's own rows against it.
+    pub(super) direct: bool,
+}
+
+/// The records a batch removes from one table, in the order they were found.
+#[derive(Default)]
+pub(super) struct Removed {
+    pub(super) ids: Vec<Gone>,
+}
+
+impl Removed {
+    pub(super) fn push(&mut self, id: Vec<u8>, origin: Origin, direct: bool) {
+        self.ids.push(Gone { id, origin, direct });
+    }
+}
+
+/// How a record's change counts: nothing, an add, an update or a delete.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    None,
+    Add,
+    Update,
+    Delete,
+}
+
+pub(super) fn change(pre: Option<&[u8]>, post: Option<&[u8]>) -> Change {
+    match (pre, post) {
+        (None, None) => Change::None,
+        (None, Some(_)) => Change::Add,
+        (Some(_), None) => Change::Delete,
+        (Some(a), Some(b)) if a == b => Change::None,
+        _ => Change::Update,
+    }
+}
+
+pub(super) fn slot(c: &mut TableCounts, k: Change) -> Option<&mut u64> {
+    match k {
+        Change::None => None,
+        Change::Add => Some(&mut c.adds),
+        Change::Update => Some(&mut c.updates),
+        Change::Delete => Some(&mut c.deletes),
+    }
+}
+
+/// Moves one record's count from what the batch did to it to what it does after the cascade.
+pub(super) fn tally(c: &mut TableCounts, was: Change, now: Change) {
+    if let Some(n) = slot(c, was) {
+        *n = n.saturating_sub(1);
+    }
+    if let Some(n) = slot(c, now) {
+        *n += 1;
+    }
+}
+
+/// One pre-batch page: its records, sorted by key.
+pub(super) type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A batch's deletions carried through the stored roster along the schema's foreign keys, to
+/// a fixpoint: a deleted school deletes its classes, which delete their enrollments; a
+/// deleted user is removed from the agent lists that name it. Works on the roster as it will
+/// be after the batch: stored pages overlaid with the batch's own writes.
+pub(super) struct Cascade<'a> {
+    pub(super) store: &'a Store,
+    pub(super) source: &'a str,
+    pub(super) schema: &'a Schema,
+    pub(super) outcome: &'a Outcome,
+    /// Bucket counts before and after the batch.
+    pub(super) before: &'a SourceState,
+    pub(super) after: &'a SourceState,
+    pub(super) counts: &'a mut BTreeMap<String, TableCounts>,
+    pub(super) changes: &'a mut ChangeSet,
+    /// Page key -> its position in `changes`.
+    pub(super) index: HashMap<Vec<u8>, usize>,
+    /// Pre-batch pages read so far, by key.
+    pub(super) stored: HashMap<Vec<u8>, Records>,
+}
+
+impl Cascade<'_> {
+    pub(super) fn run(
+        &mut self,
+        removed: &mut BTreeMap<&'static str, Removed>,
+    ) -> Result<Vec<Finding>> {
+        let fks = self.schema.foreign_keys.clone();
+        // Per foreign key: how many of its target's removals it has followed.
+        let mut followed = vec![0usize; fks.len()];
+        let mut findings = Vec::new();
+        loop {
+            let mut progress = false;
+            for (k, fk) in fks.iter().enumerate() {
+                let Some(rem) = removed.get(fk.target) else {
+                    continue;
+                };
+                let fresh = &rem.ids[followed[k]..];
+                if fresh.is_empty() {
+                    continue;
+                }
+                followed[k] = rem.ids.len();
+                progress = true;
+                // A bulk file of this batch was checked by the engine against every removal
+                // the upload itself makes; only removals of the cascade are new to it.
+                let bulk = self
+                    .outcome
+                    .table(fk.table)
+                    .is_some_and(|w| w.mode == Mode::Bulk);
+                if bulk && fresh.iter().all(|g| g.direct) {
+                    continue;
+                }
+                let gone: HashMap<&[u8], &Gone> =
+                    fresh.iter().map(|g| (g.id.as_slice(), g)).collect();
+                let dropped = self.follow(fk, &gone, &mut findings)?;
+                removed.entry(fk.table).or_default().ids.extend(dropped);
+            }
+            if !progress {
+                break;
+            }
+        }
+        Ok(findings)
+    }
+
+    /// The record `id` of `table` as stored before the batch.
+    pub(super) fn pre(&mut self, table: &str, id: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(&b) = self.before.buckets.get(table) else {
+            return Ok(None);
+        };
+        let key = k_page(self.source, table, bucket_of(id, b));
+        if !self.stored.contains_key(&key) {
+            let recs = match self.store.tree.get(&key)? {
+                Some(v) => {
+                    let raw = inflate(&v).ok_or_else(|| corrupt(&key, "undecodable page"))?;
+                    decode_page(&raw)
+                        .ok_or_else(|| corrupt(&key, "undecodable page"))?
+                        .into_iter()
+                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            self.stored.insert(key.clone(), recs);
+        }
+        let recs = &self.stored[&key];
+        Ok(recs
+            .binary_search_by(|(k, _)| k.as_slice().cmp(id))
+            .ok()
+            .map(|i| recs[i].1.clone()))
+    }
+
+    /// Drops or patches the records of `fk.table` that reference a record in `gone`; returns
+    /// the dropped ones.
+    pub(super) fn follow(
+        &mut self,
+        fk: &ForeignKey,
+        gone: &HashMap<&[u8], &Gone>,
+        findings: &mut Vec<Finding>,
+    ) -> Result<Vec<Gone>> {
+        let table = fk.table;
+        let (Some(def), Some(&buckets)) = (self.schema.table(table), self.after.buckets.get(table))
+        else {
+            return Ok(Vec::new());
+        };
+        // Whether a stored column is one of this key's, and if so whether it is required
+        // (numbered columns such as location_id_2 never are).
+        let column = |name: &str| -> Option<bool> {
+            if name == fk.column {
+                return Some(def.column(name).is_some_and(|c| c.required));
+            }
+            def.numbered
+                .iter()
+                .any(|nb| {
+                    nb.base == fk.column
+                        && name
+                            .strip_prefix(nb.prefix)
+                            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .then_some(false)
+        };
+        let file = def.file_name();
+        let detail = |g: &Gone| {
+            format!(
+                "`{}` was deleted by this batch ({})",
+                String::from_utf8_lossy(&g.id),
+                g.origin
+            )
+        };
+        let mut dropped = Vec::new();
+        for bucket in 0..buckets {
+            let key = k_page(self.source, table, bucket);
+            let (bytes, overlaid) = match self.index.get(&key) {
+                Some(&i) => (self.changes[i].1.clone(), true),
+                None => (self.store.tree.get(&key)?.map(|v| v.to_vec()), false),
+            };
+            let Some(bytes) = bytes else { continue };
+            let raw = inflate(&bytes).ok_or_else(|| corrupt(&key, "undecodable page"))?;
+            let page = decode_page(&raw).ok_or_else(|| corrupt(&key, "undecodable page"))?;
+            // (position in the page, the record after the cascade: None when dropped)
+            let mut edits: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+            for (pos, (rk, rv)) in page.iter().enumerate() {
+                let fields = row_fields(rv).ok_or_else(|| corrupt(&key, "undecodable record"))?;
+                let mut new: Vec<Option<String>> = Vec::new();
+                let mut dropping: Option<Finding> = None;
+                let mut cause: Option<&Gone> = None;
+                let found = |action, field: &str, value: String, g: &Gone| Finding {
+                    file: file.clone(),
+                    line: 0,
+                    id: String::from_utf8_lossy(rk).into_owned(),
+                    rule: fk.rule,
+                    action,
+                    field: field.to_string(),
+                    value,
+                    detail: detail(g),
+                };
+                let mut cleared = Vec::new();
+                for (fi, (name, value)) in fields.iter().enumerate() {
+                    let Some(required) = column(name) else {
+                        continue;
+                    };
+                    let on_missing = if required {
+                        fk.on_missing
+                    } else {
+                        OnMissing::ClearField
+                    };
+                    let (kept, lost): (Vec<&str>, Vec<&str>) = if fk.list {
+                        list_items(value).partition(|x| !gone.contains_key(x.as_bytes()))
+                    } else if gone.contains_key(value.trim().as_bytes()) {
+                        (vec![], vec![value.trim()])
+                    } else {
+                        continue;
+                    };
+                    let Some(g) = lost.first().and_then(|x| gone.get(x.as_bytes())) else {
+                        continue;
+                    };
+                    if kept.is_empty() && on_missing == OnMissing::DropRow {
+                        dropping = Some(found(Action::DroppedRow, name, value.to_string(), g));
+                        cause = Some(g);
+                        break;
+                    }
+                    if new.is_empty() {
+                        new = vec![None; fields.len()];
+                    }
+                    new[fi] = Some(kept.join(","));
+                    cleared.push(found(Action::ClearedField, name, lost.join(","), g));
+                }
+                let after = if let Some(f) = dropping {
+                    findings.push(f);
+                    if let Some(g) = cause {
+                        let origin: Origin = if g.direct {
+                            std::sync::Arc::from(format!(
+                                "with `{}`, {}",
+                                String::from_utf8_lossy(&g.id),
+                                g.origin
+                            ))
+                        } else {
+                            g.origin.clone()
+                        };
+                        dropped.push(Gone {
+                            id: rk.to_vec(),
+                            origin,
+                            direct: false,
+                        });
+                    }
+                    None
+                } else if !cleared.is_empty() {
+                    findings.append(&mut cleared);
+                    let mut buf = Vec::with_capacity(rv.len());
+                    for (fi, (name, value)) in fields.iter().enumerate() {
+                        let v = new[fi].as_deref().unwrap_or(value);
+                        if !v.is_empty() {
+                            put_field(&mut buf, name, v)?;
+                        }
+                    }
+                    Some(buf)
+                } else {
+                    continue;
+                };
+                let pre = if overlaid {
+                    self.pre(table, rk)?
+                } else {
+                    Some(rv.to_vec())
+                };
+                let c = match self.counts.get_mut(table) {
+                    Some(c) => c,
+                    None => {
+                        let before = self.store.count(self.source, table)?;
+                        self.counts.entry(table.to_string()).or_insert(TableCounts {
+                            before,
+                            ..TableCounts::default()
+                        })
+                    }
+                };
+                tally(
+                    c,
+                    change(pre.as_deref(), Some(rv)),
+                    change(pre.as_deref(), after.as_deref()),
+                );
+                edits.push((pos, after));
+            }
+            if edits.is_empty() {
+                continue;
+            }
+            let mut recs: Vec<(&[u8], &[u8])> = Vec::with_capacity(page.len());
+            let mut e = edits.iter().peekable();
+            for (pos, (rk, rv)) in page.iter().enumerate() {
+                match e.peek() {
+                    Some((p, new)) if *p == pos => {
+                        if let Some(v) = new {
+                            recs.push((rk, v));
+                        }
+                        e.next();
+                    }
+                    _ => recs.push((rk, rv)),
+                }
+            }
+            let value = if recs.is_empty() {
+                None
+            } else {
+                Some(encode_page(&recs)?)
+            };
+            match self.index.get(&key) {
+                Some(&i) => self.changes[i].1 = value,
+                None => {
+                    self.index.insert(key.clone(), self.changes.len());
+                    self.changes.push((key, value));
+                    if let Some(c) = self.counts.get_mut(table) {
+                        c.pages_written += 1;
+                    }
+                }
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+pub(super) fn mode_label(o: &Outcome) -> String {
+    let bulk = o.tables.iter().any(|w| w.mode == Mode::Bulk);
+    let delta = o.tables.iter().any(|w| w.mode == Mode::Delta);
+    match (bulk, delta) {
+        (true, true) => "mixed",
+        (false, true) => "delta",
+        _ => "bulk",
+    }
+    .to_string()
+}

@@ -1,0 +1,274 @@
+//! Read views of the store: what the engine sees of a source while checking its batch, and
+//! the text of `history`, `show` and `status` and of the commit section of `summary.txt`.
+
+use std::fmt::Write as _;
+
+use super::*;
+
+impl Store {
+    /// What the engine may ask the store while checking a batch of `source`.
+    pub fn view<'a>(&'a self, source: &'a str) -> Result<StoreView<'a>> {
+        let mut persons = HashMap::new();
+        let format = self
+            .state(source)?
+            .format
+            .as_deref()
+            .and_then(Format::from_label);
+        let schema = format.map(Schema::for_format);
+        let tables = schema.as_ref().map_or(&[][..], |s| &s.tables[..]);
+        for t in tables.iter().filter(|t| t.person.is_some()) {
+            let Some(p) = t.person else { continue };
+            for (k, v) in self.records(source, t.name)? {
+                let Some(pairs) = decode_row(&v) else {
+                    return Err(corrupt(&k, "undecodable record"));
+                };
+                let get = |n: &str| {
+                    pairs
+                        .iter()
+                        .find(|(c, _)| c == n)
+                        .map_or("", |(_, v)| v.as_str())
+                };
+                let id = String::from_utf8_lossy(&k).into_owned();
+                if let Some(key) =
+                    crate::roster::engine::person_key(get(p.first), get(p.last), get(p.email))
+                {
+                    persons.entry(key).or_insert(id);
+                }
+            }
+        }
+        let buckets = self.state(source)?.buckets;
+        Ok(StoreView {
+            store: self,
+            source,
+            persons,
+            buckets,
+        })
+    }
+}
+
+/// The store as the engine sees it while checking one source's batch.
+pub struct StoreView<'a> {
+    store: &'a Store,
+    source: &'a str,
+    persons: HashMap<String, String>,
+    buckets: BTreeMap<String, u32>,
+}
+
+impl External for StoreView<'_> {
+    fn has_id(&self, table: &str, id: &str) -> Option<bool> {
+        let Some(&b) = self.buckets.get(table) else {
+            return Some(false);
+        };
+        let k = k_page(self.source, table, bucket_of(id.as_bytes(), b));
+        let page = self.store.tree.get(k).ok()?;
+        Some(page.and_then(|p| inflate(&p)).is_some_and(|p| {
+            decode_page(&p).is_some_and(|pg| {
+                pg.binary_search_by(|(k, _)| (*k).cmp(id.as_bytes()))
+                    .is_ok()
+            })
+        }))
+    }
+    fn person_with_key(&self, key: &str) -> Option<String> {
+        self.persons.get(key).cloned()
+    }
+}
+
+pub fn fmt_time(secs: u64) -> String {
+    let d = crate::roster::values::Date::from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!("{d} {:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// The first line of a batch's reason, cut to fit a table row (`show` has it whole).
+fn short_reason(b: &Batch) -> String {
+    let Some(r) = &b.reason else {
+        return String::new();
+    };
+    let line = r.lines().next().unwrap_or("");
+    let line = crate::roster::text::escape_line(line);
+    const MAX: usize = 70;
+    if line.chars().count() > MAX {
+        let cut: String = line.chars().take(MAX - 3).collect();
+        format!("{cut}...")
+    } else {
+        line.into_owned()
+    }
+}
+
+fn batch_line(out: &mut String, b: &Batch) {
+    let (a, u, d) = b.totals();
+    let patches: u64 = b.patches.values().sum();
+    let reason = match b.state {
+        BatchState::Rejected | BatchState::Held | BatchState::Failed => short_reason(b),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "{:>6}  {}  {:<12} {:<10} {:<13} {:<11} {:>8} {:>8} {:>8} {:>8} {:>7}ms  {}",
+        b.id,
+        fmt_time(b.received_at),
+        b.source,
+        b.account,
+        if b.format.is_empty() { "-" } else { &b.format },
+        b.state.label(),
+        a,
+        u,
+        d,
+        patches,
+        b.duration_ms,
+        reason
+    );
+    // No trailing spaces on rows without a reason.
+    if reason.is_empty() {
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+        out.push('\n');
+    }
+}
+
+pub fn history_text(batches: &[Batch]) -> String {
+    let mut out = format!(
+        "{:>6}  {:<20}  {:<12} {:<10} {:<13} {:<11} {:>8} {:>8} {:>8} {:>8} {:>9}\n",
+        "batch",
+        "received",
+        "source",
+        "account",
+        "format",
+        "state",
+        "adds",
+        "updates",
+        "deletes",
+        "patches",
+        "duration"
+    );
+    let header_end = out.trim_end().len();
+    out.truncate(header_end);
+    out.push_str("  reason\n");
+    for b in batches {
+        batch_line(&mut out, b);
+    }
+    out
+}
+
+pub fn show_text(b: &Batch) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "batch {}  source {}  account {}",
+        b.id, b.source, b.account
+    );
+    let _ = writeln!(
+        out,
+        "received {}  took {} ms",
+        fmt_time(b.received_at),
+        b.duration_ms
+    );
+    let _ = writeln!(
+        out,
+        "format {} ({})  state {}",
+        b.format,
+        b.mode,
+        b.state.label()
+    );
+    let _ = writeln!(
+        out,
+        "content sha256 {}",
+        match (b.content_hash.is_empty(), b.rollback_of) {
+            (false, _) => b.content_hash.as_str(),
+            (true, Some(_)) => "- (rolled back to the empty roster)",
+            (true, None) => "- (the upload was never read)",
+        }
+    );
+    if let Some(r) = &b.rollback_of {
+        let _ = writeln!(out, "rollback of batch {r}");
+    }
+    out.push_str(&crate::store::views::commit_text(b));
+    if !b.patches.is_empty() {
+        out.push_str("patches:\n");
+        for (r, n) in &b.patches {
+            let _ = writeln!(out, "  {r:<20} {n}");
+        }
+    }
+    if let Some(d) = &b.report_dir {
+        // Only what this batch really has: a rejected batch has no modified files.
+        let dir = Path::new(d);
+        let present: Vec<&str> = [
+            "summary.txt",
+            "patch-summary.csv",
+            "modified/",
+            "modified.zip",
+        ]
+        .into_iter()
+        .filter(|f| dir.join(f.trim_end_matches('/')).exists())
+        .collect();
+        if present.is_empty() {
+            let _ = writeln!(out, "reports: none were written");
+        } else {
+            let _ = writeln!(out, "reports: {d}/ ({})", present.join(", "));
+        }
+    }
+    out
+}
+
+/// The last batch of every source, one line each.
+pub fn last_batches_text(store: &Store) -> Result<String> {
+    let mut seen = std::collections::BTreeMap::new();
+    for b in store.history(None)? {
+        seen.entry(b.source.clone()).or_insert(b);
+    }
+    let mut out = String::new();
+    if seen.is_empty() {
+        out.push_str("no batches yet\n");
+    }
+    for b in seen.values() {
+        let (a, u, d) = b.totals();
+        let _ = writeln!(
+            out,
+            "source {:<16} last batch {:>6} {:<11} {}  +{a} ~{u} -{d}",
+            b.source,
+            b.id,
+            b.state.label(),
+            fmt_time(b.received_at)
+        );
+    }
+    Ok(out)
+}
+
+/// The closing section of `summary.txt`: what was committed.
+pub fn commit_text(b: &Batch) -> String {
+    let (a, u, d) = b.totals();
+    let mut s = format!(
+        "\nBatch {} ({}): {}. {} added, {} updated, {} deleted.\n",
+        b.id,
+        b.source,
+        b.state.label().to_uppercase(),
+        a,
+        u,
+        d
+    );
+    for (t, c) in &b.tables {
+        s.push_str(&format!(
+            "  {t:<20} before {:>8}  +{:<8} ~{:<8} -{:<8} pages {:<6}{}\n",
+            c.before,
+            c.adds,
+            c.updates,
+            c.deletes,
+            c.pages_written,
+            if c.stale > 0 {
+                format!(" ({} stale delta rows skipped)", c.stale)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if let Some(r) = &b.reason {
+        s.push_str(&format!("  {r}\n"));
+    }
+    if b.state == BatchState::Held {
+        s.push_str(&format!(
+            "  to apply it: rosterdrop approve {id}; to drop it: rosterdrop discard {id}\n",
+            id = b.id
+        ));
+    }
+    s
+}
