@@ -359,7 +359,7 @@ pub fn fail_interrupted(store: &Store, state_dir: &Path) {
         if b.state.is_final() {
             continue;
         }
-        let claim = crate::daemon::intake::Claim::dir(&state_dir.join("spool"), &b.source, b.id);
+        let claim = crate::daemon::spool::Claim::dir(&state_dir.join("spool"), &b.source, b.id);
         if claim.exists() {
             continue;
         }

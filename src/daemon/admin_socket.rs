@@ -1,0 +1,119 @@
+//! The admin socket server: `rosterdrop` commands sent to the running daemon, run beside the
+//! workers, with the mail that follows an approval, a discard or a rollback.
+
+use super::*;
+
+impl Shared {
+    /// The mail for an admin command that changed batch `id` (`rollback`: `id` is the
+    /// rollback's own record).
+    pub(super) fn notify_command(&self, req: &Request, b: &Batch) {
+        use crate::daemon::mail::{BatchMail, Event};
+        let undone = match (req, b.rollback_of) {
+            (Request::Rollback { .. }, Some(u)) => match self.store.find_batch(u) {
+                Ok(Some(u)) => Some(u),
+                _ => {
+                    tracing::error!(batch = b.id, "rolled-back batch not found: no mail");
+                    return;
+                }
+            },
+            _ => None,
+        };
+        let event = match (req, &undone) {
+            (Request::Approve { .. }, _) => Event::Approved,
+            (Request::Discard { .. }, _) => Event::Discarded,
+            (Request::Rollback { .. }, Some(u)) => Event::RolledBack { undone: u },
+            _ => return,
+        };
+        let upload = self.recall_upload(undone.as_ref().map_or(b.id, |u| u.id));
+        let mail = BatchMail {
+            upload: upload.as_deref(),
+            ..BatchMail::new(b, event)
+        };
+        let _ = self.notify_admins(&mail);
+    }
+}
+
+pub(super) async fn admin_loop(sh: Arc<Shared>, listener: tokio::net::UnixListener) {
+    let mut stop = sh.stopping.subscribe();
+    loop {
+        let conn = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            c = listener.accept() => c,
+        };
+        let Ok((stream, _)) = conn else { continue };
+        let sh = sh.clone();
+        tokio::spawn(async move {
+            if let Err(e) = admin_conn(sh, stream).await {
+                tracing::warn!(error = %e, "admin connection failed");
+            }
+        });
+    }
+}
+
+async fn reload_off_runtime(sh: &Arc<Shared>) -> Result<String, ReloadError> {
+    let sh2 = sh.clone();
+    tokio::task::spawn_blocking(move || sh2.reload())
+        .await
+        .unwrap_or(Err(ReloadError::Stopped))
+}
+
+async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    let mut r = tokio::io::BufReader::new(r.take(admin::MAX_REQUEST));
+    tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
+    let (reply, bodies) = match serde_json::from_str::<Request>(&line) {
+        Err(e) => (Reply::error(2, format!("bad request: {e}")), vec![]),
+        Ok(Request::Status) => {
+            // Reads the history: file I/O, off the runtime.
+            let sh2 = sh.clone();
+            let text = tokio::task::spawn_blocking(move || sh2.status_text())
+                .await
+                .unwrap_or_else(|_| "status unavailable\n".into());
+            (
+                Reply {
+                    stdout: text,
+                    ..Reply::default()
+                },
+                vec![],
+            )
+        }
+        Ok(Request::Reload) => match reload_off_runtime(&sh).await {
+            Ok(m) => (
+                Reply {
+                    stdout: format!("{m}\n"),
+                    ..Reply::default()
+                },
+                vec![],
+            ),
+            Err(e) => (Reply::error(1, format!("not reloaded: {e}")), vec![]),
+        },
+        Ok(req) => {
+            let sh2 = sh.clone();
+            let scratch = sh.state_dir.join("tmp");
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::create_dir_all(&scratch);
+                let out = admin::execute(&sh2.store, &req, &scratch);
+                if req.changes_roster() && out.0.exit == 0 {
+                    if let Some(b) = out.0.batch.and_then(|id| sh2.store.find_batch(id).ok().flatten()) {
+                        tracing::info!(batch = b.id, source = %b.source, state = b.state.label(), "admin command applied");
+                        sh2.notify_command(&req, &b);
+                    }
+                }
+                out
+            })
+            .await
+            .unwrap_or_else(|_| (Reply::error(2, "internal error"), vec![]))
+        }
+    };
+    let mut head = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{}".to_vec());
+    head.push(b'\n');
+    w.write_all(&head).await?;
+    for b in bodies {
+        w.write_all(&b).await?;
+    }
+    w.shutdown().await
+}

@@ -1,0 +1,189 @@
+//! The daemon's shared state: configuration, store, accounts, per-source status, and what
+//! `status`, `reload` and archive retention do with it.
+
+use super::*;
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct SourceStatus {
+    pub(super) queued: usize,
+    pub(super) running: Option<u64>,
+    pub(super) last: Option<(u64, BatchState)>,
+}
+
+pub(super) struct Shared {
+    pub(super) state_dir: PathBuf,
+    pub(super) config_path: PathBuf,
+    pub(super) cfg: RwLock<Arc<Config>>,
+    pub(super) store: Store,
+    pub(super) accounts: Arc<RwLock<Accounts>>,
+    pub(super) accounts_path: PathBuf,
+    pub(super) listen: std::net::SocketAddr,
+    pub(super) stopping: watch::Sender<bool>,
+    pub(super) status: Mutex<BTreeMap<String, SourceStatus>>,
+    pub(super) queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
+    pub(super) workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    pub(super) permits: Semaphore,
+    pub(super) started: Instant,
+    pub(super) processed: std::sync::atomic::AtomicU64,
+    pub(super) mailer: Arc<Mailer>,
+    /// When the intake loop last went round (seconds since `started`): the watchdog's health.
+    pub(super) heartbeat: std::sync::atomic::AtomicU64,
+    /// Sources already warned about being absent from the configuration.
+    pub(super) unconfigured: Mutex<HashSet<String>>,
+    /// Wakes the intake loop for a full scan now (after a reload: uploads that waited for a
+    /// source that is now configured are taken at once, not at the next periodic rescan).
+    pub(super) rescan_now: tokio::sync::Notify,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Why `reload` changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReloadError {
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("internal error: the reload stopped part way")]
+    Stopped,
+}
+
+impl Shared {
+    pub(super) fn cfg(&self) -> Arc<Config> {
+        self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(super) fn drop_dir(&self) -> PathBuf {
+        self.state_dir.join("drop")
+    }
+
+    pub(super) fn spool_dir(&self) -> PathBuf {
+        self.state_dir.join("spool")
+    }
+
+    pub(super) fn archive_dir(&self) -> PathBuf {
+        self.state_dir.join("archive")
+    }
+
+    pub(super) fn reports_dir(&self) -> PathBuf {
+        self.state_dir.join("reports")
+    }
+
+    /// Where the name each batch's upload had is kept for the mails of later admin commands
+    /// (approve, discard, rollback), once the claim is gone.
+    pub(super) fn uploads_dir(&self) -> PathBuf {
+        self.state_dir.join("mail").join("uploads")
+    }
+
+    pub(super) fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    pub(super) fn status_of(&self, source: &str, f: impl FnOnce(&mut SourceStatus)) {
+        f(lock(&self.status).entry(source.to_string()).or_default());
+    }
+
+    pub(super) fn status_text(&self) -> String {
+        use std::fmt::Write as _;
+        let up = self.started.elapsed().as_secs();
+        let mut out = format!(
+            "daemon: running (pid {}, up {}h{:02}m{:02}s), SFTP on {}\n",
+            std::process::id(),
+            up / 3600,
+            up / 60 % 60,
+            up % 60,
+            self.listen
+        );
+        let _ = writeln!(
+            out,
+            "batches processed since start: {}",
+            self.processed.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        for (src, s) in lock(&self.status).iter() {
+            let _ = writeln!(
+                out,
+                "source {:<16} queued {:<3} running {:<8} last {}",
+                src,
+                s.queued,
+                s.running.map_or("-".to_string(), |i| i.to_string()),
+                s.last
+                    .map_or("-".to_string(), |(i, st)| format!("{i} {}", st.label()))
+            );
+        }
+        let _ = writeln!(out, "mail waiting for delivery: {}", self.mailer.pending());
+        match crate::store::views::last_batches_text(&self.store) {
+            Ok(t) => out.push_str(&t),
+            Err(e) => {
+                let _ = writeln!(out, "history unreadable: {e}");
+            }
+        }
+        out
+    }
+
+    /// Re-reads accounts (passwords, keys) and the configuration's source and intake settings.
+    /// Sessions already open are kept. Returns what changed, or why nothing did.
+    pub(super) fn reload(&self) -> Result<String, ReloadError> {
+        let accounts = Accounts::load(&self.accounts_path)?;
+        let cfg = Config::load(&self.config_path)?;
+        let n = accounts.accounts.len();
+        let sources = cfg.sources.len();
+        let listen = cfg.sftp.listen;
+        *self.accounts.write().unwrap_or_else(|p| p.into_inner()) = accounts;
+        *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
+        lock(&self.unconfigured).clear();
+        self.rescan_now.notify_one();
+        let mut msg = format!("reloaded: {n} accounts, {sources} sources");
+        if listen != self.listen {
+            msg.push_str("; sftp.listen changed: restart the daemon to listen there");
+        }
+        tracing::info!(accounts = n, sources, "configuration reloaded");
+        Ok(msg)
+    }
+
+    /// Removes archived uploads older than their source's `retention_days`.
+    pub(super) fn expire_archive(&self) {
+        let cfg = self.cfg();
+        let now = crate::clock::now_secs();
+        let Ok(sources) = std::fs::read_dir(self.archive_dir()) else {
+            return;
+        };
+        let mut removed = 0u64;
+        for s in sources.flatten() {
+            let src = s.file_name().to_string_lossy().into_owned();
+            let days = cfg
+                .sources
+                .get(&src)
+                .and_then(|c| c.retention_days)
+                .unwrap_or(DEFAULT_RETENTION_DAYS);
+            let Ok(batches) = std::fs::read_dir(s.path()) else {
+                continue;
+            };
+            for b in batches.flatten() {
+                let received = b
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .and_then(|id| self.store.find_batch(id).ok().flatten())
+                    .map(|b| b.received_at)
+                    .or_else(|| {
+                        b.metadata()
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map(|d| d.as_secs())
+                    });
+                if received.is_some_and(|r| now.saturating_sub(r) > u64::from(days) * 86_400)
+                    && std::fs::remove_dir_all(b.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(batches = removed, "archived uploads past retention removed");
+        }
+    }
+
+}

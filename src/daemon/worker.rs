@@ -1,0 +1,430 @@
+//! The per-source worker: one batch at a time per source, each taken from the spool through
+//! the pipeline to its mail and the archive. A batch the process keeps dying in is failed.
+
+use super::*;
+
+/// A claimed batch waiting for its source's worker.
+#[derive(Debug)]
+pub(super) struct Job {
+    pub(super) dir: PathBuf,
+    pub(super) claim: Claim,
+}
+
+/// Why a batch could not be taken through the pipeline; recorded as its `failed` reason.
+#[derive(Debug, thiserror::Error)]
+enum BatchFailure {
+    #[error("source `{source_name}` is not in the configuration {}", config.display())]
+    Unconfigured {
+        source_name: String,
+        config: PathBuf,
+    },
+    #[error(transparent)]
+    Ingest(#[from] ingest::IngestError),
+    #[error("internal error while checking the bundle: {0}")]
+    Panicked(String),
+}
+
+/// Runs of one batch the process may die in before the batch is failed instead of tried again.
+const MAX_ATTEMPTS: u32 = 3;
+/// Beside `batch.json` in a spool folder: how many times checking the batch was started.
+const ATTEMPTS_FILE: &str = "attempts";
+
+/// How many times checking the batch in spool folder `dir` was started.
+fn attempts(dir: &Path) -> u32 {
+    std::fs::read_to_string(dir.join(ATTEMPTS_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Counts one more start, durably, before the pipeline runs: a process that dies in it leaves
+/// the count behind for the next start to see.
+fn count_attempt(dir: &Path) {
+    let n = attempts(dir).saturating_add(1);
+    let path = dir.join(ATTEMPTS_FILE);
+    let written = write_atomic(&path, n.to_string().as_bytes());
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "batch attempt not counted");
+    }
+}
+
+impl Shared {
+    /// Hands a claimed batch to its source's worker, starting the worker if needed.
+    pub(super) fn submit(self: &Arc<Self>, job: Job) {
+        let source = job.claim.arrival.source.clone();
+        self.status_of(&source, |s| s.queued += 1);
+        let mut queues = lock(&self.queues);
+        if let Some(tx) = queues.get(&source) {
+            match tx.send(job) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(j)) => {
+                    queues.remove(&source);
+                    return self.start_worker(&mut queues, source, j);
+                }
+            }
+        }
+        self.start_worker(&mut queues, source, job);
+    }
+
+    pub(super) fn start_worker(
+        self: &Arc<Self>,
+        queues: &mut HashMap<String, mpsc::UnboundedSender<Job>>,
+        source: String,
+        job: Job,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(job);
+        queues.insert(source.clone(), tx);
+        let h = tokio::spawn(worker(self.clone(), source, rx));
+        lock(&self.workers).push(h);
+    }
+
+    /// Runs one batch to its end (blocking: the pipeline is CPU work). Never panics.
+    pub(super) fn process(&self, job: &Job) -> Option<Batch> {
+        let c = &job.claim;
+        let a = &c.arrival;
+        let span = tracing::info_span!("batch", id = a.id, source = %a.source);
+        let _g = span.enter();
+        let existing = match self.store.find_batch(a.id) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "store unreadable; the batch stays in the spool");
+                return None;
+            }
+        };
+        let (batch, error, check) = match existing {
+            Some(b) if b.state.is_final() => {
+                tracing::info!(
+                    state = b.state.label(),
+                    "batch was finished before a restart"
+                );
+                (b, None, None)
+            }
+            _ if attempts(&job.dir) >= MAX_ATTEMPTS => {
+                // The process died while checking this batch (killed for memory, say) every
+                // time it tried: trying again would only take the daemon down at every start.
+                let msg = format!(
+                    "the daemon stopped while checking this batch {MAX_ATTEMPTS} times (out of \
+                     memory, or killed); it was not tried again. The upload is kept in the \
+                     archive."
+                );
+                tracing::error!(
+                    attempts = MAX_ATTEMPTS,
+                    "batch given up after repeated crashes"
+                );
+                match self.store.fail(a, msg.clone()) {
+                    Ok(b) => (b, Some(msg), None),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
+                        return None;
+                    }
+                }
+            }
+            _ => match self.run_pipeline(job) {
+                Ok(i) => {
+                    let check = i
+                        .outcome
+                        .as_ref()
+                        .map(crate::daemon::mail::CheckNotes::from_outcome);
+                    (i.batch, None, check)
+                }
+                Err(failure) => {
+                    let msg = failure.to_string();
+                    match self.store.fail(a, msg.clone()) {
+                        // The commit landed and a later step failed: the commit stands.
+                        Ok(b) if b.state != BatchState::Failed => {
+                            tracing::error!(error = %msg, state = b.state.label(), "batch committed, but a step after the commit failed");
+                            (b, None, None)
+                        }
+                        Ok(b) => {
+                            tracing::error!(error = %msg, "batch failed");
+                            (b, Some(msg), None)
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
+                            return None;
+                        }
+                    }
+                }
+            },
+        };
+        let (a, u, d) = batch.totals();
+        tracing::info!(
+            state = batch.state.label(),
+            format = %batch.format,
+            adds = a,
+            updates = u,
+            deletes = d,
+            patches = batch.patches.values().sum::<u64>(),
+            ms = batch.duration_ms,
+            "batch done"
+        );
+        let upload = upload_name(c);
+        self.remember_upload(c.arrival.id, &upload);
+        let server_paths = [
+            c.bundle_path(&job.dir),
+            job.dir.join("upload"),
+            job.dir.clone(),
+        ];
+        let archive = self
+            .archive_dir()
+            .join(&c.arrival.source)
+            .join(c.arrival.id.to_string());
+        let mail = crate::daemon::mail::BatchMail {
+            batch: &batch,
+            event: match error.as_deref() {
+                Some(e) => crate::daemon::mail::Event::Failed { error: e },
+                None if batch.state == BatchState::Failed => crate::daemon::mail::Event::Failed {
+                    error: batch.reason.as_deref().unwrap_or("unknown error"),
+                },
+                None => crate::daemon::mail::Event::Checked,
+            },
+            upload: Some(&upload),
+            check: check.as_ref(),
+            server_paths: &server_paths,
+            archive: Some(&archive),
+        };
+        if !self.notify_admins(&mail) {
+            // Left in the spool: the next start finds the batch final and queues its mail.
+            tracing::error!("the batch's mail could not be queued; the batch stays in the spool until the next start");
+            return Some(batch);
+        }
+        if let Err(e) = self.archive(job) {
+            tracing::error!(error = %e, "original upload not archived; it stays in the spool");
+        }
+        Some(batch)
+    }
+
+    fn run_pipeline(&self, job: &Job) -> Result<ingest::Ingested, BatchFailure> {
+        let c = &job.claim;
+        let cfg = self.cfg();
+        let Some(sc) = cfg.sources.get(&c.arrival.source).cloned() else {
+            return Err(BatchFailure::Unconfigured {
+                source_name: c.arrival.source.clone(),
+                config: self.config_path.clone(),
+            });
+        };
+        let path = c.bundle_path(&job.dir);
+        let reports = self.reports_dir();
+        let upload = upload_name(c);
+        count_attempt(&job.dir);
+        let store = &self.store;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ingest::ingest_arrival(store, &reports, &sc, &path, &c.arrival, Some(&upload))
+        })) {
+            Ok(r) => Ok(r?),
+            Err(p) => Err(BatchFailure::Panicked(
+                p.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default(),
+            )),
+        }
+    }
+
+    /// Tells the source's admins what happened to a batch: one message per event, queued
+    /// durably (the delivery loop sends it; an SMTP outage never holds up the batches).
+    pub(super) fn notify_admins(&self, mail: &crate::daemon::mail::BatchMail) -> bool {
+        let batch = mail.batch;
+        let cfg = self.cfg();
+        let admins = cfg
+            .sources
+            .get(&batch.source)
+            .map(|s| s.admins.clone())
+            .unwrap_or_default();
+        if admins.is_empty() {
+            tracing::debug!(
+                batch = batch.id,
+                "no admins configured for the source: no mail"
+            );
+            return true;
+        }
+        let notice = match crate::daemon::mail::compose(mail, &admins, &cfg.mail) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(batch = batch.id, error = %e, "batch mail not composed");
+                return false;
+            }
+        };
+        match self.mailer.enqueue(notice) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(batch = batch.id, error = %e, "batch mail not queued");
+                false
+            }
+        }
+    }
+
+    pub(super) fn remember_upload(&self, id: u64, name: &str) {
+        let dir = self.uploads_dir();
+        let written = std::fs::create_dir_all(&dir)
+            .map_err(io_err(&dir))
+            .and_then(|()| write_atomic(&dir.join(id.to_string()), name.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(batch = id, error = %e, "upload name not kept for later mails");
+        }
+    }
+
+    pub(super) fn recall_upload(&self, id: u64) -> Option<String> {
+        let p = self.uploads_dir().join(id.to_string());
+        // Written by this process, but never read unbounded.
+        if std::fs::metadata(&p).ok()?.len() > 4096 {
+            return None;
+        }
+        std::fs::read_to_string(p).ok().filter(|s| !s.is_empty())
+    }
+
+    /// Moves the original upload to `archive/<source>/<batch>/` and removes the claim.
+    pub(super) fn archive(&self, job: &Job) -> Result<(), DaemonError> {
+        let c = &job.claim;
+        let to = self
+            .archive_dir()
+            .join(&c.arrival.source)
+            .join(c.arrival.id.to_string());
+        let from = job.dir.join("upload");
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        if from.exists() {
+            if to.exists() {
+                std::fs::remove_dir_all(&to).map_err(io_err(&to))?;
+            }
+            move_path(&from, &to)?;
+        }
+        std::fs::remove_dir_all(&job.dir).map_err(io_err(&job.dir))?;
+        Ok(())
+    }
+
+}
+
+/// The name the vendor gave the upload: the zip's or the folder's, or the loose files'.
+fn upload_name(c: &Claim) -> String {
+    match c.shape {
+        intake::Shape::Zip => c.files.first().cloned().unwrap_or_else(|| "a zip".into()),
+        intake::Shape::Folder => c
+            .from
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "a folder".into()),
+        intake::Shape::Loose => {
+            let files: Vec<&str> = c
+                .files
+                .iter()
+                .map(String::as_str)
+                .filter(|f| !crate::daemon::mail::is_marker(f))
+                .collect();
+            match files.len() {
+                0 => "loose files".into(),
+                1..=3 => files.join(", "),
+                n => format!("{n} files at the top of the upload folder"),
+            }
+        }
+    }
+}
+
+pub(super) async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut stop = sh.stopping.subscribe();
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            j = rx.recv() => match j { Some(j) => j, None => break },
+        };
+        let permit = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            p = sh.permits.acquire() => p,
+        };
+        let id = job.claim.arrival.id;
+        sh.status_of(&source, |s| {
+            s.queued = s.queued.saturating_sub(1);
+            s.running = Some(id);
+        });
+        // A batch that could not be finished (the store unreadable, say) is retried before the
+        // source's next one: batches of a source never overtake each other.
+        let job = Arc::new(job);
+        let mut delay = Duration::from_secs(5);
+        let last = loop {
+            let (sh2, j) = (sh.clone(), job.clone());
+            match tokio::task::spawn_blocking(move || sh2.process(&j)).await {
+                Ok(Some(b)) => break Some((b.id, b.state)),
+                Ok(None) | Err(_) => {
+                    tracing::warn!(
+                        batch = id,
+                        retry_secs = delay.as_secs(),
+                        "batch not finished; retrying"
+                    );
+                    tokio::select! {
+                        biased;
+                        _ = stop.wait_for(|s| *s) => break None,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(300));
+                }
+            }
+        };
+        drop(permit);
+        crate::daemon::memory::release_free_memory();
+        sh.processed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sh.status_of(&source, |s| {
+            s.running = None;
+            if last.is_some() {
+                s.last = last;
+            }
+        });
+        if let Some((id, state)) = last {
+            let queued: usize = lock(&sh.status).values().map(|s| s.queued).sum();
+            let _ = crate::daemon::systemd::status(&format!(
+                "last batch {id} ({source}): {}; {queued} queued",
+                state.label()
+            ));
+        }
+    }
+    // Whatever is still queued stays in the spool and resumes on the next start.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(shape: intake::Shape, from: &str, files: &[&str]) -> Claim {
+        Claim {
+            arrival: crate::store::Arrival {
+                id: 9,
+                source: "demo".into(),
+                account: "demo".into(),
+                received_at: 0,
+            },
+            shape,
+            from: PathBuf::from(from),
+            files: files.iter().map(|f| f.to_string()).collect(),
+            why: String::new(),
+            markers: vec![],
+            complete: true,
+        }
+    }
+
+    /// The mails call a bundle what the vendor uploaded, never the spool's `upload`.
+    #[test]
+    fn the_upload_is_named_as_the_vendor_named_it() {
+        use intake::Shape;
+        let z = claim(Shape::Zip, "/s/drop/demo/nightly.zip", &["nightly.zip"]);
+        assert_eq!(upload_name(&z), "nightly.zip");
+        let f = claim(Shape::Folder, "/s/drop/demo/nightly", &[]);
+        assert_eq!(upload_name(&f), "nightly");
+        let l = claim(Shape::Loose, "/s/drop/demo", &["students.csv", "READY"]);
+        assert_eq!(upload_name(&l), "students.csv");
+        let six = [
+            "locations.csv",
+            "students.csv",
+            "staff.csv",
+            "courses.csv",
+            "classes.csv",
+            "rosters.csv",
+        ];
+        let l = claim(Shape::Loose, "/s/drop/demo", &six);
+        assert_eq!(upload_name(&l), "6 files at the top of the upload folder");
+    }
+}
+
