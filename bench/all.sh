@@ -24,7 +24,9 @@
 #   store / CSV, NIGHTS      the store after the first ingest and NIGHTS nightly batches of
 #                            NIGHT_STUDENTS students, each changing 1% of the previous night's
 #                            rows (bench/data.sh `night`) / the last night's CSVs [MiB] (one run)
-# A few details (baselines' min and max, db growth in bytes, per-night figures) follow the table.
+# A few details follow the table: the baselines' runs, CPU seconds (user+sys, all threads) of
+# check against the loop's (steadier than wall time when the machine is shared), pages per
+# table, db growth in bytes, per-night figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${QUICK:-0}" = 1 ]; then STUDENTS=${STUDENTS:-20000}; RUNS=${RUNS:-3}; else
@@ -43,12 +45,12 @@ state_dir = "$WORK/state"
 guard.max_delete_percent = 100.0
 TOML
 say() { echo "all.sh: $*" >&2; }
-# run CMD... -> "seconds rss_kib"; stops the benchmark when CMD does not exit 0
+# run CMD... -> "seconds rss_kib cpu_seconds"; stops the benchmark when CMD does not exit 0
 run() {
-  local s m rc
-  read -r s m rc < <(tm "$@")
+  local s m rc c
+  read -r s m rc c < <(tm "$@")
   [ "$rc" = 0 ] || { say "exit $rc from: $*"; exit 1; }
-  echo "$s $m"
+  echo "$s $m $c"
 }
 ingest() { run "$BIN" ingest -q "$1" --source bench --config "$WORK/c.toml"; }
 last_batch() { "$BIN" history --source bench --config "$WORK/c.toml" | awk 'NR==2{print $1}'; }
@@ -93,15 +95,17 @@ for i in $(seq "$RUNS"); do
   say "check vs loop, run $i/$RUNS"
   for f in apple oneroster; do
     if [ $f = apple ]; then d=$A; else d=$O; fi
-    read -r s _ < <(run "$BASE" "$d"); collect "loop-$f" "$s"
-    read -r s m < <(run "$BIN" check -q "$d" --out "$WORK/chk"); collect "check-$f" "$s"
-    collect "rss-$f" "$(mib "$m")"
+    read -r s _ c < <(run "$BASE" "$d"); collect "loop-$f" "$s"; collect "loop-cpu-$f" "$c"
+    read -r s m c < <(run "$BIN" check -q "$d" --out "$WORK/chk"); collect "check-$f" "$s"
+    collect "rss-$f" "$(mib "$m")"; collect "check-cpu-$f" "$c"
   done
 done
 for f in apple oneroster; do
   read -r bm _ < <(st "loop-$f"); read -r m lo hi < <(st "check-$f")
   row "check $f / ByteRecord loop [s]" "$bm" "$m" "$lo" "$hi" 6
   detail_st "ByteRecord loop, $f [s]" "loop-$f"
+  read -r lc _ < <(st "loop-cpu-$f")
+  detail_st "check $f CPU user+sys [s] (the loop's: $lc)" "check-cpu-$f"
 done
 for f in apple oneroster; do
   if [ $f = apple ]; then d=$A; else d=$O; fi
@@ -113,7 +117,7 @@ done
 for i in $(seq "$RUNS"); do
   say "check $STUDENTS vs $BIG, run $i/$RUNS"
   read -r s _ < <(run "$BIN" check -q "$A" --out "$WORK/chk"); collect "small" "$s"
-  read -r s m < <(run "$BIN" check -q "$L" --out "$WORK/chk"); collect "big" "$s"; collect "rss-big" "$(mib "$m")"
+  read -r s m _ < <(run "$BIN" check -q "$L" --out "$WORK/chk"); collect "big" "$s"; collect "rss-big" "$(mib "$m")"
 done
 read -r bm _ < <(st small); read -r m lo hi < <(st big)
 row "check $BIG / check $STUDENTS [s]" "$bm" "$m" "$lo" "$hi" 5.2

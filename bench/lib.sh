@@ -9,7 +9,8 @@
 #   median          numbers on stdin, one a line -> their median
 #   stats           numbers on stdin, one a line -> "median min max"
 #   t CMD...        wall seconds of CMD (output discarded, failure ignored)
-#   tm CMD...       "wall_seconds max_rss_kib exit_status" of CMD (output discarded)
+#   tm CMD...       "wall_seconds max_rss_kib exit_status cpu_seconds" of CMD (output
+#                   discarded; cpu = user + system time of all its threads)
 #   ratio A B       A/B with 2 decimals
 #   kib PATH...     KiB the paths take on disk (du -sk, .done markers left out)
 # shellcheck disable=SC2034 # used by the scripts that source this file
@@ -31,14 +32,15 @@ t() {
 }
 tm() {
   command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-  local s e rc=0 rss
+  local s e rc=0 out rss user sys
   s=$EPOCHREALTIME
   # GNU time writes "Command exited with non-zero status N" before the format on failure: the
-  # last line is the peak RSS either way.
-  rss=$({ /usr/bin/time -f %M -o /dev/fd/3 "$@" >/dev/null 2>&1; } 3>&1) || rc=$?
+  # last line is the format either way.
+  out=$({ /usr/bin/time -f '%M %U %S' -o /dev/fd/3 "$@" >/dev/null 2>&1; } 3>&1) || rc=$?
   e=$EPOCHREALTIME
-  awk -v s="$s" -v e="$e" -v m="${rss##*$'\n'}" -v rc="$rc" \
-    'BEGIN{printf "%.4f %d %d\n", e-s, m, rc}'
+  read -r rss user sys <<<"${out##*$'\n'}"
+  awk -v s="$s" -v e="$e" -v m="$rss" -v rc="$rc" -v u="$user" -v y="$sys" \
+    'BEGIN{printf "%.4f %d %d %.2f\n", e-s, m, rc, u+y}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f\n", (b > 0) ? a/b : 0}'; }
 kib() { du -sk --exclude=.done "$@" | awk '{s+=$1} END{print s}'; }

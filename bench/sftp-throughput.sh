@@ -74,6 +74,7 @@ max_sessions_per_account = $((SESSIONS * 2))
 max_connections_per_host = $((SESSIONS * 2))
 [sftp.defender]
 enabled = false
+[sources.bench]
 EOF
   "$BIN" --config "$WORK/$name.toml" account add bench --source bench > /dev/null
   "$BIN" --config "$WORK/$name.toml" account key add bench "$WORK/client_key.pub" > /dev/null
