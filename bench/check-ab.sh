@@ -5,7 +5,7 @@
 # wall seconds of each, the ratio new/old, each build's ratio to the floor, and peak memory; and
 # says whether the two builds wrote byte-identical patch summaries and modified files.
 #
-#   bench/check-ab.sh OLD_BINARY [NEW_BINARY]      # NEW defaults to target/release/rosterdrop
+#   bench/check-ab.sh OLD_BINARY [NEW_BINARY]      # NEW defaults to ${CARGO_TARGET_DIR:-target}/release/rosterdrop
 #   RUNS=7 STUDENTS="200000" bench/check-ab.sh /tmp/rosterdrop-old
 #
 # Build OLD from an earlier commit, e.g.:
@@ -14,38 +14,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=${1:?usage: bench/check-ab.sh OLD_BINARY [NEW_BINARY]}
-TARGET=${CARGO_TARGET_DIR:-target}
-NEW=${2:-$TARGET/release/rosterdrop}
 RUNS=${RUNS:-5}
 STUDENTS=${STUDENTS:-200000}
-DATA=${DATA:-bench/data}
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-cargo build --release --quiet --bin rosterdrop --example parse_only
-BASE=$TARGET/release/examples/parse_only
-mkdir -p "$DATA"
+source bench/lib.sh
+build --example parse_only
+NEW=${2:-$BIN}
+BIN=$NEW # districts are made (once) by the new build
+source bench/data.sh
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-
-gen() { # format students -> dir (made once, by the new build)
-  local d="$DATA/$1-$2"
-  [ -f "$d/.done" ] || { rm -rf "$d"; "$NEW" synth --format "$1" --students "$2" --error-every 200 "$d"; touch "$d/.done"; }
-  echo "$d"
-}
 # one run: wall seconds and max RSS in KiB
-once() {
-  /usr/bin/time -f "%e %M" -o "$OUT/time" "$@" >/dev/null 2>&1 || true
-  cat "$OUT/time"
-}
-stats() { # numbers on stdin -> "median min max"
-  sort -n | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; print m, a[1], a[NR]}'
-}
+once() { tm "$@" | cut -d' ' -f1,2; }
 
 printf '%-10s %8s | %-20s | %-20s | %-20s | %6s %6s %6s | %7s %7s | %s\n' \
   format students "floor med (min-max)" "old med (min-max)" "new med (min-max)" \
   new/old old/fl new/fl oldMB newMB outputs
 for fmt in apple oneroster; do
   for n in $STUDENTS; do
-    d=$(gen "$fmt" "$n")
+    d=$(district "$fmt" "$n")
     : >"$OUT/f"; : >"$OUT/o"; : >"$OUT/n"; orss=0; nrss=0
     for _ in $(seq "$RUNS"); do
       read -r t _ < <(once "$BASE" "$d"); echo "$t" >>"$OUT/f"

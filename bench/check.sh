@@ -9,36 +9,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 SCALES=${SCALES:-"50000 100000 200000 400000 1000000"}
-DATA=${DATA:-bench/data}
-ERROR_EVERY=${ERROR_EVERY:-200}
-command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
-cargo build --release --quiet --bin rosterdrop --example parse_only
-BIN=target/release/rosterdrop
-BASE=target/release/examples/parse_only
-mkdir -p "$DATA"
+source bench/lib.sh
+source bench/data.sh
+build --example parse_only
 
-gen() { # format students -> dir
-  local d="$DATA/$1-$2"
-  [ -f "$d/.done" ] || { rm -rf "$d"; "$BIN" synth --format "$1" --students "$2" --error-every "$ERROR_EVERY" "$d"; touch "$d/.done"; }
-  echo "$d"
-}
 # median wall seconds and max RSS (KiB) of a command over RUNS runs
 measure() {
   local times=() rss=0 t m
   for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f "%e %M" -o /tmp/rd-bench-time "$@" >/dev/null 2>&1 || true
-    read -r t m < /tmp/rd-bench-time
+    read -r t m _ < <(tm "$@")
     times+=("$t"); [ "$m" -gt "$rss" ] && rss=$m
   done
-  local med
-  med=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')
-  echo "$med $rss"
+  echo "$(printf '%s\n' "${times[@]}" | median) $rss"
 }
 
 printf '%-10s %9s %9s %10s %10s %7s %10s %9s %7s\n' format students bundleMB parse_s check_s ratio peakMB peak/size rows
 run_one() {
-  local fmt=$1 n=$2 d; d=$(gen "$fmt" "$n")
-  local size_kb; size_kb=$(du -sk --exclude=.done "$d" | cut -f1)
+  local fmt=$1 n=$2 d; d=$(district "$fmt" "$n")
+  local size_kb; size_kb=$(kib "$d")
   local rows; rows=$(cat "$d"/*.csv | wc -l)
   read -r pt _ < <(measure "$BASE" "$d")
   read -r ct crss < <(measure "$BIN" check -q "$d" --out "/tmp/rd-bench-out-$fmt")

@@ -1,10 +1,12 @@
-# Sourced by the daemon benchmarks (daemon.sh, rss.sh): builds the release binary into $BIN,
-# makes a scratch folder $WORK (removed on exit, with any daemon still running), an SSH key,
+# shellcheck shell=bash
+# Sourced by the daemon benchmarks (daemon.sh, rss.sh): sources bench/lib.sh and
+# bench/data.sh, builds the release binary into $BIN, makes a scratch folder $WORK (removed on exit, with any daemon still running), an SSH key,
 # a free port and a configuration $WORK/c.toml with one source `bench`, and defines
 # zipdir SRC OUT, start_daemon (fresh state, the `bench` account with the key; sets $DAEMON)
 # and stop_daemon.
-cargo build --release --quiet --bin rosterdrop
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/rosterdrop
+source bench/lib.sh
+source bench/data.sh
+build
 WORK=$(mktemp -d)
 DAEMON=
 trap '[ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null; rm -rf "$WORK"' EXIT

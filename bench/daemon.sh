@@ -14,7 +14,6 @@ RUNS=${RUNS:-3}
 SIZES=${SIZES:-"20000 200000"}
 DATA=${DATA:-bench/data}
 source bench/daemon-env.sh
-median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 # Uploads $1 as $2; prints seconds from the end of the upload to the n-th ($3) email.
 upload_to_mail() {
   upload "$1" "$2"
@@ -22,11 +21,10 @@ upload_to_mail() {
   until [ "$(find "$WORK/state/outbox" -name '*.eml' 2>/dev/null | wc -l)" -ge "$3" ]; do sleep 0.01; done
   echo "$(date +%s.%N) - $s" | bc
 }
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s.%N); echo "$e - $s" | bc; }
 
 printf '%-9s %-24s %9s %9s %8s\n' students batch daemon_s ingest_s ratio
 for STUDENTS in $SIZES; do
-  source bench/data.sh
+  v1_v2 "$STUDENTS"
   zipdir "$V1" "$WORK/v1.zip"; zipdir "$V2" "$WORK/v2.zip"
   first=(); delta=(); i1=(); i2=()
   for _ in $(seq "$RUNS"); do

@@ -10,11 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 STUDENTS=${STUDENTS:-200000}
-DATA=${DATA:-bench/data}
-cargo build --release --quiet --bin rosterdrop
-BIN=$PWD/target/release/rosterdrop
-# Sets V1 (the district) and V2 (1% of rows changed).
+source bench/lib.sh
 source bench/data.sh
+build
+# Sets V1 (the district) and V2 (1% of rows changed).
+v1_v2 "$STUDENTS"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cat > "$WORK/c.toml" <<TOML
@@ -22,8 +22,6 @@ state_dir = "$WORK/state"
 [sources.bench]
 guard.max_delete_percent = 100.0
 TOML
-median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; e=$(date +%s.%N); echo "$e - $s" | bc; }
 last_written() { "$BIN" history --source bench --config "$WORK/c.toml" | awk 'NR==2{print $8+$9+$10, $7}'; }
 
 check_t=$(for _ in $(seq "$RUNS"); do t "$BIN" check -q "$V1" --out "$WORK/chk"; done | median)
@@ -43,7 +41,7 @@ mkdir -p "$WORK/crlf"; for f in "$V1"/*.csv; do sed 's/$/\r/' "$f" > "$WORK/crlf
 crlf_t=$(t "$BIN" ingest -q "$WORK/crlf" --source bench --config "$WORK/c.toml"); crlf_w=$(last_written)
 f=$(printf '%s\n' "${first[@]}" | median); s=$(printf '%s\n' "${same[@]}" | median); p=$(printf '%s\n' "${pct[@]}" | median)
 changed=$(for x in "$V1"/*.csv; do cmp -l "$x" "$V2/$(basename "$x")" >/dev/null 2>&1; diff "$x" "$V2/$(basename "$x")" | grep -c '^>' || true; done | paste -sd+ | bc)
-csv_kb=$(du -sk --exclude=.done "$V1" | cut -f1); db_kb=$(du -sk "$WORK/state/db" | cut -f1)
+csv_kb=$(kib "$V1"); db_kb=$(kib "$WORK/state/db")
 echo "district: $STUDENTS students, $(cat "$V1"/*.csv | wc -l) CSV lines, ${csv_kb} KiB"
 printf '%-28s %8s %8s %22s\n' step median_s x_check "records written (state)"
 printf '%-28s %8.2f %8s\n' "check" "$check_t" "1.00"

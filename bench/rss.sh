@@ -13,7 +13,7 @@ STUDENTS=${STUDENTS:-200000}
 BATCHES=${BATCHES:-6}
 DATA=${DATA:-bench/data}
 source bench/daemon-env.sh
-source bench/data.sh
+v1_v2 "$STUDENTS"
 zipdir "$V1" "$WORK/v1.zip"; zipdir "$V2" "$WORK/v2.zip"
 start_daemon
 mib() { awk -v k="$1:" '$1==k {printf "%.1f", $2/1024}' "/proc/$DAEMON/status"; }

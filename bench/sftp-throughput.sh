@@ -16,8 +16,8 @@ cd "$(dirname "$0")/.."
 
 SIZE_MIB=${SIZE_MIB:-1024}
 SESSIONS=${SESSIONS:-50}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BIN=${ROSTERDROP_BIN:-$TARGET_DIR/release/rosterdrop}
+source bench/lib.sh
+BIN=${ROSTERDROP_BIN:-$BIN}
 CIPHERS=(aes128-gcm@openssh.com chacha20-poly1305@openssh.com)
 
 if [ ! -x /usr/sbin/sshd ] || [ ! -x /usr/lib/openssh/sftp-server ]; then
@@ -74,6 +74,7 @@ max_sessions_per_account = $((SESSIONS * 2))
 max_connections_per_host = $((SESSIONS * 2))
 [sftp.defender]
 enabled = false
+[sources.bench]
 EOF
   "$BIN" --config "$WORK/$name.toml" account add bench --source bench > /dev/null
   "$BIN" --config "$WORK/$name.toml" account key add bench "$WORK/client_key.pub" > /dev/null
@@ -121,7 +122,6 @@ upload() { # port user cipher remote-path -> prints MB/s
 }
 
 ME=$(id -un)
-median() { python3 -c "import sys,statistics; print(f'{statistics.median(map(float,sys.argv[1:])):.1f}')" "$@"; }
 echo
 echo "== upload of $SIZE_MIB MiB with OpenSSH sftp $(ssh -V 2>&1 | cut -d, -f1) on loopback, into $BASE, median of $REPEAT =="
 printf '%-34s %-32s %10s   %s\n' cipher server MB/s runs
@@ -137,7 +137,7 @@ for c in "${CIPHERS[@]}"; do
     [ "$(stat -c %s "$RD_FAST_STATE/drop/bench/payload.bin")" = "$SIZE" ] || { echo "rosterdrop upload incomplete"; exit 1; }
     rm -f "$RD_FAST_STATE/drop/bench/payload.bin"
   done
-  os=$(median "${os_runs[@]}"); rd=$(median "${rd_runs[@]}")
+  os=$(printf '%s\n' "${os_runs[@]}" | median); rd=$(printf '%s\n' "${rd_runs[@]}" | median)
   printf '%-34s %-32s %10s   %s\n' "$c" openssh "$os" "${os_runs[*]}"
   printf '%-34s %-32s %10s   %s\n' "$c" "rosterdrop" "$rd" "${rd_runs[*]}"
   RATIO[$c]=$(python3 -c "print(f'{$rd/$os:.2f}')")
