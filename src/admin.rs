@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::paths::StateDir;
 use crate::store::views::{history_text, last_batches_text, show_text};
 use crate::store::{Store, StoreError};
 
@@ -260,7 +261,7 @@ pub fn write_files(out: &Path, reply: &Reply, bodies: &[Vec<u8>]) -> Result<(), 
 
 /// Path of the admin socket in a state directory.
 pub fn socket_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("admin.sock")
+    StateDir::at(state_dir).admin_socket()
 }
 
 /// Sends `req` to the daemon listening on `sock`. `Ok(None)`: no daemon listens there.
@@ -314,10 +315,10 @@ pub fn run(state_dir: &Path, req: &Request, patience: Duration) -> Result<Answer
         if let Some(r) = call_daemon(&sock, req)? {
             return Ok(r);
         }
-        match Store::open(&state_dir.join("db")) {
+        match Store::open(&StateDir::at(state_dir).db()) {
             Ok(store) => {
                 fail_interrupted(&store, state_dir);
-                let scratch = state_dir.join("tmp");
+                let scratch = StateDir::at(state_dir).tmp();
                 let _ = std::fs::create_dir_all(&scratch);
                 let (mut reply, files) = execute(&store, req, &scratch);
                 let changes = matches!(
@@ -359,7 +360,8 @@ pub fn fail_interrupted(store: &Store, state_dir: &Path) {
         if b.state.is_final() {
             continue;
         }
-        let claim = crate::daemon::spool::Claim::dir(&state_dir.join("spool"), &b.source, b.id);
+        let claim =
+            crate::daemon::spool::Claim::dir(&StateDir::at(state_dir).spool(), &b.source, b.id);
         if claim.exists() {
             continue;
         }

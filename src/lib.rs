@@ -12,7 +12,8 @@
 //! - [`sftp`]: the embedded SFTP drop-box and its accounts; a leaf that knows nothing of rosters.
 //! - [`daemon`]: `rosterdrop serve`: intake, spool, per-source workers, mail, the admin
 //!   socket server, systemd and logging.
-//! - [`config`]: the one configuration root, [`fsutil`]: durable file work, and [`clock`].
+//! - [`config`]: the one configuration root, [`paths`]: every path of the state directory,
+//!   [`fsutil`]: durable file work, and [`clock`].
 
 pub mod admin;
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod daemon;
 pub mod fsutil;
 pub mod ingest;
+pub mod paths;
 pub mod roster;
 pub mod sftp;
 pub mod store;

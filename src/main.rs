@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use rosterdrop::admin::Request;
 use rosterdrop::config::Config;
+use rosterdrop::paths::StateDir;
 use rosterdrop::roster::check::check;
 use rosterdrop::roster::engine::{NoExternal, Settings};
 use rosterdrop::roster::report;
@@ -34,7 +35,7 @@ fn open_store(config: &std::path::Path) -> anyhow::Result<(Config, Store)> {
             cfg.state_dir.display()
         );
     }
-    let dir = cfg.state_dir.join("db");
+    let dir = StateDir::at(&cfg.state_dir).db();
     let store =
         Store::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))?;
     rosterdrop::admin::fail_interrupted(&store, &cfg.state_dir);
@@ -243,7 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let sc = cfg.source(&source)?.clone();
             let r = rosterdrop::ingest::ingest(
                 &store,
-                &cfg.state_dir.join("reports"),
+                &StateDir::at(&cfg.state_dir).reports(),
                 &source,
                 &sc,
                 &path,
@@ -324,11 +325,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Hostkey {} => {
             let cfg = Config::load(&config()?)?;
             // Only the daemon makes host keys: these must be the keys it serves.
-            if !cfg.state_dir.join("hostkeys").is_dir() {
+            if !StateDir::at(&cfg.state_dir).hostkeys().is_dir() {
                 anyhow::bail!(
                     "no host keys in {}: the daemon has not started on this state directory yet \
                      (`rosterdrop serve` makes them on its first start)",
-                    cfg.state_dir.join("hostkeys").display()
+                    StateDir::at(&cfg.state_dir).hostkeys().display()
                 );
             }
             let keys = hostkeys::load_or_generate(&cfg.state_dir)?;
@@ -368,7 +369,7 @@ fn admin_cmd(config: &Path, req: Request, out: Option<&Path>) -> anyhow::Result<
     }
     // Admin commands read what the daemon or `ingest` wrote; they never create a store.
     let sock = rosterdrop::admin::socket_path(&cfg.state_dir);
-    if !cfg.state_dir.join("db").exists() && !sock.exists() {
+    if !StateDir::at(&cfg.state_dir).db().exists() && !sock.exists() {
         if matches!(req, Request::Status) {
             println!(
                 "daemon: not running (it has never run on {})",
@@ -379,7 +380,7 @@ fn admin_cmd(config: &Path, req: Request, out: Option<&Path>) -> anyhow::Result<
         anyhow::bail!(
             "no store in {}: no daemon has run and nothing was ingested with this \
              configuration ({})",
-            cfg.state_dir.join("db").display(),
+            StateDir::at(&cfg.state_dir).db().display(),
             config.display()
         );
     }

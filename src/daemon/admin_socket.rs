@@ -93,7 +93,7 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
         },
         Ok(req) => {
             let sh2 = sh.clone();
-            let scratch = sh.state_dir.join("tmp");
+            let scratch = sh.dirs().tmp();
             tokio::task::spawn_blocking(move || {
                 let _ = std::fs::create_dir_all(&scratch);
                 let out = admin::execute(&sh2.store, &req, &scratch);

@@ -41,6 +41,7 @@ use crate::config::{Config, ConfigError, DEFAULT_RETENTION_DAYS};
 use crate::daemon::mail::{MailError, Mailer};
 use crate::fsutil::{at as io_err, move_path, write_atomic, IoError};
 use crate::ingest;
+use crate::paths::StateDir;
 use crate::sftp::accounts::{AccountError, Accounts};
 use crate::sftp::{Server, SftpConfig, SftpError, UploadEvent};
 use crate::store::{Batch, BatchState, Store, StoreError};
@@ -134,17 +135,16 @@ pub fn serve(
     let cfg = Config::load(config_path)?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
     let state_dir = std::fs::canonicalize(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
-    for d in ["drop", "spool", "archive", "reports", "tmp"] {
-        let p = state_dir.join(d);
+    for p in StateDir::at(&state_dir).serve_folders() {
         std::fs::create_dir_all(&p).map_err(io_err(&p))?;
     }
     refuse_second_daemon(&state_dir)?;
-    let store = match open_store_patiently(&state_dir.join("db")) {
+    let store = match open_store_patiently(&StateDir::at(&state_dir).db()) {
         Err(StoreError::Locked { .. }) => {
             return Err(DaemonError::Other(format!(
                 "the store in {} stayed locked by another process for 30 s (a daemon starting \
                  or stopping, or a long `rosterdrop ingest`); stop it first",
-                state_dir.join("db").display()
+                StateDir::at(&state_dir).db().display()
             )))
         }
         r => r?,
@@ -194,7 +194,7 @@ async fn run(
     on_start: impl FnOnce(&[InitialAccount]),
 ) -> Result<(), DaemonError> {
     // Batches cut short by the last stop, oldest first.
-    let resumed = spool::resume_claims(&sh.spool_dir())?;
+    let resumed = spool::resume_claims(&sh.dirs().spool())?;
     let mut claimed = HashSet::new();
     for (dir, claim) in resumed {
         let a = &claim.arrival;
@@ -238,15 +238,15 @@ async fn run(
         let _ = fs_tx.send(ev);
     })
     .map_err(|source| DaemonError::Watch {
-        path: sh.drop_dir(),
+        path: sh.dirs().drop(),
         source,
     })?;
     {
         use notify::Watcher as _;
         watcher
-            .watch(&sh.drop_dir(), notify::RecursiveMode::Recursive)
+            .watch(&sh.dirs().drop(), notify::RecursiveMode::Recursive)
             .map_err(|source| DaemonError::Watch {
-                path: sh.drop_dir(),
+                path: sh.dirs().drop(),
                 source,
             })?;
     }

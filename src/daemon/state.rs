@@ -55,26 +55,9 @@ impl Shared {
         self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub(super) fn drop_dir(&self) -> PathBuf {
-        self.state_dir.join("drop")
-    }
-
-    pub(super) fn spool_dir(&self) -> PathBuf {
-        self.state_dir.join("spool")
-    }
-
-    pub(super) fn archive_dir(&self) -> PathBuf {
-        self.state_dir.join("archive")
-    }
-
-    pub(super) fn reports_dir(&self) -> PathBuf {
-        self.state_dir.join("reports")
-    }
-
-    /// Where the name each batch's upload had is kept for the mails of later admin commands
-    /// (approve, discard, rollback), once the claim is gone.
-    pub(super) fn uploads_dir(&self) -> PathBuf {
-        self.state_dir.join("mail").join("uploads")
+    /// The paths of the state directory.
+    pub(super) fn dirs(&self) -> StateDir<'_> {
+        StateDir::at(&self.state_dir)
     }
 
     pub(super) fn stopping(&self) -> bool {
@@ -146,7 +129,7 @@ impl Shared {
     pub(super) fn expire_archive(&self) {
         let cfg = self.cfg();
         let now = crate::clock::now_secs();
-        let Ok(sources) = std::fs::read_dir(self.archive_dir()) else {
+        let Ok(sources) = std::fs::read_dir(self.dirs().archive()) else {
             return;
         };
         let mut removed = 0u64;
@@ -185,5 +168,4 @@ impl Shared {
             tracing::info!(batches = removed, "archived uploads past retention removed");
         }
     }
-
 }

@@ -5,7 +5,11 @@ use super::*;
 
 impl Shared {
     /// Finds what is ready in one drop folder and claims it.
-    pub(super) fn intake_account(self: &Arc<Self>, account: &str, tracker: &Mutex<Tracker>) -> bool {
+    pub(super) fn intake_account(
+        self: &Arc<Self>,
+        account: &str,
+        tracker: &Mutex<Tracker>,
+    ) -> bool {
         let source = match self
             .accounts
             .read()
@@ -30,7 +34,7 @@ impl Shared {
             incomplete_after: (cfg.intake.incomplete_after_secs > 0)
                 .then(|| Duration::from_secs(cfg.intake.incomplete_after_secs)),
         };
-        let root = self.drop_dir().join(account);
+        let root = self.dirs().drop().join(account);
         let ready = {
             let t = lock(tracker);
             match intake::scan(&root, &t, rules) {
@@ -54,10 +58,10 @@ impl Shared {
                 }
             };
             let id = arrival.id;
-            let claim = match spool::claim(&self.spool_dir(), &r, &arrival) {
+            let claim = match spool::claim(&self.dirs().spool(), &r, &arrival) {
                 Ok(c) => c,
                 Err(e) => {
-                    let undone = spool::unclaim(&self.spool_dir(), &r, &source, id);
+                    let undone = spool::unclaim(&self.dirs().spool(), &r, &source, id);
                     tracing::error!(batch = id, error = %e, undone, "upload could not be claimed; it stays in the drop folder and is tried again");
                     // Nothing more from this account this round (the next tick tries again).
                     break;
@@ -87,7 +91,7 @@ impl Shared {
                 "bundle received"
             );
             self.submit(Job {
-                dir: Claim::dir(&self.spool_dir(), &source, id),
+                dir: Claim::dir(&self.dirs().spool(), &source, id),
                 claim,
             });
         }
@@ -115,7 +119,7 @@ pub(super) async fn intake_loop(
 ) {
     use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
     let tracker = Arc::new(Mutex::new(Tracker::default()));
-    let drop_dir = sh.drop_dir();
+    let drop_dir = sh.dirs().drop();
     let mut stop = sh.stopping.subscribe();
     let mut dirty: HashSet<String> = HashSet::new();
     let mut waiting: HashSet<String> = HashSet::new();

@@ -167,7 +167,8 @@ impl Shared {
             job.dir.clone(),
         ];
         let archive = self
-            .archive_dir()
+            .dirs()
+            .archive()
             .join(&c.arrival.source)
             .join(c.arrival.id.to_string());
         let mail = crate::daemon::mail::BatchMail {
@@ -205,7 +206,7 @@ impl Shared {
             });
         };
         let path = c.bundle_path(&job.dir);
-        let reports = self.reports_dir();
+        let reports = self.dirs().reports();
         let upload = upload_name(c);
         count_attempt(&job.dir);
         let store = &self.store;
@@ -256,7 +257,7 @@ impl Shared {
     }
 
     pub(super) fn remember_upload(&self, id: u64, name: &str) {
-        let dir = self.uploads_dir();
+        let dir = self.dirs().upload_names();
         let written = std::fs::create_dir_all(&dir)
             .map_err(io_err(&dir))
             .and_then(|()| write_atomic(&dir.join(id.to_string()), name.as_bytes()));
@@ -266,7 +267,7 @@ impl Shared {
     }
 
     pub(super) fn recall_upload(&self, id: u64) -> Option<String> {
-        let p = self.uploads_dir().join(id.to_string());
+        let p = self.dirs().upload_names().join(id.to_string());
         // Written by this process, but never read unbounded.
         if std::fs::metadata(&p).ok()?.len() > 4096 {
             return None;
@@ -278,7 +279,8 @@ impl Shared {
     pub(super) fn archive(&self, job: &Job) -> Result<(), DaemonError> {
         let c = &job.claim;
         let to = self
-            .archive_dir()
+            .dirs()
+            .archive()
             .join(&c.arrival.source)
             .join(c.arrival.id.to_string());
         let from = job.dir.join("upload");
@@ -294,7 +296,6 @@ impl Shared {
         std::fs::remove_dir_all(&job.dir).map_err(io_err(&job.dir))?;
         Ok(())
     }
-
 }
 
 /// The name the vendor gave the upload: the zip's or the folder's, or the loose files'.
@@ -427,4 +428,3 @@ mod tests {
         assert_eq!(upload_name(&l), "6 files at the top of the upload folder");
     }
 }
-

@@ -10,6 +10,7 @@ use russh::keys::ssh_key::LineEnding;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
 
 use super::SftpError;
+use crate::paths::StateDir;
 
 /// RSA modulus size of a generated host key.
 pub const RSA_BITS: usize = 3072;
@@ -22,7 +23,7 @@ const KINDS: &[(&str, &str)] = &[
 
 /// The host key folder of a state directory.
 pub fn dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("hostkeys")
+    StateDir::at(state_dir).hostkeys()
 }
 
 fn generate(kind: &str) -> Result<PrivateKey, SftpError> {

@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 
 pub use config::{DefenderConfig, SftpConfig};
 
+use crate::paths::StateDir;
 use crate::sftp::accounts::{AccountError, Accounts};
 
 /// Errors of the SFTP server (setup only: refused operations are SFTP statuses, not errors).
@@ -126,7 +127,7 @@ impl Server {
         cfg.max_open_handles = b.handles;
         cfg.max_handles_per_account = b.handles_per_account;
         let state_dir = state_dir.into();
-        let drop_dir = state_dir.join("drop");
+        let drop_dir = StateDir::at(&state_dir).drop();
         std::fs::create_dir_all(&drop_dir).map_err(|e| SftpError::io(&drop_dir, e))?;
         let stale = jail::remove_stale_temporaries(&drop_dir);
         if stale > 0 {

@@ -22,6 +22,7 @@ use super::defender::{Defender, Event};
 use super::jail::Jail;
 use super::session::{self, HandleBudget, InFlight, SessionCtx};
 use super::{SftpConfig, SftpError, UploadEvent};
+use crate::paths::StateDir;
 use crate::sftp::accounts::{verify_password, Accounts};
 
 /// State shared by all connections.
@@ -701,7 +702,7 @@ impl russh::server::Handler for Conn {
             session.channel_failure(channel)?;
             return Ok(());
         }
-        let root = self.shared.state_dir.join("drop").join(&account);
+        let root = StateDir::at(&self.shared.state_dir).drop().join(&account);
         let ready = std::fs::create_dir_all(&root)
             .and_then(|_| std::fs::symlink_metadata(&root))
             .map(|m| m.is_dir() && !m.file_type().is_symlink())
@@ -715,7 +716,7 @@ impl russh::server::Handler for Conn {
         let ctx = SessionCtx {
             jail: Jail {
                 root,
-                reports: self.shared.state_dir.join("reports").join(&source),
+                reports: StateDir::at(&self.shared.state_dir).reports().join(&source),
             },
             inflight: self.shared.inflight(&account),
             handles: self.shared.handles.clone(),

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{valid_key, MailConfig, MailError, Notice, Security, TransportKind};
 use crate::fsutil::{self, write_atomic, write_atomic_with, WriteMode};
+use crate::paths::StateDir;
 
 /// How often the loop looks at the queue even when nobody wakes it (entries that another
 /// process, such as an offline CLI command, put there).
@@ -162,14 +163,14 @@ impl Mailer {
             address: cfg.from.clone(),
             message: format!("{e}"),
         })?;
-        let mail = state_dir.join("mail");
+        let mail = StateDir::at(state_dir).mail();
         let (queue, sent, failed) = (mail.join("queue"), mail.join("sent"), mail.join("failed"));
         for d in [&queue, &sent, &failed] {
             create_dir(d)?;
         }
         let transport = match cfg.transport {
             TransportKind::File => {
-                let outbox = state_dir.join("outbox");
+                let outbox = StateDir::at(state_dir).outbox();
                 create_dir(&outbox)?;
                 Transport::File(outbox)
             }
