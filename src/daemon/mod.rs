@@ -126,6 +126,16 @@ fn refuse_second_daemon(state_dir: &Path) -> Result<(), DaemonError> {
     )))
 }
 
+/// What the daemon is told while it runs: `serve` turns SIGHUP into [`Control::Reload`] and
+/// SIGTERM or SIGINT into [`Control::Stop`]; a test sends them itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Re-read the accounts and the configuration (what `rosterdrop reload` also does).
+    Reload,
+    /// Stop taking sessions and uploads, finish the running batches and their mail, return.
+    Stop,
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. `on_start` is called once everything listens, with
 /// the accounts created on this first start (to print their passwords).
 pub fn serve(
@@ -133,6 +143,76 @@ pub fn serve(
     on_start: impl FnOnce(&[InitialAccount]),
 ) -> Result<(), DaemonError> {
     let cfg = Config::load(config_path)?;
+    // A daemon already on this state directory is named before its SFTP port is found taken.
+    if let Ok(state_dir) = std::fs::canonicalize(&cfg.state_dir) {
+        refuse_second_daemon(&state_dir)?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rosterdrop")
+        .build()
+        .map_err(io_err(Path::new("tokio runtime")))?;
+    rt.block_on(async {
+        let listen = cfg.sftp.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| SftpError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let (control, rx) = mpsc::unbounded_channel();
+        let signals = tokio::spawn(signals(control));
+        let ran = run_on(listener, cfg, rx, on_start).await;
+        signals.abort();
+        ran
+    })
+}
+
+/// Turns SIGHUP into [`Control::Reload`], and SIGTERM or SIGINT into [`Control::Stop`].
+async fn signals(control: mpsc::UnboundedSender<Control>) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).map_err(io_err(Path::new("SIGHUP")))?;
+    let mut term = signal(SignalKind::terminate()).map_err(io_err(Path::new("SIGTERM")))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io_err(Path::new("SIGINT")))?;
+    loop {
+        let c = tokio::select! {
+            _ = hup.recv() => Control::Reload,
+            _ = term.recv() => Control::Stop,
+            _ = int.recv() => Control::Stop,
+        };
+        if control.send(c).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs the daemon on an SFTP listener that is already bound, with `cfg` (read from
+/// `cfg.path`, which a reload reads again), until [`Control::Stop`] arrives or every sender
+/// of `control` is gone. `on_start` is called once everything listens, with the accounts
+/// created on this first start. This is all of `serve` but the signals and the port, so a test
+/// can run the daemon in its own process.
+pub async fn run_on(
+    listener: tokio::net::TcpListener,
+    cfg: Config,
+    control: mpsc::UnboundedReceiver<Control>,
+    on_start: impl FnOnce(&[InitialAccount]),
+) -> Result<(), DaemonError> {
+    let listen = listener
+        .local_addr()
+        .map_err(io_err(Path::new("SFTP listener")))?;
+    let (shared, sftp, initial) = tokio::task::spawn_blocking(move || prepare(cfg, listen))
+        .await
+        .map_err(|e| DaemonError::Other(format!("start-up stopped: {e}")))??;
+    run(shared, sftp, listener, initial, control, on_start).await
+}
+
+/// Everything `run` needs that start-up makes: the state directory's folders, the store (waiting
+/// for another process's lock), the accounts (created on first start) and the mail queue.
+fn prepare(
+    cfg: Config,
+    listen: std::net::SocketAddr,
+) -> Result<(Arc<Shared>, SftpConfig, Vec<InitialAccount>), DaemonError> {
+    let config_path = cfg.path.clone();
     std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
     let state_dir = std::fs::canonicalize(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
     for p in StateDir::at(&state_dir).serve_folders() {
@@ -160,12 +240,12 @@ pub fn serve(
     let sftp = cfg.sftp.clone();
     let shared = Arc::new(Shared {
         state_dir: state_dir.clone(),
-        config_path: config_path.to_path_buf(),
+        config_path,
         cfg: RwLock::new(Arc::new(cfg)),
         store,
         accounts: accounts.clone(),
         accounts_path,
-        listen: sftp.listen,
+        listen,
         stopping: stop_tx,
         status: Mutex::new(BTreeMap::new()),
         queues: Mutex::new(HashMap::new()),
@@ -179,18 +259,15 @@ pub fn serve(
         rescan_now: tokio::sync::Notify::new(),
     });
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("rosterdrop")
-        .build()
-        .map_err(io_err(Path::new("tokio runtime")))?;
-    rt.block_on(run(shared, sftp, initial, on_start))
+    Ok((shared, sftp, initial))
 }
 
 async fn run(
     sh: Arc<Shared>,
     sftp: SftpConfig,
+    listener: tokio::net::TcpListener,
     initial: Vec<InitialAccount>,
+    mut control: mpsc::UnboundedReceiver<Control>,
     on_start: impl FnOnce(&[InitialAccount]),
 ) -> Result<(), DaemonError> {
     // Batches cut short by the last stop, oldest first.
@@ -256,12 +333,6 @@ async fn run(
     for (alg, fp) in server.host_key_fingerprints() {
         tracing::info!(algorithm = %alg, fingerprint = %fp, "SFTP host key");
     }
-    let listener = tokio::net::TcpListener::bind(sftp.listen)
-        .await
-        .map_err(|source| SftpError::Bind {
-            addr: sftp.listen,
-            source,
-        })?;
     let mut stop = sh.stopping.subscribe();
     let sftp_task = tokio::spawn(server.run_on(listener, async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -276,7 +347,7 @@ async fn run(
     on_start(&initial);
     tracing::info!(state_dir = %sh.state_dir.display(), "rosterdrop daemon ready");
     let _ = crate::daemon::systemd::ready();
-    let _ = crate::daemon::systemd::status(&format!("listening on {}", sftp.listen));
+    let _ = crate::daemon::systemd::status(&format!("listening on {}", sh.listen));
     // The watchdog is fed while the intake loop goes round (it ticks every second).
     let wd = sh.clone();
     let watchdog = tokio::spawn(async move {
@@ -287,23 +358,12 @@ async fn run(
         .await
     });
 
-    // Signals: SIGHUP reloads, SIGTERM and SIGINT stop.
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup()).map_err(io_err(Path::new("SIGHUP")))?;
-    let mut term = signal(SignalKind::terminate()).map_err(io_err(Path::new("SIGTERM")))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(io_err(Path::new("SIGINT")))?;
-    loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                let _ = crate::daemon::systemd::reloading();
-                if let Err(e) = sh.reload() {
-                    tracing::error!(error = %e, "configuration not reloaded; the previous one stays in force");
-                }
-                let _ = crate::daemon::systemd::ready();
-            }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+    while let Some(Control::Reload) = control.recv().await {
+        let _ = crate::daemon::systemd::reloading();
+        if let Err(e) = sh.reload() {
+            tracing::error!(error = %e, "configuration not reloaded; the previous one stays in force");
         }
+        let _ = crate::daemon::systemd::ready();
     }
     tracing::info!("stopping: no new sessions or batches; the running batches finish");
     let _ = crate::daemon::systemd::stopping();

@@ -1,11 +1,14 @@
-//! Talking to systemd without libsystemd: the `sd_notify` protocol, the watchdog, and the
-//! directories that the unit's `StateDirectory=` and `ConfigurationDirectory=` create.
+//! Talking to systemd: `sd_notify` through the `sd-notify` crate, the watchdog with our
+//! health gate, and the directories that the unit's `StateDirectory=` and
+//! `ConfigurationDirectory=` create.
 //!
 //! A notification is one datagram of `KEY=VALUE` lines sent to the unix socket named by
-//! `$NOTIFY_SOCKET`: a path (`/run/systemd/notify`), or an abstract address written with a
-//! leading `@`. systemd takes the sender's pid from the socket's credentials, so any thread of
-//! the main process may notify under `NotifyAccess=main`. Outside systemd (no `$NOTIFY_SOCKET`)
-//! every call is a no-op that returns `Ok(false)`.
+//! `$NOTIFY_SOCKET`. systemd takes the sender's pid from the socket's credentials, so any thread
+//! of the main process may notify under `NotifyAccess=main`. Outside systemd (no
+//! `$NOTIFY_SOCKET`) every call is a no-op that returns `Ok(false)`. The crate connects to a
+//! path (`/run/systemd/notify`, what system services get); an abstract address (`@name`, which
+//! some container managers hand out) it does not know, so that one case is sent here with the
+//! crate's own message text.
 //!
 //! The daemon's sequence: [`ready`] once it listens, [`status`] whenever there is something
 //! worth showing in `systemctl status`, [`reloading`] then [`ready`] around a SIGHUP reload,
@@ -19,15 +22,20 @@ use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Sends `state` (newline-separated `KEY=VALUE` assignments) to the service manager.
+use sd_notify::NotifyState;
+
+/// Sends `states` to the service manager.
 ///
 /// Returns `Ok(false)` when the process was not started by systemd with a notification socket
 /// (`$NOTIFY_SOCKET` unset or empty), `Ok(true)` once the datagram is sent, and an error when the
-/// socket named cannot be reached or its address is not a path or an `@` abstract name.
-pub fn notify(state: &str) -> io::Result<bool> {
+/// socket named cannot be reached.
+pub fn notify(states: &[NotifyState]) -> io::Result<bool> {
     match std::env::var_os("NOTIFY_SOCKET") {
         Some(addr) if !addr.is_empty() => {
-            send_to(addr.as_bytes(), state)?;
+            match addr.as_bytes().strip_prefix(b"@") {
+                Some(name) => send_abstract(name, states)?,
+                None => sd_notify::notify(states)?,
+            }
             Ok(true)
         }
         _ => Ok(false),
@@ -36,34 +44,34 @@ pub fn notify(state: &str) -> io::Result<bool> {
 
 /// `READY=1`: start-up is finished (the SFTP listener is bound), or a reload is.
 pub fn ready() -> io::Result<bool> {
-    notify("READY=1")
+    notify(&[NotifyState::Ready])
 }
 
 /// `STATUS=...`: one line shown by `systemctl status`. Line breaks (and NULs) in `msg` become
 /// spaces, so that the text cannot smuggle in another assignment.
 pub fn status(msg: &str) -> io::Result<bool> {
-    notify(&status_line(msg))
+    notify(&[NotifyState::Status(&one_line(msg))])
 }
 
 /// `RELOADING=1` with `MONOTONIC_USEC=` (the time of the reload request on `CLOCK_MONOTONIC`,
 /// which newer systemd versions require to match the reload with its request). Send [`ready`]
 /// when the reload is done, whether it succeeded or not.
 pub fn reloading() -> io::Result<bool> {
-    notify(&reloading_message(monotonic_usec()))
+    notify(&[NotifyState::Reloading, NotifyState::monotonic_usec_now()?])
 }
 
 /// `STOPPING=1`: shutdown has begun (no new sessions; the running batch finishes).
 pub fn stopping() -> io::Result<bool> {
-    notify("STOPPING=1")
+    notify(&[NotifyState::Stopping])
 }
 
 /// How often to send `WATCHDOG=1`: half of `$WATCHDOG_USEC`, as systemd advises. `None` when the
 /// unit sets no `WatchdogSec=`, or when `$WATCHDOG_PID` names another process (the variables were
 /// meant for a parent and leaked into this one).
 pub fn watchdog_interval() -> Option<Duration> {
-    let usec = std::env::var("WATCHDOG_USEC").ok();
-    let pid = std::env::var("WATCHDOG_PID").ok();
-    interval_from(usec.as_deref(), pid.as_deref(), std::process::id())
+    sd_notify::watchdog_enabled()
+        .filter(|d| !d.is_zero())
+        .map(|d| (d / 2).max(Duration::from_micros(1)))
 }
 
 /// Keeps the service manager's watchdog fed: sends `WATCHDOG=1` every [`watchdog_interval`]
@@ -78,14 +86,17 @@ pub async fn watchdog(health: impl Fn() -> bool) {
     let Some(every) = watchdog_interval() else {
         return;
     };
-    let Some(addr) = std::env::var_os("NOTIFY_SOCKET").filter(|a| !a.is_empty()) else {
+    if std::env::var_os("NOTIFY_SOCKET").is_none_or(|a| a.is_empty()) {
         return;
-    };
+    }
     tracing::debug!(
         interval_ms = every.as_millis() as u64,
         "systemd watchdog enabled"
     );
-    ping_loop(addr.as_bytes(), every, health).await;
+    ping_loop(every, health, || {
+        notify(&[NotifyState::Watchdog]).map(|_| ())
+    })
+    .await;
 }
 
 /// `$STATE_DIRECTORY`: the first directory of the unit's `StateDirectory=`
@@ -100,13 +111,17 @@ pub fn configuration_directory() -> Option<PathBuf> {
     first_path(std::env::var_os("CONFIGURATION_DIRECTORY"))
 }
 
-/// Sends one datagram to a `$NOTIFY_SOCKET` address (given explicitly, so that tests need not
-/// touch the process-wide environment).
-fn send_to(addr: &[u8], state: &str) -> io::Result<()> {
-    let target = socket_addr(addr)?;
-    let sock = UnixDatagram::unbound()?;
-    let sent = sock.send_to_addr(state.as_bytes(), &target)?;
-    if sent != state.len() {
+/// The datagram the crate would send: one `KEY=VALUE` line per state.
+fn message(states: &[NotifyState]) -> String {
+    states.iter().map(|s| format!("{s}\n")).collect()
+}
+
+/// Sends `states` to an abstract-namespace notification socket (`$NOTIFY_SOCKET=@name`).
+fn send_abstract(name: &[u8], states: &[NotifyState]) -> io::Result<()> {
+    let addr = SocketAddr::from_abstract_name(name)?;
+    let msg = message(states);
+    let sent = UnixDatagram::unbound()?.send_to_addr(msg.as_bytes(), &addr)?;
+    if sent != msg.len() {
         return Err(io::Error::new(
             io::ErrorKind::WriteZero,
             "the notification was sent in part",
@@ -115,26 +130,8 @@ fn send_to(addr: &[u8], state: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// A `$NOTIFY_SOCKET` value as a socket address: an absolute path, or `@name` for the abstract
-/// namespace. systemd also hands out `vsock:` addresses to virtual machines; a daemon on a
-/// district's server never sees one, so they are refused rather than half supported.
-fn socket_addr(addr: &[u8]) -> io::Result<SocketAddr> {
-    match addr.first() {
-        Some(b'/') => SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(addr)),
-        Some(b'@') if addr.len() > 1 => SocketAddr::from_abstract_name(&addr[1..]),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "NOTIFY_SOCKET={} is neither an absolute path nor an @abstract name",
-                String::from_utf8_lossy(addr)
-            ),
-        )),
-    }
-}
-
-fn status_line(msg: &str) -> String {
-    let one_line: String = msg
-        .chars()
+fn one_line(msg: &str) -> String {
+    msg.chars()
         .map(|c| {
             if matches!(c, '\n' | '\r' | '\0') {
                 ' '
@@ -142,33 +139,7 @@ fn status_line(msg: &str) -> String {
                 c
             }
         })
-        .collect();
-    format!("STATUS={one_line}")
-}
-
-fn reloading_message(monotonic_usec: u64) -> String {
-    format!("RELOADING=1\nMONOTONIC_USEC={monotonic_usec}")
-}
-
-/// `CLOCK_MONOTONIC` in microseconds, the clock systemd compares `MONOTONIC_USEC=` with.
-fn monotonic_usec() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
-    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
-    secs.saturating_mul(1_000_000).saturating_add(nanos / 1_000)
-}
-
-fn interval_from(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<Duration> {
-    if let Some(pid) = pid {
-        if pid.trim().parse::<u32>().ok()? != own_pid {
-            return None;
-        }
-    }
-    let usec: u64 = usec?.trim().parse().ok()?;
-    if usec == 0 {
-        return None;
-    }
-    Some(Duration::from_micros(usec / 2).max(Duration::from_micros(1)))
+        .collect()
 }
 
 fn first_path(value: Option<OsString>) -> Option<PathBuf> {
@@ -180,7 +151,8 @@ fn first_path(value: Option<OsString>) -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(first)))
 }
 
-async fn ping_loop(addr: &[u8], every: Duration, health: impl Fn() -> bool) {
+/// Every `every`, `ping()` when `health()` says so; logs when health is lost and regained.
+async fn ping_loop(every: Duration, health: impl Fn() -> bool, ping: impl Fn() -> io::Result<()>) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut healthy = true;
@@ -191,7 +163,7 @@ async fn ping_loop(addr: &[u8], every: Duration, health: impl Fn() -> bool) {
                 tracing::info!("healthy again: systemd watchdog pings resumed");
                 healthy = true;
             }
-            if let Err(e) = send_to(addr, "WATCHDOG=1") {
+            if let Err(e) = ping() {
                 tracing::warn!(error = %e, "systemd watchdog ping not sent");
             }
         } else if healthy {
@@ -223,16 +195,12 @@ mod tests {
     }
 
     #[test]
-    fn sends_to_a_path() {
-        let (_dir, path, sock) = listener();
-        send_to(path.as_os_str().as_bytes(), "READY=1").expect("sent");
-        assert_eq!(recv(&sock), "READY=1");
-        send_to(
-            path.as_os_str().as_bytes(),
-            &status_line("2 batches\nREADY=1\0"),
-        )
-        .expect("sent");
-        assert_eq!(recv(&sock), "STATUS=2 batches READY=1 ");
+    fn a_status_is_one_line() {
+        assert_eq!(one_line("2 batches\nREADY=1\0\r"), "2 batches READY=1  ");
+        assert_eq!(
+            message(&[NotifyState::Status(&one_line("a\nb"))]),
+            "STATUS=a b\n"
+        );
     }
 
     #[test]
@@ -246,46 +214,10 @@ mod tests {
         let sock = UnixDatagram::bind_addr(&addr).expect("bind abstract");
         sock.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
-        send_to(format!("@{name}").as_bytes(), "STOPPING=1").expect("sent");
-        assert_eq!(recv(&sock), "STOPPING=1");
-    }
-
-    #[test]
-    fn refuses_other_addresses_and_reports_a_missing_socket() {
-        for bad in ["", "@", "relative/notify", "vsock:2:1234"] {
-            let e = send_to(bad.as_bytes(), "READY=1").expect_err(bad);
-            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad}");
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let missing = dir.path().join("nobody-listens");
-        assert!(send_to(missing.as_os_str().as_bytes(), "READY=1").is_err());
-    }
-
-    #[test]
-    fn reloading_carries_the_monotonic_clock() {
-        let before = monotonic_usec();
-        let msg = reloading_message(monotonic_usec());
-        let after = monotonic_usec();
-        let (head, usec) = msg.split_once("\nMONOTONIC_USEC=").expect("two lines");
-        assert_eq!(head, "RELOADING=1");
-        let usec: u64 = usec.parse().expect("a number");
-        assert!(before <= usec && usec <= after && before > 0);
-    }
-
-    #[test]
-    fn watchdog_interval_is_half_and_honours_the_pid() {
-        let half = Some(Duration::from_secs(30));
-        assert_eq!(interval_from(Some("60000000"), None, 7), half);
-        assert_eq!(interval_from(Some("60000000"), Some("7"), 7), half);
-        assert_eq!(interval_from(Some("60000000"), Some("8"), 7), None);
-        assert_eq!(interval_from(Some("60000000"), Some("x"), 7), None);
-        assert_eq!(interval_from(None, Some("7"), 7), None);
-        assert_eq!(interval_from(Some("0"), None, 7), None);
-        assert_eq!(interval_from(Some("-5"), None, 7), None);
-        assert_eq!(
-            interval_from(Some("1"), None, 7),
-            Some(Duration::from_micros(1))
-        );
+        send_abstract(name.as_bytes(), &[NotifyState::Stopping]).expect("sent");
+        assert_eq!(recv(&sock), "STOPPING=1\n");
+        let nobody = format!("{name}-nobody");
+        assert!(send_abstract(nobody.as_bytes(), &[NotifyState::Ready]).is_err());
     }
 
     #[test]
@@ -303,11 +235,12 @@ mod tests {
         let checks = AtomicUsize::new(0);
         // Healthy for the first three ticks, then not.
         let health = || checks.fetch_add(1, Ordering::SeqCst) < 3;
-        let run = ping_loop(
-            path.as_os_str().as_bytes(),
-            Duration::from_millis(5),
-            health,
-        );
+        let ping = || {
+            UnixDatagram::unbound()?
+                .send_to(message(&[NotifyState::Watchdog]).as_bytes(), &path)
+                .map(|_| ())
+        };
+        let run = ping_loop(Duration::from_millis(5), health, ping);
         // Until the loop has seen three unhealthy ticks after the healthy ones.
         let seen = async {
             while checks.load(Ordering::SeqCst) < 6 {
@@ -325,27 +258,39 @@ mod tests {
         let mut pings = 0;
         let mut buf = [0u8; 64];
         while let Ok(n) = sock.recv(&mut buf) {
-            assert_eq!(&buf[..n], b"WATCHDOG=1");
+            assert_eq!(&buf[..n], b"WATCHDOG=1\n");
             pings += 1;
         }
         assert_eq!(pings, 3);
     }
 
     /// The only test that touches the environment (process-wide: no other test reads these
-    /// variables).
+    /// variables). Everything that reads `$NOTIFY_SOCKET` and `$WATCHDOG_*` is checked here,
+    /// against a socket bound by the test.
     #[test]
     fn environment() {
         let (_dir, path, sock) = listener();
         std::env::remove_var("NOTIFY_SOCKET");
+        assert!(!ready().expect("no-op"));
+        std::env::set_var("NOTIFY_SOCKET", "");
         assert!(!ready().expect("no-op"));
         std::env::set_var("NOTIFY_SOCKET", &path);
         std::env::set_var("WATCHDOG_USEC", "4000000");
         std::env::set_var("WATCHDOG_PID", std::process::id().to_string());
         std::env::set_var("STATE_DIRECTORY", "/var/lib/rosterdrop");
         let sent = ready();
+        let st = status("2 batches\nREADY=1");
         let reload = reloading();
         let interval = watchdog_interval();
+        std::env::set_var("WATCHDOG_PID", "1");
+        let other_pid = watchdog_interval();
+        std::env::set_var("WATCHDOG_PID", std::process::id().to_string());
+        std::env::set_var("WATCHDOG_USEC", "0");
+        let zero = watchdog_interval();
         let state = state_directory();
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::env::set_var("NOTIFY_SOCKET", dir.path().join("nobody-listens"));
+        let unreachable = stopping();
         for v in [
             "NOTIFY_SOCKET",
             "WATCHDOG_USEC",
@@ -355,10 +300,20 @@ mod tests {
             std::env::remove_var(v);
         }
         assert!(sent.expect("sent"));
-        assert_eq!(recv(&sock), "READY=1");
+        assert_eq!(recv(&sock), "READY=1\n");
+        assert!(st.expect("sent"));
+        assert_eq!(recv(&sock), "STATUS=2 batches READY=1\n");
         assert!(reload.expect("sent"));
-        assert!(recv(&sock).starts_with("RELOADING=1\nMONOTONIC_USEC="));
+        let r = recv(&sock);
+        let usec = r
+            .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+            .and_then(|u| u.strip_suffix('\n'))
+            .unwrap_or_else(|| panic!("{r:?}"));
+        assert!(usec.parse::<u64>().expect("a number") > 0);
         assert_eq!(interval, Some(Duration::from_secs(2)));
+        assert_eq!(other_pid, None);
+        assert_eq!(zero, None);
         assert_eq!(state, Some(PathBuf::from("/var/lib/rosterdrop")));
+        assert!(unreachable.is_err());
     }
 }
