@@ -310,41 +310,35 @@ pub fn call_daemon(sock: &Path, req: &Request) -> Result<Option<Answer>, AdminEr
 /// socket may both be briefly unavailable: this retries for up to `patience`.
 pub fn run(state_dir: &Path, req: &Request, patience: Duration) -> Result<Answer, AdminError> {
     let sock = socket_path(state_dir);
-    let deadline = std::time::Instant::now() + patience;
-    loop {
+    let locked = |e: &AdminError| matches!(e, AdminError::Store(StoreError::Locked { .. }));
+    let answer = crate::clock::retry(patience, locked, || {
         if let Some(r) = call_daemon(&sock, req)? {
             return Ok(r);
         }
-        match Store::open(&StateDir::at(state_dir).db()) {
-            Ok(store) => {
-                fail_interrupted(&store, state_dir);
-                let scratch = StateDir::at(state_dir).tmp();
-                let _ = std::fs::create_dir_all(&scratch);
-                let (mut reply, files) = execute(&store, req, &scratch);
-                let changes = matches!(
-                    req,
-                    Request::Approve { .. } | Request::Discard { .. } | Request::Rollback { .. }
-                );
-                if changes && reply.exit == 0 {
-                    // The mail comes from the daemon, which holds the queue and the uploads'
-                    // names; without it the admin must not think the others were told.
-                    reply.stdout.push_str(
-                        "  no daemon is running, so no email was sent to the source's admins\n",
-                    );
-                }
-                return Ok((reply, files));
-            }
-            Err(StoreError::Locked { .. }) => {
-                if std::time::Instant::now() >= deadline {
-                    return Err(AdminError::Protocol(format!(
-                        "the store is locked by another process, and no daemon answers on {}",
-                        sock.display()
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Err(e) => return Err(e.into()),
+        let store = Store::open(&StateDir::at(state_dir).db())?;
+        fail_interrupted(&store, state_dir);
+        let scratch = StateDir::at(state_dir).tmp();
+        let _ = std::fs::create_dir_all(&scratch);
+        let (mut reply, files) = execute(&store, req, &scratch);
+        let changes = matches!(
+            req,
+            Request::Approve { .. } | Request::Discard { .. } | Request::Rollback { .. }
+        );
+        if changes && reply.exit == 0 {
+            // The mail comes from the daemon, which holds the queue and the uploads' names;
+            // without it the admin must not think the others were told.
+            reply
+                .stdout
+                .push_str("  no daemon is running, so no email was sent to the source's admins\n");
         }
+        Ok((reply, files))
+    });
+    match answer {
+        Err(e) if locked(&e) => Err(AdminError::Protocol(format!(
+            "the store is locked by another process, and no daemon answers on {}",
+            sock.display()
+        ))),
+        r => r,
     }
 }
 

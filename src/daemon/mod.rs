@@ -96,16 +96,9 @@ fn bootstrap_accounts(cfg: &Config, path: &Path) -> Result<Vec<InitialAccount>, 
 }
 
 fn open_store_patiently(dir: &Path) -> Result<Store, StoreError> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match Store::open(dir) {
-            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
-                // An admin command that opened the store directly: it will be quick.
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            r => return r,
-        }
-    }
+    // An admin command that opened the store directly: it will be quick.
+    let locked = |e: &StoreError| matches!(e, StoreError::Locked { .. });
+    crate::clock::retry(Duration::from_secs(30), locked, || Store::open(dir))
 }
 
 /// A daemon already serving this state directory answers on its admin socket: say so at once,

@@ -106,12 +106,10 @@ fn kind(table: &str) -> &str {
 }
 
 fn format_name(f: &str) -> String {
-    match f {
-        "apple" => "Apple School Manager".into(),
-        "oneroster-1.1" => "OneRoster 1.1".into(),
-        "oneroster-1.2" => "OneRoster 1.2".into(),
-        "" | "unknown" => "not recognised".into(),
-        other => escape(other).into_owned(),
+    match crate::roster::schema::Format::from_label(f) {
+        Some(format) => format.display_name().into(),
+        None if f.is_empty() || f == "unknown" => "not recognised".into(),
+        None => escape(f).into_owned(),
     }
 }
 

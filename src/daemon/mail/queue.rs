@@ -18,6 +18,7 @@ use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executo
 use serde::{Deserialize, Serialize};
 
 use super::{valid_key, MailConfig, MailError, Notice, Security, TransportKind};
+use crate::daemon::state::lock;
 use crate::fsutil::{self, write_atomic, write_atomic_with, WriteMode};
 use crate::paths::StateDir;
 
@@ -100,10 +101,6 @@ fn create_dir(p: &Path) -> Result<(), MailError> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o750);
     Ok(b.create(p).map_err(fsutil::at(p))?)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Replaces e-mail addresses in a server's reply by `<address>`, for logs.
