@@ -2,7 +2,7 @@
 //! in summary.txt and never a panic (a row whose field count is wrong costs only that row); the CSV variants vendors really send are accepted and
 //! written back in their own dialect.
 
-mod common;
+use crate::support::common;
 
 use common::*;
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 //! way the README says, admin commands through `admin.sock`, and the `.eml` files it writes
 //! parsed with mail-parser.
 
-mod common_sftp;
+use crate::support::common_sftp;
 
 use std::fs;
 use std::io::Write;

@@ -1,7 +1,7 @@
 //! Hostile bytes: whatever a file of a bundle holds, `check` answers accepted, rejected or held
 //! (exit 0, 1 or 3), never panics, and a rejection names a file.
 
-mod support;
+use crate::support::legacy as support;
 
 use proptest::prelude::*;
 use support::*;

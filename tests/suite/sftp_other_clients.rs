@@ -1,7 +1,7 @@
 //! Clients that are not OpenSSH: curl (libssh2) and paramiko. Installed by `.ci/install-deps`;
 //! a test skips with a printed reason only when its client is truly unavailable.
 
-mod common_sftp;
+use crate::support::common_sftp;
 
 use std::fs;
 use std::process::Command;

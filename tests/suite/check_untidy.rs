@@ -3,7 +3,7 @@
 //! are never guessed; an unknown status is never cleared; a dependant names why its parent went;
 //! Apple's column and id rules are reported.
 
-mod common;
+use crate::support::common;
 
 use common::*;
 

@@ -2,7 +2,7 @@
 //! `roles`): rows outside them are dropped as `filtered`, and so is everything that hangs on
 //! them; rows that only mention a filtered item lose that mention.
 
-mod common;
+use crate::support::common;
 
 use common::*;
 use std::path::Path;

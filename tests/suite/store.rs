@@ -2,7 +2,7 @@
 //! duplicate accounts against stored persons, the mass-deletion guard, approve/discard,
 //! rollback, export, separation of sources, and crash safety under kill -9.
 
-mod support;
+use crate::support::legacy as support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Edge cases of `rosterdrop check` not covered by the check_* suites: several errors at once,
 //! duplicate columns, numbered instructor columns, zip bombs, unresolvable references.
 
-mod support;
+use crate::support::legacy as support;
 
 use std::fs;
 use support::*;

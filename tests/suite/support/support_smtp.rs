@@ -1,4 +1,4 @@
-//! A real SMTP server on loopback for tests: `tests/smtp_sink.py` (Python's aiosmtpd, which
+//! A real SMTP server on loopback for tests: `tests/suite/support/smtp_sink.py` (Python's aiosmtpd, which
 //! `.ci/install-deps` installs), plus test certificates made at run time.
 //!
 //! ```ignore
@@ -97,7 +97,7 @@ impl SmtpSink {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().join("received");
         let log = tmp.path().join("sink.log");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/suite/support/smtp_sink.py");
         let mut c = Command::new(python());
         c.arg(&script)
             .arg("--dir")
@@ -123,7 +123,7 @@ impl SmtpSink {
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file));
-        let mut child = c.spawn().expect("start tests/smtp_sink.py");
+        let mut child = c.spawn().expect("start tests/suite/support/smtp_sink.py");
         let stdout = child.stdout.take().expect("sink stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -2,7 +2,7 @@
 //! cannot do: dying mid-upload, exact status codes, raw hostile packets, upload events,
 //! reloading accounts while sessions run.
 
-mod common_sftp;
+use crate::support::common_sftp;
 
 use std::fs;
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 //! OneRoster rosters with broken references, duplicate ids and accounts, invalid values, odd
 //! characters, both separators, BOM, CRLF, shuffled and extra columns.
 
-mod common;
+use crate::support::common;
 
 use common::*;
 use proptest::prelude::*;

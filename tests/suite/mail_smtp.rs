@@ -2,7 +2,7 @@
 //! (`tests/smtp_sink.py`, aiosmtpd) in plain, STARTTLS + AUTH and implicit TLS modes, with
 //! outages, refusals and restarts.
 
-mod support_smtp;
+use crate::support::support_smtp;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -1,7 +1,7 @@
 //! `rosterdrop check` end to end: the sample bundles, zips, settings, exit codes, cascades
 //! and physical line numbers.
 
-mod common;
+use crate::support::common;
 
 use common::*;
 use std::path::Path;

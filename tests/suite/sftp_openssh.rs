@@ -2,7 +2,7 @@
 //! password, keyboard-interactive), uploads, the jail, refused channel requests, host keys
 //! and algorithms.
 
-mod common_sftp;
+use crate::support::common_sftp;
 
 use std::fs;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Limits and defence, against the real binary and OpenSSH clients: file size, quotas,
 //! sessions per account, the defender's bans, authentication attempts, login and idle timeouts.
 
-mod common_sftp;
+use crate::support::common_sftp;
 
 use std::fs;
 use std::io::Read;

@@ -7,7 +7,7 @@
 //! OpenSSH `sftp` shows what a vendor's job sees. All traffic stays on 127.0.0.1, every loop is
 //! bounded in count and every wait in time.
 
-mod common_sftp;
+use crate::support::common_sftp;
 
 use std::fs;
 use std::net::SocketAddr;

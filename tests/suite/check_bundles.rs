@@ -2,7 +2,7 @@
 //! the content hash, linear and unambiguous resolution of names, and zip entries whose
 //! declared sizes lie. Every test runs the real binary.
 
-mod common;
+use crate::support::common;
 
 use common::*;
 use std::fs;

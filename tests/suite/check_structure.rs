@@ -7,7 +7,7 @@
 //! still reject the bundle, but the other files are still checked and their findings listed.
 //! UTF-16 with a BOM and, per source, Windows-1252 are read and written back as UTF-8.
 
-mod common;
+use crate::support::common;
 
 use common::*;
 use std::path::{Path, PathBuf};

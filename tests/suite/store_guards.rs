@@ -2,7 +2,7 @@
 //! roster, and a store that no batch can leave unreadable (issue 11 items 3 and 11; issue 12
 //! item 1). Every test runs the real binary.
 
-mod common;
+use crate::support::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -2,8 +2,8 @@
 //! uploaded with OpenSSH `sftp`, admin commands through `admin.sock`, reports fetched back over
 //! SFTP, restarts, signals.
 
-mod common_sftp;
-mod support_smtp;
+use crate::support::common_sftp;
+use crate::support::support_smtp;
 
 use std::fs;
 use std::io::Write;
