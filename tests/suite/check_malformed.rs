@@ -2,9 +2,9 @@
 //! in summary.txt and never a panic (a row whose field count is wrong costs only that row); the CSV variants vendors really send are accepted and
 //! written back in their own dialect.
 
-use crate::support::common;
-
-use common::*;
+use crate::support::bundles::*;
+use crate::support::check::*;
+use crate::support::*;
 use std::path::PathBuf;
 
 const STUDENTS_HEADER: &str = "person_id,person_number,first_name,middle_name,last_name,grade_level,email_address,sis_username,password_policy,location_id";

@@ -7,8 +7,6 @@
 //! OpenSSH `sftp` shows what a vendor's job sees. All traffic stays on 127.0.0.1, every loop is
 //! bounded in count and every wait in time.
 
-use crate::support::common_sftp;
-
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,7 +24,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
-use common_sftp::{Env, ServerProc, CLIENT_TIMEOUT_SECS};
+use crate::support::sftp::{seed_hostkeys, Env, ServerProc, CLIENT_TIMEOUT_SECS};
+use crate::support::{listing, text, BIN};
 
 // ---------------------------------------------------------------------------------------------
 // In-process server and Rust client.
@@ -49,7 +48,7 @@ impl Fixture {
 async fn fixture(tune: impl FnOnce(&mut SftpConfig)) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    common_sftp::seed_hostkeys(&state);
+    seed_hostkeys(&state);
     let mut accounts = Accounts::default();
     let passwords = vec![
         accounts.add("vendor", "district").unwrap(),
@@ -571,7 +570,7 @@ async fn names_that_are_not_utf8_are_refused_not_mangled() {
         assert_eq!(msg, "file name is not valid UTF-8", "request {id}");
     }
     // Nothing was created, renamed or mangled; the session still works.
-    assert_eq!(common_sftp::listing(&fx.drop_dir("vendor")), vec!["ok.csv"]);
+    assert_eq!(listing(&fx.drop_dir("vendor")), vec!["ok.csv"]);
     let mut realpath = vec![16, 0, 0, 0, 20];
     sftp_string(&mut realpath, "café/./x".as_bytes());
     st.write_all(&packet(realpath)).await.unwrap();
@@ -591,7 +590,7 @@ fn start_limited(env: &Env, nofile: u32) -> ServerProc {
         .arg(format!(
             "ulimit -n {nofile} && exec \"$0\" --config \"$1\" serve"
         ))
-        .arg(common_sftp::BIN)
+        .arg(BIN)
         .arg(&env.config)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -638,13 +637,13 @@ async fn one_account_cannot_take_every_descriptor() {
     // and nothing in the daemon ran out of descriptors.
     fs::write(env.dir.path().join("roster.csv"), "id\n1\n").unwrap();
     let out = env.sftp_key("honest", &key, "put roster.csv\n", &[]);
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     assert!(env.drop_dir("honest").join("roster.csv").exists());
     let st = env.cli(&["status"]);
     assert!(
         String::from_utf8_lossy(&st.stdout).contains("daemon: running"),
         "{}",
-        common_sftp::text(&st)
+        text(&st)
     );
     let log = srv.log_text();
     assert!(!log.contains("Too many open files"), "{log}");
@@ -703,12 +702,12 @@ fn a_session_limit_refusal_is_explained_and_never_bans() {
             "publickey" => env.sftp_key("vendor", &key, "pwd\n", &[]),
             m => env.sftp_password("vendor", &pw, m, "pwd\n"),
         };
-        assert!(!out.status.success(), "{}", common_sftp::text(&out));
+        assert!(!out.status.success(), "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("too many sessions for this account"),
             "{}",
-            common_sftp::text(&out)
+            text(&out)
         );
     }
     drop(first.stdin.take());
@@ -716,7 +715,7 @@ fn a_session_limit_refusal_is_explained_and_never_bans() {
     assert!(srv.wait_log("SFTP session closed"));
     // No ban: the next session is admitted.
     let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     let log = srv.log_text();
     assert!(!log.contains("address banned"), "{log}");
     assert_eq!(

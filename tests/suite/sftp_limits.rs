@@ -1,15 +1,14 @@
 //! Limits and defence, against the real binary and OpenSSH clients: file size, quotas,
 //! sessions per account, the defender's bans, authentication attempts, login and idle timeouts.
 
-use crate::support::common_sftp;
-
 use std::fs;
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common_sftp::*;
+use crate::support::sftp::*;
+use crate::support::*;
 
 #[test]
 fn max_file_size_refuses_and_removes_partial() {

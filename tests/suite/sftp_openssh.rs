@@ -2,12 +2,11 @@
 //! password, keyboard-interactive), uploads, the jail, refused channel requests, host keys
 //! and algorithms.
 
-use crate::support::common_sftp;
-
 use std::fs;
 use std::process::Command;
 
-use common_sftp::*;
+use crate::support::sftp::*;
+use crate::support::*;
 
 #[test]
 fn key_login_upload_list_get_rename() {

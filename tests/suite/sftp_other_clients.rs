@@ -1,12 +1,11 @@
 //! Clients that are not OpenSSH: curl (libssh2) and paramiko. Installed by `.ci/install-deps`;
 //! a test skips with a printed reason only when its client is truly unavailable.
 
-use crate::support::common_sftp;
-
 use std::fs;
 use std::process::Command;
 
-use common_sftp::*;
+use crate::support::sftp::*;
+use crate::support::*;
 
 fn curl_has_sftp() -> bool {
     Command::new("curl")

@@ -2,14 +2,14 @@
 //! cannot do: dying mid-upload, exact status codes, raw hostile packets, upload events,
 //! reloading accounts while sessions run.
 
-use crate::support::common_sftp;
-
 use std::fs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::support::listing;
+use crate::support::sftp::seed_hostkeys;
 use rosterdrop::accounts::Accounts;
 use rosterdrop::sftp::{Server, SftpConfig, UploadEvent};
 use russh_sftp::client::error::Error as SftpClientError;
@@ -39,7 +39,7 @@ impl Fixture {
 async fn fixture(tune: impl FnOnce(&mut SftpConfig)) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    common_sftp::seed_hostkeys(&state);
+    seed_hostkeys(&state);
     let mut accounts = Accounts::default();
     let password = accounts.add("vendor", "district").unwrap();
     let accounts = Arc::new(RwLock::new(accounts));
@@ -161,7 +161,7 @@ async fn dying_mid_upload_leaves_nothing_and_keeps_the_old_file() {
         s.write(&new, i * 1000, vec![b'y'; 1000]).await.unwrap();
     }
     // A temporary exists while the upload runs; the real name still holds the old upload.
-    let names = common_sftp::listing(&fx.drop_dir());
+    let names = listing(&fx.drop_dir());
     assert_eq!(
         names
             .iter()
@@ -183,7 +183,7 @@ async fn dying_mid_upload_leaves_nothing_and_keeps_the_old_file() {
     // The server notices, drops the session, and removes the temporaries.
     let mut names = Vec::new();
     for _ in 0..100 {
-        names = common_sftp::listing(&fx.drop_dir());
+        names = listing(&fx.drop_dir());
         if names == vec!["roster.zip".to_string()] {
             break;
         }
@@ -292,10 +292,7 @@ async fn completed_uploads_are_announced_and_replace_atomically() {
         fs::read(fx.drop_dir().join("classes.csv")).unwrap(),
         b"new\n"
     );
-    assert_eq!(
-        common_sftp::listing(&fx.drop_dir()),
-        vec!["classes.csv", "students.csv"]
-    );
+    assert_eq!(listing(&fx.drop_dir()), vec!["classes.csv", "students.csv"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,7 +367,7 @@ async fn status_codes_for_refusals_and_unsupported_operations() {
     let (c, msg) = code(s.write(&hd, 600, vec![1; 600]).await);
     assert_eq!(c, StatusCode::Failure);
     assert!(msg.contains("file too large"), "{msg}");
-    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+    assert_eq!(listing(&fx.drop_dir()), Vec::<String>::new());
     assert_eq!(code(s.close(&hd).await).0, StatusCode::Failure);
     // Hostile offsets.
     let hd = s.open("o.csv", wflags(), none()).await.unwrap().handle;
@@ -379,7 +376,7 @@ async fn status_codes_for_refusals_and_unsupported_operations() {
         StatusCode::Failure
     );
     assert_eq!(code(s.close(&hd).await).0, StatusCode::Failure);
-    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+    assert_eq!(listing(&fx.drop_dir()), Vec::<String>::new());
 
     // setstat/fsetstat are accepted; times are kept, modes ignored.
     let hd = s.open("t.csv", wflags(), none()).await.unwrap().handle;
@@ -447,7 +444,7 @@ async fn status_codes_for_refusals_and_unsupported_operations() {
     s.close(&dh).await.unwrap();
     s.remove("t.csv").await.unwrap();
     s.rmdir("d").await.unwrap();
-    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+    assert_eq!(listing(&fx.drop_dir()), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -610,7 +607,7 @@ async fn only_sftp_channel_requests_and_junk_before_the_subsystem_does_not_stall
         .await
         .is_err());
     assert!(h.tcpip_forward("127.0.0.1", 0).await.is_err());
-    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+    assert_eq!(listing(&fx.drop_dir()), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -625,7 +622,7 @@ async fn shutdown_disconnects_clients_and_discards_open_uploads() {
         .handle;
     s.write(&hd, 0, vec![b'z'; 5000]).await.unwrap();
     assert_eq!(
-        common_sftp::listing(&fx.drop_dir()).len(),
+        listing(&fx.drop_dir()).len(),
         1,
         "temporary while uploading"
     );
@@ -634,7 +631,7 @@ async fn shutdown_disconnects_clients_and_discards_open_uploads() {
     }
     let mut names = vec![String::new()];
     for _ in 0..100 {
-        names = common_sftp::listing(&fx.drop_dir());
+        names = listing(&fx.drop_dir());
         if names.is_empty() {
             break;
         }

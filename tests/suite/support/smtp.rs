@@ -2,8 +2,7 @@
 //! `.ci/install-deps` installs), plus test certificates made at run time.
 //!
 //! ```ignore
-//! mod support_smtp;
-//! use support_smtp::{SinkOptions, SmtpSink, TestCerts};
+//! use crate::support::smtp::{SinkOptions, SmtpSink, TestCerts};
 //!
 //! let certs = TestCerts::new();                      // CA + server cert for 127.0.0.1
 //! let sink = SmtpSink::start(SinkOptions {
@@ -16,7 +15,6 @@
 //! assert_eq!(got[0].rcpt_tos, ["it@district.example"]);
 //! ```
 //! The sink is killed when the `SmtpSink` is dropped.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -53,12 +51,6 @@ pub struct Received {
     pub data: Vec<u8>,
 }
 
-impl Received {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.data).into_owned()
-    }
-}
-
 pub struct SmtpSink {
     child: Child,
     pub port: u16,
@@ -82,14 +74,6 @@ pub fn python() -> String {
         "the SMTP tests need Python's aiosmtpd: run .ci/install-deps or `{py} -m pip install aiosmtpd`"
     );
     py
-}
-
-/// A port nobody listens on right now (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
 }
 
 impl SmtpSink {

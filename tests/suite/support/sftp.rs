@@ -1,25 +1,17 @@
-//! Shared helpers for the SFTP integration tests: a temporary state dir and config, the real
+//! The SFTP server under test: a temporary state dir and config, the real
 //! `rosterdrop` binary as a server (killed on drop), and OpenSSH `sftp` runs with timeouts.
-#![allow(dead_code)]
 
 use std::fs;
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+
+use super::{free_port, rand_tag, run_with_stdin, BIN};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_rosterdrop");
 /// Every client process is run under `timeout` so no test can hang.
 pub const CLIENT_TIMEOUT_SECS: &str = "60";
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
 
 /// Host keys generated once per test binary and copied into each state dir (RSA 3072
 /// generation is slow); the host key test uses a fresh state dir instead.
@@ -239,17 +231,6 @@ impl Env {
     }
 }
 
-pub fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn client");
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    child.wait_with_output().expect("client output")
-}
-
 pub fn password_from(out: &Output) -> String {
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
@@ -260,38 +241,6 @@ pub fn password_from(out: &Output) -> String {
         })
         .map(|p| p.rsplit(' ').next().unwrap_or(p).trim().to_owned())
         .unwrap_or_else(|| panic!("no password in output: {text}"))
-}
-
-pub fn rand_tag() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-pub fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Names in a folder, sorted (hidden temporaries included: tests check there are none).
-pub fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 pub fn write_file(path: &Path, len: usize) -> Vec<u8> {

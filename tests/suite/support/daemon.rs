@@ -1,0 +1,292 @@
+//! The real daemon (`rosterdrop serve`) with a temporary state directory and its own SFTP
+//! port: accounts with keys, OpenSSH `sftp` runs, the CLI against it, and waits on its log and
+//! its batch history. Killed when dropped.
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::bundles::zip_dir;
+use super::sftp::{seed_hostkeys, CLIENT_TIMEOUT_SECS};
+use super::{free_port, rand_tag, run_with_stdin, text, BIN};
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+    pub config: PathBuf,
+    pub port: u16,
+}
+
+pub struct Running {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Running {
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    /// Waits until `cond` holds, polling every `poll_ms`; fails with the daemon's log.
+    pub fn wait_until(&self, secs: u64, poll_ms: u64, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(poll_ms));
+        }
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, secs: u64, needle: &str) {
+        self.wait_until(secs, 5, needle, || self.log_text().contains(needle));
+    }
+
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.pid()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+    }
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("daemon did not stop on SIGTERM: {}", self.log_text());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// `sources` is TOML with `[sources.*]` tables; intake waits `quiet` seconds.
+    pub fn new(sources: &str, quiet: u64) -> Daemon {
+        Daemon::with_intake(sources, quiet, "")
+    }
+
+    /// `intake` is more TOML for the `[intake]` table.
+    pub fn with_intake(sources: &str, quiet: u64, intake: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        fs::create_dir_all(&state).expect("state");
+        seed_hostkeys(&state);
+        let port = free_port();
+        let config = dir.path().join("rosterdrop.toml");
+        fs::write(
+            &config,
+            format!(
+                "state_dir = {state:?}\n[sftp]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [intake]\nquiet_period_secs = {quiet}\n{intake}\n\n{sources}\n"
+            ),
+        )
+        .expect("config");
+        Daemon {
+            dir,
+            state,
+            config,
+            port,
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run rosterdrop")
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(out.status.success(), "rosterdrop {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Creates an account with an ed25519 key; returns the private key's path.
+    pub fn account(&self, name: &str, source: &str) -> PathBuf {
+        self.cli_ok(&["account", "add", name, "--source", source]);
+        let key = self.dir.path().join(format!("key-{name}-{}", rand_tag()));
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(st.success());
+        self.cli_ok(&[
+            "account",
+            "key",
+            "add",
+            name,
+            &format!("{}.pub", key.display()),
+        ]);
+        key
+    }
+
+    pub fn start(&self) -> Running {
+        self.start_with(&[])
+    }
+
+    pub fn start_with(&self, env: &[(&str, &Path)]) -> Running {
+        let log = self.dir.path().join(format!("daemon-{}.log", rand_tag()));
+        let logf = fs::File::create(&log).expect("log");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("spawn daemon");
+        let mut r = Running { child, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if r.log_text().contains("daemon ready")
+                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return r;
+            }
+            if let Ok(Some(st)) = r.child.try_wait() {
+                panic!("daemon exited early ({st}): {}", r.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("daemon did not start: {}", r.log_text());
+    }
+
+    /// A synthetic district, as a folder and zipped.
+    pub fn synth_zip(&self, format: &str, students: u32) -> (PathBuf, PathBuf) {
+        let dir = self.dir.path().join(format!("{format}-{students}"));
+        let out = self.cli(&[
+            "synth",
+            "--format",
+            format,
+            "--students",
+            &students.to_string(),
+            dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let zip = dir.with_extension("zip");
+        zip_dir(&dir, &zip, None);
+        (dir, zip)
+    }
+
+    pub fn sftp(&self, user: &str, key: &Path, batch: &str, extra: &[&str]) -> Output {
+        run_with_stdin(self.sftp_cmd(user, key, extra), batch)
+    }
+
+    /// Like [`Daemon::sftp`] without extra options; it must succeed.
+    pub fn sftp_ok(&self, user: &str, key: &Path, batch: &str) -> Output {
+        let out = self.sftp(user, key, batch, &[]);
+        assert!(out.status.success(), "sftp: {}", text(&out));
+        out
+    }
+
+    /// OpenSSH `sftp` in batch mode reading commands from stdin, under `timeout`.
+    pub fn sftp_cmd(&self, user: &str, key: &Path, extra: &[&str]) -> Command {
+        let mut cmd = Command::new("timeout");
+        cmd.arg(CLIENT_TIMEOUT_SECS)
+            .arg("sftp")
+            .args(self.sftp_args(user, key, extra))
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// `sftp`'s arguments: key-only login to this daemon, batch commands from stdin.
+    pub fn sftp_args(&self, user: &str, key: &Path, extra: &[&str]) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = [
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PasswordAuthentication=no",
+            "-P",
+            &self.port.to_string(),
+            "-i",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        args.push(key.into());
+        args.extend(extra.iter().map(Into::into));
+        args.extend(["-b".into(), "-".into(), format!("{user}@127.0.0.1").into()]);
+        args
+    }
+
+    pub fn upload(&self, user: &str, key: &Path, local: &Path, remote: &str) {
+        let out = self.sftp(
+            user,
+            key,
+            &format!("put {} {remote}\n", local.display()),
+            &[],
+        );
+        assert!(out.status.success(), "upload: {}", text(&out));
+    }
+
+    /// `history` through the CLI (and so through the daemon's socket when it runs).
+    pub fn history(&self) -> Vec<(u64, String, String)> {
+        self.cli_ok(&["history"])
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // id, date, time, source, account, format, state, ...
+                Some((
+                    f.first()?.parse().ok()?,
+                    f.get(3)?.to_string(),
+                    f.get(6)?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Waits until `n` batches of `source` have a final state; returns them, oldest first.
+    pub fn wait_batches(&self, source: &str, n: usize, secs: u64) -> Vec<(u64, String)> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let mut done: Vec<(u64, String)> = self
+                .history()
+                .into_iter()
+                .filter(|(_, s, st)| s == source && st != "received" && st != "processing")
+                .map(|(id, _, st)| (id, st))
+                .collect();
+            if done.len() >= n {
+                done.sort();
+                return done;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} batches of {source}: {:?}",
+                self.history()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
