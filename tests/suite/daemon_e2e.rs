@@ -608,20 +608,7 @@ fn a_batch_that_keeps_killing_the_daemon_is_failed_not_retried_for_ever() {
     let d = Daemon::new("[sources.s]\nadmins = [\"admin@district.example\"]\n", 2);
     let _key = d.account("vendor", "s");
     // A claim left in the spool by a daemon that died while checking it, three times.
-    let spool = d.state.join("spool/s/1");
-    fs::create_dir_all(spool.join("upload")).unwrap();
-    zip_dir(&sample("apple"), &spool.join("upload/nightly.zip"), None);
-    let claim = format!(
-        "{{\"id\":1,\"source\":\"s\",\"account\":\"vendor\",\"received_at\":{},\"shape\":\"zip\",\
-         \"from\":{:?},\"files\":[\"nightly.zip\"],\"why\":\"zip\",\"markers\":[],\"complete\":true}}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        d.state.join("drop/vendor/nightly.zip")
-    );
-    fs::write(spool.join("batch.json"), claim).unwrap();
-    fs::write(spool.join("attempts"), "3").unwrap();
+    let spool = d.spool_crashed_claim("s", "vendor", 3);
     let srv = d.start();
     let done = d.wait_batches("s", 1, 30);
     assert_eq!(done, vec![(1, "failed".to_string())], "{}", srv.log_text());

@@ -9,131 +9,25 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use rosterdrop::accounts::Accounts;
-use rosterdrop::sftp::{Server, SftpConfig};
-use russh_sftp::client::error::Error as SftpClientError;
+use rosterdrop::sftp::SftpConfig;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::time::timeout;
 
-use crate::support::sftp::{seed_hostkeys, Env, ServerProc, CLIENT_TIMEOUT_SECS};
+use crate::support::sftp::{Env, ServerProc};
+use crate::support::sftp_client::{code, sftp, ssh, wflags, Fixture};
 use crate::support::{listing, text, BIN};
 
-// ---------------------------------------------------------------------------------------------
-// In-process server and Rust client.
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    state: PathBuf,
-    addr: SocketAddr,
-    passwords: Vec<String>,
-    _stop: oneshot::Sender<()>,
-}
-
-impl Fixture {
-    fn drop_dir(&self, account: &str) -> PathBuf {
-        self.state.join("drop").join(account)
-    }
-}
-
-/// A server with accounts `vendor` (district) and `other` (district-2).
+/// The in-process server with accounts `vendor` (district) and `other` (district-2).
 async fn fixture(tune: impl FnOnce(&mut SftpConfig)) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    seed_hostkeys(&state);
-    let mut accounts = Accounts::default();
-    let passwords = vec![
-        accounts.add("vendor", "district").unwrap(),
-        accounts.add("other", "district-2").unwrap(),
-    ];
-    let accounts = Arc::new(RwLock::new(accounts));
-    let mut cfg = SftpConfig {
-        auth_failure_delay_ms: 50,
-        fsync_uploads: false,
-        ..Default::default()
-    };
-    tune(&mut cfg);
-    let (tx, mut events) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
-    let server = Server::new(&state, cfg, accounts, tx).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run_on(listener, stopped));
-    Fixture {
-        _dir: dir,
-        state,
-        addr,
-        passwords,
-        _stop: stop,
-    }
-}
-
-struct Client;
-impl russh::client::Handler for Client {
-    type Error = russh::Error;
-    async fn check_server_key(
-        &mut self,
-        _key: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-}
-
-async fn ssh(
-    addr: SocketAddr,
-    user: &str,
-    password: &str,
-) -> Option<russh::client::Handle<Client>> {
-    let cfg = Arc::new(russh::client::Config::default());
-    let mut h = timeout(
-        Duration::from_secs(20),
-        russh::client::connect(cfg, addr, Client),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let ok = timeout(
-        Duration::from_secs(20),
-        h.authenticate_password(user, password),
-    )
-    .await
-    .ok()?
-    .ok()?
-    .success();
-    ok.then_some(h)
-}
-
-/// A new SFTP session on a new channel of `h`; `None` when the channel is refused.
-async fn sftp(h: &russh::client::Handle<Client>) -> Option<RawSftpSession> {
-    let ch = timeout(Duration::from_secs(10), h.channel_open_session())
-        .await
-        .ok()?
-        .ok()?;
-    ch.request_subsystem(true, "sftp").await.ok()?;
-    let s = RawSftpSession::new(ch.into_stream());
-    s.set_timeout(20);
-    s.init().await.ok()?;
-    Some(s)
-}
-
-fn code<T: std::fmt::Debug>(r: Result<T, SftpClientError>) -> (StatusCode, String) {
-    match r {
-        Err(SftpClientError::Status(s)) => (s.status_code, s.error_message),
-        other => panic!("expected an error status, got {other:?}"),
-    }
-}
-
-fn wflags() -> OpenFlags {
-    OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE
+    let mut fx = Fixture::start(&[("vendor", "district"), ("other", "district-2")], tune).await;
+    fx.drain_events();
+    fx
 }
 
 fn none() -> FileAttributes {
@@ -453,7 +347,7 @@ async fn quota_counts_every_byte_however_deep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_symlinks_are_not_followed_by_read_or_write() {
     let fx = fixture(|_| {}).await;
-    let outside = fx._dir.path().join("outside.csv");
+    let outside = fx.dir.path().join("outside.csv");
     fs::write(&outside, b"secret\n").unwrap();
     let drop = fx.drop_dir("vendor");
     fs::create_dir_all(&drop).unwrap();
@@ -676,25 +570,7 @@ fn a_session_limit_refusal_is_explained_and_never_bans() {
     let key = env.add_key("vendor");
     let srv = env.start();
     // The job's first session stays open (interactive sftp waiting on stdin) ...
-    let mut first = Command::new("timeout")
-        .args([
-            CLIENT_TIMEOUT_SECS,
-            "sftp",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-i",
-        ])
-        .arg(&key)
-        .args(["-P", &env.port.to_string(), "vendor@127.0.0.1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = env.open_session("vendor", &key);
     assert!(srv.wait_log("SFTP login"));
     // ... and its parallel ones, with the right key or password, are refused with the reason.
     for method in ["publickey", "password", "keyboard-interactive"] {

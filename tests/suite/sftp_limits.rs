@@ -88,25 +88,7 @@ fn sessions_per_account() {
     let key = env.add_key("vendor");
     let srv = env.start();
     // First session stays open (interactive sftp waiting on stdin).
-    let mut first = Command::new("timeout")
-        .args([
-            CLIENT_TIMEOUT_SECS,
-            "sftp",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-i",
-        ])
-        .arg(&key)
-        .args(["-P", &env.port.to_string(), "vendor@127.0.0.1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = env.open_session("vendor", &key);
     assert!(srv.wait_log("SFTP login"));
     let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
     assert!(

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::bundles::zip_dir;
-use super::sftp::{seed_hostkeys, CLIENT_TIMEOUT_SECS};
-use super::{free_port, rand_tag, run_with_stdin, text, BIN};
+use super::sftp::{keygen, seed_hostkeys, CLIENT_TIMEOUT_SECS};
+use super::{cli, free_port, rand_tag, run_with_stdin, sample, text, BIN};
 
 pub struct Daemon {
     pub dir: tempfile::TempDir,
@@ -108,12 +108,7 @@ impl Daemon {
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("run rosterdrop")
+        cli(&self.config, args)
     }
 
     pub fn cli_ok(&self, args: &[&str]) -> String {
@@ -125,13 +120,7 @@ impl Daemon {
     /// Creates an account with an ed25519 key; returns the private key's path.
     pub fn account(&self, name: &str, source: &str) -> PathBuf {
         self.cli_ok(&["account", "add", name, "--source", source]);
-        let key = self.dir.path().join(format!("key-{name}-{}", rand_tag()));
-        let st = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen");
-        assert!(st.success());
+        let key = keygen(self.dir.path(), name);
         self.cli_ok(&[
             "account",
             "key",
@@ -174,6 +163,27 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("daemon did not start: {}", r.log_text());
+    }
+
+    /// Leaves batch 1 of `source` in the spool as a daemon that died while checking it
+    /// `attempts` times would: a zip of `sample-csv/apple` uploaded by `account`, its claim
+    /// (`batch.json`) and its count of attempts. Returns the batch's spool directory.
+    pub fn spool_crashed_claim(&self, source: &str, account: &str, attempts: u32) -> PathBuf {
+        let spool = self.state.join(format!("spool/{source}/1"));
+        fs::create_dir_all(spool.join("upload")).unwrap();
+        zip_dir(&sample("apple"), &spool.join("upload/nightly.zip"), None);
+        let claim = format!(
+            "{{\"id\":1,\"source\":{source:?},\"account\":{account:?},\"received_at\":{},\"shape\":\"zip\",\
+             \"from\":{:?},\"files\":[\"nightly.zip\"],\"why\":\"zip\",\"markers\":[],\"complete\":true}}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            self.state.join(format!("drop/{account}/nightly.zip"))
+        );
+        fs::write(spool.join("batch.json"), claim).unwrap();
+        fs::write(spool.join("attempts"), attempts.to_string()).unwrap();
+        spool
     }
 
     /// A synthetic district, as a folder and zipped.

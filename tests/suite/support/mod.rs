@@ -6,12 +6,14 @@
 //! - [`store`]: a state directory and config driving the store through the CLI (`Env`);
 //! - [`daemon`]: the real daemon (`rosterdrop serve`) with a state directory (`Daemon`, `Running`);
 //! - [`sftp`]: the SFTP server with cached host keys and OpenSSH client runs (`Env`, `ServerProc`);
+//! - [`sftp_client`]: the SFTP server in-process and a Rust client (`Fixture`, `ssh`, `sftp`);
 //! - [`smtp`]: a real SMTP server (`smtp_sink.py`, aiosmtpd) and test certificates.
 
 pub mod bundles;
 pub mod check;
 pub mod daemon;
 pub mod sftp;
+pub mod sftp_client;
 pub mod smtp;
 pub mod store;
 
@@ -59,6 +61,16 @@ pub fn rand_tag() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Runs `rosterdrop --config CONFIG ARGS`.
+pub fn cli(config: &Path, args: &[&str]) -> Output {
+    bin()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run rosterdrop")
 }
 
 /// A process's exit status and output, for assertion messages.

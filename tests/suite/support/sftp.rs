@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use super::{free_port, rand_tag, run_with_stdin, BIN};
+use super::{cli, free_port, rand_tag, run_with_stdin, BIN};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -75,12 +75,31 @@ impl Env {
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("run rosterdrop")
+        cli(&self.config, args)
+    }
+
+    /// An interactive `sftp` session with a key, held open (waiting on its stdin) until the
+    /// child is killed.
+    pub fn open_session(&self, user: &str, key: &Path) -> Child {
+        Command::new("timeout")
+            .args([
+                CLIENT_TIMEOUT_SECS,
+                "sftp",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-i",
+            ])
+            .arg(key)
+            .args(["-P", &self.port.to_string(), &format!("{user}@127.0.0.1")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
     }
 
     /// Creates an account and returns its password (parsed from the CLI's output).
@@ -96,13 +115,7 @@ impl Env {
 
     /// Generates an ed25519 key pair, authorizes it for `name`, returns the private key path.
     pub fn add_key(&self, name: &str) -> PathBuf {
-        let key = self.dir.path().join(format!("key-{name}-{}", rand_tag()));
-        let st = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen");
-        assert!(st.success());
+        let key = keygen(self.dir.path(), name);
         let out = self.cli(&[
             "account",
             "key",
@@ -229,6 +242,18 @@ impl Env {
             .current_dir(self.dir.path());
         run_with_stdin(cmd, commands)
     }
+}
+
+/// A new ed25519 key pair without passphrase in `dir`; returns the private key's path.
+pub fn keygen(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(format!("key-{name}-{}", rand_tag()));
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    key
 }
 
 pub fn password_from(out: &Output) -> String {
