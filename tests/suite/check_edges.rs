@@ -40,7 +40,7 @@ fn duplicate_column() {
 
 #[test]
 fn several_errors_are_reported_at_once() {
-    // Wrong field counts cost their rows (`malformed-row`, tests/check_structure.rs).
+    // Wrong field counts cost their rows (`malformed-row`, check_structure.rs).
     let c = with(
         "rosters.csv",
         b"roster_id,class_id,student_id\nR1,K1\nR2,K1,S1\nR3\n",

@@ -40,7 +40,7 @@ fn rosters_plus(extra: &str) -> Vec<u8> {
 
 // ---------------------------------------------------------------- malformed: rejected
 //
-// A rejected bundle still lists the findings of its readable files (tests/check_structure.rs);
+// A rejected bundle still lists the findings of its readable files (check_structure.rs);
 // `assert_rejected_at` checks that the unreadable file has none and nothing was written back.
 
 #[test]
