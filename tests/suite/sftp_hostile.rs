@@ -10,8 +10,8 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use rosterdrop::sftp::SftpConfig;
 use russh_sftp::client::RawSftpSession;
@@ -19,7 +19,8 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
-use crate::support::sftp::{Env, ServerProc};
+use crate::support::serve::Running;
+use crate::support::sftp::Env;
 use crate::support::sftp_client::{code, sftp, ssh, wflags, Fixture};
 use crate::support::{listing, text, BIN};
 
@@ -476,29 +477,16 @@ async fn names_that_are_not_utf8_are_refused_not_mangled() {
 // The real binary.
 
 /// Starts `rosterdrop serve` with at most `nofile` descriptors (soft and hard).
-fn start_limited(env: &Env, nofile: u32) -> ServerProc {
+fn start_limited(env: &Env, nofile: u32) -> Running {
     let log = env.dir.path().join("server-limited.log");
-    let logf = fs::File::create(&log).unwrap();
-    let child = Command::new("sh")
-        .arg("-c")
+    let mut c = Command::new("sh");
+    c.arg("-c")
         .arg(format!(
             "ulimit -n {nofile} && exec \"$0\" --config \"$1\" serve"
         ))
         .arg(BIN)
-        .arg(&env.config)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(logf)
-        .spawn()
-        .unwrap();
-    let srv = ServerProc { child, log };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !srv.log_text().contains("listening") {
-        assert!(Instant::now() < deadline, "not started: {}", srv.log_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    srv
+        .arg(&env.config);
+    Running::spawn(c, log).ready(None, "listening")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -571,7 +559,7 @@ fn a_session_limit_refusal_is_explained_and_never_bans() {
     let srv = env.start();
     // The job's first session stays open (interactive sftp waiting on stdin) ...
     let mut first = env.open_session("vendor", &key);
-    assert!(srv.wait_log("SFTP login"));
+    srv.wait_log(10, "SFTP login");
     // ... and its parallel ones, with the right key or password, are refused with the reason.
     for method in ["publickey", "password", "keyboard-interactive"] {
         let out = match method {
@@ -588,7 +576,7 @@ fn a_session_limit_refusal_is_explained_and_never_bans() {
     }
     drop(first.stdin.take());
     let _ = first.wait();
-    assert!(srv.wait_log("SFTP session closed"));
+    srv.wait_log(10, "SFTP session closed");
     // No ban: the next session is admitted.
     let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
     assert!(out.status.success(), "{}", text(&out));
@@ -630,7 +618,7 @@ async fn every_channel_refusal_is_logged() {
         "SFTP refused: local port forwarding",
         "SFTP refused: remote port forwarding",
     ] {
-        assert!(srv.wait_log(needle), "{needle}: {}", srv.log_text());
+        srv.wait_log(10, needle);
     }
     let log = srv.log_text();
     for line in log.lines().filter(|l| l.contains("SFTP refused")) {

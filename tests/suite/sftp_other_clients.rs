@@ -110,7 +110,7 @@ fn curl_libssh2_password_and_key() {
         "{}",
         text(&out)
     );
-    assert!(srv.wait_log("method=\"publickey\""));
+    srv.wait_log(10, "method=\"publickey\"");
 }
 
 const PARAMIKO_SCRIPT: &str = r#"

@@ -3,78 +3,20 @@
 //! its batch history. Killed when dropped.
 
 use std::fs;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use super::bundles::zip_dir;
+use super::serve::Running;
 use super::sftp::{keygen, seed_hostkeys, CLIENT_TIMEOUT_SECS};
-use super::{cli, free_port, rand_tag, run_with_stdin, sample, text, BIN};
+use super::{bin, cli, free_port, rand_tag, run_with_stdin, sample, text};
 
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub state: PathBuf,
     pub config: PathBuf,
     pub port: u16,
-}
-
-pub struct Running {
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Running {
-    pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-    /// Waits until `cond` holds, polling every `poll_ms`; fails with the daemon's log.
-    pub fn wait_until(&self, secs: u64, poll_ms: u64, what: &str, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(poll_ms));
-        }
-    }
-
-    /// Waits until the log contains `needle`.
-    pub fn wait_log(&self, secs: u64, needle: &str) {
-        self.wait_until(secs, 5, needle, || self.log_text().contains(needle));
-    }
-
-    pub fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-    pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .args([sig, &self.pid()])
-            .status()
-            .expect("kill");
-        assert!(st.success());
-    }
-    /// Sends SIGTERM and waits for a clean exit.
-    pub fn stop(mut self) -> std::process::ExitStatus {
-        self.signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("daemon did not stop on SIGTERM: {}", self.log_text());
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Daemon {
@@ -137,32 +79,12 @@ impl Daemon {
 
     pub fn start_with(&self, env: &[(&str, &Path)]) -> Running {
         let log = self.dir.path().join(format!("daemon-{}.log", rand_tag()));
-        let logf = fs::File::create(&log).expect("log");
-        let child = Command::new(BIN)
-            .arg("--config")
+        let mut c = bin();
+        c.arg("--config")
             .arg(&self.config)
             .arg("serve")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .envs(env.iter().map(|(k, v)| (*k, *v)))
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("spawn daemon");
-        let mut r = Running { child, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if r.log_text().contains("daemon ready")
-                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            {
-                return r;
-            }
-            if let Ok(Some(st)) = r.child.try_wait() {
-                panic!("daemon exited early ({st}): {}", r.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("daemon did not start: {}", r.log_text());
+            .envs(env.iter().map(|(k, v)| (*k, *v)));
+        Running::spawn(c, log).ready(Some(self.port), "daemon ready")
     }
 
     /// Leaves batch 1 of `source` in the spool as a daemon that died while checking it

@@ -4,14 +4,16 @@
 //! - [`check`]: running `rosterdrop check` and reading what it wrote (`Run`, the patch summary);
 //! - [`bundles`]: bundles built in a test (Apple, OneRoster), zips written and read;
 //! - [`store`]: a state directory and config driving the store through the CLI (`Env`);
-//! - [`daemon`]: the real daemon (`rosterdrop serve`) with a state directory (`Daemon`, `Running`);
-//! - [`sftp`]: the SFTP server with cached host keys and OpenSSH client runs (`Env`, `ServerProc`);
+//! - [`serve`]: a running `rosterdrop serve` and its log (`Running`), for `daemon` and `sftp`;
+//! - [`daemon`]: the real daemon (`rosterdrop serve`) with a state directory (`Daemon`);
+//! - [`sftp`]: the SFTP server with cached host keys and OpenSSH client runs (`Env`);
 //! - [`sftp_client`]: the SFTP server in-process and a Rust client (`Fixture`, `ssh`, `sftp`);
 //! - [`smtp`]: a real SMTP server (`smtp_sink.py`, aiosmtpd) and test certificates.
 
 pub mod bundles;
 pub mod check;
 pub mod daemon;
+pub mod serve;
 pub mod sftp;
 pub mod sftp_client;
 pub mod smtp;

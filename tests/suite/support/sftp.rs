@@ -2,13 +2,12 @@
 //! `rosterdrop` binary as a server (killed on drop), and OpenSSH `sftp` runs with timeouts.
 
 use std::fs;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-
-use super::{cli, free_port, rand_tag, run_with_stdin, BIN};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+
+use super::serve::Running;
+use super::{bin, cli, free_port, rand_tag, run_with_stdin};
 
 /// Every client process is run under `timeout` so no test can hang.
 pub const CLIENT_TIMEOUT_SECS: &str = "60";
@@ -135,33 +134,12 @@ impl Env {
         self.state.join("drop").join(account)
     }
 
-    pub fn start(&self) -> ServerProc {
+    /// Starts the server (`serve` with intake paused) and waits until it listens.
+    pub fn start(&self) -> Running {
         let log = self.dir.path().join(format!("server-{}.log", rand_tag()));
-        let logf = fs::File::create(&log).expect("log file");
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("spawn server");
-        let mut srv = ServerProc { child, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && srv.log_text().contains("listening")
-            {
-                return srv;
-            }
-            if let Ok(Some(st)) = srv.child.try_wait() {
-                panic!("server exited early ({st}): {}", srv.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("server did not start: {}", srv.log_text());
+        let mut c = bin();
+        c.arg("--config").arg(&self.config).arg("serve");
+        Running::spawn(c, log).ready(Some(self.port), "listening")
     }
 
     fn ssh_opts(&self) -> Vec<String> {
@@ -272,35 +250,4 @@ pub fn write_file(path: &Path, len: usize) -> Vec<u8> {
     let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
     fs::write(path, &data).expect("write test file");
     data
-}
-
-/// A running `rosterdrop serve`, killed when dropped.
-pub struct ServerProc {
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl ServerProc {
-    pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log contains `needle` (logs are written asynchronously).
-    pub fn wait_log(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.log_text().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

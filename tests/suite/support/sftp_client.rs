@@ -2,6 +2,7 @@
 //! (russh + russh-sftp) for what a batch file cannot do: exact status codes, raw packets, many
 //! channels on one connection, upload events, accounts changed while sessions run.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -11,7 +12,6 @@ use rosterdrop::sftp::{Server, SftpConfig, UploadEvent};
 use russh_sftp::client::error::Error as SftpClientError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{OpenFlags, StatusCode};
-use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
