@@ -2,9 +2,9 @@
 //! in summary.txt and never a panic (a row whose field count is wrong costs only that row); the CSV variants vendors really send are accepted and
 //! written back in their own dialect.
 
-mod common;
-
-use common::*;
+use crate::support::bundles::*;
+use crate::support::check::*;
+use crate::support::*;
 use std::path::PathBuf;
 
 const STUDENTS_HEADER: &str = "person_id,person_number,first_name,middle_name,last_name,grade_level,email_address,sis_username,password_policy,location_id";
@@ -40,7 +40,7 @@ fn rosters_plus(extra: &str) -> Vec<u8> {
 
 // ---------------------------------------------------------------- malformed: rejected
 //
-// A rejected bundle still lists the findings of its readable files (tests/check_structure.rs);
+// A rejected bundle still lists the findings of its readable files (check_structure.rs);
 // `assert_rejected_at` checks that the unreadable file has none and nothing was written back.
 
 #[test]

@@ -1,12 +1,11 @@
 //! Clients that are not OpenSSH: curl (libssh2) and paramiko. Installed by `.ci/install-deps`;
 //! a test skips with a printed reason only when its client is truly unavailable.
 
-mod common_sftp;
-
 use std::fs;
 use std::process::Command;
 
-use common_sftp::*;
+use crate::support::sftp::*;
+use crate::support::*;
 
 fn curl_has_sftp() -> bool {
     Command::new("curl")
@@ -111,7 +110,7 @@ fn curl_libssh2_password_and_key() {
         "{}",
         text(&out)
     );
-    assert!(srv.wait_log("method=\"publickey\""));
+    srv.wait_log(10, "method=\"publickey\"");
 }
 
 const PARAMIKO_SCRIPT: &str = r#"

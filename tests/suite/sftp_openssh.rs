@@ -2,12 +2,11 @@
 //! password, keyboard-interactive), uploads, the jail, refused channel requests, host keys
 //! and algorithms.
 
-mod common_sftp;
-
 use std::fs;
 use std::process::Command;
 
-use common_sftp::*;
+use crate::support::sftp::*;
+use crate::support::*;
 
 #[test]
 fn key_login_upload_list_get_rename() {
@@ -41,7 +40,7 @@ fn key_login_upload_list_get_rename() {
     assert_eq!(fs::read(drop.join("classes.csv")).unwrap(), data);
     assert_eq!(fs::read(drop.join("batch1/students.csv")).unwrap(), data);
     assert_eq!(fs::read(env.dir.path().join("back.csv")).unwrap(), data);
-    assert!(srv.wait_log("SFTP upload complete"));
+    srv.wait_log(10, "SFTP upload complete");
     let log = srv.log_text();
     assert!(
         log.contains("SFTP login")
@@ -71,7 +70,7 @@ fn password_and_keyboard_interactive_logins() {
     );
     assert!(!out.status.success());
     assert!(!env.drop_dir("vendor").join("w.csv").exists());
-    assert!(srv.wait_log("wrong password"));
+    srv.wait_log(10, "wrong password");
     let log = srv.log_text();
     assert!(!log.contains(&pw), "password leaked into the log");
     assert!(
@@ -282,7 +281,7 @@ fn only_the_sftp_subsystem() {
     c.arg("vendor@127.0.0.1");
     let out = c.output().unwrap();
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(srv.wait_log("exec request"));
+    srv.wait_log(10, "exec request");
     assert!(srv.log_text().contains("port forwarding"));
     assert!(srv.log_text().contains("subsystem other than sftp"));
 }

@@ -2,117 +2,26 @@
 //! roster, and a store that no batch can leave unreadable (issue 11 items 3 and 11; issue 12
 //! item 1). Every test runs the real binary.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use common::*;
+use crate::support::bundles::*;
+use crate::support::check::*;
+use crate::support::store::Env;
+use crate::support::*;
 use proptest::prelude::*;
 
-/// A state directory and a config with one source, `north`, whose keys are `extra`.
-struct Env {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Env {
-    fn new(extra: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("rosterdrop.toml");
-        fs::write(
-            &config,
-            format!(
-                "state_dir = \"{}\"\n[sources.north]\n{extra}\n",
-                dir.path().join("state").display()
-            ),
-        )
-        .unwrap();
-        Env { dir, config }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        let o = bin()
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!err.contains("panicked"), "{err}");
-        o
-    }
-    /// Ingests into `north`: (exit code, stdout, the batch's report directory).
-    fn ingest(&self, bundle: &Path) -> (i32, String, PathBuf) {
-        let o = self.run(&["ingest", bundle.to_str().unwrap(), "--source", "north"]);
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        let dir = out
-            .lines()
-            .find_map(|l| l.strip_prefix("Report written to "))
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        (o.status.code().unwrap_or(-1), out, dir)
-    }
-    /// (id, state, adds, updates, deletes) of each batch, newest first.
-    fn history(&self) -> Vec<(u64, String, u64, u64, u64)> {
-        let o = self.run(&["history", "--source", "north"]);
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (
-                    f[0].parse().unwrap(),
-                    f[6].to_string(),
-                    f[7].parse().unwrap(),
-                    f[8].parse().unwrap(),
-                    f[9].parse().unwrap(),
-                )
-            })
-            .collect()
-    }
-    fn approve(&self, id: u64) {
-        let o = self.run(&["approve", &id.to_string()]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-    /// Exports `north` into `name` and returns its directory.
-    fn export(&self, name: &str) -> PathBuf {
-        let out = self.path(name);
-        let o = self.run(&[
-            "export",
-            "--source",
-            "north",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        out
-    }
-    /// Exports `north` and checks the export: it must need no patch at all.
-    fn assert_export_checks_clean(&self, name: &str) {
-        let exp = self.export(name);
-        let r = check(&exp, &self.path(&format!("{name}-check")), &[]);
-        assert!(
-            r.patches().is_empty(),
-            "the stored roster no longer checks clean:\n{}\n{:#?}",
-            r.summary,
-            r.patches()
-        );
-        r.assert_code(0);
-    }
+/// Exports `north` and checks the export: it must need no patch at all.
+fn assert_export_checks_clean(e: &Env, name: &str) {
+    let exp = e.export("north", name);
+    let r = check(&exp, &e.path(&format!("{name}-check")), &[]);
+    assert!(
+        r.patches().is_empty(),
+        "the stored roster no longer checks clean:\n{}\n{:#?}",
+        r.summary,
+        r.patches()
+    );
+    r.assert_code(0);
 }
 
 fn patches_of(report_dir: &Path) -> Vec<Patch> {
@@ -308,12 +217,12 @@ fn filtered_rows_do_not_count_toward_the_patch_guard() {
 
 #[test]
 fn ingest_of_a_held_bundle_is_held_and_approve_applies_it() {
-    let e = Env::new("");
+    let e = Env::with_sources(&["north"], "");
     let good = ten_users(&e.path("good"), ["L1"; 10]);
-    let (code, out, _) = e.ingest(&good);
+    let (code, out, _) = e.ingest_report(&good, "north");
     assert_eq!(code, 0, "{out}");
-    let before = dir_files(&e.export("before"));
-    let (code, out, report) = e.ingest(&thirty_percent_bad(&e.path("bad")));
+    let before = dir_files(&e.export("north", "before"));
+    let (code, out, report) = e.ingest_report(&thirty_percent_bad(&e.path("bad")), "north");
     assert_eq!(code, 3, "{out}");
     let summary = fs::read_to_string(report.join("summary.txt")).unwrap();
     assert_held_first(&summary, "users.csv: patches drop 3 of its 10 rows");
@@ -321,18 +230,18 @@ fn ingest_of_a_held_bundle_is_held_and_approve_applies_it() {
         summary.contains("HELD. 0 added, 0 updated, 3 deleted"),
         "{summary}"
     );
-    let h = e.history();
+    let h = e.history("north");
     assert_eq!(h[0].1, "held");
     assert_eq!(
-        dir_files(&e.export("held")),
+        dir_files(&e.export("north", "held")),
         before,
         "held: nothing applied"
     );
     e.approve(h[0].0);
-    assert_eq!(e.history()[0].1, "applied");
-    let users = fs::read_to_string(e.export("after").join("users.csv")).unwrap();
+    assert_eq!(e.history("north")[0].1, "applied");
+    let users = fs::read_to_string(e.export("north", "after").join("users.csv")).unwrap();
     assert!(users.contains("U7,") && !users.contains("U8,"), "{users}");
-    e.assert_export_checks_clean("after2");
+    assert_export_checks_clean(&e, "after2");
 }
 
 /// An Apple bundle: two locations, `n` students, one staff member, one course, one class
@@ -384,11 +293,11 @@ fn apple_world(dir: &Path, n: usize) -> PathBuf {
 fn a_header_only_students_file_over_ten_stored_students_is_held() {
     // The default min_rows (50) is above the ten stored students: emptying a table is held
     // whatever min_rows says.
-    let e = Env::new("");
-    let (code, out, _) = e.ingest(&apple_world(&e.path("v1"), 10));
+    let e = Env::with_sources(&["north"], "");
+    let (code, out, _) = e.ingest_report(&apple_world(&e.path("v1"), 10), "north");
     assert_eq!(code, 0, "{out}");
     let empty = apple_world(&e.path("v2"), 0);
-    let (code, out, _) = e.ingest(&empty);
+    let (code, out, _) = e.ingest_report(&empty, "north");
     assert_eq!(code, 3, "{out}");
     assert!(
         out.contains("students: 10 of 10 records would be deleted"),
@@ -398,9 +307,9 @@ fn a_header_only_students_file_over_ten_stored_students_is_held() {
         out.contains("rosters: 10 of 10 records would be deleted"),
         "{out}"
     );
-    let h = e.history();
+    let h = e.history("north");
     assert_eq!(h[0].1, "held");
-    let students = fs::read_to_string(e.export("held").join("students.csv")).unwrap();
+    let students = fs::read_to_string(e.export("north", "held").join("students.csv")).unwrap();
     assert_eq!(students.lines().count(), 11, "held: the students stay");
 }
 
@@ -418,8 +327,8 @@ fn delta(dir: &Path, files: &[(&str, &str, &[&str])]) -> PathBuf {
 
 #[test]
 fn a_delta_deleting_a_user_takes_its_enrollments_and_agent_references_with_it() {
-    let e = Env::new("");
-    let (code, out, _) = e.ingest(&oneroster_bundle(&e.path("v1"), "1.1"));
+    let e = Env::with_sources(&["north"], "");
+    let (code, out, _) = e.ingest_report(&oneroster_bundle(&e.path("v1"), "1.1"), "north");
     assert_eq!(code, 0, "{out}");
     let d = delta(
         &e.path("d1"),
@@ -429,7 +338,7 @@ fn a_delta_deleting_a_user_takes_its_enrollments_and_agent_references_with_it() 
             &["U1,tobedeleted,2026-11-20T08:00:00Z,,,,,,,,,,,,,,,"],
         )],
     );
-    let (code, out, report) = e.ingest(&d);
+    let (code, out, report) = e.ingest_report(&d, "north");
     assert_eq!(code, 0, "{out}");
     let p = patches_of(&report);
     let e1 = p
@@ -465,20 +374,20 @@ fn a_delta_deleting_a_user_takes_its_enrollments_and_agent_references_with_it() 
         )
     );
     // U1 and E1 deleted, U4 updated.
-    let h = e.history();
+    let h = e.history("north");
     assert_eq!((h[0].2, h[0].3, h[0].4), (0, 1, 2), "{out}");
-    e.assert_export_checks_clean("after");
+    assert_export_checks_clean(&e, "after");
 }
 
 #[test]
 fn a_delta_deleting_a_school_takes_its_courses_classes_users_and_enrollments() {
-    let e = Env::new("");
-    e.ingest(&oneroster_bundle(&e.path("v1"), "1.1"));
+    let e = Env::with_sources(&["north"], "");
+    e.ingest_report(&oneroster_bundle(&e.path("v1"), "1.1"), "north");
     let d = delta(
         &e.path("d1"),
         &[("orgs", ORGS, &["L2,tobedeleted,2026-11-20T08:00:00Z,,,,"])],
     );
-    let (code, out, report) = e.ingest(&d);
+    let (code, out, report) = e.ingest_report(&d, "north");
     assert_eq!(code, 0, "{out}");
     let mut got: Vec<(String, String, String)> = patches_of(&report)
         .into_iter()
@@ -499,9 +408,9 @@ fn a_delta_deleting_a_school_takes_its_courses_classes_users_and_enrollments() {
         .collect();
     assert_eq!(got, want);
     // L2, C2, K2, U2, E2 and E4 deleted; U3 keeps only L1.
-    let h = e.history();
+    let h = e.history("north");
     assert_eq!((h[0].2, h[0].3, h[0].4), (0, 1, 6), "{out}");
-    let exp = e.export("after");
+    let exp = e.export("north", "after");
     let users = fs::read_to_string(exp.join("users.csv")).unwrap();
     assert!(
         users
@@ -509,13 +418,13 @@ fn a_delta_deleting_a_school_takes_its_courses_classes_users_and_enrollments() {
             .any(|l| l.starts_with("U3,") && l.contains(",L1,")),
         "{users}"
     );
-    e.assert_export_checks_clean("after2");
+    assert_export_checks_clean(&e, "after2");
 }
 
 #[test]
 fn a_bulk_users_file_takes_the_stored_enrollments_of_missing_users_with_it() {
-    let e = Env::new("");
-    e.ingest(&oneroster_bundle(&e.path("v1"), "1.1"));
+    let e = Env::with_sources(&["north"], "");
+    e.ingest_report(&oneroster_bundle(&e.path("v1"), "1.1"), "north");
     let b = e.path("b");
     manifest(&b, &[("users", "bulk")]);
     write(
@@ -528,7 +437,7 @@ fn a_bulk_users_file_takes_the_stored_enrollments_of_missing_users_with_it() {
             "U4,,,true,L1,parent,u4,,Di,Avery,,,di@example.org,,,U1,,",
         ]),
     );
-    let (code, out, report) = e.ingest(&b);
+    let (code, out, report) = e.ingest_report(&b, "north");
     assert_eq!(code, 0, "{out}");
     let p = patches_of(&report);
     let e2 = p
@@ -539,15 +448,18 @@ fn a_bulk_users_file_takes_the_stored_enrollments_of_missing_users_with_it() {
         (e2.file.as_str(), e2.rule.as_str(), e2.action.as_str()),
         ("enrollments.csv", "unknown-user", "dropped-row")
     );
-    e.assert_export_checks_clean("after");
+    assert_export_checks_clean(&e, "after");
 }
 
 #[test]
 fn the_mass_deletion_guard_counts_cascaded_deletions() {
     // Deleting term T2 deletes 1 of 3 sessions (under 40%); the cascade takes class K2 (its
     // only term) and K2's enrollments E2 and E4 (2 of 4): the guard sees those.
-    let e = Env::new("guard.max_delete_percent = 40.0\nguard.min_rows = 1\n");
-    e.ingest(&oneroster_bundle(&e.path("v1"), "1.1"));
+    let e = Env::with_sources(
+        &["north"],
+        "guard.max_delete_percent = 40.0\nguard.min_rows = 1\n",
+    );
+    e.ingest_report(&oneroster_bundle(&e.path("v1"), "1.1"), "north");
     let d = delta(
         &e.path("d1"),
         &[(
@@ -556,7 +468,7 @@ fn the_mass_deletion_guard_counts_cascaded_deletions() {
             &["T2,tobedeleted,2026-11-20T08:00:00Z,,,,,,"],
         )],
     );
-    let (code, out, _) = e.ingest(&d);
+    let (code, out, _) = e.ingest_report(&d, "north");
     assert_eq!(code, 3, "{out}");
     assert!(
         out.contains("enrollments: 2 of 4 records would be deleted"),
@@ -567,14 +479,14 @@ fn the_mass_deletion_guard_counts_cascaded_deletions() {
         "{out}"
     );
     assert!(!out.contains("academicSessions: 1 of 3"), "{out}");
-    e.approve(e.history()[0].0);
-    let h = e.history();
+    e.approve(e.history("north")[0].0);
+    let h = e.history("north");
     // T2, K2, E2, E4 deleted; K1 loses T2 from its terms.
     assert_eq!(
         (h[0].1.as_str(), h[0].2, h[0].3, h[0].4),
         ("applied", 0, 1, 4)
     );
-    e.assert_export_checks_clean("after");
+    assert_export_checks_clean(&e, "after");
 }
 
 // ---- the property: the stored roster stays whole across any batches ---------------------
@@ -792,22 +704,22 @@ proptest! {
     ) {
         let batches: Vec<Batch> = std::iter::once(first).chain(rest).collect();
         // Nothing is held for its size here: the guards have their own tests.
-        let e = Env::new("guard.max_delete_percent = 100.0\nguard.max_patch_drop_percent = 100.0\n");
+        let e = Env::with_sources(&["north"], "guard.max_delete_percent = 100.0\nguard.max_patch_drop_percent = 100.0\n");
         let mut applied = false;
         for (i, b) in batches.iter().enumerate() {
             let dir = e.path(&format!("b{i}"));
             write_batch(&dir, b, i);
-            let (code, out, _) = e.ingest(&dir);
+            let (code, out, _) = e.ingest_report(&dir, "north");
             match code {
                 0 => {}
                 // A held batch (a table emptied, a file that lost every row) is approved.
-                3 => e.approve(e.history()[0].0),
+                3 => e.approve(e.history("north")[0].0),
                 _ => panic!("batch {i} ({b:?}) failed:\n{out}"),
             }
-            let last = &e.history()[0];
+            let last = &e.history("north")[0];
             applied |= last.1 == "applied";
             if applied {
-                let exp = e.export(&format!("x{i}"));
+                let exp = e.export("north", &format!("x{i}"));
                 let r = check(&exp, &e.path(&format!("x{i}-check")), &[]);
                 prop_assert!(
                     r.patches.as_ref().is_none_or(|p| p.is_empty()),

@@ -2,18 +2,17 @@
 //! (`tests/smtp_sink.py`, aiosmtpd) in plain, STARTTLS + AUTH and implicit TLS modes, with
 //! outages, refusals and restarts.
 
-mod support_smtp;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::free_port;
+use crate::support::smtp::{Received, SinkOptions, SmtpSink, TestCerts};
 use mail_parser::{MessageParser, MimeHeaders};
 use rosterdrop::daemon::mail::{batch_notice, MailConfig, Mailer, Notice, Security, TransportKind};
 use rosterdrop::store::{Batch, BatchState, TableCounts};
-use support_smtp::{free_port, Received, SinkOptions, SmtpSink, TestCerts};
 
 const ADMIN: &str = "it@maple.example";
 

@@ -2,9 +2,10 @@
 //! the content hash, linear and unambiguous resolution of names, and zip entries whose
 //! declared sizes lie. Every test runs the real binary.
 
-mod common;
-
-use common::*;
+use crate::support::bundles::*;
+use crate::support::check::*;
+use crate::support::store::Env;
+use crate::support::*;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -417,54 +418,13 @@ fn the_format_setting_rejects_a_bundle_of_the_other_format() {
     check_with(&or, &t.path().join("o5"), &cfg, "any").assert_code(0);
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Env {
-    fn new(sources: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("rosterdrop.toml");
-        fs::write(
-            &config,
-            format!(
-                "state_dir = \"{}\"\n{sources}\n",
-                dir.path().join("state").display()
-            ),
-        )
-        .unwrap();
-        Env { dir, config }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn run(&self, args: &[&str]) -> (i32, String) {
-        let o = bin()
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!err.contains("panicked"), "{err}");
-        (
-            o.status.code().unwrap_or(-1),
-            format!("{}{err}", String::from_utf8_lossy(&o.stdout)),
-        )
-    }
-    fn ingest(&self, bundle: &Path, source: &str) -> (i32, String) {
-        self.run(&["ingest", bundle.to_str().unwrap(), "--source", source])
-    }
-}
-
 #[test]
 fn an_auto_source_keeps_its_first_format_and_says_how_to_add_another_source() {
     let e = Env::new("[sources.north]\n");
-    let (code, out) = e.ingest(&sample("apple"), "north");
+    let (code, out) = e.ingest_text(&sample("apple"), "north");
     assert_eq!(code, 0, "{out}");
     let or = oneroster_bundle(&e.path("or"), "1.1");
-    let (code, out) = e.ingest(&or, "north");
+    let (code, out) = e.ingest_text(&or, "north");
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("source holds a apple roster") || out.contains("apple roster"),
@@ -480,7 +440,7 @@ fn an_auto_source_keeps_its_first_format_and_says_how_to_add_another_source() {
 fn an_explicit_format_setting_is_not_second_guessed_by_the_first_batch() {
     // The setting was changed from apple to oneroster: the admin decides, not the history.
     let e = Env::new("[sources.north]\n");
-    let (code, out) = e.ingest(&sample("apple"), "north");
+    let (code, out) = e.ingest_text(&sample("apple"), "north");
     assert_eq!(code, 0, "{out}");
     fs::write(
         &e.config,
@@ -491,7 +451,7 @@ fn an_explicit_format_setting_is_not_second_guessed_by_the_first_batch() {
     )
     .unwrap();
     let or = oneroster_bundle(&e.path("or"), "1.1");
-    let (code, out) = e.ingest(&or, "north");
+    let (code, out) = e.ingest_text(&or, "north");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("APPLIED"), "{out}");
 }
@@ -504,26 +464,26 @@ fn a_oneroster_10_roster_is_stored_exported_as_10_and_shares_the_oneroster_forma
          [sources.south]\nguard.max_patch_drop_percent = 100.0\n",
     );
     let b = oneroster10_bundle(&e.path("b10"));
-    let (code, out) = e.ingest(&b, "north");
+    let (code, out) = e.ingest_text(&b, "north");
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("Format:  oneroster-1.0") && out.contains("APPLIED"),
         "{out}"
     );
     let x = e.path("exported");
-    let (code, out) = e.run(&["export", "--source", "north", "--out", x.to_str().unwrap()]);
+    let (code, out) = e.run_text(&["export", "--source", "north", "--out", x.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     let files = dir_files(&x);
     assert!(!files.contains_key("manifest.csv"), "{:?}", files.keys());
     let demo = String::from_utf8(files["demographics.csv"].clone()).unwrap();
     assert!(demo.starts_with("userSourcedId,"), "{demo}");
     // The export reads back as the same 1.0 roster.
-    let (code, out) = e.ingest(&x, "north");
+    let (code, out) = e.ingest_text(&x, "north");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Format:  oneroster-1.0"), "{out}");
     assert!(out.contains("no record differs"), "{out}");
     // 1.0, 1.1 and 1.2 are one format for a source.
-    let (code, out) = e.ingest(&oneroster_bundle(&e.path("b11"), "1.1"), "north");
+    let (code, out) = e.ingest_text(&oneroster_bundle(&e.path("b11"), "1.1"), "north");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("APPLIED"), "{out}");
 }
@@ -535,7 +495,7 @@ fn two_bundles_inside_one_top_folder_are_both_applied() {
     let e = Env::new("[sources.north]\n");
     let first = e.path("up1");
     copy_dir(&sample("apple"), &first.join("export"));
-    let (code, out) = e.ingest(&first, "north");
+    let (code, out) = e.ingest_text(&first, "north");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("APPLIED"), "{out}");
     let second = e.path("up2");
@@ -546,7 +506,7 @@ fn two_bundles_inside_one_top_folder_are_both_applied() {
         format!("{s}S1010,1010,Kofi,,Mensah,9,,kmensah,,L1\n"),
     )
     .unwrap();
-    let (code, out) = e.ingest(&second, "north");
+    let (code, out) = e.ingest_text(&second, "north");
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("APPLIED. 1 added"),
@@ -555,7 +515,7 @@ fn two_bundles_inside_one_top_folder_are_both_applied() {
     // The same content again, zipped this time and in another folder: unchanged by hash.
     let z = e.path("again.zip");
     zip_dir(&d, &z, Some("other-folder"));
-    let (code, out) = e.ingest(&z, "north");
+    let (code, out) = e.ingest_text(&z, "north");
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("same content as the last applied batch"),
@@ -567,10 +527,10 @@ fn two_bundles_inside_one_top_folder_are_both_applied() {
 fn files_the_engine_does_not_read_do_not_change_the_hash() {
     let e = Env::new("[sources.north]\n");
     let b = copy_dir(&sample("apple"), &e.path("b"));
-    let (code, out) = e.ingest(&b, "north");
+    let (code, out) = e.ingest_text(&b, "north");
     assert_eq!(code, 0, "{out}");
     write(&b, "notes.txt", "exported by hand\n");
-    let (code, out) = e.ingest(&b, "north");
+    let (code, out) = e.ingest_text(&b, "north");
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("same content as the last applied batch"),
@@ -763,7 +723,7 @@ fn a_zip_declaring_huge_sizes_is_reported_not_allocated() {
     let o = Command::new("sh")
         .arg("-c")
         .arg(r#"ulimit -v 1000000 && exec "$0" check "$1" --out "$2" -q"#)
-        .arg(env!("CARGO_BIN_EXE_rosterdrop"))
+        .arg(BIN)
         .arg(&liar)
         .arg(&out)
         .output()

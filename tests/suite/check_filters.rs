@@ -2,9 +2,9 @@
 //! `roles`): rows outside them are dropped as `filtered`, and so is everything that hangs on
 //! them; rows that only mention a filtered item lose that mention.
 
-mod common;
-
-use common::*;
+use crate::support::bundles::*;
+use crate::support::check::*;
+use crate::support::*;
 use std::path::Path;
 
 fn run_filter(bundle: &Path, tmp: &Path, filter: &str) -> Run {

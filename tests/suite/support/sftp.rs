@@ -1,25 +1,16 @@
-//! Shared helpers for the SFTP integration tests: a temporary state dir and config, the real
+//! The SFTP server under test: a temporary state dir and config, the real
 //! `rosterdrop` binary as a server (killed on drop), and OpenSSH `sftp` runs with timeouts.
-#![allow(dead_code)]
 
 use std::fs;
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_rosterdrop");
+use super::serve::Running;
+use super::{bin, cli, free_port, rand_tag, run_with_stdin};
+
 /// Every client process is run under `timeout` so no test can hang.
 pub const CLIENT_TIMEOUT_SECS: &str = "60";
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
 
 /// Host keys generated once per test binary and copied into each state dir (RSA 3072
 /// generation is slow); the host key test uses a fresh state dir instead.
@@ -83,12 +74,31 @@ impl Env {
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("run rosterdrop")
+        cli(&self.config, args)
+    }
+
+    /// An interactive `sftp` session with a key, held open (waiting on its stdin) until the
+    /// child is killed.
+    pub fn open_session(&self, user: &str, key: &Path) -> Child {
+        Command::new("timeout")
+            .args([
+                CLIENT_TIMEOUT_SECS,
+                "sftp",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-i",
+            ])
+            .arg(key)
+            .args(["-P", &self.port.to_string(), &format!("{user}@127.0.0.1")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
     }
 
     /// Creates an account and returns its password (parsed from the CLI's output).
@@ -104,13 +114,7 @@ impl Env {
 
     /// Generates an ed25519 key pair, authorizes it for `name`, returns the private key path.
     pub fn add_key(&self, name: &str) -> PathBuf {
-        let key = self.dir.path().join(format!("key-{name}-{}", rand_tag()));
-        let st = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen");
-        assert!(st.success());
+        let key = keygen(self.dir.path(), name);
         let out = self.cli(&[
             "account",
             "key",
@@ -130,33 +134,12 @@ impl Env {
         self.state.join("drop").join(account)
     }
 
-    pub fn start(&self) -> ServerProc {
+    /// Starts the server (`serve` with intake paused) and waits until it listens.
+    pub fn start(&self) -> Running {
         let log = self.dir.path().join(format!("server-{}.log", rand_tag()));
-        let logf = fs::File::create(&log).expect("log file");
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("spawn server");
-        let mut srv = ServerProc { child, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && srv.log_text().contains("listening")
-            {
-                return srv;
-            }
-            if let Ok(Some(st)) = srv.child.try_wait() {
-                panic!("server exited early ({st}): {}", srv.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("server did not start: {}", srv.log_text());
+        let mut c = bin();
+        c.arg("--config").arg(&self.config).arg("serve");
+        Running::spawn(c, log).ready(Some(self.port), "listening")
     }
 
     fn ssh_opts(&self) -> Vec<String> {
@@ -239,15 +222,16 @@ impl Env {
     }
 }
 
-pub fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn client");
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    child.wait_with_output().expect("client output")
+/// A new ed25519 key pair without passphrase in `dir`; returns the private key's path.
+pub fn keygen(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(format!("key-{name}-{}", rand_tag()));
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    key
 }
 
 pub fn password_from(out: &Output) -> String {
@@ -262,71 +246,8 @@ pub fn password_from(out: &Output) -> String {
         .unwrap_or_else(|| panic!("no password in output: {text}"))
 }
 
-pub fn rand_tag() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-pub fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Names in a folder, sorted (hidden temporaries included: tests check there are none).
-pub fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 pub fn write_file(path: &Path, len: usize) -> Vec<u8> {
     let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
     fs::write(path, &data).expect("write test file");
     data
-}
-
-/// A running `rosterdrop serve`, killed when dropped.
-pub struct ServerProc {
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl ServerProc {
-    pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log contains `needle` (logs are written asynchronously).
-    pub fn wait_log(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.log_text().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -7,9 +7,9 @@
 //! still reject the bundle, but the other files are still checked and their findings listed.
 //! UTF-16 with a BOM and, per source, Windows-1252 are read and written back as UTF-8.
 
-mod common;
-
-use common::*;
+use crate::support::bundles::*;
+use crate::support::check::*;
+use crate::support::*;
 use std::path::{Path, PathBuf};
 
 /// The sample Apple bundle with `file` replaced by `bytes`.
@@ -411,7 +411,7 @@ fn a_declared_entry_size_is_not_reserved() {
     let mut c = std::process::Command::new("sh");
     c.arg("-c")
         .arg("ulimit -v 1500000 && exec \"$0\" check \"$1\" --out \"$2\" -q")
-        .arg(env!("CARGO_BIN_EXE_rosterdrop"))
+        .arg(BIN)
         .arg(&z)
         .arg(&out);
     let r = run(c, &out);

@@ -1,20 +1,20 @@
 //! Edge cases of `rosterdrop check` not covered by the check_* suites: several errors at once,
 //! duplicate columns, numbered instructor columns, zip bombs, unresolvable references.
 
-mod support;
-
+use crate::support::bundles::*;
+use crate::support::check::*;
+use crate::support::*;
 use std::fs;
-use support::*;
 
 /// A valid Apple bundle whose `file` is replaced by `content`; returns the check result.
-fn with(file: &str, content: &[u8]) -> Checked {
+fn with(file: &str, content: &[u8]) -> Run {
     let tmp = tempfile::tempdir().unwrap().keep();
     let d = write_files(&tmp.join("b"), &apple_files());
     fs::write(d.join(file), content).unwrap();
-    check(&d, &tmp.join("out"), None)
+    check(&d, &tmp.join("out"), &[])
 }
 
-fn rejected_at(c: &Checked, needle: &str) {
+fn rejected_at(c: &Run, needle: &str) {
     assert_eq!(c.code, 1, "{}", c.summary);
     assert!(c.summary.contains("could not be read"), "{}", c.summary);
     assert!(
@@ -40,24 +40,20 @@ fn duplicate_column() {
 
 #[test]
 fn several_errors_are_reported_at_once() {
-    // Wrong field counts cost their rows (`malformed-row`, tests/check_structure.rs).
+    // Wrong field counts cost their rows (`malformed-row`, check_structure.rs).
     let c = with(
         "rosters.csv",
         b"roster_id,class_id,student_id\nR1,K1\nR2,K1,S1\nR3\n",
     );
-    let malformed: Vec<(String, u32, String, String)> = c
-        .rules()
-        .into_iter()
-        .filter(|r| r.2 == "malformed-row")
+    let malformed: Vec<(&str, u32, &str, &str)> = c
+        .patches()
+        .iter()
+        .filter(|p| p.rule == "malformed-row")
+        .map(|p| (p.file.as_str(), p.line, p.rule.as_str(), p.action.as_str()))
         .collect();
     assert_eq!(
         malformed,
-        [2, 4].map(|l| (
-            "rosters.csv".into(),
-            l,
-            "malformed-row".into(),
-            "dropped-row".into()
-        ))
+        [2, 4].map(|l| ("rosters.csv", l, "malformed-row", "dropped-row"))
     );
     // Structural errors that reject are all reported too.
     let c = with(
@@ -74,16 +70,16 @@ fn extra_instructor_columns_up_to_15_are_checked() {
         "classes.csv",
         b"class_id,class_number,course_id,instructor_id,instructor_id_2,instructor_id_3,instructor_id_15,location_id\nK1,1,C1,T1,,,T77,L1\n",
     );
+    let rules: Vec<(&str, u32, &str, &str)> = c
+        .patches()
+        .iter()
+        .map(|p| (p.file.as_str(), p.line, p.rule.as_str(), p.action.as_str()))
+        .collect();
     assert_eq!(
-        c.rules(),
-        vec![(
-            "classes.csv".into(),
-            2,
-            "unknown-instructor".into(),
-            "cleared-field".into()
-        )]
+        rules,
+        [("classes.csv", 2, "unknown-instructor", "cleared-field")]
     );
-    assert_eq!(c.rows[0][5], "instructor_id_15");
+    assert_eq!(c.patches()[0].field, "instructor_id_15");
 }
 
 #[test]
@@ -108,7 +104,7 @@ fn a_zip_bomb_is_refused() {
     }
     w.finish().unwrap();
     assert!(fs::metadata(&z).unwrap().len() < 1 << 20);
-    let c = check(&z, &tmp.path().join("out"), None);
+    let c = check(&z, &tmp.path().join("out"), &[]);
     assert_eq!(c.code, 1, "{}", c.summary);
     assert!(c.summary.contains("refused as a zip bomb"), "{}", c.summary);
 }
@@ -132,21 +128,17 @@ fn references_into_an_absent_file_are_noted_not_patched() {
             ("readme.txt", b"hello"),
         ],
     );
-    let c = check(&d, &tmp.path().join("out"), None);
+    let c = check(&d, &tmp.path().join("out"), &[]);
     assert_eq!(c.code, 0, "{}", c.summary);
     assert!(c.summary.contains("oneroster-1.2"));
-    let got: Vec<(String, String, String)> = c
-        .rows
+    let got: Vec<(&str, &str, &str)> = c
+        .patches()
         .iter()
-        .map(|r| (r[0].clone(), r[3].clone(), r[5].clone()))
+        .map(|p| (p.file.as_str(), p.rule.as_str(), p.field.as_str()))
         .collect();
     assert_eq!(
         got,
-        vec![(
-            "users.csv".into(),
-            "unknown-reference".into(),
-            "primaryOrgSourcedId".into()
-        )]
+        [("users.csv", "unknown-reference", "primaryOrgSourcedId")]
     );
     // userProfiles.csv is absent: its references cannot be checked and are not patched.
     assert!(
@@ -189,8 +181,8 @@ fn the_limits_section_bounds_a_bundle_in_total_and_per_file() {
         c.extend(std::iter::repeat_n(b'\n', 400));
     }
     let z = tmp.path().join("big.zip");
-    zip(&z, "", &files);
-    let c = check(&z, &tmp.path().join("out"), Some((&cfg, "north")));
+    zip_entries(&z, "", &files);
+    let c = check_with(&z, &tmp.path().join("out"), &cfg, "north");
     assert_eq!(c.code, 1, "{}", c.summary);
     assert!(
         c.summary.contains("[limits] max_bundle_bytes = 2000"),
@@ -198,7 +190,7 @@ fn the_limits_section_bounds_a_bundle_in_total_and_per_file() {
         c.summary
     );
     // The defaults take the same zip.
-    let c = check(&z, &tmp.path().join("out2"), None);
+    let c = check(&z, &tmp.path().join("out2"), &[]);
     assert_eq!(c.code, 0, "{}", c.summary);
 
     // A loose file past max_file_bytes is named and not read.
@@ -206,7 +198,7 @@ fn the_limits_section_bounds_a_bundle_in_total_and_per_file() {
     let mut students = fs::read(d.join("students.csv")).unwrap();
     students.extend(std::iter::repeat_n(b'\n', 1600));
     fs::write(d.join("students.csv"), students).unwrap();
-    let c = check(&d, &tmp.path().join("out3"), Some((&cfg, "north")));
+    let c = check_with(&d, &tmp.path().join("out3"), &cfg, "north");
     assert_eq!(c.code, 1, "{}", c.summary);
     assert!(
         c.summary.contains("students.csv") && c.summary.contains("max_file_bytes = 1500"),
@@ -220,7 +212,7 @@ fn the_limits_section_bounds_a_bundle_in_total_and_per_file() {
         "state_dir = \"state\"\n[limits]\nmax_zip_ratio = 0\n[sources.north]\n",
     )
     .unwrap();
-    let c = check(&z, &tmp.path().join("out4"), Some((&cfg, "north")));
+    let c = check_with(&z, &tmp.path().join("out4"), &cfg, "north");
     assert_eq!(c.code, 2, "{}", c.stderr);
     assert!(c.stderr.contains("max_zip_ratio"), "{}", c.stderr);
 }

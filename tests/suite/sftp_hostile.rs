@@ -7,134 +7,28 @@
 //! OpenSSH `sftp` shows what a vendor's job sees. All traffic stays on 127.0.0.1, every loop is
 //! bounded in count and every wait in time.
 
-mod common_sftp;
-
 use std::fs;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use rosterdrop::sftp::accounts::Accounts;
-use rosterdrop::sftp::{Server, SftpConfig};
-use russh_sftp::client::error::Error as SftpClientError;
+use rosterdrop::sftp::SftpConfig;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::time::timeout;
 
-use common_sftp::{Env, ServerProc, CLIENT_TIMEOUT_SECS};
+use crate::support::serve::Running;
+use crate::support::sftp::Env;
+use crate::support::sftp_client::{code, sftp, ssh, wflags, Fixture};
+use crate::support::{listing, text, BIN};
 
-// ---------------------------------------------------------------------------------------------
-// In-process server and Rust client.
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    state: PathBuf,
-    addr: SocketAddr,
-    passwords: Vec<String>,
-    _stop: oneshot::Sender<()>,
-}
-
-impl Fixture {
-    fn drop_dir(&self, account: &str) -> PathBuf {
-        self.state.join("drop").join(account)
-    }
-}
-
-/// A server with accounts `vendor` (district) and `other` (district-2).
+/// The in-process server with accounts `vendor` (district) and `other` (district-2).
 async fn fixture(tune: impl FnOnce(&mut SftpConfig)) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    common_sftp::seed_hostkeys(&state);
-    let mut accounts = Accounts::default();
-    let passwords = vec![
-        accounts.add("vendor", "district").unwrap(),
-        accounts.add("other", "district-2").unwrap(),
-    ];
-    let accounts = Arc::new(RwLock::new(accounts));
-    let mut cfg = SftpConfig {
-        auth_failure_delay_ms: 50,
-        fsync_uploads: false,
-        ..Default::default()
-    };
-    tune(&mut cfg);
-    let (tx, mut events) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
-    let server = Server::new(&state, cfg, accounts, tx).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run_on(listener, stopped));
-    Fixture {
-        _dir: dir,
-        state,
-        addr,
-        passwords,
-        _stop: stop,
-    }
-}
-
-struct Client;
-impl russh::client::Handler for Client {
-    type Error = russh::Error;
-    async fn check_server_key(
-        &mut self,
-        _key: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-}
-
-async fn ssh(
-    addr: SocketAddr,
-    user: &str,
-    password: &str,
-) -> Option<russh::client::Handle<Client>> {
-    let cfg = Arc::new(russh::client::Config::default());
-    let mut h = timeout(
-        Duration::from_secs(20),
-        russh::client::connect(cfg, addr, Client),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let ok = timeout(
-        Duration::from_secs(20),
-        h.authenticate_password(user, password),
-    )
-    .await
-    .ok()?
-    .ok()?
-    .success();
-    ok.then_some(h)
-}
-
-/// A new SFTP session on a new channel of `h`; `None` when the channel is refused.
-async fn sftp(h: &russh::client::Handle<Client>) -> Option<RawSftpSession> {
-    let ch = timeout(Duration::from_secs(10), h.channel_open_session())
-        .await
-        .ok()?
-        .ok()?;
-    ch.request_subsystem(true, "sftp").await.ok()?;
-    let s = RawSftpSession::new(ch.into_stream());
-    s.set_timeout(20);
-    s.init().await.ok()?;
-    Some(s)
-}
-
-fn code<T: std::fmt::Debug>(r: Result<T, SftpClientError>) -> (StatusCode, String) {
-    match r {
-        Err(SftpClientError::Status(s)) => (s.status_code, s.error_message),
-        other => panic!("expected an error status, got {other:?}"),
-    }
-}
-
-fn wflags() -> OpenFlags {
-    OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE
+    let mut fx = Fixture::start(&[("vendor", "district"), ("other", "district-2")], tune).await;
+    fx.drain_events();
+    fx
 }
 
 fn none() -> FileAttributes {
@@ -454,7 +348,7 @@ async fn quota_counts_every_byte_however_deep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_symlinks_are_not_followed_by_read_or_write() {
     let fx = fixture(|_| {}).await;
-    let outside = fx._dir.path().join("outside.csv");
+    let outside = fx.dir.path().join("outside.csv");
     fs::write(&outside, b"secret\n").unwrap();
     let drop = fx.drop_dir("vendor");
     fs::create_dir_all(&drop).unwrap();
@@ -571,7 +465,7 @@ async fn names_that_are_not_utf8_are_refused_not_mangled() {
         assert_eq!(msg, "file name is not valid UTF-8", "request {id}");
     }
     // Nothing was created, renamed or mangled; the session still works.
-    assert_eq!(common_sftp::listing(&fx.drop_dir("vendor")), vec!["ok.csv"]);
+    assert_eq!(listing(&fx.drop_dir("vendor")), vec!["ok.csv"]);
     let mut realpath = vec![16, 0, 0, 0, 20];
     sftp_string(&mut realpath, "café/./x".as_bytes());
     st.write_all(&packet(realpath)).await.unwrap();
@@ -583,29 +477,16 @@ async fn names_that_are_not_utf8_are_refused_not_mangled() {
 // The real binary.
 
 /// Starts `rosterdrop serve` with at most `nofile` descriptors (soft and hard).
-fn start_limited(env: &Env, nofile: u32) -> ServerProc {
+fn start_limited(env: &Env, nofile: u32) -> Running {
     let log = env.dir.path().join("server-limited.log");
-    let logf = fs::File::create(&log).unwrap();
-    let child = Command::new("sh")
-        .arg("-c")
+    let mut c = Command::new("sh");
+    c.arg("-c")
         .arg(format!(
             "ulimit -n {nofile} && exec \"$0\" --config \"$1\" serve"
         ))
-        .arg(common_sftp::BIN)
-        .arg(&env.config)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(logf)
-        .spawn()
-        .unwrap();
-    let srv = ServerProc { child, log };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !srv.log_text().contains("listening") {
-        assert!(Instant::now() < deadline, "not started: {}", srv.log_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    srv
+        .arg(BIN)
+        .arg(&env.config);
+    Running::spawn(c, log).ready(None, "listening")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -638,13 +519,13 @@ async fn one_account_cannot_take_every_descriptor() {
     // and nothing in the daemon ran out of descriptors.
     fs::write(env.dir.path().join("roster.csv"), "id\n1\n").unwrap();
     let out = env.sftp_key("honest", &key, "put roster.csv\n", &[]);
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     assert!(env.drop_dir("honest").join("roster.csv").exists());
     let st = env.cli(&["status"]);
     assert!(
         String::from_utf8_lossy(&st.stdout).contains("daemon: running"),
         "{}",
-        common_sftp::text(&st)
+        text(&st)
     );
     let log = srv.log_text();
     assert!(!log.contains("Too many open files"), "{log}");
@@ -677,46 +558,28 @@ fn a_session_limit_refusal_is_explained_and_never_bans() {
     let key = env.add_key("vendor");
     let srv = env.start();
     // The job's first session stays open (interactive sftp waiting on stdin) ...
-    let mut first = Command::new("timeout")
-        .args([
-            CLIENT_TIMEOUT_SECS,
-            "sftp",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-i",
-        ])
-        .arg(&key)
-        .args(["-P", &env.port.to_string(), "vendor@127.0.0.1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(srv.wait_log("SFTP login"));
+    let mut first = env.open_session("vendor", &key);
+    srv.wait_log(10, "SFTP login");
     // ... and its parallel ones, with the right key or password, are refused with the reason.
     for method in ["publickey", "password", "keyboard-interactive"] {
         let out = match method {
             "publickey" => env.sftp_key("vendor", &key, "pwd\n", &[]),
             m => env.sftp_password("vendor", &pw, m, "pwd\n"),
         };
-        assert!(!out.status.success(), "{}", common_sftp::text(&out));
+        assert!(!out.status.success(), "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("too many sessions for this account"),
             "{}",
-            common_sftp::text(&out)
+            text(&out)
         );
     }
     drop(first.stdin.take());
     let _ = first.wait();
-    assert!(srv.wait_log("SFTP session closed"));
+    srv.wait_log(10, "SFTP session closed");
     // No ban: the next session is admitted.
     let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     let log = srv.log_text();
     assert!(!log.contains("address banned"), "{log}");
     assert_eq!(
@@ -755,7 +618,7 @@ async fn every_channel_refusal_is_logged() {
         "SFTP refused: local port forwarding",
         "SFTP refused: remote port forwarding",
     ] {
-        assert!(srv.wait_log(needle), "{needle}: {}", srv.log_text());
+        srv.wait_log(10, needle);
     }
     let log = srv.log_text();
     for line in log.lines().filter(|l| l.contains("SFTP refused")) {

@@ -1,9 +1,8 @@
-//! A real SMTP server on loopback for tests: `tests/smtp_sink.py` (Python's aiosmtpd, which
+//! A real SMTP server on loopback for tests: `tests/suite/support/smtp_sink.py` (Python's aiosmtpd, which
 //! `.ci/install-deps` installs), plus test certificates made at run time.
 //!
 //! ```ignore
-//! mod support_smtp;
-//! use support_smtp::{SinkOptions, SmtpSink, TestCerts};
+//! use crate::support::smtp::{SinkOptions, SmtpSink, TestCerts};
 //!
 //! let certs = TestCerts::new();                      // CA + server cert for 127.0.0.1
 //! let sink = SmtpSink::start(SinkOptions {
@@ -16,7 +15,6 @@
 //! assert_eq!(got[0].rcpt_tos, ["it@district.example"]);
 //! ```
 //! The sink is killed when the `SmtpSink` is dropped.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -53,12 +51,6 @@ pub struct Received {
     pub data: Vec<u8>,
 }
 
-impl Received {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.data).into_owned()
-    }
-}
-
 pub struct SmtpSink {
     child: Child,
     pub port: u16,
@@ -84,20 +76,12 @@ pub fn python() -> String {
     py
 }
 
-/// A port nobody listens on right now (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
-}
-
 impl SmtpSink {
     pub fn start(opts: SinkOptions) -> SmtpSink {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().join("received");
         let log = tmp.path().join("sink.log");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/suite/support/smtp_sink.py");
         let mut c = Command::new(python());
         c.arg(&script)
             .arg("--dir")
@@ -123,7 +107,7 @@ impl SmtpSink {
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file));
-        let mut child = c.spawn().expect("start tests/smtp_sink.py");
+        let mut child = c.spawn().expect("start tests/suite/support/smtp_sink.py");
         let stdout = child.stdout.take().expect("sink stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rosterdrop");
+use crate::support::{sample, BIN};
 
 /// Runs the binary in `cwd` with no `ROSTERDROP_CONFIG` unless `env` sets it.
 fn run_in(cwd: &Path, args: &[&str], env: Option<&Path>) -> Output {
@@ -189,7 +189,7 @@ fn refusals_are_plain() {
     assert!(!e.contains("Base64"), "{e}");
 
     // history of a source that does not exist is an error, not an empty table.
-    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-csv/apple");
+    let bundle = sample("apple");
     let o = run_in(
         t.path(),
         &[

@@ -9,23 +9,21 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::{repo, text, BIN};
+
 const UNIT: &str = "systemd/rosterdrop.service";
 const INSTALLED_BINARY: &str = "/usr/local/bin/rosterdrop";
 /// The exposure the unit must stay below (`systemd/README.md` gives the current figure).
 const MAX_EXPOSURE: f64 = 2.0;
 
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
 /// A copy of the unit, named rosterdrop.service, whose ExecStart= runs the test binary.
 fn unit_copy() -> (tempfile::TempDir, PathBuf) {
-    let text = std::fs::read_to_string(repo_file(UNIT)).expect("reading the unit file");
+    let text = std::fs::read_to_string(repo().join(UNIT)).expect("reading the unit file");
     assert!(
         text.contains(&format!("ExecStart={INSTALLED_BINARY} ")),
         "the unit's ExecStart= no longer runs {INSTALLED_BINARY}"
     );
-    let text = text.replace(INSTALLED_BINARY, env!("CARGO_BIN_EXE_rosterdrop"));
+    let text = text.replace(INSTALLED_BINARY, BIN);
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("rosterdrop.service");
     std::fs::write(&path, text).expect("writing the unit copy");
@@ -46,14 +44,6 @@ fn systemd_analyze(args: &[&str], unit: &Path) -> Output {
              (.ci/install-deps does); this test does not skip"
         ),
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -101,7 +91,7 @@ fn unit_exposure_is_below_two() {
 
 #[test]
 fn production_config_parses() {
-    let path = repo_file("systemd/rosterdrop.toml");
+    let path = repo().join("systemd/rosterdrop.toml");
     let cfg = rosterdrop::config::Config::load(&path).expect("the roster config parses");
     assert_eq!(cfg.state_dir, Path::new("/var/lib/rosterdrop"));
     assert_eq!(cfg.sftp.listen.to_string(), "0.0.0.0:2222");

@@ -5,239 +5,14 @@
 //! way the README says, admin commands through `admin.sock`, and the `.eml` files it writes
 //! parsed with mail-parser.
 
-mod common_sftp;
-
 use std::fs;
-use std::io::Write;
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use mail_parser::{MessageParser, MimeHeaders};
 
-use common_sftp::{free_port, rand_tag, run_with_stdin, seed_hostkeys, BIN, CLIENT_TIMEOUT_SECS};
-
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sample-csv");
-
-// ---- helpers copied from tests/daemon_e2e.rs (small, so that the files never collide) ----
-
-struct Daemon {
-    dir: tempfile::TempDir,
-    state: PathBuf,
-    config: PathBuf,
-    port: u16,
-}
-
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Running {
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-    fn wait_until(&self, secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn new(sources: &str, quiet: u64) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = dir.path().join("state");
-        fs::create_dir_all(&state).expect("state");
-        seed_hostkeys(&state);
-        let port = free_port();
-        let config = dir.path().join("rosterdrop.toml");
-        fs::write(
-            &config,
-            format!(
-                "state_dir = {state:?}\n[sftp]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [intake]\nquiet_period_secs = {quiet}\n\n{sources}\n"
-            ),
-        )
-        .expect("config");
-        Daemon {
-            dir,
-            state,
-            config,
-            port,
-        }
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("run rosterdrop")
-    }
-
-    fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "rosterdrop {args:?}: {}",
-            common_sftp::text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn account(&self, name: &str, source: &str) -> PathBuf {
-        self.cli_ok(&["account", "add", name, "--source", source]);
-        let key = self.dir.path().join(format!("key-{name}-{}", rand_tag()));
-        let st = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen");
-        assert!(st.success());
-        self.cli_ok(&[
-            "account",
-            "key",
-            "add",
-            name,
-            &format!("{}.pub", key.display()),
-        ]);
-        key
-    }
-
-    fn start(&self) -> Running {
-        let log = self.dir.path().join(format!("daemon-{}.log", rand_tag()));
-        let logf = fs::File::create(&log).expect("log");
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("spawn daemon");
-        let mut r = Running { child, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if r.log_text().contains("daemon ready")
-                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            {
-                return r;
-            }
-            if let Ok(Some(st)) = r.child.try_wait() {
-                panic!("daemon exited early ({st}): {}", r.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("daemon did not start: {}", r.log_text());
-    }
-
-    /// OpenSSH `sftp`, key login, batch commands from stdin.
-    fn sftp(&self, user: &str, key: &Path, batch: &str) -> Output {
-        let mut cmd = Command::new("timeout");
-        cmd.arg(CLIENT_TIMEOUT_SECS)
-            .arg("sftp")
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "PasswordAuthentication=no",
-                "-P",
-                &self.port.to_string(),
-                "-i",
-            ])
-            .arg(key)
-            .args(["-b", "-", &format!("{user}@127.0.0.1")])
-            .current_dir(self.dir.path());
-        let out = run_with_stdin(cmd, batch);
-        assert!(out.status.success(), "sftp: {}", common_sftp::text(&out));
-        out
-    }
-
-    fn history(&self) -> Vec<(u64, String, String)> {
-        self.cli_ok(&["history"])
-            .lines()
-            .skip(1)
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                Some((
-                    f.first()?.parse().ok()?,
-                    f.get(3)?.to_string(),
-                    f.get(6)?.to_string(),
-                ))
-            })
-            .collect()
-    }
-
-    /// Waits until `n` batches of `source` have a final state; returns them, oldest first.
-    fn wait_batches(&self, source: &str, n: usize, secs: u64) -> Vec<(u64, String)> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let mut done: Vec<(u64, String)> = self
-                .history()
-                .into_iter()
-                .filter(|(_, s, st)| s == source && st != "received" && st != "processing")
-                .map(|(id, _, st)| (id, st))
-                .collect();
-            if done.len() >= n {
-                done.sort();
-                return done;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {n} batches of {source}: {:?}",
-                self.history()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-/// Zips every file of `dir` (flat) into `to`.
-fn zip_dir(dir: &Path, to: &Path) {
-    let f = fs::File::create(to).expect("zip file");
-    let mut w = zip::ZipWriter::new(f);
-    let mut names: Vec<PathBuf> = fs::read_dir(dir)
-        .expect("dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    names.sort();
-    for p in names {
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        w.start_file(
-            name,
-            zip::write::SimpleFileOptions::default()
-                .compression_method(zip::CompressionMethod::Deflated),
-        )
-        .expect("entry");
-        w.write_all(&fs::read(&p).expect("read")).expect("write");
-    }
-    w.finish().expect("finish zip");
-}
+use crate::support::bundles::zip_dir;
+use crate::support::daemon::Daemon;
+use crate::support::*;
 
 /// Copies a sample bundle into `to`, changing file contents with `edit(file name, text)`.
 fn copy_bundle(from: &Path, to: &Path, edit: impl Fn(&str, String) -> Option<String>) {
@@ -549,24 +324,20 @@ fn every_event_mails_its_own_truth() {
     let outbox = d.state.join("outbox");
     let mail = |name: &str| {
         let p = outbox.join(name);
-        srv.wait_until(20, name, || p.exists());
+        srv.wait_until(20, 50, name, || p.exists());
         Mail::read(&p)
     };
 
     // 1. applied, with patches: the folder `nightly` and its READY marker. One value carries
     // markup, which the HTML part must show as text.
     let nightly = d.dir.path().join("nightly");
-    copy_bundle(
-        &Path::new(SAMPLES).join("apple-with-errors"),
-        &nightly,
-        |name, t| {
-            Some(if name == "students.csv" {
-                t.replace(",Freshman,", ",<b>Fresh&man</b>,")
-            } else {
-                t
-            })
-        },
-    );
+    copy_bundle(&sample("apple-with-errors"), &nightly, |name, t| {
+        Some(if name == "students.csv" {
+            t.replace(",Freshman,", ",<b>Fresh&man</b>,")
+        } else {
+            t
+        })
+    });
     let ready = d.dir.path().join("READY");
     fs::write(&ready, "").unwrap();
     let upload_nightly = format!(
@@ -574,7 +345,7 @@ fn every_event_mails_its_own_truth() {
         nightly.display(),
         ready.display()
     );
-    d.sftp("maplesis", &key, &upload_nightly);
+    d.sftp_ok("maplesis", &key, &upload_nightly);
     let done = d.wait_batches("maple", 1, 60);
     let (applied, st) = done[0].clone();
     assert_eq!(st, "applied", "{}", srv.log_text());
@@ -626,7 +397,7 @@ fn every_event_mails_its_own_truth() {
     assert_eq!(m.attachments, vec!["patch-summary.csv".to_string()]);
 
     // 2. unchanged: the same folder again.
-    d.sftp("maplesis", &key, &upload_nightly);
+    d.sftp_ok("maplesis", &key, &upload_nightly);
     let done = d.wait_batches("maple", 2, 60);
     let (unchanged, st) = done[1].clone();
     assert_eq!(st, "unchanged");
@@ -645,7 +416,7 @@ fn every_event_mails_its_own_truth() {
 
     // 3. held: students.csv cut to one row would remove most students.
     let cut = d.dir.path().join("cut");
-    copy_bundle(&Path::new(SAMPLES).join("apple"), &cut, |name, t| {
+    copy_bundle(&sample("apple"), &cut, |name, t| {
         Some(if name == "students.csv" {
             t.lines().take(2).map(|l| format!("{l}\n")).collect()
         } else {
@@ -653,8 +424,8 @@ fn every_event_mails_its_own_truth() {
         })
     });
     let cut_zip = d.dir.path().join("cut.zip");
-    zip_dir(&cut, &cut_zip);
-    d.sftp(
+    zip_dir(&cut, &cut_zip, None);
+    d.sftp_ok(
         "maplesis",
         &key,
         &format!("put {} cut.zip\n", cut_zip.display()),
@@ -729,7 +500,7 @@ fn every_event_mails_its_own_truth() {
     assert!(m.attachments.is_empty());
 
     // 5. held again under another name, then approved.
-    d.sftp(
+    d.sftp_ok(
         "maplesis",
         &key,
         &format!("put {} cut2.zip\n", cut_zip.display()),
@@ -800,12 +571,12 @@ fn every_event_mails_its_own_truth() {
 
     // 7. rejected: rosters.csv missing.
     let broken = d.dir.path().join("broken");
-    copy_bundle(&Path::new(SAMPLES).join("apple"), &broken, |name, t| {
+    copy_bundle(&sample("apple"), &broken, |name, t| {
         (name != "rosters.csv").then_some(t)
     });
     let broken_zip = d.dir.path().join("broken.zip");
-    zip_dir(&broken, &broken_zip);
-    d.sftp(
+    zip_dir(&broken, &broken_zip, None);
+    d.sftp_ok(
         "maplesis",
         &key,
         &format!("put {} nightly.zip\n", broken_zip.display()),
@@ -848,28 +619,12 @@ fn a_failed_batch_says_what_failed_and_where_the_upload_is() {
     let d = Daemon::new("[sources.s]\nadmins = [\"admin@district.example\"]\n", 2);
     let _key = d.account("vendor", "s");
     // A claim the daemon died in three times (see daemon_e2e.rs).
-    let spool = d.state.join("spool/s/1");
-    fs::create_dir_all(spool.join("upload")).unwrap();
-    zip_dir(
-        &Path::new(SAMPLES).join("apple"),
-        &spool.join("upload/nightly.zip"),
-    );
-    let claim = format!(
-        "{{\"id\":1,\"source\":\"s\",\"account\":\"vendor\",\"received_at\":{},\"shape\":\"zip\",\
-         \"from\":{:?},\"files\":[\"nightly.zip\"],\"why\":\"zip\",\"markers\":[],\"complete\":true}}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        d.state.join("drop/vendor/nightly.zip")
-    );
-    fs::write(spool.join("batch.json"), claim).unwrap();
-    fs::write(spool.join("attempts"), "3").unwrap();
+    let spool = d.spool_crashed_claim("s", "vendor", 3);
     let srv = d.start();
     assert_eq!(d.wait_batches("s", 1, 30), vec![(1, "failed".to_string())]);
     let eml = d.state.join("outbox/batch-1.eml");
-    srv.wait_until(20, "the email", || eml.exists());
-    srv.wait_until(20, "the spool emptied", || !spool.exists());
+    srv.wait_until(20, 50, "the email", || eml.exists());
+    srv.wait_until(20, 50, "the spool emptied", || !spool.exists());
     let m = Mail::read(&eml);
     assert_common(&m, &d.state, "s", &[1]);
     assert_eq!(m.subject, "[rosterdrop] s batch 1: FAILED, nothing applied");
@@ -903,12 +658,12 @@ fn a_rejected_report_names_no_server_path() {
     let key = d.account("maplesis", "maple");
     let srv = d.start();
     let broken = d.dir.path().join("broken");
-    copy_bundle(&Path::new(SAMPLES).join("apple"), &broken, |name, t| {
+    copy_bundle(&sample("apple"), &broken, |name, t| {
         (name != "rosters.csv").then_some(t)
     });
     let ready = d.dir.path().join("READY");
     fs::write(&ready, "").unwrap();
-    d.sftp(
+    d.sftp_ok(
         "maplesis",
         &key,
         &format!(
@@ -920,7 +675,7 @@ fn a_rejected_report_names_no_server_path() {
     let done = d.wait_batches("maple", 1, 60);
     assert_eq!(done[0].1, "rejected", "{}", srv.log_text());
     let got = d.dir.path().join("got-summary.txt");
-    d.sftp(
+    d.sftp_ok(
         "maplesis",
         &key,
         &format!("get reports/{}/summary.txt {}\n", done[0].0, got.display()),

@@ -2,320 +2,18 @@
 //! uploaded with OpenSSH `sftp`, admin commands through `admin.sock`, reports fetched back over
 //! SFTP, restarts, signals.
 
-mod common_sftp;
-mod support_smtp;
-
 use std::fs;
 use std::io::Write;
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mail_parser::{MessageParser, MimeHeaders};
 
-use common_sftp::{free_port, rand_tag, run_with_stdin, seed_hostkeys, BIN, CLIENT_TIMEOUT_SECS};
-
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sample-csv");
-
-struct Daemon {
-    dir: tempfile::TempDir,
-    state: PathBuf,
-    config: PathBuf,
-    port: u16,
-}
-
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Running {
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-    /// Waits until `cond` holds, polling every `poll_ms`; fails with the daemon's log.
-    fn wait_until(&self, secs: u64, poll_ms: u64, what: &str, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(poll_ms));
-        }
-    }
-
-    /// Waits until the log contains `needle`.
-    fn wait_log(&self, secs: u64, needle: &str) {
-        self.wait_until(secs, 5, needle, || self.log_text().contains(needle));
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-    fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .args([sig, &self.pid()])
-            .status()
-            .expect("kill");
-        assert!(st.success());
-    }
-    /// Sends SIGTERM and waits for a clean exit.
-    fn stop(mut self) -> std::process::ExitStatus {
-        self.signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("daemon did not stop on SIGTERM: {}", self.log_text());
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    /// `sources` is TOML with `[sources.*]` tables; intake waits `quiet` seconds.
-    fn new(sources: &str, quiet: u64) -> Daemon {
-        Daemon::with_intake(sources, quiet, "")
-    }
-
-    /// `intake` is more TOML for the `[intake]` table.
-    fn with_intake(sources: &str, quiet: u64, intake: &str) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = dir.path().join("state");
-        fs::create_dir_all(&state).expect("state");
-        seed_hostkeys(&state);
-        let port = free_port();
-        let config = dir.path().join("rosterdrop.toml");
-        fs::write(
-            &config,
-            format!(
-                "state_dir = {state:?}\n[sftp]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [intake]\nquiet_period_secs = {quiet}\n{intake}\n\n{sources}\n"
-            ),
-        )
-        .expect("config");
-        Daemon {
-            dir,
-            state,
-            config,
-            port,
-        }
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("run rosterdrop")
-    }
-
-    fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "rosterdrop {args:?}: {}",
-            common_sftp::text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Creates an account with an ed25519 key; returns the private key's path.
-    fn account(&self, name: &str, source: &str) -> PathBuf {
-        self.cli_ok(&["account", "add", name, "--source", source]);
-        let key = self.dir.path().join(format!("key-{name}-{}", rand_tag()));
-        let st = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen");
-        assert!(st.success());
-        self.cli_ok(&[
-            "account",
-            "key",
-            "add",
-            name,
-            &format!("{}.pub", key.display()),
-        ]);
-        key
-    }
-
-    fn start(&self) -> Running {
-        self.start_with(&[])
-    }
-
-    fn start_with(&self, env: &[(&str, &Path)]) -> Running {
-        let log = self.dir.path().join(format!("daemon-{}.log", rand_tag()));
-        let logf = fs::File::create(&log).expect("log");
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .envs(env.iter().map(|(k, v)| (*k, *v)))
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("spawn daemon");
-        let mut r = Running { child, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if r.log_text().contains("daemon ready")
-                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            {
-                return r;
-            }
-            if let Ok(Some(st)) = r.child.try_wait() {
-                panic!("daemon exited early ({st}): {}", r.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("daemon did not start: {}", r.log_text());
-    }
-
-    /// A synthetic district, as a folder and zipped.
-    fn synth_zip(&self, format: &str, students: u32) -> (PathBuf, PathBuf) {
-        let dir = self.dir.path().join(format!("{format}-{students}"));
-        let out = self.cli(&[
-            "synth",
-            "--format",
-            format,
-            "--students",
-            &students.to_string(),
-            dir.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", common_sftp::text(&out));
-        let zip = dir.with_extension("zip");
-        zip_dir(&dir, &zip);
-        (dir, zip)
-    }
-
-    fn sftp(&self, user: &str, key: &Path, batch: &str, extra: &[&str]) -> Output {
-        run_with_stdin(self.sftp_cmd(user, key, extra), batch)
-    }
-
-    /// OpenSSH `sftp` in batch mode reading commands from stdin, under `timeout`.
-    fn sftp_cmd(&self, user: &str, key: &Path, extra: &[&str]) -> Command {
-        let mut cmd = Command::new("timeout");
-        cmd.arg(CLIENT_TIMEOUT_SECS)
-            .arg("sftp")
-            .args(self.sftp_args(user, key, extra))
-            .current_dir(self.dir.path());
-        cmd
-    }
-
-    /// `sftp`'s arguments: key-only login to this daemon, batch commands from stdin.
-    fn sftp_args(&self, user: &str, key: &Path, extra: &[&str]) -> Vec<std::ffi::OsString> {
-        let mut args: Vec<std::ffi::OsString> = [
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "PasswordAuthentication=no",
-            "-P",
-            &self.port.to_string(),
-            "-i",
-        ]
-        .iter()
-        .map(Into::into)
-        .collect();
-        args.push(key.into());
-        args.extend(extra.iter().map(Into::into));
-        args.extend(["-b".into(), "-".into(), format!("{user}@127.0.0.1").into()]);
-        args
-    }
-
-    fn upload(&self, user: &str, key: &Path, local: &Path, remote: &str) {
-        let out = self.sftp(
-            user,
-            key,
-            &format!("put {} {remote}\n", local.display()),
-            &[],
-        );
-        assert!(out.status.success(), "upload: {}", common_sftp::text(&out));
-    }
-
-    /// `history` through the CLI (and so through the daemon's socket when it runs).
-    fn history(&self) -> Vec<(u64, String, String)> {
-        self.cli_ok(&["history"])
-            .lines()
-            .skip(1)
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                // id, date, time, source, account, format, state, ...
-                Some((
-                    f.first()?.parse().ok()?,
-                    f.get(3)?.to_string(),
-                    f.get(6)?.to_string(),
-                ))
-            })
-            .collect()
-    }
-
-    /// Waits until `n` batches of `source` have a final state; returns them, oldest first.
-    fn wait_batches(&self, source: &str, n: usize, secs: u64) -> Vec<(u64, String)> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let mut done: Vec<(u64, String)> = self
-                .history()
-                .into_iter()
-                .filter(|(_, s, st)| s == source && st != "received" && st != "processing")
-                .map(|(id, _, st)| (id, st))
-                .collect();
-            if done.len() >= n {
-                done.sort();
-                return done;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {n} batches of {source}: {:?}",
-                self.history()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-/// Zips every file of `dir` (flat) into `to`.
-fn zip_dir(dir: &Path, to: &Path) {
-    let f = fs::File::create(to).expect("zip file");
-    let mut w = zip::ZipWriter::new(f);
-    let mut names: Vec<PathBuf> = fs::read_dir(dir)
-        .expect("dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    names.sort();
-    for p in names {
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        w.start_file(
-            name,
-            zip::write::SimpleFileOptions::default()
-                .compression_method(zip::CompressionMethod::Deflated),
-        )
-        .expect("entry");
-        w.write_all(&fs::read(&p).expect("read")).expect("write");
-    }
-    w.finish().expect("finish zip");
-}
+use crate::support::bundles::zip_dir;
+use crate::support::daemon::Daemon;
+use crate::support::smtp;
+use crate::support::*;
 
 /// The records of a CSV file as sorted `column=value` lists (column order, row order, line
 /// endings and empty fields aside, the same content).
@@ -349,7 +47,7 @@ fn zip_upload_is_applied_reported_and_exported() {
     let key = d.account("maplesis", "maple");
     let srv = d.start();
     let zip = d.dir.path().join("roster.zip");
-    zip_dir(&Path::new(SAMPLES).join("apple-with-errors"), &zip);
+    zip_dir(&sample("apple-with-errors"), &zip, None);
     d.upload("maplesis", &key, &zip, "nightly.zip");
     // A zip is taken as soon as it is whole: no quiet period.
     let done = d.wait_batches("maple", 1, 30);
@@ -391,7 +89,7 @@ fn zip_upload_is_applied_reported_and_exported() {
         .unwrap()
     );
     // The drop folder is empty again; the original is archived.
-    assert!(common_sftp::listing(&d.state.join("drop/maplesis")).is_empty());
+    assert!(listing(&d.state.join("drop/maplesis")).is_empty());
     assert!(d
         .state
         .join(format!("archive/maple/{id}/nightly.zip"))
@@ -407,7 +105,7 @@ fn zip_upload_is_applied_reported_and_exported() {
         ),
         &[],
     );
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     let summary = fs::read_to_string(&got).unwrap();
     assert!(summary.starts_with("file,line,id,rule,action,field,value,detail"));
     assert!(summary.contains("unknown-student"), "{summary}");
@@ -460,14 +158,14 @@ fn loose_files_wait_for_the_quiet_period_or_a_marker() {
     let key = d.account("maplesis", "maple");
     let _srv = d.start();
     // A folder of the six Apple files: complete, taken after the quiet period.
-    let src = Path::new(SAMPLES).join("apple");
+    let src = sample("apple");
     let out = d.sftp(
         "maplesis",
         &key,
         &format!("put -r {} nightly\n", src.display()),
         &[],
     );
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     let t = Instant::now();
     let done = d.wait_batches("maple", 1, 30);
     assert!(
@@ -481,13 +179,10 @@ fn loose_files_wait_for_the_quiet_period_or_a_marker() {
         cmds.push_str(&format!("put {}/{f}.csv\n", src.display()));
     }
     let out = d.sftp("maplesis", &key, &cmds, &[]);
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(d.history().len(), 1);
-    assert_eq!(
-        common_sftp::listing(&d.state.join("drop/maplesis")).len(),
-        3
-    );
+    assert_eq!(listing(&d.state.join("drop/maplesis")).len(), 3);
     // ... until the vendor says it is done: the batch is rejected (files missing) and the
     // admins get to know why.
     let marker = d.dir.path().join("READY");
@@ -495,7 +190,7 @@ fn loose_files_wait_for_the_quiet_period_or_a_marker() {
     d.upload("maplesis", &key, &marker, "READY");
     let done = d.wait_batches("maple", 2, 30);
     assert_eq!(done[1].1, "rejected");
-    assert!(common_sftp::listing(&d.state.join("drop/maplesis")).is_empty());
+    assert!(listing(&d.state.join("drop/maplesis")).is_empty());
 }
 
 #[test]
@@ -513,7 +208,7 @@ fn a_half_uploaded_file_is_never_taken() {
         "20000",
         big.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     let zip = d.dir.path().join("big.zip");
     // Stored, not deflated: the size (and so the upload time) is predictable.
     {
@@ -552,7 +247,7 @@ fn a_half_uploaded_file_is_never_taken() {
     std::thread::sleep(Duration::from_secs(4));
     assert!(d.history().is_empty(), "a partial upload was taken");
     assert!(
-        !common_sftp::listing(&d.state.join("drop/maplesis")).contains(&"roster.zip".to_string()),
+        !listing(&d.state.join("drop/maplesis")).contains(&"roster.zip".to_string()),
         "partial upload visible under its real name"
     );
     // A throttled upload that completes is taken once, whole.
@@ -563,7 +258,7 @@ fn a_half_uploaded_file_is_never_taken() {
         &format!("put {} roster.zip\n", zip.display()),
         &["-l", "16000"],
     );
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     assert!(
         t.elapsed() > Duration::from_millis(500),
         "upload too fast to mean anything ({size} bytes)"
@@ -610,14 +305,10 @@ fn a_restart_mid_batch_resumes_it() {
     // The claim is archived just after the commit is recorded: give it a moment.
     let spool = d.state.join("spool/big");
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !common_sftp::listing(&spool).is_empty() && std::time::Instant::now() < until {
+    while !listing(&spool).is_empty() && std::time::Instant::now() < until {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(
-        common_sftp::listing(&spool).is_empty(),
-        "{}",
-        srv.log_text()
-    );
+    assert!(listing(&spool).is_empty(), "{}", srv.log_text());
     let out_dir = d.dir.path().join("export");
     d.cli_ok(&[
         "export",
@@ -640,8 +331,8 @@ fn two_sources_uploading_at_once_both_complete() {
     let _srv = d.start();
     let a = d.dir.path().join("a.zip");
     let b = d.dir.path().join("b.zip");
-    zip_dir(&Path::new(SAMPLES).join("apple"), &a);
-    zip_dir(&Path::new(SAMPLES).join("oneroster"), &b);
+    zip_dir(&sample("apple"), &a, None);
+    zip_dir(&sample("oneroster"), &b, None);
     std::thread::scope(|s| {
         s.spawn(|| d.upload("maplesis", &k1, &a, "a.zip"));
         s.spawn(|| d.upload("birchsis", &k2, &b, "b.zip"));
@@ -698,7 +389,7 @@ fn sighup_adds_an_account_without_dropping_the_daemon() {
     srv.signal("-HUP");
     srv.wait_log(10, "configuration reloaded");
     let out = ls(&d);
-    assert!(out.status.success(), "{}", common_sftp::text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     stdin.write_all(b"ls reports\nbye\n").unwrap();
     drop(stdin);
     let out = open.wait_with_output().unwrap();
@@ -752,7 +443,7 @@ fn systemd_hears_ready_status_and_stopping_and_sigterm_finishes_the_running_batc
             "{heard:?}"
         );
     }
-    assert!(common_sftp::listing(&d.state.join("spool/big")).is_empty());
+    assert!(listing(&d.state.join("spool/big")).is_empty());
     assert_eq!(d.history()[0].2, "applied");
 }
 
@@ -760,8 +451,8 @@ fn systemd_hears_ready_status_and_stopping_and_sigterm_finishes_the_running_batc
 /// retried without holding up batches, and queued mail survives a restart.
 #[test]
 fn smtp_mail_survives_an_outage_and_a_restart() {
-    let certs = support_smtp::TestCerts::new();
-    let smtp_port = support_smtp::free_port();
+    let certs = smtp::TestCerts::new();
+    let smtp_port = free_port();
     let d = Daemon::new(
         &format!(
             "[mail]\ntransport = \"smtp\"\nfrom = \"rosterdrop@district.example\"\n\
@@ -773,17 +464,17 @@ fn smtp_mail_survives_an_outage_and_a_restart() {
         2,
     );
     let key = d.account("maplesis", "maple");
-    let sink_opts = || support_smtp::SinkOptions {
+    let sink_opts = || smtp::SinkOptions {
         port: smtp_port,
         starttls: Some(certs.server()),
         auth: Some(("roster".into(), "s3cret".into())),
         ..Default::default()
     };
     // The relay is up: the message arrives, authenticated, over TLS.
-    let sink = support_smtp::SmtpSink::start(sink_opts());
+    let sink = smtp::SmtpSink::start(sink_opts());
     let srv = d.start();
     let zip = d.dir.path().join("a.zip");
-    zip_dir(&Path::new(SAMPLES).join("apple-with-errors"), &zip);
+    zip_dir(&sample("apple-with-errors"), &zip, None);
     d.upload("maplesis", &key, &zip, "a.zip");
     let got = sink.wait_for(1, Duration::from_secs(30));
     assert_eq!(got[0].rcpt_tos, vec!["it@maple.example".to_string()]);
@@ -797,7 +488,7 @@ fn smtp_mail_survives_an_outage_and_a_restart() {
     // The relay goes down: the next batch is committed anyway, its mail waits in the queue.
     drop(sink);
     let zip2 = d.dir.path().join("b.zip");
-    zip_dir(&Path::new(SAMPLES).join("apple"), &zip2);
+    zip_dir(&sample("apple"), &zip2, None);
     d.upload("maplesis", &key, &zip2, "b.zip");
     let done = d.wait_batches("maple", 2, 30);
     assert_eq!(done[1].1, "applied");
@@ -806,7 +497,7 @@ fn smtp_mail_survives_an_outage_and_a_restart() {
     assert!(status.contains("mail waiting for delivery: 1"), "{status}");
     // Stopped while the relay is down, restarted after it is back: the mail is delivered.
     assert!(srv.stop().success());
-    let sink = support_smtp::SmtpSink::start(sink_opts());
+    let sink = smtp::SmtpSink::start(sink_opts());
     let _srv = d.start();
     let got = sink.wait_for(1, Duration::from_secs(30));
     let m = MessageParser::default().parse(&got[0].data).unwrap();
@@ -830,16 +521,13 @@ fn a_held_batch_is_mailed_and_approved_through_the_daemon() {
     let key = d.account("maplesis", "maple");
     let srv = d.start();
     let full = d.dir.path().join("full.zip");
-    zip_dir(&Path::new(SAMPLES).join("apple"), &full);
+    zip_dir(&sample("apple"), &full, None);
     d.upload("maplesis", &key, &full, "full.zip");
     assert_eq!(d.wait_batches("maple", 1, 30)[0].1, "applied");
     // The same bundle with students.csv cut to its header and first row.
     let cut = d.dir.path().join("cut");
     fs::create_dir_all(&cut).unwrap();
-    for e in fs::read_dir(Path::new(SAMPLES).join("apple"))
-        .unwrap()
-        .flatten()
-    {
+    for e in fs::read_dir(sample("apple")).unwrap().flatten() {
         let text = fs::read_to_string(e.path()).unwrap();
         let text = if e.file_name() == "students.csv" {
             text.lines().take(2).map(|l| format!("{l}\n")).collect()
@@ -849,7 +537,7 @@ fn a_held_batch_is_mailed_and_approved_through_the_daemon() {
         fs::write(cut.join(e.file_name()), text).unwrap();
     }
     let cut_zip = d.dir.path().join("cut.zip");
-    zip_dir(&cut, &cut_zip);
+    zip_dir(&cut, &cut_zip, None);
     d.upload("maplesis", &key, &cut_zip, "cut.zip");
     let done = d.wait_batches("maple", 2, 30);
     assert_eq!(done[1].1, "held");
@@ -897,7 +585,7 @@ fn archived_uploads_are_removed_after_retention_days() {
     let k2 = d.account("birchsis", "birch");
     let srv = d.start();
     let zip = d.dir.path().join("a.zip");
-    zip_dir(&Path::new(SAMPLES).join("apple"), &zip);
+    zip_dir(&sample("apple"), &zip, None);
     d.upload("maplesis", &k1, &zip, "a.zip");
     d.upload("birchsis", &k2, &zip, "a.zip");
     let m = d.wait_batches("maple", 1, 30)[0].0;
@@ -920,23 +608,7 @@ fn a_batch_that_keeps_killing_the_daemon_is_failed_not_retried_for_ever() {
     let d = Daemon::new("[sources.s]\nadmins = [\"admin@district.example\"]\n", 2);
     let _key = d.account("vendor", "s");
     // A claim left in the spool by a daemon that died while checking it, three times.
-    let spool = d.state.join("spool/s/1");
-    fs::create_dir_all(spool.join("upload")).unwrap();
-    zip_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-csv/apple"),
-        &spool.join("upload/nightly.zip"),
-    );
-    let claim = format!(
-        "{{\"id\":1,\"source\":\"s\",\"account\":\"vendor\",\"received_at\":{},\"shape\":\"zip\",\
-         \"from\":{:?},\"files\":[\"nightly.zip\"],\"why\":\"zip\",\"markers\":[],\"complete\":true}}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        d.state.join("drop/vendor/nightly.zip")
-    );
-    fs::write(spool.join("batch.json"), claim).unwrap();
-    fs::write(spool.join("attempts"), "3").unwrap();
+    let spool = d.spool_crashed_claim("s", "vendor", 3);
     let srv = d.start();
     let done = d.wait_batches("s", 1, 30);
     assert_eq!(done, vec![(1, "failed".to_string())], "{}", srv.log_text());
@@ -967,7 +639,7 @@ fn a_second_serve_names_the_running_daemon() {
         .arg("serve")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", common_sftp::text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         t.elapsed() < Duration::from_secs(10),
         "took {:?}",

@@ -2,110 +2,22 @@
 //! cannot do: dying mid-upload, exact status codes, raw hostile packets, upload events,
 //! reloading accounts while sessions run.
 
-mod common_sftp;
-
 use std::fs;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rosterdrop::sftp::accounts::Accounts;
-use rosterdrop::sftp::{Server, SftpConfig, UploadEvent};
+use crate::support::listing;
+use crate::support::sftp_client::{code, sftp, ssh, wflags, Fixture};
+use rosterdrop::sftp::SftpConfig;
 use russh_sftp::client::error::Error as SftpClientError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    state: PathBuf,
-    addr: SocketAddr,
-    password: String,
-    accounts: Arc<RwLock<Accounts>>,
-    events: mpsc::Receiver<UploadEvent>,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Fixture {
-    fn drop_dir(&self) -> PathBuf {
-        self.state.join("drop/vendor")
-    }
-}
-
+/// The in-process server with one account, `vendor` (district).
 async fn fixture(tune: impl FnOnce(&mut SftpConfig)) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    common_sftp::seed_hostkeys(&state);
-    let mut accounts = Accounts::default();
-    let password = accounts.add("vendor", "district").unwrap();
-    let accounts = Arc::new(RwLock::new(accounts));
-    let mut cfg = SftpConfig {
-        auth_failure_delay_ms: 50,
-        fsync_uploads: false,
-        ..Default::default()
-    };
-    tune(&mut cfg);
-    let (tx, events) = mpsc::channel(16);
-    let server = Server::new(&state, cfg, accounts.clone(), tx).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run_on(listener, stopped));
-    Fixture {
-        _dir: dir,
-        state,
-        addr,
-        password,
-        accounts,
-        events,
-        stop: Some(stop),
-    }
-}
-
-struct Client;
-impl russh::client::Handler for Client {
-    type Error = russh::Error;
-    async fn check_server_key(
-        &mut self,
-        _key: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-}
-
-async fn ssh(
-    addr: SocketAddr,
-    user: &str,
-    password: &str,
-) -> Option<russh::client::Handle<Client>> {
-    let cfg = Arc::new(russh::client::Config::default());
-    let mut h = russh::client::connect(cfg, addr, Client).await.ok()?;
-    let ok = h
-        .authenticate_password(user, password)
-        .await
-        .ok()?
-        .success();
-    ok.then_some(h)
-}
-
-async fn sftp(h: &russh::client::Handle<Client>) -> RawSftpSession {
-    let ch = h.channel_open_session().await.unwrap();
-    ch.request_subsystem(true, "sftp").await.unwrap();
-    let s = RawSftpSession::new(ch.into_stream());
-    s.set_timeout(20);
-    s.init().await.unwrap();
-    s
-}
-
-fn code<T: std::fmt::Debug>(r: Result<T, SftpClientError>) -> (StatusCode, String) {
-    match r {
-        Err(SftpClientError::Status(s)) => (s.status_code, s.error_message),
-        other => panic!("expected an error status, got {other:?}"),
-    }
+    Fixture::start(&[("vendor", "district")], tune).await
 }
 
 /// Status code of an extended request (russh-sftp returns any status packet as `Ok`).
@@ -117,16 +29,12 @@ fn ext_code(r: Result<russh_sftp::protocol::Packet, SftpClientError>) -> StatusC
     }
 }
 
-fn wflags() -> OpenFlags {
-    OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dying_mid_upload_leaves_nothing_and_keeps_the_old_file() {
     let mut fx = fixture(|_| {}).await;
-    fs::create_dir_all(fx.drop_dir()).unwrap();
+    fs::create_dir_all(fx.drop_dir("vendor")).unwrap();
     fs::write(
-        fx.drop_dir().join("roster.zip"),
+        fx.drop_dir("vendor").join("roster.zip"),
         b"previous complete upload",
     )
     .unwrap();
@@ -140,10 +48,10 @@ async fn dying_mid_upload_leaves_nothing_and_keeps_the_old_file() {
         let mut s = TcpStream::connect(server).await.unwrap();
         let _ = tokio::io::copy_bidirectional(&mut c, &mut s).await;
     });
-    let h = ssh(relay_addr, "vendor", &fx.password)
+    let h = ssh(relay_addr, "vendor", &fx.passwords[0])
         .await
         .expect("login");
-    let s = sftp(&h).await;
+    let s = sftp(&h).await.expect("sftp session");
     let handle = s
         .open("roster.zip", wflags(), FileAttributes::default())
         .await
@@ -161,7 +69,7 @@ async fn dying_mid_upload_leaves_nothing_and_keeps_the_old_file() {
         s.write(&new, i * 1000, vec![b'y'; 1000]).await.unwrap();
     }
     // A temporary exists while the upload runs; the real name still holds the old upload.
-    let names = common_sftp::listing(&fx.drop_dir());
+    let names = listing(&fx.drop_dir("vendor"));
     assert_eq!(
         names
             .iter()
@@ -171,7 +79,7 @@ async fn dying_mid_upload_leaves_nothing_and_keeps_the_old_file() {
         "{names:?}"
     );
     assert_eq!(
-        fs::read(fx.drop_dir().join("roster.zip")).unwrap(),
+        fs::read(fx.drop_dir("vendor").join("roster.zip")).unwrap(),
         b"previous complete upload"
     );
 
@@ -183,7 +91,7 @@ async fn dying_mid_upload_leaves_nothing_and_keeps_the_old_file() {
     // The server notices, drops the session, and removes the temporaries.
     let mut names = Vec::new();
     for _ in 0..100 {
-        names = common_sftp::listing(&fx.drop_dir());
+        names = listing(&fx.drop_dir("vendor"));
         if names == vec!["roster.zip".to_string()] {
             break;
         }
@@ -191,7 +99,7 @@ async fn dying_mid_upload_leaves_nothing_and_keeps_the_old_file() {
     }
     assert_eq!(names, vec!["roster.zip"]);
     assert_eq!(
-        fs::read(fx.drop_dir().join("roster.zip")).unwrap(),
+        fs::read(fx.drop_dir("vendor").join("roster.zip")).unwrap(),
         b"previous complete upload"
     );
     assert!(
@@ -203,8 +111,10 @@ async fn dying_mid_upload_leaves_nothing_and_keeps_the_old_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completed_uploads_are_announced_and_replace_atomically() {
     let mut fx = fixture(|_| {}).await;
-    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
-    let s = sftp(&h).await;
+    let h = ssh(fx.addr, "vendor", &fx.passwords[0])
+        .await
+        .expect("login");
+    let s = sftp(&h).await.expect("sftp session");
     let hd = s
         .open("/students.csv", wflags(), FileAttributes::default())
         .await
@@ -225,7 +135,7 @@ async fn completed_uploads_are_announced_and_replace_atomically() {
         ),
         ("vendor", "district", "/students.csv", 14)
     );
-    assert_eq!(ev.file, fx.drop_dir().join("students.csv"));
+    assert_eq!(ev.file, fx.drop_dir("vendor").join("students.csv"));
     assert_eq!(ev.peer.ip(), fx.addr.ip());
 
     // Re-upload: until close, the old content stays whole under the real name.
@@ -236,13 +146,13 @@ async fn completed_uploads_are_announced_and_replace_atomically() {
         .handle;
     s.write(&hd, 0, b"id,name\n2,Bo".to_vec()).await.unwrap();
     assert_eq!(
-        fs::read(fx.drop_dir().join("students.csv")).unwrap(),
+        fs::read(fx.drop_dir("vendor").join("students.csv")).unwrap(),
         b"id,name\n1,Ann\n"
     );
     s.write(&hd, 12, b"b\n".to_vec()).await.unwrap();
     s.close(&hd).await.unwrap();
     assert_eq!(
-        fs::read(fx.drop_dir().join("students.csv")).unwrap(),
+        fs::read(fx.drop_dir("vendor").join("students.csv")).unwrap(),
         b"id,name\n2,Bob\n"
     );
     let ev = timeout(Duration::from_secs(5), fx.events.recv())
@@ -279,7 +189,7 @@ async fn completed_uploads_are_announced_and_replace_atomically() {
     let (c, _) = code(s.rename("x.filepart", "classes.csv").await);
     assert_eq!(c, StatusCode::Failure);
     assert_eq!(
-        fs::read(fx.drop_dir().join("classes.csv")).unwrap(),
+        fs::read(fx.drop_dir("vendor").join("classes.csv")).unwrap(),
         b"c1\n"
     );
     let mut data = Vec::new();
@@ -289,11 +199,11 @@ async fn completed_uploads_are_announced_and_replace_atomically() {
     }
     s.extended("posix-rename@openssh.com", data).await.unwrap();
     assert_eq!(
-        fs::read(fx.drop_dir().join("classes.csv")).unwrap(),
+        fs::read(fx.drop_dir("vendor").join("classes.csv")).unwrap(),
         b"new\n"
     );
     assert_eq!(
-        common_sftp::listing(&fx.drop_dir()),
+        listing(&fx.drop_dir("vendor")),
         vec!["classes.csv", "students.csv"]
     );
 }
@@ -307,8 +217,10 @@ async fn status_codes_for_refusals_and_unsupported_operations() {
     let reports = fx.state.join("reports/district/b1");
     fs::create_dir_all(&reports).unwrap();
     fs::write(reports.join("summary.txt"), "ok\n").unwrap();
-    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
-    let s = sftp(&h).await;
+    let h = ssh(fx.addr, "vendor", &fx.passwords[0])
+        .await
+        .expect("login");
+    let s = sftp(&h).await.expect("sftp session");
     let none = || FileAttributes::default();
 
     assert_eq!(
@@ -370,7 +282,7 @@ async fn status_codes_for_refusals_and_unsupported_operations() {
     let (c, msg) = code(s.write(&hd, 600, vec![1; 600]).await);
     assert_eq!(c, StatusCode::Failure);
     assert!(msg.contains("file too large"), "{msg}");
-    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+    assert_eq!(listing(&fx.drop_dir("vendor")), Vec::<String>::new());
     assert_eq!(code(s.close(&hd).await).0, StatusCode::Failure);
     // Hostile offsets.
     let hd = s.open("o.csv", wflags(), none()).await.unwrap().handle;
@@ -379,7 +291,7 @@ async fn status_codes_for_refusals_and_unsupported_operations() {
         StatusCode::Failure
     );
     assert_eq!(code(s.close(&hd).await).0, StatusCode::Failure);
-    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+    assert_eq!(listing(&fx.drop_dir("vendor")), Vec::<String>::new());
 
     // setstat/fsetstat are accepted; times are kept, modes ignored.
     let hd = s.open("t.csv", wflags(), none()).await.unwrap().handle;
@@ -413,7 +325,7 @@ async fn status_codes_for_refusals_and_unsupported_operations() {
     );
     use std::os::unix::fs::PermissionsExt;
     assert_ne!(
-        fs::metadata(fx.drop_dir().join("t.csv"))
+        fs::metadata(fx.drop_dir("vendor").join("t.csv"))
             .unwrap()
             .permissions()
             .mode()
@@ -447,13 +359,15 @@ async fn status_codes_for_refusals_and_unsupported_operations() {
     s.close(&dh).await.unwrap();
     s.remove("t.csv").await.unwrap();
     s.rmdir("d").await.unwrap();
-    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+    assert_eq!(listing(&fx.drop_dir("vendor")), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_packets_get_statuses_or_a_closed_session() {
     let fx = fixture(|_| {}).await;
-    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
+    let h = ssh(fx.addr, "vendor", &fx.passwords[0])
+        .await
+        .expect("login");
     let ch = h.channel_open_session().await.unwrap();
     ch.request_subsystem(true, "sftp").await.unwrap();
     let mut st = ch.into_stream();
@@ -498,18 +412,20 @@ async fn hostile_packets_get_statuses_or_a_closed_session() {
         .await
         .unwrap();
     assert!(reply(&mut st).await.is_none(), "session must be closed");
-    let h2 = ssh(fx.addr, "vendor", &fx.password)
+    let h2 = ssh(fx.addr, "vendor", &fx.passwords[0])
         .await
         .expect("server still accepts logins");
-    let s2 = sftp(&h2).await;
+    let s2 = sftp(&h2).await.expect("sftp session");
     assert_eq!(s2.realpath(".").await.unwrap().files[0].filename, "/");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_reload_without_dropping_sessions() {
     let fx = fixture(|_| {}).await;
-    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
-    let s = sftp(&h).await;
+    let h = ssh(fx.addr, "vendor", &fx.passwords[0])
+        .await
+        .expect("login");
+    let s = sftp(&h).await.expect("sftp session");
     // Reload: vendor removed, vendor2 added.
     let pw2 = {
         let mut a = fx.accounts.write().unwrap();
@@ -524,13 +440,13 @@ async fn accounts_reload_without_dropping_sessions() {
         .handle;
     s.write(&hd, 0, b"x".to_vec()).await.unwrap();
     s.close(&hd).await.unwrap();
-    assert!(fx.drop_dir().join("still.csv").exists());
+    assert!(fx.drop_dir("vendor").join("still.csv").exists());
     // New logins follow the new accounts.
-    assert!(ssh(fx.addr, "vendor", &fx.password).await.is_none());
+    assert!(ssh(fx.addr, "vendor", &fx.passwords[0]).await.is_none());
     let h2 = ssh(fx.addr, "vendor2", &pw2)
         .await
         .expect("new account logs in");
-    let s2 = sftp(&h2).await;
+    let s2 = sftp(&h2).await.expect("sftp session");
     // Each account has its own root.
     assert_eq!(code(s2.stat("still.csv").await).0, StatusCode::NoSuchFile);
 }
@@ -549,7 +465,9 @@ async fn next_reply(ch: &mut russh::Channel<russh::client::Msg>) -> Option<russh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_sftp_channel_requests_and_junk_before_the_subsystem_does_not_stall() {
     let fx = fixture(|_| {}).await;
-    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
+    let h = ssh(fx.addr, "vendor", &fx.passwords[0])
+        .await
+        .expect("login");
     let mut ch = h.channel_open_session().await.unwrap();
     ch.set_env(true, "LANG", "C").await.unwrap();
     assert!(
@@ -610,14 +528,16 @@ async fn only_sftp_channel_requests_and_junk_before_the_subsystem_does_not_stall
         .await
         .is_err());
     assert!(h.tcpip_forward("127.0.0.1", 0).await.is_err());
-    assert_eq!(common_sftp::listing(&fx.drop_dir()), Vec::<String>::new());
+    assert_eq!(listing(&fx.drop_dir("vendor")), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_disconnects_clients_and_discards_open_uploads() {
     let mut fx = fixture(|_| {}).await;
-    let h = ssh(fx.addr, "vendor", &fx.password).await.expect("login");
-    let s = sftp(&h).await;
+    let h = ssh(fx.addr, "vendor", &fx.passwords[0])
+        .await
+        .expect("login");
+    let s = sftp(&h).await.expect("sftp session");
     let hd = s
         .open("half.csv", wflags(), FileAttributes::default())
         .await
@@ -625,7 +545,7 @@ async fn shutdown_disconnects_clients_and_discards_open_uploads() {
         .handle;
     s.write(&hd, 0, vec![b'z'; 5000]).await.unwrap();
     assert_eq!(
-        common_sftp::listing(&fx.drop_dir()).len(),
+        listing(&fx.drop_dir("vendor")).len(),
         1,
         "temporary while uploading"
     );
@@ -634,7 +554,7 @@ async fn shutdown_disconnects_clients_and_discards_open_uploads() {
     }
     let mut names = vec![String::new()];
     for _ in 0..100 {
-        names = common_sftp::listing(&fx.drop_dir());
+        names = listing(&fx.drop_dir("vendor"));
         if names.is_empty() {
             break;
         }

@@ -3,9 +3,9 @@
 //! OneRoster rosters with broken references, duplicate ids and accounts, invalid values, odd
 //! characters, both separators, BOM, CRLF, shuffled and extra columns.
 
-mod common;
-
-use common::*;
+use crate::support::bundles::*;
+use crate::support::check::*;
+use crate::support::*;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::TestCaseError;

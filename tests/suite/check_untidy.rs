@@ -3,13 +3,9 @@
 //! are never guessed; an unknown status is never cleared; a dependant names why its parent went;
 //! Apple's column and id rules are reported.
 
-mod common;
-
-use common::*;
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
+use crate::support::bundles::*;
+use crate::support::check::*;
+use crate::support::*;
 
 /// Replaces `from` by `to` in one file of a bundle.
 fn edit(dir: &std::path::Path, file: &str, from: &str, to: &str) {

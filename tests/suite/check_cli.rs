@@ -1,14 +1,10 @@
 //! `rosterdrop check` end to end: the sample bundles, zips, settings, exit codes, cascades
 //! and physical line numbers.
 
-mod common;
-
-use common::*;
+use crate::support::bundles::*;
+use crate::support::check::*;
+use crate::support::*;
 use std::path::Path;
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
 
 /// The sample settings file and its source.
 fn sample_config() -> std::path::PathBuf {

@@ -1,10 +1,9 @@
 //! Hostile bytes: whatever a file of a bundle holds, `check` answers accepted, rejected or held
 //! (exit 0, 1 or 3), never panics, and a rejection names a file.
 
-mod support;
-
+use crate::support::bundles::*;
+use crate::support::check::*;
 use proptest::prelude::*;
-use support::*;
 
 /// Bytes that mix CSV structure with garbage: quotes, separators, escapes, line ends, NUL,
 /// invalid UTF-8 and ordinary text.
@@ -48,7 +47,7 @@ proptest! {
             }
         }
         std::fs::write(d.join(name.as_str()), &bytes).unwrap();
-        let c = check(&d, &tmp.path().join("out"), None);
+        let c = check(&d, &tmp.path().join("out"), &[]);
         prop_assert!(matches!(c.code, 0 | 1 | 3), "exit {}: {}", c.code, c.stderr);
         if c.code == 1 && !c.summary.contains("patching is off") {
             prop_assert!(c.summary.contains(".csv"), "a rejection names the file:\n{}", c.summary);
@@ -60,14 +59,14 @@ proptest! {
         let tmp = tempfile::tempdir().unwrap();
         let files: Vec<(String, Vec<u8>)> = apple_files().into_iter().map(|(n, c)| (n, c.into_bytes())).collect();
         let z = tmp.path().join("b.zip");
-        zip(&z, "", &files);
+        zip_entries(&z, "", &files);
         let mut bytes = std::fs::read(&z).unwrap();
         for (at, b) in flips {
             let i = at % bytes.len();
             bytes[i] = b;
         }
         std::fs::write(&z, &bytes).unwrap();
-        let c = check(&z, &tmp.path().join("out"), None);
+        let c = check(&z, &tmp.path().join("out"), &[]);
         prop_assert!(matches!(c.code, 0 | 1 | 3), "exit {}: {}", c.code, c.stderr);
     }
 }
@@ -88,8 +87,8 @@ fn uploaded_names_cannot_write_lines_into_the_summary() {
     text.push_str(&format!("\"S9\r\n{evil}\",,Eve,,Mallory,9,,,,L1\n"));
     students.1 = text.into_bytes();
     let z = tmp.path().join("b.zip");
-    zip(&z, "", &files);
-    let c = check(&z, &tmp.path().join("out"), None);
+    zip_entries(&z, "", &files);
+    let c = check(&z, &tmp.path().join("out"), &[]);
     assert!(matches!(c.code, 0 | 1 | 3), "exit {}: {}", c.code, c.stderr);
     for line in c.summary.lines() {
         assert!(

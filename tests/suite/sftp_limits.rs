@@ -1,15 +1,14 @@
 //! Limits and defence, against the real binary and OpenSSH clients: file size, quotas,
 //! sessions per account, the defender's bans, authentication attempts, login and idle timeouts.
 
-mod common_sftp;
-
 use std::fs;
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common_sftp::*;
+use crate::support::sftp::*;
+use crate::support::*;
 
 #[test]
 fn max_file_size_refuses_and_removes_partial() {
@@ -30,7 +29,7 @@ fn max_file_size_refuses_and_removes_partial() {
     );
     // Only the allowed file, and no temporary left behind.
     assert_eq!(listing(&env.drop_dir("vendor")), vec!["small.csv"]);
-    assert!(srv.wait_log("file too large"));
+    srv.wait_log(10, "file too large");
 }
 
 #[test]
@@ -46,7 +45,7 @@ fn byte_quota_counts_replacements_once() {
     let out = env.sftp_key("vendor", &key, "put a.csv b.csv\n", &[]);
     assert!(!out.status.success(), "{}", text(&out));
     assert_eq!(listing(&env.drop_dir("vendor")), vec!["a.csv"]);
-    assert!(srv.wait_log("quota exceeded"));
+    srv.wait_log(10, "quota exceeded");
     // Replacing a.csv with a bigger file fits: the old copy does not count twice.
     let out = env.sftp_key("vendor", &key, "put a2.csv a.csv\n", &[]);
     assert!(out.status.success(), "{}", text(&out));
@@ -89,37 +88,19 @@ fn sessions_per_account() {
     let key = env.add_key("vendor");
     let srv = env.start();
     // First session stays open (interactive sftp waiting on stdin).
-    let mut first = Command::new("timeout")
-        .args([
-            CLIENT_TIMEOUT_SECS,
-            "sftp",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-i",
-        ])
-        .arg(&key)
-        .args(["-P", &env.port.to_string(), "vendor@127.0.0.1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(srv.wait_log("SFTP login"));
+    let mut first = env.open_session("vendor", &key);
+    srv.wait_log(10, "SFTP login");
     let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
     assert!(
         !out.status.success(),
         "second session admitted: {}",
         text(&out)
     );
-    assert!(srv.wait_log("too many sessions"));
+    srv.wait_log(10, "too many sessions");
     drop(first.stdin.take());
     let _ = first.wait();
     // Once the first is gone, a new one is admitted.
-    assert!(srv.wait_log("SFTP session closed"));
+    srv.wait_log(10, "SFTP session closed");
     let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
     assert!(out.status.success(), "{}", text(&out));
 }
@@ -138,11 +119,11 @@ fn defender_bans_address_after_failures() {
         let out = env.sftp_password("nobody", "guess", "password", "pwd\n");
         assert!(!out.status.success());
     }
-    assert!(srv.wait_log("address banned"));
+    srv.wait_log(10, "address banned");
     // Even the right key is refused now, before any SSH handshake.
     let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(srv.wait_log("connection refused: address banned"));
+    srv.wait_log(10, "connection refused: address banned");
     let log = srv.log_text();
     assert!(log.contains("unknown user"), "{log}");
 }
@@ -163,7 +144,7 @@ fn wrong_passwords_weigh_less_than_unknown_users() {
     // ... a third does.
     let out = env.sftp_password("vendor", "wrong", "password", "pwd\n");
     assert!(!out.status.success());
-    assert!(srv.wait_log("address banned"));
+    srv.wait_log(10, "address banned");
     let out = env.sftp_key("vendor", &key, "pwd\n", &[]);
     assert!(!out.status.success());
 }
@@ -239,7 +220,7 @@ fn login_timeout_closes_silent_connections() {
         took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
         "{took:?}"
     );
-    assert!(srv.wait_log("login timeout"));
+    srv.wait_log(10, "login timeout");
 }
 
 #[test]
@@ -274,7 +255,7 @@ fn idle_timeout_closes_idle_sessions() {
         took < Duration::from_secs(20),
         "idle session not closed: {took:?} {status:?}"
     );
-    assert!(srv.wait_log("SFTP session closed"));
+    srv.wait_log(10, "SFTP session closed");
     drop(child.stdin.take());
 }
 
@@ -309,7 +290,7 @@ fn connections_per_host() {
         "third connection admitted: {}",
         text(&out)
     );
-    assert!(srv.wait_log("too many connections from this address"));
+    srv.wait_log(10, "too many connections from this address");
     // ... and give them back when they close.
     drop(a);
     drop(b);

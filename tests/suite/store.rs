@@ -2,92 +2,14 @@
 //! duplicate accounts against stored persons, the mass-deletion guard, approve/discard,
 //! rollback, export, separation of sources, and crash safety under kill -9.
 
-mod support;
-
+use crate::support::check::*;
+use crate::support::store::Env;
+use crate::support::*;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use support::*;
-
-struct Env {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Env {
-    fn new(extra: &str) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("rosterdrop.toml");
-        fs::write(
-            &config,
-            format!(
-                "state_dir = \"{}\"\n[sources.north]\n[sources.south]\n{extra}\n",
-                dir.path().join("state").display()
-            ),
-        )
-        .unwrap();
-        Env { dir, config }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        let o = bin()
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!err.contains("panicked"), "{err}");
-        o
-    }
-    fn ingest(&self, bundle: &Path, source: &str) -> (i32, String) {
-        let o = self.run(&["ingest", bundle.to_str().unwrap(), "--source", source]);
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-    }
-    /// (id, state, adds, updates, deletes) of each batch, newest first.
-    fn history(&self, source: &str) -> Vec<(u64, String, u64, u64, u64)> {
-        let o = self.run(&["history", "--source", source]);
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                // id, date, time, source, account, format, state, adds, updates, deletes, ...
-                (
-                    f[0].parse().unwrap(),
-                    f[6].to_string(),
-                    f[7].parse().unwrap(),
-                    f[8].parse().unwrap(),
-                    f[9].parse().unwrap(),
-                )
-            })
-            .collect()
-    }
-    fn export(&self, source: &str, name: &str) -> Vec<(String, Vec<u8>)> {
-        let out = self.path(name);
-        let o = self.run(&["export", "--source", source, "--out", out.to_str().unwrap()]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        read_dir(&out)
-    }
-}
-
-fn sample(name: &str) -> PathBuf {
-    repo().join("sample-csv").join(name)
-}
 
 #[test]
 fn ingest_then_same_content_or_reordered_bytes_write_nothing() {
-    let e = Env::new("");
+    let e = Env::with_sources(&["north", "south"], "");
     let (code, out) = e.ingest(&sample("apple"), "north");
     assert_eq!(code, 0, "{out}");
     assert!(
@@ -104,7 +26,7 @@ fn ingest_then_same_content_or_reordered_bytes_write_nothing() {
     // The same roster in other bytes: rows reordered, CRLF, semicolons, columns moved.
     let d = e.path("reordered");
     fs::create_dir_all(&d).unwrap();
-    for (name, bytes) in read_dir(&sample("apple")) {
+    for (name, bytes) in dir_files(&sample("apple")) {
         let text = String::from_utf8(bytes).unwrap();
         let mut lines: Vec<&str> = text.lines().collect();
         let header = lines.remove(0);
@@ -126,11 +48,11 @@ fn ingest_then_same_content_or_reordered_bytes_write_nothing() {
 
 #[test]
 fn changes_are_diffed_into_adds_updates_and_deletes() {
-    let e = Env::new("");
+    let e = Env::with_sources(&["north", "south"], "");
     e.ingest(&sample("apple"), "north");
     let d = e.path("v2");
     fs::create_dir_all(&d).unwrap();
-    for (name, bytes) in read_dir(&sample("apple")) {
+    for (name, bytes) in dir_files(&sample("apple")) {
         let mut t = String::from_utf8(bytes).unwrap();
         if name == "students.csv" {
             t = t.replace("Elif,,Yilmaz,8", "Elif,,Yilmaz,9"); // update
@@ -146,25 +68,25 @@ fn changes_are_diffed_into_adds_updates_and_deletes() {
     let h = e.history("north");
     assert_eq!((h[0].2, h[0].3, h[0].4), (1, 1, 1), "{out}");
     // The export holds the new roster and checks clean; ingesting it changes nothing.
-    let files = e.export("north", "exp");
+    let files = dir_files(&e.export("north", "exp"));
     let students = &files.iter().find(|f| f.0 == "students.csv").unwrap().1;
     assert!(String::from_utf8_lossy(students).contains("S1010"));
-    let c = check(&e.path("exp"), &e.path("exp-check"), None);
+    let c = check(&e.path("exp"), &e.path("exp-check"), &[]);
     assert_eq!(c.code, 0, "{}", c.summary);
-    assert!(c.rows.is_empty(), "{:?}", c.rows);
+    assert!(c.patches().is_empty(), "{:?}", c.patches());
     let (_, out) = e.ingest(&e.path("exp"), "north");
     assert!(out.contains("no record differs"), "{out}");
 }
 
 #[test]
 fn an_empty_students_file_is_held_and_can_be_approved_or_discarded() {
-    let e = Env::new("guard.min_rows = 5\n");
+    let e = Env::with_sources(&["north", "south"], "guard.min_rows = 5\n");
     // Guard settings apply to [sources.south] (the last table in the config).
     e.ingest(&sample("apple"), "south");
-    let before = e.export("south", "before");
+    let before = dir_files(&e.export("south", "before"));
     let d = e.path("empty");
     fs::create_dir_all(&d).unwrap();
-    for (name, bytes) in read_dir(&sample("apple")) {
+    for (name, bytes) in dir_files(&sample("apple")) {
         let t = String::from_utf8(bytes).unwrap();
         let t = if name == "students.csv" {
             format!("{}\n", t.lines().next().unwrap())
@@ -181,7 +103,7 @@ fn an_empty_students_file_is_held_and_can_be_approved_or_discarded() {
         "{out}"
     );
     assert_eq!(
-        e.export("south", "held"),
+        dir_files(&e.export("south", "held")),
         before,
         "a held batch changes nothing"
     );
@@ -211,7 +133,7 @@ fn an_empty_students_file_is_held_and_can_be_approved_or_discarded() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let after = e.export("south", "after");
+    let after = dir_files(&e.export("south", "after"));
     let students = &after.iter().find(|f| f.0 == "students.csv").unwrap().1;
     assert_eq!(
         students.iter().filter(|&&b| b == b'\n').count(),
@@ -222,11 +144,11 @@ fn an_empty_students_file_is_held_and_can_be_approved_or_discarded() {
 
 #[test]
 fn approve_is_refused_when_another_batch_was_applied_since() {
-    let e = Env::new("guard.min_rows = 5\n");
+    let e = Env::with_sources(&["north", "south"], "guard.min_rows = 5\n");
     e.ingest(&sample("apple"), "south");
     let d = e.path("empty");
     fs::create_dir_all(&d).unwrap();
-    for (name, bytes) in read_dir(&sample("apple")) {
+    for (name, bytes) in dir_files(&sample("apple")) {
         let t = String::from_utf8(bytes).unwrap();
         let t = if name == "rosters.csv" {
             "roster_id,class_id,student_id\n".into()
@@ -240,7 +162,7 @@ fn approve_is_refused_when_another_batch_was_applied_since() {
     // Another change lands first.
     let d2 = e.path("v2");
     fs::create_dir_all(&d2).unwrap();
-    for (name, bytes) in read_dir(&sample("apple")) {
+    for (name, bytes) in dir_files(&sample("apple")) {
         let mut t = String::from_utf8(bytes).unwrap();
         if name == "locations.csv" {
             t.push_str("L3,Annex\n");
@@ -255,12 +177,12 @@ fn approve_is_refused_when_another_batch_was_applied_since() {
 
 #[test]
 fn rollback_restores_the_previous_roster_and_is_a_batch_of_its_own() {
-    let e = Env::new("");
+    let e = Env::with_sources(&["north", "south"], "");
     e.ingest(&sample("apple"), "north");
-    let v1 = e.export("north", "v1");
+    let v1 = dir_files(&e.export("north", "v1"));
     let (code, _) = e.ingest(&sample("apple-with-errors"), "north");
     assert_eq!(code, 0);
-    let v2 = e.export("north", "v2");
+    let v2 = dir_files(&e.export("north", "v2"));
     assert_ne!(v1, v2);
     let first = e.history("north").last().unwrap().0;
     // Only the last applied batch can be rolled back.
@@ -276,7 +198,7 @@ fn rollback_restores_the_previous_roster_and_is_a_batch_of_its_own() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert_eq!(e.export("north", "v1-again"), v1);
+    assert_eq!(dir_files(&e.export("north", "v1-again")), v1);
     let h = e.history("north");
     assert_eq!(h[0].1, "applied");
     assert_eq!(h[1].1, "rolled-back");
@@ -292,30 +214,30 @@ fn rollback_restores_the_previous_roster_and_is_a_batch_of_its_own() {
     assert_eq!(hash_of(first).len(), 64);
     // The same upload after a rollback is checked again, not "unchanged".
     assert_eq!(e.ingest(&sample("apple-with-errors"), "north").0, 0);
-    assert_eq!(e.export("north", "v2-again"), v2);
+    assert_eq!(dir_files(&e.export("north", "v2-again")), v2);
 }
 
 #[test]
 fn sources_never_see_each_other() {
-    let e = Env::new("");
+    let e = Env::with_sources(&["north", "south"], "");
     e.ingest(&sample("apple"), "north");
     e.ingest(&sample("apple-with-errors"), "south");
-    let n = e.export("north", "n");
-    let s = e.export("south", "s");
+    let n = dir_files(&e.export("north", "n"));
+    let s = dir_files(&e.export("south", "s"));
     assert_ne!(n, s);
     // Ingesting into one source leaves the other alone.
     e.ingest(&sample("apple-with-errors"), "north");
-    assert_eq!(e.export("south", "s2"), s);
+    assert_eq!(dir_files(&e.export("south", "s2")), s);
     assert_eq!(e.history("south").len(), 1);
 }
 
 #[test]
 fn duplicate_accounts_are_checked_against_stored_persons() {
-    let e = Env::new("");
+    let e = Env::with_sources(&["north", "south"], "");
     e.ingest(&sample("apple"), "north");
     let d = e.path("dup");
     fs::create_dir_all(&d).unwrap();
-    for (name, bytes) in read_dir(&sample("apple")) {
+    for (name, bytes) in dir_files(&sample("apple")) {
         let mut t = String::from_utf8(bytes).unwrap();
         if name == "students.csv" {
             t.push_str("S2001,2001,ana,,LOPEZ,9,Ana.Lopez@students.maplevalley.example,al2,,L1\n");
@@ -332,7 +254,7 @@ fn duplicate_accounts_are_checked_against_stored_persons() {
 
 #[test]
 fn oneroster_delta_upserts_deletes_and_skips_stale_rows() {
-    let e = Env::new("");
+    let e = Env::with_sources(&["north", "south"], "");
     assert_eq!(e.ingest(&sample("oneroster"), "north").0, 0);
     let d = e.path("delta");
     fs::create_dir_all(&d).unwrap();
@@ -369,7 +291,7 @@ fn oneroster_delta_upserts_deletes_and_skips_stale_rows() {
 /// the batch or from after it, never a mix.
 #[test]
 fn kill_9_during_ingest_leaves_before_or_after() {
-    let e = Env::new("guard.max_delete_percent = 100.0\n");
+    let e = Env::with_sources(&["north", "south"], "guard.max_delete_percent = 100.0\n");
     let v1 = e.path("v1");
     let v2 = e.path("v2");
     for (dir, err) in [(&v1, "0"), (&v2, "40")] {
@@ -381,11 +303,11 @@ fn kill_9_during_ingest_leaves_before_or_after() {
         assert!(o.status.success());
     }
     // The two possible rosters, from a clean run each.
-    let clean = Env::new("guard.max_delete_percent = 100.0\n");
+    let clean = Env::with_sources(&["north", "south"], "guard.max_delete_percent = 100.0\n");
     assert_eq!(clean.ingest(&v1, "north").0, 0);
-    let before = clean.export("north", "before");
+    let before = dir_files(&clean.export("north", "before"));
     assert_eq!(clean.ingest(&v2, "north").0, 0);
-    let after = clean.export("north", "after");
+    let after = dir_files(&clean.export("north", "after"));
     assert_ne!(before, after);
 
     assert_eq!(e.ingest(&v1, "north").0, 0);
@@ -401,7 +323,7 @@ fn kill_9_during_ingest_leaves_before_or_after() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let delay = full.mul_f64((seed % 1000) as f64 / 1000.0);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rosterdrop"))
+        let mut child = bin()
             .args([
                 "ingest",
                 v2.to_str().unwrap(),
@@ -416,7 +338,7 @@ fn kill_9_during_ingest_leaves_before_or_after() {
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        let now = e.export("north", &format!("round{round}"));
+        let now = dir_files(&e.export("north", &format!("round{round}")));
         if now == before {
             seen.0 += 1;
         } else if now == after {
