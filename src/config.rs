@@ -470,6 +470,16 @@ mod tests {
         assert!(e.contains("did you mean `format`?"), "{e}");
     }
 
+    /// `[sftp]` is checked by every command that reads the configuration, not only by `serve`.
+    #[test]
+    fn a_bad_sftp_value_is_refused_at_parse() {
+        let e = parse_err("[sftp]\nmax_connections = 0\n");
+        assert!(e.contains("r.toml"), "{e}");
+        assert!(e.contains("max_connections"), "{e}");
+        let ok = Config::parse("[sftp]\nlisten = \"127.0.0.1:2022\"\n", Path::new("r.toml"));
+        assert_eq!(ok.map(|c| c.sftp.listen.port()).ok(), Some(2022));
+    }
+
     #[test]
     fn a_name_far_from_any_setting_gets_no_guess() {
         let e = parse_err("[telemetry]\nenabled = true\n");

@@ -72,3 +72,27 @@ impl<'a> StateDir<'a> {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are DESIGN's contract: the systemd unit, docs and vendors' reports rely on them.
+    #[test]
+    fn every_path_of_the_contract() {
+        let s = StateDir::at(Path::new("/var/lib/rosterdrop"));
+        let p = |p: PathBuf| p.to_string_lossy().into_owned();
+        assert_eq!(p(s.hostkeys()), "/var/lib/rosterdrop/hostkeys");
+        assert_eq!(p(s.db()), "/var/lib/rosterdrop/db");
+        assert_eq!(p(s.drop()), "/var/lib/rosterdrop/drop");
+        assert_eq!(p(s.spool()), "/var/lib/rosterdrop/spool");
+        assert_eq!(p(s.archive()), "/var/lib/rosterdrop/archive");
+        assert_eq!(p(s.reports()), "/var/lib/rosterdrop/reports");
+        assert_eq!(p(s.outbox()), "/var/lib/rosterdrop/outbox");
+        assert_eq!(p(s.mail()), "/var/lib/rosterdrop/mail");
+        assert_eq!(p(s.upload_names()), "/var/lib/rosterdrop/mail/uploads");
+        assert_eq!(p(s.tmp()), "/var/lib/rosterdrop/tmp");
+        assert_eq!(p(s.admin_socket()), "/var/lib/rosterdrop/admin.sock");
+        assert_eq!(s.root(), Path::new("/var/lib/rosterdrop"));
+    }
+}

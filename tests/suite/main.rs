@@ -14,6 +14,7 @@ mod check_structure;
 mod check_untidy;
 mod cli_messages;
 mod daemon_e2e;
+mod daemon_in_process;
 mod mail_messages;
 mod mail_smtp;
 mod sftp_hostile;
