@@ -10,12 +10,14 @@
 //! - [`admin`]: the admin commands (history, show, approve, discard, rollback, export), run
 //!   against the store directly or through a running daemon's socket.
 //! - [`sftp`]: the embedded SFTP drop-box and its accounts; a leaf that knows nothing of rosters.
+//! - [`api`]: the OneRoster REST provider, being built (the query grammar and status payloads).
 //! - [`daemon`]: `rosterdrop serve`: intake, spool, per-source workers, mail, the admin
 //!   socket server, systemd and logging.
 //! - [`config`]: the one configuration root, [`paths`]: every path of the state directory,
 //!   [`fsutil`]: durable file work, and [`clock`].
 
 pub mod admin;
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -5,6 +5,24 @@
 //! per-thread arenas for reuse, so without help the daemon's resident size stays at the largest
 //! batch it ever ran. After each batch the daemon asks the allocator to return what is free.
 
+/// Caps glibc's malloc arenas at two for the daemon's whole life. glibc gives each thread that
+/// allocates under contention an arena of its own (up to 8 per core), and a batch's tables,
+/// built on several threads, then leave freed memory in every one: fragmented, and beyond
+/// what `malloc_trim` can give back. Two arenas keep the freed memory in few places. Call once
+/// at start, before the runtime's threads exist. (`MALLOC_ARENA_MAX` in the environment, if
+/// an admin set it, is left in force.)
+pub fn limit_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; it is called before other threads
+        // allocate.
+        let ok = unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+        if ok != 1 {
+            tracing::debug!("malloc arenas not limited");
+        }
+    }
+}
+
 /// Returns the allocator's free memory to the operating system (glibc only; elsewhere nothing
 /// to do). Cheap next to a batch: it walks the arenas once.
 pub fn release_free_memory() {

@@ -135,6 +135,7 @@ pub fn serve(
     config_path: &Path,
     on_start: impl FnOnce(&[InitialAccount]),
 ) -> Result<(), DaemonError> {
+    memory::limit_arenas();
     let cfg = Config::load(config_path)?;
     // A daemon already on this state directory is named before its SFTP port is found taken.
     if let Ok(state_dir) = std::fs::canonicalize(&cfg.state_dir) {

@@ -263,9 +263,10 @@ fn read_ca(f: &Path) -> Result<Vec<u8>, MailError> {
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Result<MailConfig, String> {
-        let c: MailConfig = toml::from_str(s).map_err(|e| e.to_string())?;
-        c.validate().map_err(|e| e.to_string())?;
+    /// The table parsed and validated; a TOML error is shown as a validation error would be.
+    fn parse(s: &str) -> Result<MailConfig, MailError> {
+        let c: MailConfig = toml::from_str(s).map_err(|e| MailError::Config(e.to_string()))?;
+        c.validate()?;
         Ok(c)
     }
 
@@ -322,7 +323,7 @@ mod tests {
             ),
         ];
         for (toml, want) in cases {
-            let e = parse(toml).err().unwrap_or_default();
+            let e = parse(toml).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains(want), "{toml:?}: {e:?} lacks {want:?}");
         }
         // A relay on this host may take a password in clear.

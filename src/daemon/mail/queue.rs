@@ -70,6 +70,15 @@ enum Transport {
     Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>),
 }
 
+/// Why a queue entry's metadata cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    #[error(transparent)]
+    Io(io::Error),
+    #[error(transparent)]
+    Json(serde_json::Error),
+}
+
 /// What went wrong with one delivery attempt.
 enum Failure {
     /// Try again later (network, 4xx, authentication, TLS, local I/O).
@@ -329,11 +338,11 @@ impl Mailer {
     }
 
     /// Queue entries (key and metadata, or why the metadata is unreadable), oldest first.
-    fn scan(&self) -> Vec<(String, Result<Meta, String>)> {
+    fn scan(&self) -> Vec<(String, Result<Meta, Unreadable>)> {
         let Ok(rd) = fs::read_dir(&self.queue) else {
             return Vec::new();
         };
-        let mut out: Vec<(String, Result<Meta, String>)> = rd
+        let mut out: Vec<(String, Result<Meta, Unreadable>)> = rd
             .filter_map(Result::ok)
             .filter_map(|e| {
                 let n = e.file_name().to_string_lossy().into_owned();
@@ -342,8 +351,8 @@ impl Mailer {
                     return None;
                 }
                 let meta = fs::read(e.path())
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| serde_json::from_slice::<Meta>(&b).map_err(|e| e.to_string()));
+                    .map_err(Unreadable::Io)
+                    .and_then(|b| serde_json::from_slice::<Meta>(&b).map_err(Unreadable::Json));
                 Some((key, meta))
             })
             .collect();
@@ -409,7 +418,9 @@ impl Mailer {
                     Ok(m) => m,
                     Err(e) => {
                         let me = self.clone();
-                        let _ = tokio::task::spawn_blocking(move || me.quarantine(&key, &e)).await;
+                        let why = e.to_string();
+                        let _ =
+                            tokio::task::spawn_blocking(move || me.quarantine(&key, &why)).await;
                         continue;
                     }
                 };
