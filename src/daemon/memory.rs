@@ -23,9 +23,27 @@ pub fn limit_arenas() {
     }
 }
 
+/// How many times [`collect_store_garbage`] pins and flushes the epoch: each round may free 8
+/// bags of 64 deferred objects, so this bounds a batch's garbage at about two million objects.
+const EPOCH_ROUNDS: usize = 4096;
+
+/// Frees what the store replaced during a batch. sled hands every page it replaces to
+/// crossbeam-epoch's global collector, which frees deferred objects only as threads pin it,
+/// a few bags per pin, so an idle daemon kept a whole batch's replaced pages resident until
+/// the next batch (heaptrack: 158 MB of sled nodes still allocated after three batches of a
+/// 200,000-student district, growing by each). Pinning and flushing here lets the epoch
+/// advance and the garbage go; call it on the thread that committed (its own bag of deferred
+/// objects is flushed too) and again after the batch. About a millisecond.
+pub fn collect_store_garbage() {
+    for _ in 0..EPOCH_ROUNDS {
+        crossbeam_epoch::pin().flush();
+    }
+}
+
 /// Returns the allocator's free memory to the operating system (glibc only; elsewhere nothing
-/// to do). Cheap next to a batch: it walks the arenas once.
+/// to do), after freeing the store's garbage. Cheap next to a batch: it walks the arenas once.
 pub fn release_free_memory() {
+    collect_store_garbage();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: malloc_trim only releases memory the allocator holds free; it takes no

@@ -148,6 +148,8 @@ impl Shared {
                 }
             },
         };
+        // On the thread that committed: its own deferred pages go with the rest.
+        crate::daemon::memory::collect_store_garbage();
         let (a, u, d) = batch.totals();
         tracing::info!(
             state = batch.state.label(),
