@@ -101,8 +101,10 @@ fn write_one(w: &crate::roster::engine::Work, dir: &Path) -> std::io::Result<Vec
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     zip.start_file(name.to_string_lossy(), opts)?;
     {
-        let file = BufWriter::with_capacity(256 * 1024, fs::File::create(dir.join(&name))?);
-        let mut tee = Tee(file, BufWriter::with_capacity(256 * 1024, &mut zip));
+        // `write_csv` writes in chunks of `WRITE_CHUNK`; the zip's flush at the end (a sync
+        // flush of the deflate stream) is as it always was.
+        let file = fs::File::create(dir.join(&name))?;
+        let mut tee = Tee(file, &mut zip);
         w.write_csv(&mut tee)?;
         tee.flush()?;
     }
