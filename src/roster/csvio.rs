@@ -545,7 +545,8 @@ fn parse_text<R: Read>(
             }
         }
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        if rec.iter().all(|f| f.is_empty()) {
+        // Every field empty (the fields are back to back in the record's bytes).
+        if rec.as_slice().is_empty() {
             t.blank_rows += 1;
             continue;
         }
@@ -600,8 +601,32 @@ fn parse_text<R: Read>(
             }
             let before = t.data.len();
             t.starts.push(before as u32);
+            // The common case, a row of valid UTF-8 without NUL, checked once for the whole
+            // record (the fields are back to back in it: fields past `ncols` are empty); else
+            // field by field, to say which field is wrong.
+            let whole = rec.as_slice();
+            let mut fast = false;
+            if let Ok(text) = std::str::from_utf8(whole) {
+                if !whole.contains(&0) {
+                    fast = true;
+                    for c in 0..ncols {
+                        match rec.range(c).and_then(|r| text.get(r)) {
+                            Some(f) => {
+                                t.data.push_str(f);
+                                t.data.push('\0');
+                            }
+                            // A field boundary inside a character: the field loop says where.
+                            None => {
+                                fast = false;
+                                t.data.truncate(before);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
             let mut ok = true;
-            for (c, f) in rec.iter().take(ncols).enumerate() {
+            for (c, f) in rec.iter().take(if fast { 0 } else { ncols }).enumerate() {
                 match std::str::from_utf8(f) {
                     Ok(s) => {
                         if s.contains('\0') {
