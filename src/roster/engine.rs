@@ -1003,6 +1003,15 @@ fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
             } else {
                 raw
             };
+            // The common identifier: printable ASCII without spaces, not too long. It is not
+            // empty, valid and canonical, so the checks below would find nothing.
+            if def.kind == crate::roster::schema::Kind::Id
+                && !v.is_empty()
+                && v.len() <= values::MAX_ID_BYTES
+                && v.bytes().all(|b| (0x21..0x7f).contains(&b))
+            {
+                continue;
+            }
             if v.trim().is_empty() {
                 if required {
                     let what = if is_meta {
