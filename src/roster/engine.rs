@@ -404,7 +404,7 @@ struct Slot {
 }
 
 impl Slot {
-    const INLINE: usize = 23;
+    const INLINE: usize = 11;
     fn new(key: &str, row: u32) -> Slot {
         let mut s = Slot {
             key: [0; Slot::INLINE],
