@@ -200,8 +200,8 @@ impl Table {
         }
         self.rows += 1;
     }
-    /// Row `row`'s fields, NUL-separated.
-    fn row_text(&self, row: usize) -> &str {
+    /// Row `row`'s fields, each but the last followed by a NUL.
+    pub fn row_text(&self, row: usize) -> &str {
         let start = self.starts[row] as usize;
         let end = match self.starts.get(row + 1) {
             Some(&next) => next as usize - 1,
@@ -545,7 +545,8 @@ fn parse_text<R: Read>(
             }
         }
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        if rec.iter().all(|f| f.is_empty()) {
+        // Every field empty (the fields are back to back in the record's bytes).
+        if rec.as_slice().is_empty() {
             t.blank_rows += 1;
             continue;
         }
@@ -600,8 +601,32 @@ fn parse_text<R: Read>(
             }
             let before = t.data.len();
             t.starts.push(before as u32);
+            // The common case, a row of valid UTF-8 without NUL, checked once for the whole
+            // record (the fields are back to back in it: fields past `ncols` are empty); else
+            // field by field, to say which field is wrong.
+            let whole = rec.as_slice();
+            let mut fast = false;
+            if let Ok(text) = std::str::from_utf8(whole) {
+                if !whole.contains(&0) {
+                    fast = true;
+                    for c in 0..ncols {
+                        match rec.range(c).and_then(|r| text.get(r)) {
+                            Some(f) => {
+                                t.data.push_str(f);
+                                t.data.push('\0');
+                            }
+                            // A field boundary inside a character: the field loop says where.
+                            None => {
+                                fast = false;
+                                t.data.truncate(before);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
             let mut ok = true;
-            for (c, f) in rec.iter().take(ncols).enumerate() {
+            for (c, f) in rec.iter().take(if fast { 0 } else { ncols }).enumerate() {
                 match std::str::from_utf8(f) {
                     Ok(s) => {
                         if s.contains('\0') {
@@ -885,24 +910,86 @@ impl<R: Read> Read for LfReader<R> {
 }
 
 /// Writes CSV rows in a given dialect.
+///
+/// Made by [`CsvWriter::new`], every piece of a row (a field, a separator, a quote, the line
+/// end) is one `write_all` to the output: give it a buffered one. Made by
+/// [`CsvWriter::buffered`], it buffers itself exactly as a `std::io::BufWriter` of that capacity
+/// in front of the output would (the output sees the same `write_all` calls, chunk for chunk),
+/// and rows stored in a [`Table`] are copied in one pass ([`CsvWriter::write_stored_row`]); call
+/// [`CsvWriter::finish`] to write what is still buffered.
 pub struct CsvWriter<W: Write> {
     out: W,
     dialect: Dialect,
     /// The header row is still to come: it quotes both possible separators, because the
     /// separator is sniffed from the header when the file is read again.
     header: bool,
+    /// What each byte is in a stored row (see [`CsvWriter::write_stored_row`]).
+    class: [u8; 256],
+    /// Capacity of the buffer (0: none, every piece is written as it comes).
+    cap: usize,
+    buf: Vec<u8>,
 }
 
+/// [`CsvWriter::class`]: a byte copied as is, a stored row's field separator (NUL), a byte that
+/// makes its field quoted in a data row (the separator, `"`, CR, LF and, with backslash escapes,
+/// `\`; the header also quotes both possible separators, so it never takes the copy).
+const PLAIN: u8 = 0;
+const SEP: u8 = 1;
+const QUOTED: u8 = 2;
+
 impl<W: Write> CsvWriter<W> {
-    pub fn new(mut out: W, dialect: Dialect) -> std::io::Result<Self> {
-        if dialect.bom {
-            out.write_all(b"\xEF\xBB\xBF")?;
+    pub fn new(out: W, dialect: Dialect) -> std::io::Result<Self> {
+        Self::buffered(out, dialect, 0)
+    }
+
+    /// A writer with a buffer of `cap` bytes (see the type's documentation).
+    pub fn buffered(out: W, dialect: Dialect, cap: usize) -> std::io::Result<Self> {
+        let mut class = [PLAIN; 256];
+        class[0] = SEP;
+        for b in [dialect.delimiter, b'"', b'\n', b'\r'] {
+            class[b as usize] = QUOTED;
         }
-        Ok(CsvWriter {
+        if dialect.backslash_escapes {
+            class[b'\\' as usize] = QUOTED;
+        }
+        let mut w = CsvWriter {
             out,
             dialect,
             header: true,
-        })
+            class,
+            cap,
+            buf: Vec::with_capacity(cap),
+        };
+        if dialect.bom {
+            w.put(b"\xEF\xBB\xBF")?;
+        }
+        Ok(w)
+    }
+
+    /// One piece of output, as `BufWriter::write_all` takes it: the buffer goes out first when
+    /// the piece does not fit, and a piece as big as the buffer goes straight out.
+    fn put(&mut self, piece: &[u8]) -> std::io::Result<()> {
+        if self.cap == 0 {
+            return self.out.write_all(piece);
+        }
+        if self.buf.len() + piece.len() > self.cap && !self.buf.is_empty() {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        if piece.len() >= self.cap {
+            self.out.write_all(piece)
+        } else {
+            self.buf.extend_from_slice(piece);
+            Ok(())
+        }
+    }
+
+    fn line_end(&self) -> &'static [u8] {
+        if self.dialect.crlf {
+            b"\r\n"
+        } else {
+            b"\n"
+        }
     }
 
     pub fn write_row<'a, I: IntoIterator<Item = &'a str>>(
@@ -911,13 +998,40 @@ impl<W: Write> CsvWriter<W> {
     ) -> std::io::Result<()> {
         for (i, f) in fields.into_iter().enumerate() {
             if i > 0 {
-                self.out.write_all(&[self.dialect.delimiter])?;
+                self.put(&[self.dialect.delimiter])?;
             }
             self.write_field(f)?;
         }
         self.header = false;
-        self.out
-            .write_all(if self.dialect.crlf { b"\r\n" } else { b"\n" })
+        self.put(self.line_end())
+    }
+
+    /// Writes a row as a [`Table`] stores it (its fields separated by NUL): the same bytes, in
+    /// the same chunks, as [`CsvWriter::write_row`] of its fields. With a buffer, a row that
+    /// needs no quotes and fits in what is left of the buffer is copied in one pass.
+    pub fn write_stored_row(&mut self, text: &str) -> std::io::Result<()> {
+        let end = self.line_end();
+        if self.header || self.cap == 0 || self.buf.len() + text.len() + end.len() > self.cap {
+            return self.write_row(text.split('\0'));
+        }
+        let start = self.buf.len();
+        let (d, class) = (self.dialect.delimiter, &self.class);
+        let mut seen = PLAIN;
+        self.buf.extend(text.bytes().map(|b| {
+            let c = class[b as usize];
+            seen |= c;
+            if c == SEP {
+                d
+            } else {
+                b
+            }
+        }));
+        if seen & QUOTED != 0 {
+            self.buf.truncate(start);
+            return self.write_row(text.split('\0'));
+        }
+        self.buf.extend_from_slice(end);
+        Ok(())
     }
 
     fn write_field(&mut self, f: &str) -> std::io::Result<()> {
@@ -933,9 +1047,9 @@ impl<W: Write> CsvWriter<W> {
                 || (bs && b == b'\\')
         });
         if !needs {
-            return self.out.write_all(f.as_bytes());
+            return self.put(f.as_bytes());
         }
-        self.out.write_all(b"\"")?;
+        self.put(b"\"")?;
         let mut start = 0;
         let bytes = f.as_bytes();
         for (i, &b) in bytes.iter().enumerate() {
@@ -946,16 +1060,30 @@ impl<W: Write> CsvWriter<W> {
                 _ => None,
             };
             if let Some(e) = esc {
-                self.out.write_all(&bytes[start..i])?;
-                self.out.write_all(e)?;
+                self.put(&bytes[start..i])?;
+                self.put(e)?;
                 start = i + 1;
             }
         }
-        self.out.write_all(&bytes[start..])?;
-        self.out.write_all(b"\"")
+        self.put(&bytes[start..])?;
+        self.put(b"\"")
     }
 
+    /// Writes what is still buffered and returns the output (not flushed).
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if !self.buf.is_empty() {
+            self.out.write_all(&self.buf)?;
+        }
+        Ok(self.out)
+    }
+
+    /// The output of a writer made by [`CsvWriter::new`] (one made by
+    /// [`CsvWriter::buffered`] needs [`CsvWriter::finish`]).
     pub fn into_inner(self) -> W {
+        debug_assert!(
+            self.buf.is_empty(),
+            "CsvWriter::into_inner with buffered output"
+        );
         self.out
     }
 }

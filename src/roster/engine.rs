@@ -239,7 +239,11 @@ impl Work {
 
     /// The first kept row with primary key `id`, if any.
     pub fn find(&self, id: &str) -> Option<usize> {
-        let h = self.hasher.hash_one(id);
+        self.find_hashed(self.hasher.hash_one(id), id)
+    }
+
+    /// [`Work::find`] of an id whose hash ([`Work::hash`]) is known.
+    fn find_hashed(&self, h: u64, id: &str) -> Option<usize> {
         if !self.lookup.is_empty() {
             return self
                 .lookup
@@ -249,6 +253,11 @@ impl Work {
         self.index
             .find(h, |&r| self.id(r as usize) == id)
             .map(|&r| r as usize)
+    }
+
+    /// The hash of `id` in this table's indexes.
+    fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
     }
 
     /// A row that was already dropped when the table was indexed, with primary key `id`.
@@ -298,23 +307,32 @@ impl Work {
             }
         };
         let mut gone: HashTable<u32> = HashTable::new();
-        for row in 0..table.len() {
-            if self.fate[row].is_some() {
-                let k = id(row as u32);
-                let h = hasher.hash_one(k);
-                if let hashbrown::hash_table::Entry::Vacant(e) =
-                    gone.entry(h, |&r| id(r) == k, |&r| hasher.hash_one(id(r)))
-                {
-                    e.insert(row as u32);
+        // Keys are read and hashed a block of rows at a time, then inserted in a tight loop,
+        // so that the index's cache misses overlap.
+        let mut block: Vec<(&str, u64)> = Vec::with_capacity(INDEX_BLOCK);
+        for first in (0..table.len()).step_by(INDEX_BLOCK) {
+            let rows = first..(first + INDEX_BLOCK).min(table.len());
+            block.clear();
+            block.extend(rows.clone().map(|r| {
+                let k = id(r as u32);
+                (k, hasher.hash_one(k))
+            }));
+            for (row, &(k, h)) in rows.zip(&block) {
+                if self.fate[row].is_some() {
+                    if let hashbrown::hash_table::Entry::Vacant(e) =
+                        gone.entry(h, |&r| id(r) == k, |&r| hasher.hash_one(id(r)))
+                    {
+                        e.insert(row as u32);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let k = id(row as u32);
-            let h = hasher.hash_one(k);
-            match index.entry(h, |&r| id(r) == k, |&r| hasher.hash_one(id(r))) {
-                hashbrown::hash_table::Entry::Occupied(e) => dups.push((row, *e.get() as usize)),
-                hashbrown::hash_table::Entry::Vacant(e) => {
-                    e.insert(row as u32);
+                match index.entry(h, |&r| id(r) == k, |&r| hasher.hash_one(id(r))) {
+                    hashbrown::hash_table::Entry::Occupied(e) => {
+                        dups.push((row, *e.get() as usize))
+                    }
+                    hashbrown::hash_table::Entry::Vacant(e) => {
+                        e.insert(row as u32);
+                    }
                 }
             }
         }
@@ -336,16 +354,24 @@ impl Work {
     }
 
     /// Writes the table with its original header, column order and dialect, minus dropped
-    /// rows and with cleared fields empty.
+    /// rows and with cleared fields empty, to `out` in the chunks a `BufWriter` of
+    /// [`WRITE_CHUNK`] bytes would hand it. Rows without a cleared or rewritten field are
+    /// copied from the table's text in one pass when none of their fields needs quotes.
     pub fn write_csv<W: Write>(&self, out: W) -> std::io::Result<()> {
-        let mut w = CsvWriter::new(out, self.table.dialect)?;
+        let mut w = CsvWriter::buffered(out, self.table.dialect, WRITE_CHUNK)?;
         w.write_row(self.table.header.iter().map(String::as_str))?;
+        // Rows with an override, in order.
+        let mut touched: Vec<u32> = self.overrides.keys().map(|&(r, _)| r).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let mut next = touched.iter().peekable();
         for row in 0..self.table.len() {
+            let over = next.next_if(|&&r| r as usize == row).is_some();
             if self.fate[row].is_some() {
                 continue;
             }
-            if self.overrides.is_empty() {
-                w.write_row(self.table.fields(row))?;
+            if !over {
+                w.write_stored_row(self.table.row_text(row))?;
             } else {
                 w.write_row(
                     self.table
@@ -355,9 +381,18 @@ impl Work {
                 )?;
             }
         }
+        w.finish()?;
         Ok(())
     }
 }
+
+/// The chunks [`Work::write_csv`] writes in. modified.zip's deflate (zlib-rs) ends its blocks
+/// where its input chunks end, so its bytes depend on them: these are the chunks of the
+/// 256 KiB `BufWriter` that fed it before the writer buffered itself.
+pub const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Rows [`Work::build_index`] reads and hashes ahead of inserting them.
+const INDEX_BLOCK: usize = 64;
 
 /// An index slot: the row and, when it fits, the key itself.
 #[derive(Debug, Clone, Copy)]
@@ -369,7 +404,7 @@ struct Slot {
 }
 
 impl Slot {
-    const INLINE: usize = 23;
+    const INLINE: usize = 11;
     fn new(key: &str, row: u32) -> Slot {
         let mut s = Slot {
             key: [0; Slot::INLINE],
@@ -968,6 +1003,15 @@ fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
             } else {
                 raw
             };
+            // The common identifier: printable ASCII without spaces, not too long. It is not
+            // empty, valid and canonical, so the checks below would find nothing.
+            if def.kind == crate::roster::schema::Kind::Id
+                && !v.is_empty()
+                && v.len() <= values::MAX_ID_BYTES
+                && v.bytes().all(|b| (0x21..0x7f).contains(&b))
+            {
+                continue;
+            }
             if v.trim().is_empty() {
                 if required {
                     let what = if is_meta {
@@ -1274,8 +1318,18 @@ fn lookup(
     let Some(ti) = target else {
         return from_ext();
     };
-    let t = &tables[ti];
-    match t.find(id) {
+    lookup_found(ext, &tables[ti], fk, id, tables[ti].find(id))
+}
+
+/// [`lookup`] in a target table, given what [`Work::find`] says of `id` there.
+fn lookup_found(
+    ext: &dyn External,
+    t: &Work,
+    fk: &ForeignKey,
+    id: &str,
+    found: Option<usize>,
+) -> Lookup {
+    match found {
         Some(row) if t.is_deletion(row) => {
             if t.mode == Mode::Delta {
                 Lookup::Missing(
@@ -1421,6 +1475,10 @@ fn check_fk_rows(
         .filter(|&c| s.cols[c].def.as_ref().is_some_and(|d| d.name == fk.column))
         .collect();
     let mut out = Vec::new();
+    if let (false, Some(ti)) = (fk.list, target) {
+        check_refs_batched(ext, s, &tables[ti], fk, &cols, rows, &mut out, unknown);
+        return out;
+    }
     for row in rows {
         if s.fate[row].is_some() || s.is_deletion(row) {
             continue;
@@ -1496,6 +1554,84 @@ fn check_fk_rows(
         }
     }
     out
+}
+
+/// How many references [`check_refs_batched`] looks up together.
+const REF_BATCH: usize = 64;
+
+/// [`check_fk_rows`] of a single-valued foreign key into a table of the bundle, the same patches
+/// in the same order: the references of a few rows are gathered and hashed first, then looked
+/// up one after the other in a tight loop, so that the index probes (cache misses, the index of
+/// a big table being larger than the caches) overlap instead of waiting on each other.
+#[allow(clippy::too_many_arguments)]
+fn check_refs_batched(
+    ext: &dyn External,
+    s: &Work,
+    t: &Work,
+    fk: &ForeignKey,
+    cols: &[usize],
+    rows: std::ops::Range<usize>,
+    out: &mut Vec<Patch>,
+    unknown: &mut usize,
+) {
+    // (row, column, trimmed value), the value's hash, and what `find` says of it.
+    let mut refs: Vec<(usize, usize, &str)> = Vec::with_capacity(REF_BATCH + cols.len());
+    let mut hashes: Vec<u64> = Vec::with_capacity(REF_BATCH + cols.len());
+    let mut found: Vec<Option<usize>> = Vec::with_capacity(REF_BATCH + cols.len());
+    let mut row = rows.start;
+    while row < rows.end {
+        refs.clear();
+        while row < rows.end && refs.len() < REF_BATCH {
+            if s.fate[row].is_none() && !s.is_deletion(row) {
+                for &col in cols {
+                    let v = s.value(row, col).trim();
+                    if !v.is_empty() {
+                        refs.push((row, col, v));
+                    }
+                }
+            }
+            row += 1;
+        }
+        hashes.clear();
+        hashes.extend(refs.iter().map(|r| t.hash(r.2)));
+        found.clear();
+        found.extend(
+            refs.iter()
+                .zip(&hashes)
+                .map(|(r, &h)| t.find_hashed(h, r.2)),
+        );
+        // A dropped row's later references are not looked at, as in the unbatched loop.
+        let mut dropped = None;
+        for (&(row, col, v), &hit) in refs.iter().zip(&found) {
+            if dropped == Some(row) {
+                continue;
+            }
+            let required = s.cols[col].def.as_ref().is_some_and(|d| d.required);
+            let on_missing = if required {
+                fk.on_missing
+            } else {
+                OnMissing::ClearField
+            };
+            match lookup_found(ext, t, fk, v, hit) {
+                Lookup::Found => {}
+                Lookup::Unknown => *unknown += 1,
+                Lookup::Missing(rule, why) => match on_missing {
+                    OnMissing::DropRow => {
+                        out.push(Patch::Drop(row, rule, why));
+                        dropped = Some(row);
+                    }
+                    OnMissing::ClearField => out.push(Patch::Set {
+                        row,
+                        col,
+                        new: String::new(),
+                        rule,
+                        removed: v.to_string(),
+                        detail: why,
+                    }),
+                },
+            }
+        }
+    }
 }
 
 /// Referential integrity to a fixpoint: re-checks a foreign key only when its target table

@@ -16,9 +16,14 @@ const EXAMPLES: usize = 5;
 
 /// Writes `patch-summary.csv`, `summary.txt`, `modified/` and `modified.zip` into `dir`.
 pub fn write_all(outcome: &Outcome, dir: &Path) -> std::io::Result<()> {
+    let started = std::time::Instant::now();
     fs::create_dir_all(dir)?;
     write_patch_summary(outcome, &dir.join("patch-summary.csv"))?;
     fs::write(dir.join("summary.txt"), summary_text(outcome))?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "patch summary and summary"
+    );
     // A bundle with a file that could not be read has no modified bundle: it would lack
     // that file. (Its other files' findings are still in patch-summary.csv.)
     if !outcome.tables.is_empty() && outcome.errors.is_empty() {
@@ -58,10 +63,17 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
     let n = outcome.tables.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(outcome.tables[i].table.len()));
-    let results = crate::roster::par::parallel_map(&outcome.tables, &order, |w| write_one(w, dir));
+    let started = std::time::Instant::now();
+    let results = crate::roster::par::parallel_map(&outcome.tables, &order, |w| {
+        let t = std::time::Instant::now();
+        let r = write_one(w, dir);
+        tracing::debug!(file = %w.table.file, ms = t.elapsed().as_millis() as u64, "modified file");
+        r
+    });
     let parts: Vec<Vec<u8>> = results.into_iter().collect::<std::io::Result<_>>()?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "modified files");
     let zf = fs::File::create(zip_path)?;
-    let mut zip = zip::ZipWriter::new(BufWriter::new(zf));
+    let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, zf));
     for (name, bytes) in &outcome.passthrough {
         let name = safe_name(name);
         fs::write(dir.join(&name), bytes)?;
@@ -76,7 +88,9 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
         zip.raw_copy_file(entry)?;
     }
     let mut inner = zip.finish()?;
-    inner.flush()
+    inner.flush()?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "modified.zip");
+    Ok(())
 }
 
 /// Writes one modified CSV to `dir` and returns a one-entry zip of it, built while writing.
@@ -101,8 +115,10 @@ fn write_one(w: &crate::roster::engine::Work, dir: &Path) -> std::io::Result<Vec
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     zip.start_file(name.to_string_lossy(), opts)?;
     {
-        let file = BufWriter::with_capacity(256 * 1024, fs::File::create(dir.join(&name))?);
-        let mut tee = Tee(file, BufWriter::with_capacity(256 * 1024, &mut zip));
+        // `write_csv` writes in chunks of `WRITE_CHUNK`; the zip's flush at the end (a sync
+        // flush of the deflate stream) is as it always was.
+        let file = fs::File::create(dir.join(&name))?;
+        let mut tee = Tee(file, &mut zip);
         w.write_csv(&mut tee)?;
         tee.flush()?;
     }

@@ -162,7 +162,9 @@ pub fn parse_datetime(s: &str) -> Option<Date> {
 /// A pragmatic address check: one `@`, a non-empty local part, a dotted domain, no spaces or
 /// control characters, at most 254 bytes.
 pub fn is_email(s: &str) -> bool {
-    if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Printable ASCII without spaces (nearly always): no white space or control character.
+    let graphic = s.bytes().all(|b| (0x21..0x7f).contains(&b));
+    if s.len() > 254 || (!graphic && s.chars().any(|c| c.is_whitespace() || c.is_control())) {
         return false;
     }
     let Some((local, domain)) = s.split_once('@') else {
@@ -175,9 +177,20 @@ pub fn is_email(s: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains("..")
-        && domain
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        && if domain.is_ascii() {
+            domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        } else {
+            domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        }
+}
+
+/// Whether `v` has a control character (Unicode `Cc`); a byte test when it is printable ASCII.
+fn has_control(v: &str) -> bool {
+    !v.bytes().all(|b| (0x20..0x7f).contains(&b)) && v.chars().any(char::is_control)
 }
 
 fn is_ext_token(s: &str) -> bool {
@@ -200,7 +213,7 @@ pub fn check(kind: Kind, v: &str) -> Result<(), String> {
         Kind::Id => {
             if v.trim().is_empty() {
                 Err("blank identifier".into())
-            } else if v.chars().any(char::is_control) {
+            } else if has_control(v) {
                 Err("control character in identifier".into())
             } else {
                 Ok(())
