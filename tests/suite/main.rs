@@ -7,6 +7,7 @@ mod check_bundles;
 mod check_cli;
 mod check_edges;
 mod check_filters;
+mod check_golden;
 mod check_hostile;
 mod check_malformed;
 mod check_roundtrip;
