@@ -1,0 +1,397 @@
+//! Referential integrity: every foreign key looked up in the bundle (and the store, for a
+//! delta), its patch applied, to a fixpoint.
+
+use super::*;
+
+/// Outcome of looking up one reference.
+pub(super) enum Lookup {
+    Found,
+    /// Not there; the rule to report (the FK's, or `filtered` when the target was filtered).
+    Missing(Rule, String),
+    Unknown,
+}
+
+pub(super) fn lookup(
+    ext: &dyn External,
+    tables: &[Work],
+    target: Option<usize>,
+    fk: &ForeignKey,
+    id: &str,
+) -> Lookup {
+    let from_ext = || match ext.has_id(fk.target, id) {
+        Some(true) => Lookup::Found,
+        Some(false) => Lookup::Missing(
+            fk.rule,
+            format!(
+                "`{id}` is in neither {}.csv nor the stored roster",
+                fk.target
+            ),
+        ),
+        None => Lookup::Unknown,
+    };
+    let Some(ti) = target else {
+        return from_ext();
+    };
+    lookup_found(ext, &tables[ti], fk, id, tables[ti].find(id))
+}
+
+/// [`lookup`] in a target table, given what [`Work::find`] says of `id` there.
+pub(super) fn lookup_found(
+    ext: &dyn External,
+    t: &Work,
+    fk: &ForeignKey,
+    id: &str,
+    found: Option<usize>,
+) -> Lookup {
+    match found {
+        Some(row) if t.is_deletion(row) => {
+            if t.mode == Mode::Delta {
+                Lookup::Missing(
+                    fk.rule,
+                    format!(
+                        "{} `{id}` is marked tobedeleted in {}",
+                        fk.target, t.table.file
+                    ),
+                )
+            } else {
+                Lookup::Found
+            }
+        }
+        Some(row) => match t.fate[row] {
+            None => Lookup::Found,
+            Some(Rule::Filtered) => Lookup::Missing(
+                Rule::Filtered,
+                format!(
+                    "{} `{id}` ({} line {}) is filtered out",
+                    fk.target,
+                    t.table.file,
+                    t.line(row)
+                ),
+            ),
+            Some(_) => Lookup::Missing(
+                fk.rule,
+                format!(
+                    "`{id}` ({} line {}) was dropped: {}",
+                    t.table.file,
+                    t.line(row),
+                    t.cause(row)
+                ),
+            ),
+        },
+        // A delta row dropped in this bundle leaves the stored record as it was.
+        None if t.mode == Mode::Delta && ext.has_id(fk.target, id) == Some(true) => Lookup::Found,
+        None => match t.find_gone(id) {
+            Some(row) if t.fate[row] == Some(Rule::Filtered) => Lookup::Missing(
+                Rule::Filtered,
+                format!(
+                    "{} `{id}` ({} line {}) is filtered out",
+                    fk.target,
+                    t.table.file,
+                    t.line(row)
+                ),
+            ),
+            Some(row) => Lookup::Missing(
+                fk.rule,
+                format!(
+                    "`{id}` ({} line {}) was dropped: {}",
+                    t.table.file,
+                    t.line(row),
+                    t.cause(row)
+                ),
+            ),
+            None => lookup_absent(ext, t, fk, id),
+        },
+    }
+}
+
+/// A reference to an id that was never in the target file: asked of the store when the file
+/// is a delta.
+pub(super) fn lookup_absent(ext: &dyn External, t: &Work, fk: &ForeignKey, id: &str) -> Lookup {
+    match t.mode {
+        Mode::Delta => match ext.has_id(fk.target, id) {
+            Some(true) => Lookup::Found,
+            Some(false) => Lookup::Missing(
+                fk.rule,
+                format!(
+                    "`{id}` is in neither {}.csv nor the stored roster",
+                    fk.target
+                ),
+            ),
+            None => Lookup::Unknown,
+        },
+        Mode::Bulk => Lookup::Missing(fk.rule, format!("`{id}` is not in {}", t.table.file)),
+    }
+}
+
+/// A broken reference found by a read-only pass, applied afterwards.
+pub(super) enum Patch {
+    Drop(usize, Rule, String),
+    Set {
+        row: usize,
+        col: usize,
+        new: String,
+        rule: Rule,
+        removed: String,
+        detail: String,
+    },
+}
+
+/// Checks one foreign key over its table without changing anything.
+pub(super) fn check_fk(
+    ext: &dyn External,
+    tables: &[Work],
+    si: usize,
+    target: Option<usize>,
+    fk: &ForeignKey,
+    unknown: &mut usize,
+) -> Vec<Patch> {
+    let n = tables[si].table.len();
+    let workers = std::thread::available_parallelism().map_or(1, |p| p.get());
+    if n < 100_000 || workers < 2 {
+        return check_fk_rows(ext, tables, si, target, fk, 0..n, unknown);
+    }
+    let chunk = n.div_ceil(workers);
+    let parts: Vec<(Vec<Patch>, usize)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..workers)
+            .map(|k| {
+                let rows = (k * chunk).min(n)..((k + 1) * chunk).min(n);
+                sc.spawn(move || {
+                    let mut u = 0;
+                    let p = check_fk_rows(ext, tables, si, target, fk, rows, &mut u);
+                    (p, u)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut out = Vec::new();
+    for (mut p, u) in parts {
+        out.append(&mut p);
+        *unknown += u;
+    }
+    out
+}
+
+pub(super) fn check_fk_rows(
+    ext: &dyn External,
+    tables: &[Work],
+    si: usize,
+    target: Option<usize>,
+    fk: &ForeignKey,
+    rows: std::ops::Range<usize>,
+    unknown: &mut usize,
+) -> Vec<Patch> {
+    let s = &tables[si];
+    let cols: Vec<usize> = (0..s.cols.len())
+        .filter(|&c| s.cols[c].def.as_ref().is_some_and(|d| d.name == fk.column))
+        .collect();
+    let mut out = Vec::new();
+    if let (false, Some(ti)) = (fk.list, target) {
+        check_refs_batched(ext, s, &tables[ti], fk, &cols, rows, &mut out, unknown);
+        return out;
+    }
+    for row in rows {
+        if s.fate[row].is_some() || s.is_deletion(row) {
+            continue;
+        }
+        for &col in &cols {
+            let v = s.value(row, col);
+            if v.trim().is_empty() {
+                continue;
+            }
+            // A broken reference in an optional field (such as Apple's location_id_2) is
+            // cleared; only a required one costs the row.
+            let required = s.cols[col].def.as_ref().is_some_and(|d| d.required);
+            let on_missing = if required {
+                fk.on_missing
+            } else {
+                OnMissing::ClearField
+            };
+            if !fk.list {
+                match lookup(ext, tables, target, fk, v.trim()) {
+                    Lookup::Found => {}
+                    Lookup::Unknown => *unknown += 1,
+                    Lookup::Missing(rule, why) => match on_missing {
+                        OnMissing::DropRow => {
+                            out.push(Patch::Drop(row, rule, why));
+                            break;
+                        }
+                        OnMissing::ClearField => out.push(Patch::Set {
+                            row,
+                            col,
+                            new: String::new(),
+                            rule,
+                            removed: v.trim().to_string(),
+                            detail: why,
+                        }),
+                    },
+                }
+                continue;
+            }
+            let mut kept: Vec<&str> = Vec::new();
+            let mut gone: Vec<(Rule, &str, String)> = Vec::new();
+            for item in list_items(v) {
+                match lookup(ext, tables, target, fk, item) {
+                    Lookup::Found => kept.push(item),
+                    Lookup::Unknown => {
+                        *unknown += 1;
+                        kept.push(item)
+                    }
+                    Lookup::Missing(rule, why) => gone.push((rule, item, why)),
+                }
+            }
+            if gone.is_empty() {
+                continue;
+            }
+            if kept.is_empty() && on_missing == OnMissing::DropRow {
+                let more = if gone.len() > 1 {
+                    format!(" (and {} more)", gone.len() - 1)
+                } else {
+                    String::new()
+                };
+                let (rule, _, why) = gone.swap_remove(0);
+                out.push(Patch::Drop(row, rule, why + &more));
+                break;
+            }
+            let whys: Vec<&str> = gone.iter().map(|g| g.2.as_str()).collect();
+            out.push(Patch::Set {
+                row,
+                col,
+                new: kept.join(","),
+                rule: gone[0].0,
+                removed: gone.iter().map(|g| g.1).collect::<Vec<_>>().join(","),
+                detail: format!("removed from the list: {}", whys.join("; ")),
+            });
+        }
+    }
+    out
+}
+
+/// How many references [`check_refs_batched`] looks up together.
+pub(super) const REF_BATCH: usize = 64;
+
+/// [`check_fk_rows`] of a single-valued foreign key into a table of the bundle, the same patches
+/// in the same order: the references of a few rows are gathered and hashed first, then looked
+/// up one after the other in a tight loop, so that the index probes (cache misses, the index of
+/// a big table being larger than the caches) overlap instead of waiting on each other.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn check_refs_batched(
+    ext: &dyn External,
+    s: &Work,
+    t: &Work,
+    fk: &ForeignKey,
+    cols: &[usize],
+    rows: std::ops::Range<usize>,
+    out: &mut Vec<Patch>,
+    unknown: &mut usize,
+) {
+    // (row, column, trimmed value), the value's hash, and what `find` says of it.
+    let mut refs: Vec<(usize, usize, &str)> = Vec::with_capacity(REF_BATCH + cols.len());
+    let mut hashes: Vec<u64> = Vec::with_capacity(REF_BATCH + cols.len());
+    let mut found: Vec<Option<usize>> = Vec::with_capacity(REF_BATCH + cols.len());
+    let mut row = rows.start;
+    while row < rows.end {
+        refs.clear();
+        while row < rows.end && refs.len() < REF_BATCH {
+            if s.fate[row].is_none() && !s.is_deletion(row) {
+                for &col in cols {
+                    let v = s.value(row, col).trim();
+                    if !v.is_empty() {
+                        refs.push((row, col, v));
+                    }
+                }
+            }
+            row += 1;
+        }
+        hashes.clear();
+        hashes.extend(refs.iter().map(|r| t.hash(r.2)));
+        found.clear();
+        found.extend(
+            refs.iter()
+                .zip(&hashes)
+                .map(|(r, &h)| t.find_hashed(h, r.2)),
+        );
+        // A dropped row's later references are not looked at, as in the unbatched loop.
+        let mut dropped = None;
+        for (&(row, col, v), &hit) in refs.iter().zip(&found) {
+            if dropped == Some(row) {
+                continue;
+            }
+            let required = s.cols[col].def.as_ref().is_some_and(|d| d.required);
+            let on_missing = if required {
+                fk.on_missing
+            } else {
+                OnMissing::ClearField
+            };
+            match lookup_found(ext, t, fk, v, hit) {
+                Lookup::Found => {}
+                Lookup::Unknown => *unknown += 1,
+                Lookup::Missing(rule, why) => match on_missing {
+                    OnMissing::DropRow => {
+                        out.push(Patch::Drop(row, rule, why));
+                        dropped = Some(row);
+                    }
+                    OnMissing::ClearField => out.push(Patch::Set {
+                        row,
+                        col,
+                        new: String::new(),
+                        rule,
+                        removed: v.to_string(),
+                        detail: why,
+                    }),
+                },
+            }
+        }
+    }
+}
+
+/// Referential integrity to a fixpoint: re-checks a foreign key only when its target table
+/// lost rows since the last check.
+pub(super) fn integrity(ctx: &mut Ctx, tables: &mut [Work]) {
+    let fks: Vec<ForeignKey> = ctx.schema.foreign_keys.clone();
+    loop {
+        let mut progress = false;
+        for (k, fk) in fks.iter().enumerate() {
+            let Some(si) = pos(tables, fk.table) else {
+                continue;
+            };
+            let target = pos(tables, fk.target);
+            let epoch = target.map(|t| tables[t].epoch).unwrap_or(0);
+            if ctx.checked[k] == Some(epoch) {
+                continue;
+            }
+            ctx.checked[k] = Some(epoch);
+            progress = true;
+            let mut unknown = 0usize;
+            let patches = check_fk(ctx.ext, tables, si, target, fk, &mut unknown);
+            let w = &mut tables[si];
+            for p in patches {
+                match p {
+                    Patch::Drop(row, rule, why) => drop_row(ctx, w, row, rule, fk.column, why),
+                    Patch::Set {
+                        row,
+                        col,
+                        new,
+                        rule,
+                        removed,
+                        detail,
+                    } => set_field(ctx, w, row, col, new, rule, &removed, detail),
+                }
+            }
+            if unknown > 0 && !ctx.noted[k] {
+                ctx.noted[k] = true;
+                ctx.notes.push(format!(
+                    "{unknown} reference(s) in {}.{} to {} were not checked: that file is \
+                     delta or absent and no stored roster was available",
+                    fk.table, fk.column, fk.target
+                ));
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Per table, before the tables meet: status first, then every field checked and normalised,
+//! duplicate ids, the primary-key index.
+
+use super::*;
+
+/// OneRoster `status`: canonical, or an unambiguous spelling of it (1.0's `inactive` is
+/// 1.1's `tobedeleted`). `None`: not a status.
+pub(super) fn read_status(v: &str) -> Option<(&'static str, &'static str)> {
+    let t = v.trim();
+    if t.eq_ignore_ascii_case("active") {
+        Some(("active", "value written in another case"))
+    } else if t.eq_ignore_ascii_case("tobedeleted") {
+        Some(("tobedeleted", "value written in another case"))
+    } else if t.eq_ignore_ascii_case("inactive") {
+        Some((
+            "tobedeleted",
+            "OneRoster 1.0's `inactive` is `tobedeleted` in 1.1 and 1.2",
+        ))
+    } else {
+        None
+    }
+}
+
+/// Normalises `status` before anything else (it decides which rows are deletions) and works out
+/// the deletions.
+pub(super) fn read_statuses(ctx: &mut Ctx, w: &mut Work) {
+    let Some(sc) = w.status else {
+        return;
+    };
+    let n = w.table.len();
+    // Flags for every row, made only once a file has a deletion (most bulk files have none).
+    let mut deletions: Vec<bool> = Vec::new();
+    for row in 0..n {
+        let v = w.table.field(row, sc);
+        let canon = match v {
+            "active" | "tobedeleted" | "" => v,
+            _ if !ctx.settings.normalize => v,
+            _ => match read_status(v) {
+                Some((c, why)) => {
+                    fix_field(ctx, w, row, sc, c.to_string(), why);
+                    c
+                }
+                // Invalid: the field checks drop the row.
+                None => v,
+            },
+        };
+        if canon == "tobedeleted" {
+            if deletions.is_empty() {
+                deletions = vec![false; n];
+            }
+            deletions[row] = true;
+        }
+    }
+    w.deletions = deletions;
+}
+
+pub(super) fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
+    let delta = w.mode == Mode::Delta;
+    let dlm = w.col("dateLastModified");
+    let (normalize, order) = (ctx.settings.normalize, ctx.settings.date_order);
+    let apple = ctx.schema.format == Format::Apple;
+    read_statuses(ctx, w);
+    // (column, why, drop the row?) for the current row, and its rewritten fields.
+    let mut found: Vec<(usize, String, bool)> = Vec::new();
+    let mut fixes: Vec<(usize, String, &'static str)> = Vec::new();
+    for row in 0..w.table.len() {
+        let deletion = w.is_deletion(row);
+        found.clear();
+        fixes.clear();
+        for (col, raw) in w.table.fields(row).enumerate() {
+            if raw.len() > values::MAX_VALUE_BYTES {
+                let why = format!(
+                    "value of {} bytes is longer than the {} accepted",
+                    raw.len(),
+                    values::MAX_VALUE_BYTES
+                );
+                let required = w
+                    .cols
+                    .get(col)
+                    .and_then(|b| b.def.as_ref())
+                    .is_some_and(|d| d.required);
+                let drop = required || col == w.pk;
+                found.push((col, why, drop));
+                if drop {
+                    break;
+                }
+                continue;
+            }
+            let Some(def) = w.cols.get(col).and_then(|b| b.def.as_ref()) else {
+                continue;
+            };
+            if apple && col == w.pk && !apple_id(raw.trim()) {
+                w.odd_ids.push(row as u32);
+            }
+            let is_status = w.status == Some(col);
+            let is_meta = is_status || dlm == Some(col);
+            let required = if is_meta {
+                delta
+            } else {
+                def.required && !(deletion && col != w.pk)
+            };
+            // `status` was read first; a rewritten one is in the overrides.
+            let v = if is_status && !w.overrides.is_empty() {
+                w.value(row, col)
+            } else {
+                raw
+            };
+            // The common identifier: printable ASCII without spaces, not too long. It is not
+            // empty, valid and canonical, so the checks below would find nothing.
+            if def.kind == crate::roster::schema::Kind::Id
+                && !v.is_empty()
+                && v.len() <= values::MAX_ID_BYTES
+                && v.bytes().all(|b| (0x21..0x7f).contains(&b))
+            {
+                continue;
+            }
+            if v.trim().is_empty() {
+                if required {
+                    let what = if is_meta {
+                        "required in a delta file"
+                    } else {
+                        "required value is empty"
+                    };
+                    found.push((col, what.into(), true));
+                    break;
+                }
+                continue;
+            }
+            if def.kind == crate::roster::schema::Kind::Id && v.len() > values::MAX_ID_BYTES {
+                let why = format!(
+                    "identifier of {} bytes is longer than the {} accepted",
+                    v.len(),
+                    values::MAX_ID_BYTES
+                );
+                let drop = required || col == w.pk;
+                found.push((col, why, drop));
+                if drop {
+                    break;
+                }
+                continue;
+            }
+            // A value is checked once; only a refused one (or a kind with a more canonical
+            // form of valid values) is looked at again.
+            let reading = match values::check(def.kind, v) {
+                Ok(()) if !normalize || is_status => values::Reading::Canonical,
+                Ok(()) => values::normalize_valid(def.kind, v),
+                Err(why) if !normalize || is_status => values::Reading::Invalid(why),
+                Err(why) => values::normalize_invalid(def.kind, v, order, why),
+            };
+            match reading {
+                values::Reading::Canonical => {}
+                values::Reading::Fixed(new, why) => fixes.push((col, new, why)),
+                values::Reading::Invalid(why) => {
+                    // An unknown status is never cleared: a row meant to be deleted would
+                    // become active.
+                    let drop = required || col == w.pk || is_status;
+                    found.push((col, why, drop));
+                    if drop {
+                        break;
+                    }
+                }
+            }
+        }
+        let dropped = found.iter().any(|f| f.2);
+        if !dropped {
+            for (col, new, why) in fixes.drain(..) {
+                fix_field(ctx, w, row, col, new, why);
+            }
+        }
+        for (col, why, drop) in found.drain(..) {
+            let field = w.table.header[col].clone();
+            if drop {
+                drop_row(ctx, w, row, Rule::InvalidValue, &field, why);
+            } else {
+                let v = w.table.field(row, col).to_string();
+                set_field(ctx, w, row, col, String::new(), Rule::InvalidValue, &v, why);
+            }
+        }
+    }
+}
+
+/// The per-table part of the pipeline, independent of other tables (run in parallel by
+/// [`crate::roster::check::check`]): field checks, then duplicate primary keys (the first row is
+/// kept), leaving the table indexed by primary key.
+pub fn prepare(schema: &Schema, settings: &Settings, w: &mut Work) {
+    let mut ctx = Ctx::new(schema, settings, &NoExternal);
+    validate_fields(&mut ctx, w);
+    let referenced = schema.foreign_keys.iter().any(|k| k.target == w.def.name);
+    let dups = w.build_index(referenced);
+    for (row, first) in dups {
+        let d = format!(
+            "{} `{}` already on line {}",
+            w.def.pk,
+            w.id(row),
+            w.line(first)
+        );
+        drop_row(&mut ctx, w, row, Rule::DuplicateId, w.def.pk, d);
+    }
+    if !referenced && w.def.pk_group.is_none() {
+        // Nothing looks rows of this table up by key: free the index.
+        w.index = HashTable::new();
+    }
+    w.pre = ctx.findings;
+    w.prepared = true;
+}
