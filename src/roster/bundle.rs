@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
+use crate::fsutil::{at as io, IoError};
 use crate::roster::csvio::{self, CsvError, Table};
 use crate::roster::schema::{Format, Schema, TableDef};
 use crate::roster::text::norm_header;
@@ -136,11 +137,8 @@ impl Limits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{path}: not a readable zip archive: {source}")]
     Zip {
         path: PathBuf,
@@ -274,13 +272,6 @@ const RENAMED_SINCE_10: [(&str, &str, &str); 6] = [
 /// Columns that 1.1 requires and OneRoster 1.0 did not have: (table, column).
 const ADDED_SINCE_10: [(&str, &str); 2] =
     [("academicSessions", "schoolYear"), ("users", "enabledUser")];
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
-    move |source| BundleError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 fn zip_err(path: &Path) -> impl FnOnce(zip::result::ZipError) -> BundleError + '_ {
     move |source| BundleError::Zip {
@@ -1220,7 +1211,7 @@ fn hex(bytes: &[u8]) -> String {
 pub fn upload_hash(path: &Path) -> std::io::Result<String> {
     match Bundle::open(path).and_then(|b| b.content_hash()) {
         Ok(h) => Ok(h),
-        Err(BundleError::Io { path: p, source }) if p == path => Err(source),
+        Err(BundleError::Io(e)) if e.path == path => Err(e.source),
         Err(_) => raw_hash(path),
     }
 }
@@ -1324,7 +1315,7 @@ fn central_names(path: &Path, start: u64) -> Result<Vec<String>, BundleError> {
         match r.read_exact(&mut fixed) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(io(path)(e)),
+            Err(e) => return Err(io(path)(e).into()),
         }
         if fixed[..4] != [0x50, 0x4b, 0x01, 0x02] {
             break;

@@ -36,9 +36,7 @@ pub fn check_named(
     let rejected = |errors| Ok(Outcome::unreadable(name.clone(), settings.clone(), errors));
     let bundle = match Bundle::open_limited(path, settings.limits) {
         Ok(b) => b,
-        Err(BundleError::Io { path: p, source }) if p == path => {
-            return Err(BundleError::Io { path: p, source })
-        }
+        Err(BundleError::Io(e)) if e.path == path => return Err(BundleError::Io(e)),
         Err(e) => return rejected(as_csv_errors(e)),
     };
     if let Err(e) = bundle.expect(settings.expect) {

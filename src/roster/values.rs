@@ -69,11 +69,8 @@ impl Date {
     }
 
     pub fn today_utc() -> Date {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        Date::from_days(secs.div_euclid(86_400))
+        let days = crate::clock::now_secs() / 86_400;
+        Date::from_days(i64::try_from(days).unwrap_or(0))
     }
 }
 

@@ -5,7 +5,7 @@
 //! here, shown once by the CLI and stored only as argon2id PHC strings; a password can be
 //! regenerated at will but never read back.
 
-use crate::fsutil::{write_atomic_with, WriteMode};
+use crate::fsutil::{at, write_atomic_with, IoError, WriteMode};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,12 +19,8 @@ use serde::{Deserialize, Serialize};
 /// Errors of the account store.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    #[error("reading or writing {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("reading or writing {0}")]
+    Io(#[from] IoError),
     #[error("parsing {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid name {0:?}: use 1-32 characters a-z, 0-9, '_', '-', '.', starting with a letter or digit")]
@@ -136,12 +132,7 @@ impl Accounts {
         let text = match fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Accounts::default()),
-            Err(source) => {
-                return Err(AccountError::Io {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
+            Err(source) => return Err(at(path)(source).into()),
         };
         let accounts: Accounts = toml::from_str(&text).map_err(|e| AccountError::Parse {
             path: path.to_owned(),
@@ -160,10 +151,7 @@ impl Accounts {
 
     /// Writes the store atomically: temporary file in the same folder (mode 0600), fsync, rename.
     pub fn save(&self, path: &Path) -> Result<(), AccountError> {
-        let io = |source| AccountError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io = at(path);
         let text = toml::to_string_pretty(self).map_err(|e| AccountError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
@@ -179,10 +167,7 @@ impl Accounts {
             private: true,
             ..WriteMode::default()
         };
-        write_atomic_with(path, &bytes, private).map_err(|e| AccountError::Io {
-            path: e.path,
-            source: e.source,
-        })
+        Ok(write_atomic_with(path, &bytes, private)?)
     }
 
     pub fn get(&self, name: &str) -> Option<&Account> {

@@ -46,12 +46,12 @@ fn generate(kind: &str) -> Result<PrivateKey, SftpError> {
 /// ed25519, ECDSA, RSA.
 pub fn load_or_generate(state_dir: &Path) -> Result<Vec<PrivateKey>, SftpError> {
     let dir = dir(state_dir);
-    fs::create_dir_all(&dir).map_err(|e| SftpError::io(&dir, e))?;
+    fs::create_dir_all(&dir).map_err(crate::fsutil::at(&dir))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| SftpError::io(&dir, e))?;
+            .map_err(crate::fsutil::at(&dir))?;
     }
     let mut keys = Vec::new();
     for (kind, file) in KINDS {
@@ -68,8 +68,7 @@ pub fn load_or_generate(state_dir: &Path) -> Result<Vec<PrivateKey>, SftpError> 
                 private: true,
                 ..WriteMode::default()
             };
-            write_atomic_with(&path, pem.as_bytes(), private)
-                .map_err(|e| SftpError::io(&e.path, e.source))?;
+            write_atomic_with(&path, pem.as_bytes(), private)?;
             if let Ok(public) = key.public_key().to_openssh() {
                 let _ = fs::write(dir.join(format!("{file}.pub")), format!("{public}\n"));
             }

@@ -25,7 +25,7 @@ mod ssh;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
@@ -33,18 +33,15 @@ use tokio::sync::mpsc;
 
 pub use config::{DefenderConfig, SftpConfig};
 
+use crate::fsutil::{at, IoError};
 use crate::paths::StateDir;
 use crate::sftp::accounts::{AccountError, Accounts};
 
 /// Errors of the SFTP server (setup only: refused operations are SFTP statuses, not errors).
 #[derive(Debug, thiserror::Error)]
 pub enum SftpError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("host key: {0}")]
@@ -57,15 +54,6 @@ pub enum SftpError {
         #[source]
         source: std::io::Error,
     },
-}
-
-impl SftpError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> SftpError {
-        SftpError::Io {
-            path: path.to_owned(),
-            source,
-        }
-    }
 }
 
 /// A completed upload: a whole file now exists under its real name.
@@ -128,7 +116,7 @@ impl Server {
         cfg.max_handles_per_account = b.handles_per_account;
         let state_dir = state_dir.into();
         let drop_dir = StateDir::at(&state_dir).drop();
-        std::fs::create_dir_all(&drop_dir).map_err(|e| SftpError::io(&drop_dir, e))?;
+        std::fs::create_dir_all(&drop_dir).map_err(at(&drop_dir))?;
         let stale = jail::remove_stale_temporaries(&drop_dir);
         if stale > 0 {
             tracing::info!(

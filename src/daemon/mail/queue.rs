@@ -18,6 +18,7 @@ use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executo
 use serde::{Deserialize, Serialize};
 
 use super::{valid_key, MailConfig, MailError, Notice, Security, TransportKind};
+use crate::clock::now_ms;
 use crate::daemon::state::lock;
 use crate::fsutil::{self, write_atomic, write_atomic_with, WriteMode};
 use crate::paths::StateDir;
@@ -29,12 +30,6 @@ const RESCAN: Duration = Duration::from_secs(60);
 const MAX_ERRORS: usize = 20;
 /// Temporary files older than this at start are leftovers of a crash.
 const STALE_TMP: Duration = Duration::from_secs(3600);
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// One queue entry's metadata (`<key>.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
