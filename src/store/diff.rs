@@ -162,36 +162,25 @@ impl Store {
                 &[]
             };
             let key = k_page(source, w.def.name, bucket);
-            let old_raw = match &old_bytes {
-                Some(v) => inflate(v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
+            let old: Page = match &old_bytes {
+                Some(v) => read_page(v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
                 None => Vec::new(),
             };
-            let old: Page = if old_bytes.is_some() {
-                decode_page(&old_raw).ok_or_else(|| corrupt(&key, "undecodable page"))?
-            } else {
-                Vec::new()
-            };
             counts.before += old.len() as u64;
-            // The new page, encoded as it is built: a count, then (key, record) entries.
-            let mut page: Vec<u8> = Vec::with_capacity(old_raw.len().max(group.len() * 48));
-            page.extend_from_slice(&[0; 4]);
-            let mut entries: u32 = 0;
-            let mut push = |page: &mut Vec<u8>, k: &[u8], v: &[u8]| {
-                entries += 1;
-                put_entry(page, k, v)
-            };
+            // The new page's records, as they are merged.
+            let mut page: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(old.len().max(group.len()));
             let mut changed = false;
             let (mut i, mut j) = (0, 0);
             while i < old.len() || j < group.len() {
                 let ord = match (old.get(i), group.get(j)) {
-                    (Some(o), Some(&(_, r))) => o.0.cmp(id(r)),
+                    (Some(o), Some(&(_, r))) => o.0.as_slice().cmp(id(r)),
                     (Some(_), None) => std::cmp::Ordering::Less,
                     _ => std::cmp::Ordering::Greater,
                 };
                 match ord {
                     std::cmp::Ordering::Less => {
                         counts.deletes += 1;
-                        removed.push(old[i].0.to_vec(), gone.clone(), true);
+                        removed.push(old[i].0.clone(), gone.clone(), true);
                         changed = true;
                         i += 1;
                     }
@@ -200,7 +189,7 @@ impl Store {
                         encode_row(w, r as usize, &mut buf)?;
                         counts.adds += 1;
                         changed = true;
-                        push(&mut page, id(r), &buf)?;
+                        page.push((id(r), buf.clone()));
                         j += 1;
                     }
                     std::cmp::Ordering::Equal => {
@@ -210,18 +199,17 @@ impl Store {
                             counts.updates += 1;
                             changed = true;
                         }
-                        push(&mut page, id(r), &buf)?;
+                        page.push((id(r), buf.clone()));
                         i += 1;
                         j += 1;
                     }
                 }
             }
             if changed {
-                let v = if entries == 0 {
+                let v = if page.is_empty() {
                     None
                 } else {
-                    page[0..4].copy_from_slice(&entries.to_le_bytes());
-                    Some(deflate(&page))
+                    Some(encode_page(&page)?)
                 };
                 counts.pages_written += 1;
                 changes.push((key, v));
@@ -263,12 +251,8 @@ impl Store {
             let bucket = bucket_of(id, b);
             if let std::collections::btree_map::Entry::Vacant(e) = pages.entry(bucket) {
                 let key = k_page(source, w.def.name, bucket);
-                let recs = match self.tree.get(&key)?.and_then(|v| inflate(&v)) {
-                    Some(v) => decode_page(&v)
-                        .ok_or_else(|| corrupt(&key, "undecodable page"))?
-                        .into_iter()
-                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                        .collect(),
+                let recs = match self.tree.get(&key)? {
+                    Some(v) => read_page(&v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
                     None => Vec::new(),
                 };
                 e.insert((recs, false));
@@ -463,14 +447,7 @@ impl Cascade<'_> {
         let key = k_page(self.source, table, bucket_of(id, b));
         if !self.stored.contains_key(&key) {
             let recs = match self.store.tree.get(&key)? {
-                Some(v) => {
-                    let raw = inflate(&v).ok_or_else(|| corrupt(&key, "undecodable page"))?;
-                    decode_page(&raw)
-                        .ok_or_else(|| corrupt(&key, "undecodable page"))?
-                        .into_iter()
-                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                        .collect()
-                }
+                Some(v) => read_page(&v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
                 None => Vec::new(),
             };
             self.stored.insert(key.clone(), recs);
@@ -527,8 +504,7 @@ impl Cascade<'_> {
                 None => (self.store.tree.get(&key)?.map(|v| v.to_vec()), false),
             };
             let Some(bytes) = bytes else { continue };
-            let raw = inflate(&bytes).ok_or_else(|| corrupt(&key, "undecodable page"))?;
-            let page = decode_page(&raw).ok_or_else(|| corrupt(&key, "undecodable page"))?;
+            let page = read_page(&bytes).ok_or_else(|| corrupt(&key, "undecodable page"))?;
             // (position in the page, the record after the cascade: None when dropped)
             let mut edits: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
             for (pos, (rk, rv)) in page.iter().enumerate() {
@@ -590,7 +566,7 @@ impl Cascade<'_> {
                             g.origin.clone()
                         };
                         dropped.push(Gone {
-                            id: rk.to_vec(),
+                            id: rk.clone(),
                             origin,
                             direct: false,
                         });
@@ -640,11 +616,11 @@ impl Cascade<'_> {
                 match e.peek() {
                     Some((p, new)) if *p == pos => {
                         if let Some(v) = new {
-                            recs.push((rk, v));
+                            recs.push((rk.as_slice(), v.as_slice()));
                         }
                         e.next();
                     }
-                    _ => recs.push((rk, rv)),
+                    _ => recs.push((rk.as_slice(), rv.as_slice())),
                 }
             }
             let value = if recs.is_empty() {
