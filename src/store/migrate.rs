@@ -148,3 +148,149 @@ pub(super) fn to_v2(db: &sled::Db, tree: &sled::Tree, found: u32) -> Result<()> 
     tracing::info!(from = found, to = FORMAT_VERSION, "store format migrated");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata/v1");
+
+    /// A copy of the format-1 store that the release before format 2 wrote (README there).
+    fn v1_store(dir: &Path) -> PathBuf {
+        let db = dir.join("db");
+        std::fs::create_dir_all(&db).unwrap();
+        for e in std::fs::read_dir(Path::new(FIXTURE).join("db")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), db.join(e.file_name())).unwrap();
+        }
+        db
+    }
+
+    /// Every file of a bundle directory, by name.
+    fn files(dir: &Path) -> BTreeMap<String, String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(e.path()).unwrap())
+            })
+            .collect()
+    }
+
+    fn expected(name: &str) -> BTreeMap<String, String> {
+        files(&Path::new(FIXTURE).join("export").join(name))
+    }
+
+    fn exported(s: &Store, source: &str, dir: &Path) -> BTreeMap<String, String> {
+        let out = dir.join(format!("out-{source}-{}", s.history(None).unwrap().len()));
+        s.export(source, &out).unwrap();
+        files(&out)
+    }
+
+    /// `show` without its report line (the fixture's reports are not kept).
+    fn show(text: &str) -> String {
+        text.lines()
+            .filter(|l| !l.starts_with("reports:"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn a_format_1_store_opens_migrated_and_keeps_its_roster_history_undo_and_held_batches() {
+        let d = tempfile::tempdir().unwrap();
+        let db = v1_store(d.path());
+        {
+            let raw = sled::open(&db).unwrap();
+            let t = raw.open_tree("roster").unwrap();
+            assert_eq!(&*t.get(K_VERSION).unwrap().unwrap(), b"1");
+        }
+        let s = Store::open(&db).unwrap();
+        assert_eq!(&*s.tree.get(K_VERSION).unwrap().unwrap(), b"2");
+
+        // The same history, line for line, as the release that wrote it printed.
+        let history = std::fs::read_to_string(Path::new(FIXTURE).join("export/history.txt"));
+        assert_eq!(
+            views::history_text(&s.history(None).unwrap()),
+            history.unwrap()
+        );
+        for id in [2, 5] {
+            let want =
+                std::fs::read_to_string(Path::new(FIXTURE).join(format!("export/show-{id}.txt")))
+                    .unwrap();
+            assert_eq!(show(&views::show_text(&s.batch(id).unwrap())), show(&want));
+        }
+
+        // The same roster, byte for byte, as that release exported.
+        for source in ["north", "south", "held"] {
+            assert_eq!(exported(&s, source, d.path()), expected(source), "{source}");
+        }
+
+        // Every page is a format-2 page, in format 2's page counts.
+        let mut pages = Vec::new();
+        for kv in s.tree.scan_prefix(b"r\0") {
+            let (k, v) = kv.unwrap();
+            pages.push((k.to_vec(), Some(v.to_vec())));
+        }
+        assert!(!pages.is_empty());
+        verify_pages(&pages).unwrap();
+        let st = s.state("north").unwrap();
+        assert_eq!(st.buckets["rosters"], buckets_for(9));
+        assert_eq!(
+            s.count("north", "students").unwrap(),
+            s.records("north", "students").unwrap().len() as u64
+        );
+
+        // Undo data: the last applied batch's of each source is kept (north 2, south 3,
+        // held 4); batch 1's can never be used again and is gone.
+        let undo: Vec<u64> = s
+            .tree
+            .scan_prefix(b"u\0")
+            .map(|kv| u64::from_be_bytes(kv.unwrap().0[2..10].try_into().unwrap()))
+            .collect();
+        assert_eq!(undo, [2, 3, 4]);
+
+        // Rollback of north's last batch and approval of held's held batch give what the
+        // release that wrote the store gave.
+        let rb = s.rollback(2).unwrap();
+        assert_eq!(rb.state, BatchState::Applied);
+        assert_eq!(rb.totals(), (0, 0, 9));
+        assert_eq!(
+            exported(&s, "north", d.path()),
+            expected("north-rolled-back")
+        );
+        let ap = s.approve(5).unwrap();
+        assert_eq!(ap.state, BatchState::Applied);
+        assert_eq!(ap.totals(), (0, 1, 10));
+        assert_eq!(exported(&s, "held", d.path()), expected("held-approved"));
+        assert_eq!(exported(&s, "south", d.path()), expected("south"));
+
+        // Opened again: nothing more to migrate, the same roster.
+        drop(s);
+        let s = Store::open(&db).unwrap();
+        assert_eq!(
+            exported(&s, "north", d.path()),
+            expected("north-rolled-back")
+        );
+        assert_eq!(exported(&s, "held", d.path()), expected("held-approved"));
+        // And the rollback can itself be rolled back, to the roster before it.
+        s.rollback(rb.id).unwrap();
+        assert_eq!(exported(&s, "north", d.path()), expected("north"));
+    }
+
+    #[test]
+    fn a_store_from_a_newer_format_is_refused_and_left_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let db = v1_store(d.path());
+        {
+            let raw = sled::open(&db).unwrap();
+            let t = raw.open_tree("roster").unwrap();
+            t.insert(K_VERSION, b"3").unwrap();
+            raw.flush().unwrap();
+        }
+        assert!(matches!(
+            Store::open(&db),
+            Err(StoreError::Version { found: 3 })
+        ));
+    }
+}
