@@ -122,9 +122,18 @@ pub(super) fn to_v2(db: &sled::Db, tree: &sled::Tree, found: u32) -> Result<()> 
                 .map(|(k, _, after)| (k, after))
                 .collect();
             let mut buckets = st.buckets.clone();
-            let writes = page_writes(&records, &mut buckets, |k| {
-                Ok(new_pages.get(k).cloned().unwrap_or_default())
-            })?;
+            let writes = page_writes(
+                &records,
+                &mut buckets,
+                |k| Ok(new_pages.get(k).cloned().unwrap_or_default()),
+                |prefix| {
+                    Ok(new_pages
+                        .keys()
+                        .filter(|k| k.starts_with(prefix))
+                        .cloned()
+                        .collect())
+                },
+            )?;
             b.insert(pk.as_slice(), encode_changes(&writes)?);
             h.buckets_before = st.buckets.clone();
             h.buckets_after = buckets;

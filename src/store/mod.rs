@@ -651,7 +651,18 @@ impl Store {
         };
         // The records the batch changed get their values from before it, in today's pages.
         let mut st = st;
-        let changes = page_writes(&undo, &mut st.buckets, |k| self.load_page(k))?;
+        let changes = page_writes(
+            &undo,
+            &mut st.buckets,
+            |k| self.load_page(k),
+            |prefix| {
+                self.tree
+                    .scan_prefix(prefix)
+                    .keys()
+                    .map(|k| Ok(k?.to_vec()))
+                    .collect()
+            },
+        )?;
         orig.state = BatchState::RolledBack;
         let mut rb = orig.clone();
         rb.id = self.new_id()?;
@@ -818,6 +829,51 @@ mod tests {
             exported(&s, &d.path().join("e3")),
             "location_id,location_name\nL1,North\nL2,South\n"
         );
+    }
+
+    #[test]
+    fn rollback_of_a_first_batch_empties_its_tables_and_of_a_later_one_restores_records() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        let rows: Vec<(String, String)> = (0..100)
+            .map(|i| (format!("L{i:03}"), format!("School {i}")))
+            .collect();
+        let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let first = s
+            .commit(&locations(&rows), &incoming(&s, "h1"), Guard::default())
+            .unwrap()
+            .batch;
+        // A first batch's undo data is one entry per table: every record goes.
+        let undo = decode_changes(&s.tree.get(k_undo(first.id)).unwrap().unwrap()).unwrap();
+        assert_eq!(undo, vec![(b"r\0north\0locations\0".to_vec(), None)]);
+        let rb = s.rollback(first.id).unwrap();
+        assert_eq!(rb.totals(), (0, 0, 100));
+        assert_eq!(s.count("north", "locations").unwrap(), 0);
+        assert_eq!(s.tree.scan_prefix(b"r\0").count(), 0);
+        // Applied again; then a batch changing one record and adding one, rolled back.
+        s.commit(&locations(&rows), &incoming(&s, "h1"), Guard::default())
+            .unwrap();
+        let mut more = rows.clone();
+        more[7].1 = "Renamed";
+        more.push(("L999", "New"));
+        let second = s
+            .commit(&locations(&more), &incoming(&s, "h2"), Guard::default())
+            .unwrap()
+            .batch;
+        assert_eq!(second.totals(), (1, 1, 0));
+        // Its undo data names the two records; the undo data of the batch before is gone.
+        let undo = decode_changes(&s.tree.get(k_undo(second.id)).unwrap().unwrap()).unwrap();
+        assert_eq!(undo.len(), 2);
+        assert_eq!(s.tree.scan_prefix(b"u\0").count(), 1);
+        let before = exported(&s, &d.path().join("before"));
+        s.rollback(second.id).unwrap();
+        let after = exported(&s, &d.path().join("after"));
+        assert!(
+            !after.contains("Renamed") && !after.contains("L999"),
+            "{after}"
+        );
+        assert!(before.contains("Renamed"));
+        assert_eq!(after.lines().count(), 101);
     }
 
     #[test]

@@ -20,38 +20,80 @@ pub(super) type RecordChange = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
 /// (page key, page before, page after); sorted by record key. A record that only moves from
 /// one page to another (a table re-bucketed) does not differ.
 pub(super) fn record_changes(pages: Vec<(Vec<u8>, Page, Page)>) -> Result<Vec<RecordChange>> {
-    type Side = BTreeMap<Vec<u8>, Vec<u8>>;
-    let mut tables: BTreeMap<Vec<u8>, (Side, Side)> = BTreeMap::new();
+    use std::cmp::Ordering;
+    let mut out: Vec<RecordChange> = Vec::new();
+    // Each page merged with its old self (both are sorted by key): only what differs is kept.
     for (k, old, new) in pages {
         let (prefix, _, _) = split_record_key(&k).ok_or_else(|| corrupt(&k, "bad page key"))?;
-        let e = tables.entry(prefix.to_vec()).or_default();
-        e.0.extend(old);
-        e.1.extend(new);
-    }
-    let mut out = Vec::new();
-    for (prefix, (mut old, mut new)) in tables {
-        let ids: std::collections::BTreeSet<Vec<u8>> =
-            old.keys().chain(new.keys()).cloned().collect();
-        for id in ids {
-            let (a, b) = (old.remove(&id), new.remove(&id));
-            if a != b {
-                out.push(([prefix.as_slice(), &id].concat(), a, b));
+        let key = |id: &[u8]| [prefix, id].concat();
+        let (mut a, mut b) = (old.into_iter().peekable(), new.into_iter().peekable());
+        loop {
+            let ord = match (a.peek(), b.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(x), Some(y)) => x.0.cmp(&y.0),
+            };
+            match ord {
+                Ordering::Less => {
+                    let Some((id, v)) = a.next() else { break };
+                    out.push((key(&id), Some(v), None));
+                }
+                Ordering::Greater => {
+                    let Some((id, v)) = b.next() else { break };
+                    out.push((key(&id), None, Some(v)));
+                }
+                Ordering::Equal => {
+                    let (Some((id, x)), Some((_, y))) = (a.next(), b.next()) else {
+                        break;
+                    };
+                    if x != y {
+                        out.push((key(&id), Some(x), Some(y)));
+                    }
+                }
             }
         }
     }
-    Ok(out)
+    // A record that left one page and entered another (re-bucketing) shows up twice: once as
+    // gone, once as new. Joined, it differs only if its value did.
+    out.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut joined: Vec<RecordChange> = Vec::with_capacity(out.len());
+    for c in out {
+        match joined.last_mut() {
+            Some(last) if last.0 == c.0 => {
+                if last.1.is_none() {
+                    last.1 = c.1;
+                }
+                if last.2.is_none() {
+                    last.2 = c.2;
+                }
+            }
+            _ => joined.push(c),
+        }
+    }
+    joined.retain(|c| c.1 != c.2);
+    Ok(joined)
 }
 
 /// Page writes that give records the values in `changes` (`r\0<source>\0<table>\0<id>` ->
-/// value, `None` to delete), each record in its page under `buckets` (a table without a
-/// count gets one for the records named here). `load` reads a page as it is now.
+/// value, `None` to delete; no id and no value: delete every record of the table), each
+/// record in its page under `buckets` (a table without a count gets one for the records
+/// named here). `load` reads a page as it is now; `pages_of` lists a table's pages.
 pub(super) fn page_writes(
     changes: &ChangeSet,
     buckets: &mut BTreeMap<String, u32>,
     mut load: impl FnMut(&[u8]) -> Result<Page>,
+    mut pages_of: impl FnMut(&[u8]) -> Result<Vec<Vec<u8>>>,
 ) -> Result<ChangeSet> {
+    let (emptied, changes): (Vec<_>, Vec<_>) = changes.iter().partition(|(k, v)| {
+        v.is_none() && split_record_key(k).is_some_and(|(_, _, id)| id.is_empty())
+    });
+    let mut out = Vec::new();
+    for (prefix, _) in emptied {
+        out.extend(pages_of(prefix)?.into_iter().map(|k| (k, None)));
+    }
     let mut per_table: BTreeMap<&str, usize> = BTreeMap::new();
-    for (k, _) in changes {
+    for (k, _) in &changes {
         let (_, t, _) = split_record_key(k).ok_or_else(|| corrupt(k, "bad record key"))?;
         *per_table.entry(t).or_default() += 1;
     }
@@ -67,7 +109,6 @@ pub(super) fn page_writes(
         let pk = [prefix, &bucket_of(id, b).to_be_bytes()].concat();
         pages.entry(pk).or_default().push((id, v.as_ref()));
     }
-    let mut out = Vec::with_capacity(pages.len());
     for (pk, edits) in pages {
         let mut recs = load(&pk)?;
         for (id, v) in edits {
@@ -100,24 +141,43 @@ impl Store {
         }
     }
 
-    /// The undo data of page writes: every record they change, with its value now.
+    /// The undo data of page writes: every record they change, with its value now; a table
+    /// that had no records before them is one entry, its `r\0<source>\0<table>\0` with no id
+    /// and no value (every record goes: a first batch's undo names no record).
     pub(super) fn undo_of(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<ChangeSet> {
-        let mut pages = Vec::new();
+        // Per table: its pages' (key, before, after), and whether any page existed before.
+        let mut tables: BTreeMap<&[u8], (Vec<(Vec<u8>, Page, Page)>, bool)> = BTreeMap::new();
         for (k, v) in changes {
-            if !k.starts_with(b"r\0") {
+            let Some((prefix, _, _)) = split_record_key(k) else {
                 continue;
-            }
+            };
             let new = match v {
                 Some(v) => read_page(v).ok_or_else(|| {
                     StoreError::Unverified(String::from_utf8_lossy(k).replace('\0', "/"))
                 })?,
                 None => Vec::new(),
             };
-            pages.push((k.clone(), self.load_page(k)?, new));
+            let old = self.tree.get(k)?;
+            let e = tables.entry(prefix).or_default();
+            e.1 |= old.is_some();
+            let old = match old {
+                Some(v) => read_page(&v).ok_or_else(|| corrupt(k, "undecodable page"))?,
+                None => Vec::new(),
+            };
+            e.0.push((k.clone(), old, new));
         }
-        Ok(record_changes(pages)?
-            .into_iter()
-            .map(|(k, old, _)| (k, old))
-            .collect())
+        let mut undo = Vec::new();
+        for (prefix, (pages, existed)) in tables {
+            if !existed && self.tree.scan_prefix(prefix).next().transpose()?.is_none() {
+                undo.push((prefix.to_vec(), None));
+                continue;
+            }
+            undo.extend(
+                record_changes(pages)?
+                    .into_iter()
+                    .map(|(k, old, _)| (k, old)),
+            );
+        }
+        Ok(undo)
     }
 }
