@@ -102,7 +102,8 @@ pub(super) fn page_writes(
             .entry(t.to_string())
             .or_insert_with(|| buckets_for(n));
     }
-    let mut pages: BTreeMap<Vec<u8>, Vec<(&[u8], Option<&Vec<u8>>)>> = BTreeMap::new();
+    type Edits<'a> = Vec<(&'a [u8], Option<&'a Vec<u8>>)>;
+    let mut pages: BTreeMap<Vec<u8>, Edits> = BTreeMap::new();
     for (k, v) in changes {
         let (prefix, t, id) = split_record_key(k).ok_or_else(|| corrupt(k, "bad record key"))?;
         let b = buckets.get(t).copied().unwrap_or(1);
@@ -146,7 +147,8 @@ impl Store {
     /// and no value (every record goes: a first batch's undo names no record).
     pub(super) fn undo_of(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<ChangeSet> {
         // Per table: its pages' (key, before, after), and whether any page existed before.
-        let mut tables: BTreeMap<&[u8], (Vec<(Vec<u8>, Page, Page)>, bool)> = BTreeMap::new();
+        type Pages = Vec<(Vec<u8>, Page, Page)>;
+        let mut tables: BTreeMap<&[u8], (Pages, bool)> = BTreeMap::new();
         for (k, v) in changes {
             let Some((prefix, _, _)) = split_record_key(k) else {
                 continue;
