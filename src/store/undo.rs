@@ -146,36 +146,40 @@ impl Store {
     /// that had no records before them is one entry, its `r\0<source>\0<table>\0` with no id
     /// and no value (every record goes: a first batch's undo names no record).
     pub(super) fn undo_of(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<ChangeSet> {
-        // Per table: its pages' (key, before, after), and whether any page existed before.
-        type Pages = Vec<(Vec<u8>, Page, Page)>;
-        let mut tables: BTreeMap<&[u8], (Pages, bool)> = BTreeMap::new();
+        // Per table: its pages as (key, stored value, new value).
+        type Pages<'a> = Vec<(&'a [u8], Option<sled::IVec>, Option<&'a Vec<u8>>)>;
+        let mut tables: BTreeMap<&[u8], Pages> = BTreeMap::new();
         for (k, v) in changes {
             let Some((prefix, _, _)) = split_record_key(k) else {
                 continue;
             };
-            let new = match v {
-                Some(v) => read_page(v).ok_or_else(|| {
-                    StoreError::Unverified(String::from_utf8_lossy(k).replace('\0', "/"))
-                })?,
-                None => Vec::new(),
-            };
             let old = self.tree.get(k)?;
-            let e = tables.entry(prefix).or_default();
-            e.1 |= old.is_some();
-            let old = match old {
-                Some(v) => read_page(&v).ok_or_else(|| corrupt(k, "undecodable page"))?,
-                None => Vec::new(),
-            };
-            e.0.push((k.clone(), old, new));
+            tables.entry(prefix).or_default().push((k, old, v.as_ref()));
         }
         let mut undo = Vec::new();
-        for (prefix, (pages, existed)) in tables {
+        for (prefix, pages) in tables {
+            let existed = pages.iter().any(|p| p.1.is_some());
             if !existed && self.tree.scan_prefix(prefix).next().transpose()?.is_none() {
+                // Its pages are not even decoded: the table was empty.
                 undo.push((prefix.to_vec(), None));
                 continue;
             }
+            let mut decoded = Vec::with_capacity(pages.len());
+            for (k, old, new) in pages {
+                let new = match new {
+                    Some(v) => read_page(v).ok_or_else(|| {
+                        StoreError::Unverified(String::from_utf8_lossy(k).replace('\0', "/"))
+                    })?,
+                    None => Vec::new(),
+                };
+                let old = match old {
+                    Some(v) => read_page(&v).ok_or_else(|| corrupt(k, "undecodable page"))?,
+                    None => Vec::new(),
+                };
+                decoded.push((k.to_vec(), old, new));
+            }
             undo.extend(
-                record_changes(pages)?
+                record_changes(decoded)?
                     .into_iter()
                     .map(|(k, old, _)| (k, old)),
             );
