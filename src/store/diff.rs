@@ -47,7 +47,9 @@ impl Store {
         let id = |r: u32| w.id(r as usize).as_bytes();
         // Incoming rows grouped by page (a counting sort on the bucket), then sorted by key
         // within each small group.
-        let keyed: Vec<(u32, u32)> = {
+        // (bucket, row, id): the id kept, so that the merge below does not read the row's text
+        // again in page order (random over a large table).
+        let keyed: Vec<(u32, u32, &[u8])> = {
             let ids: Vec<&[u8]> = rows.iter().map(|&r| id(r)).collect();
             let bucket: Vec<u32> = ids.iter().map(|k| bucket_of(k, b)).collect();
             let mut start = vec![0usize; b as usize + 1];
@@ -68,10 +70,9 @@ impl Store {
                 out[start[k]..start[k + 1]]
                     .sort_unstable_by(|x, y| ids[x.1 as usize].cmp(ids[y.1 as usize]));
             }
-            for e in out.iter_mut() {
-                e.1 = rows[e.1 as usize];
-            }
-            out
+            out.into_iter()
+                .map(|(k, i)| (k, rows[i as usize], ids[i as usize]))
+                .collect()
         };
         if old_buckets.is_some_and(|ob| ob != b) {
             // Re-bucketing: diff logically against every stored record, rewrite every page.
@@ -113,9 +114,9 @@ impl Store {
             for group in keyed.chunk_by(|x, y| x.0 == y.0) {
                 let recs: Vec<(&[u8], Vec<u8>)> = group
                     .iter()
-                    .map(|&(_, r)| {
+                    .map(|&(_, r, k)| {
                         encode_row(w, r as usize, &mut buf)?;
-                        Ok((id(r), buf.clone()))
+                        Ok((k, buf.clone()))
                     })
                     .collect::<Result<_>>()?;
                 writes.insert(
@@ -156,7 +157,7 @@ impl Store {
             } else {
                 None
             };
-            let group: &[(u32, u32)] = if gb == Some(bucket) {
+            let group: &[(u32, u32, &[u8])] = if gb == Some(bucket) {
                 groups.next().unwrap_or(&[])
             } else {
                 &[]
@@ -173,7 +174,7 @@ impl Store {
             let (mut i, mut j) = (0, 0);
             while i < old.len() || j < group.len() {
                 let ord = match (old.get(i), group.get(j)) {
-                    (Some(o), Some(&(_, r))) => o.0.as_slice().cmp(id(r)),
+                    (Some(o), Some(&(_, _, k))) => o.0.as_slice().cmp(k),
                     (Some(_), None) => std::cmp::Ordering::Less,
                     _ => std::cmp::Ordering::Greater,
                 };
@@ -185,21 +186,21 @@ impl Store {
                         i += 1;
                     }
                     std::cmp::Ordering::Greater => {
-                        let r = group[j].1;
+                        let (_, r, k) = group[j];
                         encode_row(w, r as usize, &mut buf)?;
                         counts.adds += 1;
                         changed = true;
-                        page.push((id(r), buf.clone()));
+                        page.push((k, buf.clone()));
                         j += 1;
                     }
                     std::cmp::Ordering::Equal => {
-                        let r = group[j].1;
+                        let (_, r, k) = group[j];
                         encode_row(w, r as usize, &mut buf)?;
                         if old[i].1 != buf.as_slice() {
                             counts.updates += 1;
                             changed = true;
                         }
-                        page.push((id(r), buf.clone()));
+                        page.push((k, buf.clone()));
                         i += 1;
                         j += 1;
                     }
