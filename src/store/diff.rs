@@ -163,18 +163,41 @@ impl Store {
                 &[]
             };
             let key = k_page(source, w.def.name, bucket);
-            let old: Page = match &old_bytes {
-                Some(v) => read_page(v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
+            // A bulk file is the whole table: the page after the batch is exactly its
+            // incoming records. Pages encode canonically, so a page whose encoding is the
+            // stored one is unchanged, and only the others are decoded and merged.
+            let page: Vec<(&[u8], Vec<u8>)> = group
+                .iter()
+                .map(|&(_, r, k)| {
+                    encode_row(w, r as usize, &mut buf)?;
+                    Ok((k, buf.clone()))
+                })
+                .collect::<Result<_>>()?;
+            let new_raw = if page.is_empty() {
+                None
+            } else {
+                Some(encode_page_raw(&page)?)
+            };
+            let old_raw = match &old_bytes {
+                Some(v) => Some(inflate(v).ok_or_else(|| corrupt(&key, "undecodable page"))?),
+                None => None,
+            };
+            if old_raw == new_raw {
+                counts.before += page.len() as u64;
+                continue;
+            }
+            let old: Page = match &old_raw {
+                Some(raw) => decode_page(raw).ok_or_else(|| corrupt(&key, "undecodable page"))?,
                 None => Vec::new(),
             };
             counts.before += old.len() as u64;
-            // The new page's records, as they are merged.
-            let mut page: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(old.len().max(group.len()));
+            // Differing bytes with the same records would be a page another encoder wrote:
+            // left as it is.
             let mut changed = false;
             let (mut i, mut j) = (0, 0);
-            while i < old.len() || j < group.len() {
-                let ord = match (old.get(i), group.get(j)) {
-                    (Some(o), Some(&(_, _, k))) => o.0.as_slice().cmp(k),
+            while i < old.len() || j < page.len() {
+                let ord = match (old.get(i), page.get(j)) {
+                    (Some(o), Some((k, _))) => o.0.as_slice().cmp(k),
                     (Some(_), None) => std::cmp::Ordering::Less,
                     _ => std::cmp::Ordering::Greater,
                 };
@@ -186,34 +209,23 @@ impl Store {
                         i += 1;
                     }
                     std::cmp::Ordering::Greater => {
-                        let (_, r, k) = group[j];
-                        encode_row(w, r as usize, &mut buf)?;
                         counts.adds += 1;
                         changed = true;
-                        page.push((k, buf.clone()));
                         j += 1;
                     }
                     std::cmp::Ordering::Equal => {
-                        let (_, r, k) = group[j];
-                        encode_row(w, r as usize, &mut buf)?;
-                        if old[i].1 != buf.as_slice() {
+                        if old[i].1 != page[j].1 {
                             counts.updates += 1;
                             changed = true;
                         }
-                        page.push((k, buf.clone()));
                         i += 1;
                         j += 1;
                     }
                 }
             }
             if changed {
-                let v = if page.is_empty() {
-                    None
-                } else {
-                    Some(encode_page(&page)?)
-                };
                 counts.pages_written += 1;
-                changes.push((key, v));
+                changes.push((key, new_raw.map(|raw| deflate(&raw))));
             }
         }
         tracing::debug!(
