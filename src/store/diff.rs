@@ -47,7 +47,9 @@ impl Store {
         let id = |r: u32| w.id(r as usize).as_bytes();
         // Incoming rows grouped by page (a counting sort on the bucket), then sorted by key
         // within each small group.
-        let keyed: Vec<(u32, u32)> = {
+        // (bucket, row, id): the id kept, so that the merge below does not read the row's text
+        // again in page order (random over a large table).
+        let keyed: Vec<(u32, u32, &[u8])> = {
             let ids: Vec<&[u8]> = rows.iter().map(|&r| id(r)).collect();
             let bucket: Vec<u32> = ids.iter().map(|k| bucket_of(k, b)).collect();
             let mut start = vec![0usize; b as usize + 1];
@@ -68,10 +70,9 @@ impl Store {
                 out[start[k]..start[k + 1]]
                     .sort_unstable_by(|x, y| ids[x.1 as usize].cmp(ids[y.1 as usize]));
             }
-            for e in out.iter_mut() {
-                e.1 = rows[e.1 as usize];
-            }
-            out
+            out.into_iter()
+                .map(|(k, i)| (k, rows[i as usize], ids[i as usize]))
+                .collect()
         };
         if old_buckets.is_some_and(|ob| ob != b) {
             // Re-bucketing: diff logically against every stored record, rewrite every page.
@@ -113,9 +114,9 @@ impl Store {
             for group in keyed.chunk_by(|x, y| x.0 == y.0) {
                 let recs: Vec<(&[u8], Vec<u8>)> = group
                     .iter()
-                    .map(|&(_, r)| {
+                    .map(|&(_, r, k)| {
                         encode_row(w, r as usize, &mut buf)?;
-                        Ok((id(r), buf.clone()))
+                        Ok((k, buf.clone()))
                     })
                     .collect::<Result<_>>()?;
                 writes.insert(
@@ -156,75 +157,75 @@ impl Store {
             } else {
                 None
             };
-            let group: &[(u32, u32)] = if gb == Some(bucket) {
+            let group: &[(u32, u32, &[u8])] = if gb == Some(bucket) {
                 groups.next().unwrap_or(&[])
             } else {
                 &[]
             };
             let key = k_page(source, w.def.name, bucket);
+            // A bulk file is the whole table: the page after the batch is exactly its
+            // incoming records. Pages encode canonically, so a page whose encoding is the
+            // stored one is unchanged, and only the others are decoded and merged.
+            let page: Vec<(&[u8], Vec<u8>)> = group
+                .iter()
+                .map(|&(_, r, k)| {
+                    encode_row(w, r as usize, &mut buf)?;
+                    Ok((k, buf.clone()))
+                })
+                .collect::<Result<_>>()?;
+            let new_raw = if page.is_empty() {
+                None
+            } else {
+                Some(encode_page_raw(&page)?)
+            };
             let old_raw = match &old_bytes {
-                Some(v) => inflate(v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
+                Some(v) => Some(inflate(v).ok_or_else(|| corrupt(&key, "undecodable page"))?),
+                None => None,
+            };
+            if old_raw == new_raw {
+                counts.before += page.len() as u64;
+                continue;
+            }
+            let old: Page = match &old_raw {
+                Some(raw) => decode_page(raw).ok_or_else(|| corrupt(&key, "undecodable page"))?,
                 None => Vec::new(),
             };
-            let old: Page = if old_bytes.is_some() {
-                decode_page(&old_raw).ok_or_else(|| corrupt(&key, "undecodable page"))?
-            } else {
-                Vec::new()
-            };
             counts.before += old.len() as u64;
-            // The new page, encoded as it is built: a count, then (key, record) entries.
-            let mut page: Vec<u8> = Vec::with_capacity(old_raw.len().max(group.len() * 48));
-            page.extend_from_slice(&[0; 4]);
-            let mut entries: u32 = 0;
-            let mut push = |page: &mut Vec<u8>, k: &[u8], v: &[u8]| {
-                entries += 1;
-                put_entry(page, k, v)
-            };
+            // Differing bytes with the same records would be a page another encoder wrote:
+            // left as it is.
             let mut changed = false;
             let (mut i, mut j) = (0, 0);
-            while i < old.len() || j < group.len() {
-                let ord = match (old.get(i), group.get(j)) {
-                    (Some(o), Some(&(_, r))) => o.0.cmp(id(r)),
+            while i < old.len() || j < page.len() {
+                let ord = match (old.get(i), page.get(j)) {
+                    (Some(o), Some((k, _))) => o.0.as_slice().cmp(k),
                     (Some(_), None) => std::cmp::Ordering::Less,
                     _ => std::cmp::Ordering::Greater,
                 };
                 match ord {
                     std::cmp::Ordering::Less => {
                         counts.deletes += 1;
-                        removed.push(old[i].0.to_vec(), gone.clone(), true);
+                        removed.push(old[i].0.clone(), gone.clone(), true);
                         changed = true;
                         i += 1;
                     }
                     std::cmp::Ordering::Greater => {
-                        let r = group[j].1;
-                        encode_row(w, r as usize, &mut buf)?;
                         counts.adds += 1;
                         changed = true;
-                        push(&mut page, id(r), &buf)?;
                         j += 1;
                     }
                     std::cmp::Ordering::Equal => {
-                        let r = group[j].1;
-                        encode_row(w, r as usize, &mut buf)?;
-                        if old[i].1 != buf.as_slice() {
+                        if old[i].1 != page[j].1 {
                             counts.updates += 1;
                             changed = true;
                         }
-                        push(&mut page, id(r), &buf)?;
                         i += 1;
                         j += 1;
                     }
                 }
             }
             if changed {
-                let v = if entries == 0 {
-                    None
-                } else {
-                    page[0..4].copy_from_slice(&entries.to_le_bytes());
-                    Some(deflate(&page))
-                };
                 counts.pages_written += 1;
-                changes.push((key, v));
+                changes.push((key, new_raw.map(|raw| deflate(&raw))));
             }
         }
         tracing::debug!(
@@ -263,12 +264,8 @@ impl Store {
             let bucket = bucket_of(id, b);
             if let std::collections::btree_map::Entry::Vacant(e) = pages.entry(bucket) {
                 let key = k_page(source, w.def.name, bucket);
-                let recs = match self.tree.get(&key)?.and_then(|v| inflate(&v)) {
-                    Some(v) => decode_page(&v)
-                        .ok_or_else(|| corrupt(&key, "undecodable page"))?
-                        .into_iter()
-                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                        .collect(),
+                let recs = match self.tree.get(&key)? {
+                    Some(v) => read_page(&v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
                     None => Vec::new(),
                 };
                 e.insert((recs, false));
@@ -463,14 +460,7 @@ impl Cascade<'_> {
         let key = k_page(self.source, table, bucket_of(id, b));
         if !self.stored.contains_key(&key) {
             let recs = match self.store.tree.get(&key)? {
-                Some(v) => {
-                    let raw = inflate(&v).ok_or_else(|| corrupt(&key, "undecodable page"))?;
-                    decode_page(&raw)
-                        .ok_or_else(|| corrupt(&key, "undecodable page"))?
-                        .into_iter()
-                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                        .collect()
-                }
+                Some(v) => read_page(&v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
                 None => Vec::new(),
             };
             self.stored.insert(key.clone(), recs);
@@ -527,8 +517,7 @@ impl Cascade<'_> {
                 None => (self.store.tree.get(&key)?.map(|v| v.to_vec()), false),
             };
             let Some(bytes) = bytes else { continue };
-            let raw = inflate(&bytes).ok_or_else(|| corrupt(&key, "undecodable page"))?;
-            let page = decode_page(&raw).ok_or_else(|| corrupt(&key, "undecodable page"))?;
+            let page = read_page(&bytes).ok_or_else(|| corrupt(&key, "undecodable page"))?;
             // (position in the page, the record after the cascade: None when dropped)
             let mut edits: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
             for (pos, (rk, rv)) in page.iter().enumerate() {
@@ -590,7 +579,7 @@ impl Cascade<'_> {
                             g.origin.clone()
                         };
                         dropped.push(Gone {
-                            id: rk.to_vec(),
+                            id: rk.clone(),
                             origin,
                             direct: false,
                         });
@@ -640,11 +629,11 @@ impl Cascade<'_> {
                 match e.peek() {
                     Some((p, new)) if *p == pos => {
                         if let Some(v) = new {
-                            recs.push((rk, v));
+                            recs.push((rk.as_slice(), v.as_slice()));
                         }
                         e.next();
                     }
-                    _ => recs.push((rk, rv)),
+                    _ => recs.push((rk.as_slice(), rv.as_slice())),
                 }
             }
             let value = if recs.is_empty() {

@@ -22,6 +22,8 @@ mod batch;
 mod codec;
 mod diff;
 mod export;
+mod migrate;
+mod undo;
 pub mod views;
 
 use batch::bare_batch;
@@ -29,6 +31,7 @@ pub use batch::{Arrival, Batch, BatchState, Guard, Incoming, TableCounts, HELD_P
 use codec::*;
 pub use codec::{decode_row, RowEncoder, FORMAT_VERSION, MAX_KEY_BYTES, MAX_NAME_BYTES};
 use diff::{mode_label, Cascade, Removed};
+use undo::page_writes;
 pub use views::StoreView;
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +141,9 @@ impl Store {
                 if found > FORMAT_VERSION {
                     return Err(StoreError::Version { found });
                 }
+                if found < FORMAT_VERSION {
+                    migrate::to_v2(&db, &tree, found)?;
+                }
             }
         }
         Ok(Store {
@@ -190,9 +196,7 @@ impl Store {
         let mut all = Vec::new();
         for kv in self.tree.scan_prefix(k_records(source, table)) {
             let (k, v) = kv?;
-            let raw = inflate(&v).ok_or_else(|| corrupt(&k, "undecodable page"))?;
-            let page = decode_page(&raw).ok_or_else(|| corrupt(&k, "undecodable page"))?;
-            all.extend(page.into_iter().map(|(a, b)| (a.to_vec(), b.to_vec())));
+            all.extend(read_page(&v).ok_or_else(|| corrupt(&k, "undecodable page"))?);
         }
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(all)
@@ -524,9 +528,8 @@ impl Store {
     ) -> Result<Batch> {
         let mut b = sled::Batch::default();
         if !changes.is_empty() {
-            let mut undo: ChangeSet = Vec::with_capacity(changes.len());
+            let undo = self.undo_of(changes)?;
             for (k, v) in changes {
-                undo.push((k.clone(), self.tree.get(k)?.map(|x| x.to_vec())));
                 match v {
                     Some(v) => b.insert(k.as_slice(), v.as_slice()),
                     None => b.remove(k.as_slice()),
@@ -546,6 +549,11 @@ impl Store {
         if let Some(st) = state {
             let mut st = st.clone();
             if batch.state == BatchState::Applied {
+                // Only the last applied batch can be rolled back: the undo data of the one
+                // before it is never read again.
+                if let Some(prev) = st.last_applied.filter(|&p| p != batch.id) {
+                    b.remove(k_undo(prev));
+                }
                 st.last_applied = Some(batch.id);
             }
             b.insert(k_state(&batch.source), json(&st)?);
@@ -641,6 +649,20 @@ impl Store {
             Some(blob) => decode_changes(&blob).ok_or_else(|| corrupt(&uk, "undecodable"))?,
             None => Vec::new(),
         };
+        // The records the batch changed get their values from before it, in today's pages.
+        let mut st = st;
+        let changes = page_writes(
+            &undo,
+            &mut st.buckets,
+            |k| self.load_page(k),
+            |prefix| {
+                self.tree
+                    .scan_prefix(prefix)
+                    .keys()
+                    .map(|k| Ok(k?.to_vec()))
+                    .collect()
+            },
+        )?;
         orig.state = BatchState::RolledBack;
         let mut rb = orig.clone();
         rb.id = self.new_id()?;
@@ -655,22 +677,26 @@ impl Store {
             None => String::new(),
         };
         rb.patches.clear();
-        for t in rb.tables.values_mut() {
+        for (name, t) in rb.tables.iter_mut() {
             t.before = t.before + t.adds - t.deletes.min(t.before + t.adds);
             (t.adds, t.deletes) = (t.deletes, t.adds);
             t.read = 0;
             t.stale = 0;
+            let prefix = k_records(&rb.source, name);
+            t.pages_written = changes
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .count() as u64;
         }
-        let mut st = st;
         // The next upload is applied even if it equals the rolled-back content.
         st.last_hash = None;
-        st.buckets = orig.buckets_before.clone();
-        (rb.buckets_before, rb.buckets_after) =
-            (orig.buckets_after.clone(), orig.buckets_before.clone());
+        // The records go back into today's pages: the page counts stay.
+        rb.buckets_before = st.buckets.clone();
+        rb.buckets_after = st.buckets.clone();
         let orig_json = json(&orig)?;
         self.write(
             &rb,
-            &undo,
+            &changes,
             Some((&k_batch(id), Some(orig_json))),
             Some(&st),
             started,
@@ -806,15 +832,59 @@ mod tests {
     }
 
     #[test]
+    fn rollback_of_a_first_batch_empties_its_tables_and_of_a_later_one_restores_records() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        let rows: Vec<(String, String)> = (0..100)
+            .map(|i| (format!("L{i:03}"), format!("School {i}")))
+            .collect();
+        let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let first = s
+            .commit(&locations(&rows), &incoming(&s, "h1"), Guard::default())
+            .unwrap()
+            .batch;
+        // A first batch's undo data is one entry per table: every record goes.
+        let undo = decode_changes(&s.tree.get(k_undo(first.id)).unwrap().unwrap()).unwrap();
+        assert_eq!(undo, vec![(b"r\0north\0locations\0".to_vec(), None)]);
+        let rb = s.rollback(first.id).unwrap();
+        assert_eq!(rb.totals(), (0, 0, 100));
+        assert_eq!(s.count("north", "locations").unwrap(), 0);
+        assert_eq!(s.tree.scan_prefix(b"r\0").count(), 0);
+        // Applied again; then a batch changing one record and adding one, rolled back.
+        s.commit(&locations(&rows), &incoming(&s, "h1"), Guard::default())
+            .unwrap();
+        let mut more = rows.clone();
+        more[7].1 = "Renamed";
+        more.push(("L999", "New"));
+        let second = s
+            .commit(&locations(&more), &incoming(&s, "h2"), Guard::default())
+            .unwrap()
+            .batch;
+        assert_eq!(second.totals(), (1, 1, 0));
+        // Its undo data names the two records; the undo data of the batch before is gone.
+        let undo = decode_changes(&s.tree.get(k_undo(second.id)).unwrap().unwrap()).unwrap();
+        assert_eq!(undo.len(), 2);
+        assert_eq!(s.tree.scan_prefix(b"u\0").count(), 1);
+        let before = exported(&s, &d.path().join("before"));
+        s.rollback(second.id).unwrap();
+        let after = exported(&s, &d.path().join("after"));
+        assert!(
+            !after.contains("Renamed") && !after.contains("L999"),
+            "{after}"
+        );
+        assert!(before.contains("Renamed"));
+        assert_eq!(after.lines().count(), 101);
+    }
+
+    #[test]
     fn no_length_is_truncated_when_encoding() {
-        let mut buf = Vec::new();
         let k = vec![b'k'; MAX_KEY_BYTES + 1];
         assert!(matches!(
-            put_entry(&mut buf, &k, b""),
+            encode_page(&[(&k[..], &b""[..])]),
             Err(StoreError::Oversized(_))
         ));
         assert!(matches!(
-            put_field(&mut buf, &"n".repeat(MAX_NAME_BYTES + 1), "v"),
+            put_field(&mut Vec::new(), &"n".repeat(MAX_NAME_BYTES + 1), "v"),
             Err(StoreError::Oversized(_))
         ));
         // The longest that fits round-trips.
@@ -823,10 +893,7 @@ mod tests {
         put_field(&mut rec, &"n".repeat(MAX_NAME_BYTES), "v").unwrap();
         let page = encode_page(&[(k.clone(), rec.clone())]).unwrap();
         let raw = inflate(&page).unwrap();
-        assert_eq!(
-            decode_page(&raw).unwrap(),
-            vec![(k.as_slice(), rec.as_slice())]
-        );
+        assert_eq!(decode_page(&raw).unwrap(), vec![(k.clone(), rec.clone())]);
         assert_eq!(row_fields(&rec).unwrap()[0].0.len(), MAX_NAME_BYTES);
     }
 
@@ -841,19 +908,20 @@ mod tests {
         .unwrap();
         assert!(verify_pages(&[(key.clone(), Some(good))]).is_ok());
         // Not compressed at all; a record whose field length runs past its end; trailing
-        // bytes after the last record; keys out of order.
+        // bytes after the last record; keys out of order; a name index past the names.
         let mut bad_rec = Vec::new();
         bad_rec.extend_from_slice(&5u16.to_le_bytes());
         bad_rec.extend_from_slice(b"ab");
+        assert!(matches!(
+            encode_page(&[(b"L1".to_vec(), bad_rec)]),
+            Err(StoreError::Unverified(_))
+        ));
         let mut trailing = encode_page_raw(&[(b"L1".to_vec(), Vec::new())]).unwrap();
         trailing.push(0);
         let unsorted = encode_page(&[(b"L2".to_vec(), vec![]), (b"L1".to_vec(), vec![])]).unwrap();
-        for v in [
-            b"garbage".to_vec(),
-            encode_page(&[(b"L1".to_vec(), bad_rec)]).unwrap(),
-            deflate(&trailing),
-            unsorted,
-        ] {
+        // names 0, records 1, key "L1", 1 field: name 0 (there is none), value "x"
+        let no_name = deflate(b"\x00\x01\x02L1\x01\x00\x01x");
+        for v in [b"garbage".to_vec(), deflate(&trailing), unsorted, no_name] {
             assert!(matches!(
                 verify_pages(&[(key.clone(), Some(v))]),
                 Err(StoreError::Unverified(_))

@@ -61,11 +61,9 @@ impl External for StoreView<'_> {
         };
         let k = k_page(self.source, table, bucket_of(id.as_bytes(), b));
         let page = self.store.tree.get(k).ok()?;
-        Some(page.and_then(|p| inflate(&p)).is_some_and(|p| {
-            decode_page(&p).is_some_and(|pg| {
-                pg.binary_search_by(|(k, _)| (*k).cmp(id.as_bytes()))
-                    .is_ok()
-            })
+        Some(page.and_then(|p| read_page(&p)).is_some_and(|pg| {
+            pg.binary_search_by(|(k, _)| k.as_slice().cmp(id.as_bytes()))
+                .is_ok()
         }))
     }
     fn person_with_key(&self, key: &str) -> Option<String> {
