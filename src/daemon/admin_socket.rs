@@ -9,7 +9,8 @@ impl Shared {
     pub(super) fn notify_command(&self, req: &Request, b: &Batch) {
         use crate::daemon::mail::{BatchMail, Event};
         let undone = match (req, b.rollback_of) {
-            (Request::Rollback { .. }, Some(u)) => match self.store.find_batch(u) {
+            (Request::Rollback { .. }, Some(u)) => match self.store().and_then(|s| s.find_batch(u))
+            {
                 Ok(Some(u)) => Some(u),
                 _ => {
                     tracing::error!(batch = b.id, "rolled-back batch not found: no mail");
@@ -96,9 +97,13 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
             let scratch = sh.dirs().tmp();
             tokio::task::spawn_blocking(move || {
                 let _ = std::fs::create_dir_all(&scratch);
-                let out = admin::execute(&sh2.store, &req, &scratch);
+                let store = match sh2.store() {
+                    Ok(s) => s,
+                    Err(e) => return (Reply::error(1, format!("store unreadable: {e}")), vec![]),
+                };
+                let out = admin::execute(&store, &req, &scratch);
                 if req.changes_roster() && out.0.exit == 0 {
-                    if let Some(b) = out.0.batch.and_then(|id| sh2.store.find_batch(id).ok().flatten()) {
+                    if let Some(b) = out.0.batch.and_then(|id| store.find_batch(id).ok().flatten()) {
                         tracing::info!(batch = b.id, source = %b.source, state = b.state.label(), "admin command applied");
                         sh2.notify_command(&req, &b);
                     }

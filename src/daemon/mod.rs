@@ -236,7 +236,7 @@ fn prepare(
         state_dir: state_dir.clone(),
         config_path,
         cfg: RwLock::new(Arc::new(cfg)),
-        store,
+        store: RwLock::new(Some(Arc::new(store))),
         accounts: accounts.clone(),
         accounts_path,
         listen,
@@ -270,17 +270,17 @@ async fn run(
     for (dir, claim) in resumed {
         let a = &claim.arrival;
         claimed.insert(a.id);
-        if sh.store.find_batch(a.id)?.is_none() {
-            sh.store.received(a)?;
+        if sh.store()?.find_batch(a.id)?.is_none() {
+            sh.store()?.received(a)?;
         }
         tracing::info!(batch = a.id, source = %a.source, "resuming a batch left in the spool");
         sh.submit(Job { dir, claim });
     }
     // A batch recorded as received whose claim never reached the spool: its files are still in
     // the drop folder and will be taken again as a new batch.
-    for b in sh.store.history(None)? {
+    for b in sh.store()?.history(None)? {
         if !b.state.is_final() && !claimed.contains(&b.id) {
-            sh.store.fail(
+            sh.store()?.fail(
                 &b.arrival(),
                 "interrupted before its upload was claimed; taken again as a later batch".into(),
             )?;

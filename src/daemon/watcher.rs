@@ -50,7 +50,7 @@ impl Shared {
             if self.stopping() {
                 break;
             }
-            let arrival = match self.store.arrival(&source, account) {
+            let arrival = match self.store().and_then(|s| s.arrival(&source, account)) {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::error!(error = %e, "no batch id; upload left in the drop folder");
@@ -78,7 +78,7 @@ impl Shared {
                     _ => t.forget_under(&r.path),
                 }
             }
-            if let Err(e) = self.store.received(&arrival) {
+            if let Err(e) = self.store().and_then(|s| s.received(&arrival)) {
                 tracing::error!(batch = id, error = %e, "claim not recorded in the store");
             }
             tracing::info!(

@@ -22,6 +22,8 @@ enum BatchFailure {
     Ingest(#[from] ingest::IngestError),
     #[error("internal error while checking the bundle: {0}")]
     Panicked(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Runs of one batch the process may die in before the batch is failed instead of tried again.
@@ -85,7 +87,14 @@ impl Shared {
         let a = &c.arrival;
         let span = tracing::info_span!("batch", id = a.id, source = %a.source);
         let _g = span.enter();
-        let existing = match self.store.find_batch(a.id) {
+        let store = match self.store() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "store unreadable; the batch stays in the spool");
+                return None;
+            }
+        };
+        let existing = match store.find_batch(a.id) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "store unreadable; the batch stays in the spool");
@@ -112,7 +121,7 @@ impl Shared {
                     attempts = MAX_ATTEMPTS,
                     "batch given up after repeated crashes"
                 );
-                match self.store.fail(a, msg.clone()) {
+                match store.fail(a, msg.clone()) {
                     Ok(b) => (b, Some(msg), None),
                     Err(e) => {
                         tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
@@ -130,7 +139,7 @@ impl Shared {
                 }
                 Err(failure) => {
                     let msg = failure.to_string();
-                    match self.store.fail(a, msg.clone()) {
+                    match store.fail(a, msg.clone()) {
                         // The commit landed and a later step failed: the commit stands.
                         Ok(b) if b.state != BatchState::Failed => {
                             tracing::error!(error = %msg, state = b.state.label(), "batch committed, but a step after the commit failed");
@@ -211,7 +220,8 @@ impl Shared {
         let reports = self.dirs().reports();
         let upload = upload_name(c);
         count_attempt(&job.dir);
-        let store = &self.store;
+        let store = self.store()?;
+        let store = &*store;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             ingest::ingest_arrival(store, &reports, &sc, &path, &c.arrival, Some(&upload))
         })) {
@@ -367,6 +377,8 @@ pub(super) async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::Unboun
             }
         };
         drop(permit);
+        sh.status_of(&source, |s| s.running = None);
+        sh.reopen_store_if_idle();
         crate::daemon::memory::release_free_memory();
         sh.processed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
