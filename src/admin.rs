@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fsutil::{at as io, IoError};
 use crate::paths::StateDir;
 use crate::store::views::{history_text, last_batches_text, show_text};
 use crate::store::{Store, StoreError};
@@ -96,11 +97,8 @@ impl Reply {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("the daemon's reply could not be read: {0}")]
     Protocol(String),
     #[error(transparent)]
@@ -200,10 +198,6 @@ fn export(
             }
         }
     }
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| AdminError::Io { path: p, source }
-    };
     let dir = scratch.join(format!(
         "export-{}-{}",
         std::process::id(),
@@ -244,17 +238,14 @@ fn export(
 
 /// Writes the files of a reply into `out` (created if missing).
 pub fn write_files(out: &Path, reply: &Reply, bodies: &[Vec<u8>]) -> Result<(), AdminError> {
-    std::fs::create_dir_all(out).map_err(|source| AdminError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(out).map_err(io(out))?;
     for (h, b) in reply.files.iter().zip(bodies) {
         // Names come from the daemon, but never let one climb out of `out`.
         let name = Path::new(&h.name)
             .file_name()
             .ok_or_else(|| AdminError::Protocol(format!("bad file name `{}`", h.name)))?;
         let p = out.join(name);
-        std::fs::write(&p, b).map_err(|source| AdminError::Io { path: p, source })?;
+        std::fs::write(&p, b).map_err(io(&p))?;
     }
     Ok(())
 }
@@ -266,10 +257,7 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 
 /// Sends `req` to the daemon listening on `sock`. `Ok(None)`: no daemon listens there.
 pub fn call_daemon(sock: &Path, req: &Request) -> Result<Option<Answer>, AdminError> {
-    let io = |source| AdminError::Io {
-        path: sock.to_path_buf(),
-        source,
-    };
+    let io = |source| io(sock)(source);
     let mut s = match UnixStream::connect(sock) {
         Ok(s) => s,
         Err(e)
@@ -280,7 +268,7 @@ pub fn call_daemon(sock: &Path, req: &Request) -> Result<Option<Answer>, AdminEr
         {
             return Ok(None)
         }
-        Err(e) => return Err(io(e)),
+        Err(e) => return Err(io(e).into()),
     };
     // Approving a large batch writes a lot; exports send a whole roster.
     s.set_read_timeout(Some(Duration::from_secs(600)))
