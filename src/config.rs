@@ -13,11 +13,8 @@ use crate::roster::engine::{DateOrder, Encoding, Filter, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::IoError),
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
@@ -390,10 +387,7 @@ impl Config {
     /// that holds the file, so that every command finds the same state whatever directory it
     /// is run from.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(crate::fsutil::at(path))?;
         let mut c = Config::parse(&text, path)?;
         c.state_dir = resolve_beside(path, &c.state_dir);
         Ok(c)

@@ -16,11 +16,8 @@ pub enum IngestError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Bundle(#[from] crate::roster::bundle::BundleError),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::IoError),
 }
 
 /// What an ingest produced.
@@ -67,10 +64,7 @@ pub fn ingest_arrival(
     arrival: &Arrival,
     upload_name: Option<&str>,
 ) -> Result<Ingested, IngestError> {
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| IngestError::Io { path: p, source }
-    };
+    use crate::fsutil::at as io;
     let started = std::time::Instant::now();
     let (id, source) = (arrival.id, arrival.source.as_str());
     // The hash of the files the engine reads, from the bundle itself (bundle.rs): an upload
