@@ -67,9 +67,14 @@ impl Shared {
             return Ok(s.clone());
         }
         let mut slot = self.store.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = slot.as_ref() {
-            return Ok(s.clone());
+        match slot.as_ref() {
+            Some(s) => Ok(s.clone()),
+            None => self.open_into(&mut slot),
         }
+    }
+
+    /// Opens the store into an empty slot.
+    fn open_into(&self, slot: &mut Option<Arc<Store>>) -> Result<Arc<Store>, StoreError> {
         let s = Arc::new(open_store_patiently(&self.dirs().db())?);
         *slot = Some(s.clone());
         Ok(s)
@@ -93,11 +98,8 @@ impl Shared {
         }
         // Dropping the last handle closes sled (flushed) and releases the store's lock.
         *slot = None;
-        match open_store_patiently(&self.dirs().db()) {
-            Ok(s) => *slot = Some(Arc::new(s)),
-            Err(e) => {
-                tracing::error!(error = %e, "store not reopened; it is opened again when next used")
-            }
+        if let Err(e) = self.open_into(&mut slot) {
+            tracing::error!(error = %e, "store not reopened; it is opened again when next used");
         }
     }
 

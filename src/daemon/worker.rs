@@ -377,9 +377,6 @@ pub(super) async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::Unboun
             }
         };
         drop(permit);
-        sh.status_of(&source, |s| s.running = None);
-        sh.reopen_store_if_idle();
-        crate::daemon::memory::release_free_memory();
         sh.processed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         sh.status_of(&source, |s| {
@@ -388,6 +385,8 @@ pub(super) async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::Unboun
                 s.last = last;
             }
         });
+        sh.reopen_store_if_idle();
+        crate::daemon::memory::release_free_memory();
         if let Some((id, state)) = last {
             let queued: usize = lock(&sh.status).values().map(|s| s.queued).sum();
             let _ = crate::daemon::systemd::status(&format!(
