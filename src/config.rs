@@ -147,10 +147,103 @@ pub struct SourceConfig {
     /// with no accounts file yet; its password is printed once.
     #[serde(default)]
     pub initial_account: Option<String>,
+    /// What an Apple source lacks for OneRoster (`[sources.X.apple]`): the district org and
+    /// the school year its classes belong to (exports to OneRoster and the REST API).
+    #[serde(default)]
+    pub apple: AppleConfig,
     /// The configuration's `[limits]`, copied in by [`Config::parse`] so that a source's
     /// settings are whole.
     #[serde(skip)]
     pub limits: crate::roster::bundle::Limits,
+}
+
+/// `[sources.X.apple]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppleConfig {
+    /// The district org's sourcedId (default: the source's name).
+    #[serde(default)]
+    pub district_id: Option<String>,
+    /// The district org's name (default: the source's name).
+    #[serde(default)]
+    pub district_name: Option<String>,
+    /// The academic session of every class (`[sources.X.apple.school_year]`).
+    #[serde(default)]
+    pub school_year: Option<SchoolYearConfig>,
+}
+
+/// `[sources.X.apple.school_year]`: every field required, no date guessed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchoolYearConfig {
+    pub sourced_id: String,
+    pub title: String,
+    /// `YYYY-MM-DD`.
+    pub start_date: String,
+    /// `YYYY-MM-DD`.
+    pub end_date: String,
+    /// The four-digit year the school year ends in (OneRoster's `schoolYear`).
+    pub year: String,
+}
+
+impl AppleConfig {
+    fn validate(&self, source: &str) -> Result<(), String> {
+        let Some(y) = &self.school_year else {
+            return Ok(());
+        };
+        let at = |key: &str| format!("sources.{source}.apple.school_year.{key}");
+        for (key, v) in [("start_date", &y.start_date), ("end_date", &y.end_date)] {
+            if crate::roster::values::parse_date(v).is_none() {
+                return Err(format!("{}: `{v}` is not a date (YYYY-MM-DD)", at(key)));
+            }
+        }
+        if y.start_date > y.end_date {
+            return Err(format!(
+                "{}: the school year ends ({}) before it starts ({})",
+                at("end_date"),
+                y.end_date,
+                y.start_date
+            ));
+        }
+        if y.year.len() != 4 || !y.year.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "{}: `{}` is not a four-digit year",
+                at("year"),
+                y.year
+            ));
+        }
+        if y.sourced_id.trim().is_empty() || y.title.trim().is_empty() {
+            return Err(format!(
+                "{}: sourced_id and title must not be empty",
+                at("sourced_id")
+            ));
+        }
+        Ok(())
+    }
+
+    /// The model's settings for source `source`.
+    pub fn settings(&self, source: &str) -> crate::roster::model::AppleSettings {
+        crate::roster::model::AppleSettings {
+            district_id: self
+                .district_id
+                .clone()
+                .unwrap_or_else(|| source.to_string()),
+            district_name: self
+                .district_name
+                .clone()
+                .unwrap_or_else(|| source.to_string()),
+            school_year: self
+                .school_year
+                .as_ref()
+                .map(|y| crate::roster::model::SchoolYear {
+                    sourced_id: y.sourced_id.clone(),
+                    title: y.title.clone(),
+                    start_date: y.start_date.clone(),
+                    end_date: y.end_date.clone(),
+                    year: y.year.clone(),
+                }),
+        }
+    }
 }
 
 /// Default of `retention_days`.
@@ -242,6 +335,7 @@ impl SourceConfig {
 
     /// Checks the values serde cannot: enumerations given as strings and percentages.
     pub fn validate(&self, name: &str) -> Result<(), String> {
+        self.apple.validate(name)?;
         if let Some(f) = &self.format {
             if Expect::parse(f).is_none() {
                 return Err(format!(
@@ -299,6 +393,9 @@ pub struct Config {
     /// The embedded SFTP server (`[sftp]`), checked at every command like the rest.
     #[serde(default)]
     pub sftp: crate::sftp::SftpConfig,
+    /// The OneRoster REST provider (`[api]`).
+    #[serde(default)]
+    pub api: crate::api::ApiConfig,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -421,6 +518,7 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        c.api.validate().map_err(parse_err)?;
         Ok(c)
     }
 

@@ -1,6 +1,9 @@
-//! The OneRoster REST provider (issue 16), built up piece by piece: so far the collection
-//! query (paging, sort, fields and the filter grammar) in [`query`] and each version's status
-//! payloads in [`status`]; nothing serves them yet.
+//! The OneRoster REST provider (issue 16): the collection query (paging, sort, fields and the
+//! filter grammar) in [`query`], each version's status payloads in [`status`], and its
+//! settings in [`config`].
 
+pub mod config;
 pub mod query;
 pub mod status;
+
+pub use config::ApiConfig;

@@ -12,6 +12,7 @@ pub mod check;
 pub mod csvio;
 pub mod engine;
 pub mod findings;
+pub mod model;
 pub mod par;
 pub mod report;
 pub mod schema;
