@@ -133,6 +133,12 @@ impl Server {
         })
     }
 
+    /// The server's login defender, to share with other listeners (the REST API records its
+    /// failed authentications here too, so an address is banned from both at once).
+    pub fn defender(&self) -> Arc<defender::Defender> {
+        self.inner.defender.clone()
+    }
+
     /// SHA256 fingerprints of the host keys, `(algorithm, fingerprint)`.
     pub fn host_key_fingerprints(&self) -> Vec<(String, String)> {
         hostkeys::fingerprints(&self.inner.russh.keys)

@@ -32,7 +32,8 @@ pub(crate) struct Shared {
     pub accounts: Arc<RwLock<Accounts>>,
     pub events: mpsc::Sender<UploadEvent>,
     pub russh: Arc<russh::server::Config>,
-    pub defender: Defender,
+    /// Shared with the REST API's authentication (`Server::defender`): one score per address.
+    pub defender: Arc<Defender>,
     /// Open handles on the whole server (cap: `cfg.max_open_handles`).
     pub handles: Arc<HandleBudget>,
     sessions: Mutex<HashMap<String, usize>>,
@@ -51,7 +52,7 @@ impl Shared {
     ) -> Shared {
         Shared {
             state_dir,
-            defender: Defender::new(cfg.defender.clone()),
+            defender: Arc::new(Defender::new(cfg.defender.clone())),
             handles: Arc::new(HandleBudget::new(cfg.max_open_handles)),
             cfg: Arc::new(cfg),
             accounts,
