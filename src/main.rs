@@ -116,6 +116,11 @@ enum Command {
         #[command(subcommand)]
         cmd: AccountCmd,
     },
+    /// Manage the OneRoster REST API's clients (OAuth 2 client credentials, OAuth 1.0a).
+    ApiClient {
+        #[command(subcommand)]
+        cmd: ApiClientCmd,
+    },
     /// Print the SFTP host keys' SHA256 fingerprints (generating the keys if missing).
     Hostkey {},
     /// Write a synthetic district (benchmarks and tests).
@@ -149,6 +154,34 @@ enum AccountCmd {
     /// List accounts.
     List,
     /// Remove an account.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum ApiClientCmd {
+    /// Create an API client for one source; its id and secret are printed once (the secret is
+    /// stored as an argon2id hash).
+    Add {
+        name: String,
+        #[arg(long)]
+        source: String,
+        /// A scope it may be granted, repeatable: roster-core.readonly, roster.readonly,
+        /// roster-demographics.readonly. Default: roster-core.readonly and roster.readonly.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Also allow OAuth 1.0a signatures (1.1 consumers); the secret is then kept in the
+        /// clients file (mode 0600), since a signature's key is the secret itself.
+        #[arg(long)]
+        oauth1: bool,
+        /// Moodle compatibility: every 1.2 success body carries `imsx_statusInfo`.
+        #[arg(long)]
+        status_info_on_success: bool,
+    },
+    /// List API clients.
+    List,
+    /// Generate a new secret (the old one and its tokens stop working); printed once.
+    Secret { name: String },
+    /// Remove an API client (its tokens stop working).
     Remove { name: String },
 }
 
@@ -320,6 +353,35 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     Err(e) => eprintln!("rosterdrop: the running daemon was not told: {e}"),
                 }
             }
+            Ok(0)
+        }
+        Command::ApiClient { cmd } => {
+            use rosterdrop::api::clients::{clients_path, execute, Action};
+            let cfg = Config::load(&config()?)?;
+            let action = match cmd {
+                ApiClientCmd::Add {
+                    name,
+                    source,
+                    scopes,
+                    oauth1,
+                    status_info_on_success,
+                } => Action::Add {
+                    name,
+                    source,
+                    scopes,
+                    oauth1,
+                    status_info_on_success,
+                },
+                ApiClientCmd::List => Action::List,
+                ApiClientCmd::Secret { name } => Action::Secret { name },
+                ApiClientCmd::Remove { name } => Action::Remove { name },
+            };
+            let sources: Vec<String> = cfg.sources.keys().cloned().collect();
+            // A running daemon notices the changed file by itself, within a fraction of a second.
+            print!(
+                "{}",
+                execute(action, &clients_path(&cfg.api, &cfg.state_dir), &sources)?
+            );
             Ok(0)
         }
         Command::Hostkey {} => {
