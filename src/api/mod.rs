@@ -2,6 +2,7 @@
 //! filter grammar) in [`query`], each version's status payloads in [`status`], and its
 //! settings in [`config`].
 
+pub mod auth;
 pub mod clients;
 pub mod config;
 pub mod query;
