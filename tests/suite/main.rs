@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api_clients;
 mod check_bundles;
 mod check_cli;
 mod check_edges;
