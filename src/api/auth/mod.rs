@@ -53,6 +53,9 @@ pub const RELOAD_EVERY: Duration = Duration::from_millis(100);
 const MAX_TOKEN: usize = 512;
 /// Most OAuth 1.0a nonces kept per consumer, whatever the rate limit allows.
 const MAX_NONCES: usize = 100_000;
+/// Token requests whose secret is being verified at once (argon2id takes about 19 MiB and tens
+/// of milliseconds each); more are answered 429 rather than queued.
+pub const MAX_VERIFYING: usize = 8;
 
 /// How a request authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +204,7 @@ pub struct Auth {
     limit: Mutex<RateLimit>,
     nonces: Mutex<Nonces>,
     refused: Mutex<Refused>,
+    verifying: std::sync::atomic::AtomicUsize,
     /// Test clocks: added to the monotonic clock (ms) and to the wall clock (s).
     mono_skew_ms: std::sync::atomic::AtomicU64,
     wall_skew_s: std::sync::atomic::AtomicI64,
@@ -255,6 +259,7 @@ impl Auth {
             limit: Mutex::new(RateLimit::new(cfg.rate_limit_per_sec, cfg.rate_burst)),
             nonces: Mutex::new(Nonces::new(nonce_cap)),
             refused: Mutex::new(Refused::new(10_000)),
+            verifying: Default::default(),
             mono_skew_ms: Default::default(),
             wall_skew_s: Default::default(),
         })
@@ -362,6 +367,10 @@ impl Auth {
         let req = match oauth2::parse(headers, body) {
             Ok(r) => r,
             Err((code, description)) => return TokenReply::error(code, description),
+        };
+        // Bounded argon2 work: a flood of token requests waits outside, not in memory.
+        let Some(_slot) = Slot::take(&self.verifying) else {
+            return TokenReply::busy("too many token requests at once", 1);
         };
         let failed = || {
             TokenReply::error(
@@ -638,6 +647,26 @@ impl Auth {
             status_info_on_success: client.status_info_on_success,
             method: Method::OAuth1,
         })
+    }
+}
+
+/// One of [`MAX_VERIFYING`] places, given back when dropped.
+struct Slot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Slot<'a> {
+    fn take(n: &'a std::sync::atomic::AtomicUsize) -> Option<Slot<'a>> {
+        use std::sync::atomic::Ordering::AcqRel;
+        if n.fetch_add(1, AcqRel) >= MAX_VERIFYING {
+            n.fetch_sub(1, AcqRel);
+            return None;
+        }
+        Some(Slot(n))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

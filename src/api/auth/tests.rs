@@ -831,3 +831,29 @@ fn no_input_makes_it_panic() {
         .auth
         .token(&h, b"grant_type=client_credentials&scope=%ff", peer(11));
 }
+
+#[test]
+fn concurrent_verifications_are_bounded() {
+    let (fx, c) = simple();
+    let slots: Vec<_> = (0..MAX_VERIFYING)
+        .map(|_| Slot::take(&fx.auth.verifying).unwrap())
+        .collect();
+    let r = get_token(&fx, &c, None);
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers[http::header::RETRY_AFTER], "1");
+    drop(slots);
+    token_text(&get_token(&fx, &c, None));
+    // Threads at once: every request is answered, none lost, the count back at zero.
+    let ok = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                if get_token(&fx, &c, None).status == StatusCode::OK {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    assert_eq!(ok.load(Ordering::Relaxed), 4);
+    assert_eq!(fx.auth.verifying.load(Ordering::Relaxed), 0);
+}
