@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 
-use crate::api::clients::{ApiClient, ApiClients, ClientsError, Scopes};
+use crate::api::clients::{ApiClient, ApiClients, ClientsError, Scope, Scopes};
 use crate::api::status::{Minor, Version};
 use crate::api::ApiConfig;
 use crate::sftp::accounts::{hash_password, verify_password};
@@ -87,6 +87,13 @@ impl Principal {
             Version::V1p1 => self.v1p1,
             Version::V1p2 => self.v1p2,
         }
+    }
+
+    /// Whether it holds at least one of `any` for `version` (design notes §3.6 item 6: core
+    /// or full roster each suffice for a flat route).
+    pub fn has_any(&self, version: Version, any: &[Scope]) -> bool {
+        let held = self.scopes(version);
+        any.iter().any(|s| held.contains(*s))
     }
 }
 
@@ -360,6 +367,8 @@ impl Auth {
     /// (the body is read up to [`oauth2::MAX_BODY`]; a larger one is refused), `peer` the
     /// client's address. Always an answer to send.
     pub fn token(&self, headers: &HeaderMap, body: &[u8], peer: IpAddr) -> TokenReply {
+        // `::ffff:a.b.c.d` from a dual-stack socket is the address SFTP sees as `a.b.c.d`.
+        let peer = peer.to_canonical();
         if let Some(left) = self.banned(peer) {
             return TokenReply::busy("too many failed authentications from this address", left);
         }
@@ -434,6 +443,7 @@ impl Auth {
         headers: &HeaderMap,
         peer: IpAddr,
     ) -> Result<Principal, Refusal> {
+        let peer = peer.to_canonical();
         if let Some(left) = self.banned(peer) {
             return Err(Refusal::busy(
                 left,

@@ -170,6 +170,8 @@ fn token_by_basic_or_body_and_its_use() {
     );
     assert_eq!(p.v1p1, p.v1p2);
     assert!(!p.status_info_on_success);
+    assert!(p.has_any(Version::V1p1, &[Scope::RosterDemographics, Scope::Roster]));
+    assert!(!p.has_any(Version::V1p2, &[Scope::RosterDemographics]));
 
     // Body credentials work too; the two tokens differ.
     let body = format!(
@@ -320,6 +322,15 @@ fn a_banned_address_is_refused_before_any_work() {
     assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(e.minor, Minor::ServerBusy);
     assert!(e.retry_after.is_some());
+    // The same address as IPv4-mapped IPv6 (a dual-stack socket) is the same address.
+    let mapped = match ip {
+        IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
+        v6 => v6,
+    };
+    assert_eq!(
+        call(&fx, &bearer(&t), mapped).unwrap_err().status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     // Another address is not affected.
     assert!(call(&fx, &bearer(&t), peer(10)).is_ok());
 }
