@@ -868,3 +868,12 @@ fn concurrent_verifications_are_bounded() {
     assert_eq!(ok.load(Ordering::Relaxed), 4);
     assert_eq!(fx.auth.verifying.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn auth_is_shared_between_threads() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Auth>();
+    shared::<Principal>();
+    shared::<Refusal>();
+    shared::<TokenReply>();
+}
