@@ -203,7 +203,7 @@ pub struct Credentials {
     pub secret: String,
 }
 
-/// Length of client ids (alphabet of 32 symbols: 100 bits; not secret, but not guessable).
+/// Length of client ids (alphabet of 33 symbols: about 100 bits; not secret, but not guessable).
 pub const ID_LEN: usize = 20;
 /// Length of secrets (alphabet of 56 symbols: about 232 bits).
 pub const SECRET_LEN: usize = 40;
