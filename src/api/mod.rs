@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod query;
+pub mod routes_table;
 pub mod status;
 
 pub use config::ApiConfig;
