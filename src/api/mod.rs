@@ -3,7 +3,9 @@
 //! settings in [`config`].
 
 pub mod config;
+pub mod fields;
 pub mod query;
+pub mod render;
 pub mod routes_table;
 pub mod status;
 
