@@ -3,6 +3,7 @@
 //! settings in [`config`].
 
 pub mod config;
+pub mod discovery;
 pub mod fields;
 pub mod query;
 pub mod render;
