@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api_shapes;
 mod check_bundles;
 mod check_cli;
 mod check_edges;
