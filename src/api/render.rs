@@ -710,6 +710,12 @@ pub fn role_v1p1(role: &str) -> &str {
     }
 }
 
+/// The user's 1.1 `role`: its primary role entry's (else the first entry's) role, said in
+/// 1.1's words; `""` when it has no roles.
+pub fn user_role_v1p1(u: &User) -> &str {
+    primary_role(u).map_or("", |r| role_v1p1(&r.role))
+}
+
 /// The user's primary role entry (else the first).
 fn primary_role(u: &User) -> Option<&Role> {
     u.roles
@@ -751,7 +757,7 @@ fn user_v1p1<M: SerializeMap>(o: &mut Obj<M>, u: &User) -> Res<M> {
     o.req("givenName", &u.given_name)?;
     o.req("familyName", &u.family_name)?;
     o.opt("middleName", &u.middle_name)?;
-    o.req("role", primary_role(u).map_or("", |r| role_v1p1(&r.role)))?;
+    o.req("role", user_role_v1p1(u))?;
     o.opt("identifier", &u.identifier)?;
     o.opt("email", &u.email)?;
     o.opt("sms", &u.sms)?;

@@ -4,6 +4,7 @@
 //! differ in the operationIds only. Written from the table of `docs/design/oneroster-rest.md`
 //! §1.2, with that section's decisions on what each route selects.
 
+use crate::api::render::{user_role_v1p1, RecordRef};
 use crate::api::status::Version;
 use crate::roster::model::Entity;
 
@@ -65,6 +66,24 @@ pub enum Narrow {
     /// Users with this role: in 1.1 terms the user's `role`; in the model (1.2) any entry of
     /// `roles` with it (`student`, `teacher`).
     UserRole(&'static str),
+}
+
+impl Narrow {
+    /// Whether `v` counts the record in the subset: an org or session by its `type`; a user
+    /// by its served role, in 1.1 the one `role` it is served with, in 1.2 any entry of
+    /// `roles`. A record of another entity is outside every subset but `All`.
+    pub fn admits(self, v: Version, rec: RecordRef<'_>) -> bool {
+        match (self, rec) {
+            (Narrow::All, _) => true,
+            (Narrow::OrgType(t), RecordRef::Org(o)) => o.org_type == t,
+            (Narrow::SessionType(t), RecordRef::Session(s)) => s.session_type == t,
+            (Narrow::UserRole(r), RecordRef::User(u)) => match v {
+                Version::V1p1 => user_role_v1p1(u) == r,
+                Version::V1p2 => u.roles.iter().any(|x| x.role == r),
+            },
+            _ => false,
+        }
+    }
 }
 
 /// A path parameter naming a parent object.
@@ -418,6 +437,42 @@ mod tests {
             one.map(|r| (r.op_v1p2, r.op_v1p1)),
             Some(("getDemographics", "getDemographic"))
         );
+    }
+
+    #[test]
+    fn subsets() {
+        use crate::roster::model::{Org, Role, Session, User};
+        let school = Org {
+            org_type: "school".into(),
+            ..Org::default()
+        };
+        let term = Session {
+            session_type: "term".into(),
+            ..Session::default()
+        };
+        let role = |t: &str, r: &str| Role {
+            role_type: t.into(),
+            role: r.into(),
+            ..Role::default()
+        };
+        let user = User {
+            roles: vec![role("primary", "principal"), role("secondary", "teacher")],
+            ..User::default()
+        };
+        let schools = Narrow::OrgType("school");
+        assert!(schools.admits(Version::V1p2, RecordRef::Org(&school)));
+        assert!(!schools.admits(Version::V1p2, RecordRef::Session(&term)));
+        assert!(Narrow::SessionType("term").admits(Version::V1p1, RecordRef::Session(&term)));
+        assert!(
+            !Narrow::SessionType("gradingPeriod").admits(Version::V1p1, RecordRef::Session(&term))
+        );
+        let teachers = Narrow::UserRole("teacher");
+        assert!(teachers.admits(Version::V1p2, RecordRef::User(&user)));
+        assert!(
+            !teachers.admits(Version::V1p1, RecordRef::User(&user)),
+            "1.1: an administrator"
+        );
+        assert!(Narrow::All.admits(Version::V1p1, RecordRef::User(&user)));
     }
 
     #[test]
