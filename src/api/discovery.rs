@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::api::routes_table::{scope_uri, Route, Scope, ROUTES, SCOPE_DEMOGRAPHICS};
+use crate::api::routes_table::{scope_uri, Route, ScopeClass, ROUTES, SCOPE_DEMOGRAPHICS};
 use crate::api::routes_table::{SCOPE_ROSTER, SCOPE_ROSTER_CORE};
 use crate::api::status::Version;
 use crate::roster::model::Entity;
@@ -301,7 +301,7 @@ pub fn document(public_url: &str) -> Result<Value, DiscoveryError> {
         .iter()
         .map(|s| (scope_uri(v, s), Value::from(scope_description(s))))
         .collect();
-    debug_assert!(Scope::Demographics.any_of() == [SCOPE_DEMOGRAPHICS]);
+    debug_assert!(ScopeClass::Demographics.any_of() == [SCOPE_DEMOGRAPHICS]);
     Ok(json!({
         "openapi": "3.0.3",
         "info": {

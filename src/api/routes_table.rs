@@ -34,7 +34,7 @@ pub struct Route {
     /// Nested routes: how a returned record relates to the innermost parent.
     pub link: Link,
     /// The scope a token needs.
-    pub scope: Scope,
+    pub scope: ScopeClass,
     /// The 1.2 document's tag for the operation.
     pub tag: &'static str,
 }
@@ -116,11 +116,12 @@ pub enum Link {
     TermsOfClassesOf,
 }
 
-/// The scope an operation needs. In 1.2 terms: `Core` is either `roster-core.readonly` or
-/// `roster.readonly`, `Full` is `roster.readonly`, `Demographics` is
-/// `roster-demographics.readonly`; the same names under `…/v1p1/scope/` for 1.1.
+/// The scopes an operation accepts, any one of which suffices: `Core` is either
+/// `roster-core.readonly` or `roster.readonly`, `Full` is `roster.readonly`, `Demographics` is
+/// `roster-demographics.readonly`; under `…/v1p2/scope/` for 1.2 and `…/v1p1/scope/` for 1.1.
+/// [`ScopeClass::any_of`] gives the short names, as the clients file spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub enum ScopeClass {
     Core,
     Full,
     Demographics,
@@ -131,13 +132,13 @@ pub const SCOPE_ROSTER: &str = "roster.readonly";
 pub const SCOPE_ROSTER_CORE: &str = "roster-core.readonly";
 pub const SCOPE_DEMOGRAPHICS: &str = "roster-demographics.readonly";
 
-impl Scope {
+impl ScopeClass {
     /// The scopes (last parts of the URIs, see [`scope_uri`]) any one of which suffices.
     pub fn any_of(self) -> &'static [&'static str] {
         match self {
-            Scope::Core => &[SCOPE_ROSTER, SCOPE_ROSTER_CORE],
-            Scope::Full => &[SCOPE_ROSTER],
-            Scope::Demographics => &[SCOPE_DEMOGRAPHICS],
+            ScopeClass::Core => &[SCOPE_ROSTER_CORE, SCOPE_ROSTER],
+            ScopeClass::Full => &[SCOPE_ROSTER],
+            ScopeClass::Demographics => &[SCOPE_DEMOGRAPHICS],
         }
     }
 }
@@ -223,7 +224,7 @@ const fn flat(
     kind: Kind,
     entity: Entity,
     narrow: Narrow,
-    scope: Scope,
+    scope: ScopeClass,
     tag: &'static str,
 ) -> Route {
     let (many, one) = keys(entity);
@@ -261,7 +262,7 @@ const fn nested(
         narrow,
         parents,
         link,
-        scope: Scope::Full,
+        scope: ScopeClass::Full,
         tag,
     }
 }
@@ -274,25 +275,25 @@ use Narrow::All;
 /// Every rostering GET of both versions: each collection, its single object, its nested routes.
 #[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
-    flat("/academicSessions", ("getAllAcademicSessions", "getAcademicSessions"), Coll, S, All, Scope::Core, "AcademicSessionsManagement"),
-    flat("/academicSessions/{sourcedId}", ("getAcademicSession", "getAcademicSession"), One, S, All, Scope::Core, "AcademicSessionsManagement"),
-    flat("/classes", ("getAllClasses", "getClasses"), Coll, C, All, Scope::Core, "ClassesManagement"),
-    flat("/classes/{sourcedId}", ("getClass", "getClass"), One, C, All, Scope::Core, "ClassesManagement"),
+    flat("/academicSessions", ("getAllAcademicSessions", "getAcademicSessions"), Coll, S, All, ScopeClass::Core, "AcademicSessionsManagement"),
+    flat("/academicSessions/{sourcedId}", ("getAcademicSession", "getAcademicSession"), One, S, All, ScopeClass::Core, "AcademicSessionsManagement"),
+    flat("/classes", ("getAllClasses", "getClasses"), Coll, C, All, ScopeClass::Core, "ClassesManagement"),
+    flat("/classes/{sourcedId}", ("getClass", "getClass"), One, C, All, ScopeClass::Core, "ClassesManagement"),
     nested("/classes/{classSourcedId}/students", "getStudentsForClass", U, All, &[CLASS], Link::EnrolledIn { role: "student" }, "ClassesManagement"),
     nested("/classes/{classSourcedId}/teachers", "getTeachersForClass", U, All, &[CLASS], Link::EnrolledIn { role: "teacher" }, "ClassesManagement"),
-    flat("/courses", ("getAllCourses", "getCourses"), Coll, K, All, Scope::Core, "CoursesManagement"),
-    flat("/courses/{sourcedId}", ("getCourse", "getCourse"), One, K, All, Scope::Core, "CoursesManagement"),
+    flat("/courses", ("getAllCourses", "getCourses"), Coll, K, All, ScopeClass::Core, "CoursesManagement"),
+    flat("/courses/{sourcedId}", ("getCourse", "getCourse"), One, K, All, ScopeClass::Core, "CoursesManagement"),
     nested("/courses/{courseSourcedId}/classes", "getClassesForCourse", C, All, &[Parent { param: "courseSourcedId", entity: K, narrow: All }], Link::Field("course.sourcedId"), "CoursesManagement"),
-    flat("/demographics", ("getAllDemographics", "getDemographics"), Coll, D, All, Scope::Demographics, "DemographicsManagement"),
-    flat("/demographics/{sourcedId}", ("getDemographics", "getDemographic"), One, D, All, Scope::Demographics, "DemographicsManagement"),
-    flat("/enrollments", ("getAllEnrollments", "getEnrollments"), Coll, E, All, Scope::Core, "EnrollmentsManagement"),
-    flat("/enrollments/{sourcedId}", ("getEnrollment", "getEnrollment"), One, E, All, Scope::Core, "EnrollmentsManagement"),
-    flat("/gradingPeriods", ("getAllGradingPeriods", "getGradingPeriods"), Coll, S, Narrow::SessionType("gradingPeriod"), Scope::Core, "GradingPeriodsManagement"),
-    flat("/gradingPeriods/{sourcedId}", ("getGradingPeriod", "getGradingPeriod"), One, S, Narrow::SessionType("gradingPeriod"), Scope::Core, "GradingPeriodsManagement"),
-    flat("/orgs", ("getAllOrgs", "getOrgs"), Coll, O, All, Scope::Core, "OrgsManagement"),
-    flat("/orgs/{sourcedId}", ("getOrg", "getOrg"), One, O, All, Scope::Core, "OrgsManagement"),
-    flat("/schools", ("getAllSchools", "getSchools"), Coll, O, Narrow::OrgType("school"), Scope::Core, "SchoolsManagement"),
-    flat("/schools/{sourcedId}", ("getSchool", "getSchool"), One, O, Narrow::OrgType("school"), Scope::Core, "SchoolsManagement"),
+    flat("/demographics", ("getAllDemographics", "getDemographics"), Coll, D, All, ScopeClass::Demographics, "DemographicsManagement"),
+    flat("/demographics/{sourcedId}", ("getDemographics", "getDemographic"), One, D, All, ScopeClass::Demographics, "DemographicsManagement"),
+    flat("/enrollments", ("getAllEnrollments", "getEnrollments"), Coll, E, All, ScopeClass::Core, "EnrollmentsManagement"),
+    flat("/enrollments/{sourcedId}", ("getEnrollment", "getEnrollment"), One, E, All, ScopeClass::Core, "EnrollmentsManagement"),
+    flat("/gradingPeriods", ("getAllGradingPeriods", "getGradingPeriods"), Coll, S, Narrow::SessionType("gradingPeriod"), ScopeClass::Core, "GradingPeriodsManagement"),
+    flat("/gradingPeriods/{sourcedId}", ("getGradingPeriod", "getGradingPeriod"), One, S, Narrow::SessionType("gradingPeriod"), ScopeClass::Core, "GradingPeriodsManagement"),
+    flat("/orgs", ("getAllOrgs", "getOrgs"), Coll, O, All, ScopeClass::Core, "OrgsManagement"),
+    flat("/orgs/{sourcedId}", ("getOrg", "getOrg"), One, O, All, ScopeClass::Core, "OrgsManagement"),
+    flat("/schools", ("getAllSchools", "getSchools"), Coll, O, Narrow::OrgType("school"), ScopeClass::Core, "SchoolsManagement"),
+    flat("/schools/{sourcedId}", ("getSchool", "getSchool"), One, O, Narrow::OrgType("school"), ScopeClass::Core, "SchoolsManagement"),
     nested("/schools/{schoolSourcedId}/classes", "getClassesForSchool", C, All, &[SCHOOL], Link::Field("school.sourcedId"), "SchoolsManagement"),
     nested("/schools/{schoolSourcedId}/classes/{classSourcedId}/enrollments", "getEnrollmentsForClassInSchool", E, All, &[SCHOOL, CLASS], Link::Field("class.sourcedId"), "SchoolsManagement"),
     nested("/schools/{schoolSourcedId}/classes/{classSourcedId}/students", "getStudentsForClassInSchool", U, All, &[SCHOOL, CLASS], Link::EnrolledIn { role: "student" }, "SchoolsManagement"),
@@ -302,18 +303,18 @@ pub const ROUTES: &[Route] = &[
     nested("/schools/{schoolSourcedId}/students", "getStudentsForSchool", U, Narrow::UserRole("student"), &[SCHOOL], Link::MembersOf, "SchoolsManagement"),
     nested("/schools/{schoolSourcedId}/teachers", "getTeachersForSchool", U, Narrow::UserRole("teacher"), &[SCHOOL], Link::MembersOf, "SchoolsManagement"),
     nested("/schools/{schoolSourcedId}/terms", "getTermsForSchool", S, Narrow::SessionType("term"), &[SCHOOL], Link::TermsOfClassesOf, "SchoolsManagement"),
-    flat("/students", ("getAllStudents", "getStudents"), Coll, U, Narrow::UserRole("student"), Scope::Core, "StudentsManagement"),
-    flat("/students/{sourcedId}", ("getStudent", "getStudent"), One, U, Narrow::UserRole("student"), Scope::Core, "StudentsManagement"),
+    flat("/students", ("getAllStudents", "getStudents"), Coll, U, Narrow::UserRole("student"), ScopeClass::Core, "StudentsManagement"),
+    flat("/students/{sourcedId}", ("getStudent", "getStudent"), One, U, Narrow::UserRole("student"), ScopeClass::Core, "StudentsManagement"),
     nested("/students/{studentSourcedId}/classes", "getClassesForStudent", C, All, &[Parent { param: "studentSourcedId", entity: U, narrow: Narrow::UserRole("student") }], Link::ClassesOf { role: Some("student") }, "StudentsManagement"),
-    flat("/teachers", ("getAllTeachers", "getTeachers"), Coll, U, Narrow::UserRole("teacher"), Scope::Core, "TeachersManagement"),
-    flat("/teachers/{sourcedId}", ("getTeacher", "getTeacher"), One, U, Narrow::UserRole("teacher"), Scope::Core, "TeachersManagement"),
+    flat("/teachers", ("getAllTeachers", "getTeachers"), Coll, U, Narrow::UserRole("teacher"), ScopeClass::Core, "TeachersManagement"),
+    flat("/teachers/{sourcedId}", ("getTeacher", "getTeacher"), One, U, Narrow::UserRole("teacher"), ScopeClass::Core, "TeachersManagement"),
     nested("/teachers/{teacherSourcedId}/classes", "getClassesForTeacher", C, All, &[Parent { param: "teacherSourcedId", entity: U, narrow: Narrow::UserRole("teacher") }], Link::ClassesOf { role: Some("teacher") }, "TeachersManagement"),
-    flat("/terms", ("getAllTerms", "getTerms"), Coll, S, Narrow::SessionType("term"), Scope::Core, "TermsManagement"),
-    flat("/terms/{sourcedId}", ("getTerm", "getTerm"), One, S, Narrow::SessionType("term"), Scope::Core, "TermsManagement"),
+    flat("/terms", ("getAllTerms", "getTerms"), Coll, S, Narrow::SessionType("term"), ScopeClass::Core, "TermsManagement"),
+    flat("/terms/{sourcedId}", ("getTerm", "getTerm"), One, S, Narrow::SessionType("term"), ScopeClass::Core, "TermsManagement"),
     nested("/terms/{termSourcedId}/classes", "getClassesForTerm", C, All, &[Parent { param: "termSourcedId", entity: S, narrow: Narrow::SessionType("term") }], Link::Field("terms.sourcedId"), "TermsManagement"),
     nested("/terms/{termSourcedId}/gradingPeriods", "getGradingPeriodsForTerm", S, Narrow::SessionType("gradingPeriod"), &[Parent { param: "termSourcedId", entity: S, narrow: Narrow::SessionType("term") }], Link::Field("parent.sourcedId"), "TermsManagement"),
-    flat("/users", ("getAllUsers", "getUsers"), Coll, U, All, Scope::Core, "UsersManagement"),
-    flat("/users/{sourcedId}", ("getUser", "getUser"), One, U, All, Scope::Core, "UsersManagement"),
+    flat("/users", ("getAllUsers", "getUsers"), Coll, U, All, ScopeClass::Core, "UsersManagement"),
+    flat("/users/{sourcedId}", ("getUser", "getUser"), One, U, All, ScopeClass::Core, "UsersManagement"),
     nested("/users/{userSourcedId}/classes", "getClassesForUser", C, All, &[Parent { param: "userSourcedId", entity: U, narrow: All }], Link::ClassesOf { role: None }, "UsersManagement"),
 ];
 
@@ -394,9 +395,9 @@ mod tests {
                 }
             }
             let want = match (r.entity, r.kind) {
-                (Entity::Demographics, _) => Scope::Demographics,
-                (_, Kind::Nested) => Scope::Full,
-                _ => Scope::Core,
+                (Entity::Demographics, _) => ScopeClass::Demographics,
+                (_, Kind::Nested) => ScopeClass::Full,
+                _ => ScopeClass::Core,
             };
             assert_eq!(r.scope, want, "{}", r.path);
             if let Link::Field(f) = r.link {
@@ -485,8 +486,8 @@ mod tests {
             scope_uri(Version::V1p1, SCOPE_DEMOGRAPHICS),
             "https://purl.imsglobal.org/spec/or/v1p1/scope/roster-demographics.readonly"
         );
-        assert!(Scope::Core.any_of().contains(&SCOPE_ROSTER));
-        assert!(!Scope::Full.any_of().contains(&SCOPE_ROSTER_CORE));
+        assert!(ScopeClass::Core.any_of().contains(&SCOPE_ROSTER));
+        assert!(!ScopeClass::Full.any_of().contains(&SCOPE_ROSTER_CORE));
         assert_eq!(base_path(Version::V1p1), "/ims/oneroster/v1p1");
         assert_eq!(base_path(Version::V1p2), "/ims/oneroster/rostering/v1p2");
     }
