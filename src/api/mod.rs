@@ -5,7 +5,11 @@
 pub mod auth;
 pub mod clients;
 pub mod config;
+pub mod discovery;
+pub mod fields;
 pub mod query;
+pub mod render;
+pub mod routes_table;
 pub mod status;
 
 pub use config::ApiConfig;
