@@ -176,12 +176,9 @@ fn read_oneroster<E>(
                 _ => push_meta(&mut s.metadata, n, v),
             }
         }
-        // OneRoster 1.0 may leave `schoolYear` out: the year the session ends in.
-        if s.school_year.is_empty() && crate::roster::values::parse_date(&s.end_date).is_some() {
-            s.school_year = s.end_date[..4].to_string();
-        }
         r.sessions.push(s);
     })?;
+    derive_school_years(&mut r.sessions);
     rows("courses", &mut |f| {
         let mut c = Course::default();
         for &(n, v) in f {
@@ -314,6 +311,61 @@ fn read_oneroster<E>(
         r.demographics.push(d);
     })?;
     Ok(r)
+}
+
+/// OneRoster 1.0 may leave `schoolYear` out; 1.1 and 1.2 require it. A session without one
+/// takes its parent's, else that of the `schoolYear` session whose dates hold its dates, else
+/// (a school year itself, or nothing holds it) the year its own end date is in.
+fn derive_school_years(sessions: &mut [Session]) {
+    let year_of = |s: &Session| -> Option<String> {
+        if !s.school_year.is_empty() {
+            return Some(s.school_year.clone());
+        }
+        crate::roster::values::parse_date(&s.end_date).map(|d| format!("{:04}", d.y))
+    };
+    let by_id: HashMap<&str, &Session> = sessions
+        .iter()
+        .map(|s| (s.sourced_id.as_str(), s))
+        .collect();
+    let derived: Vec<Option<String>> = sessions
+        .iter()
+        .map(|s| {
+            if !s.school_year.is_empty() {
+                return None;
+            }
+            // The parent chain, at most as long as there are sessions (a cycle ends there).
+            let mut at = s;
+            for _ in 0..by_id.len() {
+                let Some(p) = at.parent.as_deref().and_then(|p| by_id.get(p)) else {
+                    break;
+                };
+                if !p.school_year.is_empty() {
+                    return Some(p.school_year.clone());
+                }
+                at = p;
+            }
+            if s.session_type != "schoolYear" {
+                let holder = sessions
+                    .iter()
+                    .filter(|y| {
+                        y.session_type == "schoolYear"
+                            && !y.start_date.is_empty()
+                            && y.start_date <= s.start_date
+                            && s.end_date <= y.end_date
+                    })
+                    .min_by(|a, b| a.sourced_id.cmp(&b.sourced_id));
+                if let Some(y) = holder {
+                    return year_of(y);
+                }
+            }
+            year_of(s)
+        })
+        .collect();
+    for (s, y) in sessions.iter_mut().zip(derived) {
+        if let Some(y) = y {
+            s.school_year = y;
+        }
+    }
 }
 
 fn push_meta(m: &mut Metadata, column: &str, v: &str) {
@@ -963,7 +1015,9 @@ pub(crate) mod tests {
             ("orgs", "sourcedId|name|type\nS|School|school"),
             (
                 "academicSessions",
-                "sourcedId|title|type|startDate|endDate\nY|Year|schoolYear|2020-08-17|2021-05-28",
+                "sourcedId|title|type|startDate|endDate|parentSourcedId\nY|Year|schoolYear|2020-08-17|2021-05-28|\n\
+                 F|Fall|semester|2020-08-17|2020-12-18|\nG|Grading|gradingPeriod|2020-09-01|2020-10-01|F\n\
+                 Z|Summer|term|2021-06-10|2021-07-30|",
             ),
             (
                 "courses",
@@ -983,7 +1037,16 @@ pub(crate) mod tests {
             ),
         ]);
         let r = read_tables(Format::OneRoster10, &AppleSettings::default(), &t);
-        assert_eq!(r.sessions[0].school_year, "2021");
+        // No schoolYear in 1.0: the school year's end year, for what it holds too.
+        let years: Vec<(&str, &str)> = r
+            .sessions
+            .iter()
+            .map(|s| (s.sourced_id.as_str(), s.school_year.as_str()))
+            .collect();
+        assert_eq!(
+            years,
+            [("F", "2021"), ("G", "2021"), ("Y", "2021"), ("Z", "2021")]
+        );
         assert_eq!(r.courses[0].school_year.as_deref(), Some("Y"));
         assert_eq!(r.courses[0].grades, ["09", "10"]);
         assert_eq!(r.classes[0].terms, ["Y"]);
