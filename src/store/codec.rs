@@ -223,6 +223,43 @@ pub(super) fn decode_page(bytes: &[u8]) -> Option<Page> {
     (i == bytes.len()).then_some(out)
 }
 
+/// Calls `visit` with the fields of each record of a stored page value, in page order,
+/// borrowed from the inflated page (nothing is re-encoded: `Store::roster` reads every record
+/// of a source this way). `None` when any part of the page does not decode, as for
+/// [`decode_page`]; records before the damage have been visited by then.
+pub(super) fn visit_page(
+    v: &[u8],
+    visit: &mut dyn FnMut(&crate::roster::model::read::Fields<'_>),
+) -> Option<()> {
+    let bytes = inflate(v)?;
+    let mut i = 0;
+    let names = page_names(&bytes, &mut i)?;
+    let n = get_varint(&bytes, &mut i)?;
+    let mut fields: Vec<(&str, &str)> = Vec::new();
+    for _ in 0..n {
+        let k = get_slice(&bytes, &mut i)?;
+        if k.len() > MAX_KEY_BYTES {
+            return None;
+        }
+        let nf = get_varint(&bytes, &mut i)?;
+        fields.clear();
+        for _ in 0..nf {
+            let name = names.get(usize::try_from(get_varint(&bytes, &mut i)?).ok()?)?;
+            let value = match usize::try_from(get_varint(&bytes, &mut i)?).ok()? {
+                0 => std::str::from_utf8(k).ok()?,
+                n => {
+                    let v = bytes.get(i..i.checked_add(n - 1)?)?;
+                    i += n - 1;
+                    std::str::from_utf8(v).ok()?
+                }
+            };
+            fields.push((name, value));
+        }
+        visit(&fields);
+    }
+    (i == bytes.len()).then_some(())
+}
+
 /// Number of records of a raw format-2 page (0 when it does not decode).
 pub(super) fn page_len(raw: &[u8]) -> u64 {
     let mut i = 0;

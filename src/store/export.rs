@@ -31,7 +31,7 @@ impl Store {
     }
 
     /// Calls `visit` with the fields of every stored record of a table, page by page (not in
-    /// key order), without copying them out of the page.
+    /// key order), borrowed from each inflated page.
     fn each_record(
         &self,
         source: &str,
@@ -40,10 +40,7 @@ impl Store {
     ) -> Result<()> {
         for kv in self.tree.scan_prefix(k_records(source, table)) {
             let (k, v) = kv?;
-            for (_, rec) in read_page(&v).ok_or_else(|| corrupt(&k, "undecodable page"))? {
-                let fields = row_fields(&rec).ok_or_else(|| corrupt(&k, "undecodable record"))?;
-                visit(&fields);
-            }
+            visit_page(&v, visit).ok_or_else(|| corrupt(&k, "undecodable page"))?;
         }
         Ok(())
     }
