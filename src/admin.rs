@@ -419,7 +419,22 @@ mod tests {
             Request::Approve { batch: 4 },
             Request::Export {
                 source: "a".into(),
-                format: Some("apple".into()),
+                format: Some("oneroster-1.2".into()),
+                apple: Some(crate::roster::model::AppleSettings {
+                    district_id: "d".into(),
+                    district_name: "District".into(),
+                    school_year: Some(crate::roster::model::SchoolYear {
+                        sourced_id: "y".into(),
+                        title: "2026-2027".into(),
+                        start_date: "2026-08-17".into(),
+                        end_date: "2027-06-11".into(),
+                        year: "2027".into(),
+                    }),
+                }),
+            },
+            Request::Export {
+                source: "a".into(),
+                format: None,
                 apple: None,
             },
             Request::Status,
@@ -429,6 +444,16 @@ mod tests {
             assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
         }
         assert!(serde_json::from_str::<Request>(r#"{"verb":"drop-tables"}"#).is_err());
+        // A request without the apple settings (an older client) still reads.
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"verb":"export","source":"a","format":null}"#)
+                .unwrap(),
+            Request::Export {
+                source: "a".into(),
+                format: None,
+                apple: None
+            }
+        );
     }
 
     #[test]
