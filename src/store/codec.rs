@@ -695,6 +695,44 @@ mod format_v2 {
     }
 
     #[test]
+    fn a_visited_page_gives_each_records_fields_as_decoded() {
+        let recs = [
+            (&b"S1"[..], rec(&[("id", "S1"), ("name", "Ana")])),
+            (&b"S2"[..], rec(&[("grade", "9"), ("id", "S2")])),
+            (&b"S3"[..], Vec::new()),
+        ];
+        let stored = encode_page(&recs).unwrap();
+        let mut seen: Vec<Vec<(String, String)>> = Vec::new();
+        visit_page(&stored, &mut |f| {
+            seen.push(
+                f.iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+            )
+        })
+        .unwrap();
+        let want: Vec<Vec<(String, String)>> = read_page(&stored)
+            .unwrap()
+            .iter()
+            .map(|(_, v)| decode_row(v).unwrap())
+            .collect();
+        assert_eq!(seen, want);
+        assert_eq!(
+            seen[0],
+            [("id".into(), "S1".into()), ("name".into(), "Ana".into())]
+        );
+        // What decode_page refuses, visit_page refuses.
+        for bad in [
+            vec![0, 1, 1, b'k', 1, 0, 0],
+            vec![1, 1, b'n', 1, 1, b'k', 1, 0, 2, 0xff],
+            vec![1, 1, b'n', 1, 1, b'k', 1, 0, 3, b'x'],
+        ] {
+            assert!(visit_page(&deflate(&bad), &mut |_| {}).is_none(), "{bad:?}");
+        }
+        assert!(visit_page(b"xy", &mut |_| {}).is_none());
+    }
+
+    #[test]
     fn undo_data_is_the_changed_records_before_the_batch() {
         // Keys `r\0<source>\0<table>\0<id>`, values in the pair encoding, as a change set.
         let old = vec![
