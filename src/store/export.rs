@@ -61,15 +61,16 @@ impl Store {
     pub fn export(&self, source: &str, dir: &Path) -> Result<Format> {
         let format = self.kept_format(source)?;
         let schema = Schema::for_format(format);
-        let mut tables = Vec::with_capacity(schema.tables.len());
+        // A table at a time: one table's records in memory at once.
+        let mut w = model::write::BundleWriter::new(format, dir)?;
         for t in &schema.tables {
             let mut rows: Vec<Vec<(String, String)>> = Vec::new();
             for (k, v) in self.records(source, t.name)? {
                 rows.push(decode_row(&v).ok_or_else(|| corrupt(&k, "undecodable record"))?);
             }
-            tables.push(CsvTable::from_records(t, rows));
+            w.table(&CsvTable::from_records(t, rows))?;
         }
-        model::write_bundle(format, &tables, dir)?;
+        w.finish()?;
         Ok(format)
     }
 

@@ -285,6 +285,18 @@ fn oneroster_sample_round_trips_in_every_format() {
 }
 
 #[test]
+fn patched_samples_round_trip_in_every_format() {
+    // What the engine patched on the way in is what is exported: the stored roster.
+    for (name, extra) in [
+        ("apple-with-errors", APPLE),
+        ("oneroster-with-errors", ""),
+        ("oneroster-untidy", ""),
+    ] {
+        round_trips(&sample(name), extra, &format!("sample-csv/{name}"));
+    }
+}
+
+#[test]
 fn oneroster_12_bundle_round_trips_in_every_format() {
     let dir = tmp();
     let b = oneroster12_bundle(&dir.path().join("b12"));

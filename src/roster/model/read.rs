@@ -544,8 +544,9 @@ fn read_apple<E>(
         }
         r.orgs.push(o);
     })?;
-    // The district org parents every school, unless a school already has its id.
-    if !r.orgs.iter().any(|o| o.sourced_id == apple.district_id) {
+    // The district org parents every school, unless a school already has its id (or the
+    // settings name none).
+    if !apple.district_id.is_empty() && !r.orgs.iter().any(|o| o.sourced_id == apple.district_id) {
         for o in &mut r.orgs {
             o.parent = Some(apple.district_id.clone());
         }

@@ -84,43 +84,75 @@ impl CsvTable {
 /// rows, and a manifest marking them `bulk` and the schema's other files `absent` (1.0 has no
 /// manifest by design).
 pub fn write_bundle(format: Format, tables: &[CsvTable], dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut manifest = String::from("propertyName,value\nmanifest.version,1.0\n");
-    let with_manifest = format.is_oneroster() && format != Format::OneRoster10;
-    if with_manifest {
-        manifest.push_str(&format!(
-            "oneroster.version,{}\n",
-            if format == Format::OneRoster11 {
-                "1.1"
-            } else {
-                "1.2"
-            }
-        ));
-    }
-    let dialect = Dialect {
-        backslash_escapes: format == Format::Apple,
-        ..Default::default()
-    };
+    let mut w = BundleWriter::new(format, dir)?;
     for t in tables {
-        if format.is_oneroster() {
+        w.table(t)?;
+    }
+    w.finish()
+}
+
+/// [`write_bundle`] a table at a time, so that a caller holds one table in memory at once.
+pub struct BundleWriter<'a> {
+    format: Format,
+    dir: &'a Path,
+    manifest: String,
+}
+
+impl<'a> BundleWriter<'a> {
+    pub fn new(format: Format, dir: &'a Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut manifest = String::from("propertyName,value\nmanifest.version,1.0\n");
+        if Self::has_manifest(format) {
+            manifest.push_str(&format!(
+                "oneroster.version,{}\n",
+                if format == Format::OneRoster11 {
+                    "1.1"
+                } else {
+                    "1.2"
+                }
+            ));
+        }
+        Ok(BundleWriter {
+            format,
+            dir,
+            manifest,
+        })
+    }
+
+    /// OneRoster 1.0 has no manifest.csv by design: its files are the bundle.
+    fn has_manifest(format: Format) -> bool {
+        format.is_oneroster() && format != Format::OneRoster10
+    }
+
+    /// Writes one table (tables come in the schema's order, for the manifest).
+    pub fn table(&mut self, t: &CsvTable) -> std::io::Result<()> {
+        if self.format.is_oneroster() {
             let mode = if t.rows.is_empty() { "absent" } else { "bulk" };
-            manifest.push_str(&format!("file.{},{mode}\n", t.name));
+            self.manifest.push_str(&format!("file.{},{mode}\n", t.name));
             if t.rows.is_empty() {
-                continue;
+                return Ok(());
             }
         }
-        let f = std::fs::File::create(dir.join(format!("{}.csv", t.name)))?;
+        let dialect = Dialect {
+            backslash_escapes: self.format == Format::Apple,
+            ..Default::default()
+        };
+        let f = std::fs::File::create(self.dir.join(format!("{}.csv", t.name)))?;
         let mut w = CsvWriter::new(std::io::BufWriter::new(f), dialect)?;
         w.write_row(t.header.iter().map(String::as_str))?;
         for r in &t.rows {
             w.write_row(r.iter().map(String::as_str))?;
         }
-        w.into_inner().flush()?;
+        w.into_inner().flush()
     }
-    if with_manifest {
-        std::fs::write(dir.join("manifest.csv"), manifest)?;
+
+    /// Writes the manifest (OneRoster 1.1 and 1.2).
+    pub fn finish(self) -> std::io::Result<()> {
+        if Self::has_manifest(self.format) {
+            std::fs::write(self.dir.join("manifest.csv"), self.manifest)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A roster as the tables of a format, and what it could not hold.
