@@ -43,6 +43,10 @@ pub enum Request {
     Export {
         source: String,
         format: Option<String>,
+        /// The source's `[sources.X.apple]` settings (an Apple source exported to OneRoster
+        /// needs them); absent: the defaults (the source's name for the district).
+        #[serde(default)]
+        apple: Option<crate::roster::model::AppleSettings>,
     },
     Status,
     /// Re-read accounts, keys and source settings (what SIGHUP does).
@@ -154,7 +158,11 @@ fn execute_inner(store: &Store, req: &Request, scratch: &Path) -> Result<Answer,
                 ..Reply::ok(crate::store::views::commit_text(&b))
             })
         }
-        Request::Export { source, format } => export(store, source, format.as_deref(), scratch),
+        Request::Export {
+            source,
+            format,
+            apple,
+        } => export(store, source, format.as_deref(), apple.as_ref(), scratch),
         Request::Status => {
             let mut out = String::from("daemon: not running\n");
             out.push_str(&last_batches_text(store)?);
@@ -170,34 +178,59 @@ fn execute_inner(store: &Store, req: &Request, scratch: &Path) -> Result<Answer,
     }
 }
 
+/// `export`: the source's roster as a bundle. `format`: `apple`, `oneroster-1.1`,
+/// `oneroster-1.2`, or `oneroster` (the source's own OneRoster version); none: the source's own
+/// format. The source's own format is written losslessly; another is converted through the one
+/// roster model and what it could not hold is listed in the reply.
 fn export(
     store: &Store,
     source: &str,
     format: Option<&str>,
+    apple: Option<&crate::roster::model::AppleSettings>,
     scratch: &Path,
 ) -> Result<Answer, AdminError> {
-    if let Some(want) = format {
-        if !matches!(want, "apple" | "oneroster") {
+    use crate::roster::schema::Format;
+    let have = store.format_of(source)?;
+    let target = match (format, have) {
+        (_, None) => {
+            return Err(StoreError::Refused(format!("source `{source}` has no roster yet")).into())
+        }
+        (None, Some(f)) => f,
+        (Some("apple"), _) => Format::Apple,
+        (Some("oneroster-1.1"), _) => Format::OneRoster11,
+        (Some("oneroster-1.2"), _) => Format::OneRoster12,
+        (Some("oneroster"), Some(f)) if f.is_oneroster() => f,
+        (Some("oneroster"), Some(_)) => {
             return Ok((
-                Reply::error(2, format!("unknown format `{want}` (apple or oneroster)")),
-                vec![],
-            ));
-        }
-        if let Some(have) = store.format_of(source)? {
-            if (want == "apple") != (have == crate::roster::schema::Format::Apple) {
-                return Ok((
-                    Reply::error(
-                        EXIT_REFUSED,
-                        format!(
-                            "source `{source}` keeps a {} roster; exporting it as {want} is not supported yet",
-                            have.label()
-                        ),
+                Reply::error(
+                    EXIT_REFUSED,
+                    format!(
+                        "source `{source}` keeps an Apple roster, which has no OneRoster \
+                         version of its own: say --format oneroster-1.1 or oneroster-1.2"
                     ),
-                    vec![],
-                ));
-            }
+                ),
+                vec![],
+            ))
         }
-    }
+        (Some(want), _) => {
+            return Ok((
+                Reply::error(
+                    2,
+                    format!(
+                        "unknown format `{want}` (apple, oneroster-1.1, oneroster-1.2, or \
+                         oneroster: the source's own OneRoster version)"
+                    ),
+                ),
+                vec![],
+            ))
+        }
+    };
+    let defaults = crate::roster::model::AppleSettings {
+        district_id: source.to_string(),
+        district_name: source.to_string(),
+        school_year: None,
+    };
+    let apple = apple.unwrap_or(&defaults);
     let dir = scratch.join(format!(
         "export-{}-{}",
         std::process::id(),
@@ -205,7 +238,7 @@ fn export(
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let result = (|| {
-        let f = store.export(source, &dir)?;
+        let done = store.export_as(source, target, apple, &dir)?;
         let mut heads = Vec::new();
         let mut bodies = Vec::new();
         let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -224,10 +257,29 @@ fn export(
             });
             bodies.push(bytes);
         }
+        let mut text = if done.format == done.source_format {
+            format!("exported {} roster of `{source}`", done.format.label())
+        } else {
+            format!(
+                "exported {} roster of `{source}` as {}",
+                done.source_format.label(),
+                done.format.label()
+            )
+        };
+        if !done.lost.is_empty() {
+            text.push_str(&format!(
+                "\nleft out ({} has no place for them):",
+                done.format.display_name()
+            ));
+            for l in &done.lost {
+                text.push_str(&format!("\n  {l}"));
+            }
+            text.push('\n');
+        }
         Ok((
             Reply {
                 files: heads,
-                ..Reply::ok(format!("exported {} roster of `{source}`", f.label()))
+                ..Reply::ok(text)
             },
             bodies,
         ))
@@ -367,7 +419,23 @@ mod tests {
             Request::Approve { batch: 4 },
             Request::Export {
                 source: "a".into(),
-                format: Some("apple".into()),
+                format: Some("oneroster-1.2".into()),
+                apple: Some(crate::roster::model::AppleSettings {
+                    district_id: "d".into(),
+                    district_name: "District".into(),
+                    school_year: Some(crate::roster::model::SchoolYear {
+                        sourced_id: "y".into(),
+                        title: "2026-2027".into(),
+                        start_date: "2026-08-17".into(),
+                        end_date: "2027-06-11".into(),
+                        year: "2027".into(),
+                    }),
+                }),
+            },
+            Request::Export {
+                source: "a".into(),
+                format: None,
+                apple: None,
             },
             Request::Status,
         ] {
@@ -376,6 +444,16 @@ mod tests {
             assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
         }
         assert!(serde_json::from_str::<Request>(r#"{"verb":"drop-tables"}"#).is_err());
+        // A request without the apple settings (an older client) still reads.
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"verb":"export","source":"a","format":null}"#)
+                .unwrap(),
+            Request::Export {
+                source: "a".into(),
+                format: None,
+                apple: None
+            }
+        );
     }
 
     #[test]

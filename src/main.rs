@@ -101,7 +101,9 @@ enum Command {
     Export {
         #[arg(long)]
         source: String,
-        /// apple or oneroster: must be the format the source's roster is kept in.
+        /// apple, oneroster-1.1, oneroster-1.2, or oneroster (the source's own OneRoster
+        /// version); default: the source's own format. Another format than the source's is
+        /// converted, and what it has no place for is listed.
         #[arg(long)]
         format: Option<String>,
         #[arg(long)]
@@ -307,7 +309,24 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             source,
             format,
             out,
-        } => admin_cmd(&config()?, Request::Export { source, format }, Some(&out)),
+        } => {
+            let config = config()?;
+            // The source's [sources.X.apple] settings go with the request: the daemon may run
+            // with the file as it was at its last reload.
+            let apple = Config::load(&config)?
+                .source(&source)?
+                .apple
+                .settings(&source);
+            admin_cmd(
+                &config,
+                Request::Export {
+                    source,
+                    format,
+                    apple: Some(apple),
+                },
+                Some(&out),
+            )
+        }
         Command::Serve {} => {
             rosterdrop::daemon::serve(&config()?, |made| {
                 for (name, source, password) in made {
@@ -452,12 +471,18 @@ fn admin_cmd(config: &Path, req: Request, out: Option<&Path>) -> anyhow::Result<
             rosterdrop::admin::write_files(out, &reply, &files)?;
         }
     }
-    print!("{}", reply.stdout);
-    if out.is_some() && reply.exit == 0 {
-        println!(
-            " to {}",
-            out.map(|o| o.display().to_string()).unwrap_or_default()
-        );
+    match out {
+        // An export's first line says what was written, and where; what a conversion left
+        // out follows.
+        Some(out) if reply.exit == 0 => {
+            let (first, rest) = reply
+                .stdout
+                .split_once('\n')
+                .unwrap_or((reply.stdout.as_str(), ""));
+            println!("{first} to {}", out.display());
+            print!("{rest}");
+        }
+        _ => print!("{}", reply.stdout),
     }
     eprint!("{}", reply.stderr);
     Ok(reply.exit)

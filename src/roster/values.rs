@@ -203,6 +203,15 @@ pub fn list_items(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|x| !x.is_empty())
 }
 
+/// One item of a OneRoster `userIds` list, `{type:identifier}`, as (type, identifier); `None`
+/// when it is not of that form.
+pub fn user_id(item: &str) -> Option<(&str, &str)> {
+    item.strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .and_then(|x| x.split_once(':'))
+        .filter(|(t, i)| !t.is_empty() && !i.is_empty() && !t.contains('}') && !i.contains('}'))
+}
+
 /// Checks one non-empty value against its kind; `Err` explains what is wrong.
 pub fn check(kind: Kind, v: &str) -> Result<(), String> {
     match kind {
@@ -275,14 +284,7 @@ pub fn check(kind: Kind, v: &str) -> Result<(), String> {
         }
         Kind::UserIds => {
             for item in list_items(v) {
-                let ok = item
-                    .strip_prefix('{')
-                    .and_then(|x| x.strip_suffix('}'))
-                    .and_then(|x| x.split_once(':'))
-                    .is_some_and(|(t, i)| {
-                        !t.is_empty() && !i.is_empty() && !t.contains('}') && !i.contains('}')
-                    });
-                if !ok {
+                if user_id(item).is_none() {
                     return Err(format!("`{item}` is not of the form {{type:identifier}}"));
                 }
             }

@@ -223,6 +223,43 @@ pub(super) fn decode_page(bytes: &[u8]) -> Option<Page> {
     (i == bytes.len()).then_some(out)
 }
 
+/// Calls `visit` with the fields of each record of a stored page value, in page order,
+/// borrowed from the inflated page (nothing is re-encoded: `Store::roster` reads every record
+/// of a source this way). `None` when any part of the page does not decode, as for
+/// [`decode_page`]; records before the damage have been visited by then.
+pub(super) fn visit_page(
+    v: &[u8],
+    visit: &mut dyn FnMut(&crate::roster::model::read::Fields<'_>),
+) -> Option<()> {
+    let bytes = inflate(v)?;
+    let mut i = 0;
+    let names = page_names(&bytes, &mut i)?;
+    let n = get_varint(&bytes, &mut i)?;
+    let mut fields: Vec<(&str, &str)> = Vec::new();
+    for _ in 0..n {
+        let k = get_slice(&bytes, &mut i)?;
+        if k.len() > MAX_KEY_BYTES {
+            return None;
+        }
+        let nf = get_varint(&bytes, &mut i)?;
+        fields.clear();
+        for _ in 0..nf {
+            let name = names.get(usize::try_from(get_varint(&bytes, &mut i)?).ok()?)?;
+            let value = match usize::try_from(get_varint(&bytes, &mut i)?).ok()? {
+                0 => std::str::from_utf8(k).ok()?,
+                n => {
+                    let v = bytes.get(i..i.checked_add(n - 1)?)?;
+                    i += n - 1;
+                    std::str::from_utf8(v).ok()?
+                }
+            };
+            fields.push((name, value));
+        }
+        visit(&fields);
+    }
+    (i == bytes.len()).then_some(())
+}
+
 /// Number of records of a raw format-2 page (0 when it does not decode).
 pub(super) fn page_len(raw: &[u8]) -> u64 {
     let mut i = 0;
@@ -655,6 +692,44 @@ mod format_v2 {
         assert!(decode_page(&[0, 1, 1, b'k', 1, 0, 0]).is_none());
         assert!(decode_page(&[1, 1, b'n', 1, 1, b'k', 1, 0, 2, 0xff]).is_none());
         assert!(decode_page(&[1, 1, b'n', 1, 1, b'k', 1, 0, 3, b'x']).is_none());
+    }
+
+    #[test]
+    fn a_visited_page_gives_each_records_fields_as_decoded() {
+        let recs = [
+            (&b"S1"[..], rec(&[("id", "S1"), ("name", "Ana")])),
+            (&b"S2"[..], rec(&[("grade", "9"), ("id", "S2")])),
+            (&b"S3"[..], Vec::new()),
+        ];
+        let stored = encode_page(&recs).unwrap();
+        let mut seen: Vec<Vec<(String, String)>> = Vec::new();
+        visit_page(&stored, &mut |f| {
+            seen.push(
+                f.iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+            )
+        })
+        .unwrap();
+        let want: Vec<Vec<(String, String)>> = read_page(&stored)
+            .unwrap()
+            .iter()
+            .map(|(_, v)| decode_row(v).unwrap())
+            .collect();
+        assert_eq!(seen, want);
+        assert_eq!(
+            seen[0],
+            [("id".into(), "S1".into()), ("name".into(), "Ana".into())]
+        );
+        // What decode_page refuses, visit_page refuses.
+        for bad in [
+            vec![0, 1, 1, b'k', 1, 0, 0],
+            vec![1, 1, b'n', 1, 1, b'k', 1, 0, 2, 0xff],
+            vec![1, 1, b'n', 1, 1, b'k', 1, 0, 3, b'x'],
+        ] {
+            assert!(visit_page(&deflate(&bad), &mut |_| {}).is_none(), "{bad:?}");
+        }
+        assert!(visit_page(b"xy", &mut |_| {}).is_none());
     }
 
     #[test]

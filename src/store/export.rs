@@ -1,6 +1,19 @@
-//! A source's stored roster written back out as CSV files.
+//! A source's stored roster written back out as CSV files, in its own format (lossless) or,
+//! through the one roster model, in another; and the stored roster as that model.
 
 use super::*;
+use crate::roster::model::{self, AppleSettings, CsvTable, Roster};
+
+/// What [`Store::export_as`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    /// The format the source's roster is kept in.
+    pub source_format: Format,
+    /// The format written.
+    pub format: Format,
+    /// What the target format could not hold, one line each (empty for a same-format export).
+    pub lost: Vec<String>,
+}
 
 impl Store {
     /// The format a source's roster is kept in, if it has one.
@@ -12,69 +25,101 @@ impl Store {
             .and_then(Format::from_label))
     }
 
-    /// Writes the source's current roster as a bundle in its own format.
-    pub fn export(&self, source: &str, dir: &Path) -> Result<Format> {
-        let Some(format) = self.format_of(source)? else {
-            return Err(StoreError::Refused(format!(
-                "source `{source}` has no roster yet"
-            )));
-        };
-        std::fs::create_dir_all(dir)?;
-        let schema = Schema::for_format(format);
-        let mut manifest = String::from("propertyName,value\nmanifest.version,1.0\n");
-        // OneRoster 1.0 has no manifest.csv by design: its files are the bundle.
-        let with_manifest = format.is_oneroster() && format != Format::OneRoster10;
-        if with_manifest {
-            manifest.push_str(&format!(
-                "oneroster.version,{}\n",
-                if format == Format::OneRoster11 {
-                    "1.1"
-                } else {
-                    "1.2"
-                }
-            ));
+    fn kept_format(&self, source: &str) -> Result<Format> {
+        self.format_of(source)?
+            .ok_or_else(|| StoreError::Refused(format!("source `{source}` has no roster yet")))
+    }
+
+    /// Calls `visit` with the fields of every stored record of a table, page by page (not in
+    /// key order), borrowed from each inflated page.
+    fn each_record(
+        &self,
+        source: &str,
+        table: &str,
+        visit: &mut dyn FnMut(&model::read::Fields<'_>),
+    ) -> Result<()> {
+        for kv in self.tree.scan_prefix(k_records(source, table)) {
+            let (k, v) = kv?;
+            visit_page(&v, visit).ok_or_else(|| corrupt(&k, "undecodable page"))?;
         }
-        let dialect = crate::roster::csvio::Dialect {
-            backslash_escapes: format == Format::Apple,
-            ..Default::default()
-        };
+        Ok(())
+    }
+
+    /// The source's current roster in the one model (`roster::model`): one pass over its
+    /// stored pages, each record read once. `apple` is what an Apple source lacks (the district
+    /// org, the school-year session); a OneRoster source ignores it.
+    pub fn roster(&self, source: &str, apple: &AppleSettings) -> Result<Roster> {
+        let format = self.kept_format(source)?;
+        model::read(format, apple, |table, visit| {
+            self.each_record(source, table, visit)
+        })
+    }
+
+    /// Writes the source's current roster as a bundle in its own format: the schema's columns
+    /// first, then numbered and extra columns, rows sorted by primary key. Nothing is
+    /// converted, so extra columns and every stored value are kept.
+    pub fn export(&self, source: &str, dir: &Path) -> Result<Format> {
+        let format = self.kept_format(source)?;
+        let schema = Schema::for_format(format);
+        // A table at a time: one table's records in memory at once.
+        let mut w = model::write::BundleWriter::new(format, dir)?;
         for t in &schema.tables {
             let mut rows: Vec<Vec<(String, String)>> = Vec::new();
             for (k, v) in self.records(source, t.name)? {
                 rows.push(decode_row(&v).ok_or_else(|| corrupt(&k, "undecodable record"))?);
             }
-            if format.is_oneroster() {
-                let mode = if rows.is_empty() { "absent" } else { "bulk" };
-                manifest.push_str(&format!("file.{},{mode}\n", t.name));
-                if rows.is_empty() {
-                    continue;
-                }
-            }
-            // Header: the schema's columns, then numbered and extra columns seen in the data.
-            let mut header: Vec<String> = t.columns.iter().map(|c| c.name.to_string()).collect();
-            let mut extra: Vec<String> = rows
-                .iter()
-                .flat_map(|r| r.iter().map(|(n, _)| n.clone()))
-                .filter(|n| !header.contains(n))
-                .collect();
-            extra.sort();
-            extra.dedup();
-            header.extend(extra);
-            let f = std::fs::File::create(dir.join(format!("{}.csv", t.name)))?;
-            let mut w = crate::roster::csvio::CsvWriter::new(std::io::BufWriter::new(f), dialect)?;
-            w.write_row(header.iter().map(String::as_str))?;
-            for r in &rows {
-                w.write_row(header.iter().map(|h| {
-                    r.iter()
-                        .find(|(n, _)| n == h)
-                        .map_or("", |(_, v)| v.as_str())
-                }))?;
-            }
-            w.into_inner().flush()?;
+            w.table(&CsvTable::from_records(t, rows))?;
         }
-        if with_manifest {
-            std::fs::write(dir.join("manifest.csv"), manifest)?;
-        }
+        w.finish()?;
         Ok(format)
+    }
+
+    /// Writes the source's current roster as a bundle of `format` (Apple, OneRoster 1.1 or
+    /// 1.2). The source's own format takes the lossless path of [`Store::export`]; another
+    /// goes through the one roster model, and what it cannot hold is listed in
+    /// [`Exported::lost`]. An Apple source needs `[sources.X.apple.school_year]` for OneRoster
+    /// (every class needs a term, and Apple has none).
+    pub fn export_as(
+        &self,
+        source: &str,
+        format: Format,
+        apple: &AppleSettings,
+        dir: &Path,
+    ) -> Result<Exported> {
+        let kept = self.kept_format(source)?;
+        if kept == format {
+            self.export(source, dir)?;
+            return Ok(Exported {
+                source_format: kept,
+                format,
+                lost: Vec::new(),
+            });
+        }
+        if format == Format::OneRoster10 {
+            return Err(StoreError::Refused(format!(
+                "source `{source}` keeps a {} roster; it can be exported as apple, \
+                 oneroster-1.1 or oneroster-1.2, not as OneRoster 1.0",
+                kept.label()
+            )));
+        }
+        if kept == Format::Apple && format.is_oneroster() && apple.school_year.is_none() {
+            return Err(StoreError::Refused(format!(
+                "source `{source}` keeps an Apple roster, which has no academic sessions; \
+                 exporting it as {} needs the school year of its classes: set \
+                 [sources.{source}.apple.school_year] (sourced_id, title, start_date, \
+                 end_date, year) in the configuration",
+                format.label()
+            )));
+        }
+        let roster = self.roster(source, apple)?;
+        let converted =
+            model::convert(&roster, format).map_err(|e| StoreError::Refused(e.to_string()))?;
+        drop(roster);
+        model::write_bundle(format, &converted.tables, dir)?;
+        Ok(Exported {
+            source_format: kept,
+            format,
+            lost: converted.lost,
+        })
     }
 }

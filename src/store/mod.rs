@@ -31,6 +31,7 @@ pub use batch::{Arrival, Batch, BatchState, Guard, Incoming, TableCounts, HELD_P
 use codec::*;
 pub use codec::{decode_row, RowEncoder, FORMAT_VERSION, MAX_KEY_BYTES, MAX_NAME_BYTES};
 use diff::{mode_label, Cascade, Removed};
+pub use export::Exported;
 use undo::page_writes;
 pub use views::StoreView;
 

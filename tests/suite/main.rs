@@ -18,6 +18,7 @@ mod check_untidy;
 mod cli_messages;
 mod daemon_e2e;
 mod daemon_in_process;
+mod export_formats;
 mod mail_messages;
 mod mail_smtp;
 mod sftp_hostile;

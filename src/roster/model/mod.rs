@@ -8,6 +8,12 @@
 //! value; lists are lists. What the served layer adds (`status`, `dateLastModified`) is not
 //! here: the model is a roster, not a history.
 
+pub mod read;
+pub mod write;
+
+pub use read::read;
+pub use write::{convert, write_bundle, Converted, CsvTable};
+
 /// A whole roster in the model, each list sorted by `sourced_id` (byte order).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Roster {
