@@ -14,6 +14,8 @@ ssh-keygen -q -t ed25519 -N '' -f "$WORK/key"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$WORK/c.toml" <<TOML
 state_dir = "$WORK/state"
+[api]
+enabled = false
 [sftp]
 listen = "127.0.0.1:$PORT"
 [sources.bench]

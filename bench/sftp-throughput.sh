@@ -64,6 +64,8 @@ start_rosterdrop() { # name fsync [state-dir] -> sets RD_PORT, RD_PID, RD_STATE
   mkdir -p "$RD_STATE"
   cat > "$WORK/$name.toml" <<EOF
 state_dir = "$RD_STATE"
+[api]
+enabled = false
 [sftp]
 listen = "127.0.0.1:$RD_PORT"
 fsync_uploads = $fsync

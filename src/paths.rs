@@ -55,6 +55,11 @@ impl<'a> StateDir<'a> {
     pub fn upload_names(self) -> PathBuf {
         self.mail().join("uploads")
     }
+    /// What the REST provider keeps between runs: per source, when each served record last
+    /// changed and the records it still shows as removed (`<source>.served`).
+    pub fn api(self) -> PathBuf {
+        self.0.join("api")
+    }
     pub fn tmp(self) -> PathBuf {
         self.0.join("tmp")
     }

@@ -83,7 +83,7 @@ impl Scope {
 
     /// The scope URI of one version, as requested and granted on the token endpoint.
     pub fn uri(self, version: Version) -> String {
-        format!("{}{}", scope_prefix(version), self.name())
+        crate::api::routes_table::scope_uri(version, self.name())
     }
 
     /// Parses a short name.
@@ -97,7 +97,7 @@ impl Scope {
     /// Parses a scope URI of either version.
     pub fn parse_uri(uri: &str) -> Option<(Version, Scope)> {
         [Version::V1p1, Version::V1p2].into_iter().find_map(|v| {
-            let name = uri.strip_prefix(scope_prefix(v))?;
+            let name = uri.strip_prefix(crate::api::routes_table::scope_prefix(v))?;
             Scope::ALL
                 .into_iter()
                 .find(|s| s.name() == name)
@@ -117,13 +117,6 @@ impl Scope {
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-fn scope_prefix(version: Version) -> &'static str {
-    match version {
-        Version::V1p1 => "https://purl.imsglobal.org/spec/or/v1p1/scope/",
-        Version::V1p2 => "https://purl.imsglobal.org/spec/or/v1p2/scope/",
     }
 }
 

@@ -70,7 +70,15 @@ fn info(minor: Minor, description: &str) -> Value {
 pub fn error_body(version: Version, minor: Minor, description: &str) -> Value {
     match version {
         Version::V1p2 => info(minor, description),
-        Version::V1p1 => json!({ "statusInfoSet": [info(minor, description)] }),
+        Version::V1p1 => {
+            // 1.1's imsx_StatusInfo requires a message reference: an opaque id of the answer,
+            // unique in the process (nothing from the request).
+            static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut i = info(minor, description);
+            i["imsx_messageRefIdentifier"] = json!(format!("rosterdrop-{n}"));
+            json!({ "statusInfoSet": [i] })
+        }
     }
 }
 

@@ -106,6 +106,7 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
                     if let Some(b) = out.0.batch.and_then(|id| store.find_batch(id).ok().flatten()) {
                         tracing::info!(batch = b.id, source = %b.source, state = b.state.label(), "admin command applied");
                         sh2.notify_command(&req, &b);
+                        sh2.api_changed.notify_one();
                     }
                 }
                 out

@@ -13,6 +13,7 @@
 //! again (its record is final); its mail and archiving are finished.
 
 mod admin_socket;
+mod api;
 pub mod intake;
 pub mod logging;
 pub mod mail;
@@ -251,6 +252,7 @@ fn prepare(
         mailer,
         unconfigured: Mutex::new(HashSet::new()),
         rescan_now: tokio::sync::Notify::new(),
+        api_changed: tokio::sync::Notify::new(),
     });
 
     Ok((shared, sftp, initial))
@@ -322,8 +324,45 @@ async fn run(
             })?;
     }
 
+    // The REST API's port is taken before anything serves, so a taken port stops the start.
+    let cfg_now = sh.cfg();
+    let api_listener = api::bind(&cfg_now).await?;
+    let api_tls = api::tls(&cfg_now)?;
+
     let (up_tx, up_rx) = mpsc::channel(1024);
     let server = Server::new(&sh.state_dir, sftp.clone(), sh.accounts.clone(), up_tx)?;
+    let api_tasks = match api_listener {
+        None => None,
+        Some(l) => {
+            let public_url = api::public_url(&cfg_now, &l);
+            let auth = crate::api::auth::Auth::new(
+                &cfg_now.api,
+                crate::api::clients::clients_path(&cfg_now.api, &sh.state_dir),
+                server.defender(),
+            )
+            .map_err(|e| DaemonError::Other(e.to_string()))?;
+            let state = Arc::new(
+                crate::api::server::ApiState::new(
+                    cfg_now.api.clone(),
+                    public_url.clone(),
+                    Arc::new(auth),
+                )
+                .map_err(|e| DaemonError::Other(e.to_string()))?,
+            );
+            let mut stop = sh.stopping.subscribe();
+            let http = tokio::spawn(crate::api::server::serve(
+                l,
+                state.clone(),
+                api_tls,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ));
+            let keeper = tokio::spawn(api::keep_served(sh.clone(), state));
+            tracing::info!(url = %public_url, "OneRoster REST API listening");
+            Some((http, keeper))
+        }
+    };
     for (alg, fp) in server.host_key_fingerprints() {
         tracing::info!(algorithm = %alg, fingerprint = %fp, "SFTP host key");
     }
@@ -367,6 +406,12 @@ async fn run(
     let _ = sftp_task.await;
     let _ = intake.await;
     let _ = admin.await;
+    if let Some((http, keeper)) = api_tasks {
+        let _ = keeper.await;
+        if let Ok(Err(e)) = http.await {
+            tracing::error!(error = %e, "the REST API stopped with an error");
+        }
+    }
     let workers: Vec<_> = std::mem::take(&mut *lock(&sh.workers));
     for w in workers {
         let _ = w.await;

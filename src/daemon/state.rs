@@ -34,6 +34,8 @@ pub(super) struct Shared {
     /// Wakes the intake loop for a full scan now (after a reload: uploads that waited for a
     /// source that is now configured are taken at once, not at the next periodic rescan).
     pub(super) rescan_now: tokio::sync::Notify,
+    /// Wakes the REST API's keeper: a source's roster may have moved.
+    pub(super) api_changed: tokio::sync::Notify,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -360,7 +360,10 @@ pub(super) async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::Unboun
         let last = loop {
             let (sh2, j) = (sh.clone(), job.clone());
             match tokio::task::spawn_blocking(move || sh2.process(&j)).await {
-                Ok(Some(b)) => break Some((b.id, b.state)),
+                Ok(Some(b)) => {
+                    sh.api_changed.notify_one();
+                    break Some((b.id, b.state));
+                }
                 Ok(None) | Err(_) => {
                     tracing::warn!(
                         batch = id,

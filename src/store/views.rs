@@ -6,6 +6,11 @@ use std::fmt::Write as _;
 use super::*;
 
 impl Store {
+    /// The source's last applied batch: what its roster is now (`None`: no roster yet).
+    pub fn last_applied(&self, source: &str) -> Result<Option<u64>> {
+        Ok(self.state(source)?.last_applied)
+    }
+
     /// What the engine may ask the store while checking a batch of `source`.
     pub fn view<'a>(&'a self, source: &'a str) -> Result<StoreView<'a>> {
         let mut persons = HashMap::new();

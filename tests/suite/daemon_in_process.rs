@@ -40,7 +40,8 @@ fn an_upload_dropped_in_a_folder_is_checked_committed_and_mailed_in_process() {
     fs::write(
         &config,
         format!(
-            "state_dir = {state:?}\n[sftp]\nlisten = \"127.0.0.1:0\"\n\
+            "state_dir = {state:?}\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [sftp]\nlisten = \"127.0.0.1:0\"\n\
              [intake]\nquiet_period_secs = 60\n\
              [sources.north]\nadmins = [\"it@north.example\"]\n"
         ),

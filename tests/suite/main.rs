@@ -4,6 +4,7 @@
 mod support;
 
 mod api_clients;
+mod api_http;
 mod api_shapes;
 mod check_bundles;
 mod check_cli;

@@ -47,8 +47,10 @@ pub use oauth2::TokenReply;
 use limit::{NonceCheck, Nonces, RateLimit, Refused};
 use tokens::{digest, Issued, Lookup, Tokens};
 
-/// How often the clients file is looked at, at most.
-pub const RELOAD_EVERY: Duration = Duration::from_millis(100);
+/// How often the clients file is looked at, at most: by default at every request (one
+/// `stat`, about a microsecond), so that an `api-client` command is in force for the very
+/// next request, as the issue asks ("a running daemon takes changes at once").
+pub const RELOAD_EVERY: Duration = Duration::ZERO;
 /// Longest bearer token read (ours are 43 characters).
 const MAX_TOKEN: usize = 512;
 /// Most OAuth 1.0a nonces kept per consumer, whatever the rate limit allows.

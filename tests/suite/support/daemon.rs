@@ -17,6 +17,8 @@ pub struct Daemon {
     pub state: PathBuf,
     pub config: PathBuf,
     pub port: u16,
+    /// The REST API's port.
+    pub api_port: u16,
 }
 
 impl Daemon {
@@ -32,11 +34,13 @@ impl Daemon {
         fs::create_dir_all(&state).expect("state");
         seed_hostkeys(&state);
         let port = free_port();
+        let api_port = free_port();
         let config = dir.path().join("rosterdrop.toml");
         fs::write(
             &config,
             format!(
-                "state_dir = {state:?}\n[sftp]\nlisten = \"127.0.0.1:{port}\"\n\
+                "state_dir = {state:?}\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\
+                 [sftp]\nlisten = \"127.0.0.1:{port}\"\n\
                  [intake]\nquiet_period_secs = {quiet}\n{intake}\n\n{sources}\n"
             ),
         )
@@ -46,6 +50,7 @@ impl Daemon {
             state,
             config,
             port,
+            api_port,
         }
     }
 

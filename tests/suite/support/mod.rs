@@ -10,6 +10,7 @@
 //! - [`sftp_client`]: the SFTP server in-process and a Rust client (`Fixture`, `ssh`, `sftp`);
 //! - [`smtp`]: a real SMTP server (`smtp_sink.py`, aiosmtpd) and test certificates.
 
+pub mod api;
 pub mod api_schema;
 pub mod bundles;
 pub mod check;

@@ -61,7 +61,7 @@ impl Env {
         fs::write(
             &config,
             format!(
-                "state_dir = {state:?}\n\n[intake]\npaused = true\n\n[sftp]\nlisten = \"127.0.0.1:{port}\"\nauth_failure_delay_ms = 100\n{sftp_extra}\n{tail}\n\n# The sources the tests' accounts belong to (intake is paused).\n[sources.district]\n[sources.district2]\n[sources.district-2]\n"
+                "state_dir = {state:?}\n\n[intake]\npaused = true\n\n[api]\nenabled = false\n\n[sftp]\nlisten = \"127.0.0.1:{port}\"\nauth_failure_delay_ms = 100\n{sftp_extra}\n{tail}\n\n# The sources the tests' accounts belong to (intake is paused).\n[sources.district]\n[sources.district2]\n[sources.district-2]\n"
             ),
         )
         .expect("config");

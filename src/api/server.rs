@@ -1,0 +1,314 @@
+//! The REST provider on axum: the two versions' bases, the token endpoint, the 1.2
+//! discovery document, and a log line per request (client, path, status, milliseconds; never
+//! the query, which can hold a filter on a name or an email).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::{any, post};
+use axum::Router;
+
+use crate::api::auth::{Auth, Refusal};
+use crate::api::config::ApiConfig;
+use crate::api::respond::{self, base_path, Reply, Request};
+use crate::api::served::Served;
+use crate::api::status::{Minor, Version};
+
+/// What every request handler shares.
+pub struct ApiState {
+    pub cfg: ApiConfig,
+    /// `public_url`, or the listener's real address when none is configured.
+    pub public_url: String,
+    pub auth: Arc<Auth>,
+    /// The 1.2 discovery document, made once for `public_url`.
+    discovery: Vec<u8>,
+    served: RwLock<HashMap<String, Arc<Served>>>,
+}
+
+impl ApiState {
+    pub fn new(
+        cfg: ApiConfig,
+        public_url: String,
+        auth: Arc<Auth>,
+    ) -> Result<ApiState, crate::api::discovery::DiscoveryError> {
+        let discovery =
+            serde_json::to_vec(&crate::api::discovery::document(&public_url)?).unwrap_or_default();
+        Ok(ApiState {
+            cfg,
+            public_url,
+            auth,
+            discovery,
+            served: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The served roster of a source, if one was built.
+    pub fn served(&self, source: &str) -> Option<Arc<Served>> {
+        self.served
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(source)
+            .cloned()
+    }
+
+    /// Makes a rebuilt served roster the one requests see.
+    pub fn publish(&self, served: Served) {
+        self.served
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(served.source.clone(), Arc::new(served));
+    }
+
+    /// Forgets the sources no longer configured.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.served
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s, _| keep(s));
+    }
+}
+
+/// The API's routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/oauth/token", post(token))
+        .route("/ims/oneroster/v1p1/{*rest}", any(v1p1))
+        .route("/ims/oneroster/rostering/v1p2/{*rest}", any(v1p2))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves the API on `listener` (over TLS with `tls`) until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Some(acceptor) = tls {
+        return crate::api::tls::serve(listener, acceptor, router(state), shutdown).await;
+    }
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn token(
+    State(st): State<Arc<ApiState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let st2 = st.clone();
+    let ip = peer.ip();
+    // Verifying a secret is argon2 work: off the async threads.
+    let reply = match tokio::task::spawn_blocking(move || st2.auth.token(&headers, &body, ip)).await
+    {
+        Ok(r) => r,
+        Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    };
+    let client = reply.client.clone();
+    let resp = reply.into_response();
+    crate::api::auth::log_request(
+        client.as_deref(),
+        &Method::POST,
+        "/oauth/token",
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    resp
+}
+
+async fn v1p1(
+    st: State<Arc<ApiState>>,
+    peer: ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    handle(st.0, Version::V1p1, peer.0.ip(), method, uri, headers).await
+}
+
+async fn v1p2(
+    st: State<Arc<ApiState>>,
+    peer: ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    handle(st.0, Version::V1p2, peer.0.ip(), method, uri, headers).await
+}
+
+async fn not_found(uri: Uri) -> Response {
+    let v = if uri.path().starts_with(base_path(Version::V1p1)) {
+        Version::V1p1
+    } else {
+        Version::V1p2
+    };
+    to_response(Reply::error(v, Minor::UnknownObject, "no such path"))
+}
+
+async fn handle(
+    st: Arc<ApiState>,
+    v: Version,
+    peer: IpAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let path = uri.path();
+    let rest = path.strip_prefix(base_path(v)).unwrap_or("");
+    let (client, reply) = route(&st, v, peer, &method, &uri, rest, &headers).await;
+    let status = reply.status;
+    let mut resp = to_response(reply);
+    if method == Method::HEAD {
+        *resp.body_mut() = Body::empty();
+    }
+    let path_and_query = uri.path_and_query().map_or(path, |p| p.as_str());
+    crate::api::auth::log_request(
+        client.as_deref(),
+        &method,
+        path_and_query,
+        status,
+        started.elapsed(),
+    );
+    resp
+}
+
+/// The answer to one API request, and the client it came from when it authenticated.
+async fn route(
+    st: &Arc<ApiState>,
+    v: Version,
+    peer: IpAddr,
+    method: &Method,
+    uri: &Uri,
+    rest: &str,
+    headers: &HeaderMap,
+) -> (Option<String>, Reply) {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = Reply::error(v, Minor::InvalidData, "only GET and HEAD are served");
+        r.status = 405;
+        r.headers.push(("allow", "GET, HEAD".into()));
+        return (None, r);
+    }
+    if v == Version::V1p2 && is_discovery(rest) {
+        return (
+            None,
+            Reply {
+                status: 200,
+                headers: vec![("content-type", "application/json".into())],
+                body: st.discovery.clone(),
+            },
+        );
+    }
+    let Some(m) = respond::match_route(rest) else {
+        return (None, Reply::error(v, Minor::UnknownObject, "no such path"));
+    };
+    let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let principal = match st.auth.authenticate(method, path_and_query, headers, peer) {
+        Ok(p) => p,
+        Err(refusal) => return (None, refused(v, &refusal)),
+    };
+    let client = Some(principal.client.clone());
+    let needed = respond::scopes_for(&m);
+    if !principal.has_any(v, &needed) {
+        let mut r = Reply::error(
+            v,
+            Minor::Forbidden,
+            "the access token does not carry the scope this operation needs",
+        );
+        let uris: Vec<String> = needed.iter().map(|s| s.uri(v)).collect();
+        r.headers.push((
+            "www-authenticate",
+            format!(
+                "Bearer realm=\"rosterdrop\", error=\"insufficient_scope\", scope=\"{}\"",
+                uris.join(" ")
+            ),
+        ));
+        return (client, r);
+    }
+    let served = st
+        .served(&principal.source)
+        .unwrap_or_else(|| Arc::new(Served::empty(&principal.source)));
+    let query = uri.query().unwrap_or("").to_string();
+    let public_url = st.public_url.clone();
+    let rest = rest.to_string();
+    let max_limit = st.cfg.max_limit;
+    let status_info = principal.status_info_on_success;
+    let tombstones_after_ms = i64::try_from(crate::clock::now_ms())
+        .unwrap_or(i64::MAX)
+        .saturating_sub(i64::from(st.cfg.tombstone_days) * 86_400_000);
+    // Rendering a page of thousands of records is CPU work: off the async threads.
+    let reply = tokio::task::spawn_blocking(move || {
+        let req = Request {
+            version: v,
+            query: &query,
+            public_url: &public_url,
+            rest: &rest,
+            max_limit,
+            status_info_on_success: status_info,
+            tombstones_after_ms,
+        };
+        respond::answer(&req, &m, &served)
+    })
+    .await
+    .unwrap_or_else(|_| Reply::error(v, Minor::InternalServerError, "internal error"));
+    (client, reply)
+}
+
+/// The 1.2 discovery document's paths: `{base}/discovery`, and both names 1EdTech's documents
+/// give its file.
+fn is_discovery(rest: &str) -> bool {
+    match rest.strip_prefix("/discovery") {
+        Some("") | Some("/") => true,
+        Some(name) => crate::api::discovery::FILE_NAMES
+            .iter()
+            .any(|f| name.strip_prefix('/') == Some(*f)),
+        None => false,
+    }
+}
+
+fn refused(v: Version, r: &Refusal) -> Reply {
+    let mut reply = Reply::error(v, r.minor, &r.description);
+    reply.status = r.status.as_u16();
+    if let Some(w) = &r.www_authenticate {
+        reply.headers.push(("www-authenticate", w.clone()));
+    }
+    if let Some(secs) = r.retry_after {
+        reply.headers.push(("retry-after", secs.to_string()));
+    }
+    reply
+}
+
+fn to_response(reply: Reply) -> Response {
+    let mut resp = Response::new(Body::from(reply.body));
+    *resp.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in &reply.headers {
+        set(&mut resp, k, v);
+    }
+    resp
+}
+
+fn set(resp: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().append(name, v);
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r
+}
