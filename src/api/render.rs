@@ -5,7 +5,7 @@
 //! `serde_json::to_writer` at little more than the cost of the bytes), and [`render`] turns
 //! the same view into a `serde_json::Value` for the filter and the tests.
 //!
-//! The rules (`docs/design/api-shapes.md`): booleans are the strings `"true"`/`"false"`; no
+//! The rules (`docs/ARCHITECTURE.md`, "Wire shapes"): booleans are the strings `"true"`/`"false"`; no
 //! nulls, an absent optional field is left out (and an empty list, unless it is required); a
 //! required string the data lacks is `""`; references are `{href, sourcedId, type}` with
 //! 1.2's type names in both versions and an absolute `href` whose id is percent-encoded;

@@ -544,3 +544,110 @@ fn deltas_see_every_change_across_a_batch_and_a_rollback() {
         .iter()
         .all(|u| u["status"] == "active"));
 }
+
+/// With `tls_cert` and `tls_key` the API speaks TLS: curl, trusting only the test CA, gets a
+/// token and a page over https, and the hrefs say https.
+#[test]
+fn the_api_speaks_tls_with_its_certificate() {
+    let certs = crate::support::smtp::TestCerts::new();
+    let d = Daemon::with_api(
+        SOURCES,
+        &format!("tls_cert = {:?}\ntls_key = {:?}\n", certs.cert, certs.key),
+    );
+    d.cli_ok(&[
+        "ingest",
+        sample("oneroster").to_str().unwrap(),
+        "--source",
+        "north",
+    ]);
+    let _run = d.start();
+    let (id, secret) = add_client(&d, "lms", "north", &[]);
+    let base = format!("https://127.0.0.1:{}", d.api_port);
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&certs.ca)
+            .args(args)
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "curl {args:?}: {}", text(&out));
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON from curl")
+    };
+    let tok = curl(&[
+        "-u",
+        &format!("{id}:{secret}"),
+        "-d",
+        "grant_type=client_credentials",
+        &format!("{base}/oauth/token"),
+    ]);
+    let token = tok["access_token"].as_str().expect("token").to_string();
+    let mut users = Value::Null;
+    for _ in 0..100 {
+        users = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            &format!("{base}{V12}/users?limit=2"),
+        ]);
+        if users["users"].as_array().is_some_and(|u| u.len() == 2) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let href = users["users"][0]["roles"][0]["org"]["href"]
+        .as_str()
+        .unwrap_or("");
+    assert!(href.starts_with(&format!("{base}{V12}/orgs/")), "{users}");
+    // Plain HTTP on the TLS port is not answered as the API.
+    let plain = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5"])
+        .arg(format!("http://127.0.0.1:{}{V12}/users", d.api_port))
+        .output()
+        .expect("curl");
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+}
+
+/// A client over its rate is answered 429 with `Retry-After` in its version's payload; a
+/// token past its lifetime is refused.
+#[test]
+fn the_rate_limit_and_token_expiry() {
+    let d = Daemon::with_api(
+        SOURCES,
+        "rate_limit_per_sec = 1\nrate_burst = 4\ntoken_ttl_secs = 2\n",
+    );
+    d.cli_ok(&[
+        "ingest",
+        sample("oneroster").to_str().unwrap(),
+        "--source",
+        "north",
+    ]);
+    let _run = d.start();
+    let api = Api::new(d.api_port);
+    let (id, secret) = add_client(&d, "lms", "north", &[]);
+    let t = api.token(&id, &secret);
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = api.get(Some(&t), &format!("{V12}/orgs"));
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("no 429 within 10 requests at 1 per second with a burst of 4");
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok()),
+        "{r:?}"
+    );
+    api_schema::validate_status("v1p2", &r.body).unwrap_or_else(|e| panic!("{e}: {}", r.raw));
+    assert_eq!(
+        r.body["imsx_CodeMinor"]["imsx_codeMinorField"][0]["imsx_codeMinorFieldValue"],
+        "server_busy"
+    );
+    // After the token's 2 s, it no longer opens anything (whatever the bucket holds by then).
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let r = api.get(Some(&t), &format!("{V12}/orgs"));
+    assert_eq!(r.status, 401, "{}", r.raw);
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|w| w.contains("invalid_token")));
+}

@@ -1,6 +1,6 @@
 //! Validates REST API bodies against our OneRoster JSON Schemas
 //! (`tests/data/oneroster-schema/{v1p1,v1p2}/*.json`, written from the specification; see
-//! `docs/design/api-shapes.md`). Every schema of both versions is compiled once per test
+//! `docs/ARCHITECTURE.md`, "Wire shapes"). Every schema of both versions is compiled once per test
 //! binary, with the others registered by their `$id` so that references between files resolve
 //! without touching the file system or the network.
 //!

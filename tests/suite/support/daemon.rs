@@ -29,6 +29,15 @@ impl Daemon {
 
     /// `intake` is more TOML for the `[intake]` table.
     pub fn with_intake(sources: &str, quiet: u64, intake: &str) -> Daemon {
+        Daemon::with_tables(sources, quiet, intake, "")
+    }
+
+    /// `api` is more TOML for the `[api]` table (its `listen` is chosen here).
+    pub fn with_api(sources: &str, api: &str) -> Daemon {
+        Daemon::with_tables(sources, 1, "", api)
+    }
+
+    fn with_tables(sources: &str, quiet: u64, intake: &str, api: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("state");
         fs::create_dir_all(&state).expect("state");
@@ -39,7 +48,7 @@ impl Daemon {
         fs::write(
             &config,
             format!(
-                "state_dir = {state:?}\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\
+                "state_dir = {state:?}\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n{api}\n\
                  [sftp]\nlisten = \"127.0.0.1:{port}\"\n\
                  [intake]\nquiet_period_secs = {quiet}\n{intake}\n\n{sources}\n"
             ),
