@@ -3,7 +3,9 @@
 //!
 //! `model_roster DIR STUDENTS`: the first run writes the district (as `rosterdrop synth
 //! --format oneroster --students STUDENTS`) and ingests it into `DIR/state`; later runs read the
-//! roster three times and print the seconds and the process's peak resident size.
+//! roster three times, then export it as apple, oneroster-1.2 and oneroster-1.1
+//! (`Store::export_as`, into `DIR/export-*`), printing the seconds and the process's peak
+//! resident size.
 
 use std::path::Path;
 use std::time::Instant;
@@ -70,6 +72,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "run {run}: Store::roster {read:.2} s ({users} users, {enrollments} enrollments), \
              peak {peak}, with the roster {now}; dropping it {:.2} s",
             t.elapsed().as_secs_f64()
+        );
+    }
+    for f in [
+        rosterdrop::roster::schema::Format::Apple,
+        rosterdrop::roster::schema::Format::OneRoster12,
+        rosterdrop::roster::schema::Format::OneRoster11,
+    ] {
+        let out = dir.join(format!("export-{}", f.label()));
+        let _ = std::fs::remove_dir_all(&out);
+        let t = Instant::now();
+        let e = store.export_as("synth", f, &apple, &out)?;
+        println!(
+            "export_as {}: {:.2} s, lost {:?}, peak {}",
+            f.label(),
+            t.elapsed().as_secs_f64(),
+            e.lost,
+            status("VmHWM")
         );
     }
     Ok(())

@@ -112,14 +112,14 @@ impl Store {
             )));
         }
         let roster = self.roster(source, apple)?;
-        let converted =
-            model::convert(&roster, format).map_err(|e| StoreError::Refused(e.to_string()))?;
-        drop(roster);
-        model::write_bundle(format, &converted.tables, dir)?;
+        let lost = model::write::write(&roster, format, dir).map_err(|e| match e {
+            model::write::WriteDirError::Io(e) => StoreError::Io(e),
+            e => StoreError::Refused(e.to_string()),
+        })?;
         Ok(Exported {
             source_format: kept,
             format,
-            lost: converted.lost,
+            lost,
         })
     }
 }

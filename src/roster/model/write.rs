@@ -205,16 +205,40 @@ fn put_meta(rec: &mut Record, m: &Metadata) {
     }
 }
 
-/// The roster as the tables of `target` (Apple, OneRoster 1.1 or 1.2).
+/// Where a conversion hands each table's records, in the schema's order.
+type Emit<'a> = dyn FnMut(&'static str, Vec<Record>) -> std::io::Result<()> + 'a;
+
+/// Runs the conversion to `target`, handing `emit` each table as soon as it is made.
+fn run(
+    roster: &Roster,
+    target: Format,
+    lost: &mut Lost,
+    emit: &mut Emit<'_>,
+) -> Result<(), WriteDirError> {
+    match target {
+        Format::Apple => apple(roster, lost, emit)?,
+        Format::OneRoster11 => oneroster(roster, false, lost, emit)?,
+        Format::OneRoster12 => oneroster(roster, true, lost, emit)?,
+        Format::OneRoster10 => return Err(WriteError::Unsupported(target).into()),
+    }
+    Ok(())
+}
+
+/// The roster as the tables of `target` (Apple, OneRoster 1.1 or 1.2), all in memory.
 pub fn convert(roster: &Roster, target: Format) -> Result<Converted, WriteError> {
     let schema = Schema::for_format(target);
     let mut lost = Lost::default();
-    let mut tables: HashMap<&'static str, Vec<Record>> = match target {
-        Format::Apple => apple(roster, &mut lost),
-        Format::OneRoster11 => oneroster(roster, false, &mut lost),
-        Format::OneRoster12 => oneroster(roster, true, &mut lost),
-        Format::OneRoster10 => return Err(WriteError::Unsupported(target)),
-    };
+    let mut tables: HashMap<&'static str, Vec<Record>> = HashMap::new();
+    let made = run(roster, target, &mut lost, &mut |name, recs| {
+        tables.insert(name, recs);
+        Ok(())
+    });
+    match made {
+        Ok(()) => {}
+        Err(WriteDirError::Convert(e)) => return Err(e),
+        // Collecting in memory does no I/O.
+        Err(WriteDirError::Io(_)) => {}
+    }
     let tables = schema
         .tables
         .iter()
@@ -226,11 +250,36 @@ pub fn convert(roster: &Roster, target: Format) -> Result<Converted, WriteError>
     })
 }
 
-/// Converts and writes in one step: what [`convert`] left out is returned.
+/// Converts and writes the bundle into `dir` a table at a time (each table is written and
+/// dropped as soon as it is made, so a conversion holds the roster and one table's records,
+/// not the whole bundle). Returns what was left out, as [`Converted::lost`].
 pub fn write(roster: &Roster, target: Format, dir: &Path) -> Result<Vec<String>, WriteDirError> {
-    let c = convert(roster, target)?;
-    write_bundle(target, &c.tables, dir)?;
-    Ok(c.lost)
+    if target == Format::OneRoster10 {
+        return Err(WriteError::Unsupported(target).into());
+    }
+    let schema = Schema::for_format(target);
+    let mut w = BundleWriter::new(target, dir)?;
+    let mut next = 0;
+    let mut lost = Lost::default();
+    run(roster, target, &mut lost, &mut |name, recs| {
+        // Tables the conversion has no records for (OneRoster: absent) come in their place.
+        while let Some(def) = schema.tables.get(next) {
+            next += 1;
+            if def.name == name {
+                return w.table(&CsvTable::from_records(def, recs));
+            }
+            w.table(&CsvTable::from_records::<&str>(def, Vec::new()))?;
+        }
+        Err(std::io::Error::other(format!(
+            "table `{name}` is not of the {} schema, or out of its order",
+            target.label()
+        )))
+    })?;
+    for def in schema.tables.get(next..).unwrap_or_default() {
+        w.table(&CsvTable::from_records::<&str>(def, Vec::new()))?;
+    }
+    w.finish()?;
+    Ok(lost.lines())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -324,8 +373,7 @@ pub fn role_id(user: &str, n: usize) -> String {
     format!("{user}.role.{n}")
 }
 
-fn oneroster(r: &Roster, v12: bool, lost: &mut Lost) -> HashMap<&'static str, Vec<Record>> {
-    let mut out: HashMap<&'static str, Vec<Record>> = HashMap::new();
+fn oneroster(r: &Roster, v12: bool, lost: &mut Lost, emit: &mut Emit<'_>) -> std::io::Result<()> {
     // Orgs and sessions whose type the version cannot hold go, with what needs them.
     let orgs: HashSet<&str> = r
         .orgs
@@ -398,7 +446,7 @@ fn oneroster(r: &Roster, v12: bool, lost: &mut Lost) -> HashMap<&'static str, Ve
         put_meta(&mut rec, &c.metadata);
         class_rows.push(rec);
     }
-    out.insert(
+    emit(
         "orgs",
         r.orgs
             .iter()
@@ -416,8 +464,8 @@ fn oneroster(r: &Roster, v12: bool, lost: &mut Lost) -> HashMap<&'static str, Ve
                 rec
             })
             .collect(),
-    );
-    out.insert(
+    )?;
+    emit(
         "academicSessions",
         r.sessions
             .iter()
@@ -437,7 +485,7 @@ fn oneroster(r: &Roster, v12: bool, lost: &mut Lost) -> HashMap<&'static str, Ve
                 rec
             })
             .collect(),
-    );
+    )?;
     let mut course_rows = Vec::new();
     for c in r
         .courses
@@ -458,8 +506,8 @@ fn oneroster(r: &Roster, v12: bool, lost: &mut Lost) -> HashMap<&'static str, Ve
         put_meta(&mut rec, &c.metadata);
         course_rows.push(rec);
     }
-    out.insert("courses", course_rows);
-    out.insert("classes", class_rows);
+    emit("courses", course_rows)?;
+    emit("classes", class_rows)?;
 
     // Users: 1.1 needs a role it can say at an org it has; 1.2 keeps every user.
     let mut users: HashSet<&str> = HashSet::new();
@@ -620,10 +668,10 @@ fn oneroster(r: &Roster, v12: bool, lost: &mut Lost) -> HashMap<&'static str, Ve
          role dates, a second role) that OneRoster 1.1 cannot hold",
         lost_12,
     );
-    out.insert("users", user_rows);
+    emit("users", user_rows)?;
     if v12 {
-        out.insert("roles", role_rows);
-        out.insert("userProfiles", profile_rows);
+        emit("userProfiles", profile_rows)?;
+        emit("roles", role_rows)?;
     }
     let mut enrollment_rows = Vec::new();
     for e in &r.enrollments {
@@ -650,7 +698,7 @@ fn oneroster(r: &Roster, v12: bool, lost: &mut Lost) -> HashMap<&'static str, Ve
         put_meta(&mut rec, &e.metadata);
         enrollment_rows.push(rec);
     }
-    out.insert("enrollments", enrollment_rows);
+    emit("enrollments", enrollment_rows)?;
     let mut demographics_rows = Vec::new();
     for d in &r.demographics {
         if !users.contains(d.sourced_id.as_str()) {
@@ -707,8 +755,7 @@ fn oneroster(r: &Roster, v12: bool, lost: &mut Lost) -> HashMap<&'static str, Ve
         put_meta(&mut rec, &d.metadata);
         demographics_rows.push(rec);
     }
-    out.insert("demographics", demographics_rows);
-    out
+    emit("demographics", demographics_rows)
 }
 
 // ---- Apple ------------------------------------------------------------------------------
@@ -734,8 +781,7 @@ fn numbered_name(prefix: &str, k: usize) -> Cow<'static, str> {
     Cow::Owned(format!("{prefix}{k}"))
 }
 
-fn apple(r: &Roster, lost: &mut Lost) -> HashMap<&'static str, Vec<Record>> {
-    let mut out: HashMap<&'static str, Vec<Record>> = HashMap::new();
+fn apple(r: &Roster, lost: &mut Lost, emit: &mut Emit<'_>) -> std::io::Result<()> {
     let schools: HashSet<&str> = r
         .orgs
         .iter()
@@ -751,7 +797,7 @@ fn apple(r: &Roster, lost: &mut Lost) -> HashMap<&'static str, Vec<Record>> {
         "demographics records (Apple has none)",
         r.demographics.len(),
     );
-    out.insert(
+    emit(
         "locations",
         r.orgs
             .iter()
@@ -763,7 +809,7 @@ fn apple(r: &Roster, lost: &mut Lost) -> HashMap<&'static str, Vec<Record>> {
                 rec
             })
             .collect(),
-    );
+    )?;
 
     // Students and staff, each at its schools: primary org first, then the roles' orgs.
     let mut students: HashSet<&str> = HashSet::new();
@@ -845,8 +891,8 @@ fn apple(r: &Roster, lost: &mut Lost) -> HashMap<&'static str, Vec<Record>> {
             staff_rows.push(rec);
         }
     }
-    out.insert("students", student_rows);
-    out.insert("staff", staff_rows);
+    emit("students", student_rows)?;
+    emit("staff", staff_rows)?;
 
     // Classes at a school; a course's location is its org when that is a school, else the
     // school of its first class (by sourcedId).
@@ -878,11 +924,11 @@ fn apple(r: &Roster, lost: &mut Lost) -> HashMap<&'static str, Vec<Record>> {
         put(&mut rec, "location_id", school);
         course_rows.push(rec);
     }
-    out.insert("courses", course_rows);
+    emit("courses", course_rows)?;
 
     // Teachers of each class: the primary one first, then by enrollment sourcedId.
     let mut teachers: HashMap<&str, Vec<&Enrollment>> = HashMap::new();
-    let mut roster_rows = Vec::new();
+    let mut rostered: Vec<&Enrollment> = Vec::new();
     let classes: HashSet<&str> = r
         .classes
         .iter()
@@ -903,11 +949,7 @@ fn apple(r: &Roster, lost: &mut Lost) -> HashMap<&'static str, Vec<Record>> {
                 teachers.entry(e.class.as_str()).or_default().push(e)
             }
             "student" if students.contains(e.user.as_str()) => {
-                let mut rec = Record::new();
-                put(&mut rec, "roster_id", &e.sourced_id);
-                put(&mut rec, "class_id", &e.class);
-                put(&mut rec, "student_id", &e.user);
-                roster_rows.push(rec);
+                rostered.push(e);
             }
             "teacher" | "student" => lost.add(
                 "enrollments of users Apple has not as that kind (a student teaching, a \
@@ -920,7 +962,6 @@ fn apple(r: &Roster, lost: &mut Lost) -> HashMap<&'static str, Vec<Record>> {
             ),
         }
     }
-    out.insert("rosters", roster_rows);
     let mut class_rows = Vec::new();
     for c in r
         .classes
@@ -957,8 +998,18 @@ fn apple(r: &Roster, lost: &mut Lost) -> HashMap<&'static str, Vec<Record>> {
         }
         class_rows.push(rec);
     }
-    out.insert("classes", class_rows);
-    out
+    emit("classes", class_rows)?;
+    let roster_rows = rostered
+        .into_iter()
+        .map(|e| {
+            let mut rec = Record::new();
+            put(&mut rec, "roster_id", &e.sourced_id);
+            put(&mut rec, "class_id", &e.class);
+            put(&mut rec, "student_id", &e.user);
+            rec
+        })
+        .collect();
+    emit("rosters", roster_rows)
 }
 
 #[cfg(test)]
@@ -1154,6 +1205,40 @@ mod tests {
         assert_eq!(t.rows[0][0], "K");
         assert_eq!(&t.rows[0][n..], ["T10", "T2", "z"]);
         assert!(t.rows[0][1..n].iter().all(String::is_empty));
+    }
+
+    #[test]
+    fn writing_a_table_at_a_time_writes_what_convert_makes() {
+        let a = read_tables(Format::Apple, &settings(), &apple_sample());
+        for target in [Format::Apple, Format::OneRoster11, Format::OneRoster12] {
+            let d = tempfile::tempdir().unwrap();
+            let (one, all) = (d.path().join("one"), d.path().join("all"));
+            let lost = write(&a, target, &one).unwrap();
+            let c = convert(&a, target).unwrap();
+            write_bundle(target, &c.tables, &all).unwrap();
+            assert_eq!(lost, c.lost);
+            let files = |p: &Path| -> BTreeMap<String, Vec<u8>> {
+                std::fs::read_dir(p)
+                    .unwrap()
+                    .map(|e| {
+                        let e = e.unwrap();
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            std::fs::read(e.path()).unwrap(),
+                        )
+                    })
+                    .collect()
+            };
+            let got = files(&one);
+            assert_eq!(got, files(&all), "{target:?}");
+            // Apple: all six files; OneRoster: the six with rows, the manifest, 1.2's roles.
+            let want = match target {
+                Format::Apple => 6,
+                Format::OneRoster11 => 7,
+                _ => 8,
+            };
+            assert_eq!(got.len(), want, "{target:?}: {:?}", got.keys());
+        }
     }
 
     #[test]
