@@ -381,16 +381,9 @@ impl Page<'_> {
             .unwrap_or_default()
     }
 
-    /// The record at `pos` as JSON, appended to `body`.
-    fn write(&self, body: &mut Vec<u8>, pos: u32, fields: Option<&[String]>) {
-        let table = self.served.table(self.entity);
-        let Some(it) = table.item(pos) else {
-            body.extend_from_slice(b"{}");
-            return;
-        };
-        let record = it.record(self.entity);
-        let children = self.children(pos);
-        let meta = Meta {
+    /// What the renderer needs besides the record: status, time, base, children.
+    fn meta<'m>(&'m self, it: &crate::api::served::Item<'_>, children: &'m [String]) -> Meta<'m> {
+        Meta {
             status: if it.gone {
                 Status::ToBeDeleted
             } else {
@@ -398,8 +391,19 @@ impl Page<'_> {
             },
             date_last_modified_ms: it.date_last_modified_ms,
             base: self.base,
-            children: &children,
+            children,
+        }
+    }
+
+    /// The record at `pos` as JSON, appended to `body`.
+    fn write(&self, body: &mut Vec<u8>, pos: u32, fields: Option<&[String]>) {
+        let Some(it) = self.served.table(self.entity).item(pos) else {
+            body.extend_from_slice(b"{}");
+            return;
         };
+        let record = it.record(self.entity);
+        let children = self.children(pos);
+        let meta = self.meta(&it, &children);
         if render::write_json(&mut *body, self.v, record.as_ref(), &meta, fields).is_err() {
             body.extend_from_slice(b"{}");
         }
@@ -407,22 +411,11 @@ impl Page<'_> {
 
     /// The record at `pos` as a JSON value (for a filter or a sort).
     fn value(&self, pos: u32, record: &Record) -> Value {
-        let table = self.served.table(self.entity);
-        let Some(it) = table.item(pos) else {
+        let Some(it) = self.served.table(self.entity).item(pos) else {
             return Value::Null;
         };
         let children = self.children(pos);
-        let meta = Meta {
-            status: if it.gone {
-                Status::ToBeDeleted
-            } else {
-                Status::Active
-            },
-            date_last_modified_ms: it.date_last_modified_ms,
-            base: self.base,
-            children: &children,
-        };
-        render::render(self.v, record.as_ref(), &meta)
+        render::render(self.v, record.as_ref(), &self.meta(&it, &children))
     }
 }
 

@@ -41,15 +41,7 @@ pub enum Record {
 
 impl Record {
     pub fn entity(&self) -> Entity {
-        match self {
-            Record::Org(_) => Entity::Org,
-            Record::Session(_) => Entity::Session,
-            Record::Course(_) => Entity::Course,
-            Record::Class(_) => Entity::Class,
-            Record::User(_) => Entity::User,
-            Record::Enrollment(_) => Entity::Enrollment,
-            Record::Demographics(_) => Entity::Demographics,
-        }
+        self.as_ref().entity()
     }
 
     pub fn sourced_id(&self) -> &str {
