@@ -462,7 +462,14 @@ mod tests {
         let (r, _) = run(d.path(), &Request::Status, Duration::from_secs(1)).unwrap();
         assert_eq!(r.exit, EXIT_NOT_RUNNING);
         assert!(r.stdout.contains("not running"));
-        let (r, _) = run(d.path(), &Request::Approve { batch: 9 }, Duration::ZERO).unwrap();
+        // sled lets go of the first open's lock from its own thread, a moment after the drop:
+        // the second command waits for it as a real one would.
+        let (r, _) = run(
+            d.path(),
+            &Request::Approve { batch: 9 },
+            Duration::from_secs(10),
+        )
+        .unwrap();
         assert_eq!(r.exit, EXIT_REFUSED);
         assert!(r.stderr.contains('9'), "{}", r.stderr);
     }

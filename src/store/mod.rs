@@ -124,10 +124,21 @@ impl Store {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
         }
-        let db = sled::Config::new()
+        let db = match sled::Config::new()
             .path(dir)
             .cache_capacity(64 << 20)
-            .open()?;
+            .open()
+        {
+            Ok(db) => db,
+            // sled lets go of its own lock from its flusher thread a moment after the last
+            // handle of an earlier open is dropped: that is "in use", and is waited for.
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                return Err(StoreError::Locked {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         let tree = db.open_tree("roster")?;
         match tree.get(K_VERSION)? {
             None => {
