@@ -75,6 +75,31 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], mode: WriteMode) -> Result<(
 }
 
 /// Fsyncs a folder, so that the names created, renamed or removed in it survive a power loss.
+/// A file's text, or `None` when it does not exist (a credentials file not written yet).
+pub fn read_if_exists(path: &Path) -> Result<Option<String>, IoError> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(at(path)(source)),
+    }
+}
+
+/// Writes a credentials file (SFTP accounts, API clients): `header` then `text`, mode 0600,
+/// atomically, its folder made first.
+pub fn write_private(path: &Path, header: &str, text: &str) -> Result<(), IoError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(at(dir))?;
+    let bytes = [header.as_bytes(), text.as_bytes()].concat();
+    let private = WriteMode {
+        private: true,
+        ..WriteMode::default()
+    };
+    write_atomic_with(path, &bytes, private)
+}
+
 pub fn sync_dir(dir: &Path) -> Result<(), IoError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
 }

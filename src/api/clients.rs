@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use rand::RngExt;
@@ -25,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::status::Version;
 use crate::api::ApiConfig;
-use crate::fsutil::{at, write_atomic_with, IoError, WriteMode};
+use crate::fsutil::{read_if_exists, write_private, IoError};
 use crate::sftp::accounts::{hash_password, valid_name, AccountError};
 
 /// Errors of the clients file and the `api-client` command.
@@ -249,10 +248,8 @@ impl ApiClients {
     /// Loads the clients file; a missing file is an empty set. Every entry is checked (names,
     /// ids unique and well formed, at least one scope).
     pub fn load(path: &Path) -> Result<ApiClients, ClientsError> {
-        let text = match fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ApiClients::default()),
-            Err(source) => return Err(at(path)(source).into()),
+        let Some(text) = read_if_exists(path)? else {
+            return Ok(ApiClients::default());
         };
         let clients: ApiClients = toml::from_str(&text).map_err(|e| ClientsError::Parse {
             path: path.to_owned(),
@@ -289,18 +286,8 @@ impl ApiClients {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(at(dir))?;
-        let mut bytes = b"# rosterdrop API clients. Managed by `rosterdrop api-client`; secrets are argon2id hashes\n# (oauth1_secret: kept for OAuth 1.0a signatures, which need the secret itself).\n".to_vec();
-        bytes.extend_from_slice(text.as_bytes());
-        let private = WriteMode {
-            private: true,
-            ..WriteMode::default()
-        };
-        Ok(write_atomic_with(path, &bytes, private)?)
+        let header = "# rosterdrop API clients. Managed by `rosterdrop api-client`; secrets are argon2id hashes\n# (oauth1_secret: kept for OAuth 1.0a signatures, which need the secret itself).\n";
+        Ok(write_private(path, header, &text)?)
     }
 
     pub fn get(&self, name: &str) -> Option<&ApiClient> {
@@ -522,6 +509,7 @@ fn scope_list(c: &ApiClient) -> String {
 mod tests {
     use super::*;
     use crate::sftp::accounts::verify_password;
+    use std::fs;
 
     #[test]
     fn scopes_parse_and_print() {

@@ -5,9 +5,8 @@
 //! here, shown once by the CLI and stored only as argon2id PHC strings; a password can be
 //! regenerated at will but never read back.
 
-use crate::fsutil::{at, write_atomic_with, IoError, WriteMode};
+use crate::fsutil::{read_if_exists, write_private, IoError};
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -129,10 +128,8 @@ pub fn parse_public_key(line: &str) -> Result<PublicKey, AccountError> {
 impl Accounts {
     /// Loads the accounts file; a missing file is an empty store.
     pub fn load(path: &Path) -> Result<Accounts, AccountError> {
-        let text = match fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Accounts::default()),
-            Err(source) => return Err(at(path)(source).into()),
+        let Some(text) = read_if_exists(path)? else {
+            return Ok(Accounts::default());
         };
         let accounts: Accounts = toml::from_str(&text).map_err(|e| AccountError::Parse {
             path: path.to_owned(),
@@ -151,23 +148,12 @@ impl Accounts {
 
     /// Writes the store atomically: temporary file in the same folder (mode 0600), fsync, rename.
     pub fn save(&self, path: &Path) -> Result<(), AccountError> {
-        let io = at(path);
         let text = toml::to_string_pretty(self).map_err(|e| AccountError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io)?;
-        let mut bytes = b"# rosterdrop SFTP accounts. Managed by `rosterdrop account`; passwords are argon2id hashes.\n".to_vec();
-        bytes.extend_from_slice(text.as_bytes());
-        let private = WriteMode {
-            private: true,
-            ..WriteMode::default()
-        };
-        Ok(write_atomic_with(path, &bytes, private)?)
+        let header = "# rosterdrop SFTP accounts. Managed by `rosterdrop account`; passwords are argon2id hashes.\n";
+        Ok(write_private(path, header, &text)?)
     }
 
     pub fn get(&self, name: &str) -> Option<&Account> {
@@ -251,6 +237,7 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn names() {
