@@ -57,7 +57,9 @@ pub fn match_route(rest: &str) -> Option<Matched> {
         let mut ids = Vec::new();
         for (t, s) in tpl.iter().zip(&segs) {
             if t.starts_with('{') {
-                ids.push(percent_decode(s)?);
+                // A path segment: `+` is itself, a malformed `%` refuses the path.
+                let id = crate::api::auth::oauth1::pct_decode(s.as_bytes(), false)?;
+                ids.push(String::from_utf8(id).ok()?);
             } else if t != s {
                 continue 'routes;
             }
@@ -65,23 +67,6 @@ pub fn match_route(rest: &str) -> Option<Matched> {
         return Some(Matched { route, ids });
     }
     None
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The scopes any one of which lets a token use the route.
