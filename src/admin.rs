@@ -33,12 +33,21 @@ pub enum Request {
     },
     Approve {
         batch: u64,
+        /// Who asks (recorded on the batch); absent from an older CLI.
+        #[serde(default)]
+        by: Option<Actor>,
     },
     Discard {
         batch: u64,
+        /// Who asks (recorded on the batch); absent from an older CLI.
+        #[serde(default)]
+        by: Option<Actor>,
     },
     Rollback {
         batch: u64,
+        /// Who asks (recorded on the batch); absent from an older CLI.
+        #[serde(default)]
+        by: Option<Actor>,
     },
     Export {
         source: String,
@@ -60,6 +69,25 @@ impl Request {
             self,
             Request::Approve { .. } | Request::Discard { .. } | Request::Rollback { .. }
         )
+    }
+}
+
+/// Who sends an approve, discard or rollback, and from where: the Unix user (or `--as NAME`)
+/// of the CLI, the admin user of the web console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub name: String,
+    pub via: crate::store::Via,
+}
+
+impl Actor {
+    /// The decision recorded on the batch, made now.
+    fn decision(by: &Option<Actor>) -> Option<crate::store::Decision> {
+        by.as_ref().map(|a| crate::store::Decision {
+            by: a.name.clone(),
+            via: a.via,
+            at: crate::clock::now_secs(),
+        })
     }
 }
 
@@ -137,22 +165,22 @@ fn execute_inner(store: &Store, req: &Request, scratch: &Path) -> Result<Answer,
             one(Reply::ok(history_text(&store.history(source.as_deref())?)))
         }
         Request::Show { batch } => one(Reply::ok(show_text(&store.batch(*batch)?))),
-        Request::Approve { batch } => {
-            let b = store.approve(*batch)?;
+        Request::Approve { batch, by } => {
+            let b = store.approve_as(*batch, Actor::decision(by))?;
             one(Reply {
                 batch: Some(b.id),
                 ..Reply::ok(crate::store::views::commit_text(&b))
             })
         }
-        Request::Discard { batch } => {
-            let b = store.discard(*batch)?;
+        Request::Discard { batch, by } => {
+            let b = store.discard_as(*batch, Actor::decision(by))?;
             one(Reply {
                 batch: Some(b.id),
                 ..Reply::ok(format!("batch {} discarded\n", b.id))
             })
         }
-        Request::Rollback { batch } => {
-            let b = store.rollback(*batch)?;
+        Request::Rollback { batch, by } => {
+            let b = store.rollback_as(*batch, Actor::decision(by))?;
             one(Reply {
                 batch: Some(b.id),
                 ..Reply::ok(crate::store::views::commit_text(&b))
@@ -416,7 +444,7 @@ mod tests {
     fn requests_round_trip_as_json_lines() {
         for r in [
             Request::History { source: None },
-            Request::Approve { batch: 4 },
+            Request::Approve { batch: 4, by: None },
             Request::Export {
                 source: "a".into(),
                 format: Some("oneroster-1.2".into()),
@@ -466,7 +494,7 @@ mod tests {
         // the second command waits for it as a real one would.
         let (r, _) = run(
             d.path(),
-            &Request::Approve { batch: 9 },
+            &Request::Approve { batch: 9, by: None },
             Duration::from_secs(10),
         )
         .unwrap();

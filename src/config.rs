@@ -396,8 +396,90 @@ pub struct Config {
     /// The OneRoster REST provider (`[api]`).
     #[serde(default)]
     pub api: crate::api::ApiConfig,
+    /// The web console for district admins (`[console]`), served beside the REST API.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// `[console]`: the admins' web pages, on the REST API's listener under `path`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Where the pages are, on the API's server: starts and ends with `/`.
+    #[serde(default = "default_console_path")]
+    pub path: String,
+    /// How long a login lasts without being used (seconds).
+    #[serde(default = "default_session_secs")]
+    pub session_secs: u64,
+    /// Logged-in sessions kept at most (the oldest go first).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+    /// The admin users file (relative: in `state_dir`), managed by `rosterdrop admin-user`.
+    #[serde(default = "default_users_file")]
+    pub users_file: PathBuf,
+}
+
+fn default_console_path() -> String {
+    "/admin/".into()
+}
+fn default_session_secs() -> u64 {
+    8 * 3600
+}
+fn default_max_sessions() -> usize {
+    1000
+}
+fn default_users_file() -> PathBuf {
+    PathBuf::from("admin-users.toml")
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: false,
+            path: default_console_path(),
+            session_secs: default_session_secs(),
+            max_sessions: default_max_sessions(),
+            users_file: default_users_file(),
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The admin users file of a state directory.
+    pub fn users_path(&self, state_dir: &Path) -> PathBuf {
+        state_dir.join(&self.users_file)
+    }
+
+    fn validate(&self, api_enabled: bool) -> Result<(), String> {
+        let p = &self.path;
+        let plain = p
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.'));
+        if p.len() < 3 || !p.starts_with('/') || !p.ends_with('/') || p.contains("//") || !plain {
+            return Err(format!(
+                "console.path is `{p}`; expected a path such as \"/admin/\" (starting and ending \
+                 with '/', letters, digits, '-', '_', '.')"
+            ));
+        }
+        if p.starts_with("/ims/") || p.starts_with("/oauth/") {
+            return Err(format!("console.path `{p}` is the REST API's own path"));
+        }
+        if self.session_secs == 0 || self.max_sessions == 0 {
+            return Err("console.session_secs and console.max_sessions must be above 0".into());
+        }
+        if self.enabled && !api_enabled {
+            return Err(
+                "console.enabled needs the [api] server: set api.enabled = true (the console is \
+                 served on its listener)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 fn default_state_dir() -> PathBuf {
@@ -519,6 +601,7 @@ impl Config {
             message: e.to_string(),
         })?;
         c.api.validate().map_err(parse_err)?;
+        c.console.validate(c.api.enabled).map_err(parse_err)?;
         Ok(c)
     }
 

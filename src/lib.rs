@@ -13,6 +13,7 @@
 //! - [`api`]: the OneRoster REST provider, being built (the query grammar and status payloads).
 //! - [`daemon`]: `rosterdrop serve`: intake, spool, per-source workers, mail, the admin
 //!   socket server, systemd and logging.
+//! - [`console`]: the web console for district admins, on the REST API's server.
 //! - [`config`]: the one configuration root, [`paths`]: every path of the state directory,
 //!   [`fsutil`]: durable file work, and [`clock`].
 
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod fsutil;
 pub mod ingest;

@@ -92,11 +92,26 @@ enum Command {
     /// Show one batch in full.
     Show { batch: u64 },
     /// Apply a batch held by the mass-deletion guard.
-    Approve { batch: u64 },
+    Approve {
+        batch: u64,
+        /// The name recorded as the one who approved (default: your Unix user).
+        #[arg(long = "as", value_name = "NAME")]
+        by: Option<String>,
+    },
     /// Drop a batch held by the mass-deletion guard.
-    Discard { batch: u64 },
+    Discard {
+        batch: u64,
+        /// The name recorded as the one who discarded (default: your Unix user).
+        #[arg(long = "as", value_name = "NAME")]
+        by: Option<String>,
+    },
     /// Restore the roster as it was before a source's last applied batch.
-    Rollback { batch: u64 },
+    Rollback {
+        batch: u64,
+        /// The name recorded as the one who rolled back (default: your Unix user).
+        #[arg(long = "as", value_name = "NAME")]
+        by: Option<String>,
+    },
     /// Write a source's current roster as a bundle.
     Export {
         #[arg(long)]
@@ -122,6 +137,11 @@ enum Command {
     ApiClient {
         #[command(subcommand)]
         cmd: ApiClientCmd,
+    },
+    /// Manage the web console's admin users.
+    AdminUser {
+        #[command(subcommand)]
+        cmd: AdminUserCmd,
     },
     /// Print the SFTP host keys' SHA256 fingerprints (generating the keys if missing).
     Hostkey {},
@@ -184,6 +204,24 @@ enum ApiClientCmd {
     /// Generate a new secret (the old one and its tokens stop working); printed once.
     Secret { name: String },
     /// Remove an API client (its tokens stop working).
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum AdminUserCmd {
+    /// Create an admin user of the web console; the password is printed once (stored as an
+    /// argon2id hash).
+    Add {
+        name: String,
+        /// A source this admin sees, repeatable; none: every source.
+        #[arg(long = "source", value_name = "SOURCE")]
+        sources: Vec<String>,
+    },
+    /// Generate a new password (the old one and its sessions stop working); printed once.
+    Passwd { name: String },
+    /// List admin users.
+    List,
+    /// Remove an admin user (their sessions end).
     Remove { name: String },
 }
 
@@ -301,9 +339,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::History { source } => admin_cmd(&config()?, Request::History { source }, None),
         Command::Show { batch } => admin_cmd(&config()?, Request::Show { batch }, None),
-        Command::Approve { batch } => admin_cmd(&config()?, Request::Approve { batch }, None),
-        Command::Discard { batch } => admin_cmd(&config()?, Request::Discard { batch }, None),
-        Command::Rollback { batch } => admin_cmd(&config()?, Request::Rollback { batch }, None),
+        Command::Approve { batch, by } => {
+            let by = Some(cli_actor(by));
+            admin_cmd(&config()?, Request::Approve { batch, by }, None)
+        }
+        Command::Discard { batch, by } => {
+            let by = Some(cli_actor(by));
+            admin_cmd(&config()?, Request::Discard { batch, by }, None)
+        }
+        Command::Rollback { batch, by } => {
+            let by = Some(cli_actor(by));
+            admin_cmd(&config()?, Request::Rollback { batch, by }, None)
+        }
         Command::Status {} => admin_cmd(&config()?, Request::Status, None),
         Command::Export {
             source,
@@ -403,6 +450,23 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
+        Command::AdminUser { cmd } => {
+            use rosterdrop::console::users::{execute, Action};
+            let cfg = Config::load(&config()?)?;
+            let action = match cmd {
+                AdminUserCmd::Add { name, sources } => Action::Add { name, sources },
+                AdminUserCmd::Passwd { name } => Action::Passwd { name },
+                AdminUserCmd::List => Action::List,
+                AdminUserCmd::Remove { name } => Action::Remove { name },
+            };
+            let sources: Vec<String> = cfg.sources.keys().cloned().collect();
+            // The running console reads the file at every request: nothing needs telling.
+            print!(
+                "{}",
+                execute(action, &cfg.console.users_path(&cfg.state_dir), &sources)?
+            );
+            Ok(0)
+        }
         Command::Hostkey {} => {
             let cfg = Config::load(&config()?)?;
             // Only the daemon makes host keys: these must be the keys it serves.
@@ -437,6 +501,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 /// Runs an admin command through the daemon, or on the store when no daemon runs.
+/// Who runs an approve, discard or rollback from the shell: `--as NAME`, or the Unix user
+/// (`SUDO_USER` first: an admin who ran it through sudo), or the uid.
+fn cli_actor(by: Option<String>) -> rosterdrop::admin::Actor {
+    let name = by
+        .or_else(|| std::env::var("SUDO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("uid {}", rustix::process::getuid().as_raw()));
+    rosterdrop::admin::Actor {
+        name,
+        via: rosterdrop::store::Via::Cli,
+    }
+}
+
 fn admin_cmd(config: &Path, req: Request, out: Option<&Path>) -> anyhow::Result<u8> {
     let cfg = Config::load(config)?;
     match &req {

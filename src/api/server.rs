@@ -84,19 +84,22 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` (over TLS with `tls`) until `shutdown` resolves.
+/// Serves the API, and `extra` routes beside it (the web console), on `listener` (over TLS
+/// with `tls`) until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ApiState>,
+    extra: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let app = router(state).merge(extra);
     if let Some(acceptor) = tls {
-        return crate::api::tls::serve(listener, acceptor, router(state), shutdown).await;
+        return crate::api::tls::serve(listener, acceptor, app, shutdown).await;
     }
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -26,11 +26,65 @@ impl Shared {
             _ => return,
         };
         let upload = self.recall_upload(undone.as_ref().map_or(b.id, |u| u.id));
+        let link = self.batch_link(b.id);
         let mail = BatchMail {
             upload: upload.as_deref(),
+            link: link.as_deref(),
             ..BatchMail::new(b, event)
         };
         let _ = self.notify_admins(&mail);
+    }
+}
+
+impl Shared {
+    /// Runs an admin request against the store, then, for an approve, discard or rollback
+    /// that changed a batch, sends its mail and wakes the REST provider. The one path of the
+    /// admin socket and the web console. Blocking.
+    pub(super) fn run_admin(&self, req: &Request) -> admin::Answer {
+        let scratch = self.dirs().tmp();
+        let _ = std::fs::create_dir_all(&scratch);
+        let store = match self.store() {
+            Ok(s) => s,
+            Err(e) => return (Reply::error(1, format!("store unreadable: {e}")), vec![]),
+        };
+        let out = admin::execute(&store, req, &scratch);
+        if req.changes_roster() && out.0.exit == 0 {
+            if let Some(b) = out
+                .0
+                .batch
+                .and_then(|id| store.find_batch(id).ok().flatten())
+            {
+                let span = tracing::info_span!("batch", batch = b.id);
+                let _e = span.enter();
+                tracing::info!(source = %b.source, state = b.state.label(), "admin command applied");
+                self.notify_command(req, &b);
+                self.api_changed.notify_one();
+            }
+        }
+        out
+    }
+
+    /// The batch's page in the web console, when the console is served.
+    pub(super) fn batch_link(&self, id: u64) -> Option<String> {
+        let cfg = self.cfg();
+        (cfg.console.enabled && cfg.api.enabled)
+            .then(|| format!("{}{}batch/{id}", cfg.api.base_url(), cfg.console.path))
+    }
+}
+
+/// The web console's way into the daemon.
+impl crate::console::Backend for Shared {
+    fn config(&self) -> Arc<Config> {
+        self.cfg()
+    }
+    fn store(&self) -> Result<Arc<Store>, StoreError> {
+        Shared::store(self)
+    }
+    fn admin(&self, req: Request) -> admin::Answer {
+        self.run_admin(&req)
+    }
+    fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone()
     }
 }
 
@@ -94,25 +148,9 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
         },
         Ok(req) => {
             let sh2 = sh.clone();
-            let scratch = sh.dirs().tmp();
-            tokio::task::spawn_blocking(move || {
-                let _ = std::fs::create_dir_all(&scratch);
-                let store = match sh2.store() {
-                    Ok(s) => s,
-                    Err(e) => return (Reply::error(1, format!("store unreadable: {e}")), vec![]),
-                };
-                let out = admin::execute(&store, &req, &scratch);
-                if req.changes_roster() && out.0.exit == 0 {
-                    if let Some(b) = out.0.batch.and_then(|id| store.find_batch(id).ok().flatten()) {
-                        tracing::info!(batch = b.id, source = %b.source, state = b.state.label(), "admin command applied");
-                        sh2.notify_command(&req, &b);
-                        sh2.api_changed.notify_one();
-                    }
-                }
-                out
-            })
-            .await
-            .unwrap_or_else(|_| (Reply::error(2, "internal error"), vec![]))
+            tokio::task::spawn_blocking(move || sh2.run_admin(&req))
+                .await
+                .unwrap_or_else(|_| (Reply::error(2, "internal error"), vec![]))
         }
     };
     let mut head = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{}".to_vec());

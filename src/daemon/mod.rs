@@ -349,10 +349,20 @@ async fn run(
                 )
                 .map_err(|e| DaemonError::Other(e.to_string()))?,
             );
+            let console = if cfg_now.console.enabled {
+                let secure = api_tls.is_some() || public_url.starts_with("https://");
+                let backend: Arc<dyn crate::console::Backend> = sh.clone();
+                let c = crate::console::Console::new(&cfg_now, server.defender(), backend, secure);
+                tracing::info!(url = %format!("{public_url}{}", cfg_now.console.path), "web console served");
+                crate::console::router(Arc::new(c))
+            } else {
+                axum::Router::new()
+            };
             let mut stop = sh.stopping.subscribe();
             let http = tokio::spawn(crate::api::server::serve(
                 l,
                 state.clone(),
+                console,
                 api_tls,
                 async move {
                     let _ = stop.wait_for(|s| *s).await;

@@ -182,6 +182,7 @@ impl Shared {
             .archive()
             .join(&c.arrival.source)
             .join(c.arrival.id.to_string());
+        let link = self.batch_link(batch.id);
         let mail = crate::daemon::mail::BatchMail {
             batch: &batch,
             event: match error.as_deref() {
@@ -195,6 +196,7 @@ impl Shared {
             check: check.as_ref(),
             server_paths: &server_paths,
             archive: Some(&archive),
+            link: link.as_deref(),
         };
         if !self.notify_admins(&mail) {
             // Left in the spool: the next start finds the batch final and queues its mail.

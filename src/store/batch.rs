@@ -78,6 +78,47 @@ pub struct Batch {
     pub buckets_before: BTreeMap<String, u32>,
     #[serde(default)]
     pub buckets_after: BTreeMap<String, u32>,
+    /// Who approved, discarded or rolled back the batch, when and from where (absent in
+    /// records written before it was kept, and for batches no admin decided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided: Option<Decision>,
+}
+
+/// Where an admin's decision came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    Cli,
+    Console,
+}
+
+impl Via {
+    pub fn label(self) -> &'static str {
+        match self {
+            Via::Cli => "the command line",
+            Via::Console => "the web console",
+        }
+    }
+}
+
+/// An admin's approve, discard or rollback of a batch: who, how, and when (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub by: String,
+    pub via: Via,
+    pub at: u64,
+}
+
+impl Decision {
+    /// "by NAME from the web console at TIME" (UTC).
+    pub fn text(&self) -> String {
+        format!(
+            "by {} from {} at {}",
+            self.by,
+            self.via.label(),
+            crate::store::views::fmt_time(self.at)
+        )
+    }
 }
 
 impl Batch {
@@ -160,5 +201,6 @@ pub(super) fn bare_batch(a: &Arrival, st: &SourceState, state: BatchState) -> Ba
         rollback_of: None,
         buckets_before: BTreeMap::new(),
         buckets_after: BTreeMap::new(),
+        decided: None,
     }
 }

@@ -27,7 +27,9 @@ mod undo;
 pub mod views;
 
 use batch::bare_batch;
-pub use batch::{Arrival, Batch, BatchState, Guard, Incoming, TableCounts, HELD_PREFIX};
+pub use batch::{
+    Arrival, Batch, BatchState, Decision, Guard, Incoming, TableCounts, Via, HELD_PREFIX,
+};
 use codec::*;
 pub use codec::{decode_row, RowEncoder, FORMAT_VERSION, MAX_KEY_BYTES, MAX_NAME_BYTES};
 use diff::{mode_label, Cascade, Removed};
@@ -586,6 +588,11 @@ impl Store {
 
     /// Applies a held batch, if nothing was applied to its source since it was computed.
     pub fn approve(&self, id: u64) -> Result<Batch> {
+        self.approve_as(id, None)
+    }
+
+    /// [`Store::approve`], recording who decided it.
+    pub fn approve_as(&self, id: u64, decided: Option<Decision>) -> Result<Batch> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         let mut batch = self.batch(id)?;
@@ -609,6 +616,7 @@ impl Store {
         let changes = decode_changes(&blob).ok_or_else(|| corrupt(&pk, "undecodable"))?;
         verify_pages(&changes)?;
         batch.state = BatchState::Applied;
+        batch.decided = decided;
         batch.reason = Some(format!(
             "approved; {}",
             batch.reason.clone().unwrap_or_default()
@@ -621,6 +629,11 @@ impl Store {
 
     /// Drops a held batch.
     pub fn discard(&self, id: u64) -> Result<Batch> {
+        self.discard_as(id, None)
+    }
+
+    /// [`Store::discard`], recording who decided it.
+    pub fn discard_as(&self, id: u64, decided: Option<Decision>) -> Result<Batch> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = self.batch(id)?;
         if batch.state != BatchState::Held {
@@ -630,6 +643,7 @@ impl Store {
             )));
         }
         batch.state = BatchState::Discarded;
+        batch.decided = decided;
         let mut b = sled::Batch::default();
         b.remove(k_pending(id));
         b.insert(k_batch(id), json(&batch)?);
@@ -641,6 +655,11 @@ impl Store {
     /// Restores the roster as it was before batch `id`, which must be its source's last
     /// applied batch; the rollback is recorded as a batch of its own.
     pub fn rollback(&self, id: u64) -> Result<Batch> {
+        self.rollback_as(id, None)
+    }
+
+    /// [`Store::rollback`], recording who decided it (on both records).
+    pub fn rollback_as(&self, id: u64, decided: Option<Decision>) -> Result<Batch> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         let mut orig = self.batch(id)?;
@@ -676,6 +695,7 @@ impl Store {
             },
         )?;
         orig.state = BatchState::RolledBack;
+        orig.decided = decided;
         let mut rb = orig.clone();
         rb.id = self.new_id()?;
         rb.state = BatchState::Applied;

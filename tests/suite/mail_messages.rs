@@ -480,7 +480,7 @@ fn every_event_mails_its_own_truth() {
     );
 
     // 4. discarded.
-    d.cli_ok(&["discard", &held.to_string()]);
+    d.cli_ok(&["discard", &held.to_string(), "--as", "dana"]);
     let m = mail(&format!("batch-{held}-discarded.eml"));
     assert_common(&m, &d.state, "maple", &[held]);
     assert_eq!(
@@ -488,7 +488,7 @@ fn every_event_mails_its_own_truth() {
         format!("[rosterdrop] maple batch {held}: DISCARDED, nothing applied")
     );
     assert!(
-        m.opening().starts_with(&format!("Batch {held} from maple (cut.zip) was discarded by an admin: nothing from it was applied, the roster is unchanged.\nNothing to do")),
+        m.opening().starts_with(&format!("Batch {held} from maple (cut.zip) was discarded by dana: nothing from it was applied, the roster is unchanged.\nNothing to do")),
         "{}",
         m.text
     );
@@ -509,17 +509,24 @@ fn every_event_mails_its_own_truth() {
     let (approved, st) = done[3].clone();
     assert_eq!(st, "held");
     let _ = mail(&format!("batch-{approved}.eml"));
-    let out = d.cli_ok(&["approve", &approved.to_string()]);
+    let out = d.cli_ok(&["approve", &approved.to_string(), "--as", "dana"]);
     assert!(out.contains("APPLIED"), "{out}");
     let m = mail(&format!("batch-{approved}-approved.eml"));
     assert_common(&m, &d.state, "maple", &[approved]);
     assert_eq!(m.subject, format!("[rosterdrop] maple batch {approved}: APPROVED and APPLIED, 0 added, 0 changed, 20 removed"));
     assert!(
-        m.opening().starts_with(&format!("Batch {approved} from maple (cut2.zip) was approved by an admin and applied to the roster.\nNothing to do.")),
+        m.opening().starts_with(&format!("Batch {approved} from maple (cut2.zip) was approved by dana and applied to the roster.\nNothing to do.")),
         "{}",
         m.text
     );
     assert!(m.text.contains("What was applied:\n"), "{}", m.text);
+    // Who approved it, as the batch records it (`--as`; by default the Unix user).
+    assert!(
+        m.text
+            .contains("Decided: by dana from the command line at "),
+        "{}",
+        m.text
+    );
     assert!(
         m.text
             .contains("  students: 0 added, 0 changed, 8 removed (1 now)"),
@@ -533,14 +540,14 @@ fn every_event_mails_its_own_truth() {
     );
 
     // 6. rolled back: the mail names the batch undone and what came back, and its reports.
-    let out = d.cli_ok(&["rollback", &approved.to_string()]);
+    let out = d.cli_ok(&["rollback", &approved.to_string(), "--as", "dana"]);
     let rb: u64 = d.history().iter().map(|(id, _, _)| *id).max().unwrap();
     assert!(rb > approved, "{out}");
     let m = mail(&format!("batch-{rb}.eml"));
     assert_common(&m, &d.state, "maple", &[approved, applied, rb]);
     assert_eq!(m.subject, format!("[rosterdrop] maple batch {approved}: ROLLED BACK, 20 added back, 0 changed back, 0 removed"));
     assert!(
-        m.opening().starts_with(&format!("Batch {approved} from maple (cut2.zip) was rolled back by an admin: the roster is again as batch {applied} left it.\nNothing to do")),
+        m.opening().starts_with(&format!("Batch {approved} from maple (cut2.zip) was rolled back by dana: the roster is again as batch {applied} left it.\nNothing to do")),
         "{}",
         m.text
     );

@@ -46,6 +46,7 @@ fn batch(id: u64, state: BatchState) -> Batch {
         rollback_of: None,
         buckets_before: BTreeMap::new(),
         buckets_after: BTreeMap::new(),
+        decided: None,
     }
 }
 

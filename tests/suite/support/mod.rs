@@ -14,6 +14,7 @@ pub mod api;
 pub mod api_schema;
 pub mod bundles;
 pub mod check;
+pub mod console;
 pub mod daemon;
 pub mod serve;
 pub mod sftp;

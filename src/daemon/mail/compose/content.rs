@@ -347,6 +347,11 @@ pub(super) fn held_reason(b: &Batch) -> Option<String> {
 pub(super) fn content(m: &BatchMail, report_dir: Option<&Path>) -> Content {
     let b = m.batch;
     let src = escape(&b.source).into_owned();
+    // "an admin", or who it was when the batch records it (a console user's or a Unix name).
+    let who = match &b.decided {
+        Some(d) => escape(&d.by).into_owned(),
+        None => "an admin".to_string(),
+    };
     let upload = m.upload.map(|u| escape(u).into_owned());
     let named = match &upload {
         Some(u) => format!("Batch {} from {src} ({u})", b.id),
@@ -405,7 +410,7 @@ pub(super) fn content(m: &BatchMail, report_dir: Option<&Path>) -> Content {
         }
         (Event::Approved, _) => {
             c.subject = format!("{subject_head}: APPROVED and APPLIED, {}", totals_words(b));
-            c.headline = format!("{named} was approved by an admin and applied to the roster.");
+            c.headline = format!("{named} was approved by {who} and applied to the roster.");
             c.action = "Nothing to do.".into();
             c.counts_title = "What was applied:".into();
             if let Some(r) = held_reason(b) {
@@ -415,7 +420,7 @@ pub(super) fn content(m: &BatchMail, report_dir: Option<&Path>) -> Content {
         (Event::Discarded, _) => {
             c.subject = format!("{subject_head}: DISCARDED, nothing applied");
             c.headline = format!(
-                "{named} was discarded by an admin: nothing from it was applied, the roster is \
+                "{named} was discarded by {who}: nothing from it was applied, the roster is \
                  unchanged."
             );
             c.action = "Nothing to do; the vendor's next upload is checked as usual.".into();
@@ -438,7 +443,7 @@ pub(super) fn content(m: &BatchMail, report_dir: Option<&Path>) -> Content {
                 None => "as it was before that batch (empty)".into(),
             };
             c.headline = format!(
-                "Batch {u} from {src}{uname} was rolled back by an admin: the roster is again \
+                "Batch {u} from {src}{uname} was rolled back by {who}: the roster is again \
                  {restored}."
             );
             c.action = format!(
@@ -639,6 +644,14 @@ pub(super) fn content(m: &BatchMail, report_dir: Option<&Path>) -> Content {
         };
         c.details
             .push(("Format".into(), format!("{}{mode}", format_name(&b.format))));
+    }
+    if let Some(d) = &b.decided {
+        c.details
+            .push(("Decided".into(), escape(&d.text()).into_owned()));
+    }
+    if let Some(url) = m.link {
+        c.details
+            .push(("Batch page".into(), escape(url).into_owned()));
     }
     let mut tables: Vec<_> = b.tables.iter().filter(|(_, t)| t.read > 0).collect();
     tables.sort_by_key(|(t, _)| table_pos(t));

@@ -76,6 +76,8 @@ pub struct BatchMail<'a> {
     pub server_paths: &'a [PathBuf],
     /// Where the original upload is kept, for a failed batch.
     pub archive: Option<&'a Path>,
+    /// The batch's page in the web console, when the console is served.
+    pub link: Option<&'a str>,
 }
 
 impl<'a> BatchMail<'a> {
@@ -87,6 +89,7 @@ impl<'a> BatchMail<'a> {
             check: None,
             server_paths: &[],
             archive: None,
+            link: None,
         }
     }
 }
@@ -226,6 +229,7 @@ mod tests {
             rollback_of: None,
             buckets_before: BTreeMap::new(),
             buckets_after: BTreeMap::new(),
+            decided: None,
         }
     }
 

@@ -1,0 +1,109 @@
+//! The console's pages: one file per family, one layout. maud escapes every interpolation.
+
+pub mod batches;
+pub mod sources;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use maud::{html, Markup, DOCTYPE};
+
+use super::{Admin, Console};
+
+/// A whole page: header with the admin's name and the navigation, then `body`.
+pub fn layout(c: &Console, admin: Option<&Admin>, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · rosterdrop" }
+                link rel="stylesheet" href=(c.at("style.css"));
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header {
+                    span.brand { "rosterdrop" }
+                    @if let Some(a) = admin {
+                        nav aria-label="Main" {
+                            a href=(c.at("")) { "Sources" }
+                            a href=(c.at("batches")) { "Batches" }
+                        }
+                        form.logout method="post" action=(c.at("logout")) {
+                            input type="hidden" name="csrf" value=(a.session.csrf);
+                            span { (a.name) }
+                            button type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main id="main" {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// An HTML response.
+pub fn respond(status: StatusCode, page: Markup) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        ],
+        page.into_string(),
+    )
+        .into_response()
+}
+
+pub fn error_page(
+    c: &Console,
+    admin: Option<&Admin>,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+) -> Response {
+    respond(
+        status,
+        layout(
+            c,
+            admin,
+            title,
+            html! { p.notice role="alert" { (text) } p { a href=(c.at("")) { "Back to the sources" } } },
+        ),
+    )
+}
+
+pub fn login(c: &Console, status: StatusCode, token: &str, note: Option<&str>) -> Response {
+    respond(
+        status,
+        layout(
+            c,
+            None,
+            "Log in",
+            html! {
+                @if let Some(n) = note { p.notice role="alert" { (n) } }
+                form.card method="post" action=(c.at("login")) {
+                    input type="hidden" name="csrf" value=(token);
+                    label for="name" { "Name" }
+                    input id="name" name="name" type="text" autocomplete="username" required autofocus;
+                    label for="password" { "Password" }
+                    input id="password" name="password" type="password" autocomplete="current-password" required;
+                    button type="submit" { "Log in" }
+                }
+            },
+        ),
+    )
+}
+
+/// "2026-12-06 06:01" from Unix seconds (UTC).
+pub fn when(secs: u64) -> String {
+    crate::store::views::fmt_time(secs)
+}

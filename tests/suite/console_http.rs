@@ -1,0 +1,168 @@
+//! The web console over real HTTP against the real daemon: logins, sessions and their cookie,
+//! CSRF, restricted admins, and an approval through the same code as the CLI, recorded and
+//! mailed. Every refusal is checked to have changed nothing.
+
+use std::fs;
+
+use crate::support::console::{add_admin, held_daemon, Client};
+use crate::support::daemon::Daemon;
+
+const CONSOLE: &str = "[console]\nenabled = true\nsession_secs = 5\n\
+     [sftp.defender]\nthreshold = 6\nscore_wrong_credentials = 1\nscore_unknown_user = 2\n";
+
+fn state_of(d: &Daemon, id: u64) -> String {
+    d.history()
+        .into_iter()
+        .find(|(i, _, _)| *i == id)
+        .map(|(_, _, st)| st)
+        .unwrap_or_default()
+}
+
+#[test]
+fn refusals_change_nothing_and_an_approval_is_recorded_and_mailed() {
+    let (d, _applied, held) = held_daemon(CONSOLE);
+    let ann = add_admin(&d, "ann", &[]);
+    let olga = add_admin(&d, "olga", &["oak"]);
+    let run = d.start();
+    let c = Client::new(d.api_port);
+    let approve = format!("/admin/batch/{held}/do/approve");
+
+    // Logged out: every page sends to the login form, and a post does nothing.
+    for p in ["/admin/", "/admin/batches", &format!("/admin/batch/{held}")] {
+        let r = c.get(p);
+        assert_eq!(r.status, 303, "{p}");
+        assert_eq!(r.header("location"), Some("/admin/login"), "{p}");
+    }
+    let r = c.post(&approve, &[("csrf", "x")]);
+    assert_eq!(r.status, 303);
+    assert_eq!(state_of(&d, held), "held");
+
+    // A wrong password and an unknown name are refused alike.
+    assert_eq!(c.login("ann", "not-it").status, 401);
+    assert_eq!(c.login("nobody", &ann).status, 401);
+    // A login post without the form's token is refused.
+    let r = c.post(
+        "/admin/login",
+        &[("csrf", "forged"), ("name", "ann"), ("password", &ann)],
+    );
+    assert_eq!(r.status, 403);
+
+    // Logged in: the cookie's attributes; no Secure on plain HTTP.
+    let r = c.login("ann", &ann);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let set = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .find(|v| v.starts_with("rosterdrop_session="))
+        .expect("session cookie");
+    for a in ["HttpOnly", "SameSite=Strict", "Path=/admin/", "Max-Age=5"] {
+        assert!(set.contains(a), "{set}");
+    }
+    assert!(!set.contains("Secure"), "{set}");
+    let home = c.get("/admin/");
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("held for approval"), "{}", home.body);
+    assert!(home.body.contains(&format!("batch/{held}")));
+    let page = c.get(&format!("/admin/batch/{held}"));
+    assert!(page.body.contains("Held for approval"), "{}", page.body);
+
+    // A post without the CSRF token, or with another, is refused and changes nothing.
+    let confirm = c.get(&approve);
+    assert_eq!(confirm.status, 200);
+    let token = confirm.csrf();
+    assert_eq!(c.post(&approve, &[]).status, 403);
+    assert_eq!(c.post(&approve, &[("csrf", "not-the-token")]).status, 403);
+    assert_eq!(state_of(&d, held), "held");
+
+    // A restricted admin does not see another source's batch, nor act on it.
+    let o = Client::new(d.api_port);
+    assert_eq!(o.login("olga", &olga).status, 303);
+    assert_eq!(o.get(&format!("/admin/batch/{held}")).status, 404);
+    assert_eq!(o.get(&approve).status, 404);
+    assert_eq!(o.get("/admin/batches?source=maple").status, 404);
+    let oh = o.get("/admin/batches");
+    assert!(!oh.body.contains("maple"), "{}", oh.body);
+    let ot = o.get("/admin/").csrf();
+    assert_eq!(o.post(&approve, &[("csrf", &ot)]).status, 404);
+    assert_eq!(state_of(&d, held), "held");
+
+    // The approval: through the daemon's admin path, recorded with who and how, and mailed.
+    let r = c.post(&approve, &[("csrf", &token)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(state_of(&d, held), "applied");
+    let show = d.cli_ok(&["show", &held.to_string()]);
+    assert!(
+        show.contains("decided by ann from the web console"),
+        "{show}"
+    );
+    let mail = d
+        .state
+        .join("outbox")
+        .join(format!("batch-{held}-approved.eml"));
+    run.wait_until(10, 50, "approval mail", || mail.exists());
+    let raw = fs::read(&mail).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let body = m.body_text(0).unwrap_or_default().to_string();
+    assert!(body.contains("approved by ann"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "http://127.0.0.1:{}/admin/batch/{held}",
+            d.api_port
+        )),
+        "{body}"
+    );
+
+    // The batch's reports download; a name that is not one of them does not.
+    let (st, csv) = c.get_bytes(&format!("/admin/batch/{held}/file/patch-summary.csv"));
+    assert_eq!(st, 200);
+    assert!(
+        String::from_utf8_lossy(&csv).starts_with("file,"),
+        "{csv:?}"
+    );
+    let (st, _) = c.get_bytes(&format!("/admin/batch/{held}/file/..%2Fbatch.json"));
+    assert_eq!(st, 404);
+
+    // Logged out: the session no longer works.
+    let t = c.get("/admin/").csrf();
+    assert_eq!(c.post("/admin/logout", &[("csrf", &t)]).status, 303);
+    assert_eq!(c.get("/admin/").status, 303);
+
+    // An expired session: refused, and its post changes nothing.
+    let rb = format!("/admin/batch/{held}/do/rollback");
+    let t = o.get("/admin/").csrf();
+    assert_eq!(c.login("ann", &ann).status, 303);
+    let t_ann = c.get(&rb).csrf();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_eq!(c.get("/admin/").status, 303);
+    assert_eq!(c.post(&rb, &[("csrf", &t_ann)]).status, 303);
+    assert_eq!(o.post("/admin/logout", &[("csrf", &t)]).status, 303);
+    assert_eq!(state_of(&d, held), "applied");
+
+    // Failed logins are counted by the defender: past its threshold even the right password
+    // is refused from that address.
+    let x = Client::new(d.api_port);
+    for _ in 0..6 {
+        x.login("ann", "wrong");
+    }
+    assert_eq!(x.login("ann", &ann).status, 403);
+    assert!(run.log_text().contains("address banned"));
+}
+
+#[test]
+fn admin_user_commands() {
+    let d = Daemon::new("[sources.maple]\n", 1);
+    let pw = add_admin(&d, "ann", &["maple"]);
+    assert_eq!(pw.len(), 24);
+    let list = d.cli_ok(&["admin-user", "list"]);
+    assert!(list.contains("ann") && list.contains("maple"), "{list}");
+    let out = d.cli(&["admin-user", "add", "bob", "--source", "elm"]);
+    assert!(!out.status.success());
+    let pw2 = d.cli_ok(&["admin-user", "passwd", "ann"]);
+    assert!(!pw2.contains(&pw));
+    let text = fs::read_to_string(d.state.join("admin-users.toml")).unwrap();
+    assert!(text.contains("$argon2id$") && !text.contains(&pw));
+    d.cli_ok(&["admin-user", "remove", "ann"]);
+    assert!(d.cli_ok(&["admin-user", "list"]).contains("no admin users"));
+}
