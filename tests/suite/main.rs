@@ -17,6 +17,7 @@ mod check_roundtrip;
 mod check_structure;
 mod check_untidy;
 mod cli_messages;
+mod console_browser;
 mod console_http;
 mod daemon_e2e;
 mod daemon_in_process;

@@ -385,7 +385,7 @@ pub async fn batch(
             @if has_upload { li { a href=(format!("{here}/file/{UPLOAD}")) download { "the original upload (" (UPLOAD) ")" } } }
         }
         h2 id="problems" { "Problems" }
-        form.filters method="get" action=(here) {
+        form.filters method="get" action=(format!("{here}#problems")) {
             label for="p-file" { "File" }
             select id="p-file" name="file" {
                 option value="" { "all" }

@@ -1,0 +1,317 @@
+//! The web console in a real headless Chromium, driven over WebDriver (chromedriver) with
+//! fantoccini: an admin logs in, sees a held batch, opens it, filters its problems, approves
+//! it, finds the email that followed and opens the batch page it links to, rolls the batch
+//! back and downloads a report. A screenshot of each page is saved (the folder is printed).
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/install-deps`); without them the test
+//! is skipped, except under CI (`CI=true`), where that is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::support::console::{add_admin, held_daemon};
+use crate::support::free_port;
+
+/// chromedriver on a free loopback port; killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| p.is_file())
+}
+
+/// The browser and its driver, or `None` (skip) when they are not installed outside CI.
+fn driver() -> Option<(Driver, PathBuf)> {
+    let (Some(drv), Some(browser)) = (which("chromedriver"), which("chromium")) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium and chromedriver are required under CI (.ci/install-deps installs them)"
+        );
+        eprintln!("skipped: chromium or chromedriver not installed (.ci/install-deps)");
+        return None;
+    };
+    let port = free_port();
+    let child = Command::new(drv)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let d = Driver { child, port };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some((d, browser))
+}
+
+/// Where the screenshots go: `console-screenshots/` in the target folder.
+fn shots_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.parent().unwrap_or(tmp).join("console-screenshots");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    dir
+}
+
+struct Browser {
+    c: Client,
+    base: String,
+    shots: PathBuf,
+}
+
+impl Browser {
+    async fn go(&self, path: &str) {
+        self.c
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .expect("goto");
+    }
+    async fn text(&self) -> String {
+        self.c
+            .find(Locator::Css("body"))
+            .await
+            .expect("body")
+            .text()
+            .await
+            .expect("text")
+    }
+    async fn shot(&self, name: &str) {
+        let png = self.c.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        std::fs::write(self.shots.join(format!("{name}.png")), png).expect("save screenshot");
+    }
+    async fn click(&self, css: &str) {
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+    async fn click_link(&self, text: &str) {
+        self.c
+            .find(Locator::LinkText(text))
+            .await
+            .unwrap_or_else(|e| panic!("link {text:?}: {e}"))
+            .click()
+            .await
+            .expect("click link");
+    }
+    async fn path(&self) -> String {
+        let u = self.c.current_url().await.expect("url");
+        match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        }
+    }
+}
+
+#[test]
+fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
+    let Some((drv, browser)) = driver() else {
+        return;
+    };
+    let (d, _applied, held) = held_daemon("[console]\nenabled = true\n");
+    let pw = add_admin(&d, "ann", &[]);
+    let run = d.start();
+    let shots = shots_dir();
+    println!("console screenshots: {}", shots.display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": browser.to_string_lossy(),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1200,1000"],
+            }),
+        );
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", drv.port))
+            .await
+            .expect("a WebDriver session");
+        let b = Browser {
+            c,
+            base: format!("http://127.0.0.1:{}", d.api_port),
+            shots,
+        };
+
+        // Logged out: the console sends to its login form.
+        b.go("/admin/").await;
+        assert_eq!(b.path().await, "/admin/login");
+        b.shot("01-login").await;
+        b.c.find(Locator::Id("name"))
+            .await
+            .unwrap()
+            .send_keys("ann")
+            .await
+            .unwrap();
+        b.c.find(Locator::Id("password"))
+            .await
+            .unwrap()
+            .send_keys(&pw)
+            .await
+            .unwrap();
+        b.click("form.card button[type=submit]").await;
+
+        // The sources page shows the held batch.
+        assert_eq!(b.path().await, "/admin/");
+        let t = b.text().await;
+        assert!(t.contains("1 held for approval"), "{t}");
+        b.shot("02-sources-held").await;
+
+        // Its page: what happened, and its problems.
+        b.c.find(Locator::Css(&format!("ul a[href='/admin/batch/{held}']")))
+            .await
+            .expect("a link to the held batch")
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(b.path().await, format!("/admin/batch/{held}"));
+        let t = b.text().await;
+        assert!(t.contains("Held for approval"), "{t}");
+        b.shot("03-batch-held").await;
+        let all_rows =
+            b.c.find_all(Locator::Css("table.problems tbody tr"))
+                .await
+                .unwrap()
+                .len();
+        assert!(all_rows > 1, "the held batch has problems to filter");
+
+        // Filter the problems by a rule: only its rows remain.
+        let options = b.c.find_all(Locator::Css("#p-rule option")).await.unwrap();
+        let mut rule = String::new();
+        for o in options {
+            let v = o.attr("value").await.unwrap().unwrap_or_default();
+            if !v.is_empty() {
+                rule = v;
+                break;
+            }
+        }
+        assert!(!rule.is_empty(), "a rule to filter by");
+        b.c.find(Locator::Id("p-rule"))
+            .await
+            .unwrap()
+            .select_by_value(&rule)
+            .await
+            .unwrap();
+        b.click("form.filters button[type=submit]").await;
+        assert!(
+            b.path().await.contains(&format!("rule={rule}")),
+            "{}",
+            b.path().await
+        );
+        let rows =
+            b.c.find_all(Locator::Css("table.problems tbody tr td:nth-child(4)"))
+                .await
+                .unwrap();
+        assert!(!rows.is_empty());
+        for r in &rows {
+            assert_eq!(r.text().await.unwrap(), rule);
+        }
+        b.shot("04-problems-filtered").await;
+
+        // Approve, through the confirmation step.
+        b.click_link("Approve…").await;
+        assert!(b.text().await.contains("Approving applies batch"));
+        b.shot("05-confirm-approve").await;
+        b.click("button.danger").await;
+        let t = b.text().await;
+        assert!(t.contains("APPLIED"), "{t}");
+        b.shot("06-approved").await;
+
+        // The email that followed names the admin and links to the batch page.
+        let mail = d
+            .state
+            .join("outbox")
+            .join(format!("batch-{held}-approved.eml"));
+        run.wait_until(10, 50, "approval mail", || mail.exists());
+        let raw = std::fs::read(&mail).unwrap();
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let body = m.body_text(0).unwrap_or_default().to_string();
+        assert!(body.contains("approved by ann"), "{body}");
+        let link = body
+            .split_whitespace()
+            .find(|w| w.starts_with("http") && w.contains("/admin/batch/"))
+            .unwrap_or_else(|| panic!("no batch link in: {body}"))
+            .to_string();
+        b.c.goto(&link).await.unwrap();
+        let t = b.text().await;
+        assert!(t.contains("Applied to the roster"), "{t}");
+        assert!(t.contains("by ann from the web console"), "{t}");
+        b.shot("07-batch-applied-from-email-link").await;
+
+        // A report downloads with the browser's session.
+        let href =
+            b.c.find(Locator::Css("ul.downloads a[href$='patch-summary.csv']"))
+                .await
+                .expect("a download link")
+                .attr("href")
+                .await
+                .unwrap()
+                .unwrap();
+        let cookie =
+            b.c.get_named_cookie("rosterdrop_session")
+                .await
+                .expect("session cookie");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent
+            .get(&format!("{}{href}", b.base))
+            .header("Cookie", &format!("rosterdrop_session={}", cookie.value()))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.body_mut().read_to_string().unwrap().starts_with("file,"));
+
+        // Roll it back, through the confirmation step.
+        b.click_link("Roll back…").await;
+        b.shot("08-confirm-rollback").await;
+        b.click("button.danger").await;
+        let t = b.text().await;
+        assert!(t.contains("Done"), "{t}");
+        b.go(&format!("/admin/batch/{held}")).await;
+        let t = b.text().await;
+        assert!(t.contains("rolled back"), "{t}");
+        b.shot("09-batch-rolled-back").await;
+
+        // The history, filtered; and a batch page at a phone's width.
+        b.go("/admin/batches?source=maple").await;
+        assert!(b.text().await.contains("rolled-back"));
+        b.shot("10-history").await;
+        b.c.set_window_size(390, 844).await.unwrap();
+        b.go(&format!("/admin/batch/{held}")).await;
+        b.shot("11-batch-phone").await;
+        b.c.close().await.unwrap();
+    });
+    assert!(d
+        .history()
+        .iter()
+        .any(|(i, _, st)| *i == held && st == "rolled-back"));
+}
