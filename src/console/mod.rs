@@ -42,6 +42,9 @@ pub trait Backend: Send + Sync + 'static {
     fn admin(&self, req: Request) -> Answer;
     /// The daemon's state directory.
     fn state_dir(&self) -> PathBuf;
+    /// Re-reads the SFTP accounts and the configuration, as `rosterdrop reload` and SIGHUP
+    /// do (after the console changed the accounts file). Blocking.
+    fn reload(&self) -> Result<String, String>;
 }
 
 /// Argon2 verifications running at once for logins, at most (each takes a core for tens of
@@ -95,6 +98,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route(&r("login"), get(login_form).post(login))
         .route(&r("logout"), post(logout))
         .route(&r("batches"), get(pages::batches::history))
+        .route(&r("access"), get(pages::access::page))
+        .route(&r("access/{verb}"), post(pages::access::act))
         .route(&r("batch/{id}"), get(pages::batches::batch))
         .route(&r("batch/{id}/file/{name}"), get(pages::batches::download))
         .route(
@@ -139,7 +144,7 @@ pub enum Refused {
     /// Not logged in (or the session expired): to the login page.
     Login,
     /// A POST without the session's CSRF token, or a banned address.
-    Forbidden(&'static str),
+    Forbidden(std::borrow::Cow<'static, str>),
     /// No such thing, or one this admin may not see (the same answer for both).
     NotFound,
     /// Something on the server went wrong.
@@ -157,7 +162,7 @@ impl Refused {
                 r
             }
             Refused::Forbidden(why) => {
-                pages::error_page(c, None, StatusCode::FORBIDDEN, "Refused", why)
+                pages::error_page(c, None, StatusCode::FORBIDDEN, "Refused", &why)
             }
             Refused::NotFound => pages::error_page(
                 c,
@@ -210,7 +215,8 @@ pub fn poster_of(
         Some(t) if session::same_token(t, &a.session.csrf) => Ok(a),
         _ => Err(Refused::Forbidden(
             "This form was not sent from a page of this console (its security token is \
-             missing or old). Open the page again and resend it.",
+             missing or old). Open the page again and resend it."
+                .into(),
         )),
     }
 }
@@ -364,6 +370,9 @@ async fn logout(
 impl Console {
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
+    }
+    pub fn defender(&self) -> &Arc<Defender> {
+        &self.defender
     }
 }
 

@@ -86,6 +86,9 @@ impl crate::console::Backend for Shared {
     fn state_dir(&self) -> PathBuf {
         self.state_dir.clone()
     }
+    fn reload(&self) -> Result<String, String> {
+        Shared::reload(self).map_err(|e| e.to_string())
+    }
 }
 
 pub(super) async fn admin_loop(sh: Arc<Shared>, listener: tokio::net::UnixListener) {

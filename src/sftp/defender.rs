@@ -53,6 +53,33 @@ impl Defender {
             .and_then(|until| until.checked_duration_since(now))
     }
 
+    /// The addresses banned now and the time left on each, longest first (for the console).
+    pub fn bans(&self) -> Vec<(IpAddr, Duration)> {
+        let now = Instant::now();
+        let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<(IpAddr, Duration)> = hosts
+            .iter()
+            .filter_map(|(ip, h)| Some((*ip, h.banned_until?.checked_duration_since(now)?)))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    /// Lifts an address's ban and forgets its score; true if it was banned.
+    pub fn unban(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let was = hosts
+            .get(&ip)
+            .and_then(|h| h.banned_until)
+            .is_some_and(|u| u > now);
+        hosts.remove(&ip);
+        if was {
+            tracing::warn!(addr = %ip, "defender: ban lifted by an admin");
+        }
+        was
+    }
+
     /// Records an event; returns true when this event banned the address.
     pub fn record(&self, ip: IpAddr, event: Event) -> bool {
         if !self.cfg.enabled || self.cfg.safelist.contains(&ip) {
@@ -118,6 +145,10 @@ mod tests {
         assert!(!d.record(b, Event::UnknownUser));
         assert!(d.record(b, Event::UnknownUser));
         assert!(d.banned(b).is_some());
+        assert_eq!(d.bans().len(), 2);
+        assert!(d.unban(a));
+        assert!(d.banned(a).is_none() && !d.unban(a));
+        assert_eq!(d.bans().iter().map(|x| x.0).collect::<Vec<_>>(), vec![b]);
     }
 
     #[test]

@@ -132,6 +132,7 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
     };
     let (d, _applied, held) = held_daemon("[console]\nenabled = true\n");
     let pw = add_admin(&d, "ann", &[]);
+    d.cli_ok(&["account", "add", "maplesis", "--source", "maple"]);
     let run = d.start();
     let shots = shots_dir();
     println!("console screenshots: {}", shots.display());
@@ -305,9 +306,29 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
         b.go("/admin/batches?source=maple").await;
         assert!(b.text().await.contains("rolled-back"));
         b.shot("10-history").await;
+        // Give an SFTP account a new password: shown once, and the one the file now holds.
+        b.click_link("Access").await;
+        assert!(b.text().await.contains("maplesis"));
+        b.shot("11-access").await;
+        b.click("button[aria-label='New password for maplesis']")
+            .await;
+        let new_pw =
+            b.c.find(Locator::Css("code.secret"))
+                .await
+                .expect("the password")
+                .text()
+                .await
+                .unwrap();
+        assert_eq!(new_pw.len(), 24);
+        b.shot("12-new-password-shown-once").await;
+        let accounts =
+            rosterdrop::sftp::accounts::Accounts::load(&d.state.join("accounts.toml")).unwrap();
+        let hash = accounts.accounts["maplesis"].password_hash.clone().unwrap();
+        assert!(rosterdrop::sftp::accounts::verify_password(&hash, &new_pw));
+
         b.c.set_window_size(390, 844).await.unwrap();
         b.go(&format!("/admin/batch/{held}")).await;
-        b.shot("11-batch-phone").await;
+        b.shot("13-batch-phone").await;
         b.c.close().await.unwrap();
     });
     assert!(d

@@ -23,6 +23,7 @@ fn refusals_change_nothing_and_an_approval_is_recorded_and_mailed() {
     let (d, _applied, held) = held_daemon(CONSOLE);
     let ann = add_admin(&d, "ann", &[]);
     let olga = add_admin(&d, "olga", &["oak"]);
+    d.cli_ok(&["account", "add", "maplesis", "--source", "maple"]);
     let run = d.start();
     let c = Client::new(d.api_port);
     let approve = format!("/admin/batch/{held}/do/approve");
@@ -87,6 +88,16 @@ fn refusals_change_nothing_and_an_approval_is_recorded_and_mailed() {
     let ot = o.get("/admin/").csrf();
     assert_eq!(o.post(&approve, &[("csrf", &ot)]).status, 404);
     assert_eq!(state_of(&d, held), "held");
+    // Nor another source's SFTP account.
+    let accounts = d.state.join("accounts.toml");
+    let before = fs::read(&accounts).unwrap();
+    let r = o.post(
+        "/admin/access/passwd",
+        &[("csrf", &ot), ("name", "maplesis")],
+    );
+    assert_eq!(r.status, 404);
+    assert!(!o.get("/admin/access").body.contains("maplesis"));
+    assert_eq!(fs::read(&accounts).unwrap(), before);
 
     // The approval: through the daemon's admin path, recorded with who and how, and mailed.
     let r = c.post(&approve, &[("csrf", &token)]);

@@ -1,5 +1,6 @@
 //! The console's pages: one file per family, one layout. maud escapes every interpolation.
 
+pub mod access;
 pub mod batches;
 pub mod sources;
 
@@ -28,6 +29,7 @@ pub fn layout(c: &Console, admin: Option<&Admin>, title: &str, body: Markup) -> 
                         nav aria-label="Main" {
                             a href=(c.at("")) { "Sources" }
                             a href=(c.at("batches")) { "Batches" }
+                            a href=(c.at("access")) { "Access" }
                         }
                         form.logout method="post" action=(c.at("logout")) {
                             input type="hidden" name="csrf" value=(a.session.csrf);

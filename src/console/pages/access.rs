@@ -1,0 +1,286 @@
+//! Who may reach the server: the SFTP accounts (add, a new password shown once, a key,
+//! remove) and the addresses the defender has banned (unban).
+//!
+//! Accounts are changed with the same [`Accounts`] methods the `rosterdrop account` command
+//! uses, saved the same way, and the daemon then re-reads them as after `rosterdrop reload`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use maud::html;
+
+use super::{layout, respond};
+use crate::console::{admin_of, blocking, poster_of, Admin, Console, Refused};
+use crate::sftp::accounts::Accounts;
+
+/// Largest public key line accepted from the form.
+const MAX_KEY: usize = 16 * 1024;
+
+fn accounts_path(c: &Console) -> std::path::PathBuf {
+    let cfg = c.backend().config();
+    cfg.sftp.accounts_path(&cfg.state_dir)
+}
+
+pub async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    let a = match admin_of(&c, &headers) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(&c),
+    };
+    let path = accounts_path(&c);
+    let accounts =
+        match blocking(move || Accounts::load(&path).map_err(|e| Refused::Internal(e.to_string())))
+            .await
+        {
+            Ok(x) => x,
+            Err(e) => return e.into_response(&c),
+        };
+    let sources: Vec<String> = c
+        .backend()
+        .config()
+        .sources
+        .keys()
+        .filter(|s| a.sees(s))
+        .cloned()
+        .collect();
+    let mine: Vec<_> = accounts
+        .accounts
+        .iter()
+        .filter(|(_, acc)| a.sees(&acc.source))
+        .collect();
+    let all_sources = a.user.sources.is_empty();
+    let bans = if all_sources {
+        c.defender().bans()
+    } else {
+        vec![]
+    };
+    let csrf = a.session.csrf.clone();
+    let body = html! {
+        h2 { "SFTP accounts" }
+        @if mine.is_empty() { p { "No accounts yet." } } @else {
+            div.scroll { table {
+                thead { tr {
+                    th scope="col" { "Account" } th scope="col" { "Source" } th scope="col" { "Password" }
+                    th scope="col" class="num" { "Keys" } th scope="col" { "Actions" }
+                } }
+                tbody {
+                    @for (name, acc) in &mine {
+                        tr {
+                            th scope="row" { (name) }
+                            td { (acc.source) }
+                            td { @if acc.password_hash.is_some() { "set" } @else { "none (keys only)" } }
+                            td.num { (acc.authorized_keys.len()) }
+                            td {
+                                div.actions {
+                                    form method="post" action=(c.at("access/passwd")) {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="name" value=(name);
+                                        button type="submit" aria-label=(format!("New password for {name}")) { "New password" }
+                                    }
+                                    form method="post" action=(c.at("access/remove")) {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="name" value=(name);
+                                        label { input type="checkbox" name="sure" value="yes" required; " sure" }
+                                        button.danger type="submit" aria-label=(format!("Remove {name}")) { "Remove" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+        @if !sources.is_empty() {
+            h2 { "Add an account" }
+            form.card method="post" action=(c.at("access/add")) {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="acc-name" { "Account name" }
+                input id="acc-name" name="name" type="text" required maxlength="32" pattern="[a-z0-9][a-z0-9_.\\-]*";
+                label for="acc-source" { "Source" }
+                select id="acc-source" name="source" { @for s in &sources { option value=(s) { (s) } } }
+                button type="submit" { "Add account" }
+            }
+        }
+        @if !mine.is_empty() {
+            h2 { "Authorize a key" }
+            form.card method="post" action=(c.at("access/key")) {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="key-name" { "Account" }
+                select id="key-name" name="name" { @for (n, _) in &mine { option value=(n) { (n) } } }
+                label for="key-line" { "Public key (one OpenSSH line, e.g. ssh-ed25519 AAAA…)" }
+                textarea id="key-line" name="key" rows="3" required {}
+                button type="submit" { "Authorize key" }
+            }
+        }
+        @if all_sources {
+            h2 { "Banned addresses" }
+            @if bans.is_empty() { p { "No address is banned." } } @else {
+                table {
+                    thead { tr { th scope="col" { "Address" } th scope="col" class="num" { "Ban ends in" } th scope="col" { "" } } }
+                    tbody {
+                        @for (ip, left) in &bans {
+                            tr {
+                                td { (ip) } td.num { (left.as_secs()) " s" }
+                                td { form method="post" action=(c.at("access/unban")) {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="addr" value=(ip);
+                                    button type="submit" aria-label=(format!("Unban {ip}")) { "Unban" }
+                                } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    respond(StatusCode::OK, layout(&c, Some(&a), "Access", body))
+}
+
+/// What an action did: a message, and a password to show once.
+struct Outcome {
+    message: String,
+    password: Option<String>,
+}
+
+fn change(
+    c: &Console,
+    a: &Admin,
+    verb: &str,
+    form: &HashMap<String, String>,
+) -> Result<Outcome, Refused> {
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("").trim();
+    let path = accounts_path(c);
+    let mut accounts = Accounts::load(&path).map_err(|e| Refused::Internal(e.to_string()))?;
+    let name = field("name").to_owned();
+    // An account of a source this admin does not see does not exist for them.
+    let visible = |accounts: &Accounts| {
+        accounts
+            .accounts
+            .get(&name)
+            .is_some_and(|acc| a.sees(&acc.source))
+    };
+    let bad = |e: &dyn std::fmt::Display| Refused::Forbidden(e.to_string().into());
+    let out = match verb {
+        "add" => {
+            let source = field("source");
+            if !a.sees(source) || !c.backend().config().sources.contains_key(source) {
+                return Err(Refused::NotFound);
+            }
+            let pw = accounts.add(&name, source).map_err(|e| bad(&e))?;
+            Outcome {
+                message: format!("Account {name} (source {source}) created."),
+                password: Some(pw),
+            }
+        }
+        "passwd" if visible(&accounts) => {
+            let pw = accounts.regenerate_password(&name).map_err(|e| bad(&e))?;
+            Outcome {
+                message: format!("Account {name} has a new password; the old one no longer works."),
+                password: Some(pw),
+            }
+        }
+        "key" if visible(&accounts) => {
+            let line = field("key");
+            if line.len() > MAX_KEY || line.contains("PRIVATE KEY") {
+                return Err(Refused::Forbidden(
+                    "That is not a public key line (a private key must stay with the vendor)."
+                        .into(),
+                ));
+            }
+            let key = accounts.add_key(&name, line).map_err(|e| bad(&e))?;
+            Outcome {
+                message: format!(
+                    "Key {} {} authorized for {name}.",
+                    key.algorithm(),
+                    key.fingerprint(russh::keys::HashAlg::Sha256)
+                ),
+                password: None,
+            }
+        }
+        "remove" if visible(&accounts) => {
+            if field("sure") != "yes" {
+                return Err(Refused::Forbidden(
+                    "Tick \"sure\" to remove an account.".into(),
+                ));
+            }
+            accounts.remove(&name).map_err(|e| bad(&e))?;
+            Outcome {
+                message: format!("Account {name} removed."),
+                password: None,
+            }
+        }
+        _ => return Err(Refused::NotFound),
+    };
+    accounts
+        .save(&path)
+        .map_err(|e| Refused::Internal(e.to_string()))?;
+    // The running daemon takes the change at once, as after `rosterdrop account ...`.
+    if let Err(e) = c.backend().reload() {
+        tracing::error!(error = %e, "accounts changed from the console but not reloaded");
+    }
+    tracing::info!(admin = %a.name, verb, account = %name, "console changed an SFTP account");
+    Ok(out)
+}
+
+pub async fn act(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    UrlPath(verb): UrlPath<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let a = match poster_of(&c, &headers, &form) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(&c),
+    };
+    if verb == "unban" {
+        if !a.user.sources.is_empty() {
+            return Refused::NotFound.into_response(&c);
+        }
+        let Ok(ip) = form
+            .get("addr")
+            .map(String::as_str)
+            .unwrap_or("")
+            .parse::<IpAddr>()
+        else {
+            return Refused::NotFound.into_response(&c);
+        };
+        let was = c.defender().unban(ip);
+        tracing::info!(admin = %a.name, addr = %ip, "console unbanned an address");
+        let body = html! {
+            p.lead role="status" { @if was { (ip) " may log in again." } @else { (ip) " was not banned." } }
+            p { a href=(c.at("access")) { "Back to access" } }
+        };
+        return respond(StatusCode::OK, layout(&c, Some(&a), "Unbanned", body));
+    }
+    let c2 = c.clone();
+    let verb2 = verb.clone();
+    let a_name = a.name.clone();
+    let a_user = a.user.clone();
+    let a_session = a.session.clone();
+    let out = blocking(move || {
+        let a = Admin {
+            name: a_name,
+            user: a_user,
+            session: a_session,
+        };
+        change(&c2, &a, &verb2, &form)
+    })
+    .await;
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => return e.into_response(&c),
+    };
+    let body = html! {
+        p.lead role="status" { (out.message) }
+        @if let Some(pw) = &out.password {
+            p { "Password: " code.secret { (pw) } }
+            p.notice { "It is shown once and cannot be retrieved: give it to the vendor now." }
+        }
+        p { a href=(c.at("access")) { "Back to access" } }
+    };
+    respond(StatusCode::OK, layout(&c, Some(&a), "Done", body))
+}
