@@ -2,6 +2,7 @@
 //! axum server under `console.path`, for the admins in the admin users file.
 //!
 //! - [`users`]: the admin users file (`rosterdrop admin-user`).
+//! - [`chart`]: a source's batches over time as SVG.
 //! - [`session`]: sessions in memory, their cookie and CSRF token.
 //! - [`pages`]: the pages, rendered with maud (every interpolation escaped: uploaded names,
 //!   ids and problem texts are hostile).
@@ -9,6 +10,7 @@
 //! The console acts only through the daemon's [`Backend`]: the same admin code path as the
 //! CLI's socket ([`crate::admin::execute`] and the mail that follows), never a copy.
 
+pub mod chart;
 pub mod pages;
 pub mod session;
 pub mod users;
@@ -98,6 +100,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route(&r("login"), get(login_form).post(login))
         .route(&r("logout"), post(logout))
         .route(&r("batches"), get(pages::batches::history))
+        .route(&r("source/{name}"), get(pages::source::page))
         .route(&r("access"), get(pages::access::page))
         .route(&r("access/{verb}"), post(pages::access::act))
         .route(&r("batch/{id}"), get(pages::batches::batch))

@@ -306,6 +306,19 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
         b.go("/admin/batches?source=maple").await;
         assert!(b.text().await.contains("rolled-back"));
         b.shot("10-history").await;
+        // The source's chart (drawn on the server) and its settings.
+        b.go("/admin/source/maple").await;
+        let points =
+            b.c.find_all(Locator::Css("svg.chart circle"))
+                .await
+                .unwrap()
+                .len();
+        assert_eq!(
+            points, 3,
+            "batch 1, the approved batch (rolled back since) and the rollback"
+        );
+        assert!(b.text().await.contains("guard"), "the settings are shown");
+        b.shot("10b-source-chart-settings").await;
         // Give an SFTP account a new password: shown once, and the one the file now holds.
         b.click_link("Access").await;
         assert!(b.text().await.contains("maplesis"));

@@ -83,6 +83,8 @@ fn refusals_change_nothing_and_an_approval_is_recorded_and_mailed() {
     assert_eq!(o.get(&format!("/admin/batch/{held}")).status, 404);
     assert_eq!(o.get(&approve).status, 404);
     assert_eq!(o.get("/admin/batches?source=maple").status, 404);
+    assert_eq!(o.get("/admin/source/maple").status, 404);
+    assert_eq!(o.get("/admin/source/oak").status, 200);
     let oh = o.get("/admin/batches");
     assert!(!oh.body.contains("maple"), "{}", oh.body);
     let ot = o.get("/admin/").csrf();

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod batches;
+pub mod source;
 pub mod sources;
 
 use axum::http::{header, StatusCode};

@@ -99,7 +99,11 @@ pub async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response
                         }
                     }
                 }
-                p { a href=(c.at(&format!("batches?source={}", r.name))) { "History of " (r.name) } }
+                p {
+                    a href=(c.at(&format!("source/{}", r.name))) { "Chart and settings of " (r.name) }
+                    " · "
+                    a href=(c.at(&format!("batches?source={}", r.name))) { "History of " (r.name) }
+                }
             }
         }
     };
