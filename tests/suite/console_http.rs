@@ -137,6 +137,27 @@ fn refusals_change_nothing_and_an_approval_is_recorded_and_mailed() {
     let (st, _) = c.get_bytes(&format!("/admin/batch/{held}/file/..%2Fbatch.json"));
     assert_eq!(st, 404);
 
+    // An API client made in the console gets tokens with the secret it showed once.
+    let t = c.get("/admin/access").csrf();
+    let r = c.post(
+        "/admin/access/client-add",
+        &[("csrf", &t), ("name", "sis"), ("source", "maple")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let between = |a: &str, b: &str| {
+        let i = r
+            .body
+            .find(a)
+            .unwrap_or_else(|| panic!("{a} in {}", r.body))
+            + a.len();
+        r.body[i..i + r.body[i..].find(b).unwrap()].to_string()
+    };
+    let secret = between("<code class=\"secret\">", "<");
+    let id = between("client id ", ".");
+    let api = crate::support::api::Api::new(d.api_port);
+    assert_eq!(api.token_basic(&id, &secret, None).status, 200);
+    assert_eq!(api.token_basic(&id, "wrong-secret", None).status, 401);
+
     // Logged out: the session no longer works.
     let t = c.get("/admin/").csrf();
     assert_eq!(c.post("/admin/logout", &[("csrf", &t)]).status, 303);

@@ -1,5 +1,6 @@
 //! Who may reach the server: the SFTP accounts (add, a new password shown once, a key,
-//! remove) and the addresses the defender has banned (unban).
+//! remove), the REST API's clients (add, a new secret shown once, remove) and the addresses
+//! the defender has banned (unban).
 //!
 //! Accounts are changed with the same [`Accounts`] methods the `rosterdrop account` command
 //! uses, saved the same way, and the daemon then re-reads them as after `rosterdrop reload`.
@@ -15,11 +16,79 @@ use axum::Form;
 use maud::html;
 
 use super::{layout, respond};
+use crate::api::clients::{clients_path, ApiClients};
 use crate::console::{admin_of, blocking, poster_of, Admin, Console, Refused};
 use crate::sftp::accounts::Accounts;
 
 /// Largest public key line accepted from the form.
 const MAX_KEY: usize = 16 * 1024;
+
+fn clients_file(c: &Console) -> std::path::PathBuf {
+    let cfg = c.backend().config();
+    clients_path(&cfg.api, &cfg.state_dir)
+}
+
+/// API client changes, with the same [`ApiClients`] methods and file as `rosterdrop
+/// api-client`; the daemon notices the changed file by itself.
+fn change_client(
+    c: &Console,
+    a: &Admin,
+    verb: &str,
+    form: &HashMap<String, String>,
+) -> Result<Outcome, Refused> {
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("").trim();
+    let path = clients_file(c);
+    let mut clients = ApiClients::load(&path).map_err(|e| Refused::Internal(e.to_string()))?;
+    let name = field("name").to_owned();
+    let visible = clients.get(&name).is_some_and(|cl| a.sees(&cl.source));
+    let bad = |e: &dyn std::fmt::Display| Refused::Forbidden(e.to_string().into());
+    let out = match verb {
+        "client-add" => {
+            let source = field("source");
+            if !a.sees(source) || !c.backend().config().sources.contains_key(source) {
+                return Err(Refused::NotFound);
+            }
+            let cr = clients
+                .add(&name, source, &[], false, false)
+                .map_err(|e| bad(&e))?;
+            Outcome {
+                message: format!(
+                    "API client {name} (source {source}) created; client id {}.",
+                    cr.client_id
+                ),
+                password: Some(cr.secret),
+            }
+        }
+        "client-secret" if visible => {
+            let cr = clients.regenerate_secret(&name).map_err(|e| bad(&e))?;
+            Outcome {
+                message: format!(
+                    "API client {name} (client id {}) has a new secret; the old one and its tokens no longer work.",
+                    cr.client_id
+                ),
+                password: Some(cr.secret),
+            }
+        }
+        "client-remove" if visible => {
+            if field("sure") != "yes" {
+                return Err(Refused::Forbidden(
+                    "Tick \"sure\" to remove an API client.".into(),
+                ));
+            }
+            clients.remove(&name).map_err(|e| bad(&e))?;
+            Outcome {
+                message: format!("API client {name} removed."),
+                password: None,
+            }
+        }
+        _ => return Err(Refused::NotFound),
+    };
+    clients
+        .save(&path)
+        .map_err(|e| Refused::Internal(e.to_string()))?;
+    tracing::info!(admin = %a.name, verb, client = %name, "console changed an API client");
+    Ok(out)
+}
 
 fn accounts_path(c: &Console) -> std::path::PathBuf {
     let cfg = c.backend().config();
@@ -32,13 +101,18 @@ pub async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response
         Err(e) => return e.into_response(&c),
     };
     let path = accounts_path(&c);
-    let accounts =
-        match blocking(move || Accounts::load(&path).map_err(|e| Refused::Internal(e.to_string())))
-            .await
-        {
-            Ok(x) => x,
-            Err(e) => return e.into_response(&c),
-        };
+    let cpath = clients_file(&c);
+    let (accounts, clients) = match blocking(move || {
+        Ok((
+            Accounts::load(&path).map_err(|e| Refused::Internal(e.to_string()))?,
+            ApiClients::load(&cpath).map_err(|e| Refused::Internal(e.to_string()))?,
+        ))
+    })
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => return e.into_response(&c),
+    };
     let sources: Vec<String> = c
         .backend()
         .config()
@@ -51,6 +125,11 @@ pub async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response
         .accounts
         .iter()
         .filter(|(_, acc)| a.sees(&acc.source))
+        .collect();
+    let my_clients: Vec<_> = clients
+        .clients
+        .iter()
+        .filter(|(_, cl)| a.sees(&cl.source))
         .collect();
     let all_sources = a.user.sources.is_empty();
     let bans = if all_sources {
@@ -114,6 +193,48 @@ pub async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response
                 label for="key-line" { "Public key (one OpenSSH line, e.g. ssh-ed25519 AAAA…)" }
                 textarea id="key-line" name="key" rows="3" required {}
                 button type="submit" { "Authorize key" }
+            }
+        }
+        h2 { "API clients" }
+        @if my_clients.is_empty() { p { "No API clients yet." } } @else {
+            div.scroll { table {
+                thead { tr {
+                    th scope="col" { "Client" } th scope="col" { "Source" } th scope="col" { "Client id" }
+                    th scope="col" { "Scopes" } th scope="col" { "Created" } th scope="col" { "Actions" }
+                } }
+                tbody {
+                    @for (name, cl) in &my_clients {
+                        tr {
+                            th scope="row" { (name) } td { (cl.source) } td { code { (cl.client_id) } }
+                            td { @for sc in &cl.scopes { (sc.name()) " " } } td { (cl.created) }
+                            td { div.actions {
+                                form method="post" action=(c.at("access/client-secret")) {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="name" value=(name);
+                                    button type="submit" aria-label=(format!("New secret for {name}")) { "New secret" }
+                                }
+                                form method="post" action=(c.at("access/client-remove")) {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="name" value=(name);
+                                    label { input type="checkbox" name="sure" value="yes" required; " sure" }
+                                    button.danger type="submit" aria-label=(format!("Remove client {name}")) { "Remove" }
+                                }
+                            } }
+                        }
+                    }
+                }
+            } }
+        }
+        @if !sources.is_empty() {
+            h3 { "Add an API client" }
+            form.card method="post" action=(c.at("access/client-add")) {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="cl-name" { "Client name" }
+                input id="cl-name" name="name" type="text" required maxlength="32" pattern="[a-z0-9][a-z0-9_.\\-]*";
+                label for="cl-source" { "Source" }
+                select id="cl-source" name="source" { @for s in &sources { option value=(s) { (s) } } }
+                p { "Scopes: roster-core.readonly and roster.readonly (for others, or OAuth 1.0a, use " code { "rosterdrop api-client add" } ")." }
+                button type="submit" { "Add API client" }
             }
         }
         @if all_sources {
@@ -267,7 +388,11 @@ pub async fn act(
             user: a_user,
             session: a_session,
         };
-        change(&c2, &a, &verb2, &form)
+        if verb2.starts_with("client-") {
+            change_client(&c2, &a, &verb2, &form)
+        } else {
+            change(&c2, &a, &verb2, &form)
+        }
     })
     .await;
     let out = match out {
@@ -277,7 +402,7 @@ pub async fn act(
     let body = html! {
         p.lead role="status" { (out.message) }
         @if let Some(pw) = &out.password {
-            p { "Password: " code.secret { (pw) } }
+            p { "Password or secret: " code.secret { (pw) } }
             p.notice { "It is shown once and cannot be retrieved: give it to the vendor now." }
         }
         p { a href=(c.at("access")) { "Back to access" } }
