@@ -59,6 +59,7 @@ pub struct Console {
     users_path: PathBuf,
     sessions: Sessions,
     defender: Arc<Defender>,
+    presence: Arc<crate::sftp::presence::Presence>,
     backend: Arc<dyn Backend>,
     /// Cookies carry `Secure` (the API is served over TLS or behind an https `public_url`).
     secure: bool,
@@ -69,6 +70,7 @@ impl Console {
     pub fn new(
         cfg: &Config,
         defender: Arc<Defender>,
+        presence: Arc<crate::sftp::presence::Presence>,
         backend: Arc<dyn Backend>,
         secure: bool,
     ) -> Console {
@@ -78,6 +80,7 @@ impl Console {
             users_path: c.users_path(&cfg.state_dir),
             sessions: Sessions::new(Duration::from_secs(c.session_secs), c.max_sessions),
             defender,
+            presence,
             backend,
             secure,
             verifying: tokio::sync::Semaphore::new(MAX_VERIFYING),
@@ -376,6 +379,9 @@ impl Console {
     }
     pub fn defender(&self) -> &Arc<Defender> {
         &self.defender
+    }
+    pub fn presence(&self) -> &Arc<crate::sftp::presence::Presence> {
+        &self.presence
     }
 }
 

@@ -352,7 +352,13 @@ async fn run(
             let console = if cfg_now.console.enabled {
                 let secure = api_tls.is_some() || public_url.starts_with("https://");
                 let backend: Arc<dyn crate::console::Backend> = sh.clone();
-                let c = crate::console::Console::new(&cfg_now, server.defender(), backend, secure);
+                let c = crate::console::Console::new(
+                    &cfg_now,
+                    server.defender(),
+                    server.presence(),
+                    backend,
+                    secure,
+                );
                 tracing::info!(url = %format!("{public_url}{}", cfg_now.console.path), "web console served");
                 crate::console::router(Arc::new(c))
             } else {

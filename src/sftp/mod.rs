@@ -20,6 +20,7 @@ pub mod defender;
 pub mod fdlimit;
 pub mod hostkeys;
 pub mod jail;
+pub mod presence;
 pub mod session;
 mod ssh;
 
@@ -137,6 +138,11 @@ impl Server {
     /// failed authentications here too, so an address is banned from both at once).
     pub fn defender(&self) -> Arc<defender::Defender> {
         self.inner.defender.clone()
+    }
+
+    /// Live sessions and last logins, for the admins' console.
+    pub fn presence(&self) -> Arc<presence::Presence> {
+        self.inner.presence.clone()
     }
 
     /// SHA256 fingerprints of the host keys, `(algorithm, fingerprint)`.

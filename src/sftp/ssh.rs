@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub defender: Arc<Defender>,
     /// Open handles on the whole server (cap: `cfg.max_open_handles`).
     pub handles: Arc<HandleBudget>,
+    /// Live sessions and last logins, for the admins' console (`Server::presence`).
+    pub presence: Arc<super::presence::Presence>,
     sessions: Mutex<HashMap<String, usize>>,
     inflight: Mutex<HashMap<String, Arc<InFlight>>>,
     connections: AtomicUsize,
@@ -54,6 +56,7 @@ impl Shared {
             state_dir,
             defender: Arc::new(Defender::new(cfg.defender.clone())),
             handles: Arc::new(HandleBudget::new(cfg.max_open_handles)),
+            presence: Arc::default(),
             cfg: Arc::new(cfg),
             accounts,
             events,
@@ -75,6 +78,8 @@ impl Shared {
 struct SessionSlot {
     shared: Arc<Shared>,
     account: String,
+    /// Keeps the session in the console's live list.
+    _live: Option<super::presence::LiveGuard>,
 }
 
 impl SessionSlot {
@@ -88,6 +93,7 @@ impl SessionSlot {
         Some(SessionSlot {
             shared: shared.clone(),
             account: account.to_owned(),
+            _live: None,
         })
     }
 }
@@ -475,7 +481,7 @@ impl Conn {
                 None => return reject(),
             }
         };
-        let Some(slot) = SessionSlot::acquire(&self.shared, user) else {
+        let Some(mut slot) = SessionSlot::acquire(&self.shared, user) else {
             // The credentials were right: nothing for the defender, and the client is told why
             // (a rejection would read as a wrong password). Accepted here, disconnected with
             // the reason in `auth_succeeded`; no channel is ever opened (`user` stays unset).
@@ -486,6 +492,7 @@ impl Conn {
             return Auth::Accept;
         };
         tracing::info!(account = %user, source = %source, addr = %self.peer, method, "SFTP login");
+        slot._live = Some(self.shared.presence.login(user, &source, self.peer));
         self.slot = Some(slot);
         self.user = Some((user.to_owned(), source));
         self.authed.store(true, Ordering::Release);

@@ -132,7 +132,7 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
     };
     let (d, _applied, held) = held_daemon("[console]\nenabled = true\n");
     let pw = add_admin(&d, "ann", &[]);
-    d.cli_ok(&["account", "add", "maplesis", "--source", "maple"]);
+    let key = d.account("maplesis", "maple");
     let run = d.start();
     let shots = shots_dir();
     println!("console screenshots: {}", shots.display());
@@ -319,10 +319,26 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
         );
         assert!(b.text().await.contains("guard"), "the settings are shown");
         b.shot("10b-source-chart-settings").await;
-        // Give an SFTP account a new password: shown once, and the one the file now holds.
+        // The Access page shows a live SFTP session (an `sftp` waiting for commands) and the
+        // account's last login.
+        let mut sftp = d
+            .sftp_cmd("maplesis", &key, &[])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sftp");
+        run.wait_log(20, "SFTP login");
         b.click_link("Access").await;
-        assert!(b.text().await.contains("maplesis"));
+        let t = b.text().await;
+        assert!(t.contains("Live SFTP sessions"), "{t}");
+        assert!(!t.contains("Nobody is logged in over SFTP"), "{t}");
+        assert!(t.contains("from 127.0.0.1"), "{t}");
         b.shot("11-access").await;
+        let _ = sftp.kill();
+        let _ = sftp.wait();
+
+        // Give an SFTP account a new password: shown once, and the one the file now holds.
         b.click("button[aria-label='New password for maplesis']")
             .await;
         let new_pw =

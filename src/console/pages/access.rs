@@ -131,6 +131,12 @@ pub async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response
         .iter()
         .filter(|(_, cl)| a.sees(&cl.source))
         .collect();
+    let live: Vec<_> = c
+        .presence()
+        .live()
+        .into_iter()
+        .filter(|l| a.sees(&l.source))
+        .collect();
     let all_sources = a.user.sources.is_empty();
     let bans = if all_sources {
         c.defender().bans()
@@ -144,7 +150,7 @@ pub async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response
             div.scroll { table {
                 thead { tr {
                     th scope="col" { "Account" } th scope="col" { "Source" } th scope="col" { "Password" }
-                    th scope="col" class="num" { "Keys" } th scope="col" { "Actions" }
+                    th scope="col" class="num" { "Keys" } th scope="col" { "Last login" } th scope="col" { "Actions" }
                 } }
                 tbody {
                     @for (name, acc) in &mine {
@@ -153,6 +159,10 @@ pub async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response
                             td { (acc.source) }
                             td { @if acc.password_hash.is_some() { "set" } @else { "none (keys only)" } }
                             td.num { (acc.authorized_keys.len()) }
+                            td { @match c.presence().last_login(name) {
+                                Some((at, addr)) => { (super::when(at)) " from " (addr.ip()) }
+                                None => "not since the daemon started",
+                            } }
                             td {
                                 div.actions {
                                     form method="post" action=(c.at("access/passwd")) {
@@ -193,6 +203,13 @@ pub async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response
                 label for="key-line" { "Public key (one OpenSSH line, e.g. ssh-ed25519 AAAA…)" }
                 textarea id="key-line" name="key" rows="3" required {}
                 button type="submit" { "Authorize key" }
+            }
+        }
+        h2 { "Live SFTP sessions" }
+        @if live.is_empty() { p { "Nobody is logged in over SFTP." } } @else {
+            table {
+                thead { tr { th scope="col" { "Account" } th scope="col" { "Source" } th scope="col" { "Address" } th scope="col" { "Since" } } }
+                tbody { @for l in &live { tr { td { (l.account) } td { (l.source) } td { (l.addr) } td { (super::when(l.since)) } } } }
             }
         }
         h2 { "API clients" }
