@@ -84,14 +84,21 @@ impl Browser {
             .await
             .expect("goto");
     }
+    /// The page's text; retried while a navigation a click started is still under way (the
+    /// body may be gone between two documents, more so on a loaded machine).
     async fn text(&self) -> String {
-        self.c
-            .find(Locator::Css("body"))
-            .await
-            .expect("body")
-            .text()
-            .await
-            .expect("text")
+        let mut last = String::new();
+        for _ in 0..100 {
+            match self.c.find(Locator::Css("body")).await {
+                Ok(b) => match b.text().await {
+                    Ok(t) => return t,
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no page text: {last}");
     }
     async fn shot(&self, name: &str) {
         let png = self.c.screenshot().await.expect("screenshot");
@@ -341,13 +348,17 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
         // Give an SFTP account a new password: shown once, and the one the file now holds.
         b.click("button[aria-label='New password for maplesis']")
             .await;
-        let new_pw =
-            b.c.find(Locator::Css("code.secret"))
-                .await
-                .expect("the password")
-                .text()
-                .await
-                .unwrap();
+        // Waits for the page the click opens.
+        let mut new_pw = String::new();
+        for _ in 0..100 {
+            if let Ok(e) = b.c.find(Locator::Css("code.secret")).await {
+                if let Ok(t) = e.text().await {
+                    new_pw = t;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert_eq!(new_pw.len(), 24);
         b.shot("12-new-password-shown-once").await;
         let accounts =
