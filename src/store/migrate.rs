@@ -162,13 +162,19 @@ pub(super) fn to_v2(db: &sled::Db, tree: &sled::Tree, found: u32) -> Result<()> 
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata/v1");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
 
-    /// A copy of the format-1 store that the release before format 2 wrote (README there).
-    fn v1_store(dir: &Path) -> PathBuf {
+    /// A fixture store: `v1` (format 1) or `v2` (format 2), each written by the release of
+    /// its format (README there) with that release's exports beside it.
+    fn fixture(version: &str) -> PathBuf {
+        Path::new(FIXTURES).join(version)
+    }
+
+    /// A copy of a fixture's store.
+    fn fixture_store(version: &str, dir: &Path) -> PathBuf {
         let db = dir.join("db");
         std::fs::create_dir_all(&db).unwrap();
-        for e in std::fs::read_dir(Path::new(FIXTURE).join("db")).unwrap() {
+        for e in std::fs::read_dir(fixture(version).join("db")).unwrap() {
             let e = e.unwrap();
             std::fs::copy(e.path(), db.join(e.file_name())).unwrap();
         }
@@ -187,8 +193,8 @@ mod tests {
             .collect()
     }
 
-    fn expected(name: &str) -> BTreeMap<String, String> {
-        files(&Path::new(FIXTURE).join("export").join(name))
+    fn expected(version: &str, name: &str) -> BTreeMap<String, String> {
+        files(&fixture(version).join("export").join(name))
     }
 
     fn exported(s: &Store, source: &str, dir: &Path) -> BTreeMap<String, String> {
@@ -207,26 +213,42 @@ mod tests {
 
     #[test]
     fn a_format_1_store_opens_migrated_and_keeps_its_roster_history_undo_and_held_batches() {
+        opens_migrated_and_does_what_its_release_did("v1", b"1");
+    }
+
+    #[test]
+    fn a_format_2_store_opens_migrated_and_keeps_its_roster_history_undo_and_held_batches() {
+        opens_migrated_and_does_what_its_release_did("v2", b"2");
+    }
+
+    /// Opens a copy of fixture `version` (written in format `found`): it is migrated to
+    /// today's format, and its history, `show`, exports, a rollback and an approval are what
+    /// the release that wrote it printed.
+    fn opens_migrated_and_does_what_its_release_did(version: &str, found: &[u8]) {
         let d = tempfile::tempdir().unwrap();
-        let db = v1_store(d.path());
+        let db = fixture_store(version, d.path());
         {
             let raw = sled::open(&db).unwrap();
             let t = raw.open_tree("roster").unwrap();
-            assert_eq!(&*t.get(K_VERSION).unwrap().unwrap(), b"1");
+            assert_eq!(&*t.get(K_VERSION).unwrap().unwrap(), found);
         }
         let s = Store::open(&db).unwrap();
-        assert_eq!(&*s.tree.get(K_VERSION).unwrap().unwrap(), b"2");
+        assert_eq!(
+            &*s.tree.get(K_VERSION).unwrap().unwrap(),
+            FORMAT_VERSION.to_string().as_bytes()
+        );
+        let expected = |name: &str| expected(version, name);
+        let fixture = fixture(version);
 
         // The same history, line for line, as the release that wrote it printed.
-        let history = std::fs::read_to_string(Path::new(FIXTURE).join("export/history.txt"));
+        let history = std::fs::read_to_string(fixture.join("export/history.txt"));
         assert_eq!(
             views::history_text(&s.history(None).unwrap()),
             history.unwrap()
         );
         for id in [2, 5] {
             let want =
-                std::fs::read_to_string(Path::new(FIXTURE).join(format!("export/show-{id}.txt")))
-                    .unwrap();
+                std::fs::read_to_string(fixture.join(format!("export/show-{id}.txt"))).unwrap();
             assert_eq!(show(&views::show_text(&s.batch(id).unwrap())), show(&want));
         }
 
@@ -235,7 +257,7 @@ mod tests {
             assert_eq!(exported(&s, source, d.path()), expected(source), "{source}");
         }
 
-        // Every page is a format-2 page, in format 2's page counts.
+        // Every page decodes in today's format, in today's page counts.
         let mut pages = Vec::new();
         for kv in s.tree.scan_prefix(b"r\0") {
             let (k, v) = kv.unwrap();
@@ -290,16 +312,17 @@ mod tests {
     #[test]
     fn a_store_from_a_newer_format_is_refused_and_left_alone() {
         let d = tempfile::tempdir().unwrap();
-        let db = v1_store(d.path());
+        let db = fixture_store("v1", d.path());
+        let newer = (FORMAT_VERSION + 1).to_string();
         {
             let raw = sled::open(&db).unwrap();
             let t = raw.open_tree("roster").unwrap();
-            t.insert(K_VERSION, b"3").unwrap();
+            t.insert(K_VERSION, newer.as_bytes()).unwrap();
             raw.flush().unwrap();
         }
         assert!(matches!(
             Store::open(&db),
-            Err(StoreError::Version { found: 3 })
+            Err(StoreError::Version { found }) if found == FORMAT_VERSION + 1
         ));
     }
 }
