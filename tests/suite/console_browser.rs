@@ -100,6 +100,19 @@ impl Browser {
         }
         panic!("no page text: {last}");
     }
+    /// The page's text once it holds `needle` (a click's page may not have replaced the one
+    /// the click was made on yet), or the last text seen after 15 s.
+    async fn text_with(&self, needle: &str) -> String {
+        let mut t = String::new();
+        for _ in 0..150 {
+            t = self.text().await;
+            if t.contains(needle) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        t
+    }
     async fn shot(&self, name: &str) {
         let png = self.c.screenshot().await.expect("screenshot");
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
@@ -122,6 +135,25 @@ impl Browser {
             .click()
             .await
             .expect("click link");
+    }
+    /// Waits (up to 15 s) until the browser is at a URL whose path and query satisfy `ok`,
+    /// and returns it: a click's navigation may still be under way on a loaded machine, when
+    /// the URL is still the page the click was made on.
+    async fn path_when(&self, ok: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..150 {
+            last = self.path().await;
+            if ok(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        last
+    }
+    /// Waits for the browser to reach `want` (path and query); fails with where it is.
+    async fn at(&self, want: &str) {
+        let got = self.path_when(|p| p == want).await;
+        assert_eq!(got, want);
     }
     async fn path(&self) -> String {
         let u = self.c.current_url().await.expect("url");
@@ -170,7 +202,7 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
 
         // Logged out: the console sends to its login form.
         b.go("/admin/").await;
-        assert_eq!(b.path().await, "/admin/login");
+        b.at("/admin/login").await;
         b.shot("01-login").await;
         b.c.find(Locator::Id("name"))
             .await
@@ -187,7 +219,7 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
         b.click("form.card button[type=submit]").await;
 
         // The sources page shows the held batch.
-        assert_eq!(b.path().await, "/admin/");
+        b.at("/admin/").await;
         let t = b.text().await;
         assert!(t.contains("1 held for approval"), "{t}");
         b.shot("02-sources-held").await;
@@ -199,7 +231,7 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
             .click()
             .await
             .unwrap();
-        assert_eq!(b.path().await, format!("/admin/batch/{held}"));
+        b.at(&format!("/admin/batch/{held}")).await;
         let t = b.text().await;
         assert!(t.contains("Held for approval"), "{t}");
         b.shot("03-batch-held").await;
@@ -228,11 +260,8 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
             .await
             .unwrap();
         b.click("form.filters button[type=submit]").await;
-        assert!(
-            b.path().await.contains(&format!("rule={rule}")),
-            "{}",
-            b.path().await
-        );
+        let filtered = b.path_when(|p| p.contains(&format!("rule={rule}"))).await;
+        assert!(filtered.contains(&format!("rule={rule}")), "{filtered}");
         let rows =
             b.c.find_all(Locator::Css("table.problems tbody tr td:nth-child(4)"))
                 .await
@@ -245,10 +274,11 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
 
         // Approve, through the confirmation step.
         b.click_link("Approve…").await;
-        assert!(b.text().await.contains("Approving applies batch"));
+        let t = b.text_with("Approving applies batch").await;
+        assert!(t.contains("Approving applies batch"), "{t}");
         b.shot("05-confirm-approve").await;
         b.click("button.danger").await;
-        let t = b.text().await;
+        let t = b.text_with("APPLIED").await;
         assert!(t.contains("APPLIED"), "{t}");
         b.shot("06-approved").await;
 
@@ -302,7 +332,7 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
         b.click_link("Roll back…").await;
         b.shot("08-confirm-rollback").await;
         b.click("button.danger").await;
-        let t = b.text().await;
+        let t = b.text_with("Done").await;
         assert!(t.contains("Done"), "{t}");
         b.go(&format!("/admin/batch/{held}")).await;
         let t = b.text().await;
@@ -337,7 +367,7 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
             .expect("sftp");
         run.wait_log(20, "SFTP login");
         b.click_link("Access").await;
-        let t = b.text().await;
+        let t = b.text_with("Live SFTP sessions").await;
         assert!(t.contains("Live SFTP sessions"), "{t}");
         assert!(!t.contains("Nobody is logged in over SFTP"), "{t}");
         assert!(t.contains("from 127.0.0.1"), "{t}");
