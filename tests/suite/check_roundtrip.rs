@@ -837,3 +837,38 @@ fn a_semicolon_header_with_commas_survives_the_round_trip() {
     );
     assert_fixpoint(&b, t.path(), None).unwrap();
 }
+
+/// Found by `oneroster_modified_output_is_a_fixpoint`: a `tobedeleted` row of a bulk file
+/// counted as present for references even when a filter dropped it, so the reference stayed
+/// in the first pass and was patched only in the second, on the modified files.
+#[test]
+fn a_filtered_tobedeleted_row_of_a_bulk_file_is_no_reference_target() {
+    let t = tempfile::tempdir().unwrap();
+    // OneRoster 1.2: U1's agent U4 is a parent (roles.csv), marked tobedeleted in the bulk
+    // users.csv; the source keeps students and teachers only.
+    let b = crate::support::bundles::oneroster_bundle(&t.path().join("bundle"), "1.2");
+    let users = std::fs::read_to_string(b.join("users.csv")).unwrap();
+    assert!(users.contains("\nU4,,,true,u4,"));
+    let users = users.replace(
+        "\nU4,,,true,u4,",
+        "\nU4,tobedeleted,2026-09-01T00:00:00Z,true,u4,",
+    );
+    write(&b, "users.csv", users);
+    let settings = "[sources.s]\nfilter.roles = [\"student\", \"teacher\"]\n";
+    assert_fixpoint(&b, t.path(), Some(settings)).unwrap_or_else(|e| panic!("{e}"));
+    // The first pass already takes U4 out of U1's agents.
+    let first = check_with(
+        &b,
+        &t.path().join("again"),
+        &config(t.path(), settings),
+        "s",
+    );
+    assert!(
+        first
+            .patches()
+            .iter()
+            .any(|p| p.id == "U1" && p.field == "agentSourcedIds" && p.value.contains("U4")),
+        "{:#?}",
+        first.patches()
+    );
+}

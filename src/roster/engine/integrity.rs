@@ -44,19 +44,16 @@ pub(super) fn lookup_found(
     found: Option<usize>,
 ) -> Lookup {
     match found {
-        Some(row) if t.is_deletion(row) => {
-            if t.mode == Mode::Delta {
-                Lookup::Missing(
-                    fk.rule,
-                    format!(
-                        "{} `{id}` is marked tobedeleted in {}",
-                        fk.target, t.table.file
-                    ),
-                )
-            } else {
-                Lookup::Found
-            }
-        }
+        // A delta's deletion removes the record. A bulk file's `tobedeleted` row stays in the
+        // file, so it is a target like any other row: present unless a patch or filter drops
+        // it (then the modified file lacks it, and the reference must go in this pass).
+        Some(row) if t.is_deletion(row) && t.mode == Mode::Delta => Lookup::Missing(
+            fk.rule,
+            format!(
+                "{} `{id}` is marked tobedeleted in {}",
+                fk.target, t.table.file
+            ),
+        ),
         Some(row) => match t.fate[row] {
             None => Lookup::Found,
             Some(Rule::Filtered) => Lookup::Missing(
