@@ -261,17 +261,6 @@ fn login_page(c: &Console, status: StatusCode, note: Option<&str>) -> Response {
     r
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
-}
-
 async fn login(
     State(c): State<Arc<Console>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -288,7 +277,7 @@ async fn login(
         );
     }
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    let token_ok = cookie_value(&headers, LOGIN_COOKIE)
+    let token_ok = session::cookie_value(&headers, LOGIN_COOKIE)
         .is_some_and(|t| !t.is_empty() && session::same_token(&t, field("csrf")));
     if !token_ok {
         return login_page(
