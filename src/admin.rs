@@ -84,6 +84,7 @@ impl Actor {
     /// The decision recorded on the batch, made now.
     fn decision(by: &Option<Actor>) -> Option<crate::store::Decision> {
         by.as_ref().map(|a| crate::store::Decision {
+            what: String::new(),
             by: a.name.clone(),
             via: a.via,
             at: crate::clock::now_secs(),

@@ -82,6 +82,10 @@ pub struct Batch {
     /// records written before it was kept, and for batches no admin decided).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided: Option<Decision>,
+    /// The decisions taken on the batch before `decided`, oldest first: the approval of a
+    /// batch that was later rolled back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<Decision>,
 }
 
 /// Where an admin's decision came from.
@@ -104,16 +108,25 @@ impl Via {
 /// An admin's approve, discard or rollback of a batch: who, how, and when (Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
+    /// What was decided: `approved`, `discarded` or `rolled back` (set by the store; empty in
+    /// records written before it was kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub what: String,
     pub by: String,
     pub via: Via,
     pub at: u64,
 }
 
 impl Decision {
-    /// "by NAME from the web console at TIME" (UTC).
+    /// "approved by NAME from the web console at TIME" (UTC).
     pub fn text(&self) -> String {
+        let what = if self.what.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", self.what)
+        };
         format!(
-            "by {} from {} at {}",
+            "{what}by {} from {} at {}",
             self.by,
             self.via.label(),
             crate::store::views::fmt_time(self.at)
@@ -122,6 +135,23 @@ impl Decision {
 }
 
 impl Batch {
+    /// Records an admin's decision (`what`: approved, discarded, rolled back) on the batch;
+    /// a decision already recorded moves to `earlier`. `None`: nobody is named (the library
+    /// API without an actor), and nothing is recorded.
+    pub fn decide(&mut self, what: &str, by: Option<Decision>) {
+        let Some(mut d) = by else { return };
+        d.what = what.to_string();
+        if let Some(prev) = self.decided.take() {
+            self.earlier.push(prev);
+        }
+        self.decided = Some(d);
+    }
+
+    /// Every decision taken on the batch, oldest first.
+    pub fn decisions(&self) -> impl Iterator<Item = &Decision> {
+        self.earlier.iter().chain(&self.decided)
+    }
+
     /// The identity the batch arrived with.
     pub fn arrival(&self) -> Arrival {
         Arrival {
@@ -202,5 +232,6 @@ pub(super) fn bare_batch(a: &Arrival, st: &SourceState, state: BatchState) -> Ba
         buckets_before: BTreeMap::new(),
         buckets_after: BTreeMap::new(),
         decided: None,
+        earlier: Vec::new(),
     }
 }

@@ -616,7 +616,7 @@ impl Store {
         let changes = decode_changes(&blob).ok_or_else(|| corrupt(&pk, "undecodable"))?;
         verify_pages(&changes)?;
         batch.state = BatchState::Applied;
-        batch.decided = decided;
+        batch.decide("approved", decided);
         batch.reason = Some(format!(
             "approved; {}",
             batch.reason.clone().unwrap_or_default()
@@ -643,7 +643,7 @@ impl Store {
             )));
         }
         batch.state = BatchState::Discarded;
-        batch.decided = decided;
+        batch.decide("discarded", decided);
         let mut b = sled::Batch::default();
         b.remove(k_pending(id));
         b.insert(k_batch(id), json(&batch)?);
@@ -695,8 +695,10 @@ impl Store {
             },
         )?;
         orig.state = BatchState::RolledBack;
-        orig.decided = decided;
+        orig.decide("rolled back", decided);
         let mut rb = orig.clone();
+        // The rollback's own record names who made it, not who approved what it undoes.
+        rb.earlier.clear();
         rb.id = self.new_id()?;
         rb.state = BatchState::Applied;
         rb.rollback_of = Some(id);

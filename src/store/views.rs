@@ -185,7 +185,7 @@ pub fn show_text(b: &Batch) -> String {
     if let Some(r) = &b.rollback_of {
         let _ = writeln!(out, "rollback of batch {r}");
     }
-    if let Some(d) = &b.decided {
+    for d in b.decisions() {
         let _ = writeln!(out, "decided {}", d.text());
     }
     out.push_str(&crate::store::views::commit_text(b));

@@ -107,7 +107,7 @@ fn refusals_change_nothing_and_an_approval_is_recorded_and_mailed() {
     assert_eq!(state_of(&d, held), "applied");
     let show = d.cli_ok(&["show", &held.to_string()]);
     assert!(
-        show.contains("decided by ann from the web console"),
+        show.contains("decided approved by ann from the web console"),
         "{show}"
     );
     let mail = d

@@ -523,7 +523,7 @@ fn every_event_mails_its_own_truth() {
     // Who approved it, as the batch records it (`--as`; by default the Unix user).
     assert!(
         m.text
-            .contains("Decided: by dana from the command line at "),
+            .contains("Decided: approved by dana from the command line at "),
         "{}",
         m.text
     );
@@ -543,6 +543,20 @@ fn every_event_mails_its_own_truth() {
     let out = d.cli_ok(&["rollback", &approved.to_string(), "--as", "dana"]);
     let rb: u64 = d.history().iter().map(|(id, _, _)| *id).max().unwrap();
     assert!(rb > approved, "{out}");
+    // The undone batch keeps its approval beside its rollback; the rollback's own record
+    // names only the rollback.
+    let shown = d.cli_ok(&["show", &approved.to_string()]);
+    let approved_at = shown.find("decided approved by dana from the command line at ");
+    let rolled_at = shown.find("decided rolled back by dana from the command line at ");
+    assert!(
+        matches!((approved_at, rolled_at), (Some(a), Some(r)) if a < r),
+        "{shown}"
+    );
+    let shown = d.cli_ok(&["show", &rb.to_string()]);
+    assert!(
+        shown.contains("decided rolled back by dana") && !shown.contains("decided approved"),
+        "{shown}"
+    );
     let m = mail(&format!("batch-{rb}.eml"));
     assert_common(&m, &d.state, "maple", &[approved, applied, rb]);
     assert_eq!(m.subject, format!("[rosterdrop] maple batch {approved}: ROLLED BACK, 20 added back, 0 changed back, 0 removed"));

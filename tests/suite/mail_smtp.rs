@@ -47,6 +47,7 @@ fn batch(id: u64, state: BatchState) -> Batch {
         buckets_before: BTreeMap::new(),
         buckets_after: BTreeMap::new(),
         decided: None,
+        earlier: Vec::new(),
     }
 }
 

@@ -356,7 +356,7 @@ pub async fn batch(
             dt { "Account" } dd { (b.account) }
             dt { "Received" } dd { (when(b.received_at)) }
             dt { "Format" } dd { (b.format) " " (b.mode) }
-            @if let Some(d) = &b.decided { dt { "Decided" } dd { (d.text()) } }
+            @for d in b.decisions() { dt { "Decided" } dd { (d.text()) } }
             @if let Some(u) = b.rollback_of { dt { "Rollback of" } dd { a href=(c.at(&format!("batch/{u}"))) { "batch " (u) } } }
         }
         @if !verbs.is_empty() {

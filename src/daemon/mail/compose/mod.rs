@@ -230,6 +230,7 @@ mod tests {
             buckets_before: BTreeMap::new(),
             buckets_after: BTreeMap::new(),
             decided: None,
+            earlier: Vec::new(),
         }
     }
 
