@@ -23,6 +23,32 @@ use crate::sftp::accounts::Accounts;
 /// Largest public key line accepted from the form.
 const MAX_KEY: usize = 16 * 1024;
 
+/// The two buttons of an account's or a client's row: a new password or secret
+/// (`(path, label, aria-label)`), and removal behind a "sure" box (`(path, aria-label)`).
+fn row_actions(
+    c: &Console,
+    csrf: &str,
+    name: &str,
+    renew: (&str, &str, &str),
+    remove: (&str, &str),
+) -> maud::Markup {
+    html! {
+        div.actions {
+            form method="post" action=(c.at(renew.0)) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="name" value=(name);
+                button type="submit" aria-label=(renew.2) { (renew.1) }
+            }
+            form method="post" action=(c.at(remove.0)) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="name" value=(name);
+                label { input type="checkbox" name="sure" value="yes" required; " sure" }
+                button.danger type="submit" aria-label=(remove.1) { "Remove" }
+            }
+        }
+    }
+}
+
 fn clients_file(c: &Console) -> std::path::PathBuf {
     let cfg = c.backend().config();
     clients_path(&cfg.api, &cfg.state_dir)
@@ -163,21 +189,9 @@ pub async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response
                                 Some((at, addr)) => { (super::when(at)) " from " (addr.ip()) }
                                 None => "not since the daemon started",
                             } }
-                            td {
-                                div.actions {
-                                    form method="post" action=(c.at("access/passwd")) {
-                                        input type="hidden" name="csrf" value=(csrf);
-                                        input type="hidden" name="name" value=(name);
-                                        button type="submit" aria-label=(format!("New password for {name}")) { "New password" }
-                                    }
-                                    form method="post" action=(c.at("access/remove")) {
-                                        input type="hidden" name="csrf" value=(csrf);
-                                        input type="hidden" name="name" value=(name);
-                                        label { input type="checkbox" name="sure" value="yes" required; " sure" }
-                                        button.danger type="submit" aria-label=(format!("Remove {name}")) { "Remove" }
-                                    }
-                                }
-                            }
+                            td { (row_actions(&c, &csrf, name,
+                                ("access/passwd", "New password", &format!("New password for {name}")),
+                                ("access/remove", &format!("Remove {name}")))) }
                         }
                     }
                 }
@@ -224,19 +238,9 @@ pub async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response
                         tr {
                             th scope="row" { (name) } td { (cl.source) } td { code { (cl.client_id) } }
                             td { @for sc in &cl.scopes { (sc.name()) " " } } td { (cl.created) }
-                            td { div.actions {
-                                form method="post" action=(c.at("access/client-secret")) {
-                                    input type="hidden" name="csrf" value=(csrf);
-                                    input type="hidden" name="name" value=(name);
-                                    button type="submit" aria-label=(format!("New secret for {name}")) { "New secret" }
-                                }
-                                form method="post" action=(c.at("access/client-remove")) {
-                                    input type="hidden" name="csrf" value=(csrf);
-                                    input type="hidden" name="name" value=(name);
-                                    label { input type="checkbox" name="sure" value="yes" required; " sure" }
-                                    button.danger type="submit" aria-label=(format!("Remove client {name}")) { "Remove" }
-                                }
-                            } }
+                            td { (row_actions(&c, &csrf, name,
+                                ("access/client-secret", "New secret", &format!("New secret for {name}")),
+                                ("access/client-remove", &format!("Remove client {name}")))) }
                         }
                     }
                 }
