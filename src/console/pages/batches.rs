@@ -176,6 +176,17 @@ async fn visible_batch(c: &Console, a: &Admin, id: u64) -> Result<Batch, Refused
     }
 }
 
+/// The logged-in admin of a request and batch `id`, if it is one of theirs.
+async fn admin_and_batch(
+    c: &Console,
+    headers: &HeaderMap,
+    id: u64,
+) -> Result<(Admin, Batch), Refused> {
+    let a = admin_of(c, headers)?;
+    let b = visible_batch(c, &a, id).await?;
+    Ok((a, b))
+}
+
 #[derive(Deserialize, Default)]
 pub struct ProblemQuery {
     #[serde(default)]
@@ -298,12 +309,8 @@ pub async fn batch(
     UrlPath(id): UrlPath<u64>,
     Query(q): Query<ProblemQuery>,
 ) -> Response {
-    let a = match admin_of(&c, &headers) {
-        Ok(a) => a,
-        Err(e) => return e.into_response(&c),
-    };
-    let b = match visible_batch(&c, &a, id).await {
-        Ok(b) => b,
+    let (a, b) = match admin_and_batch(&c, &headers, id).await {
+        Ok(ab) => ab,
         Err(e) => return e.into_response(&c),
     };
     let page = q.page.unwrap_or(0).min(1_000_000);
@@ -433,12 +440,8 @@ pub async fn download(
     headers: HeaderMap,
     UrlPath((id, name)): UrlPath<(u64, String)>,
 ) -> Response {
-    let a = match admin_of(&c, &headers) {
-        Ok(a) => a,
-        Err(e) => return e.into_response(&c),
-    };
-    let b = match visible_batch(&c, &a, id).await {
-        Ok(b) => b,
+    let (_, b) = match admin_and_batch(&c, &headers, id).await {
+        Ok(ab) => ab,
         Err(e) => return e.into_response(&c),
     };
     // Only the names above: never a path from the request.
@@ -566,12 +569,8 @@ pub async fn confirm(
     headers: HeaderMap,
     UrlPath((id, verb)): UrlPath<(u64, String)>,
 ) -> Response {
-    let a = match admin_of(&c, &headers) {
-        Ok(a) => a,
-        Err(e) => return e.into_response(&c),
-    };
-    let b = match visible_batch(&c, &a, id).await {
-        Ok(b) => b,
+    let (a, b) = match admin_and_batch(&c, &headers, id).await {
+        Ok(ab) => ab,
         Err(e) => return e.into_response(&c),
     };
     if request_of(&verb, id, &a).is_none() {
