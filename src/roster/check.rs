@@ -49,12 +49,18 @@ pub fn check_named(
     schedule.sort_by_key(|&i| std::cmp::Reverse(bundle.entries[i].size));
     let results = crate::roster::par::parallel_map(&bundle.entries, &schedule, |entry| {
         let def = schema.table(entry.table)?;
+        let t0 = std::time::Instant::now();
         let bound = bundle
             .read(entry, settings.encoding)
             .map_err(as_csv_errors)
-            .and_then(|t| engine::bind(def, t, entry.mode))
+            .and_then(|t| {
+                tracing::debug!(file = %entry.name, at = started.elapsed().as_millis() as u64, ms = t0.elapsed().as_millis() as u64, "parsed");
+                engine::bind(def, t, entry.mode)
+            })
             .map(|mut w| {
+                let t1 = std::time::Instant::now();
                 engine::prepare(&schema, settings, &mut w);
+                tracing::debug!(file = %entry.name, at = started.elapsed().as_millis() as u64, ms = t1.elapsed().as_millis() as u64, "prepared");
                 w
             });
         Some(bound)
