@@ -54,13 +54,24 @@ pub fn check_named(
             .read(entry, settings.encoding)
             .map_err(as_csv_errors)
             .and_then(|t| {
-                tracing::debug!(file = %entry.name, at = started.elapsed().as_millis() as u64, ms = t0.elapsed().as_millis() as u64, "parsed");
+                // `?`: an uploaded name is logged escaped, never raw.
+                tracing::debug!(
+                    file = ?entry.name,
+                    at = started.elapsed().as_millis() as u64,
+                    ms = t0.elapsed().as_millis() as u64,
+                    "parsed"
+                );
                 engine::bind(def, t, entry.mode)
             })
             .map(|mut w| {
                 let t1 = std::time::Instant::now();
                 engine::prepare(&schema, settings, &mut w);
-                tracing::debug!(file = %entry.name, at = started.elapsed().as_millis() as u64, ms = t1.elapsed().as_millis() as u64, "prepared");
+                tracing::debug!(
+                    file = ?entry.name,
+                    at = started.elapsed().as_millis() as u64,
+                    ms = t1.elapsed().as_millis() as u64,
+                    "prepared"
+                );
                 w
             });
         Some(bound)

@@ -67,7 +67,7 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
     let results = crate::roster::par::parallel_map(&outcome.tables, &order, |w| {
         let t = std::time::Instant::now();
         let r = write_one(w, dir);
-        tracing::debug!(file = %w.table.file, ms = t.elapsed().as_millis() as u64, "modified file");
+        tracing::debug!(file = ?w.table.file, ms = t.elapsed().as_millis() as u64, "modified file");
         r
     });
     let parts: Vec<Vec<u8>> = results.into_iter().collect::<std::io::Result<_>>()?;
