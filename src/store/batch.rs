@@ -78,6 +78,12 @@ pub struct Batch {
     pub buckets_before: BTreeMap<String, u32>,
     #[serde(default)]
     pub buckets_after: BTreeMap<String, u32>,
+    /// Bytes of record values (segment bases and runs) the batch wrote to disk.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes_written: u64,
+    /// Bytes the source's records take on disk after the batch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes_stored: u64,
     /// Who approved, discarded or rolled back the batch, when and from where (absent in
     /// records written before it was kept, and for batches no admin decided).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,7 +237,14 @@ pub(super) fn bare_batch(a: &Arrival, st: &SourceState, state: BatchState) -> Ba
         rollback_of: None,
         buckets_before: BTreeMap::new(),
         buckets_after: BTreeMap::new(),
+        bytes_written: 0,
+        bytes_stored: 0,
         decided: None,
         earlier: Vec::new(),
     }
+}
+
+/// Numbers a record leaves out while they are zero (older records did not have them).
+pub(super) fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -108,8 +108,8 @@ impl Store {
                 }
             }
             let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-            for kv in self.tree.scan_prefix(k_records(source, w.def.name)) {
-                writes.insert(kv?.0.to_vec(), None);
+            for k in self.page_keys(&k_records(source, w.def.name))? {
+                writes.insert(k, None);
             }
             for group in keyed.chunk_by(|x, y| x.0 == y.0) {
                 let recs: Vec<(&[u8], Vec<u8>)> = group
@@ -129,20 +129,11 @@ impl Store {
             return Ok((counts, b));
         }
         // Same buckets: merge each stored page with its incoming group; write changed pages.
-        let prefix_len = k_records(source, w.def.name).len();
-        let mut stored = self.tree.scan_prefix(k_records(source, w.def.name));
+        let mut stored = self.table_pages(&k_records(source, w.def.name))?;
         let mut cur = stored.next().transpose()?;
         let mut groups = keyed.chunk_by(|x, y| x.0 == y.0).peekable();
         loop {
-            let sb = match &cur {
-                Some((k, _)) => Some(
-                    k.get(prefix_len..prefix_len + 4)
-                        .and_then(|x| x.try_into().ok())
-                        .map(u32::from_be_bytes)
-                        .ok_or_else(|| corrupt(k, "bad page key"))?,
-                ),
-                None => None,
-            };
+            let sb = cur.as_ref().map(|p| p.bucket);
             let gb = groups.peek().map(|g| g[0].0);
             let bucket = match (sb, gb) {
                 (None, None) => break,
@@ -150,10 +141,10 @@ impl Store {
                 (None, Some(y)) => y,
                 (Some(x), Some(y)) => x.min(y),
             };
-            let old_bytes = if sb == Some(bucket) {
-                let v = cur.take().map(|(_, v)| v);
+            let old_page = if sb == Some(bucket) {
+                let p = cur.take();
                 cur = stored.next().transpose()?;
-                v
+                p
             } else {
                 None
             };
@@ -178,15 +169,12 @@ impl Store {
             } else {
                 Some(encode_page_raw(&page)?)
             };
-            let old_raw = match &old_bytes {
-                Some(v) => Some(inflate(v).ok_or_else(|| corrupt(&key, "undecodable page"))?),
-                None => None,
-            };
-            if old_raw == new_raw {
+            let old_raw = old_page.as_ref().map(|p| p.raw());
+            if old_raw == new_raw.as_deref() {
                 counts.before += page.len() as u64;
                 continue;
             }
-            let old: Page = match &old_raw {
+            let old: Page = match old_raw {
                 Some(raw) => decode_page(raw).ok_or_else(|| corrupt(&key, "undecodable page"))?,
                 None => Vec::new(),
             };
@@ -263,11 +251,7 @@ impl Store {
             let id = w.id(row).as_bytes();
             let bucket = bucket_of(id, b);
             if let std::collections::btree_map::Entry::Vacant(e) = pages.entry(bucket) {
-                let key = k_page(source, w.def.name, bucket);
-                let recs = match self.tree.get(&key)? {
-                    Some(v) => read_page(&v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
-                    None => Vec::new(),
-                };
+                let recs = self.load_page(&k_page(source, w.def.name, bucket))?;
                 e.insert((recs, false));
             }
             let Some((recs, dirty)) = pages.get_mut(&bucket) else {
@@ -459,10 +443,7 @@ impl Cascade<'_> {
         };
         let key = k_page(self.source, table, bucket_of(id, b));
         if !self.stored.contains_key(&key) {
-            let recs = match self.store.tree.get(&key)? {
-                Some(v) => read_page(&v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
-                None => Vec::new(),
-            };
+            let recs = self.store.load_page(&key)?;
             self.stored.insert(key.clone(), recs);
         }
         let recs = &self.stored[&key];
@@ -512,12 +493,19 @@ impl Cascade<'_> {
         let mut dropped = Vec::new();
         for bucket in 0..buckets {
             let key = k_page(self.source, table, bucket);
-            let (bytes, overlaid) = match self.index.get(&key) {
-                Some(&i) => (self.changes[i].1.clone(), true),
-                None => (self.store.tree.get(&key)?.map(|v| v.to_vec()), false),
+            let (page, overlaid) = match self.index.get(&key) {
+                Some(&i) => match &self.changes[i].1 {
+                    Some(v) => (
+                        read_page(v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
+                        true,
+                    ),
+                    None => continue,
+                },
+                None => (self.store.load_page(&key)?, false),
             };
-            let Some(bytes) = bytes else { continue };
-            let page = read_page(&bytes).ok_or_else(|| corrupt(&key, "undecodable page"))?;
+            if page.is_empty() {
+                continue;
+            }
             // (position in the page, the record after the cascade: None when dropped)
             let mut edits: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
             for (pos, (rk, rv)) in page.iter().enumerate() {

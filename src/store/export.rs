@@ -38,9 +38,15 @@ impl Store {
         table: &str,
         visit: &mut dyn FnMut(&model::read::Fields<'_>),
     ) -> Result<()> {
-        for kv in self.tree.scan_prefix(k_records(source, table)) {
-            let (k, v) = kv?;
-            visit_page(&v, visit).ok_or_else(|| corrupt(&k, "undecodable page"))?;
+        let prefix = k_records(source, table);
+        for p in self.table_pages(&prefix)? {
+            let p = p?;
+            visit_raw_page(p.raw(), visit).ok_or_else(|| {
+                corrupt(
+                    &[&prefix[..], &p.bucket.to_be_bytes()].concat(),
+                    "undecodable page",
+                )
+            })?;
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! Opening a format-1 store: one atomic batch re-encodes every source's records in format-2
+//! Opening an older store. Format 1 to 2: one atomic batch re-encodes every source's records in format-2
 //! pages (re-bucketed for format 2's smaller pages), turns the undo data of each source's
 //! last applied batch into format 2's record undo, re-expresses the writes of held batches
 //! that can still be approved in the new pages, and drops what no command can reach any more
@@ -151,10 +151,31 @@ pub(super) fn to_v2(db: &sled::Db, tree: &sled::Tree, found: u32) -> Result<()> 
             b.remove(&*k);
         }
     }
+    b.insert(K_VERSION, b"2");
+    tree.apply_batch(b)?;
+    db.flush()?;
+    tracing::info!(from = found, to = 2, "store format migrated");
+    Ok(())
+}
+
+/// Migrates a format-2 store to format 3 in one `apply_batch`: every source's logical pages
+/// go into segment bases (`segments.rs`). Undo data and held batches' writes are logical
+/// pages and records in both formats, and stay as they are.
+pub(super) fn to_v3(db: &sled::Db, tree: &sled::Tree) -> Result<()> {
+    let mut b = sled::Batch::default();
+    let bytes = super::segments::v2_pages_to_bases(tree, &mut b)?;
+    for kv in tree.scan_prefix(b"s\0") {
+        let (k, v) = kv?;
+        let name = String::from_utf8_lossy(&k[2..]).into_owned();
+        let mut st: SourceState =
+            serde_json::from_slice(&v).map_err(|e| corrupt(&k, e.to_string()))?;
+        st.stored_bytes = bytes.get(&name).copied().unwrap_or(0);
+        b.insert(&*k, json(&st)?);
+    }
     b.insert(K_VERSION, FORMAT_VERSION.to_string().as_bytes());
     tree.apply_batch(b)?;
     db.flush()?;
-    tracing::info!(from = found, to = FORMAT_VERSION, "store format migrated");
+    tracing::info!(from = 2, to = FORMAT_VERSION, "store format migrated");
     Ok(())
 }
 
@@ -257,13 +278,19 @@ mod tests {
             assert_eq!(exported(&s, source, d.path()), expected(source), "{source}");
         }
 
-        // Every page decodes in today's format, in today's page counts.
+        // No format-2 page is left; every page decodes from its segment, in today's page
+        // counts.
+        assert_eq!(s.tree.scan_prefix(b"r\0").count(), 0);
         let mut pages = Vec::new();
-        for kv in s.tree.scan_prefix(b"r\0") {
-            let (k, v) = kv.unwrap();
-            pages.push((k.to_vec(), Some(v.to_vec())));
+        for table in ["students", "rosters", "classes", "locations"] {
+            let prefix = k_records("north", table);
+            for p in s.table_pages(&prefix).unwrap() {
+                let p = p.unwrap();
+                let k = [&prefix[..], &p.bucket.to_be_bytes()].concat();
+                pages.push((k, Some(deflate(p.raw()))));
+            }
         }
-        assert!(!pages.is_empty());
+        assert!(pages.len() >= 4);
         verify_pages(&pages).unwrap();
         let st = s.state("north").unwrap();
         assert_eq!(st.buckets["rosters"], buckets_for(9));

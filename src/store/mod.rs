@@ -23,6 +23,7 @@ mod codec;
 mod diff;
 mod export;
 mod migrate;
+mod segments;
 mod undo;
 pub mod views;
 
@@ -77,6 +78,9 @@ struct SourceState {
     /// Number of record pages (a power of two) of each table.
     #[serde(default)]
     buckets: BTreeMap<String, u32>,
+    /// Bytes the source's records take in the store (bases and runs, format 3).
+    #[serde(default, skip_serializing_if = "batch::is_zero")]
+    stored_bytes: u64,
 }
 
 pub struct Store {
@@ -86,6 +90,8 @@ pub struct Store {
     /// this process (the daemon runs admin commands beside its workers); other processes are
     /// kept out by sled's lock on the directory.
     writer: std::sync::Mutex<()>,
+    /// Decoded segments, for reads between writes (`segments.rs`).
+    segments: std::sync::Mutex<segments::SegmentCache>,
     /// Held for as long as the store is open: other processes get [`StoreError::Locked`].
     _lock: std::fs::File,
 }
@@ -155,8 +161,11 @@ impl Store {
                 if found > FORMAT_VERSION {
                     return Err(StoreError::Version { found });
                 }
-                if found < FORMAT_VERSION {
+                if found < 2 {
                     migrate::to_v2(&db, &tree, found)?;
+                }
+                if found < FORMAT_VERSION {
+                    migrate::to_v3(&db, &tree)?;
                 }
             }
         }
@@ -164,6 +173,7 @@ impl Store {
             db,
             tree,
             writer: std::sync::Mutex::new(()),
+            segments: Default::default(),
             _lock: lock,
         })
     }
@@ -198,9 +208,8 @@ impl Store {
     /// Number of stored records of a table.
     pub fn count(&self, source: &str, table: &str) -> Result<u64> {
         let mut n = 0;
-        for kv in self.tree.scan_prefix(k_records(source, table)) {
-            let (k, v) = kv?;
-            n += page_len(&inflate(&v).ok_or_else(|| corrupt(&k, "undecodable page"))?);
+        for p in self.table_pages(&k_records(source, table))? {
+            n += page_len(p?.raw());
         }
         Ok(n)
     }
@@ -208,9 +217,15 @@ impl Store {
     /// Every record of a table, sorted by primary key.
     fn records(&self, source: &str, table: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut all = Vec::new();
-        for kv in self.tree.scan_prefix(k_records(source, table)) {
-            let (k, v) = kv?;
-            all.extend(read_page(&v).ok_or_else(|| corrupt(&k, "undecodable page"))?);
+        let prefix = k_records(source, table);
+        for p in self.table_pages(&prefix)? {
+            let p = p?;
+            all.extend(decode_page(p.raw()).ok_or_else(|| {
+                corrupt(
+                    &[&prefix[..], &p.bucket.to_be_bytes()].concat(),
+                    "undecodable page",
+                )
+            })?);
         }
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(all)
@@ -541,15 +556,16 @@ impl Store {
         started: std::time::Instant,
     ) -> Result<Batch> {
         let mut b = sled::Batch::default();
+        let mut batch = batch.clone();
+        let mut state = state.cloned();
         if !changes.is_empty() {
-            let undo = self.undo_of(changes)?;
-            for (k, v) in changes {
-                match v {
-                    Some(v) => b.insert(k.as_slice(), v.as_slice()),
-                    None => b.remove(k.as_slice()),
-                }
+            let w = self.write_pages(batch.id, changes, &mut b)?;
+            b.insert(k_undo(batch.id), encode_changes(&w.undo)?);
+            batch.bytes_written = w.bytes;
+            if let Some(st) = state.as_mut() {
+                st.stored_bytes = st.stored_bytes.saturating_add_signed(w.delta);
+                batch.bytes_stored = st.stored_bytes;
             }
-            b.insert(k_undo(batch.id), encode_changes(&undo)?);
         }
         if let Some((k, v)) = extra {
             match v {
@@ -557,11 +573,9 @@ impl Store {
                 None => b.remove(k),
             }
         }
-        let mut batch = batch.clone();
         batch.duration_ms = started.elapsed().as_millis() as u64;
         b.insert(k_batch(batch.id), json(&batch)?);
-        if let Some(st) = state {
-            let mut st = st.clone();
+        if let Some(mut st) = state {
             if batch.state == BatchState::Applied {
                 // Only the last applied batch can be rolled back: the undo data of the one
                 // before it is never read again.
@@ -572,7 +586,10 @@ impl Store {
             }
             b.insert(k_state(&batch.source), json(&st)?);
         }
-        self.tree.apply_batch(b)?;
+        let applied = self.tree.apply_batch(b);
+        // Whatever happened, no decoded segment is trusted past a write.
+        self.forget_segments();
+        applied?;
         self.db.flush()?;
         let (a, u, d) = batch.totals();
         tracing::info!(
@@ -686,13 +703,7 @@ impl Store {
             &undo,
             &mut st.buckets,
             |k| self.load_page(k),
-            |prefix| {
-                self.tree
-                    .scan_prefix(prefix)
-                    .keys()
-                    .map(|k| Ok(k?.to_vec()))
-                    .collect()
-            },
+            |prefix| self.page_keys(prefix),
         )?;
         orig.state = BatchState::RolledBack;
         orig.decide("rolled back", decided);
@@ -883,7 +894,9 @@ mod tests {
         let rb = s.rollback(first.id).unwrap();
         assert_eq!(rb.totals(), (0, 0, 100));
         assert_eq!(s.count("north", "locations").unwrap(), 0);
-        assert_eq!(s.tree.scan_prefix(b"r\0").count(), 0);
+        for prefix in [&b"r\0"[..], b"g\0", b"d\0"] {
+            assert_eq!(s.tree.scan_prefix(prefix).count(), 0);
+        }
         // Applied again; then a batch changing one record and adding one, rolled back.
         s.commit(&locations(&rows), &incoming(&s, "h1"), Guard::default())
             .unwrap();
@@ -908,6 +921,132 @@ mod tests {
         );
         assert!(before.contains("Renamed"));
         assert_eq!(after.lines().count(), 101);
+    }
+
+    /// The bytes of a source's bases and runs on disk.
+    fn stored_bytes(s: &Store, source: &str) -> u64 {
+        [b"g\0", b"d\0"]
+            .iter()
+            .flat_map(|p| {
+                s.tree
+                    .scan_prefix([&p[..], source.as_bytes(), b"\0"].concat())
+            })
+            .map(|kv| kv.unwrap().1.len() as u64)
+            .sum()
+    }
+
+    #[test]
+    fn nightly_changes_are_written_as_runs_compacted_in_time_and_read_back_exactly() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        // 5,000 records: 512 logical pages, two segments.
+        let mut rows: Vec<(String, String)> = (0..5000)
+            .map(|i| {
+                (
+                    format!("L{i:05}"),
+                    format!("School number {i} of the district"),
+                )
+            })
+            .collect();
+        let csv = |rows: &[(String, String)]| {
+            let mut sorted = rows.to_vec();
+            sorted.sort();
+            let mut out = "location_id,location_name\n".to_string();
+            for (a, b) in sorted {
+                out.push_str(&format!("{a},{b}\n"));
+            }
+            out
+        };
+        let commit = |rows: &[(String, String)], night: usize| {
+            let r: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let c = s
+                .commit(
+                    &locations(&r),
+                    &incoming(&s, &format!("h{night}")),
+                    Guard::default(),
+                )
+                .unwrap();
+            assert_eq!(c.batch.state, BatchState::Applied, "{:?}", c.batch.reason);
+            c.batch
+        };
+        let first = commit(&rows, 0);
+        assert_eq!(s.tree.scan_prefix(b"g\0north\0locations\0").count(), 2);
+        assert_eq!(s.tree.scan_prefix(b"d\0").count(), 0);
+        assert_eq!(first.bytes_written, stored_bytes(&s, "north"));
+        let mut max_runs = 0;
+        let mut written = 0.0;
+        let mut compacted = false;
+        let mut previous = String::new();
+        let mut last = first;
+        for night in 1..=40usize {
+            let before = csv(&rows);
+            // 1% of the records change, one is removed and one added.
+            for i in 0..50 {
+                let at = (night * 97 + i * 101) % rows.len();
+                rows[at].1 = format!("Renamed {night}-{i}");
+            }
+            rows.remove((night * 13) % rows.len());
+            rows.push((format!("N{night:03}"), format!("New school {night}")));
+            let b = commit(&rows, night);
+            let (adds, updates, deletes) = b.totals();
+            assert!(
+                adds == 1 && deletes == 1 && (45..=50).contains(&updates),
+                "night {night}: {:?}",
+                b.totals()
+            );
+            // Every batch writes a fraction of what is stored, and the state's count of the
+            // bytes stored is what is on disk.
+            assert!(b.bytes_written < b.bytes_stored, "night {night}: {b:?}");
+            written += b.bytes_written as f64 / b.bytes_stored as f64;
+            assert_eq!(b.bytes_stored, stored_bytes(&s, "north"), "night {night}");
+            let runs = s.tree.scan_prefix(b"d\0").count();
+            compacted |= runs < max_runs;
+            max_runs = max_runs.max(runs);
+            assert_eq!(
+                exported(&s, &d.path().join(format!("e{night}"))),
+                csv(&rows)
+            );
+            previous = before;
+            last = b;
+        }
+        // A table of two segments: each night's run is some 10% of a segment, compacted
+        // when its runs pass a quarter.
+        assert!(
+            written / 40.0 < 0.5,
+            "written / stored per night: {}",
+            written / 40.0
+        );
+        assert!(
+            max_runs > 2,
+            "nightly batches were written as runs ({max_runs})"
+        );
+        assert!(compacted, "runs were compacted into their bases");
+        // Runs never outgrow their base.
+        for seg in 0..2u32 {
+            let base = s
+                .tree
+                .get([&b"g\0north\0locations\0"[..], &seg.to_be_bytes()].concat())
+                .unwrap()
+                .map_or(0, |v| v.len());
+            let runs: usize = s
+                .tree
+                .scan_prefix([&b"d\0north\0locations\0"[..], &seg.to_be_bytes()].concat())
+                .map(|kv| kv.unwrap().1.len())
+                .sum();
+            assert!(runs <= base, "segment {seg}: runs {runs} > base {base}");
+        }
+        // Rolled back: the roster of the night before, from bases and runs alike.
+        s.rollback(last.id).unwrap();
+        assert_eq!(exported(&s, &d.path().join("rb")), previous);
+        assert_eq!(
+            s.state("north").unwrap().stored_bytes,
+            stored_bytes(&s, "north")
+        );
+        // Opened again, the same.
+        drop(s);
+        let s = Store::open(&d.path().join("db")).unwrap();
+        assert_eq!(exported(&s, &d.path().join("reopened")), previous);
+        assert_eq!(s.count("north", "locations").unwrap(), 5000);
     }
 
     #[test]

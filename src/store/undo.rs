@@ -16,42 +16,56 @@ pub(super) fn split_record_key(k: &[u8]) -> Option<(&[u8], &str, &[u8])> {
 /// One record a change set alters: `r\0<source>\0<table>\0<id>`, its value before and after.
 pub(super) type RecordChange = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// The records that differ between two versions of one page (both sorted by key): key,
+/// value before (`None`: added), value after (`None`: removed).
+pub(super) fn page_diff<'a>(
+    old: &'a Page,
+    new: &'a Page,
+) -> Vec<(&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>)> {
+    use std::cmp::Ordering;
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let ord = match (old.get(i), new.get(j)) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(x), Some(y)) => x.0.cmp(&y.0),
+        };
+        match ord {
+            Ordering::Less => {
+                out.push((&old[i].0[..], Some(&old[i].1[..]), None));
+                i += 1;
+            }
+            Ordering::Greater => {
+                out.push((&new[j].0[..], None, Some(&new[j].1[..])));
+                j += 1;
+            }
+            Ordering::Equal => {
+                if old[i].1 != new[j].1 {
+                    out.push((&old[i].0[..], Some(&old[i].1[..]), Some(&new[j].1[..])));
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
 /// The records that differ between the pages before and after a change set, given as
 /// (page key, page before, page after); sorted by record key. A record that only moves from
 /// one page to another (a table re-bucketed) does not differ.
 pub(super) fn record_changes(pages: Vec<(Vec<u8>, Page, Page)>) -> Result<Vec<RecordChange>> {
-    use std::cmp::Ordering;
     let mut out: Vec<RecordChange> = Vec::new();
-    // Each page merged with its old self (both are sorted by key): only what differs is kept.
-    for (k, old, new) in pages {
-        let (prefix, _, _) = split_record_key(&k).ok_or_else(|| corrupt(&k, "bad page key"))?;
-        let key = |id: &[u8]| [prefix, id].concat();
-        let (mut a, mut b) = (old.into_iter().peekable(), new.into_iter().peekable());
-        loop {
-            let ord = match (a.peek(), b.peek()) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(x), Some(y)) => x.0.cmp(&y.0),
-            };
-            match ord {
-                Ordering::Less => {
-                    let Some((id, v)) = a.next() else { break };
-                    out.push((key(&id), Some(v), None));
-                }
-                Ordering::Greater => {
-                    let Some((id, v)) = b.next() else { break };
-                    out.push((key(&id), None, Some(v)));
-                }
-                Ordering::Equal => {
-                    let (Some((id, x)), Some((_, y))) = (a.next(), b.next()) else {
-                        break;
-                    };
-                    if x != y {
-                        out.push((key(&id), Some(x), Some(y)));
-                    }
-                }
-            }
+    for (k, old, new) in &pages {
+        let (prefix, _, _) = split_record_key(k).ok_or_else(|| corrupt(k, "bad page key"))?;
+        for (id, before, after) in page_diff(old, new) {
+            out.push((
+                [prefix, id].concat(),
+                before.map(<[u8]>::to_vec),
+                after.map(<[u8]>::to_vec),
+            ));
         }
     }
     // A record that left one page and entered another (re-bucketing) shows up twice: once as
@@ -136,54 +150,9 @@ pub(super) fn page_writes(
 impl Store {
     /// A page as stored now (empty when absent).
     pub(super) fn load_page(&self, k: &[u8]) -> Result<Page> {
-        match self.tree.get(k)? {
-            Some(v) => read_page(&v).ok_or_else(|| corrupt(k, "undecodable page")),
+        match self.page(k)? {
+            Some(p) => decode_page(p.raw()).ok_or_else(|| corrupt(k, "undecodable page")),
             None => Ok(Vec::new()),
         }
-    }
-
-    /// The undo data of page writes: every record they change, with its value now; a table
-    /// that had no records before them is one entry, its `r\0<source>\0<table>\0` with no id
-    /// and no value (every record goes: a first batch's undo names no record).
-    pub(super) fn undo_of(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<ChangeSet> {
-        // Per table: its pages as (key, stored value, new value).
-        type Pages<'a> = Vec<(&'a [u8], Option<sled::IVec>, Option<&'a Vec<u8>>)>;
-        let mut tables: BTreeMap<&[u8], Pages> = BTreeMap::new();
-        for (k, v) in changes {
-            let Some((prefix, _, _)) = split_record_key(k) else {
-                continue;
-            };
-            let old = self.tree.get(k)?;
-            tables.entry(prefix).or_default().push((k, old, v.as_ref()));
-        }
-        let mut undo = Vec::new();
-        for (prefix, pages) in tables {
-            let existed = pages.iter().any(|p| p.1.is_some());
-            if !existed && self.tree.scan_prefix(prefix).next().transpose()?.is_none() {
-                // Its pages are not even decoded: the table was empty.
-                undo.push((prefix.to_vec(), None));
-                continue;
-            }
-            let mut decoded = Vec::with_capacity(pages.len());
-            for (k, old, new) in pages {
-                let new = match new {
-                    Some(v) => read_page(v).ok_or_else(|| {
-                        StoreError::Unverified(String::from_utf8_lossy(k).replace('\0', "/"))
-                    })?,
-                    None => Vec::new(),
-                };
-                let old = match old {
-                    Some(v) => read_page(&v).ok_or_else(|| corrupt(k, "undecodable page"))?,
-                    None => Vec::new(),
-                };
-                decoded.push((k.to_vec(), old, new));
-            }
-            undo.extend(
-                record_changes(decoded)?
-                    .into_iter()
-                    .map(|(k, old, _)| (k, old)),
-            );
-        }
-        Ok(undo)
     }
 }

@@ -65,11 +65,11 @@ impl External for StoreView<'_> {
             return Some(false);
         };
         let k = k_page(self.source, table, bucket_of(id.as_bytes(), b));
-        let page = self.store.tree.get(k).ok()?;
-        Some(page.and_then(|p| read_page(&p)).is_some_and(|pg| {
-            pg.binary_search_by(|(k, _)| k.as_slice().cmp(id.as_bytes()))
-                .is_ok()
-        }))
+        let page = self.store.load_page(&k).ok()?;
+        Some(
+            page.binary_search_by(|(k, _)| k.as_slice().cmp(id.as_bytes()))
+                .is_ok(),
+        )
     }
     fn person_with_key(&self, key: &str) -> Option<String> {
         self.persons.get(key).cloned()

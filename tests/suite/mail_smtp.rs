@@ -46,6 +46,8 @@ fn batch(id: u64, state: BatchState) -> Batch {
         rollback_of: None,
         buckets_before: BTreeMap::new(),
         buckets_after: BTreeMap::new(),
+        bytes_written: 0,
+        bytes_stored: 0,
         decided: None,
         earlier: Vec::new(),
     }

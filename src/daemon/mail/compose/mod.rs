@@ -229,6 +229,8 @@ mod tests {
             rollback_of: None,
             buckets_before: BTreeMap::new(),
             buckets_after: BTreeMap::new(),
+            bytes_written: 0,
+            bytes_stored: 0,
             decided: None,
             earlier: Vec::new(),
         }

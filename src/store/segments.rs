@@ -1,0 +1,830 @@
+//! Where records lie on disk, format 3: each table's logical pages (16-record pages keyed
+//! `r\0<source>\0<table>\0<bucket>`, what the diff, the cascade, undo data and held batches
+//! work on) are stored 256 to a **segment**: a **base** value holding the segment's pages
+//! compressed together, and one **run** per batch that changed the segment since its base was
+//! written, holding only the records that batch changed. A read overlays the runs on the base,
+//! oldest first. A batch's writes are translated here: per segment it touches, either a run of
+//! its changed records, or (compaction) a fresh base that folds in every run.
+//!
+//! Keys: `g\0<source>\0<table>\0<segment u32 BE>` for a base and
+//! `d\0<source>\0<table>\0<segment u32 BE><batch u64 BE>` for a run, segment = bucket >> 8.
+//!
+//! Values, zstd level 1 (measured against deflate and LZ4 in `docs/ARCHITECTURE.md`):
+//! - base: `(bucket, page length, raw format-2 page)*`, buckets ascending, no page empty;
+//! - run: `(bucket, key length, key, tag, record)*`, sorted by bucket then key, tag 0 for a
+//!   removed record (no bytes follow), else the record's length + 1 (pair encoding).
+//!
+//! All numbers are LEB128 varints.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::undo::{page_diff, record_changes, split_record_key};
+use super::*;
+
+/// A segment holds the logical pages of 2^SEGMENT_BITS consecutive buckets.
+pub(super) const SEGMENT_BITS: u32 = 8;
+/// A segment whose runs reach this share of its base (1/4) is compacted when the batch's
+/// budget allows.
+const RUN_SHARE_DIVISOR: u64 = 4;
+/// Bytes of bases a batch may rewrite to compact segments it touches, in percent of those
+/// segments' bases: this spreads compaction over nights instead of rewriting every segment on
+/// the night their runs all pass the share.
+const COMPACT_BUDGET_PERCENT: u64 = 5;
+const ZSTD_LEVEL: i32 = 1;
+/// A stored value never inflates past this (a segment of 256 pages of 16 records is some
+/// hundreds of KiB).
+const MAX_INFLATED: u64 = 1 << 30;
+/// Decoded segments kept for point reads (the engine's `has_id`, the cascade) and between a
+/// batch's diff and its write.
+const CACHE_BYTES: usize = 128 << 20;
+
+pub(super) fn segment_of(bucket: u32) -> u32 {
+    bucket >> SEGMENT_BITS
+}
+
+fn k_bases(prefix: &[u8]) -> Vec<u8> {
+    [b"g", &prefix[1..]].concat()
+}
+fn k_runs(prefix: &[u8]) -> Vec<u8> {
+    [b"d", &prefix[1..]].concat()
+}
+pub(super) fn k_base(prefix: &[u8], seg: u32) -> Vec<u8> {
+    [k_bases(prefix).as_slice(), &seg.to_be_bytes()].concat()
+}
+fn k_segment_runs(prefix: &[u8], seg: u32) -> Vec<u8> {
+    [k_runs(prefix).as_slice(), &seg.to_be_bytes()].concat()
+}
+fn k_run(prefix: &[u8], seg: u32, batch: u64) -> Vec<u8> {
+    [k_segment_runs(prefix, seg).as_slice(), &batch.to_be_bytes()].concat()
+}
+
+/// The segment number at `at` in a base or run key.
+fn key_segment(k: &[u8], at: usize) -> Option<u32> {
+    k.get(at..at + 4)
+        .and_then(|x| x.try_into().ok())
+        .map(u32::from_be_bytes)
+}
+
+/// A logical page key's table prefix (`r\0<source>\0<table>\0`) and bucket.
+pub(super) fn split_page_key(k: &[u8]) -> Option<(&[u8], u32)> {
+    let (prefix, _, rest) = split_record_key(k)?;
+    Some((prefix, u32::from_be_bytes(rest.try_into().ok()?)))
+}
+
+fn compress(raw: &[u8]) -> Result<Vec<u8>> {
+    Ok(zstd::bulk::compress(raw, ZSTD_LEVEL)?)
+}
+
+/// A stored value inflated; `None` when it is not zstd or inflates past [`MAX_INFLATED`]
+/// (the output grows with what actually inflates, not with a size the value declares).
+fn decompress(v: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let d = zstd::stream::read::Decoder::with_buffer(v).ok()?;
+    d.take(MAX_INFLATED).read_to_end(&mut out).ok()?;
+    ((out.len() as u64) < MAX_INFLATED).then_some(out)
+}
+
+/// A segment's logical pages: bucket -> raw format-2 page (never empty).
+pub(super) type Pages = BTreeMap<u32, Vec<u8>>;
+
+fn decode_base(raw: &[u8]) -> Option<Pages> {
+    let mut pages = Pages::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let bucket = u32::try_from(get_varint(raw, &mut i)?).ok()?;
+        let n = usize::try_from(get_varint(raw, &mut i)?).ok()?;
+        let page = raw.get(i..i.checked_add(n)?)?;
+        i += n;
+        if page.is_empty() || pages.last_key_value().is_some_and(|(&b, _)| b >= bucket) {
+            return None;
+        }
+        pages.insert(bucket, page.to_vec());
+    }
+    Some(pages)
+}
+
+/// One record a run changes: its bucket, key, and new record (`None`: removed).
+type RunRecord = (u32, Vec<u8>, Option<Vec<u8>>);
+
+fn encode_run(recs: &[RunRecord]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (bucket, k, v) in recs {
+        put_varint(&mut out, u64::from(*bucket));
+        put_varint(&mut out, k.len() as u64);
+        out.extend_from_slice(k);
+        match v {
+            None => put_varint(&mut out, 0),
+            Some(v) => {
+                put_varint(&mut out, v.len() as u64 + 1);
+                out.extend_from_slice(v);
+            }
+        }
+    }
+    out
+}
+
+fn decode_run(raw: &[u8]) -> Option<Vec<RunRecord>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let take = |i: &mut usize| -> Option<Vec<u8>> {
+        let n = usize::try_from(get_varint(raw, i)?).ok()?;
+        let s = raw.get(*i..i.checked_add(n)?)?;
+        *i += n;
+        Some(s.to_vec())
+    };
+    while i < raw.len() {
+        let bucket = u32::try_from(get_varint(raw, &mut i)?).ok()?;
+        let k = take(&mut i)?;
+        let v = match usize::try_from(get_varint(raw, &mut i)?).ok()? {
+            0 => None,
+            n => {
+                let s = raw.get(i..i.checked_add(n - 1)?)?;
+                i += n - 1;
+                row_fields(s)?;
+                Some(s.to_vec())
+            }
+        };
+        out.push((bucket, k, v));
+    }
+    Some(out)
+}
+
+/// Overlays a run on a segment's pages.
+fn apply_run(pages: &mut Pages, run: Vec<RunRecord>) -> Option<()> {
+    let mut run = run.into_iter().peekable();
+    while let Some(&(bucket, _, _)) = run.peek() {
+        let mut recs = match pages.get(&bucket) {
+            Some(raw) => decode_page(raw)?,
+            None => Vec::new(),
+        };
+        while let Some((_, k, v)) = run.next_if(|r| r.0 == bucket) {
+            match (recs.binary_search_by(|(x, _)| x.as_slice().cmp(&k)), v) {
+                (Ok(i), Some(v)) => recs[i].1 = v,
+                (Ok(i), None) => {
+                    recs.remove(i);
+                }
+                (Err(i), Some(v)) => recs.insert(i, (k, v)),
+                (Err(_), None) => {}
+            }
+        }
+        if recs.is_empty() {
+            pages.remove(&bucket);
+        } else {
+            pages.insert(bucket, encode_page_raw(&recs).ok()?);
+        }
+    }
+    Some(())
+}
+
+/// A segment as stored: its pages (base and runs overlaid), and what it takes on disk.
+pub(super) struct Segment {
+    pub(super) pages: Pages,
+    /// Stored bytes of the base (0: none).
+    base_bytes: u64,
+    /// Each run's key and stored bytes, oldest first.
+    runs: Vec<(Vec<u8>, u64)>,
+    /// Bytes the decoded pages take, for the cache's budget.
+    size: usize,
+}
+
+impl Segment {
+    fn build(base: Option<(&[u8], &[u8])>, runs: &[(sled::IVec, sled::IVec)]) -> Result<Segment> {
+        let mut pages = match base {
+            Some((k, v)) => decompress(v)
+                .and_then(|raw| decode_base(&raw))
+                .ok_or_else(|| corrupt(k, "undecodable segment"))?,
+            None => Pages::new(),
+        };
+        for (k, v) in runs {
+            let run = decompress(v)
+                .and_then(|raw| decode_run(&raw))
+                .ok_or_else(|| corrupt(k, "undecodable run"))?;
+            apply_run(&mut pages, run).ok_or_else(|| corrupt(k, "run does not apply"))?;
+        }
+        let size = pages.values().map(|p| p.len() + 48).sum();
+        Ok(Segment {
+            pages,
+            base_bytes: base.map_or(0, |(_, v)| v.len() as u64),
+            runs: runs
+                .iter()
+                .map(|(k, v)| (k.to_vec(), v.len() as u64))
+                .collect(),
+            size,
+        })
+    }
+
+    fn runs_bytes(&self) -> u64 {
+        self.runs.iter().map(|r| r.1).sum()
+    }
+}
+
+/// Decoded segments by base key, valid for one generation of the tree's records.
+#[derive(Default)]
+pub(super) struct SegmentCache {
+    generation: u64,
+    bytes: usize,
+    map: HashMap<Vec<u8>, Arc<Segment>>,
+}
+
+/// A logical page read from its segment.
+pub(super) struct PageRef {
+    seg: Arc<Segment>,
+    pub(super) bucket: u32,
+}
+
+impl PageRef {
+    pub(super) fn raw(&self) -> &[u8] {
+        self.seg
+            .pages
+            .get(&self.bucket)
+            .map_or(&[], |p| p.as_slice())
+    }
+}
+
+/// A table's logical pages in bucket order, read one segment at a time.
+pub(super) struct TablePages<'a> {
+    store: &'a Store,
+    prefix: Vec<u8>,
+    bases: sled::Iter,
+    next_base: Option<(u32, sled::IVec, sled::IVec)>,
+    bases_done: bool,
+    /// The table's runs by segment, not yet overlaid.
+    runs: BTreeMap<u32, Vec<(sled::IVec, sled::IVec)>>,
+    cur: Option<Arc<Segment>>,
+    /// The next bucket to yield in `cur`.
+    at: u32,
+    failed: bool,
+}
+
+impl TablePages<'_> {
+    fn next_segment(&mut self) -> Result<Option<Arc<Segment>>> {
+        if self.next_base.is_none() && !self.bases_done {
+            match self.bases.next().transpose()? {
+                Some((k, v)) => {
+                    let seg = key_segment(&k, self.prefix.len())
+                        .ok_or_else(|| corrupt(&k, "bad segment key"))?;
+                    self.next_base = Some((seg, k, v));
+                }
+                None => self.bases_done = true,
+            }
+        }
+        let base_seg = self.next_base.as_ref().map(|b| b.0);
+        let run_seg = self.runs.keys().next().copied();
+        let seg = match (base_seg, run_seg) {
+            (None, None) => return Ok(None),
+            (Some(b), None) => b,
+            (None, Some(r)) => r,
+            (Some(b), Some(r)) => b.min(r),
+        };
+        let base = if base_seg == Some(seg) {
+            self.next_base.take().map(|(_, k, v)| (k, v))
+        } else {
+            None
+        };
+        let runs = self.runs.remove(&seg).unwrap_or_default();
+        let key = k_base(&self.prefix, seg);
+        let (cached, generation) = self.store.cached_segment(&key);
+        if let Some(s) = cached {
+            return Ok(Some(s));
+        }
+        let s = Arc::new(Segment::build(
+            base.as_ref().map(|(k, v)| (&k[..], &v[..])),
+            &runs,
+        )?);
+        self.store
+            .remember_segment(key, s.clone(), generation, false);
+        Ok(Some(s))
+    }
+}
+
+impl Iterator for TablePages<'_> {
+    type Item = Result<PageRef>;
+
+    fn next(&mut self) -> Option<Result<PageRef>> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            if let Some(seg) = &self.cur {
+                if let Some((&bucket, _)) = seg.pages.range(self.at..).next() {
+                    self.at = bucket.saturating_add(1);
+                    if bucket == u32::MAX {
+                        // Nothing can follow the last bucket.
+                        let seg = self.cur.take()?;
+                        return Some(Ok(PageRef { seg, bucket }));
+                    }
+                    return Some(Ok(PageRef {
+                        seg: seg.clone(),
+                        bucket,
+                    }));
+                }
+            }
+            match self.next_segment() {
+                Ok(Some(s)) => {
+                    self.at = 0;
+                    self.cur = Some(s);
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// A base to write: its key and its pages in bucket order.
+struct BaseJob<'a> {
+    key: Vec<u8>,
+    pages: Vec<(u32, Part<'a>)>,
+}
+
+/// A page of a base to write: raw already, or as a change set holds it (LZ4).
+enum Part<'a> {
+    Raw(&'a [u8]),
+    Packed(&'a [u8]),
+}
+
+impl BaseJob<'_> {
+    fn encode(&self) -> Result<Vec<u8>> {
+        let mut raw = Vec::new();
+        for (bucket, part) in &self.pages {
+            let inflated;
+            let page = match part {
+                Part::Raw(p) => *p,
+                Part::Packed(v) => {
+                    inflated = inflate(v).ok_or_else(|| {
+                        StoreError::Unverified(format!(
+                            "{}/{bucket}",
+                            String::from_utf8_lossy(&self.key[1..]).replace('\0', "/")
+                        ))
+                    })?;
+                    &inflated[..]
+                }
+            };
+            put_varint(&mut raw, u64::from(*bucket));
+            put_varint(&mut raw, page.len() as u64);
+            raw.extend_from_slice(page);
+        }
+        compress(&raw)
+    }
+}
+
+/// Encodes and compresses bases on every core (a first batch writes the whole roster).
+fn encode_bases(jobs: &[BaseJob<'_>]) -> Result<Vec<Vec<u8>>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(jobs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(job) = jobs.get(i) else { break };
+            done.push((i, job.encode()));
+        }
+        done
+    };
+    let mut all: Vec<(usize, Result<Vec<u8>>)> = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for h in helpers {
+            match h.join() {
+                Ok(d) => all.extend(d),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        all
+    });
+    all.sort_by_key(|x| x.0);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
+/// What a batch's record writes did on disk.
+pub(super) struct Written {
+    /// The records it changed, with their values before it (see [`Store::write`]).
+    pub(super) undo: ChangeSet,
+    /// Bytes of the base and run values it wrote.
+    pub(super) bytes: u64,
+    /// Change in the bytes the source's records take (values written less values replaced or
+    /// removed).
+    pub(super) delta: i64,
+}
+
+impl Store {
+    fn cached_segment(&self, key: &[u8]) -> (Option<Arc<Segment>>, u64) {
+        let c = self.segments.lock().unwrap_or_else(|p| p.into_inner());
+        (c.map.get(key).cloned(), c.generation)
+    }
+
+    /// Keeps a decoded segment read at `generation`, unless a write came since. A point read
+    /// makes room by forgetting everything (reads cluster by table); a scan only fills what
+    /// is free, so that one big table does not push out what the next point reads need.
+    fn remember_segment(&self, key: Vec<u8>, s: Arc<Segment>, generation: u64, evict: bool) {
+        let mut c = self.segments.lock().unwrap_or_else(|p| p.into_inner());
+        if c.generation != generation || s.size > CACHE_BYTES {
+            return;
+        }
+        if c.bytes + s.size > CACHE_BYTES {
+            if !evict {
+                return;
+            }
+            c.map.clear();
+            c.bytes = 0;
+        }
+        c.bytes += s.size;
+        if let Some(old) = c.map.insert(key, s) {
+            c.bytes -= old.size;
+        }
+    }
+
+    /// Drops every decoded segment: the records on disk changed.
+    pub(super) fn forget_segments(&self) {
+        let mut c = self.segments.lock().unwrap_or_else(|p| p.into_inner());
+        c.generation += 1;
+        c.map.clear();
+        c.bytes = 0;
+    }
+
+    /// Segment `seg` of the table with record prefix `prefix`, as stored.
+    fn segment(&self, prefix: &[u8], seg: u32) -> Result<Arc<Segment>> {
+        let key = k_base(prefix, seg);
+        let (cached, generation) = self.cached_segment(&key);
+        if let Some(s) = cached {
+            return Ok(s);
+        }
+        let base = self.tree.get(&key)?;
+        let runs: Vec<(sled::IVec, sled::IVec)> = self
+            .tree
+            .scan_prefix(k_segment_runs(prefix, seg))
+            .collect::<std::result::Result<_, _>>()?;
+        let s = Arc::new(Segment::build(
+            base.as_ref().map(|v| (&key[..], &v[..])),
+            &runs,
+        )?);
+        self.remember_segment(key, s.clone(), generation, true);
+        Ok(s)
+    }
+
+    /// The logical page `key` (`r\0<source>\0<table>\0<bucket>`) as stored: raw format-2
+    /// page bytes, `None` when it holds no record.
+    pub(super) fn page(&self, key: &[u8]) -> Result<Option<PageRef>> {
+        let (prefix, bucket) = split_page_key(key).ok_or_else(|| corrupt(key, "bad page key"))?;
+        let seg = self.segment(prefix, segment_of(bucket))?;
+        Ok(seg
+            .pages
+            .contains_key(&bucket)
+            .then_some(PageRef { seg, bucket }))
+    }
+
+    /// The logical pages of the table with record prefix `prefix` (`r\0<source>\0<table>\0`),
+    /// in bucket order.
+    pub(super) fn table_pages(&self, prefix: &[u8]) -> Result<TablePages<'_>> {
+        let mut runs: BTreeMap<u32, Vec<(sled::IVec, sled::IVec)>> = BTreeMap::new();
+        let rp = k_runs(prefix);
+        for kv in self.tree.scan_prefix(&rp) {
+            let (k, v) = kv?;
+            let seg = key_segment(&k, rp.len()).ok_or_else(|| corrupt(&k, "bad run key"))?;
+            runs.entry(seg).or_default().push((k, v));
+        }
+        Ok(TablePages {
+            store: self,
+            prefix: prefix.to_vec(),
+            bases: self.tree.scan_prefix(k_bases(prefix)),
+            next_base: None,
+            bases_done: false,
+            runs,
+            cur: None,
+            at: 0,
+            failed: false,
+        })
+    }
+
+    /// The keys of a table's logical pages.
+    pub(super) fn page_keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.table_pages(prefix)?
+            .map(|p| Ok([prefix, &p?.bucket.to_be_bytes()].concat()))
+            .collect()
+    }
+
+    /// Whether a table has anything on disk.
+    fn table_stored(&self, prefix: &[u8]) -> Result<bool> {
+        Ok(self.tree.scan_prefix(k_bases(prefix)).next().is_some()
+            || self.tree.scan_prefix(k_runs(prefix)).next().is_some())
+    }
+
+    /// Translates a batch's logical page writes into base and run writes in `b`, and works
+    /// out their undo data: every record they change, with its value now; a table that had no
+    /// records before them is one entry, its `r\0<source>\0<table>\0` with no id and no value
+    /// (every record goes: a first batch's undo names no record).
+    pub(super) fn write_pages(
+        &self,
+        batch: u64,
+        changes: &[(Vec<u8>, Option<Vec<u8>>)],
+        b: &mut sled::Batch,
+    ) -> Result<Written> {
+        // Per table, per segment: the pages written, in bucket order.
+        type Touched<'a> = BTreeMap<u32, BTreeMap<u32, Option<&'a Vec<u8>>>>;
+        let mut tables: BTreeMap<&[u8], Touched> = BTreeMap::new();
+        for (k, v) in changes {
+            let (prefix, bucket) = split_page_key(k).ok_or_else(|| corrupt(k, "bad page key"))?;
+            tables
+                .entry(prefix)
+                .or_default()
+                .entry(segment_of(bucket))
+                .or_default()
+                .insert(bucket, v.as_ref());
+        }
+        let mut out = Written {
+            undo: Vec::new(),
+            bytes: 0,
+            delta: 0,
+        };
+        let unverified =
+            |k: &[u8]| StoreError::Unverified(String::from_utf8_lossy(k).replace('\0', "/"));
+        // Segments read (their pages are borrowed by `jobs`).
+        let mut read: Vec<(&[u8], u32, Arc<Segment>)> = Vec::new();
+        let mut jobs: Vec<BaseJob> = Vec::new();
+        for (prefix, segs) in &tables {
+            if !self.table_stored(prefix)? {
+                // The table had no records: its pages are written as bases, and undoing the
+                // batch empties it.
+                out.undo.push((prefix.to_vec(), None));
+                for (&seg, pages) in segs {
+                    let pages: Vec<(u32, Part)> = pages
+                        .iter()
+                        .filter_map(|(&bucket, v)| v.map(|v| (bucket, Part::Packed(v))))
+                        .collect();
+                    if !pages.is_empty() {
+                        jobs.push(BaseJob {
+                            key: k_base(prefix, seg),
+                            pages,
+                        });
+                    }
+                }
+                continue;
+            }
+            for &seg in segs.keys() {
+                read.push((prefix, seg, self.segment(prefix, seg)?));
+            }
+        }
+        // Per table: (page key, records before, records after) of every page written.
+        let mut diffs: BTreeMap<&[u8], Vec<(Vec<u8>, Page, Page)>> = BTreeMap::new();
+        // Per segment read: its run, and whether it must, or may, be compacted.
+        struct Plan {
+            run: Vec<u8>,
+            /// Runs (the new one included) over base: a share above 1/RUN_SHARE_DIVISOR
+            /// makes the segment a candidate.
+            share: f64,
+            forced: bool,
+            empty: bool,
+        }
+        let mut plans: Vec<Plan> = Vec::with_capacity(read.len());
+        for (prefix, seg_no, seg) in &read {
+            let mut run: Vec<RunRecord> = Vec::new();
+            let mut pages_after = seg.pages.len();
+            for (&bucket, new) in &tables[prefix][seg_no] {
+                let key = [*prefix, &bucket.to_be_bytes()].concat();
+                let old_raw = seg.pages.get(&bucket);
+                let new_raw = match new {
+                    Some(v) => Some(inflate(v).ok_or_else(|| unverified(&key))?),
+                    None => None,
+                };
+                if old_raw.map(|p| p.as_slice()) == new_raw.as_deref() {
+                    continue;
+                }
+                match (old_raw.is_some(), new_raw.is_some()) {
+                    (true, false) => pages_after -= 1,
+                    (false, true) => pages_after += 1,
+                    _ => {}
+                }
+                let old = match old_raw {
+                    Some(raw) => {
+                        decode_page(raw).ok_or_else(|| corrupt(&key, "undecodable page"))?
+                    }
+                    None => Vec::new(),
+                };
+                let new = match &new_raw {
+                    Some(raw) => decode_page(raw).ok_or_else(|| unverified(&key))?,
+                    None => Vec::new(),
+                };
+                for (k, _, after) in page_diff(&old, &new) {
+                    run.push((bucket, k.to_vec(), after.map(|v| v.to_vec())));
+                }
+                diffs.entry(prefix).or_default().push((key, old, new));
+            }
+            let run = if run.is_empty() {
+                Vec::new()
+            } else {
+                compress(&encode_run(&run))?
+            };
+            let runs = seg.runs_bytes() + run.len() as u64;
+            plans.push(Plan {
+                share: runs as f64 / seg.base_bytes.max(1) as f64,
+                forced: seg.base_bytes == 0 || runs > seg.base_bytes,
+                empty: pages_after == 0,
+                run,
+            });
+        }
+        for pages in diffs.into_values() {
+            out.undo.extend(
+                record_changes(pages)?
+                    .into_iter()
+                    .map(|(k, old, _)| (k, old)),
+            );
+        }
+        // Compaction, per table: forced ones, then candidates, largest share first, within a
+        // budget of the touched bases' bytes (and at least one, so that a table of a few
+        // segments is compacted too).
+        let mut compact = vec![false; read.len()];
+        let mut order: Vec<usize> = (0..read.len()).collect();
+        order.sort_by(|&x, &y| {
+            read[x]
+                .0
+                .cmp(read[y].0)
+                .then(plans[y].share.total_cmp(&plans[x].share))
+        });
+        for table in order.chunk_by(|&x, &y| read[x].0 == read[y].0) {
+            let touched: u64 = table.iter().map(|&i| read[i].2.base_bytes).sum();
+            let mut budget = touched * COMPACT_BUDGET_PERCENT / 100;
+            let mut first = true;
+            for &i in table {
+                let p = &plans[i];
+                if p.run.is_empty() && !p.empty {
+                    continue;
+                }
+                let bytes = read[i].2.base_bytes;
+                if p.forced || p.empty {
+                    compact[i] = true;
+                } else if p.share * RUN_SHARE_DIVISOR as f64 > 1.0 && (first || bytes <= budget) {
+                    budget = budget.saturating_sub(bytes);
+                    first = false;
+                    compact[i] = true;
+                }
+            }
+        }
+        for (i, (prefix, seg_no, seg)) in read.iter().enumerate() {
+            let plan = &plans[i];
+            if !compact[i] {
+                if !plan.run.is_empty() {
+                    out.bytes += plan.run.len() as u64;
+                    out.delta += plan.run.len() as i64;
+                    b.insert(k_run(prefix, *seg_no, batch), plan.run.clone());
+                }
+                continue;
+            }
+            // The segment's runs and old base go; its pages as they are after the batch
+            // become its base.
+            for (k, n) in &seg.runs {
+                b.remove(k.as_slice());
+                out.delta -= *n as i64;
+            }
+            let key = k_base(prefix, *seg_no);
+            out.delta -= seg.base_bytes as i64;
+            if plan.empty {
+                b.remove(key);
+                continue;
+            }
+            let written = &tables[prefix][seg_no];
+            let mut pages: Vec<(u32, Part)> = Vec::with_capacity(seg.pages.len() + 1);
+            let mut w = written.iter().peekable();
+            let mut old = seg.pages.iter().peekable();
+            loop {
+                let next_old = old.peek().map(|(&b, _)| b);
+                let next_new = w.peek().map(|(&b, _)| b);
+                match (next_old, next_new) {
+                    (None, None) => break,
+                    (Some(o), n) if n.is_none_or(|n| o < n) => {
+                        if let Some((&bucket, p)) = old.next() {
+                            pages.push((bucket, Part::Raw(p)));
+                        }
+                    }
+                    (o, Some(n)) => {
+                        if o == Some(n) {
+                            old.next();
+                        }
+                        if let Some((&bucket, v)) = w.next() {
+                            if let Some(v) = v {
+                                pages.push((bucket, Part::Packed(v)));
+                            }
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            jobs.push(BaseJob { key, pages });
+        }
+        for (job, v) in jobs.iter().zip(encode_bases(&jobs)?) {
+            out.bytes += v.len() as u64;
+            out.delta += v.len() as i64;
+            b.insert(job.key.as_slice(), v);
+        }
+        Ok(out)
+    }
+}
+
+/// Format 2's pages rewritten as format 3's bases (the migration): every page key removed,
+/// the bases inserted; returns the bytes written per source.
+pub(super) fn v2_pages_to_bases(
+    tree: &sled::Tree,
+    b: &mut sled::Batch,
+) -> Result<BTreeMap<String, u64>> {
+    // (table prefix, segment) -> its pages, stored (LZ4) values.
+    let mut segs: BTreeMap<(Vec<u8>, u32), Vec<(u32, sled::IVec)>> = BTreeMap::new();
+    for kv in tree.scan_prefix(b"r\0") {
+        let (k, v) = kv?;
+        let (prefix, bucket) = split_page_key(&k).ok_or_else(|| corrupt(&k, "bad page key"))?;
+        segs.entry((prefix.to_vec(), segment_of(bucket)))
+            .or_default()
+            .push((bucket, v));
+        b.remove(&*k);
+    }
+    let jobs: Vec<BaseJob> = segs
+        .iter()
+        .map(|((prefix, seg), pages)| BaseJob {
+            key: k_base(prefix, *seg),
+            pages: pages.iter().map(|(b, v)| (*b, Part::Packed(v))).collect(),
+        })
+        .collect();
+    let mut bytes: BTreeMap<String, u64> = BTreeMap::new();
+    for (((prefix, _), job), v) in segs.keys().zip(&jobs).zip(encode_bases(&jobs)?) {
+        *bytes.entry(source_of(prefix)).or_default() += v.len() as u64;
+        b.insert(job.key.as_slice(), v);
+    }
+    Ok(bytes)
+}
+
+/// The source named in a table's record prefix `r\0<source>\0<table>\0`.
+fn source_of(prefix: &[u8]) -> String {
+    let rest = prefix.get(2..).unwrap_or_default();
+    let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
+    String::from_utf8_lossy(&rest[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(v: &str) -> Vec<u8> {
+        let mut r = Vec::new();
+        put_field(&mut r, "name", v).unwrap();
+        r
+    }
+
+    #[test]
+    fn a_run_overlays_its_records_on_the_pages_it_names() {
+        let mut pages = Pages::new();
+        pages.insert(
+            3,
+            encode_page_raw(&[(b"a".to_vec(), rec("A")), (b"b".to_vec(), rec("B"))]).unwrap(),
+        );
+        pages.insert(7, encode_page_raw(&[(b"z".to_vec(), rec("Z"))]).unwrap());
+        let run = vec![
+            (3, b"a".to_vec(), None),
+            (3, b"c".to_vec(), Some(rec("C"))),
+            (7, b"z".to_vec(), None),
+            (9, b"q".to_vec(), Some(rec("Q"))),
+        ];
+        let raw = encode_run(&run);
+        assert_eq!(decode_run(&raw).unwrap(), run);
+        apply_run(&mut pages, run).unwrap();
+        let keys: Vec<(u32, Vec<Vec<u8>>)> = pages
+            .iter()
+            .map(|(b, p)| {
+                (
+                    *b,
+                    decode_page(p).unwrap().into_iter().map(|r| r.0).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (3, vec![b"b".to_vec(), b"c".to_vec()]),
+                (9, vec![b"q".to_vec()])
+            ]
+        );
+    }
+
+    #[test]
+    fn damaged_bases_and_runs_do_not_decode() {
+        let mut raw = Vec::new();
+        put_varint(&mut raw, 5);
+        put_varint(&mut raw, 2);
+        raw.extend_from_slice(b"xy");
+        assert_eq!(decode_base(&raw).unwrap().len(), 1);
+        // A length past the end; buckets out of order; an empty page.
+        assert!(decode_base(&raw[..raw.len() - 1]).is_none());
+        let twice = [raw.clone(), raw.clone()].concat();
+        assert!(decode_base(&twice).is_none());
+        assert!(decode_base(&[1, 0]).is_none());
+        // A record that is not in the pair encoding.
+        assert!(decode_run(&[0, 1, b'k', 3, 9, 9]).is_none());
+        assert!(decompress(b"not zstd").is_none());
+        let packed = compress(&raw).unwrap();
+        assert_eq!(decompress(&packed).unwrap(), raw);
+    }
+}
