@@ -91,23 +91,69 @@ pub fn ingest_arrival(
         });
     }
     let settings = sc.settings();
-    let t = std::time::Instant::now();
     let view = store.view(source)?;
-    tracing::debug!(ms = t.elapsed().as_millis() as u64, "stored persons loaded");
-    let mut outcome = match upload_name {
-        Some(n) => crate::roster::check::check_named(path, n, &settings, &view)?,
-        None => check(path, &settings, &view)?,
-    };
-    drop(view);
+    // The stored persons are read on one thread while the bundle is parsed on the others.
+    let checked = std::thread::scope(|s| {
+        let span = tracing::Span::current();
+        let v = &view;
+        s.spawn(move || {
+            let _g = span.enter();
+            let t = std::time::Instant::now();
+            v.load_persons();
+            tracing::debug!(ms = t.elapsed().as_millis() as u64, "stored persons loaded");
+        });
+        match upload_name {
+            Some(n) => crate::roster::check::check_named(path, n, &settings, &view),
+            None => check(path, &settings, &view),
+        }
+    });
+    view.finish()?;
+    let mut outcome = checked?;
     let t = std::time::Instant::now();
-    report::write_all(&outcome, &report_dir).map_err(io(&report_dir))?;
-    tracing::debug!(ms = t.elapsed().as_millis() as u64, "reports written");
-    let t = std::time::Instant::now();
-    // The commit records the batch's final state once, with the time the pipeline took up to
-    // it. The commit stands whatever happens after it: later steps only log.
-    let committed = store.commit(&outcome, &inc, guard_of(sc))?;
+    // The reports are written on one thread while the commit works out its writes on
+    // another; the commit writes nothing until the reports are complete, and nothing at all
+    // when they fail. It records the batch's final state once, with the time the pipeline
+    // took up to it, and stands whatever happens after it: later steps only log.
+    let mut report_err: Option<IngestError> = None;
+    let committed = std::thread::scope(|s| {
+        let span = tracing::Span::current();
+        let (o, dir) = (&outcome, &report_dir);
+        let mut writer = Some(s.spawn(move || {
+            let _g = span.enter();
+            let t = std::time::Instant::now();
+            let r = report::write_all(o, dir);
+            tracing::debug!(ms = t.elapsed().as_millis() as u64, "reports written");
+            r
+        }));
+        let mut ready = || -> Result<(), crate::store::StoreError> {
+            let Some(h) = writer.take() else {
+                return Ok(());
+            };
+            match h.join() {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => {
+                    report_err = Some(IngestError::Io(io(&report_dir)(e)));
+                    Err(crate::store::StoreError::Refused(
+                        "the batch's reports were not written".into(),
+                    ))
+                }
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        };
+        let r = store.commit_when(&outcome, &inc, guard_of(sc), &mut ready);
+        // Joined whatever the commit did.
+        let joined = ready();
+        r.and_then(|c| joined.map(|()| c))
+    });
+    if let Some(e) = report_err {
+        return Err(e);
+    }
+    let committed = committed?;
     let batch = committed.batch.clone();
-    tracing::debug!(ms = t.elapsed().as_millis() as u64, "committed");
+    tracing::debug!(
+        ms = t.elapsed().as_millis() as u64,
+        "reported and committed"
+    );
     // What the store added: stored records the batch's deletions took with them, a hold by
     // the deletion guard, a refusal.
     let cascaded = !committed.cascaded.is_empty();

@@ -330,6 +330,70 @@ impl RowEncoder {
         Ok(RowEncoder { order })
     }
 
+    /// The raw format-2 page of `rows` (row, key), sorted by key: byte for byte what
+    /// [`encode_page_raw`] makes of the rows' [`RowEncoder::encode`]d records, without
+    /// encoding each record first (the bulk diff compares every incoming page with the
+    /// stored one, and most are unchanged). `scratch` is reused between calls.
+    pub(super) fn encode_page(
+        &self,
+        w: &Work,
+        rows: &[(u32, u32, &[u8])],
+        scratch: &mut PageScratch,
+    ) -> Vec<u8> {
+        let PageScratch { index, names, body } = scratch;
+        index.clear();
+        index.resize(self.order.len(), u32::MAX);
+        names.clear();
+        body.clear();
+        let mut small = [""; 32];
+        let mut big = Vec::new();
+        let vals: &mut [&str] = if w.table.ncols() <= small.len() {
+            &mut small[..]
+        } else {
+            big.resize(w.table.ncols(), "");
+            &mut big[..]
+        };
+        put_varint(body, rows.len() as u64);
+        for &(_, row, k) in rows {
+            vals.iter_mut().for_each(|v| *v = "");
+            w.row_values(row as usize, vals);
+            put_varint(body, k.len() as u64);
+            body.extend_from_slice(k);
+            let n = self
+                .order
+                .iter()
+                .filter(|(c, _)| !vals[*c].is_empty())
+                .count();
+            put_varint(body, n as u64);
+            for (o, (c, _)) in self.order.iter().enumerate() {
+                let v = vals[*c];
+                if v.is_empty() {
+                    continue;
+                }
+                if index[o] == u32::MAX {
+                    index[o] = names.len() as u32;
+                    names.push(o as u32);
+                }
+                put_varint(body, u64::from(index[o]));
+                if v.as_bytes() == k {
+                    put_varint(body, 0);
+                } else {
+                    put_varint(body, v.len() as u64 + 1);
+                    body.extend_from_slice(v.as_bytes());
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(body.len() + 16 * names.len() + 2);
+        put_varint(&mut out, names.len() as u64);
+        for &o in names.iter() {
+            let n = &self.order[o as usize].1;
+            put_varint(&mut out, n.len() as u64);
+            out.extend_from_slice(n.as_bytes());
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
     pub fn encode(&self, w: &Work, row: usize, buf: &mut Vec<u8>) -> Result<()> {
         buf.clear();
         let mut small = [""; 32];
@@ -350,6 +414,14 @@ impl RowEncoder {
         }
         Ok(())
     }
+}
+
+/// Buffers [`RowEncoder::encode_page`] reuses from page to page.
+#[derive(Default)]
+pub(super) struct PageScratch {
+    index: Vec<u32>,
+    names: Vec<u32>,
+    body: Vec<u8>,
 }
 
 /// Appends one (column, value) pair of an encoded record.
@@ -399,6 +471,22 @@ pub fn decode_row(bytes: &[u8]) -> Option<Vec<(String, String)>> {
 /// Checks that every record page a change set writes decodes, down to each record's
 /// fields, so that no batch can leave a source unreadable.
 pub(super) fn verify_pages(changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+    // A first batch writes every page of the roster: checked on two threads.
+    if changes.len() >= 1024 {
+        let (a, b) = changes.split_at(changes.len() / 2);
+        let (ra, rb) = std::thread::scope(|s| {
+            let h = s.spawn(|| verify_each(a));
+            (verify_each(b), h.join())
+        });
+        return match rb {
+            Ok(r) => r.and(ra),
+            Err(p) => std::panic::resume_unwind(p),
+        };
+    }
+    verify_each(changes)
+}
+
+fn verify_each(changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
     for (k, v) in changes {
         let Some(v) = v else { continue };
         if !k.starts_with(b"r\0") {

@@ -129,6 +129,7 @@ impl Store {
             return Ok((counts, b));
         }
         // Same buckets: merge each stored page with its incoming group; write changed pages.
+        let mut scratch = PageScratch::default();
         let mut stored = self.table_pages(&k_records(source, w.def.name))?;
         let mut cur = stored.next().transpose()?;
         let mut groups = keyed.chunk_by(|x, y| x.0 == y.0).peekable();
@@ -157,6 +158,24 @@ impl Store {
             // A bulk file is the whole table: the page after the batch is exactly its
             // incoming records. Pages encode canonically, so a page whose encoding is the
             // stored one is unchanged, and only the others are decoded and merged.
+            let old_raw = old_page.as_ref().map(|p| p.raw());
+            if !group.is_empty() {
+                let raw = enc.encode_page(w, group, &mut scratch);
+                match old_raw {
+                    Some(old) if raw == old => {
+                        counts.before += group.len() as u64;
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        // A new page: all its records are adds.
+                        counts.adds += group.len() as u64;
+                        counts.pages_written += 1;
+                        changes.push((key, Some(deflate(&raw))));
+                        continue;
+                    }
+                }
+            }
             let page: Vec<(&[u8], Vec<u8>)> = group
                 .iter()
                 .map(|&(_, r, k)| {
@@ -169,7 +188,6 @@ impl Store {
             } else {
                 Some(encode_page_raw(&page)?)
             };
-            let old_raw = old_page.as_ref().map(|p| p.raw());
             if old_raw == new_raw.as_deref() {
                 counts.before += page.len() as u64;
                 continue;

@@ -32,7 +32,7 @@ impl Store {
 
     /// Calls `visit` with the fields of every stored record of a table, page by page (not in
     /// key order), borrowed from each inflated page.
-    fn each_record(
+    pub(super) fn each_record(
         &self,
         source: &str,
         table: &str,

@@ -337,6 +337,27 @@ impl Store {
     /// stored records that depend on them, guard, one atomic write. An outcome the engine
     /// held is diffed and held like a batch the deletion guard holds.
     pub fn commit(&self, outcome: &Outcome, inc: &Incoming, guard: Guard) -> Result<Committed> {
+        self.commit_when(outcome, inc, guard, &mut || Ok(()))
+    }
+
+    /// [`Store::commit`], working out the batch's writes while something it must wait for
+    /// runs on another thread (`ingest` writes the batch's reports meanwhile): `ready` is
+    /// called before anything is written, and when it fails nothing is.
+    pub fn commit_when(
+        &self,
+        outcome: &Outcome,
+        inc: &Incoming,
+        guard: Guard,
+        ready: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<Committed> {
+        let mut waited = false;
+        let mut wait = || -> Result<()> {
+            if !waited {
+                waited = true;
+                ready()?;
+            }
+            Ok(())
+        };
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let started = inc.started;
         let state = self.state(&inc.arrival.source)?;
@@ -366,6 +387,7 @@ impl Store {
                     outcome.errors[0]
                 )
             });
+            wait()?;
             self.finish(&mut batch, started)?;
             return Ok(done(batch));
         }
@@ -389,6 +411,7 @@ impl Store {
                      account for it)",
                     fmt.label()
                 ));
+                wait()?;
                 self.finish(&mut batch, started)?;
                 return Ok(done(batch));
             }
@@ -396,6 +419,7 @@ impl Store {
         if state.last_hash.as_deref() == Some(inc.content_hash.as_str()) {
             batch.state = BatchState::Unchanged;
             batch.reason = Some("same content as the last applied batch".into());
+            wait()?;
             self.finish(&mut batch, started)?;
             return Ok(done(batch));
         }
@@ -410,6 +434,7 @@ impl Store {
                 batch.tables.clear();
                 batch.state = BatchState::Rejected;
                 batch.reason = Some(e.to_string());
+                wait()?;
                 self.finish(&mut batch, started)?;
                 return Ok(done(batch));
             }
@@ -423,6 +448,7 @@ impl Store {
             batch.state = BatchState::Unchanged;
             batch.reason = Some("no record differs from the stored roster".into());
             after.last_hash = Some(inc.content_hash.clone());
+            wait()?;
             self.write(&batch, &[], None, Some(&after), started)?;
             return Ok(Committed {
                 batch,
@@ -469,6 +495,7 @@ impl Store {
             let mut b = sled::Batch::default();
             b.insert(k_pending(batch.id), pending);
             b.insert(k_batch(batch.id), json(&batch)?);
+            wait()?;
             self.tree.apply_batch(b)?;
             self.db.flush()?;
             tracing::warn!(
@@ -486,6 +513,7 @@ impl Store {
         after.last_hash = Some(inc.content_hash.clone());
         after.format = outcome.format.map(|f| f.label().to_string());
         batch.state = BatchState::Applied;
+        wait()?;
         let batch = self.write(&batch, &changes, None, Some(&after), started)?;
         Ok(Committed {
             batch,
@@ -1047,6 +1075,48 @@ mod tests {
         let s = Store::open(&d.path().join("db")).unwrap();
         assert_eq!(exported(&s, &d.path().join("reopened")), previous);
         assert_eq!(s.count("north", "locations").unwrap(), 5000);
+    }
+
+    #[test]
+    fn a_page_encoded_from_rows_is_the_page_of_their_encoded_records() {
+        let schema = Schema::for_format(Format::Apple);
+        let def = schema.table("locations").unwrap();
+        let rows: Vec<Vec<String>> = [
+            ["L1", "North", "x"],
+            ["L2", "", "y"],
+            ["L3", "L3", ""],
+            ["L4", "South", "z"],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|v| v.to_string()).collect())
+        .collect();
+        let t = Table::from_rows(
+            "locations.csv",
+            &["location_id", "location_name", "extra"],
+            &rows,
+        );
+        let w = crate::roster::engine::bind(def, t, Mode::Bulk).unwrap();
+        let enc = RowEncoder::new(&w).unwrap();
+        let mut scratch = PageScratch::default();
+        for pick in [&[1usize, 2][..], &[0, 1, 2, 3], &[2], &[3, 0]] {
+            let group: Vec<(u32, u32, &[u8])> = pick
+                .iter()
+                .map(|&r| (0, r as u32, w.id(r).as_bytes()))
+                .collect();
+            let recs: Vec<(&[u8], Vec<u8>)> = group
+                .iter()
+                .map(|&(_, r, k)| {
+                    let mut buf = Vec::new();
+                    enc.encode(&w, r as usize, &mut buf).unwrap();
+                    (k, buf)
+                })
+                .collect();
+            assert_eq!(
+                enc.encode_page(&w, &group, &mut scratch),
+                encode_page_raw(&recs).unwrap(),
+                "{pick:?}"
+            );
+        }
     }
 
     #[test]

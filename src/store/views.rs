@@ -11,8 +11,22 @@ impl Store {
         Ok(self.state(source)?.last_applied)
     }
 
-    /// What the engine may ask the store while checking a batch of `source`.
+    /// What the engine may ask the store while checking a batch of `source`. The stored
+    /// persons are read on first use, or ahead of it by [`StoreView::load_persons`] on
+    /// another thread while the bundle is parsed.
     pub fn view<'a>(&'a self, source: &'a str) -> Result<StoreView<'a>> {
+        let buckets = self.state(source)?.buckets;
+        Ok(StoreView {
+            store: self,
+            source,
+            persons: std::sync::OnceLock::new(),
+            buckets,
+        })
+    }
+
+    /// Every stored person of the source by duplicate-account key: the id first in key
+    /// order per key, per table in schema order.
+    fn persons(&self, source: &str) -> Result<HashMap<String, String>> {
         let mut persons = HashMap::new();
         let format = self
             .state(source)?
@@ -23,31 +37,33 @@ impl Store {
         let tables = schema.as_ref().map_or(&[][..], |s| &s.tables[..]);
         for t in tables.iter().filter(|t| t.person.is_some()) {
             let Some(p) = t.person else { continue };
-            for (k, v) in self.records(source, t.name)? {
-                let Some(pairs) = decode_row(&v) else {
-                    return Err(corrupt(&k, "undecodable record"));
-                };
-                let get = |n: &str| {
-                    pairs
-                        .iter()
-                        .find(|(c, _)| c == n)
-                        .map_or("", |(_, v)| v.as_str())
-                };
-                let id = String::from_utf8_lossy(&k).into_owned();
-                if let Some(key) =
+            // Read in page order, borrowed: the first id in key order is kept per person,
+            // as a walk in key order would keep it.
+            let mut first: HashMap<String, String> = HashMap::new();
+            self.each_record(source, t.name, &mut |fields| {
+                let get = |n: &str| fields.iter().find(|(c, _)| *c == n).map_or("", |f| f.1);
+                let Some(key) =
                     crate::roster::engine::person_key(get(p.first), get(p.last), get(p.email))
-                {
-                    persons.entry(key).or_insert(id);
+                else {
+                    return;
+                };
+                let id = get(t.pk);
+                match first.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => {
+                        if id < e.get().as_str() {
+                            *e.get_mut() = id.to_string();
+                        }
+                    }
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(id.to_string());
+                    }
                 }
+            })?;
+            for (key, id) in first {
+                persons.entry(key).or_insert(id);
             }
         }
-        let buckets = self.state(source)?.buckets;
-        Ok(StoreView {
-            store: self,
-            source,
-            persons,
-            buckets,
-        })
+        Ok(persons)
     }
 }
 
@@ -55,8 +71,25 @@ impl Store {
 pub struct StoreView<'a> {
     store: &'a Store,
     source: &'a str,
-    persons: HashMap<String, String>,
+    persons: std::sync::OnceLock<Result<HashMap<String, String>>>,
     buckets: BTreeMap<String, u32>,
+}
+
+impl StoreView<'_> {
+    /// Reads the stored persons now (the engine asks for them only once the bundle is
+    /// parsed): call it on a thread of its own beside the check.
+    pub fn load_persons(&self) {
+        self.persons.get_or_init(|| self.store.persons(self.source));
+    }
+
+    /// Ends the view: an error reading the stored persons, if there was one (the check that
+    /// used the view is then void).
+    pub fn finish(self) -> Result<()> {
+        match self.persons.into_inner() {
+            Some(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl External for StoreView<'_> {
@@ -72,7 +105,11 @@ impl External for StoreView<'_> {
         )
     }
     fn person_with_key(&self, key: &str) -> Option<String> {
-        self.persons.get(key).cloned()
+        self.load_persons();
+        match self.persons.get() {
+            Some(Ok(p)) => p.get(key).cloned(),
+            _ => None,
+        }
     }
 }
 

@@ -129,6 +129,7 @@ pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<Cs
         deletions: Vec::new(),
         fate: vec![None; n],
         overrides: Map::default(),
+        override_rows: Vec::new(),
         gone: HashTable::new(),
         causes: Map::default(),
         cause_fields: Vec::new(),

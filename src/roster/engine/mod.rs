@@ -266,7 +266,7 @@ fn fix_field(ctx: &mut Ctx, w: &mut Work, row: usize, col: usize, new: String, w
         &value,
         why.to_string(),
     );
-    w.overrides.insert((row as u32, col as u32), new);
+    w.set_override(row, col, new);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -282,7 +282,7 @@ fn set_field(
 ) {
     let field = w.table.header[col].clone();
     ctx.find(w, row, rule, Action::ClearedField, &field, removed, detail);
-    w.overrides.insert((row as u32, col as u32), new);
+    w.set_override(row, col, new);
 }
 
 /// Runs the whole pipeline on bound tables.

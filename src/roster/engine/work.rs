@@ -27,6 +27,9 @@ pub struct Work {
     pub(super) fate: Vec<Option<Rule>>,
     /// Cleared and rewritten fields, by (row, column).
     pub(super) overrides: Map<(u32, u32), String>,
+    /// The rows that have an override, a bit each: most rows have none, and one bit per row
+    /// is cheaper to ask than the map per field.
+    pub(super) override_rows: Vec<u64>,
     /// Rows already dropped when the table was indexed, by primary key: so that a reference to
     /// one names it and why it went, instead of saying the id is not in the file.
     pub(super) gone: HashTable<u32>,
@@ -53,8 +56,22 @@ pub struct Work {
 }
 
 impl Work {
+    fn has_override(&self, row: usize) -> bool {
+        self.override_rows
+            .get(row / 64)
+            .is_some_and(|bits| bits >> (row % 64) & 1 == 1)
+    }
+    /// Clears or rewrites one field of a row.
+    pub(super) fn set_override(&mut self, row: usize, col: usize, new: String) {
+        let i = row / 64;
+        if self.override_rows.len() <= i {
+            self.override_rows.resize(i + 1, 0);
+        }
+        self.override_rows[i] |= 1 << (row % 64);
+        self.overrides.insert((row as u32, col as u32), new);
+    }
     pub fn value(&self, row: usize, col: usize) -> &str {
-        if !self.overrides.is_empty() {
+        if self.has_override(row) {
             if let Some(v) = self.overrides.get(&(row as u32, col as u32)) {
                 return v;
             }
@@ -68,7 +85,7 @@ impl Work {
                 *slot = v;
             }
         }
-        if !self.overrides.is_empty() {
+        if self.has_override(row) {
             for (c, slot) in out.iter_mut().enumerate() {
                 if let Some(v) = self.overrides.get(&(row as u32, c as u32)) {
                     *slot = v;
