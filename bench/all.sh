@@ -18,8 +18,8 @@
 #   first ingest / check     `ingest` into an empty store / `check` of the same bundle [s]
 #   ingest 1% / check        `ingest` of the 1%-changed copy into a store holding the district /
 #                            `check` of the district [s]
-#   pages written 1%         record pages the 1% batch wrote (sum of `show`'s "pages" column) /
-#                            the store's pages (what the first batch wrote into the empty store)
+#   bytes written 1%         bytes of record values (segment bases and runs) the 1% batch wrote
+#                            / the bytes the source's records take after it (`show`'s "disk:")
 #   store / CSV, first       the store (state_dir/db, du) after the first ingest / the CSVs [MiB]
 #   store / CSV, NIGHTS      the store after the first ingest and NIGHTS nightly batches of
 #                            NIGHT_STUDENTS students, each changing 1% of the previous night's
@@ -63,6 +63,12 @@ table_pages() {
 last_pages() {
   "$BIN" show "$(last_batch)" --config "$WORK/c.toml" |
     awk '{for (i = 1; i < NF; i++) if ($i == "pages") s += $(i+1)} END{print s+0}'
+}
+# "written stored": record bytes the source's last batch wrote to disk, and what the source's
+# records take after it (`show`'s "disk:" line)
+last_disk() {
+  "$BIN" show "$(last_batch)" --config "$WORK/c.toml" |
+    awk '$1 == "disk:" {w = $3; s = $(NF-1)} END{print w+0, s+0}'
 }
 db_kib() { kib "$WORK/state/db"; }
 db_bytes() { du -sb "$WORK/state/db" | cut -f1; }
@@ -134,12 +140,14 @@ for i in $(seq "$RUNS"); do
   b0=$(db_bytes)
   read -r s _ < <(ingest "$V2"); collect "pct" "$s"
   collect "pages-pct" "$(last_pages)"; collect "db-growth" "$(( $(db_bytes) - b0 ))"
+  read -r w sb < <(last_disk); collect "bytes-pct" "$w"; collect "bytes-stored" "$sb"
 done
 read -r bm _ < <(st ichk)
 read -r m lo hi < <(st first); row "first ingest / check [s]" "$bm" "$m" "$lo" "$hi" 1.5
 read -r m lo hi < <(st pct); row "ingest 1% changed / check [s]" "$bm" "$m" "$lo" "$hi" 1.3
 read -r bp _ < <(st pages-all); read -r m lo hi < <(st pages-pct)
-row "pages written 1% / store pages" "$bp" "$m" "$lo" "$hi" 0.10
+row "bytes written 1% / bytes stored" "$(st bytes-stored | cut -d' ' -f1)" $(st bytes-pct) 0.10
+detail "logical pages written by the 1% batch / the store's: median $m of $bp"
 csv=$(mib "$(kib "$V1")")
 read -r m lo hi < <(st db-first); row "store first ingest / CSV [MiB]" "$csv" "$m" "$lo" "$hi" 1.0
 detail_st "check apple $STUDENTS, beside ingest [s]" ichk
@@ -158,11 +166,13 @@ if [ "$NIGHTS" -gt 0 ]; then
     say "night $k/$NIGHTS"
     read -r s _ < <(ingest "$(night "$NIGHT_STUDENTS" "$k")"); collect "night-s" "$s"
     collect "night-pages" "$(last_pages)"; collect "night-db" "$(mib "$(db_kib)")"
+    read -r w sb < <(last_disk); collect "night-share" "$(awk -v w="$w" -v s="$sb" 'BEGIN{printf "%.3f", w/s}')"
   done
   m=$(mib "$(db_kib)")
   row "store $NIGHTS nights ($NIGHT_STUDENTS) / CSV [MiB]" "$(mib "$(kib "$(night "$NIGHT_STUDENTS" "$NIGHTS")")")" "$m" "$m" "$m" 1.5
   detail_st "nightly ingest, $NIGHT_STUDENTS students [s]" night-s
   detail_st "pages written per night" night-pages
+  detail_st "bytes written / bytes stored, per night" night-share
   detail "store after each night [MiB]: $(paste -sd' ' "$WORK/night-db")"
 fi
 

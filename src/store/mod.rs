@@ -425,7 +425,9 @@ impl Store {
         }
         let mut changes: ChangeSet = Vec::new();
         let mut after = state.clone();
+        let t = std::time::Instant::now();
         let planned = self.plan(outcome, inc, &state, &mut after, &mut batch, &mut changes);
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "planned");
         let cascaded = match planned {
             Ok(c) => c,
             Err(e @ (StoreError::Oversized(_) | StoreError::Unverified(_))) => {
@@ -587,7 +589,13 @@ impl Store {
         let mut batch = batch.clone();
         let mut state = state.cloned();
         if !changes.is_empty() {
+            let t = std::time::Instant::now();
             let w = self.write_pages(batch.id, changes, &mut b)?;
+            tracing::debug!(
+                ms = t.elapsed().as_millis() as u64,
+                bytes = w.bytes,
+                "segments written"
+            );
             b.insert(k_undo(batch.id), encode_changes(&w.undo)?);
             batch.bytes_written = w.bytes;
             if let Some(st) = state.as_mut() {

@@ -85,6 +85,11 @@ fn decompress(v: &[u8]) -> Option<Vec<u8>> {
     ((out.len() as u64) < MAX_INFLATED).then_some(out)
 }
 
+/// A page key, the page's records before a batch and after it.
+type PageChange = (Vec<u8>, Page, Page);
+/// A segment's pages as format 2 stored them: bucket, LZ4 value.
+type StoredPages = Vec<(u32, sled::IVec)>;
+
 /// A segment's logical pages: bucket -> raw format-2 page (never empty).
 pub(super) type Pages = BTreeMap<u32, Vec<u8>>;
 
@@ -572,7 +577,7 @@ impl Store {
             }
         }
         // Per table: (page key, records before, records after) of every page written.
-        let mut diffs: BTreeMap<&[u8], Vec<(Vec<u8>, Page, Page)>> = BTreeMap::new();
+        let mut diffs: BTreeMap<&[u8], Vec<PageChange>> = BTreeMap::new();
         // Per segment read: its run, and whether it must, or may, be compacted.
         struct Plan {
             run: Vec<u8>,
@@ -706,10 +711,8 @@ impl Store {
                         if o == Some(n) {
                             old.next();
                         }
-                        if let Some((&bucket, v)) = w.next() {
-                            if let Some(v) = v {
-                                pages.push((bucket, Part::Packed(v)));
-                            }
+                        if let Some((&bucket, Some(v))) = w.next() {
+                            pages.push((bucket, Part::Packed(v)));
                         }
                     }
                     _ => break,
@@ -733,7 +736,7 @@ pub(super) fn v2_pages_to_bases(
     b: &mut sled::Batch,
 ) -> Result<BTreeMap<String, u64>> {
     // (table prefix, segment) -> its pages, stored (LZ4) values.
-    let mut segs: BTreeMap<(Vec<u8>, u32), Vec<(u32, sled::IVec)>> = BTreeMap::new();
+    let mut segs: BTreeMap<(Vec<u8>, u32), StoredPages> = BTreeMap::new();
     for kv in tree.scan_prefix(b"r\0") {
         let (k, v) = kv?;
         let (prefix, bucket) = split_page_key(&k).ok_or_else(|| corrupt(&k, "bad page key"))?;

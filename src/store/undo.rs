@@ -16,12 +16,12 @@ pub(super) fn split_record_key(k: &[u8]) -> Option<(&[u8], &str, &[u8])> {
 /// One record a change set alters: `r\0<source>\0<table>\0<id>`, its value before and after.
 pub(super) type RecordChange = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// A record that differs between two versions of a page: key, value before, value after.
+pub(super) type RecordDiff<'a> = (&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// The records that differ between two versions of one page (both sorted by key): key,
 /// value before (`None`: added), value after (`None`: removed).
-pub(super) fn page_diff<'a>(
-    old: &'a Page,
-    new: &'a Page,
-) -> Vec<(&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>)> {
+pub(super) fn page_diff<'a>(old: &'a Page, new: &'a Page) -> Vec<RecordDiff<'a>> {
     use std::cmp::Ordering;
     let mut out = Vec::new();
     let (mut i, mut j) = (0, 0);

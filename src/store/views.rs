@@ -226,6 +226,13 @@ pub fn show_text(b: &Batch) -> String {
         let _ = writeln!(out, "decided {}", d.text());
     }
     out.push_str(&crate::store::views::commit_text(b));
+    if b.bytes_written > 0 || b.bytes_stored > 0 {
+        let _ = writeln!(
+            out,
+            "disk: wrote {} bytes of records; the source's records take {} bytes",
+            b.bytes_written, b.bytes_stored
+        );
+    }
     if !b.patches.is_empty() {
         out.push_str("patches:\n");
         for (r, n) in &b.patches {
