@@ -24,13 +24,16 @@ use super::*;
 
 /// A segment holds the logical pages of 2^SEGMENT_BITS consecutive buckets.
 pub(super) const SEGMENT_BITS: u32 = 8;
-/// A segment whose runs reach this share of its base (1/4) is compacted when the batch's
-/// budget allows.
+/// A segment whose runs pass this share of its base (1/4) is compacted even past the
+/// batch's budget, one per table and batch (so that a table of a few segments, whose
+/// budget is smaller than one base, is compacted too).
 const RUN_SHARE_DIVISOR: u64 = 4;
 /// Bytes of bases a batch may rewrite to compact segments it touches, in percent of those
-/// segments' bases: this spreads compaction over nights instead of rewriting every segment on
-/// the night their runs all pass the share.
-const COMPACT_BUDGET_PERCENT: u64 = 5;
+/// segments' bases, largest share of runs first: compaction goes on a little every night
+/// instead of all segments at once on the night their runs pass a threshold, and keeps runs
+/// (what every read overlays, and what sled keeps in its log) to some nights' worth. A 1%
+/// batch writes some 1.5% in runs, so 7% keeps a night under 10% of the store.
+const COMPACT_BUDGET_PERCENT: u64 = 7;
 const ZSTD_LEVEL: i32 = 1;
 /// A stored value never inflates past this (a segment of 256 pages of 16 records is some
 /// hundreds of KiB).
@@ -201,11 +204,20 @@ impl Segment {
                 .ok_or_else(|| corrupt(k, "undecodable segment"))?,
             None => Pages::new(),
         };
+        // All runs overlaid in one pass, each page decoded and encoded once: the records
+        // sorted by bucket, stably, so that within a page they keep the runs' order (a later
+        // run's value of a record wins).
+        let mut all: Vec<RunRecord> = Vec::new();
         for (k, v) in runs {
             let run = decompress(v)
                 .and_then(|raw| decode_run(&raw))
                 .ok_or_else(|| corrupt(k, "undecodable run"))?;
-            apply_run(&mut pages, run).ok_or_else(|| corrupt(k, "run does not apply"))?;
+            all.extend(run);
+        }
+        all.sort_by_key(|r| r.0);
+        if !all.is_empty() {
+            let k = runs.first().map_or(&[][..], |r| &r.0[..]);
+            apply_run(&mut pages, all).ok_or_else(|| corrupt(k, "run does not apply"))?;
         }
         let size = pages.values().map(|p| p.len() + 48).sum();
         Ok(Segment {
@@ -581,8 +593,7 @@ impl Store {
         // Per segment read: its run, and whether it must, or may, be compacted.
         struct Plan {
             run: Vec<u8>,
-            /// Runs (the new one included) over base: a share above 1/RUN_SHARE_DIVISOR
-            /// makes the segment a candidate.
+            /// Runs (the new one included) over base: the largest are compacted first.
             share: f64,
             forced: bool,
             empty: bool,
@@ -641,9 +652,9 @@ impl Store {
                     .map(|(k, old, _)| (k, old)),
             );
         }
-        // Compaction, per table: forced ones, then candidates, largest share first, within a
-        // budget of the touched bases' bytes (and at least one, so that a table of a few
-        // segments is compacted too).
+        // Compaction, per table: forced ones, then the largest shares of runs first, within a
+        // budget of the touched bases' bytes, and one past the budget whose runs pass a
+        // quarter of its base.
         let mut compact = vec![false; read.len()];
         let mut order: Vec<usize> = (0..read.len()).collect();
         order.sort_by(|&x, &y| {
@@ -664,7 +675,7 @@ impl Store {
                 let bytes = read[i].2.base_bytes;
                 if p.forced || p.empty {
                     compact[i] = true;
-                } else if p.share * RUN_SHARE_DIVISOR as f64 > 1.0 && (first || bytes <= budget) {
+                } else if bytes <= budget || (first && p.share * RUN_SHARE_DIVISOR as f64 > 1.0) {
                     budget = budget.saturating_sub(bytes);
                     first = false;
                     compact[i] = true;
