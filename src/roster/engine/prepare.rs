@@ -54,19 +54,88 @@ pub(super) fn read_statuses(ctx: &mut Ctx, w: &mut Work) {
     w.deletions = deletions;
 }
 
+/// What the field checks found in one row: fields that are invalid (column, why, whether the
+/// row goes), and fields rewritten to their canonical reading.
+#[derive(Default)]
+struct RowChecks {
+    row: u32,
+    found: Vec<(usize, String, bool)>,
+    fixes: Vec<(usize, String, &'static str)>,
+}
+
+/// Rows per thread below which the field checks of a table run on one.
+const ROWS_PER_THREAD: usize = 100_000;
+
 pub(super) fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
+    read_statuses(ctx, w);
+    // The checks read the table only (no row's checks depend on another's), so a big table's
+    // rows are checked in ranges on two threads; what they found is applied in row order.
+    let n = w.table.len();
+    let (checks, odd) = {
+        let w: &Work = w;
+        let settings = ctx.settings;
+        let apple = ctx.schema.format == Format::Apple;
+        if n >= 2 * ROWS_PER_THREAD {
+            let mid = n / 2;
+            let (a, b) = std::thread::scope(|s| {
+                let h = s.spawn(|| check_rows(w, settings, apple, mid..n));
+                (check_rows(w, settings, apple, 0..mid), h.join())
+            });
+            match b {
+                Ok(mut b) => {
+                    let (mut checks, mut odd) = a;
+                    checks.append(&mut b.0);
+                    odd.append(&mut b.1);
+                    (checks, odd)
+                }
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        } else {
+            check_rows(w, settings, apple, 0..n)
+        }
+    };
+    w.odd_ids.extend(odd);
+    for RowChecks {
+        row,
+        found,
+        mut fixes,
+    } in checks
+    {
+        let row = row as usize;
+        let dropped = found.iter().any(|f| f.2);
+        if !dropped {
+            for (col, new, why) in fixes.drain(..) {
+                fix_field(ctx, w, row, col, new, why);
+            }
+        }
+        for (col, why, drop) in found {
+            let field = w.table.header[col].clone();
+            if drop {
+                drop_row(ctx, w, row, Rule::InvalidValue, &field, why);
+            } else {
+                let v = w.table.field(row, col).to_string();
+                set_field(ctx, w, row, col, String::new(), Rule::InvalidValue, &v, why);
+            }
+        }
+    }
+}
+
+/// The field checks of `rows`: the rows with something to report or rewrite, in order, and
+/// the rows whose Apple id has characters Apple's templates do not allow.
+fn check_rows(
+    w: &Work,
+    settings: &Settings,
+    apple: bool,
+    rows: std::ops::Range<usize>,
+) -> (Vec<RowChecks>, Vec<u32>) {
     let delta = w.mode == Mode::Delta;
     let dlm = w.col("dateLastModified");
-    let (normalize, order) = (ctx.settings.normalize, ctx.settings.date_order);
-    let apple = ctx.schema.format == Format::Apple;
-    read_statuses(ctx, w);
-    // (column, why, drop the row?) for the current row, and its rewritten fields.
-    let mut found: Vec<(usize, String, bool)> = Vec::new();
-    let mut fixes: Vec<(usize, String, &'static str)> = Vec::new();
-    for row in 0..w.table.len() {
+    let (normalize, order) = (settings.normalize, settings.date_order);
+    let mut checks = Vec::new();
+    let mut odd = Vec::new();
+    let mut out = RowChecks::default();
+    for row in rows {
         let deletion = w.is_deletion(row);
-        found.clear();
-        fixes.clear();
         for (col, raw) in w.table.fields(row).enumerate() {
             if raw.len() > values::MAX_VALUE_BYTES {
                 let why = format!(
@@ -80,7 +149,7 @@ pub(super) fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
                     .and_then(|b| b.def.as_ref())
                     .is_some_and(|d| d.required);
                 let drop = required || col == w.pk;
-                found.push((col, why, drop));
+                out.found.push((col, why, drop));
                 if drop {
                     break;
                 }
@@ -90,7 +159,7 @@ pub(super) fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
                 continue;
             };
             if apple && col == w.pk && !apple_id(raw.trim()) {
-                w.odd_ids.push(row as u32);
+                odd.push(row as u32);
             }
             let is_status = w.status == Some(col);
             let is_meta = is_status || dlm == Some(col);
@@ -121,7 +190,7 @@ pub(super) fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
                     } else {
                         "required value is empty"
                     };
-                    found.push((col, what.into(), true));
+                    out.found.push((col, what.into(), true));
                     break;
                 }
                 continue;
@@ -133,7 +202,7 @@ pub(super) fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
                     values::MAX_ID_BYTES
                 );
                 let drop = required || col == w.pk;
-                found.push((col, why, drop));
+                out.found.push((col, why, drop));
                 if drop {
                     break;
                 }
@@ -149,34 +218,24 @@ pub(super) fn validate_fields(ctx: &mut Ctx, w: &mut Work) {
             };
             match reading {
                 values::Reading::Canonical => {}
-                values::Reading::Fixed(new, why) => fixes.push((col, new, why)),
+                values::Reading::Fixed(new, why) => out.fixes.push((col, new, why)),
                 values::Reading::Invalid(why) => {
                     // An unknown status is never cleared: a row meant to be deleted would
                     // become active.
                     let drop = required || col == w.pk || is_status;
-                    found.push((col, why, drop));
+                    out.found.push((col, why, drop));
                     if drop {
                         break;
                     }
                 }
             }
         }
-        let dropped = found.iter().any(|f| f.2);
-        if !dropped {
-            for (col, new, why) in fixes.drain(..) {
-                fix_field(ctx, w, row, col, new, why);
-            }
-        }
-        for (col, why, drop) in found.drain(..) {
-            let field = w.table.header[col].clone();
-            if drop {
-                drop_row(ctx, w, row, Rule::InvalidValue, &field, why);
-            } else {
-                let v = w.table.field(row, col).to_string();
-                set_field(ctx, w, row, col, String::new(), Rule::InvalidValue, &v, why);
-            }
+        if !out.found.is_empty() || !out.fixes.is_empty() {
+            out.row = row as u32;
+            checks.push(std::mem::take(&mut out));
         }
     }
+    (checks, odd)
 }
 
 /// The per-table part of the pipeline, independent of other tables (run in parallel by
