@@ -92,6 +92,10 @@ pub struct Store {
     writer: std::sync::Mutex<()>,
     /// Decoded segments, for reads between writes (`segments.rs`).
     segments: std::sync::Mutex<segments::SegmentCache>,
+    /// Held shared while a segment's base and runs are read, exclusively while a batch's
+    /// write lands: a read never overlays one batch's runs on another batch's base (the
+    /// daemon's REST API and console read while batches commit).
+    consistent: std::sync::RwLock<()>,
     /// Held for as long as the store is open: other processes get [`StoreError::Locked`].
     _lock: std::fs::File,
 }
@@ -174,6 +178,7 @@ impl Store {
             tree,
             writer: std::sync::Mutex::new(()),
             segments: Default::default(),
+            consistent: std::sync::RwLock::new(()),
             _lock: lock,
         })
     }
@@ -622,9 +627,13 @@ impl Store {
             }
             b.insert(k_state(&batch.source), json(&st)?);
         }
-        let applied = self.tree.apply_batch(b);
-        // Whatever happened, no decoded segment is trusted past a write.
-        self.forget_segments();
+        let applied = {
+            let _w = self.consistent.write().unwrap_or_else(|p| p.into_inner());
+            let applied = self.tree.apply_batch(b);
+            // Whatever happened, no decoded segment is trusted past a write.
+            self.forget_segments();
+            applied
+        };
         applied?;
         self.db.flush()?;
         let (a, u, d) = batch.totals();
@@ -1125,6 +1134,65 @@ mod tests {
                 "{pick:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_read_beside_commits_sees_each_segment_as_one_batch_left_it() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        // 20,000 records in eight segments; batch k (from 1) renames every tenth record, those
+        // with i % 10 == k % 10, to `v{k}`: runs build up and are compacted as batches go.
+        let n = 20_000usize;
+        let state = |k: usize| -> Vec<(String, String)> {
+            (0..n)
+                .map(|i| {
+                    let last = (1..=k).rev().find(|j| j % 10 == i % 10).unwrap_or(0);
+                    (format!("L{i:05}"), format!("v{last}"))
+                })
+                .collect()
+        };
+        let commit = |k: usize| {
+            let rows = state(k);
+            let r: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let c = s
+                .commit(
+                    &locations(&r),
+                    &incoming(&s, &format!("h{k}")),
+                    Guard::default(),
+                )
+                .unwrap();
+            assert_eq!(c.batch.state, BatchState::Applied);
+        };
+        commit(0);
+        let buckets = s.state("north").unwrap().buckets["locations"];
+        let batches = 30;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for k in 1..=batches {
+                    commit(k);
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
+                reads += 1;
+                // Per segment: the batches whose roster it could be, narrowed by each record.
+                let mut possible: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
+                let recs = s.records("north", "locations").unwrap();
+                assert_eq!(recs.len(), n);
+                for (k, v) in recs {
+                    let seg = bucket_of(&k, buckets) >> 8;
+                    let name = decode_row(&v).unwrap()[1].1.clone();
+                    let j: usize = name[1..].parse().unwrap();
+                    // Record i reads v{j} in the rosters of batches j..j+10 (j = 0: 0..10).
+                    let (lo, hi) = possible.entry(seg).or_insert((0, usize::MAX));
+                    *lo = (*lo).max(j);
+                    *hi = (*hi).min(j + 10);
+                    assert!(lo < hi, "segment {seg} mixes batches (read {reads})");
+                }
+            }
+        });
     }
 
     #[test]

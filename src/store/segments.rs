@@ -263,11 +263,8 @@ impl PageRef {
 pub(super) struct TablePages<'a> {
     store: &'a Store,
     prefix: Vec<u8>,
-    bases: sled::Iter,
-    next_base: Option<(u32, sled::IVec, sled::IVec)>,
-    bases_done: bool,
-    /// The table's runs by segment, not yet overlaid.
-    runs: BTreeMap<u32, Vec<(sled::IVec, sled::IVec)>>,
+    /// The next segment to look for.
+    from: Option<u32>,
     cur: Option<Arc<Segment>>,
     /// The next bucket to yield in `cur`.
     at: u32,
@@ -276,42 +273,16 @@ pub(super) struct TablePages<'a> {
 
 impl TablePages<'_> {
     fn next_segment(&mut self) -> Result<Option<Arc<Segment>>> {
-        if self.next_base.is_none() && !self.bases_done {
-            match self.bases.next().transpose()? {
-                Some((k, v)) => {
-                    let seg = key_segment(&k, self.prefix.len())
-                        .ok_or_else(|| corrupt(&k, "bad segment key"))?;
-                    self.next_base = Some((seg, k, v));
-                }
-                None => self.bases_done = true,
-            }
-        }
-        let base_seg = self.next_base.as_ref().map(|b| b.0);
-        let run_seg = self.runs.keys().next().copied();
-        let seg = match (base_seg, run_seg) {
-            (None, None) => return Ok(None),
-            (Some(b), None) => b,
-            (None, Some(r)) => r,
-            (Some(b), Some(r)) => b.min(r),
+        let Some(from) = self.from else {
+            return Ok(None);
         };
-        let base = if base_seg == Some(seg) {
-            self.next_base.take().map(|(_, k, v)| (k, v))
+        let found = self.store.read_segment_from(&self.prefix, from)?;
+        if let Some((seg, _)) = &found {
+            self.from = seg.checked_add(1);
         } else {
-            None
-        };
-        let runs = self.runs.remove(&seg).unwrap_or_default();
-        let key = k_base(&self.prefix, seg);
-        let (cached, generation) = self.store.cached_segment(&key);
-        if let Some(s) = cached {
-            return Ok(Some(s));
+            self.from = None;
         }
-        let s = Arc::new(Segment::build(
-            base.as_ref().map(|(k, v)| (&k[..], &v[..])),
-            &runs,
-        )?);
-        self.store
-            .remember_segment(key, s.clone(), generation, false);
-        Ok(Some(s))
+        Ok(found.map(|(_, s)| s))
     }
 }
 
@@ -473,11 +444,15 @@ impl Store {
         if let Some(s) = cached {
             return Ok(s);
         }
-        let base = self.tree.get(&key)?;
-        let runs: Vec<(sled::IVec, sled::IVec)> = self
-            .tree
-            .scan_prefix(k_segment_runs(prefix, seg))
-            .collect::<std::result::Result<_, _>>()?;
+        let (base, runs) = {
+            let _r = self.consistent.read().unwrap_or_else(|p| p.into_inner());
+            let base = self.tree.get(&key)?;
+            let runs: Vec<(sled::IVec, sled::IVec)> = self
+                .tree
+                .scan_prefix(k_segment_runs(prefix, seg))
+                .collect::<std::result::Result<_, _>>()?;
+            (base, runs)
+        };
         let s = Arc::new(Segment::build(
             base.as_ref().map(|v| (&key[..], &v[..])),
             &runs,
@@ -500,24 +475,58 @@ impl Store {
     /// The logical pages of the table with record prefix `prefix` (`r\0<source>\0<table>\0`),
     /// in bucket order.
     pub(super) fn table_pages(&self, prefix: &[u8]) -> Result<TablePages<'_>> {
-        let mut runs: BTreeMap<u32, Vec<(sled::IVec, sled::IVec)>> = BTreeMap::new();
-        let rp = k_runs(prefix);
-        for kv in self.tree.scan_prefix(&rp) {
-            let (k, v) = kv?;
-            let seg = key_segment(&k, rp.len()).ok_or_else(|| corrupt(&k, "bad run key"))?;
-            runs.entry(seg).or_default().push((k, v));
-        }
         Ok(TablePages {
             store: self,
             prefix: prefix.to_vec(),
-            bases: self.tree.scan_prefix(k_bases(prefix)),
-            next_base: None,
-            bases_done: false,
-            runs,
+            from: Some(0),
             cur: None,
             at: 0,
             failed: false,
         })
+    }
+
+    /// The first segment numbered `from` or more that has a base or runs, read whole: its
+    /// base and runs under one read lock, so that no batch's write lands between them.
+    fn read_segment_from(&self, prefix: &[u8], from: u32) -> Result<Option<(u32, Arc<Segment>)>> {
+        let _r = self.consistent.read().unwrap_or_else(|p| p.into_inner());
+        let (bp, rp) = (k_bases(prefix), k_runs(prefix));
+        let first = |p: &[u8]| -> Result<Option<(u32, sled::IVec, sled::IVec)>> {
+            let start = [p, &from.to_be_bytes()].concat();
+            match self.tree.range(start..).next().transpose()? {
+                Some((k, v)) if k.starts_with(p) => {
+                    let seg = key_segment(&k, p.len()).ok_or_else(|| corrupt(&k, "bad key"))?;
+                    Ok(Some((seg, k, v)))
+                }
+                _ => Ok(None),
+            }
+        };
+        let base = first(&bp)?;
+        let run = first(&rp)?;
+        let seg = match (&base, &run) {
+            (None, None) => return Ok(None),
+            (Some(b), None) => b.0,
+            (None, Some(r)) => r.0,
+            (Some(b), Some(r)) => b.0.min(r.0),
+        };
+        let key = k_base(prefix, seg);
+        let (cached, generation) = self.cached_segment(&key);
+        if let Some(s) = cached {
+            return Ok(Some((seg, s)));
+        }
+        let base = base.filter(|b| b.0 == seg).map(|(_, _, v)| v);
+        let runs: Vec<(sled::IVec, sled::IVec)> = if run.as_ref().is_some_and(|r| r.0 == seg) {
+            self.tree
+                .scan_prefix(k_segment_runs(prefix, seg))
+                .collect::<std::result::Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        let s = Arc::new(Segment::build(
+            base.as_ref().map(|v| (&key[..], &v[..])),
+            &runs,
+        )?);
+        self.remember_segment(key, s.clone(), generation, false);
+        Ok(Some((seg, s)))
     }
 
     /// The keys of a table's logical pages.
