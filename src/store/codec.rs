@@ -232,13 +232,14 @@ pub(super) fn visit_page(
     v: &[u8],
     visit: &mut dyn FnMut(&crate::roster::model::read::Fields<'_>),
 ) -> Option<()> {
-    visit_raw_page(&inflate(v)?, visit)
+    visit_raw_page_keyed(&inflate(v)?, &mut |_, fields| visit(fields))
 }
 
-/// [`visit_page`] of a raw (not compressed) page.
-pub(super) fn visit_raw_page(
+/// [`visit_page`] of a raw (not compressed) page, giving each record's key (its primary key,
+/// trimmed) with its fields.
+pub(super) fn visit_raw_page_keyed(
     bytes: &[u8],
-    visit: &mut dyn FnMut(&crate::roster::model::read::Fields<'_>),
+    visit: &mut dyn FnMut(&[u8], &crate::roster::model::read::Fields<'_>),
 ) -> Option<()> {
     let mut i = 0;
     let names = page_names(bytes, &mut i)?;
@@ -263,7 +264,7 @@ pub(super) fn visit_raw_page(
             };
             fields.push((name, value));
         }
-        visit(&fields);
+        visit(k, &fields);
     }
     (i == bytes.len()).then_some(())
 }
@@ -296,6 +297,9 @@ pub(super) const K_NEXT_ID: &[u8] = b"m\0next-batch";
 /// order is worked out once per table.
 pub struct RowEncoder {
     order: Vec<(usize, String)>,
+    /// Per entry of `order`: the first entry with the same name (two blank header cells are
+    /// two columns of one name, which a page names once).
+    same: Vec<usize>,
 }
 
 impl RowEncoder {
@@ -327,7 +331,13 @@ impl RowEncoder {
             )));
         }
         order.sort_by(|a, b| a.1.cmp(&b.1));
-        Ok(RowEncoder { order })
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        let same = order
+            .iter()
+            .enumerate()
+            .map(|(o, (_, n))| *first.entry(n.as_str()).or_insert(o))
+            .collect();
+        Ok(RowEncoder { order, same })
     }
 
     /// The raw format-2 page of `rows` (row, key), sorted by key: byte for byte what
@@ -370,6 +380,7 @@ impl RowEncoder {
                 if v.is_empty() {
                     continue;
                 }
+                let o = self.same[o];
                 if index[o] == u32::MAX {
                     index[o] = names.len() as u32;
                     names.push(o as u32);

@@ -32,16 +32,26 @@ impl Store {
 
     /// Calls `visit` with the fields of every stored record of a table, page by page (not in
     /// key order), borrowed from each inflated page.
-    pub(super) fn each_record(
+    fn each_record(
         &self,
         source: &str,
         table: &str,
         visit: &mut dyn FnMut(&model::read::Fields<'_>),
     ) -> Result<()> {
+        self.each_keyed_record(source, table, &mut |_, fields| visit(fields))
+    }
+
+    /// [`Store::each_record`], giving each record's key with its fields.
+    pub(super) fn each_keyed_record(
+        &self,
+        source: &str,
+        table: &str,
+        visit: &mut dyn FnMut(&[u8], &model::read::Fields<'_>),
+    ) -> Result<()> {
         let prefix = k_records(source, table);
         for p in self.table_pages(&prefix)? {
             let p = p?;
-            visit_raw_page(p.raw(), visit).ok_or_else(|| {
+            visit_raw_page_keyed(p.raw(), visit).ok_or_else(|| {
                 corrupt(
                     &[&prefix[..], &p.bucket.to_be_bytes()].concat(),
                     "undecodable page",

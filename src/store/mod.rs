@@ -1099,17 +1099,18 @@ mod tests {
         let schema = Schema::for_format(Format::Apple);
         let def = schema.table("locations").unwrap();
         let rows: Vec<Vec<String>> = [
-            ["L1", "North", "x"],
-            ["L2", "", "y"],
-            ["L3", "L3", ""],
-            ["L4", "South", "z"],
+            ["L1", "North", "x", "", "b"],
+            ["L2", "", "y", "a", "b"],
+            ["L3", "L3", "", "a", ""],
+            ["L4", "South", "z", "", ""],
         ]
         .iter()
         .map(|r| r.iter().map(|v| v.to_string()).collect())
         .collect();
         let t = Table::from_rows(
             "locations.csv",
-            &["location_id", "location_name", "extra"],
+            // Two blank header cells: two columns of one name.
+            &["location_id", "location_name", "extra", "", ""],
             &rows,
         );
         let w = crate::roster::engine::bind(def, t, Mode::Bulk).unwrap();
@@ -1193,6 +1194,36 @@ mod tests {
                 }
             }
         });
+    }
+
+    #[test]
+    fn a_stored_person_is_named_by_its_key_not_by_its_untrimmed_id_field() {
+        // With normalisation off an id keeps its spaces in its field; the record's key is the
+        // trimmed id, and that is what the engine compares an uploaded row's id with.
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        let schema = Schema::for_format(Format::Apple);
+        let def = schema.table("students").unwrap();
+        let header = [
+            "person_id",
+            "first_name",
+            "last_name",
+            "email_address",
+            "location_id",
+        ];
+        let rows = vec![[" S1 ", "Ana", "Abbott", "ana@example.org", "L1"]
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()];
+        let t = Table::from_rows("students.csv", &header, &rows);
+        let mut o = locations(&[("L1", "North")]);
+        o.tables
+            .push(crate::roster::engine::bind(def, t, Mode::Bulk).unwrap());
+        let c = s.commit(&o, &incoming(&s, "h1"), Guard::default()).unwrap();
+        assert_eq!(c.batch.state, BatchState::Applied, "{:?}", c.batch.reason);
+        let key = crate::roster::engine::person_key("Ana", "Abbott", "ana@example.org").unwrap();
+        let view = s.view("north").unwrap();
+        assert_eq!(view.person_with_key(&key).as_deref(), Some("S1"));
     }
 
     #[test]

@@ -82,6 +82,9 @@ fn compress(raw: &[u8]) -> Result<Vec<u8>> {
 /// A stored value inflated; `None` when it is not zstd or inflates past [`MAX_INFLATED`]
 /// (the output grows with what actually inflates, not with a size the value declares).
 fn decompress(v: &[u8]) -> Option<Vec<u8>> {
+    if v.is_empty() {
+        return None;
+    }
     let mut out = Vec::new();
     let d = zstd::stream::read::Decoder::with_buffer(v).ok()?;
     d.take(MAX_INFLATED).read_to_end(&mut out).ok()?;
@@ -96,7 +99,9 @@ type StoredPages = Vec<(u32, sled::IVec)>;
 /// A segment's logical pages: bucket -> raw format-2 page (never empty).
 pub(super) type Pages = BTreeMap<u32, Vec<u8>>;
 
-fn decode_base(raw: &[u8]) -> Option<Pages> {
+/// A base of segment `seg` decoded; `None` when damaged, or holding a bucket of another
+/// segment.
+fn decode_base(raw: &[u8], seg: u32) -> Option<Pages> {
     let mut pages = Pages::new();
     let mut i = 0;
     while i < raw.len() {
@@ -104,7 +109,10 @@ fn decode_base(raw: &[u8]) -> Option<Pages> {
         let n = usize::try_from(get_varint(raw, &mut i)?).ok()?;
         let page = raw.get(i..i.checked_add(n)?)?;
         i += n;
-        if page.is_empty() || pages.last_key_value().is_some_and(|(&b, _)| b >= bucket) {
+        if page.is_empty()
+            || segment_of(bucket) != seg
+            || pages.last_key_value().is_some_and(|(&b, _)| b >= bucket)
+        {
             return None;
         }
         pages.insert(bucket, page.to_vec());
@@ -132,7 +140,8 @@ fn encode_run(recs: &[RunRecord]) -> Vec<u8> {
     out
 }
 
-fn decode_run(raw: &[u8]) -> Option<Vec<RunRecord>> {
+/// A run of segment `seg` decoded; `None` when damaged, or naming a bucket of another segment.
+fn decode_run(raw: &[u8], seg: u32) -> Option<Vec<RunRecord>> {
     let mut out = Vec::new();
     let mut i = 0;
     let take = |i: &mut usize| -> Option<Vec<u8>> {
@@ -143,6 +152,9 @@ fn decode_run(raw: &[u8]) -> Option<Vec<RunRecord>> {
     };
     while i < raw.len() {
         let bucket = u32::try_from(get_varint(raw, &mut i)?).ok()?;
+        if segment_of(bucket) != seg {
+            return None;
+        }
         let k = take(&mut i)?;
         let v = match usize::try_from(get_varint(raw, &mut i)?).ok()? {
             0 => None,
@@ -197,10 +209,14 @@ pub(super) struct Segment {
 }
 
 impl Segment {
-    fn build(base: Option<(&[u8], &[u8])>, runs: &[(sled::IVec, sled::IVec)]) -> Result<Segment> {
+    fn build(
+        seg: u32,
+        base: Option<(&[u8], &[u8])>,
+        runs: &[(sled::IVec, sled::IVec)],
+    ) -> Result<Segment> {
         let mut pages = match base {
             Some((k, v)) => decompress(v)
-                .and_then(|raw| decode_base(&raw))
+                .and_then(|raw| decode_base(&raw, seg))
                 .ok_or_else(|| corrupt(k, "undecodable segment"))?,
             None => Pages::new(),
         };
@@ -210,7 +226,7 @@ impl Segment {
         let mut all: Vec<RunRecord> = Vec::new();
         for (k, v) in runs {
             let run = decompress(v)
-                .and_then(|raw| decode_run(&raw))
+                .and_then(|raw| decode_run(&raw, seg))
                 .ok_or_else(|| corrupt(k, "undecodable run"))?;
             all.extend(run);
         }
@@ -440,20 +456,19 @@ impl Store {
     /// Segment `seg` of the table with record prefix `prefix`, as stored.
     fn segment(&self, prefix: &[u8], seg: u32) -> Result<Arc<Segment>> {
         let key = k_base(prefix, seg);
+        // Under the read lock: no write lands between the cache, the base and the runs.
+        let _r = self.consistent.read().unwrap_or_else(|p| p.into_inner());
         let (cached, generation) = self.cached_segment(&key);
         if let Some(s) = cached {
             return Ok(s);
         }
-        let (base, runs) = {
-            let _r = self.consistent.read().unwrap_or_else(|p| p.into_inner());
-            let base = self.tree.get(&key)?;
-            let runs: Vec<(sled::IVec, sled::IVec)> = self
-                .tree
-                .scan_prefix(k_segment_runs(prefix, seg))
-                .collect::<std::result::Result<_, _>>()?;
-            (base, runs)
-        };
+        let base = self.tree.get(&key)?;
+        let runs: Vec<(sled::IVec, sled::IVec)> = self
+            .tree
+            .scan_prefix(k_segment_runs(prefix, seg))
+            .collect::<std::result::Result<_, _>>()?;
         let s = Arc::new(Segment::build(
+            seg,
             base.as_ref().map(|v| (&key[..], &v[..])),
             &runs,
         )?);
@@ -522,6 +537,7 @@ impl Store {
             Vec::new()
         };
         let s = Arc::new(Segment::build(
+            seg,
             base.as_ref().map(|v| (&key[..], &v[..])),
             &runs,
         )?);
@@ -647,9 +663,18 @@ impl Store {
                 compress(&encode_run(&run))?
             };
             let runs = seg.runs_bytes() + run.len() as u64;
+            // Runs are overlaid in batch-id order: a run that would not be the newest (a
+            // batch id below one already written) is folded into a base instead.
+            let out_of_order = seg.runs.last().is_some_and(|(k, _)| {
+                k.len() >= 8
+                    && k[k.len() - 8..]
+                        .try_into()
+                        .map(u64::from_be_bytes)
+                        .is_ok_and(|last| last >= batch)
+            });
             plans.push(Plan {
                 share: runs as f64 / seg.base_bytes.max(1) as f64,
-                forced: seg.base_bytes == 0 || runs > seg.base_bytes,
+                forced: seg.base_bytes == 0 || runs > seg.base_bytes || out_of_order,
                 empty: pages_after == 0,
                 run,
             });
@@ -812,7 +837,7 @@ mod tests {
             (9, b"q".to_vec(), Some(rec("Q"))),
         ];
         let raw = encode_run(&run);
-        assert_eq!(decode_run(&raw).unwrap(), run);
+        assert_eq!(decode_run(&raw, 0).unwrap(), run);
         apply_run(&mut pages, run).unwrap();
         let keys: Vec<(u32, Vec<Vec<u8>>)> = pages
             .iter()
@@ -838,15 +863,19 @@ mod tests {
         put_varint(&mut raw, 5);
         put_varint(&mut raw, 2);
         raw.extend_from_slice(b"xy");
-        assert_eq!(decode_base(&raw).unwrap().len(), 1);
+        assert_eq!(decode_base(&raw, 0).unwrap().len(), 1);
+        // A bucket of another segment.
+        assert!(decode_base(&raw, 1).is_none());
         // A length past the end; buckets out of order; an empty page.
-        assert!(decode_base(&raw[..raw.len() - 1]).is_none());
+        assert!(decode_base(&raw[..raw.len() - 1], 0).is_none());
         let twice = [raw.clone(), raw.clone()].concat();
-        assert!(decode_base(&twice).is_none());
-        assert!(decode_base(&[1, 0]).is_none());
+        assert!(decode_base(&twice, 0).is_none());
+        assert!(decode_base(&[1, 0], 0).is_none());
         // A record that is not in the pair encoding.
-        assert!(decode_run(&[0, 1, b'k', 3, 9, 9]).is_none());
+        assert!(decode_run(&[0, 1, b'k', 3, 9, 9], 0).is_none());
+        assert!(decode_run(&[0x80, 0x02, 1, b'k', 0], 0).is_none());
         assert!(decompress(b"not zstd").is_none());
+        assert!(decompress(b"").is_none());
         let packed = compress(&raw).unwrap();
         assert_eq!(decompress(&packed).unwrap(), raw);
     }

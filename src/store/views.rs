@@ -40,14 +40,17 @@ impl Store {
             // Read in page order, borrowed: the first id in key order is kept per person,
             // as a walk in key order would keep it.
             let mut first: HashMap<String, String> = HashMap::new();
-            self.each_record(source, t.name, &mut |fields| {
+            self.each_keyed_record(source, t.name, &mut |k, fields| {
                 let get = |n: &str| fields.iter().find(|(c, _)| *c == n).map_or("", |f| f.1);
                 let Some(key) =
                     crate::roster::engine::person_key(get(p.first), get(p.last), get(p.email))
                 else {
                     return;
                 };
-                let id = get(t.pk);
+                // The record's key: the trimmed id the engine compares uploaded ids with
+                // (the id field keeps its spaces when normalisation is off).
+                let id = String::from_utf8_lossy(k);
+                let id = id.as_ref();
                 match first.entry(key) {
                     std::collections::hash_map::Entry::Occupied(mut e) => {
                         if id < e.get().as_str() {
