@@ -288,6 +288,8 @@ pub(super) fn k_pending(id: u64) -> Vec<u8> {
 }
 pub(super) const K_VERSION: &[u8] = b"m\0version";
 pub(super) const K_NEXT_ID: &[u8] = b"m\0next-batch";
+/// Present while a migration to format 3 is under way (`migrate::to_v3`).
+pub(super) const K_MIGRATING: &[u8] = b"m\0migrating";
 
 // ---- values -----------------------------------------------------------------------------
 

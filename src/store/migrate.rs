@@ -158,12 +158,22 @@ pub(super) fn to_v2(db: &sled::Db, tree: &sled::Tree, found: u32) -> Result<()> 
     Ok(())
 }
 
-/// Migrates a format-2 store to format 3 in one `apply_batch`: every source's logical pages
-/// go into segment bases (`segments.rs`). Undo data and held batches' writes are logical
+/// Migrates a format-2 store to format 3: every source's logical pages go into segment bases
+/// (`segments.rs`), a step of whole segments per atomic batch; then the source states, in one
+/// more. The version is 3 and `m\0migrating` is set before the first step (a format-2 release
+/// then refuses the store instead of reading it with some pages moved); a kill before the
+/// last batch leaves the marker, and the next open moves the rest. Undo data and held batches' writes are logical
 /// pages and records in both formats, and stay as they are.
 pub(super) fn to_v3(db: &sled::Db, tree: &sled::Tree) -> Result<()> {
+    // The version says 3 from the first step on, so that a format-2 release refuses the store
+    // instead of reading it with some pages moved; the marker says the move is not finished.
     let mut b = sled::Batch::default();
-    let bytes = super::segments::v2_pages_to_bases(tree, &mut b)?;
+    b.insert(K_VERSION, FORMAT_VERSION.to_string().as_bytes());
+    b.insert(K_MIGRATING, b"3");
+    tree.apply_batch(b)?;
+    super::segments::v2_pages_to_bases(tree)?;
+    let mut b = sled::Batch::default();
+    let bytes = super::segments::stored_bytes(tree)?;
     for kv in tree.scan_prefix(b"s\0") {
         let (k, v) = kv?;
         let name = String::from_utf8_lossy(&k[2..]).into_owned();
@@ -172,7 +182,7 @@ pub(super) fn to_v3(db: &sled::Db, tree: &sled::Tree) -> Result<()> {
         st.stored_bytes = bytes.get(&name).copied().unwrap_or(0);
         b.insert(&*k, json(&st)?);
     }
-    b.insert(K_VERSION, FORMAT_VERSION.to_string().as_bytes());
+    b.remove(K_MIGRATING);
     tree.apply_batch(b)?;
     db.flush()?;
     tracing::info!(from = 2, to = FORMAT_VERSION, "store format migrated");
@@ -334,6 +344,44 @@ mod tests {
         // And the rollback can itself be rolled back, to the roster before it.
         s.rollback(rb.id).unwrap();
         assert_eq!(exported(&s, "north", d.path()), expected("north"));
+    }
+
+    #[test]
+    fn a_migration_to_format_3_cut_short_is_finished_by_the_next_open() {
+        let d = tempfile::tempdir().unwrap();
+        let db = fixture_store("v2", d.path());
+        {
+            // What a kill after the first step leaves: version 3, the marker, one segment
+            // moved and the other pages still in format 2.
+            let raw = sled::open(&db).unwrap();
+            let t = raw.open_tree("roster").unwrap();
+            t.insert(K_VERSION, b"3").unwrap();
+            t.insert(K_MIGRATING, b"3").unwrap();
+            assert!(crate::store::segments::v2_step(&t, 1).unwrap());
+            assert!(t.scan_prefix(b"r\0").next().is_some());
+            assert!(t.scan_prefix(b"g\0").next().is_some());
+            raw.flush().unwrap();
+        }
+        let s = Store::open(&db).unwrap();
+        assert_eq!(s.tree.scan_prefix(b"r\0").count(), 0);
+        assert!(s.tree.get(K_MIGRATING).unwrap().is_none());
+        for source in ["north", "south", "held"] {
+            assert_eq!(
+                exported(&s, source, d.path()),
+                expected("v2", source),
+                "{source}"
+            );
+            let st = s.state(source).unwrap();
+            let on_disk: u64 = [&b"g\0"[..], b"d\0"]
+                .iter()
+                .flat_map(|p| {
+                    s.tree
+                        .scan_prefix([&p[..], source.as_bytes(), b"\0"].concat())
+                })
+                .map(|kv| kv.unwrap().1.len() as u64)
+                .sum();
+            assert_eq!(st.stored_bytes, on_disk, "{source}");
+        }
     }
 
     #[test]

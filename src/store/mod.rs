@@ -168,7 +168,7 @@ impl Store {
                 if found < 2 {
                     migrate::to_v2(&db, &tree, found)?;
                 }
-                if found < FORMAT_VERSION {
+                if found < FORMAT_VERSION || tree.get(K_MIGRATING)?.is_some() {
                     migrate::to_v3(&db, &tree)?;
                 }
             }

@@ -774,38 +774,69 @@ impl Store {
     }
 }
 
-/// Format 2's pages rewritten as format 3's bases (the migration): every page key removed,
-/// the bases inserted; returns the bytes written per source.
-pub(super) fn v2_pages_to_bases(
-    tree: &sled::Tree,
-    b: &mut sled::Batch,
-) -> Result<BTreeMap<String, u64>> {
-    // (table prefix, segment) -> its pages, stored (LZ4) values.
-    let mut segs: BTreeMap<(Vec<u8>, u32), StoredPages> = BTreeMap::new();
-    for kv in tree.scan_prefix(b"r\0") {
-        let (k, v) = kv?;
-        let (prefix, bucket) = split_page_key(&k).ok_or_else(|| corrupt(&k, "bad page key"))?;
-        segs.entry((prefix.to_vec(), segment_of(bucket)))
-            .or_default()
-            .push((bucket, v));
-        b.remove(&*k);
+/// Segments a migration step moves at once: each step is an atomic batch of whole segments,
+/// so memory stays bounded by the step, not the store, and a kill between steps leaves every
+/// segment either in format 2's pages or in its base (the next open moves the rest).
+const MIGRATION_STEP_SEGMENTS: usize = 64;
+
+/// Format 2's pages rewritten as format 3's bases (the migration), in steps of whole
+/// segments, each its own atomic batch: a step's bases inserted and its page keys removed.
+pub(super) fn v2_pages_to_bases(tree: &sled::Tree) -> Result<()> {
+    while v2_step(tree, MIGRATION_STEP_SEGMENTS)? {}
+    Ok(())
+}
+
+/// One step of [`v2_pages_to_bases`]: up to `max` segments moved; false when none was left.
+pub(super) fn v2_step(tree: &sled::Tree, max: usize) -> Result<bool> {
+    {
+        // The next step's segments, (table prefix, segment) -> their pages (LZ4 values).
+        let mut segs: BTreeMap<(Vec<u8>, u32), StoredPages> = BTreeMap::new();
+        let mut keys: Vec<sled::IVec> = Vec::new();
+        for kv in tree.scan_prefix(b"r\0") {
+            let (k, v) = kv?;
+            let (prefix, bucket) = split_page_key(&k).ok_or_else(|| corrupt(&k, "bad page key"))?;
+            let id = (prefix.to_vec(), segment_of(bucket));
+            if !segs.contains_key(&id) && segs.len() == max {
+                break;
+            }
+            segs.entry(id).or_default().push((bucket, v));
+            keys.push(k);
+        }
+        if segs.is_empty() {
+            return Ok(false);
+        }
+        let jobs: Vec<BaseJob> = segs
+            .iter()
+            .map(|((prefix, seg), pages)| BaseJob {
+                key: k_base(prefix, *seg),
+                pages: pages.iter().map(|(b, v)| (*b, Part::Packed(v))).collect(),
+            })
+            .collect();
+        let mut b = sled::Batch::default();
+        for k in &keys {
+            b.remove(k);
+        }
+        for (job, v) in jobs.iter().zip(encode_bases(&jobs)?) {
+            b.insert(job.key.as_slice(), v);
+        }
+        tree.apply_batch(b)?;
+        Ok(true)
     }
-    let jobs: Vec<BaseJob> = segs
-        .iter()
-        .map(|((prefix, seg), pages)| BaseJob {
-            key: k_base(prefix, *seg),
-            pages: pages.iter().map(|(b, v)| (*b, Part::Packed(v))).collect(),
-        })
-        .collect();
+}
+
+/// The bytes each source's records take (bases and runs), read from the store.
+pub(super) fn stored_bytes(tree: &sled::Tree) -> Result<BTreeMap<String, u64>> {
     let mut bytes: BTreeMap<String, u64> = BTreeMap::new();
-    for (((prefix, _), job), v) in segs.keys().zip(&jobs).zip(encode_bases(&jobs)?) {
-        *bytes.entry(source_of(prefix)).or_default() += v.len() as u64;
-        b.insert(job.key.as_slice(), v);
+    for p in [&b"g\0"[..], b"d\0"] {
+        for kv in tree.scan_prefix(p) {
+            let (k, v) = kv?;
+            *bytes.entry(source_of(&k)).or_default() += v.len() as u64;
+        }
     }
     Ok(bytes)
 }
 
-/// The source named in a table's record prefix `r\0<source>\0<table>\0`.
+/// The source named in a key `<letter>\0<source>\0...` (a record prefix, a base, a run).
 fn source_of(prefix: &[u8]) -> String {
     let rest = prefix.get(2..).unwrap_or_default();
     let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
