@@ -26,8 +26,8 @@ impl Store {
 
     /// Every stored person of the source by duplicate-account key: the id first in key
     /// order per key, per table in schema order.
-    fn persons(&self, source: &str) -> Result<HashMap<String, String>> {
-        let mut persons = HashMap::new();
+    fn persons(&self, source: &str) -> Result<Persons> {
+        let mut persons = Persons::default();
         let format = self
             .state(source)?
             .format
@@ -39,7 +39,7 @@ impl Store {
             let Some(p) = t.person else { continue };
             // Read in page order, borrowed: the first id in key order is kept per person,
             // as a walk in key order would keep it.
-            let mut first: HashMap<String, String> = HashMap::new();
+            let mut first = Persons::default();
             self.each_keyed_record(source, t.name, &mut |k, fields| {
                 let get = |n: &str| fields.iter().find(|(c, _)| *c == n).map_or("", |f| f.1);
                 let Some(key) =
@@ -70,11 +70,15 @@ impl Store {
     }
 }
 
+/// Stored persons by duplicate-account key -> id, hashed as the engine's own maps are (a
+/// randomly seeded foldhash: the engine asks once per uploaded person).
+type Persons = HashMap<String, String, foldhash::fast::RandomState>;
+
 /// The store as the engine sees it while checking one source's batch.
 pub struct StoreView<'a> {
     store: &'a Store,
     source: &'a str,
-    persons: std::sync::OnceLock<Result<HashMap<String, String>>>,
+    persons: std::sync::OnceLock<Result<Persons>>,
     buckets: BTreeMap<String, u32>,
 }
 
