@@ -46,13 +46,8 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
         })
         .collect();
     let key_of = |tables: &[Work], buf: &mut String, t: usize, cols: &[usize; 3], row: usize| {
-        let w = &tables[t];
-        person_key_into(
-            buf,
-            w.value(row, cols[0]),
-            w.value(row, cols[1]),
-            w.value(row, cols[2]),
-        )
+        let [first, last, email] = tables[t].values_at(row, *cols);
+        person_key_into(buf, first, last, email)
     };
     let hasher = RandomState::default();
     // First person seen per key, as (index into `people`, row).

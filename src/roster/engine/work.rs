@@ -78,6 +78,28 @@ impl Work {
         }
         self.table.field(row, col)
     }
+    /// The values of a few columns of a row (as [`Work::value`] gives them), in one pass over
+    /// the row up to the last of them, where asking `value` for each would walk the row from
+    /// its start every time.
+    pub(super) fn values_at<const N: usize>(&self, row: usize, cols: [usize; N]) -> [&str; N] {
+        let mut out = [""; N];
+        let last = cols.iter().copied().max().unwrap_or(0);
+        for (c, v) in self.table.fields(row).enumerate().take(last + 1) {
+            for (slot, &want) in out.iter_mut().zip(&cols) {
+                if want == c {
+                    *slot = v;
+                }
+            }
+        }
+        if self.has_override(row) {
+            for (slot, &c) in out.iter_mut().zip(&cols) {
+                if let Some(v) = self.overrides.get(&(row as u32, c as u32)) {
+                    *slot = v;
+                }
+            }
+        }
+        out
+    }
     /// Fills `out` with the row's values (cleared fields empty), in one pass over the row.
     pub fn row_values<'a>(&'a self, row: usize, out: &mut [&'a str]) {
         for (c, v) in self.table.fields(row).enumerate() {
