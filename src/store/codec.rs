@@ -357,14 +357,8 @@ impl RowEncoder {
         index.resize(self.order.len(), u32::MAX);
         names.clear();
         body.clear();
-        let mut small = [""; 32];
-        let mut big = Vec::new();
-        let vals: &mut [&str] = if w.table.ncols() <= small.len() {
-            &mut small[..]
-        } else {
-            big.resize(w.table.ncols(), "");
-            &mut big[..]
-        };
+        let (mut small, mut big) = ([""; 32], Vec::new());
+        let vals = row_slots(w.table.ncols(), &mut small, &mut big);
         put_varint(body, rows.len() as u64);
         for &(_, row, k) in rows {
             vals.iter_mut().for_each(|v| *v = "");
@@ -409,14 +403,8 @@ impl RowEncoder {
 
     pub fn encode(&self, w: &Work, row: usize, buf: &mut Vec<u8>) -> Result<()> {
         buf.clear();
-        let mut small = [""; 32];
-        let mut big = Vec::new();
-        let vals: &mut [&str] = if w.table.ncols() <= small.len() {
-            &mut small[..]
-        } else {
-            big.resize(w.table.ncols(), "");
-            &mut big[..]
-        };
+        let (mut small, mut big) = ([""; 32], Vec::new());
+        let vals = row_slots(w.table.ncols(), &mut small, &mut big);
         w.row_values(row, vals);
         for (c, n) in &self.order {
             let v = vals[*c];
@@ -426,6 +414,20 @@ impl RowEncoder {
             put_field(buf, n, v)?;
         }
         Ok(())
+    }
+}
+
+/// Slots for a row's values: on the stack for rows of up to 32 columns, else in `big`.
+fn row_slots<'s, 'v>(
+    ncols: usize,
+    small: &'s mut [&'v str; 32],
+    big: &'s mut Vec<&'v str>,
+) -> &'s mut [&'v str] {
+    if ncols <= small.len() {
+        &mut small[..]
+    } else {
+        big.resize(ncols, "");
+        &mut big[..]
     }
 }
 
