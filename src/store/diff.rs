@@ -129,10 +129,93 @@ impl Store {
             return Ok((counts, b));
         }
         // Same buckets: merge each stored page with its incoming group; write changed pages.
+        // A large table is merged in two halves of its buckets, split at a segment, on two
+        // threads; the second half's writes and removals follow the first's, as one pass
+        // would have made them.
+        let split = (keyed.len() >= PARALLEL_MERGE_ROWS)
+            .then(|| keyed[keyed.len() / 2].0 >> segments::SEGMENT_BITS << segments::SEGMENT_BITS)
+            .filter(|&at| at > 0);
+        let Some(at) = split else {
+            let all = Half {
+                keyed: &keyed,
+                from: 0,
+                to: None,
+            };
+            self.merge_pages(source, w, &enc, all, &gone, &mut counts, changes, removed)?;
+            tracing::debug!(
+                table = w.def.name,
+                ms = t0.elapsed().as_millis() as u64,
+                "diffed"
+            );
+            return Ok((counts, b));
+        };
+        let mid = keyed.partition_point(|x| x.0 < at);
+        let (lo, hi) = keyed.split_at(mid);
+        let (mut hi_counts, mut hi_changes, mut hi_removed) =
+            (TableCounts::default(), ChangeSet::new(), Removed::default());
+        std::thread::scope(|s| -> Result<()> {
+            let span = tracing::Span::current();
+            let (enc, gone) = (&enc, &gone);
+            let (c, ch, r) = (&mut hi_counts, &mut hi_changes, &mut hi_removed);
+            let upper = s.spawn(move || {
+                let _g = span.enter();
+                let half = Half {
+                    keyed: hi,
+                    from: at,
+                    to: None,
+                };
+                self.merge_pages(source, w, enc, half, gone, c, ch, r)
+            });
+            let half = Half {
+                keyed: lo,
+                from: 0,
+                to: Some(at),
+            };
+            let low = self.merge_pages(source, w, enc, half, gone, &mut counts, changes, removed);
+            let high = upper
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            low.and(high)
+        })?;
+        counts.adds += hi_counts.adds;
+        counts.updates += hi_counts.updates;
+        counts.deletes += hi_counts.deletes;
+        counts.pages_written += hi_counts.pages_written;
+        counts.before += hi_counts.before;
+        changes.append(&mut hi_changes);
+        removed.ids.append(&mut hi_removed.ids);
+        tracing::debug!(
+            table = w.def.name,
+            ms = t0.elapsed().as_millis() as u64,
+            "diffed"
+        );
+        Ok((counts, b))
+    }
+
+    /// The same-bucket merge of [`Store::diff_table`] over one `half` of a table's buckets.
+    #[allow(clippy::too_many_arguments)]
+    fn merge_pages(
+        &self,
+        source: &str,
+        w: &Work,
+        enc: &RowEncoder,
+        half: Half<'_>,
+        gone: &Origin,
+        counts: &mut TableCounts,
+        changes: &mut ChangeSet,
+        removed: &mut Removed,
+    ) -> Result<()> {
         let mut scratch = PageScratch::default();
-        let mut stored = self.table_pages(&k_records(source, w.def.name))?;
-        let mut cur = stored.next().transpose()?;
-        let mut groups = keyed.chunk_by(|x, y| x.0 == y.0).peekable();
+        let mut stored = self.table_pages_from(&k_records(source, w.def.name), half.from)?;
+        let mut next_stored = || -> Result<Option<segments::PageRef>> {
+            match stored.next().transpose()? {
+                Some(p) if half.to.is_none_or(|to| p.bucket < to) => Ok(Some(p)),
+                _ => Ok(None),
+            }
+        };
+        let mut cur = next_stored()?;
+        let mut groups = half.keyed.chunk_by(|x, y| x.0 == y.0).peekable();
+        let mut buf = Vec::new();
         loop {
             let sb = cur.as_ref().map(|p| p.bucket);
             let gb = groups.peek().map(|g| g[0].0);
@@ -144,7 +227,7 @@ impl Store {
             };
             let old_page = if sb == Some(bucket) {
                 let p = cur.take();
-                cur = stored.next().transpose()?;
+                cur = next_stored()?;
                 p
             } else {
                 None
@@ -179,7 +262,7 @@ impl Store {
             let page: Vec<(&[u8], Vec<u8>)> = group
                 .iter()
                 .map(|&(_, r, k)| {
-                    encode_row(w, r as usize, &mut buf)?;
+                    enc.encode(w, r as usize, &mut buf)?;
                     Ok((k, buf.clone()))
                 })
                 .collect::<Result<_>>()?;
@@ -234,12 +317,7 @@ impl Store {
                 changes.push((key, new_raw.map(|raw| deflate(&raw))));
             }
         }
-        tracing::debug!(
-            table = w.def.name,
-            ms = t0.elapsed().as_millis() as u64,
-            "diffed"
-        );
-        Ok((counts, b))
+        Ok(())
     }
 
     /// OneRoster delta: upsert `active` rows, delete `tobedeleted` ones, skip rows older than
@@ -671,4 +749,15 @@ pub(super) fn mode_label(o: &Outcome) -> String {
         _ => "bulk",
     }
     .to_string()
+}
+
+/// Incoming rows from which a table's merge runs on two threads.
+const PARALLEL_MERGE_ROWS: usize = 100_000;
+
+/// The part of a table's buckets one merge covers: `from..to` (`to` of `None`: the end), and
+/// the incoming rows in it, grouped by bucket.
+struct Half<'a> {
+    keyed: &'a [(u32, u32, &'a [u8])],
+    from: u32,
+    to: Option<u32>,
 }

@@ -1095,6 +1095,61 @@ mod tests {
     }
 
     #[test]
+    fn a_large_table_merged_on_two_threads_counts_and_stores_what_one_pass_would() {
+        // Past PARALLEL_MERGE_ROWS: the merge runs in two halves of the buckets.
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        let n = 120_000;
+        let mut rows: Vec<(String, String)> = (0..n)
+            .map(|i| (format!("L{i:06}"), format!("School {i}")))
+            .collect();
+        let commit = |rows: &[(String, String)], night: &str| {
+            let r: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let c = s
+                .commit(
+                    &locations(&r),
+                    &incoming(&s, night),
+                    Guard {
+                        max_delete_percent: 100.0,
+                        min_rows: 0,
+                    },
+                )
+                .unwrap();
+            assert_eq!(c.batch.state, BatchState::Applied, "{:?}", c.batch.reason);
+            c.batch
+        };
+        assert_eq!(commit(&rows, "h0").totals(), (n as u64, 0, 0));
+        // Changes all over the key space, so in both halves: every 89th renamed, every 97th
+        // gone, 1,000 new.
+        for (i, r) in rows.iter_mut().enumerate() {
+            if i % 89 == 0 {
+                r.1 = format!("Renamed {i}");
+            }
+        }
+        let renamed = (0..n).filter(|i| i % 89 == 0 && i % 97 != 0).count() as u64;
+        let gone = (0..n).filter(|i| i % 97 == 0).count() as u64;
+        let mut i = 0;
+        rows.retain(|_| {
+            i += 1;
+            (i - 1) % 97 != 0
+        });
+        rows.extend((0..1000).map(|i| (format!("N{i:04}"), format!("New {i}"))));
+        let b = commit(&rows, "h1");
+        assert_eq!(b.totals(), (1000, renamed, gone));
+        let mut want: Vec<String> = rows.iter().map(|(a, b)| format!("{a},{b}")).collect();
+        want.sort();
+        let got = exported(&s, d.path());
+        let got: Vec<&str> = got.lines().skip(1).collect();
+        assert_eq!(got, want);
+        // The undo data restores the first batch exactly.
+        s.rollback(b.id).unwrap();
+        let got = exported(&s, d.path());
+        assert_eq!(got.lines().count(), n + 1);
+        assert!(got.contains("L000089,School 89\n") && got.contains("L000097,School 97\n"));
+        assert!(!got.contains("N0000"));
+    }
+
+    #[test]
     fn a_page_encoded_from_rows_is_the_page_of_their_encoded_records() {
         let schema = Schema::for_format(Format::Apple);
         let def = schema.table("locations").unwrap();

@@ -490,10 +490,15 @@ impl Store {
     /// The logical pages of the table with record prefix `prefix` (`r\0<source>\0<table>\0`),
     /// in bucket order.
     pub(super) fn table_pages(&self, prefix: &[u8]) -> Result<TablePages<'_>> {
+        self.table_pages_from(prefix, 0)
+    }
+
+    /// [`Store::table_pages`] from the segment that holds `bucket` on.
+    pub(super) fn table_pages_from(&self, prefix: &[u8], bucket: u32) -> Result<TablePages<'_>> {
         Ok(TablePages {
             store: self,
             prefix: prefix.to_vec(),
-            from: Some(0),
+            from: Some(segment_of(bucket)),
             cur: None,
             at: 0,
             failed: false,
@@ -623,10 +628,17 @@ impl Store {
             forced: bool,
             empty: bool,
         }
-        let mut plans: Vec<Plan> = Vec::with_capacity(read.len());
-        for (prefix, seg_no, seg) in &read {
+        // Each segment's run and changed pages, worked out on the machine's cores (results in
+        // the segments' order).
+        struct Worked {
+            run: Vec<u8>,
+            pages_after: usize,
+            changed: Vec<(Vec<u8>, Page, Page)>,
+        }
+        let work = |(prefix, seg_no, seg): &(&[u8], u32, Arc<Segment>)| -> Result<Worked> {
             let mut run: Vec<RunRecord> = Vec::new();
             let mut pages_after = seg.pages.len();
+            let mut changed = Vec::new();
             for (&bucket, new) in &tables[prefix][seg_no] {
                 let key = [*prefix, &bucket.to_be_bytes()].concat();
                 let old_raw = seg.pages.get(&bucket);
@@ -655,13 +667,29 @@ impl Store {
                 for (k, _, after) in page_diff(&old, &new) {
                     run.push((bucket, k.to_vec(), after.map(|v| v.to_vec())));
                 }
-                diffs.entry(prefix).or_default().push((key, old, new));
+                changed.push((key, old, new));
             }
             let run = if run.is_empty() {
                 Vec::new()
             } else {
                 compress(&encode_run(&run))?
             };
+            Ok(Worked {
+                run,
+                pages_after,
+                changed,
+            })
+        };
+        let schedule: Vec<usize> = (0..read.len()).collect();
+        let worked = crate::roster::par::parallel_map(&read, &schedule, work);
+        let mut plans: Vec<Plan> = Vec::with_capacity(read.len());
+        for ((prefix, _, seg), worked) in read.iter().zip(worked) {
+            let Worked {
+                run,
+                pages_after,
+                changed,
+            } = worked?;
+            diffs.entry(prefix).or_default().extend(changed);
             let runs = seg.runs_bytes() + run.len() as u64;
             // Runs are overlaid in batch-id order: a run that would not be the newest (a
             // batch id below one already written) is folded into a base instead.
