@@ -235,6 +235,46 @@ pub(super) fn visit_page(
     visit_raw_page_keyed(&inflate(v)?, &mut |_, fields| visit(fields))
 }
 
+/// Calls `visit` with each record's key and its values of the columns `wanted` ("" where it
+/// has none; the first of two same-named columns) of a raw page, in page order. Only those
+/// values are read as text, so a reader that wants three columns of every record (the stored
+/// persons) does not validate the rest. `None` when the page does not decode.
+pub(super) fn visit_raw_page_columns<const N: usize>(
+    bytes: &[u8],
+    wanted: [&str; N],
+    visit: &mut dyn FnMut(&[u8], [&str; N]),
+) -> Option<()> {
+    let mut i = 0;
+    // Per column name of the page: which wanted column it is.
+    let slot: Vec<Option<usize>> = page_names(bytes, &mut i)?
+        .iter()
+        .map(|n| wanted.iter().position(|w| w == n))
+        .collect();
+    for _ in 0..get_varint(bytes, &mut i)? {
+        let k = get_slice(bytes, &mut i)?;
+        if k.len() > MAX_KEY_BYTES {
+            return None;
+        }
+        let mut values = [""; N];
+        for _ in 0..get_varint(bytes, &mut i)? {
+            let at = *slot.get(usize::try_from(get_varint(bytes, &mut i)?).ok()?)?;
+            let value = match usize::try_from(get_varint(bytes, &mut i)?).ok()? {
+                0 => k,
+                n => {
+                    let v = bytes.get(i..i.checked_add(n - 1)?)?;
+                    i += n - 1;
+                    v
+                }
+            };
+            if let Some(at) = at.filter(|&at| values[at].is_empty()) {
+                values[at] = std::str::from_utf8(value).ok()?;
+            }
+        }
+        visit(k, values);
+    }
+    (i == bytes.len()).then_some(())
+}
+
 /// [`visit_page`] of a raw (not compressed) page, giving each record's key (its primary key,
 /// trimmed) with its fields.
 pub(super) fn visit_raw_page_keyed(

@@ -40,30 +40,46 @@ impl Store {
             // Read in page order, borrowed: the first id in key order is kept per person,
             // as a walk in key order would keep it.
             let mut first = Persons::default();
-            self.each_keyed_record(source, t.name, &mut |k, fields| {
-                let get = |n: &str| fields.iter().find(|(c, _)| *c == n).map_or("", |f| f.1);
-                let Some(key) =
-                    crate::roster::engine::person_key(get(p.first), get(p.last), get(p.email))
-                else {
-                    return;
-                };
-                // The record's key: the trimmed id the engine compares uploaded ids with
-                // (the id field keeps its spaces when normalisation is off).
-                let id = String::from_utf8_lossy(k);
-                let id = id.as_ref();
-                match first.entry(key) {
-                    std::collections::hash_map::Entry::Occupied(mut e) => {
-                        if id < e.get().as_str() {
-                            *e.get_mut() = id.to_string();
+            let prefix = k_records(source, t.name);
+            for page in self.table_pages(&prefix)? {
+                let page = page?;
+                let visited = visit_raw_page_columns(
+                    page.raw(),
+                    [p.first, p.last, p.email],
+                    &mut |k, [given, family, email]| {
+                        let Some(key) = crate::roster::engine::person_key(given, family, email)
+                        else {
+                            return;
+                        };
+                        // The record's key: the trimmed id the engine compares uploaded ids
+                        // with (the id field keeps its spaces when normalisation is off).
+                        let id = String::from_utf8_lossy(k);
+                        match first.entry(key) {
+                            std::collections::hash_map::Entry::Occupied(mut e) => {
+                                if id.as_ref() < e.get().as_str() {
+                                    *e.get_mut() = id.into_owned();
+                                }
+                            }
+                            std::collections::hash_map::Entry::Vacant(e) => {
+                                e.insert(id.into_owned());
+                            }
                         }
-                    }
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(id.to_string());
-                    }
+                    },
+                );
+                visited.ok_or_else(|| {
+                    corrupt(
+                        &[&prefix[..], &page.bucket.to_be_bytes()].concat(),
+                        "undecodable page",
+                    )
+                })?;
+            }
+            // An earlier table's person wins.
+            if persons.is_empty() {
+                persons = first;
+            } else {
+                for (key, id) in first {
+                    persons.entry(key).or_insert(id);
                 }
-            })?;
-            for (key, id) in first {
-                persons.entry(key).or_insert(id);
             }
         }
         Ok(persons)
