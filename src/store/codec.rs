@@ -48,12 +48,12 @@ pub(super) type Page = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// A stored page value: the encoded page (format 2), compressed.
 pub(super) fn encode_page<K: AsRef<[u8]>, V: AsRef<[u8]>>(recs: &[(K, V)]) -> Result<Vec<u8>> {
-    Ok(deflate(&encode_page_raw(recs)?))
+    Ok(pack(&encode_page_raw(recs)?))
 }
 
 /// A stored page value read back: `None` when it does not decode.
 pub(super) fn read_page(v: &[u8]) -> Option<Page> {
-    decode_page(&inflate(v)?)
+    decode_page(&unpack(v)?)
 }
 
 /// Longest record key (primary key) a page can hold: its length is written in two bytes.
@@ -79,13 +79,35 @@ fn key_too_long(n: usize) -> String {
     format!("a record id of {n} bytes is longer than the {MAX_KEY_BYTES} bytes the store can keep")
 }
 
-/// Compresses a page with LZ4: pages are small and read on every diff, so speed wins.
-pub(super) fn deflate(raw: &[u8]) -> Vec<u8> {
-    lz4_flex::compress_prepend_size(raw)
+/// A page as change sets carry it (and format 2 stored it): an LZ4 block with the page's
+/// length prepended, written as one run of literals, not compressed. In format 3 a change set
+/// lives for one batch (a held one is deflated whole) and its pages are compressed again into
+/// bases and runs, so compressing each page here only cost time: about a tenth of a first
+/// ingest's CPU. A length past `u32` is written as `u32::MAX`, which [`unpack`] refuses.
+pub(super) fn pack(raw: &[u8]) -> Vec<u8> {
+    let n = raw.len();
+    let mut out = Vec::with_capacity(n.saturating_add(n / 255 + 6));
+    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+    // The token's high nibble is the literal count, 15 meaning "more bytes follow" (each 255
+    // adds 255, the first below 255 ends it); no match follows the last literals.
+    if n < 15 {
+        out.push((n as u8) << 4);
+    } else {
+        out.push(0xf0);
+        let mut rest = n - 15;
+        while rest >= 255 {
+            out.push(255);
+            rest -= 255;
+        }
+        out.push(rest as u8);
+    }
+    out.extend_from_slice(raw);
+    out
 }
 
-/// Decompresses a stored page value, refusing sizes beyond any real page.
-pub(super) fn inflate(v: &[u8]) -> Option<Vec<u8>> {
+/// A page from [`pack`] (or any LZ4 block with its length prepended, as format 2 stored
+/// pages), refusing sizes beyond any real page.
+pub(super) fn unpack(v: &[u8]) -> Option<Vec<u8>> {
     let n = u32::from_le_bytes(v.get(0..4)?.try_into().ok()?) as usize;
     if n > 256 << 20 {
         return None;
@@ -232,7 +254,7 @@ pub(super) fn visit_page(
     v: &[u8],
     visit: &mut dyn FnMut(&crate::roster::model::read::Fields<'_>),
 ) -> Option<()> {
-    visit_raw_page_keyed(&inflate(v)?, &mut |_, fields| visit(fields))
+    visit_raw_page_keyed(&unpack(v)?, &mut |_, fields| visit(fields))
 }
 
 /// Calls `visit` with each record's key and its values of the columns `wanted` ("" where it
@@ -547,7 +569,7 @@ fn verify_each(changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         if !k.starts_with(b"r\0") {
             continue;
         }
-        if !inflate(v).is_some_and(|raw| page_is_sound(&raw)) {
+        if !unpack(v).is_some_and(|raw| page_is_sound(&raw)) {
             return Err(StoreError::Unverified(
                 String::from_utf8_lossy(k).replace('\0', "/"),
             ));
@@ -672,7 +694,7 @@ pub(super) mod v1 {
 
     /// A stored format-1 page value (LZ4, size-prefixed, as in format 2) read back.
     pub(crate) fn read_page(v: &[u8]) -> Option<super::Page> {
-        decode_page(&super::inflate(v)?)
+        decode_page(&super::unpack(v)?)
     }
 
     /// Format 1's page encoding, for the tests that pin it.
@@ -736,27 +758,36 @@ mod format_v1 {
     }
 
     #[test]
-    fn a_page_is_counted_entries_compressed_with_lz4() {
+    fn a_page_is_counted_entries_in_an_lz4_block() {
         let raw = v1::encode_page_raw(&[(&b"S1"[..], &b"xy"[..]), (b"S2", b"")]);
         assert_eq!(raw, b"\x02\0\0\0\x02\0S1\x02\0\0\0xy\x02\0S2\0\0\0\0");
-        let stored = deflate(&raw);
-        // An LZ4 block with the raw length prepended (little-endian u32), as this build
-        // writes it; and the same page as one run of literals, as another LZ4 encoder may
-        // write it, reads alike.
-        let written = [
+        // The raw length prepended (little-endian u32), then the page as one run of literals,
+        // as this build writes it; the same page compressed, as format 2 stored it (LZ4 with
+        // matches), reads alike.
+        let mut literal = vec![22, 0, 0, 0, 0xf0, 22 - 15];
+        literal.extend_from_slice(&raw);
+        assert_eq!(pack(&raw), literal);
+        let compressed = [
             22, 0, 0, 0, 128, 2, 0, 0, 0, 2, 0, 83, 49, 8, 0, 160, 120, 121, 2, 0, 83, 50, 0, 0, 0,
             0,
         ];
-        assert_eq!(stored, written);
-        let mut literal = vec![22, 0, 0, 0, 0xf0, 22 - 15];
-        literal.extend_from_slice(&raw);
-        assert_eq!(inflate(&written).unwrap(), raw);
-        assert_eq!(inflate(&literal).unwrap(), raw);
+        assert_eq!(unpack(&compressed).unwrap(), raw);
+        assert_eq!(unpack(&literal).unwrap(), raw);
+        // Every literal count reads back, the lengths around each extra count byte included.
+        for n in [0, 1, 14, 15, 16, 269, 270, 271, 524, 525, 70_000] {
+            let raw: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            assert_eq!(unpack(&pack(&raw)).unwrap(), raw, "{n}");
+            assert_eq!(
+                lz4_flex::decompress_size_prepended(&pack(&raw)).unwrap(),
+                raw,
+                "{n}"
+            );
+        }
         // Records are pair-encoded values; these two ("xy" is no pair) do not decode.
-        assert!(v1::read_page(&written).is_none());
+        assert!(v1::read_page(&literal).is_none());
         let mut rec = Vec::new();
         put_field(&mut rec, "id", "S1").unwrap();
-        let page = deflate(&v1::encode_page_raw(&[(&b"S1"[..], &rec[..])]));
+        let page = pack(&v1::encode_page_raw(&[(&b"S1"[..], &rec[..])]));
         assert_eq!(v1::read_page(&page).unwrap(), vec![(b"S1".to_vec(), rec)]);
         assert_eq!(v1::PAGE_TARGET, 256);
     }
@@ -944,7 +975,7 @@ mod format_v2 {
             vec![1, 1, b'n', 1, 1, b'k', 1, 0, 2, 0xff],
             vec![1, 1, b'n', 1, 1, b'k', 1, 0, 3, b'x'],
         ] {
-            assert!(visit_page(&deflate(&bad), &mut |_| {}).is_none(), "{bad:?}");
+            assert!(visit_page(&pack(&bad), &mut |_| {}).is_none(), "{bad:?}");
         }
         assert!(visit_page(b"xy", &mut |_| {}).is_none());
     }

@@ -254,7 +254,7 @@ impl Store {
                         // A new page: all its records are adds.
                         counts.adds += group.len() as u64;
                         counts.pages_written += 1;
-                        changes.push((key, Some(deflate(&raw))));
+                        changes.push((key, Some(pack(&raw))));
                         continue;
                     }
                 }
@@ -314,7 +314,7 @@ impl Store {
             }
             if changed {
                 counts.pages_written += 1;
-                changes.push((key, new_raw.map(|raw| deflate(&raw))));
+                changes.push((key, new_raw.map(|raw| pack(&raw))));
             }
         }
         Ok(())

@@ -297,7 +297,7 @@ mod tests {
             for p in s.table_pages(&prefix).unwrap() {
                 let p = p.unwrap();
                 let k = [&prefix[..], &p.bucket.to_be_bytes()].concat();
-                pages.push((k, Some(deflate(p.raw()))));
+                pages.push((k, Some(pack(p.raw()))));
             }
         }
         assert!(pages.len() >= 4);

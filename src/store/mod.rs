@@ -1297,7 +1297,7 @@ mod tests {
         let mut rec = Vec::new();
         put_field(&mut rec, &"n".repeat(MAX_NAME_BYTES), "v").unwrap();
         let page = encode_page(&[(k.clone(), rec.clone())]).unwrap();
-        let raw = inflate(&page).unwrap();
+        let raw = unpack(&page).unwrap();
         assert_eq!(decode_page(&raw).unwrap(), vec![(k.clone(), rec.clone())]);
         assert_eq!(row_fields(&rec).unwrap()[0].0.len(), MAX_NAME_BYTES);
     }
@@ -1325,8 +1325,8 @@ mod tests {
         trailing.push(0);
         let unsorted = encode_page(&[(b"L2".to_vec(), vec![]), (b"L1".to_vec(), vec![])]).unwrap();
         // names 0, records 1, key "L1", 1 field: name 0 (there is none), value "x"
-        let no_name = deflate(b"\x00\x01\x02L1\x01\x00\x01x");
-        for v in [b"garbage".to_vec(), deflate(&trailing), unsorted, no_name] {
+        let no_name = pack(b"\x00\x01\x02L1\x01\x00\x01x");
+        for v in [b"garbage".to_vec(), pack(&trailing), unsorted, no_name] {
             assert!(matches!(
                 verify_pages(&[(key.clone(), Some(v))]),
                 Err(StoreError::Unverified(_))

@@ -359,7 +359,7 @@ impl BaseJob<'_> {
             let page = match part {
                 Part::Raw(p) => *p,
                 Part::Packed(v) => {
-                    inflated = inflate(v).ok_or_else(|| {
+                    inflated = unpack(v).ok_or_else(|| {
                         StoreError::Unverified(format!(
                             "{}/{bucket}",
                             String::from_utf8_lossy(&self.key[1..]).replace('\0', "/")
@@ -643,7 +643,7 @@ impl Store {
                 let key = [*prefix, &bucket.to_be_bytes()].concat();
                 let old_raw = seg.pages.get(&bucket);
                 let new_raw = match new {
-                    Some(v) => Some(inflate(v).ok_or_else(|| unverified(&key))?),
+                    Some(v) => Some(unpack(v).ok_or_else(|| unverified(&key))?),
                     None => None,
                 };
                 if old_raw.map(|p| p.as_slice()) == new_raw.as_deref() {
