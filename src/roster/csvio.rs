@@ -209,6 +209,23 @@ impl Table {
         };
         &self.data[start..end]
     }
+    /// Asks the CPU to start loading a row's text, for a reader about to visit rows out of
+    /// file order (the store's bulk diff reads them in page order); does nothing elsewhere.
+    pub fn prefetch(&self, row: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(b) = self
+            .starts
+            .get(row)
+            .and_then(|&s| self.data.as_bytes().get(s as usize))
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: SSE is part of every x86_64 CPU, and a prefetch is only a hint: it
+            // reads nothing the program sees and cannot fault (the address is in `data`).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(b).cast::<i8>()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = row;
+    }
     pub fn field(&self, row: usize, col: usize) -> &str {
         self.fields(row).nth(col).unwrap_or("")
     }

@@ -215,6 +215,9 @@ impl Store {
         };
         let mut cur = next_stored()?;
         let mut groups = half.keyed.chunk_by(|x, y| x.0 == y.0).peekable();
+        // Rows are read in page order, at random over the upload's text: the rows of the
+        // next pages are asked of memory ahead of their encoding.
+        let (mut taken, mut fetched) = (0usize, 0usize);
         let mut buf = Vec::new();
         loop {
             let sb = cur.as_ref().map(|p| p.bucket);
@@ -233,7 +236,14 @@ impl Store {
                 None
             };
             let group: &[(u32, u32, &[u8])] = if gb == Some(bucket) {
-                groups.next().unwrap_or(&[])
+                let group = groups.next().unwrap_or(&[]);
+                taken += group.len();
+                let upto = (taken + PREFETCH_ROWS).min(half.keyed.len());
+                for x in half.keyed.get(fetched.max(taken)..upto).unwrap_or_default() {
+                    w.table.prefetch(x.1 as usize);
+                }
+                fetched = upto;
+                group
             } else {
                 &[]
             };
@@ -750,6 +760,9 @@ pub(super) fn mode_label(o: &Outcome) -> String {
     }
     .to_string()
 }
+
+/// How many rows ahead of its encoding the merge asks for a row's text.
+const PREFETCH_ROWS: usize = 64;
 
 /// Incoming rows from which a table's merge runs on two threads.
 const PARALLEL_MERGE_ROWS: usize = 100_000;
