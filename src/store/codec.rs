@@ -106,13 +106,41 @@ pub(super) fn pack(raw: &[u8]) -> Vec<u8> {
 }
 
 /// A page from [`pack`] (or any LZ4 block with its length prepended, as format 2 stored
-/// pages), refusing sizes beyond any real page.
-pub(super) fn unpack(v: &[u8]) -> Option<Vec<u8>> {
+/// pages), refusing sizes beyond any real page. A block that is one run of literals, as
+/// [`pack`] writes, is read in place.
+pub(super) fn unpack(v: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
     let n = u32::from_le_bytes(v.get(0..4)?.try_into().ok()?) as usize;
     if n > 256 << 20 {
         return None;
     }
-    lz4_flex::decompress_size_prepended(v).ok()
+    if let Some(raw) = literals(v, n) {
+        return Some(std::borrow::Cow::Borrowed(raw));
+    }
+    lz4_flex::decompress_size_prepended(v)
+        .ok()
+        .map(std::borrow::Cow::Owned)
+}
+
+/// The `n` bytes of an LZ4 block (after its prepended length) that is exactly one run of
+/// `n` literals; `None` for any other block.
+fn literals(v: &[u8], n: usize) -> Option<&[u8]> {
+    let token = *v.get(4)?;
+    let mut i = 5;
+    let mut count = usize::from(token >> 4);
+    if token & 0x0f != 0 {
+        return None;
+    }
+    if count == 15 {
+        loop {
+            let b = *v.get(i)?;
+            i += 1;
+            count = count.checked_add(usize::from(b))?;
+            if b != 255 {
+                break;
+            }
+        }
+    }
+    (count == n && v.len().checked_sub(i)? == n).then(|| &v[i..])
 }
 
 /// Appends an unsigned LEB128 varint.
@@ -582,6 +610,10 @@ fn verify_each(changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
 /// keys strictly ascending; read in place, without building its records.
 pub(super) fn page_is_sound(bytes: &[u8]) -> bool {
     fn walk(bytes: &[u8]) -> Option<()> {
+        // A page of ASCII bytes only (most are: their numbers are below 128) holds only
+        // UTF-8 values, so they are not validated one by one.
+        let ascii = bytes.is_ascii();
+        let text = |v: &[u8]| ascii || std::str::from_utf8(v).is_ok();
         let mut i = 0;
         let names = page_names(bytes, &mut i)?;
         let n = get_varint(bytes, &mut i)?;
@@ -599,14 +631,12 @@ pub(super) fn page_is_sound(bytes: &[u8]) -> bool {
             for _ in 0..nf {
                 names.get(usize::try_from(get_varint(bytes, &mut i)?).ok()?)?;
                 match usize::try_from(get_varint(bytes, &mut i)?).ok()? {
-                    0 => {
-                        std::str::from_utf8(k).ok()?;
-                    }
+                    0 => text(k).then_some(())?,
                     n => {
                         let v = bytes.get(i..i.checked_add(n - 1)?)?;
                         i += n - 1;
                         u32::try_from(v.len()).ok()?;
-                        std::str::from_utf8(v).ok()?;
+                        text(v).then_some(())?;
                     }
                 }
             }
@@ -755,6 +785,33 @@ mod format_v1 {
             decode_row(&rec).unwrap(),
             [("id".into(), "S1".into()), ("grade".into(), String::new())]
         );
+    }
+
+    #[test]
+    fn a_page_is_sound_only_with_utf8_values_whether_its_bytes_are_ascii_or_not() {
+        // One record `K1` with one field `n`: names, count, key, fields, (name, len + 1, value).
+        let page = |v: &[u8]| {
+            let mut p = vec![1, 1, b'n', 1, 2, b'K', b'1', 1, 0];
+            put_varint(&mut p, v.len() as u64 + 1);
+            p.extend_from_slice(v);
+            p
+        };
+        let long = |last: u8| {
+            let mut v = vec![b'a'; 199];
+            v.push(last);
+            v
+        };
+        assert!(page_is_sound(&page(b"ab")));
+        assert!(page_is_sound(&page("é".as_bytes())));
+        assert!(!page_is_sound(&page(b"\xff")));
+        // A 200-byte value's length takes two varint bytes, so the page is not all ASCII.
+        assert!(page_is_sound(&page(&long(b'z'))));
+        assert!(!page_is_sound(&page(&long(0xff))));
+        // pack's blocks are read in place; another encoder's are decompressed.
+        let raw = page(b"ab");
+        assert!(matches!(unpack(&pack(&raw)), Some(std::borrow::Cow::Borrowed(r)) if r == raw));
+        let compressed = lz4_flex::compress_prepend_size(&[7u8; 100]);
+        assert!(matches!(unpack(&compressed), Some(std::borrow::Cow::Owned(r)) if r == [7u8; 100]));
     }
 
     #[test]
