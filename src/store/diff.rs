@@ -135,55 +135,54 @@ impl Store {
         let split = (keyed.len() >= PARALLEL_MERGE_ROWS)
             .then(|| keyed[keyed.len() / 2].0 >> segments::SEGMENT_BITS << segments::SEGMENT_BITS)
             .filter(|&at| at > 0);
-        let Some(at) = split else {
-            let all = Half {
-                keyed: &keyed,
-                from: 0,
-                to: None,
-            };
-            self.merge_pages(source, w, &enc, all, &gone, &mut counts, changes, removed)?;
-            tracing::debug!(
-                table = w.def.name,
-                ms = t0.elapsed().as_millis() as u64,
-                "diffed"
-            );
-            return Ok((counts, b));
-        };
-        let mid = keyed.partition_point(|x| x.0 < at);
-        let (lo, hi) = keyed.split_at(mid);
-        let (mut hi_counts, mut hi_changes, mut hi_removed) =
-            (TableCounts::default(), ChangeSet::new(), Removed::default());
-        std::thread::scope(|s| -> Result<()> {
-            let span = tracing::Span::current();
-            let (enc, gone) = (&enc, &gone);
-            let (c, ch, r) = (&mut hi_counts, &mut hi_changes, &mut hi_removed);
-            let upper = s.spawn(move || {
-                let _g = span.enter();
-                let half = Half {
-                    keyed: hi,
-                    from: at,
+        match split {
+            None => {
+                let all = Half {
+                    keyed: &keyed,
+                    from: 0,
                     to: None,
                 };
-                self.merge_pages(source, w, enc, half, gone, c, ch, r)
-            });
-            let half = Half {
-                keyed: lo,
-                from: 0,
-                to: Some(at),
-            };
-            let low = self.merge_pages(source, w, enc, half, gone, &mut counts, changes, removed);
-            let high = upper
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            low.and(high)
-        })?;
-        counts.adds += hi_counts.adds;
-        counts.updates += hi_counts.updates;
-        counts.deletes += hi_counts.deletes;
-        counts.pages_written += hi_counts.pages_written;
-        counts.before += hi_counts.before;
-        changes.append(&mut hi_changes);
-        removed.ids.append(&mut hi_removed.ids);
+                self.merge_pages(source, w, &enc, all, &gone, &mut counts, changes, removed)?;
+            }
+            Some(at) => {
+                let mid = keyed.partition_point(|x| x.0 < at);
+                let (lo, hi) = keyed.split_at(mid);
+                let (mut hi_counts, mut hi_changes, mut hi_removed) =
+                    (TableCounts::default(), ChangeSet::new(), Removed::default());
+                std::thread::scope(|s| -> Result<()> {
+                    let span = tracing::Span::current();
+                    let (enc, gone) = (&enc, &gone);
+                    let (c, ch, r) = (&mut hi_counts, &mut hi_changes, &mut hi_removed);
+                    let upper = s.spawn(move || {
+                        let _g = span.enter();
+                        let half = Half {
+                            keyed: hi,
+                            from: at,
+                            to: None,
+                        };
+                        self.merge_pages(source, w, enc, half, gone, c, ch, r)
+                    });
+                    let half = Half {
+                        keyed: lo,
+                        from: 0,
+                        to: Some(at),
+                    };
+                    let low =
+                        self.merge_pages(source, w, enc, half, gone, &mut counts, changes, removed);
+                    let high = upper
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                    low.and(high)
+                })?;
+                counts.adds += hi_counts.adds;
+                counts.updates += hi_counts.updates;
+                counts.deletes += hi_counts.deletes;
+                counts.pages_written += hi_counts.pages_written;
+                counts.before += hi_counts.before;
+                changes.append(&mut hi_changes);
+                removed.ids.append(&mut hi_removed.ids);
+            }
+        }
         tracing::debug!(
             table = w.def.name,
             ms = t0.elapsed().as_millis() as u64,
