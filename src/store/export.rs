@@ -38,20 +38,23 @@ impl Store {
         table: &str,
         visit: &mut dyn FnMut(&model::read::Fields<'_>),
     ) -> Result<()> {
-        self.each_keyed_record(source, table, &mut |_, fields| visit(fields))
+        self.each_page(source, table, &mut |raw| {
+            visit_raw_page_keyed(raw, &mut |_, fields| visit(fields))
+        })
     }
 
-    /// [`Store::each_record`], giving each record's key with its fields.
-    pub(super) fn each_keyed_record(
+    /// Calls `read` with each raw page of a table, in bucket order; a page `read` cannot
+    /// decode (`None`) stops the walk as corrupt, naming the page.
+    pub(super) fn each_page(
         &self,
         source: &str,
         table: &str,
-        visit: &mut dyn FnMut(&[u8], &model::read::Fields<'_>),
+        read: &mut dyn FnMut(&[u8]) -> Option<()>,
     ) -> Result<()> {
         let prefix = k_records(source, table);
         for p in self.table_pages(&prefix)? {
             let p = p?;
-            visit_raw_page_keyed(p.raw(), visit).ok_or_else(|| {
+            read(p.raw()).ok_or_else(|| {
                 corrupt(
                     &[&prefix[..], &p.bucket.to_be_bytes()].concat(),
                     "undecodable page",

@@ -40,11 +40,9 @@ impl Store {
             // Read in page order, borrowed: the first id in key order is kept per person,
             // as a walk in key order would keep it.
             let mut first = Persons::default();
-            let prefix = k_records(source, t.name);
-            for page in self.table_pages(&prefix)? {
-                let page = page?;
-                let visited = visit_raw_page_columns(
-                    page.raw(),
+            self.each_page(source, t.name, &mut |raw| {
+                visit_raw_page_columns(
+                    raw,
                     [p.first, p.last, p.email],
                     &mut |k, [given, family, email]| {
                         let Some(key) = crate::roster::engine::person_key(given, family, email)
@@ -65,14 +63,8 @@ impl Store {
                             }
                         }
                     },
-                );
-                visited.ok_or_else(|| {
-                    corrupt(
-                        &[&prefix[..], &page.bucket.to_be_bytes()].concat(),
-                        "undecodable page",
-                    )
-                })?;
-            }
+                )
+            })?;
             // An earlier table's person wins.
             if persons.is_empty() {
                 persons = first;
