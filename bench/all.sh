@@ -41,11 +41,7 @@ build --example parse_only --example nights
 NIGHTS_BIN=$TARGET_DIR/release/examples/nights
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-cat > "$WORK/c.toml" <<TOML
-state_dir = "$WORK/state"
-[sources.bench]
-guard.max_delete_percent = 100.0
-TOML
+bench_config "$WORK"
 say() { echo "all.sh: $*" >&2; }
 # run CMD... -> "seconds rss_kib cpu_seconds"; stops the benchmark when CMD does not exit 0
 run() {

@@ -21,11 +21,7 @@ source bench/data.sh
 v1_v2 "$STUDENTS"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-cat >"$OUT/c.toml" <<TOML
-state_dir = "$OUT/state"
-[sources.bench]
-guard.max_delete_percent = 100.0
-TOML
+bench_config "$OUT"
 # one run, appended to $OUT/<name>: "wall cpu"; stops the benchmark when it does not exit 0
 once() {
   local name=$1 s m rc c

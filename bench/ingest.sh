@@ -17,11 +17,7 @@ build
 v1_v2 "$STUDENTS"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-cat > "$WORK/c.toml" <<TOML
-state_dir = "$WORK/state"
-[sources.bench]
-guard.max_delete_percent = 100.0
-TOML
+bench_config "$WORK"
 last_written() { "$BIN" history --source bench --config "$WORK/c.toml" | awk 'NR==2{print $8+$9+$10, $7}'; }
 
 check_t=$(for _ in $(seq "$RUNS"); do t "$BIN" check -q "$V1" --out "$WORK/chk"; done | median)

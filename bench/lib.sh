@@ -44,3 +44,12 @@ tm() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f\n", (b > 0) ? a/b : 0}'; }
 kib() { du -sk --exclude=.done "$@" | awk '{s+=$1} END{print s}'; }
+# Writes $1/c.toml: a state directory $1/state and the source `bench`, its deletion guard off
+# (the benchmarks replace whole rosters on purpose).
+bench_config() {
+  cat >"$1/c.toml" <<TOML
+state_dir = "$1/state"
+[sources.bench]
+guard.max_delete_percent = 100.0
+TOML
+}
