@@ -179,7 +179,7 @@ impl External for Unreadable<'_> {
         }
         self.inner.has_id(table, id)
     }
-    fn person_with_key(&self, key: &str) -> Option<String> {
+    fn person_with_key(&self, key: &str) -> Option<&str> {
         self.inner.person_with_key(key)
     }
 }

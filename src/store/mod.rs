@@ -1278,7 +1278,7 @@ mod tests {
         assert_eq!(c.batch.state, BatchState::Applied, "{:?}", c.batch.reason);
         let key = crate::roster::engine::person_key("Ana", "Abbott", "ana@example.org").unwrap();
         let view = s.view("north").unwrap();
-        assert_eq!(view.person_with_key(&key).as_deref(), Some("S1"));
+        assert_eq!(view.person_with_key(&key), Some("S1"));
     }
 
     #[test]

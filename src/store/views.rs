@@ -2,6 +2,7 @@
 //! the text of `history`, `show` and `status` and of the commit section of `summary.txt`.
 
 use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
 
 use super::*;
 
@@ -35,52 +36,116 @@ impl Store {
             .and_then(Format::from_label);
         let schema = format.map(Schema::for_format);
         let tables = schema.as_ref().map_or(&[][..], |s| &s.tables[..]);
-        for t in tables.iter().filter(|t| t.person.is_some()) {
+        let mut key = String::new();
+        for (table, t) in tables.iter().enumerate() {
             let Some(p) = t.person else { continue };
             // Read in page order, borrowed: the first id in key order is kept per person,
             // as a walk in key order would keep it.
-            let mut first = Persons::default();
             self.each_page(source, t.name, &mut |raw| {
                 visit_raw_page_columns(
                     raw,
                     [p.first, p.last, p.email],
                     &mut |k, [given, family, email]| {
-                        let Some(key) = crate::roster::engine::person_key(given, family, email)
-                        else {
-                            return;
-                        };
-                        // The record's key: the trimmed id the engine compares uploaded ids
-                        // with (the id field keeps its spaces when normalisation is off).
-                        let id = String::from_utf8_lossy(k);
-                        match first.entry(key) {
-                            std::collections::hash_map::Entry::Occupied(mut e) => {
-                                if id.as_ref() < e.get().as_str() {
-                                    *e.get_mut() = id.into_owned();
-                                }
-                            }
-                            std::collections::hash_map::Entry::Vacant(e) => {
-                                e.insert(id.into_owned());
-                            }
+                        if crate::roster::engine::person_key_into(&mut key, given, family, email) {
+                            // The record's key: the trimmed id the engine compares uploaded
+                            // ids with (the id field keeps its spaces when normalisation is
+                            // off).
+                            persons.add(table, &key, &String::from_utf8_lossy(k));
                         }
                     },
                 )
             })?;
-            // An earlier table's person wins.
-            if persons.is_empty() {
-                persons = first;
-            } else {
-                for (key, id) in first {
-                    persons.entry(key).or_insert(id);
-                }
-            }
         }
         Ok(persons)
     }
 }
 
-/// Stored persons by duplicate-account key -> id, hashed as the engine's own maps are (a
-/// randomly seeded foldhash: the engine asks once per uploaded person).
-type Persons = HashMap<String, String, foldhash::fast::RandomState>;
+/// Stored persons by duplicate-account key -> id. The keys and ids are kept in one text and
+/// found through a table of entries hashed as the engine's own maps are (a randomly seeded
+/// foldhash: the engine asks once per uploaded person), so a store of 200,000 persons is
+/// two allocations, not 400,000.
+#[derive(Default)]
+struct Persons {
+    /// Each entry's key then id.
+    text: String,
+    entries: Vec<Person>,
+    index: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// One stored person: `text[start..key_end]` is the key, `text[key_end..end]` the id.
+struct Person {
+    start: usize,
+    key_end: usize,
+    end: usize,
+    /// Index of the person's table in the schema.
+    table: usize,
+}
+
+impl Persons {
+    fn key(&self, p: &Person) -> &str {
+        self.text.get(p.start..p.key_end).unwrap_or_default()
+    }
+    fn id(&self, p: &Person) -> &str {
+        self.text.get(p.key_end..p.end).unwrap_or_default()
+    }
+
+    /// Adds a person of the schema's `table`: an earlier table's person with the same key
+    /// wins, and within a table the id first in key order.
+    fn add(&mut self, table: usize, key: &str, id: &str) {
+        let h = self.hasher.hash_one(key);
+        let Self {
+            text,
+            entries,
+            index,
+            ..
+        } = self;
+        let found = index.find_mut(h, |&e| {
+            let p = &entries[e as usize];
+            text.get(p.start..p.key_end) == Some(key)
+        });
+        if let Some(e) = &found {
+            let p = &entries[**e as usize];
+            if p.table != table || text.get(p.key_end..p.end).is_some_and(|old| old <= id) {
+                return;
+            }
+        }
+        let Ok(n) = u32::try_from(entries.len()) else {
+            // More than four billion persons: the later ones are not looked up.
+            return;
+        };
+        let start = text.len();
+        text.push_str(key);
+        let key_end = text.len();
+        text.push_str(id);
+        entries.push(Person {
+            start,
+            key_end,
+            end: text.len(),
+            table,
+        });
+        match found {
+            // A smaller id of the same table: the entry now points at the new copy.
+            Some(e) => *e = n,
+            None => {
+                let hasher = &self.hasher;
+                index.insert_unique(h, n, |&e| {
+                    let p = &entries[e as usize];
+                    hasher.hash_one(text.get(p.start..p.key_end).unwrap_or_default())
+                });
+            }
+        }
+    }
+
+    /// The id of the person with this key.
+    fn get(&self, key: &str) -> Option<&str> {
+        let h = self.hasher.hash_one(key);
+        let e = self
+            .index
+            .find(h, |&e| self.key(&self.entries[e as usize]) == key)?;
+        Some(self.id(&self.entries[*e as usize]))
+    }
+}
 
 /// The store as the engine sees it while checking one source's batch.
 pub struct StoreView<'a> {
@@ -119,10 +184,10 @@ impl External for StoreView<'_> {
                 .is_ok(),
         )
     }
-    fn person_with_key(&self, key: &str) -> Option<String> {
+    fn person_with_key(&self, key: &str) -> Option<&str> {
         self.load_persons();
         match self.persons.get() {
-            Some(Ok(p)) => p.get(key).cloned(),
+            Some(Ok(p)) => p.get(key),
             _ => None,
         }
     }
@@ -336,4 +401,34 @@ pub fn commit_text(b: &Batch) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_persons_keep_the_earlier_table_then_the_smaller_id() {
+        let mut p = Persons::default();
+        p.add(1, "ana", "S9");
+        p.add(1, "ana", "S2"); // smaller id, same table: replaces
+        p.add(1, "ana", "S5"); // larger: ignored
+        p.add(3, "ana", "T1"); // later table: ignored, whatever its id
+        p.add(3, "ben", "T7");
+        p.add(1, "cy", "S3");
+        p.add(3, "cy", "A0");
+        assert_eq!(p.get("ana"), Some("S2"));
+        assert_eq!(p.get("ben"), Some("T7"));
+        assert_eq!(p.get("cy"), Some("S3"));
+        assert_eq!(p.get("dee"), None);
+        assert_eq!(p.get(""), None);
+        // Many keys: the table grows and every key is still found with its id.
+        for i in 0..10_000 {
+            p.add(5, &format!("k{i}"), &format!("id{i}"));
+        }
+        for i in (0..10_000).step_by(7) {
+            assert_eq!(p.get(&format!("k{i}")), Some(format!("id{i}").as_str()));
+        }
+        assert_eq!(p.get("ana"), Some("S2"));
+    }
 }

@@ -12,7 +12,7 @@ pub fn person_key(first: &str, last: &str, email: &str) -> Option<String> {
 
 /// Writes the duplicate-account key of a person into `buf` (cleared first); false when the
 /// email is empty.
-pub(super) fn person_key_into(buf: &mut String, first: &str, last: &str, email: &str) -> bool {
+pub fn person_key_into(buf: &mut String, first: &str, last: &str, email: &str) -> bool {
     buf.clear();
     let email = email.trim();
     if email.is_empty() {

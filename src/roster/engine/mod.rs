@@ -40,7 +40,7 @@ use filters::*;
 use integrity::*;
 use work::*;
 
-pub use accounts::person_key;
+pub use accounts::{person_key, person_key_into};
 pub use bind::bind;
 pub use prepare::prepare;
 pub use work::{Work, WRITE_CHUNK};
@@ -122,7 +122,7 @@ pub trait External: Sync {
         None
     }
     /// The id of a stored person with this duplicate-account key, if any.
-    fn person_with_key(&self, _key: &str) -> Option<String> {
+    fn person_with_key(&self, _key: &str) -> Option<&str> {
         None
     }
 }

@@ -197,8 +197,8 @@ fn duplicate_accounts_are_refused_case_and_space_insensitively() {
 fn duplicate_account_prefers_the_stored_person() {
     struct Store;
     impl External for Store {
-        fn person_with_key(&self, key: &str) -> Option<String> {
-            (key == person_key("Ben", "Okafor", "ben@x.org")?).then(|| "S0".to_string())
+        fn person_with_key(&self, key: &str) -> Option<&str> {
+            (key == person_key("Ben", "Okafor", "ben@x.org")?).then_some("S0")
         }
     }
     let (w, f) = run_apple_ext(&Apple::default(), &Settings::default(), &Store);
