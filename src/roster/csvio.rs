@@ -282,17 +282,42 @@ impl std::fmt::Display for CsvError {
 
 impl std::error::Error for CsvError {}
 
-/// The fields of one stored row. A plain byte scan: fields are short, so this beats calling
-/// memchr per field.
+/// The fields of one stored row. A plain scan, eight bytes at a time: fields are short, so
+/// this beats calling memchr per field.
 pub struct Fields<'a> {
     rest: Option<&'a str>,
+}
+
+/// Where the first NUL of `b` is: eight bytes at a time, then the tail byte by byte. In
+/// `(w - 0x0101..01) & !w & 0x8080..80` a word's first zero byte (its lowest, read little-end
+/// first) has its high bit set and no byte before it has; later bytes may, and are ignored.
+fn nul_in(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(c);
+        let w = u64::from_le_bytes(bytes);
+        let zero = w.wrapping_sub(ONES) & !w & HIGHS;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&x| x == 0)
+        .map(|i| at + i)
 }
 
 impl<'a> Iterator for Fields<'a> {
     type Item = &'a str;
     fn next(&mut self) -> Option<&'a str> {
         let rest = self.rest?;
-        match rest.bytes().position(|b| b == 0) {
+        match nul_in(rest.as_bytes()) {
             Some(i) => {
                 self.rest = Some(&rest[i + 1..]);
                 Some(&rest[..i])
@@ -1108,6 +1133,27 @@ impl<W: Write> CsvWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_in_finds_the_first_nul_at_every_place_and_length() {
+        for len in 0..40 {
+            for first in 0..=len {
+                for second in first..=len {
+                    // Bytes that look like NUL to a careless word test: 0x01 after a
+                    // zero, 0x80 and 0xff.
+                    let mut b: Vec<u8> = (0..len).map(|i| [1u8, 0x80, 0xff, b'a'][i % 4]).collect();
+                    if first < len {
+                        b[first] = 0;
+                    }
+                    if second < len {
+                        b[second] = 0;
+                    }
+                    let want = b.iter().position(|&x| x == 0);
+                    assert_eq!(nul_in(&b), want, "{b:?}");
+                }
+            }
+        }
+    }
 
     fn p(s: &[u8], bs: bool) -> Result<Table, Vec<CsvError>> {
         parse("t.csv", s, bs)

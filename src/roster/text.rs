@@ -1,4 +1,24 @@
-//! Text helpers every layer shares: uploaded names made safe to show, and "did you mean".
+//! Text helpers every layer shares: uploaded names made safe to show, "did you mean", and a
+//! quick trim.
+
+/// `str::trim` with a fast path for the common value, which starts and ends with printable
+/// ASCII and so has nothing to trim (the engine trims every identifier and most values).
+pub trait Trimmed {
+    fn trimmed(&self) -> &str;
+}
+
+impl Trimmed for str {
+    #[inline]
+    fn trimmed(&self) -> &str {
+        let printable = |b: &u8| (0x21..0x7f).contains(b);
+        let b = self.as_bytes();
+        if b.first().is_some_and(printable) && b.last().is_some_and(printable) {
+            self
+        } else {
+            self.trim()
+        }
+    }
+}
 
 /// An uploaded name or value as it may appear in a line of `summary.txt`, an email or a log:
 /// control characters (line breaks included) and Unicode format characters are shown as
@@ -67,4 +87,34 @@ pub fn norm_header(h: &str) -> String {
         .filter(|c| !c.is_whitespace() && *c != '_')
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimmed_is_str_trim() {
+        for s in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\r\n",
+            "S0001",
+            "\u{a0}S1",
+            "S1\u{3000}",
+            "\u{85}x\u{85}",
+            "\u{1f}S1\u{1c}",
+            "é",
+            " é ",
+            "a b",
+            "\u{feff}a",
+            "~",
+            "!",
+        ] {
+            assert_eq!(s.trimmed(), s.trim(), "{s:?}");
+        }
+    }
 }

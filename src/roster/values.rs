@@ -1,6 +1,7 @@
 //! Field value checks: dates, date-times, booleans, emails, enumerations and lists.
 
 use crate::roster::schema::{Kind, CEDS_GRADES};
+use crate::roster::text::Trimmed;
 
 /// The day/month order of slash dates (`dates.order`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,7 +14,7 @@ pub enum DateOrder {
 
 impl DateOrder {
     pub fn parse(s: &str) -> Option<DateOrder> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        match s.trimmed().to_ascii_lowercase().as_str() {
             "mdy" => Some(DateOrder::Mdy),
             "dmy" => Some(DateOrder::Dmy),
             _ => None,
@@ -217,7 +218,7 @@ pub fn check(kind: Kind, v: &str) -> Result<(), String> {
     match kind {
         Kind::Text => Ok(()),
         Kind::Id => {
-            if v.trim().is_empty() {
+            if v.trimmed().is_empty() {
                 Err("blank identifier".into())
             } else if has_control(v) {
                 Err("control character in identifier".into())
@@ -254,7 +255,7 @@ pub fn check(kind: Kind, v: &str) -> Result<(), String> {
         }
         Kind::Email => {
             // Spaces around an address are the CSV's, not the address's.
-            if is_email(v.trim()) {
+            if is_email(v.trimmed()) {
                 Ok(())
             } else {
                 Err("not an email address".into())
@@ -322,7 +323,7 @@ pub fn normalize(kind: Kind, v: &str, order: Option<DateOrder>) -> Reading {
 pub fn normalize_valid(kind: Kind, v: &str) -> Reading {
     match kind {
         Kind::Id | Kind::Email if has_outer_space(v) => {
-            Reading::Fixed(v.trim().to_string(), "surrounding spaces removed")
+            Reading::Fixed(v.trimmed().to_string(), "surrounding spaces removed")
         }
         Kind::DateTime if !has_zone(v) => match read_datetime(v, None) {
             DateRead::Date(f) if f != v => {
@@ -336,7 +337,7 @@ pub fn normalize_valid(kind: Kind, v: &str) -> Reading {
 
 /// [`normalize`] of a value [`check`] refused for `why`.
 pub fn normalize_invalid(kind: Kind, v: &str, order: Option<DateOrder>, why: String) -> Reading {
-    let t = v.trim();
+    let t = v.trimmed();
     let fixed = match kind {
         Kind::Bool => {
             if t.eq_ignore_ascii_case("true") {

@@ -14,11 +14,14 @@ pub fn person_key(first: &str, last: &str, email: &str) -> Option<String> {
 /// email is empty.
 pub fn person_key_into(buf: &mut String, first: &str, last: &str, email: &str) -> bool {
     buf.clear();
-    let email = email.trim();
+    let email = email.trimmed();
     if email.is_empty() {
         return false;
     }
-    for (i, part) in [first.trim(), last.trim(), email].into_iter().enumerate() {
+    for (i, part) in [first.trimmed(), last.trimmed(), email]
+        .into_iter()
+        .enumerate()
+    {
         if i > 0 {
             buf.push('\u{1f}');
         }

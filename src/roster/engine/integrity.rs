@@ -196,7 +196,7 @@ pub(super) fn check_fk_rows(
         }
         for &col in &cols {
             let v = s.value(row, col);
-            if v.trim().is_empty() {
+            if v.trimmed().is_empty() {
                 continue;
             }
             // A broken reference in an optional field (such as Apple's location_id_2) is
@@ -208,7 +208,7 @@ pub(super) fn check_fk_rows(
                 OnMissing::ClearField
             };
             if !fk.list {
-                match lookup(ext, tables, target, fk, v.trim()) {
+                match lookup(ext, tables, target, fk, v.trimmed()) {
                     Lookup::Found => {}
                     Lookup::Unknown => *unknown += 1,
                     Lookup::Missing(rule, why) => match on_missing {
@@ -221,7 +221,7 @@ pub(super) fn check_fk_rows(
                             col,
                             new: String::new(),
                             rule,
-                            removed: v.trim().to_string(),
+                            removed: v.trimmed().to_string(),
                             detail: why,
                         }),
                     },
@@ -295,7 +295,7 @@ pub(super) fn check_refs_batched(
         while row < rows.end && refs.len() < REF_BATCH {
             if s.fate[row].is_none() && !s.is_deletion(row) {
                 for &col in cols {
-                    let v = s.value(row, col).trim();
+                    let v = s.value(row, col).trimmed();
                     if !v.is_empty() {
                         refs.push((row, col, v));
                     }

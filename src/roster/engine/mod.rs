@@ -23,7 +23,7 @@ pub use crate::roster::csvio::Encoding;
 use crate::roster::csvio::{CsvError, CsvWriter, Table};
 use crate::roster::findings::{Action, Finding, Rule};
 use crate::roster::schema::{ColumnDef, ForeignKey, Format, OnMissing, Schema, TableDef};
-use crate::roster::text::norm_header;
+use crate::roster::text::{norm_header, Trimmed};
 pub use crate::roster::values::DateOrder;
 use crate::roster::values::{self, list_items, Date};
 

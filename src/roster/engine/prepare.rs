@@ -6,7 +6,7 @@ use super::*;
 /// OneRoster `status`: canonical, or an unambiguous spelling of it (1.0's `inactive` is
 /// 1.1's `tobedeleted`). `None`: not a status.
 pub(super) fn read_status(v: &str) -> Option<(&'static str, &'static str)> {
-    let t = v.trim();
+    let t = v.trimmed();
     if t.eq_ignore_ascii_case("active") {
         Some(("active", "value written in another case"))
     } else if t.eq_ignore_ascii_case("tobedeleted") {
@@ -158,7 +158,7 @@ fn check_rows(
             let Some(def) = w.cols.get(col).and_then(|b| b.def.as_ref()) else {
                 continue;
             };
-            if apple && col == w.pk && !apple_id(raw.trim()) {
+            if apple && col == w.pk && !apple_id(raw.trimmed()) {
                 odd.push(row as u32);
             }
             let is_status = w.status == Some(col);
@@ -183,7 +183,7 @@ fn check_rows(
             {
                 continue;
             }
-            if v.trim().is_empty() {
+            if v.trimmed().is_empty() {
                 if required {
                     let what = if is_meta {
                         "required in a delta file"

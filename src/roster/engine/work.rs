@@ -123,7 +123,7 @@ impl Work {
     }
     pub fn id(&self, row: usize) -> &str {
         if self.keys.ends.is_empty() {
-            self.table.field(row, self.pk).trim()
+            self.table.field(row, self.pk).trimmed()
         } else {
             self.keys.get(row)
         }
@@ -227,7 +227,7 @@ impl Work {
         let (keys, table, pk, hasher) = (&self.keys, &self.table, self.pk, &self.hasher);
         let id = |r: u32| {
             if keys.ends.is_empty() {
-                table.field(r as usize, pk).trim()
+                table.field(r as usize, pk).trimmed()
             } else {
                 keys.get(r as usize)
             }
@@ -366,7 +366,7 @@ impl Keys {
             ends: Vec::with_capacity(t.len()),
         };
         for row in 0..t.len() {
-            k.data.push_str(t.field(row, col).trim());
+            k.data.push_str(t.field(row, col).trimmed());
             k.ends.push(k.data.len() as u32);
         }
         k.data.shrink_to_fit();
