@@ -249,13 +249,16 @@ pub(super) fn decode_page(bytes: &[u8]) -> Option<Page> {
     let names = page_names(bytes, &mut i)?;
     let n = get_varint(bytes, &mut i)?;
     let mut out = Vec::with_capacity(n.min(1 << 16) as usize);
+    // Each record is built in one scratch buffer and copied out at its size: one allocation
+    // a record instead of one each time it outgrows its buffer.
+    let mut rec = Vec::new();
     for _ in 0..n {
         let k = get_slice(bytes, &mut i)?;
         if k.len() > MAX_KEY_BYTES {
             return None;
         }
         let nf = get_varint(bytes, &mut i)?;
-        let mut rec = Vec::new();
+        rec.clear();
         for _ in 0..nf {
             let name = names.get(usize::try_from(get_varint(bytes, &mut i)?).ok()?)?;
             let value = match usize::try_from(get_varint(bytes, &mut i)?).ok()? {
@@ -268,7 +271,7 @@ pub(super) fn decode_page(bytes: &[u8]) -> Option<Page> {
             };
             put_field(&mut rec, name, value).ok()?;
         }
-        out.push((k.to_vec(), rec));
+        out.push((k.to_vec(), rec.clone()));
     }
     (i == bytes.len()).then_some(out)
 }
