@@ -85,6 +85,16 @@ fn decompress(v: &[u8]) -> Option<Vec<u8>> {
     if v.is_empty() {
         return None;
     }
+    // The size the frame declares (every value this store writes declares one), when it is
+    // below the bound: inflated in one call into a buffer of that size, and refused when
+    // the frame inflates to anything else.
+    if let Ok(Some(n)) = zstd::zstd_safe::get_frame_content_size(v) {
+        if n < MAX_INFLATED {
+            return zstd::bulk::decompress(v, usize::try_from(n).ok()?)
+                .ok()
+                .filter(|out| out.len() as u64 == n);
+        }
+    }
     let mut out = Vec::new();
     let d = zstd::stream::read::Decoder::with_buffer(v).ok()?;
     d.take(MAX_INFLATED).read_to_end(&mut out).ok()?;
@@ -96,28 +106,80 @@ type PageChange = (Vec<u8>, Page, Page);
 /// A segment's pages as format 2 stored them: bucket, LZ4 value.
 type StoredPages = Vec<(u32, sled::IVec)>;
 
-/// A segment's logical pages: bucket -> raw format-2 page (never empty).
-pub(super) type Pages = BTreeMap<u32, Vec<u8>>;
+/// A segment's logical pages, each a raw format-2 page (never empty): one buffer that holds
+/// them (a base as it inflated, then the pages a run rewrote), and where each bucket's page is
+/// in it, in bucket order. A base of 256 pages is read without copying a page out of it.
+#[derive(Default)]
+pub(super) struct Pages {
+    data: Vec<u8>,
+    /// (bucket, start, end) of each page in `data`, in bucket order.
+    at: Vec<(u32, usize, usize)>,
+}
 
-/// A base of segment `seg` decoded; `None` when damaged, or holding a bucket of another
-/// segment.
-fn decode_base(raw: &[u8], seg: u32) -> Option<Pages> {
-    let mut pages = Pages::new();
+impl Pages {
+    fn find(&self, bucket: u32) -> std::result::Result<usize, usize> {
+        self.at.binary_search_by_key(&bucket, |p| p.0)
+    }
+    /// The page of `bucket`.
+    pub(super) fn get(&self, bucket: u32) -> Option<&[u8]> {
+        let i = self.find(bucket).ok()?;
+        let (_, start, end) = self.at[i];
+        self.data.get(start..end)
+    }
+    pub(super) fn contains(&self, bucket: u32) -> bool {
+        self.find(bucket).is_ok()
+    }
+    /// The first bucket at or after `bucket` that has a page.
+    fn first_from(&self, bucket: u32) -> Option<u32> {
+        let i = self.at.partition_point(|p| p.0 < bucket);
+        self.at.get(i).map(|p| p.0)
+    }
+    /// Sets the page of `bucket` (`page` not empty).
+    fn insert(&mut self, bucket: u32, page: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(page);
+        let entry = (bucket, start, self.data.len());
+        match self.find(bucket) {
+            Ok(i) => self.at[i] = entry,
+            Err(i) => self.at.insert(i, entry),
+        }
+    }
+    fn remove(&mut self, bucket: u32) {
+        if let Ok(i) = self.find(bucket) {
+            self.at.remove(i);
+        }
+    }
+    pub(super) fn len(&self) -> usize {
+        self.at.len()
+    }
+    /// (bucket, page) in bucket order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        self.at
+            .iter()
+            .map(|&(b, start, end)| (b, self.data.get(start..end).unwrap_or_default()))
+    }
+    /// Bytes held, for the segment cache's budget.
+    fn bytes(&self) -> usize {
+        self.data.capacity() + self.at.capacity() * std::mem::size_of::<(u32, usize, usize)>()
+    }
+}
+
+/// A base of segment `seg` decoded (its pages left where they inflated); `None` when
+/// damaged, or holding a bucket of another segment.
+fn decode_base(raw: Vec<u8>, seg: u32) -> Option<Pages> {
+    let mut at = Vec::new();
     let mut i = 0;
     while i < raw.len() {
-        let bucket = u32::try_from(get_varint(raw, &mut i)?).ok()?;
-        let n = usize::try_from(get_varint(raw, &mut i)?).ok()?;
-        let page = raw.get(i..i.checked_add(n)?)?;
-        i += n;
-        if page.is_empty()
-            || segment_of(bucket) != seg
-            || pages.last_key_value().is_some_and(|(&b, _)| b >= bucket)
-        {
+        let bucket = u32::try_from(get_varint(&raw, &mut i)?).ok()?;
+        let n = usize::try_from(get_varint(&raw, &mut i)?).ok()?;
+        let end = i.checked_add(n).filter(|&e| e <= raw.len())?;
+        if n == 0 || segment_of(bucket) != seg || at.last().is_some_and(|&(b, _, _)| b >= bucket) {
             return None;
         }
-        pages.insert(bucket, page.to_vec());
+        at.push((bucket, i, end));
+        i = end;
     }
-    Some(pages)
+    Some(Pages { data: raw, at })
 }
 
 /// One record a run changes: its bucket, key, and new record (`None`: removed).
@@ -174,7 +236,7 @@ fn decode_run(raw: &[u8], seg: u32) -> Option<Vec<RunRecord>> {
 fn apply_run(pages: &mut Pages, run: Vec<RunRecord>) -> Option<()> {
     let mut run = run.into_iter().peekable();
     while let Some(&(bucket, _, _)) = run.peek() {
-        let mut recs = match pages.get(&bucket) {
+        let mut recs = match pages.get(bucket) {
             Some(raw) => decode_page(raw)?,
             None => Vec::new(),
         };
@@ -189,9 +251,9 @@ fn apply_run(pages: &mut Pages, run: Vec<RunRecord>) -> Option<()> {
             }
         }
         if recs.is_empty() {
-            pages.remove(&bucket);
+            pages.remove(bucket);
         } else {
-            pages.insert(bucket, encode_page_raw(&recs).ok()?);
+            pages.insert(bucket, &encode_page_raw(&recs).ok()?);
         }
     }
     Some(())
@@ -216,9 +278,9 @@ impl Segment {
     ) -> Result<Segment> {
         let mut pages = match base {
             Some((k, v)) => decompress(v)
-                .and_then(|raw| decode_base(&raw, seg))
+                .and_then(|raw| decode_base(raw, seg))
                 .ok_or_else(|| corrupt(k, "undecodable segment"))?,
-            None => Pages::new(),
+            None => Pages::default(),
         };
         // All runs overlaid in one pass, each page decoded and encoded once: the records
         // sorted by bucket, stably, so that within a page they keep the runs' order (a later
@@ -235,7 +297,7 @@ impl Segment {
             let k = runs.first().map_or(&[][..], |r| &r.0[..]);
             apply_run(&mut pages, all).ok_or_else(|| corrupt(k, "run does not apply"))?;
         }
-        let size = pages.values().map(|p| p.len() + 48).sum();
+        let size = pages.bytes();
         Ok(Segment {
             pages,
             base_bytes: base.map_or(0, |(_, v)| v.len() as u64),
@@ -268,10 +330,7 @@ pub(super) struct PageRef {
 
 impl PageRef {
     pub(super) fn raw(&self) -> &[u8] {
-        self.seg
-            .pages
-            .get(&self.bucket)
-            .map_or(&[], |p| p.as_slice())
+        self.seg.pages.get(self.bucket).unwrap_or_default()
     }
 }
 
@@ -311,7 +370,7 @@ impl Iterator for TablePages<'_> {
         }
         loop {
             if let Some(seg) = &self.cur {
-                if let Some((&bucket, _)) = seg.pages.range(self.at..).next() {
+                if let Some(bucket) = seg.pages.first_from(self.at) {
                     self.at = bucket.saturating_add(1);
                     if bucket == u32::MAX {
                         // Nothing can follow the last bucket.
@@ -483,7 +542,7 @@ impl Store {
         let seg = self.segment(prefix, segment_of(bucket))?;
         Ok(seg
             .pages
-            .contains_key(&bucket)
+            .contains(bucket)
             .then_some(PageRef { seg, bucket }))
     }
 
@@ -641,12 +700,12 @@ impl Store {
             let mut changed = Vec::new();
             for (&bucket, new) in &tables[prefix][seg_no] {
                 let key = [*prefix, &bucket.to_be_bytes()].concat();
-                let old_raw = seg.pages.get(&bucket);
+                let old_raw = seg.pages.get(bucket);
                 let new_raw = match new {
                     Some(v) => Some(unpack(v).ok_or_else(|| unverified(&key))?),
                     None => None,
                 };
-                if old_raw.map(|p| p.as_slice()) == new_raw.as_deref() {
+                if old_raw == new_raw.as_deref() {
                     continue;
                 }
                 match (old_raw.is_some(), new_raw.is_some()) {
@@ -771,12 +830,12 @@ impl Store {
             let mut w = written.iter().peekable();
             let mut old = seg.pages.iter().peekable();
             loop {
-                let next_old = old.peek().map(|(&b, _)| b);
+                let next_old = old.peek().map(|&(b, _)| b);
                 let next_new = w.peek().map(|(&b, _)| b);
                 match (next_old, next_new) {
                     (None, None) => break,
                     (Some(o), n) if n.is_none_or(|n| o < n) => {
-                        if let Some((&bucket, p)) = old.next() {
+                        if let Some((bucket, p)) = old.next() {
                             pages.push((bucket, Part::Raw(p)));
                         }
                     }
@@ -883,12 +942,12 @@ mod tests {
 
     #[test]
     fn a_run_overlays_its_records_on_the_pages_it_names() {
-        let mut pages = Pages::new();
+        let mut pages = Pages::default();
         pages.insert(
             3,
-            encode_page_raw(&[(b"a".to_vec(), rec("A")), (b"b".to_vec(), rec("B"))]).unwrap(),
+            &encode_page_raw(&[(b"a".to_vec(), rec("A")), (b"b".to_vec(), rec("B"))]).unwrap(),
         );
-        pages.insert(7, encode_page_raw(&[(b"z".to_vec(), rec("Z"))]).unwrap());
+        pages.insert(7, &encode_page_raw(&[(b"z".to_vec(), rec("Z"))]).unwrap());
         let run = vec![
             (3, b"a".to_vec(), None),
             (3, b"c".to_vec(), Some(rec("C"))),
@@ -902,7 +961,7 @@ mod tests {
             .iter()
             .map(|(b, p)| {
                 (
-                    *b,
+                    b,
                     decode_page(p).unwrap().into_iter().map(|r| r.0).collect(),
                 )
             })
@@ -922,14 +981,17 @@ mod tests {
         put_varint(&mut raw, 5);
         put_varint(&mut raw, 2);
         raw.extend_from_slice(b"xy");
-        assert_eq!(decode_base(&raw, 0).unwrap().len(), 1);
+        let base = decode_base(raw.clone(), 0).unwrap();
+        assert_eq!(base.len(), 1);
+        assert_eq!(base.get(5), Some(&b"xy"[..]));
+        assert_eq!(base.get(4), None);
         // A bucket of another segment.
-        assert!(decode_base(&raw, 1).is_none());
+        assert!(decode_base(raw.clone(), 1).is_none());
         // A length past the end; buckets out of order; an empty page.
-        assert!(decode_base(&raw[..raw.len() - 1], 0).is_none());
+        assert!(decode_base(raw[..raw.len() - 1].to_vec(), 0).is_none());
         let twice = [raw.clone(), raw.clone()].concat();
-        assert!(decode_base(&twice, 0).is_none());
-        assert!(decode_base(&[1, 0], 0).is_none());
+        assert!(decode_base(twice, 0).is_none());
+        assert!(decode_base(vec![1, 0], 0).is_none());
         // A record that is not in the pair encoding.
         assert!(decode_run(&[0, 1, b'k', 3, 9, 9], 0).is_none());
         assert!(decode_run(&[0x80, 0x02, 1, b'k', 0], 0).is_none());
@@ -937,5 +999,8 @@ mod tests {
         assert!(decompress(b"").is_none());
         let packed = compress(&raw).unwrap();
         assert_eq!(decompress(&packed).unwrap(), raw);
+        // Cut short, or followed by more than the size it declares.
+        assert!(decompress(&packed[..packed.len() - 1]).is_none());
+        assert!(decompress(&[packed.clone(), packed.clone()].concat()).is_none());
     }
 }
