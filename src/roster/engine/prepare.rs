@@ -238,6 +238,9 @@ fn check_rows(
     (checks, odd)
 }
 
+/// Rows from which [`prepare`] finds an unindexed table's duplicate keys on every core.
+pub(super) const PARALLEL_DUPLICATE_ROWS: usize = 100_000;
+
 /// The per-table part of the pipeline, independent of other tables (run in parallel by
 /// [`crate::roster::check::check`]): field checks, then duplicate primary keys (the first row is
 /// kept), leaving the table indexed by primary key.
@@ -245,7 +248,14 @@ pub fn prepare(schema: &Schema, settings: &Settings, w: &mut Work) {
     let mut ctx = Ctx::new(schema, settings, &NoExternal);
     validate_fields(&mut ctx, w);
     let referenced = schema.foreign_keys.iter().any(|k| k.target == w.def.name);
-    let dups = w.build_index(referenced);
+    // A large table that nothing looks up by key (OneRoster enrollments, Apple rosters) needs
+    // no index, only its duplicates, which all cores can find.
+    let unindexed = !referenced && w.def.pk_group.is_none();
+    let dups = if unindexed && w.table.len() >= PARALLEL_DUPLICATE_ROWS {
+        w.duplicate_ids()
+    } else {
+        w.build_index(referenced)
+    };
     for (row, first) in dups {
         let d = format!(
             "{} `{}` already on line {}",
@@ -255,7 +265,7 @@ pub fn prepare(schema: &Schema, settings: &Settings, w: &mut Work) {
         );
         drop_row(&mut ctx, w, row, Rule::DuplicateId, w.def.pk, d);
     }
-    if !referenced && w.def.pk_group.is_none() {
+    if unindexed {
         // Nothing looks rows of this table up by key: free the index.
         w.index = HashTable::new();
     }

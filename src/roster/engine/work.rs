@@ -279,6 +279,59 @@ impl Work {
         dups
     }
 
+    /// The duplicates [`Work::build_index`] finds, the same pairs in the same order, for a
+    /// table nobody looks up by key (so no index is kept), on every core: the keys are hashed
+    /// with the rows split between the threads, then each thread takes the keys of its share
+    /// of the hash space in row order. A key and all its repeats meet on one thread, so the
+    /// first kept row is the one each repeat is paired with.
+    pub(super) fn duplicate_ids(&self) -> Vec<(usize, usize)> {
+        let n = self.table.len();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |p| p.get())
+            .clamp(1, 8);
+        let id = |r: usize| self.id(r);
+        // 32 bits of each kept row's key hash (4 bytes a row, not 8: this runs at the
+        // check's peak of memory); dropped rows are skipped below.
+        let step = n.div_ceil(threads).max(1);
+        let ranges: Vec<std::ops::Range<usize>> =
+            (0..n).step_by(step).map(|a| a..(a + step).min(n)).collect();
+        let order: Vec<usize> = (0..ranges.len()).collect();
+        let hashes: Vec<u32> = crate::roster::par::parallel_map(&ranges, &order, |rows| {
+            rows.clone()
+                .map(|r| (self.hasher.hash_one(id(r)) >> 32) as u32)
+                .collect::<Vec<u32>>()
+        })
+        .concat();
+        // The table's hash of a 32-bit hash: spread over 64 bits for the table's probe and
+        // tag bits.
+        let spread = |h: u32| u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let shares: Vec<u64> = (0..threads as u64).collect();
+        let order: Vec<usize> = (0..shares.len()).collect();
+        let mut dups: Vec<(usize, usize)> =
+            crate::roster::par::parallel_map(&shares, &order, |&share| {
+                let mut seen: HashTable<u32> = HashTable::with_capacity(n / threads + 1);
+                let mut dups = Vec::new();
+                for (row, &h) in hashes.iter().enumerate() {
+                    if (u64::from(h) * threads as u64) >> 32 != share || self.fate[row].is_some() {
+                        continue;
+                    }
+                    let same = |&r: &u32| hashes[r as usize] == h && id(r as usize) == id(row);
+                    match seen.entry(spread(h), same, |&r| spread(hashes[r as usize])) {
+                        hashbrown::hash_table::Entry::Occupied(e) => {
+                            dups.push((row, *e.get() as usize))
+                        }
+                        hashbrown::hash_table::Entry::Vacant(e) => {
+                            e.insert(row as u32);
+                        }
+                    }
+                }
+                dups
+            })
+            .concat();
+        dups.sort_unstable();
+        dups
+    }
+
     /// Writes the table with its original header, column order and dialect, minus dropped
     /// rows and with cleared fields empty, to `out` in the chunks a `BufWriter` of
     /// [`WRITE_CHUNK`] bytes would hand it. Rows without a cleared or rewritten field are
