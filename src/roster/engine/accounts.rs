@@ -34,6 +34,36 @@ pub fn person_key_into(buf: &mut String, first: &str, last: &str, email: &str) -
     true
 }
 
+/// Persons of one range of a person table's rows, as the duplicate-account check sees them:
+/// worked out on every core, then taken in row order by [`duplicate_accounts`].
+#[derive(Default)]
+struct Persons {
+    /// Index into `people`.
+    person_table: usize,
+    /// The persons' keys, one after the other.
+    keys: String,
+    seen: Vec<Seen>,
+}
+
+/// A row with a duplicate-account key.
+struct Seen {
+    row: u32,
+    hash: u64,
+    key: std::ops::Range<usize>,
+    /// What the store holds under the key: nobody, this id, or another id.
+    stored: Stored,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Stored {
+    Nobody,
+    Same,
+    Other,
+}
+
+/// Rows per range of a person table worked out on its own thread.
+const PERSON_RANGE_ROWS: usize = 50_000;
+
 pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
     // Person tables and their (first, last, email) columns.
     let people: Vec<(usize, [usize; 3], &'static str)> = tables
@@ -48,26 +78,78 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
             ))
         })
         .collect();
-    let key_of = |tables: &[Work], buf: &mut String, t: usize, cols: &[usize; 3], row: usize| {
-        let [first, last, email] = tables[t].values_at(row, *cols);
-        person_key_into(buf, first, last, email)
-    };
     let hasher = RandomState::default();
-    // First person seen per key, as (index into `people`, row).
-    let total: usize = people.iter().map(|p| tables[p.0].table.len()).sum();
+    // Each row's key, its hash and what the store says of it do not depend on the other
+    // rows: they are worked out on every core, a range of rows at a time.
+    let ranges: Vec<(usize, std::ops::Range<usize>)> = people
+        .iter()
+        .enumerate()
+        .flat_map(|(pi, &(t, _, _))| {
+            let n = tables[t].table.len();
+            (0..n)
+                .step_by(PERSON_RANGE_ROWS)
+                .map(move |a| (pi, a..(a + PERSON_RANGE_ROWS).min(n)))
+        })
+        .collect();
+    let ext = ctx.ext;
+    let order: Vec<usize> = (0..ranges.len()).collect();
+    let shares: Vec<Persons> = {
+        let tables = &*tables;
+        crate::roster::par::parallel_map(&ranges, &order, |(pi, rows)| {
+            let (t, cols, _) = people[*pi];
+            let w = &tables[t];
+            let mut out = Persons {
+                person_table: *pi,
+                ..Persons::default()
+            };
+            let mut key = String::new();
+            for row in rows.clone() {
+                if w.fate[row].is_some() || w.is_deletion(row) {
+                    continue;
+                }
+                let [first, last, email] = w.values_at(row, cols);
+                if !person_key_into(&mut key, first, last, email) {
+                    continue;
+                }
+                let stored = match ext.person_with_key(&key) {
+                    None => Stored::Nobody,
+                    Some(id) if id == w.id(row) => Stored::Same,
+                    Some(_) => Stored::Other,
+                };
+                let at = out.keys.len();
+                out.keys.push_str(&key);
+                out.seen.push(Seen {
+                    row: row as u32,
+                    hash: hasher.hash_one(&key),
+                    key: at..out.keys.len(),
+                    stored,
+                });
+            }
+            out
+        })
+    };
+    let key_of = |(sh, i): (u32, u32)| -> &str {
+        let share = &shares[sh as usize];
+        share
+            .seen
+            .get(i as usize)
+            .and_then(|s| share.keys.get(s.key.clone()))
+            .unwrap_or_default()
+    };
+    let hash_of = |(sh, i): (u32, u32)| shares[sh as usize].seen[i as usize].hash;
+    // First person seen per key, as (share, index in it), taken in row order.
+    let total: usize = shares.iter().map(|s| s.seen.len()).sum();
     let mut first: HashTable<(u32, u32)> = HashTable::with_capacity(total);
-    let (mut key, mut other) = (String::new(), String::new());
-    for (pi, &(t, cols, email_col)) in people.iter().enumerate() {
-        for row in 0..tables[t].table.len() {
-            if tables[t].fate[row].is_some() || tables[t].is_deletion(row) {
-                continue;
-            }
-            if !key_of(tables, &mut key, t, &cols, row) {
-                continue;
-            }
+    for (sh, share) in shares.iter().enumerate() {
+        let (t, _, email_col) = people[share.person_table];
+        for (i, seen) in share.seen.iter().enumerate() {
+            let row = seen.row as usize;
+            let key = key_of((sh as u32, i as u32));
             let id = tables[t].id(row);
-            if let Some(stored) = ctx.ext.person_with_key(&key) {
-                if stored != id {
+            match seen.stored {
+                Stored::Same => continue,
+                Stored::Other => {
+                    let stored = ext.person_with_key(key).unwrap_or_default();
                     let d =
                         format!("same first name, last name and email as stored person `{stored}`");
                     drop_row(
@@ -78,25 +160,23 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
                         email_col,
                         d,
                     );
+                    continue;
                 }
-                continue;
+                Stored::Nobody => {}
             }
-            let h = hasher.hash_one(&key);
-            let eq = |&(p, r): &(u32, u32)| {
-                let (t2, cols2, _) = people[p as usize];
-                key_of(tables, &mut other, t2, &cols2, r as usize) && other == key
-            };
-            match first.find(h, eq) {
-                Some(&(p, r)) => {
-                    let w2 = &tables[people[p as usize].0];
-                    if w2.id(r as usize) == id {
+            match first.find(seen.hash, |&e| key_of(e) == key) {
+                Some(&(sh2, i2)) => {
+                    let other = &shares[sh2 as usize];
+                    let w2 = &tables[people[other.person_table].0];
+                    let r = other.seen[i2 as usize].row as usize;
+                    if w2.id(r) == id {
                         continue;
                     }
                     let d = format!(
                         "same first name, last name and email as `{}` ({} line {})",
-                        w2.id(r as usize),
+                        w2.id(r),
                         w2.table.file,
-                        w2.line(r as usize)
+                        w2.line(r)
                     );
                     drop_row(
                         ctx,
@@ -108,15 +188,7 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
                     );
                 }
                 None => {
-                    let tk = &tables;
-                    // Capacity is reserved below, so this rehash closure is not expected to
-                    // run; it allocates only if it does.
-                    first.insert_unique(h, (pi as u32, row as u32), |&(p, r)| {
-                        let (t2, cols2, _) = people[p as usize];
-                        let mut scratch = String::new();
-                        key_of(tk, &mut scratch, t2, &cols2, r as usize);
-                        hasher.hash_one(&scratch)
-                    });
+                    first.insert_unique(seen.hash, (sh as u32, i as u32), |&e| hash_of(e));
                 }
             }
         }

@@ -719,3 +719,89 @@ fn oversized_ids_and_values_are_invalid() {
     );
     assert_eq!(kept(&w, "staff"), vec!["T1", "T2"]);
 }
+
+#[test]
+fn duplicate_ids_on_all_cores_pair_the_rows_the_index_pairs() {
+    // 3,000 roster rows over 1,000 keys (some once, some up to five times, with spaces the
+    // trim removes), a few rows already dropped: the first kept row of each key is the one
+    // its repeats are paired with, in row order, as build_index pairs them.
+    let schema = Schema::for_format(Format::Apple);
+    let def = schema
+        .tables
+        .iter()
+        .find(|d| d.name == "rosters")
+        .unwrap()
+        .clone();
+    let mut rows = Vec::new();
+    let mut x: u64 = 7;
+    for i in 0..3000u64 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let key = (x >> 33) % 1000;
+        let id = if i % 7 == 0 {
+            format!(" R{key} ")
+        } else {
+            format!("R{key}")
+        };
+        rows.push(vec![id, "K1".to_string(), "S1".to_string()]);
+    }
+    let table = Table::from_rows(
+        "rosters.csv",
+        &["roster_id", "class_id", "student_id"],
+        &rows,
+    );
+    let mut w = bind(&def, table, Mode::Bulk).unwrap();
+    for r in (0..3000).step_by(11) {
+        w.fate[r] = Some(Rule::InvalidValue);
+    }
+    let parallel = w.duplicate_ids();
+    let indexed = w.build_index(false);
+    assert!(parallel.len() > 1000, "{}", parallel.len());
+    assert_eq!(parallel, indexed);
+}
+
+#[test]
+fn duplicate_accounts_across_the_ranges_worked_out_apart() {
+    // 120,000 students, worked out in ranges of 50,000 rows on separate threads: a person
+    // first seen in the first range is found again in the third, in the order of the rows;
+    // a stored person wins over all of them; staff come after students.
+    struct Store;
+    impl External for Store {
+        fn person_with_key(&self, key: &str) -> Option<&str> {
+            (key == person_key("Stored", "Person", "sp@x.org")?).then_some("S0")
+        }
+    }
+    let mut a = Apple::default();
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    for i in 0..120_000u32 {
+        let (first, email) = match i {
+            10 | 60_010 | 110_010 => ("Twin".to_string(), "twin@x.org".to_string()),
+            20 | 100_020 => ("Stored".to_string(), "sp@x.org".to_string()),
+            _ => (format!("P{i}"), format!("p{i}@x.org")),
+        };
+        let last = if first == "Stored" { "Person" } else { "Doe" };
+        a.students
+            .push(leak(format!("U{i},,{first},,{last},9,{email},,,L1")));
+    }
+    a.staff.push("T9,,TWIN,,doe,twin@x.org,,L1");
+    let (w, f) = run_apple_ext(&a, &Settings::default(), &Store);
+    let dup: Vec<(String, u32, String)> = f
+        .iter()
+        .filter(|x| x.rule == Rule::DuplicateAccount)
+        .map(|x| (x.file.clone(), x.line, x.detail.clone()))
+        .collect();
+    let twin = "same first name, last name and email as `U10` (students.csv line 14)";
+    let stored = "same first name, last name and email as stored person `S0`";
+    assert_eq!(
+        dup,
+        vec![
+            ("students.csv".into(), 24, stored.into()),
+            ("students.csv".into(), 60_014, twin.into()),
+            ("students.csv".into(), 100_024, stored.into()),
+            ("students.csv".into(), 110_014, twin.into()),
+            ("staff.csv".into(), 3, twin.into()),
+        ]
+    );
+    assert_eq!(kept(&w, "students").len(), 2 + 120_000 - 4);
+}
