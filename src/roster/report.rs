@@ -64,9 +64,13 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(outcome.tables[i].table.len()));
     let started = std::time::Instant::now();
+    // The biggest file's deflate is the longest chain of the step: it alone gets a thread of
+    // its own, and the other files deflate where they are written, so that they take one
+    // core's share beside it instead of two.
+    let biggest = order.first().map(|&i| &outcome.tables[i]);
     let results = crate::roster::par::parallel_map(&outcome.tables, &order, |w| {
         let t = std::time::Instant::now();
-        let r = write_one(w, dir);
+        let r = write_one(w, dir, biggest.is_some_and(|b| std::ptr::eq(b, w)));
         tracing::debug!(file = ?w.table.file, ms = t.elapsed().as_millis() as u64, "modified file");
         r
     });
@@ -95,11 +99,27 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
 
 /// Writes one modified CSV to `dir` and returns a one-entry zip of it, built while writing.
 ///
-/// The deflate runs on a thread of its own, fed the writer's chunks in order through a short
-/// queue: for the biggest file it was more than half of the file's time, on one core, while
-/// writing the rows waited for it. It sees the same chunks, in the same order, followed by the
-/// same flush, so the zip's bytes are those of deflating inline.
-fn write_one(w: &crate::roster::engine::Work, dir: &Path) -> std::io::Result<Vec<u8>> {
+/// With `own_thread`, the deflate runs on a thread of its own, fed the writer's chunks in
+/// order through a short queue: for the biggest file it was more than half of the file's time,
+/// on one core, while writing the rows waited for it. Either way the deflate sees the same
+/// chunks, in the same order, followed by the same flush, so the zip's bytes are the same.
+fn write_one(
+    w: &crate::roster::engine::Work,
+    dir: &Path,
+    own_thread: bool,
+) -> std::io::Result<Vec<u8>> {
+    /// Writes every chunk to the file and to the zip.
+    struct Both<A, B>(A, B);
+    impl<A: Write, B: Write> Write for Both<A, B> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write_all(buf)?;
+            self.1.write_all(buf)?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.0.flush()
+        }
+    }
     /// Writes every chunk to the file and hands a copy to the deflate thread.
     struct Tee<A>(A, std::sync::mpsc::SyncSender<Vec<u8>>);
     impl<A: Write> Write for Tee<A> {
@@ -122,6 +142,15 @@ fn write_one(w: &crate::roster::engine::Work, dir: &Path) -> std::io::Result<Vec
         .large_file(w.table.heap_bytes() as u64 >= u32::MAX as u64 / 2);
     let entry = name.to_string_lossy().into_owned();
     let file = fs::File::create(dir.join(&name))?;
+    if !own_thread {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.start_file(entry, opts)?;
+        let mut both = Both(file, &mut zip);
+        w.write_csv(&mut both)?;
+        both.flush()?;
+        zip.flush()?;
+        return Ok(zip.finish()?.into_inner());
+    }
     // Four chunks of `WRITE_CHUNK` in flight at most.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     std::thread::scope(|s| {
