@@ -522,6 +522,10 @@ impl Store {
         batch.state = BatchState::Applied;
         wait()?;
         let batch = self.write(&batch, &changes, None, Some(&after), started)?;
+        // A first batch's change set is a few hundred thousand small allocations (two per
+        // page): freed on a thread of its own, so that the caller (a CLI about to exit, the
+        // daemon about to mail) does not wait for it.
+        std::thread::spawn(move || drop(changes));
         Ok(Committed {
             batch,
             cascaded,
