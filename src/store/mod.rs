@@ -524,8 +524,11 @@ impl Store {
         let batch = self.write(&batch, &changes, None, Some(&after), started)?;
         // A first batch's change set is a few hundred thousand small allocations (two per
         // page): freed on a thread of its own, so that the caller (a CLI about to exit, the
-        // daemon about to mail) does not wait for it.
-        std::thread::spawn(move || drop(changes));
+        // daemon about to mail) does not wait for it. When no thread can be started, it is
+        // freed here (the refused closure is dropped with it).
+        let _ = std::thread::Builder::new()
+            .name("free-changes".into())
+            .spawn(move || drop(changes));
         Ok(Committed {
             batch,
             cascaded,
