@@ -37,7 +37,7 @@ pub fn person_key_into(buf: &mut String, first: &str, last: &str, email: &str) -
 /// Persons of one range of a person table's rows, as the duplicate-account check sees them:
 /// worked out on every core, then taken in row order by [`duplicate_accounts`].
 #[derive(Default)]
-struct Persons {
+struct PersonRange {
     /// Index into `people`.
     person_table: usize,
     /// The persons' keys, one after the other.
@@ -93,14 +93,14 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
         .collect();
     let ext = ctx.ext;
     let order: Vec<usize> = (0..ranges.len()).collect();
-    let shares: Vec<Persons> = {
+    let shares: Vec<PersonRange> = {
         let tables = &*tables;
         crate::roster::par::parallel_map(&ranges, &order, |(pi, rows)| {
             let (t, cols, _) = people[*pi];
             let w = &tables[t];
-            let mut out = Persons {
+            let mut out = PersonRange {
                 person_table: *pi,
-                ..Persons::default()
+                ..PersonRange::default()
             };
             let mut key = String::new();
             for row in rows.clone() {
