@@ -31,7 +31,8 @@ pub struct Work {
     /// is cheaper to ask than the map per field.
     pub(super) override_rows: Vec<u64>,
     /// Rows already dropped when the table was indexed, by primary key: so that a reference to
-    /// one names it and why it went, instead of saying the id is not in the file.
+    /// one names it and why it went, instead of saying the id is not in the file. Empty for a
+    /// large table that nothing references ([`Work::duplicate_ids`] builds no index).
     pub(super) gone: HashTable<u32>,
     /// Why each dropped row went: its rule and the field (index into `cause_fields`).
     pub(super) causes: Map<u32, (Rule, u32)>,
