@@ -26,7 +26,9 @@ pub fn person_key_into(buf: &mut String, first: &str, last: &str, email: &str) -
             buf.push('\u{1f}');
         }
         if part.is_ascii() {
-            buf.extend(part.bytes().map(|b| b.to_ascii_lowercase() as char));
+            let at = buf.len();
+            buf.push_str(part);
+            buf[at..].make_ascii_lowercase();
         } else {
             buf.extend(part.chars().flat_map(char::to_lowercase));
         }
