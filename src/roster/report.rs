@@ -120,19 +120,18 @@ fn write_one(
             self.0.flush()
         }
     }
-    /// Writes every chunk to the file and hands a copy to the deflate thread.
-    struct Tee<A>(A, std::sync::mpsc::SyncSender<Vec<u8>>);
-    impl<A: Write> Write for Tee<A> {
+    /// Hands a copy of every chunk to the deflate thread.
+    struct ToThread(std::sync::mpsc::SyncSender<Vec<u8>>);
+    impl Write for ToThread {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.write_all(buf)?;
             // Fails only when the deflate thread stopped on an error, which it returns.
-            self.1
+            self.0
                 .send(buf.to_vec())
                 .map_err(|_| std::io::Error::other("deflate stopped"))?;
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
-            self.0.flush()
+            Ok(())
         }
     }
     let name = safe_name(&w.table.file);
@@ -165,9 +164,9 @@ fn write_one(
             Ok(zip.finish()?.into_inner())
         });
         let written = {
-            let mut tee = Tee(file, tx);
-            w.write_csv(&mut tee).and_then(|()| tee.flush())
-            // `tee` (the sender) is dropped here: the deflate thread sees the end.
+            let mut both = Both(file, ToThread(tx));
+            w.write_csv(&mut both).and_then(|()| both.flush())
+            // `both` (with the sender) is dropped here: the deflate thread sees the end.
         };
         let zipped = deflate
             .join()

@@ -75,6 +75,27 @@ fn run_apple_ext(a: &Apple, s: &Settings, ext: &dyn External) -> (Vec<Work>, Vec
     (w, f)
 }
 
+/// A store that holds one person, for the duplicate-account checks against stored persons.
+struct OneStoredPerson {
+    key: Option<String>,
+    id: &'static str,
+}
+
+impl OneStoredPerson {
+    fn new(first: &str, last: &str, email: &str, id: &'static str) -> Self {
+        OneStoredPerson {
+            key: person_key(first, last, email),
+            id,
+        }
+    }
+}
+
+impl External for OneStoredPerson {
+    fn person_with_key(&self, key: &str) -> Option<&str> {
+        (self.key.as_deref() == Some(key)).then_some(self.id)
+    }
+}
+
 fn rules(f: &[Finding]) -> Vec<(String, u32, Rule, Action)> {
     f.iter()
         .map(|x| (x.file.clone(), x.line, x.rule, x.action))
@@ -195,13 +216,8 @@ fn duplicate_accounts_are_refused_case_and_space_insensitively() {
 
 #[test]
 fn duplicate_account_prefers_the_stored_person() {
-    struct Store;
-    impl External for Store {
-        fn person_with_key(&self, key: &str) -> Option<&str> {
-            (key == person_key("Ben", "Okafor", "ben@x.org")?).then_some("S0")
-        }
-    }
-    let (w, f) = run_apple_ext(&Apple::default(), &Settings::default(), &Store);
+    let store = OneStoredPerson::new("Ben", "Okafor", "ben@x.org", "S0");
+    let (w, f) = run_apple_ext(&Apple::default(), &Settings::default(), &store);
     assert_eq!(rules(&f).len(), 2, "{f:?}"); // S2 refused, and its roster row follows
     assert_eq!(f[0].rule, Rule::DuplicateAccount);
     assert!(f[0].detail.contains("stored person `S0`"));
@@ -766,12 +782,7 @@ fn duplicate_accounts_across_the_ranges_worked_out_apart() {
     // 120,000 students, worked out in ranges of 50,000 rows on separate threads: a person
     // first seen in the first range is found again in the third, in the order of the rows;
     // a stored person wins over all of them; staff come after students.
-    struct Store;
-    impl External for Store {
-        fn person_with_key(&self, key: &str) -> Option<&str> {
-            (key == person_key("Stored", "Person", "sp@x.org")?).then_some("S0")
-        }
-    }
+    let store = OneStoredPerson::new("Stored", "Person", "sp@x.org", "S0");
     let mut a = Apple::default();
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     for i in 0..120_000u32 {
@@ -785,7 +796,7 @@ fn duplicate_accounts_across_the_ranges_worked_out_apart() {
             .push(leak(format!("U{i},,{first},,{last},9,{email},,,L1")));
     }
     a.staff.push("T9,,TWIN,,doe,twin@x.org,,L1");
-    let (w, f) = run_apple_ext(&a, &Settings::default(), &Store);
+    let (w, f) = run_apple_ext(&a, &Settings::default(), &store);
     let dup: Vec<(String, u32, String)> = f
         .iter()
         .filter(|x| x.rule == Rule::DuplicateAccount)
