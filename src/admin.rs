@@ -393,6 +393,15 @@ pub fn run(state_dir: &Path, req: &Request, patience: Duration) -> Result<Answer
             req,
             Request::Approve { .. } | Request::Discard { .. } | Request::Rollback { .. }
         );
+        match store.close() {
+            Ok(Some(c)) => reply
+                .stdout
+                .push_str(&format!("{}\n", crate::store::views::compacted_text(&c))),
+            Ok(None) => {}
+            Err(e) => reply
+                .stdout
+                .push_str(&format!("  warning: the store was not compacted: {e}\n")),
+        }
         if changes && reply.exit == 0 {
             // The mail comes from the daemon, which holds the queue and the uploads' names;
             // without it the admin must not think the others were told.

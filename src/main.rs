@@ -42,6 +42,18 @@ fn open_store(config: &std::path::Path) -> anyhow::Result<(Config, Store)> {
     Ok((cfg, store))
 }
 
+/// Closes a store this process opened: compacts it when it has grown (`Store::close`). The
+/// command's work is done by then, so a failed compaction is a warning, not its outcome.
+fn close_store(store: Store) -> Option<rosterdrop::store::Compacted> {
+    match store.close() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warning: the store was not compacted: {e}");
+            None
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "rosterdrop",
@@ -112,6 +124,10 @@ enum Command {
         #[arg(long = "as", value_name = "NAME")]
         by: Option<String>,
     },
+    /// Copy the store's live data into a fresh database and swap it in, giving back the space
+    /// sled leaves behind (writing commands do this on their own when the store has grown to
+    /// twice its records). The daemon must be stopped.
+    Compact {},
     /// Write a source's current roster as a bundle.
     Export {
         #[arg(long)]
@@ -323,12 +339,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 &path,
                 &account,
             )?;
+            let compacted = close_store(store);
             if !quiet {
                 if let Some(o) = &r.outcome {
                     print!("{}", report::summary_text(o));
                 }
                 print!("{}", rosterdrop::store::views::commit_text(&r.batch));
                 println!("\nReport written to {}", r.report_dir.display());
+                if let Some(c) = compacted {
+                    println!("{}", rosterdrop::store::views::compacted_text(&c));
+                }
             }
             use rosterdrop::store::BatchState::*;
             Ok(match r.batch.state {
@@ -352,6 +372,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             admin_cmd(&config()?, Request::Rollback { batch, by }, None)
         }
         Command::Status {} => admin_cmd(&config()?, Request::Status, None),
+        Command::Compact {} => {
+            let (_, store) = open_store(&config()?)?;
+            let c = store.compact_now()?;
+            println!("{}", rosterdrop::store::views::compacted_text(&c));
+            Ok(0)
+        }
         Command::Export {
             source,
             format,

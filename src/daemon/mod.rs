@@ -99,6 +99,17 @@ fn bootstrap_accounts(cfg: &Config, path: &Path) -> Result<Vec<InitialAccount>, 
 fn open_store_patiently(dir: &Path) -> Result<Store, StoreError> {
     // An admin command that opened the store directly: it will be quick.
     let locked = |e: &StoreError| matches!(e, StoreError::Locked { .. });
+    let store = crate::clock::retry(Duration::from_secs(30), locked, || Store::open(dir))?;
+    // Each start is a chance to give back what sled left behind (`Store::close`): the daemon
+    // then keeps the store open for good. A failed compaction leaves the store as it was,
+    // and the daemon starts on it.
+    if !store.has_grown().unwrap_or(false) {
+        return Ok(store);
+    }
+    match store.compact_now() {
+        Ok(c) => tracing::info!(before = c.before, after = c.after, "store compacted"),
+        Err(e) => tracing::warn!(error = %e, "the store could not be compacted"),
+    }
     crate::clock::retry(Duration::from_secs(30), locked, || Store::open(dir))
 }
 

@@ -20,6 +20,8 @@ use crate::roster::values::list_items;
 
 mod batch;
 mod codec;
+mod compact;
+pub use compact::Compacted;
 mod diff;
 mod export;
 mod migrate;
@@ -96,6 +98,11 @@ pub struct Store {
     /// write lands: a read never overlays one batch's runs on another batch's base (the
     /// daemon's REST API and console read while batches commit).
     consistent: std::sync::RwLock<()>,
+    /// The database's directory.
+    dir: PathBuf,
+    /// Set once this process has written to the database: [`Store::close`] then sees whether
+    /// it is worth compacting.
+    wrote: std::sync::atomic::AtomicBool,
     /// Held for as long as the store is open: other processes get [`StoreError::Locked`].
     _lock: std::fs::File,
 }
@@ -118,40 +125,13 @@ fn corrupt(key: &[u8], message: impl Into<String>) -> StoreError {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
-        // sled caches up to 1 GiB by default; a roster store needs far less resident.
-        // One process at a time: a lock of our own, taken before sled's, so that "in use" is
-        // a typed answer (sled reports its own lock only as text).
         std::fs::create_dir_all(dir)?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("rosterdrop.lock"))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    path: dir.to_path_buf(),
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
-        }
-        let db = match sled::Config::new()
-            .path(dir)
-            .cache_capacity(64 << 20)
-            .open()
-        {
-            Ok(db) => db,
-            // sled lets go of its own lock from its flusher thread a moment after the last
-            // handle of an earlier open is dropped: that is "in use", and is waited for.
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                return Err(StoreError::Locked {
-                    path: dir.to_path_buf(),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let lock = compact::lock_dir(dir)?;
+        // What a compaction cut short left beside the database (the database is whole).
+        compact::remove_leftover(dir)?;
+        let db = compact::open_db(dir)?;
         let tree = db.open_tree("roster")?;
+        let mut migrated = false;
         match tree.get(K_VERSION)? {
             None => {
                 tree.insert(K_VERSION, FORMAT_VERSION.to_string().as_bytes())?;
@@ -170,6 +150,7 @@ impl Store {
                 }
                 if found < FORMAT_VERSION || tree.get(K_MIGRATING)?.is_some() {
                     migrate::to_v3(&db, &tree)?;
+                    migrated = true;
                 }
             }
         }
@@ -179,8 +160,17 @@ impl Store {
             writer: std::sync::Mutex::new(()),
             segments: Default::default(),
             consistent: std::sync::RwLock::new(()),
+            dir: dir.to_path_buf(),
+            wrote: std::sync::atomic::AtomicBool::new(migrated),
             _lock: lock,
         })
+    }
+
+    /// Makes this process's writes durable, and notes that the store was written to.
+    fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        self.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     fn state(&self, source: &str) -> Result<SourceState> {
@@ -254,7 +244,7 @@ impl Store {
                 .map_or(0, u64::from_be_bytes);
             Some((n + 1).to_be_bytes().to_vec())
         })?;
-        self.db.flush()?;
+        self.flush()?;
         next.as_deref()
             .and_then(|v| v.try_into().ok())
             .map(u64::from_be_bytes)
@@ -334,7 +324,7 @@ impl Store {
     fn record(&self, b: &Batch) -> Result<()> {
         let v = serde_json::to_vec(b)?;
         self.tree.insert(k_batch(b.id), v)?;
-        self.db.flush()?;
+        self.flush()?;
         Ok(())
     }
 
@@ -504,7 +494,7 @@ impl Store {
             b.insert(k_batch(batch.id), json(&batch)?);
             wait()?;
             self.tree.apply_batch(b)?;
-            self.db.flush()?;
+            self.flush()?;
             tracing::warn!(
                 batch = batch.id,
                 by_patches = engine_held,
@@ -642,7 +632,7 @@ impl Store {
             applied
         };
         applied?;
-        self.db.flush()?;
+        self.flush()?;
         let (a, u, d) = batch.totals();
         tracing::info!(
             batch = batch.id,
@@ -717,7 +707,7 @@ impl Store {
         b.remove(k_pending(id));
         b.insert(k_batch(id), json(&batch)?);
         self.tree.apply_batch(b)?;
-        self.db.flush()?;
+        self.flush()?;
         Ok(batch)
     }
 

@@ -193,6 +193,16 @@ impl External for StoreView<'_> {
     }
 }
 
+/// The line the CLI prints after a compaction.
+pub fn compacted_text(c: &Compacted) -> String {
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    format!(
+        "Store compacted: {:.1} MiB -> {:.1} MiB on disk",
+        mib(c.before),
+        mib(c.after)
+    )
+}
+
 pub fn fmt_time(secs: u64) -> String {
     let d = crate::roster::values::Date::from_days((secs / 86_400) as i64);
     let s = secs % 86_400;

@@ -370,3 +370,35 @@ fn kill_9_during_ingest_leaves_before_or_after() {
         assert!(text.contains("failed"), "{text}");
     }
 }
+
+#[test]
+fn compact_keeps_every_source_its_history_and_its_rollback() {
+    let e = Env::with_sources(&["north", "south"], "");
+    e.ingest(&sample("apple"), "north");
+    let v1 = dir_files(&e.export("north", "v1"));
+    e.ingest(&sample("apple-with-errors"), "north");
+    e.ingest(&sample("apple-with-errors"), "south");
+    let north = dir_files(&e.export("north", "n"));
+    assert_ne!(north, v1);
+    let south = dir_files(&e.export("south", "s"));
+    let history = e.history("north");
+    let (code, out) = e.run_text(&["compact"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("Store compacted: "), "{out}");
+    assert!(out.contains(" MiB -> "), "{out}");
+    assert!(!e.path("state/db.compacting").exists());
+    assert_eq!(dir_files(&e.export("north", "n2")), north);
+    assert_eq!(dir_files(&e.export("south", "s2")), south);
+    assert_eq!(e.history("north"), history);
+    // The last batch can still be rolled back: its undo data came along.
+    let last = history[0].0;
+    let (code, out) = e.run_text(&["rollback", &last.to_string()]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(dir_files(&e.export("north", "n3")), v1);
+    // A compaction cut short (its copy left beside the database) costs nothing: the next
+    // command removes the copy and reads the database as it was.
+    std::fs::create_dir_all(e.path("state/db.compacting/blobs")).unwrap();
+    std::fs::write(e.path("state/db.compacting/db"), b"half").unwrap();
+    assert_eq!(e.history("south").len(), 1);
+    assert!(!e.path("state/db.compacting").exists());
+}

@@ -1,0 +1,336 @@
+//! Compaction: the database's keys copied into a fresh database that then takes its place.
+//!
+//! sled 0.34 writes a tree node over 128 KiB (a leaf holding a few segment bases) to a file
+//! of its own under `db/blobs/`, and does not always remove that file when the node is
+//! replaced: a store written by one `rosterdrop ingest` process a night kept every base its
+//! compactions replaced (about 190 MiB after 30 nights of the 200,000-student district, for
+//! 20 MiB of records). sled has no call that reclaims them, so a process that wrote to the
+//! store copies the live keys into a new database when the directory has grown past twice
+//! what it holds ([`Store::close`]), and swaps the two directories in one `rename`.
+
+use super::*;
+
+/// Bytes a database may take beyond its threshold before it is compacted: small stores
+/// are left alone.
+const COMPACT_SLACK: u64 = 8 << 20;
+/// Bytes of keys and values per atomic batch of the copy.
+const COPY_BATCH_BYTES: usize = 8 << 20;
+/// How long the copy waits for sled to let go of a database it has closed (its flusher
+/// thread holds the files a moment after the last handle is dropped).
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A file in the database's directory beside sled's: the directory's bytes right after its
+/// last compaction, in decimal (what is not records, such as years of history, is then not
+/// compacted again and again).
+const COMPACTED_FILE: &str = "compacted-bytes";
+
+/// What a compaction did: the database directory's bytes before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    pub before: u64,
+    pub after: u64,
+}
+
+/// The directory a compaction builds the new database in, beside `dir`.
+fn fresh_dir(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".compacting");
+    dir.with_file_name(name)
+}
+
+/// Takes the store's own lock in `dir`: one process at a time, taken before sled's, so that
+/// "in use" is a typed answer (sled reports its own lock only as text).
+pub(super) fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("rosterdrop.lock"))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// Opens the sled database in `dir`.
+pub(super) fn open_db(dir: &Path) -> Result<sled::Db> {
+    // sled caches up to 1 GiB by default; a roster store needs far less resident.
+    match sled::Config::new()
+        .path(dir)
+        .cache_capacity(64 << 20)
+        .open()
+    {
+        Ok(db) => Ok(db),
+        // sled lets go of its own lock from its flusher thread a moment after the last
+        // handle of an earlier open is dropped: that is "in use", and is waited for.
+        Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+            Err(StoreError::Locked {
+                path: dir.to_path_buf(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes what a compaction that was cut short left beside `dir` (called with the store's
+/// lock held): before the swap it is an unfinished copy, after it the old database.
+pub(super) fn remove_leftover(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(fresh_dir(dir)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes the files under `p` take.
+pub(super) fn dir_bytes(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until no sled instance holds the database in `dir` (sled's lock on its `db` file):
+/// only then may the directory be moved, as a closing instance still writes by path.
+fn wait_released(dir: &Path) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("db"))?;
+    let t0 = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if t0.elapsed() < RELEASE_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+    }
+}
+
+impl Store {
+    /// Closes the store. A store this process wrote to is first compacted when its database
+    /// directory takes more than twice the bytes of its records (or a quarter more than its
+    /// size after its last compaction, whichever is more) plus 8 MiB: see the module's
+    /// notes. A compaction that fails leaves the database as it was.
+    pub fn close(self) -> Result<Option<Compacted>> {
+        if !self.wrote.load(std::sync::atomic::Ordering::Relaxed) || !self.has_grown()? {
+            return Ok(None);
+        }
+        self.compact_now().map(Some)
+    }
+
+    /// Whether the database has grown past the threshold of [`Store::close`].
+    pub fn has_grown(&self) -> Result<bool> {
+        Ok(dir_bytes(&self.dir) > self.compaction_threshold()?)
+    }
+
+    /// Copies every key of every tree into a fresh database and swaps it in, now.
+    pub fn compact_now(self) -> Result<Compacted> {
+        let before = dir_bytes(&self.dir);
+        self.compact(before)
+    }
+
+    fn compaction_threshold(&self) -> Result<u64> {
+        let mut records = 0u64;
+        for kv in self.tree.scan_prefix(b"s\0") {
+            let (k, v) = kv?;
+            let st: SourceState =
+                serde_json::from_slice(&v).map_err(|e| corrupt(&k, e.to_string()))?;
+            records = records.saturating_add(st.stored_bytes);
+        }
+        let last: u64 = std::fs::read_to_string(self.dir.join(COMPACTED_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        Ok(records
+            .saturating_mul(2)
+            .max(last.saturating_add(last / 4))
+            .saturating_add(COMPACT_SLACK))
+    }
+
+    fn compact(self, before: u64) -> Result<Compacted> {
+        let _span = tracing::info_span!("compaction").entered();
+        let fresh = fresh_dir(&self.dir);
+        remove_leftover(&self.dir)?;
+        std::fs::create_dir_all(&fresh)?;
+        let new_lock = lock_dir(&fresh)?;
+        if let Err(e) = self.copy_into(&fresh) {
+            // Disk full, say: the database is as it was, and the copy goes.
+            drop(new_lock);
+            let _ = remove_leftover(&self.dir);
+            return Err(e);
+        }
+        let Store {
+            db,
+            tree,
+            dir,
+            _lock: old_lock,
+            ..
+        } = self;
+        drop(tree);
+        drop(db);
+        wait_released(&dir)?;
+        wait_released(&fresh)?;
+        // One atomic step: `dir` is the old database before it and the new one after it; a
+        // kill at any moment leaves a whole database there, and the other is removed by
+        // the next open.
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &fresh,
+            rustix::fs::CWD,
+            &dir,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .map_err(std::io::Error::from)?;
+        if let Some(parent) = dir.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        remove_leftover(&dir)?;
+        let after = dir_bytes(&dir);
+        std::fs::write(dir.join(COMPACTED_FILE), format!("{after}\n"))?;
+        drop((old_lock, new_lock));
+        tracing::info!(before, after, "store compacted");
+        Ok(Compacted { before, after })
+    }
+
+    /// Copies every key of every tree into a new database in `fresh`, durably.
+    fn copy_into(&self, fresh: &Path) -> Result<()> {
+        let new = open_db(fresh)?;
+        for name in self.db.tree_names() {
+            let (from, to) = (self.db.open_tree(&name)?, new.open_tree(&name)?);
+            let (mut batch, mut bytes) = (sled::Batch::default(), 0usize);
+            for kv in from.iter() {
+                let (k, v) = kv?;
+                bytes += k.len() + v.len();
+                batch.insert(k, v);
+                if bytes >= COPY_BATCH_BYTES {
+                    to.apply_batch(std::mem::take(&mut batch))?;
+                    bytes = 0;
+                }
+            }
+            to.apply_batch(batch)?;
+        }
+        new.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key and value of every tree, in order.
+    fn contents(s: &Store) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        for name in s.db.tree_names() {
+            for kv in s.db.open_tree(&name).unwrap().iter() {
+                let (k, v) = kv.unwrap();
+                out.push((name.to_vec(), k.to_vec(), v.to_vec()));
+            }
+        }
+        out
+    }
+
+    /// Values over sled's blob threshold, each written several times over: the files of the
+    /// replaced ones stay behind.
+    fn grow(s: &Store, rounds: u8) {
+        for round in 0..rounds {
+            for n in 0u32..24 {
+                let mut v = vec![round; 200 << 10];
+                v[..4].copy_from_slice(&n.to_be_bytes());
+                s.tree.insert(format!("g\0north\0big\0{n}"), v).unwrap();
+            }
+            s.flush().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_compaction_keeps_every_key_and_gives_back_the_space() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("db");
+        let s = Store::open(&dir).unwrap();
+        grow(&s, 6);
+        s.tree.insert(K_NEXT_ID, &7u64.to_be_bytes()).unwrap();
+        s.db.insert(b"other tree's key", b"kept").unwrap();
+        s.flush().unwrap();
+        let before = contents(&s);
+        let c = s.compact_now().unwrap();
+        assert!(c.after < c.before, "{c:?}");
+        assert!(!fresh_dir(&dir).exists());
+        let s = Store::open(&dir).unwrap();
+        assert_eq!(contents(&s), before);
+        // And it is a store like any other: written to, closed, opened again.
+        s.tree.insert(b"m\0after", b"1").unwrap();
+        s.flush().unwrap();
+        drop(s);
+        let s = Store::open(&dir).unwrap();
+        assert_eq!(s.tree.get(b"m\0after").unwrap().as_deref(), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn close_compacts_only_a_store_this_process_grew_past_its_threshold() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("db");
+        let s = Store::open(&dir).unwrap();
+        s.tree.insert(b"m\0small", b"1").unwrap();
+        s.flush().unwrap();
+        // Small: under 8 MiB, left alone.
+        assert_eq!(s.close().unwrap(), None);
+        // Grown, but this process only read it.
+        let s = Store::open(&dir).unwrap();
+        grow(&s, 8);
+        drop(s);
+        let s = Store::open(&dir).unwrap();
+        assert!(s.tree.get(K_VERSION).unwrap().is_some());
+        assert_eq!(s.close().unwrap(), None);
+        // Grown by this process: compacted, and the size after is remembered.
+        let s = Store::open(&dir).unwrap();
+        grow(&s, 2);
+        let c = s.close().unwrap().expect("compacted");
+        assert!(c.after < c.before, "{c:?}");
+        let remembered = std::fs::read_to_string(dir.join(COMPACTED_FILE)).unwrap();
+        assert_eq!(remembered.trim(), c.after.to_string());
+        // A store whose compacted size is what it holds is not compacted again and again:
+        // the threshold is then a quarter above that size.
+        let s = Store::open(&dir).unwrap();
+        std::fs::write(dir.join(COMPACTED_FILE), format!("{}\n", 1u64 << 40)).unwrap();
+        grow(&s, 1);
+        assert_eq!(s.close().unwrap(), None);
+    }
+
+    #[test]
+    fn open_removes_what_a_compaction_cut_short_left_and_keeps_the_database() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("db");
+        let s = Store::open(&dir).unwrap();
+        s.tree.insert(b"m\0kept", b"yes").unwrap();
+        s.flush().unwrap();
+        drop(s);
+        // A copy killed half way (or the old database, after the swap).
+        let fresh = fresh_dir(&dir);
+        std::fs::create_dir_all(fresh.join("blobs")).unwrap();
+        std::fs::write(fresh.join("db"), b"half a database").unwrap();
+        std::fs::write(fresh.join("blobs").join("123"), vec![0u8; 4096]).unwrap();
+        let s = Store::open(&dir).unwrap();
+        assert!(!fresh.exists());
+        assert_eq!(
+            s.tree.get(b"m\0kept").unwrap().as_deref(),
+            Some(&b"yes"[..])
+        );
+    }
+}
