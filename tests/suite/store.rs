@@ -402,3 +402,51 @@ fn compact_keeps_every_source_its_history_and_its_rollback() {
     assert_eq!(e.history("south").len(), 1);
     assert!(!e.path("state/db.compacting").exists());
 }
+
+#[test]
+fn kill_9_during_compact_leaves_the_store_whole() {
+    let e = Env::with_sources(&["north"], "guard.max_delete_percent = 100.0\n");
+    let (v1, v2) = (e.path("v1"), e.path("v2"));
+    for (dir, err) in [(&v1, "0"), (&v2, "40")] {
+        let o = bin()
+            .args(["synth", "--students", "3000", "--error-every", err])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+    }
+    assert_eq!(e.ingest(&v1, "north").0, 0);
+    assert_eq!(e.ingest(&v2, "north").0, 0);
+    let roster = dir_files(&e.export("north", "before"));
+    let history = e.history("north");
+    let t = std::time::Instant::now();
+    assert_eq!(e.run_text(&["compact"]).0, 0);
+    let full = t.elapsed();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for round in 0..10 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = full.mul_f64((seed % 1000) as f64 / 1000.0);
+        let mut child = bin()
+            .args(["compact", "--config"])
+            .arg(&e.config)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        // Whatever the moment, the next command finds the whole store, and no copy is left.
+        assert_eq!(
+            dir_files(&e.export("north", &format!("round{round}"))),
+            roster,
+            "round {round}"
+        );
+        assert_eq!(e.history("north"), history, "round {round}");
+        assert!(!e.path("state/db.compacting").exists(), "round {round}");
+    }
+    // And it still takes batches: v1 again is a batch of its own.
+    assert_eq!(e.ingest(&v1, "north").0, 0);
+    assert_eq!(e.history("north").len(), history.len() + 1);
+}
