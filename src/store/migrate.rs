@@ -195,8 +195,8 @@ mod tests {
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
 
-    /// A fixture store: `v1` (format 1) or `v2` (format 2), each written by the release of
-    /// its format (README there) with that release's exports beside it.
+    /// A fixture store: `v1` (format 1), `v2` (format 2) or `v3` (format 3), each written by
+    /// the release of its format (README there) with that release's exports beside it.
     fn fixture(version: &str) -> PathBuf {
         Path::new(FIXTURES).join(version)
     }
@@ -250,6 +250,12 @@ mod tests {
     #[test]
     fn a_format_2_store_opens_migrated_and_keeps_its_roster_history_undo_and_held_batches() {
         opens_migrated_and_does_what_its_release_did("v2", b"2");
+    }
+
+    #[test]
+    fn a_format_3_store_written_by_its_release_opens_and_keeps_its_roster_history_undo_and_held_batches(
+    ) {
+        opens_migrated_and_does_what_its_release_did("v3", b"3");
     }
 
     /// Opens a copy of fixture `version` (written in format `found`): it is migrated to
