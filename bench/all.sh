@@ -157,7 +157,7 @@ detail "rows changed in the 1% copy: $(for x in "$V1"/*.csv; do diff "$x" "$V2/$
 # 4. a month of nights. As the daemon runs them: one process, the store open throughout
 # (examples/nights). Then as `rosterdrop ingest` runs them, a process a night: sled 0.34 leaves
 # blob files behind, which such a process gives back by compacting the store once it has grown
-# to twice its records (docs/ARCHITECTURE.md); its row is the store after the last night, with
+# to 2.5 times its records (docs/ARCHITECTURE.md); its row is the store after the last night, with
 # the least and the most it took after any night.
 if [ "$NIGHTS" -gt 0 ]; then
   N1=$(district apple "$NIGHT_STUDENTS")

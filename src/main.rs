@@ -126,7 +126,7 @@ enum Command {
     },
     /// Copy the store's live data into a fresh database and swap it in, giving back the space
     /// sled leaves behind (writing commands do this on their own when the store has grown to
-    /// twice its records). The daemon must be stopped.
+    /// two and a half times its records). The daemon must be stopped.
     Compact {},
     /// Write a source's current roster as a bundle.
     Export {

@@ -5,8 +5,8 @@
 //! replaced: a store written by one `rosterdrop ingest` process a night kept every base its
 //! compactions replaced (about 190 MiB after 30 nights of the 200,000-student district, for
 //! 20 MiB of records). sled has no call that reclaims them, so a process that wrote to the
-//! store copies the live keys into a new database when the directory has grown past twice
-//! what it holds ([`Store::close`]), and swaps the two directories in one `rename`.
+//! store copies the live keys into a new database when the directory has grown past two and
+//! a half times what it holds ([`Store::close`]), and swaps the two directories in one `rename`.
 
 use super::*;
 
@@ -124,7 +124,7 @@ fn wait_released(dir: &Path) -> Result<()> {
 
 impl Store {
     /// Closes the store. A store this process wrote to is first compacted when its database
-    /// directory takes more than twice the bytes of its records (or a quarter more than its
+    /// directory takes more than two and a half times the bytes of its records (or a quarter more than its
     /// size after its last compaction, whichever is more) plus 8 MiB: see the module's
     /// notes. A compaction that fails leaves the database as it was.
     pub fn close(self) -> Result<Option<Compacted>> {
@@ -157,10 +157,9 @@ impl Store {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        Ok(records
-            .saturating_mul(2)
-            .max(last.saturating_add(last / 4))
-            .saturating_add(COMPACT_SLACK))
+        let by_records = records.saturating_mul(5) / 2;
+        let by_last = last.saturating_add(last / 4);
+        Ok(by_records.max(by_last).saturating_add(COMPACT_SLACK))
     }
 
     fn compact(self, before: u64) -> Result<Compacted> {
