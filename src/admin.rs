@@ -393,7 +393,13 @@ pub fn run(state_dir: &Path, req: &Request, patience: Duration) -> Result<Answer
             req,
             Request::Approve { .. } | Request::Discard { .. } | Request::Rollback { .. }
         );
-        match store.close() {
+        // Only a command that changed the roster closes the store with a compaction (a
+        // reading command's output stays what it reads).
+        match changes
+            .then(|| store.close())
+            .transpose()
+            .map(Option::flatten)
+        {
             Ok(Some(c)) => reply
                 .stdout
                 .push_str(&format!("{}\n", crate::store::views::compacted_text(&c))),

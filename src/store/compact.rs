@@ -18,16 +18,21 @@ const COPY_BATCH_BYTES: usize = 8 << 20;
 /// How long the copy waits for sled to let go of a database it has closed (its flusher
 /// thread holds the files a moment after the last handle is dropped).
 const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Opens of the lock file (each finding the file moved since) before the store counts as in
+/// use.
+const LOCK_ATTEMPTS: usize = 3;
 /// A file in the database's directory beside sled's: the directory's bytes right after its
 /// last compaction, in decimal (what is not records, such as years of history, is then not
 /// compacted again and again).
 const COMPACTED_FILE: &str = "compacted-bytes";
 
-/// What a compaction did: the database directory's bytes before and after.
+/// What a compaction did: the database directory's bytes before and after, and whether the
+/// copy took the old database's place (`false`: the copy was no smaller, and was dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compacted {
     pub before: u64,
     pub after: u64,
+    pub swapped: bool,
 }
 
 /// The directory a compaction builds the new database in, beside `dir`.
@@ -39,18 +44,41 @@ fn fresh_dir(dir: &Path) -> PathBuf {
 
 /// Takes the store's own lock in `dir`: one process at a time, taken before sled's, so that
 /// "in use" is a typed answer (sled reports its own lock only as text).
+///
+/// A compaction swaps the directory, and the lock file in it, for a new one: a process that
+/// opened the old file before the swap and locks it after would hold a lock nobody else
+/// sees. So a lock counts only while the path still names the file locked; otherwise the
+/// path is opened again.
 pub(super) fn lock_dir(dir: &Path) -> Result<std::fs::File> {
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("rosterdrop.lock"))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
-            path: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    let path = dir.join("rosterdrop.lock");
+    for _ in 0..LOCK_ATTEMPTS {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => break,
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        if names(&path, &lock)? {
+            return Ok(lock);
+        }
+    }
+    Err(StoreError::Locked {
+        path: dir.to_path_buf(),
+    })
+}
+
+/// Whether `path` still names the open `file` (not a file put in its place since).
+fn names(path: &Path, file: &std::fs::File) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(now) => Ok((now.dev(), now.ino()) == (held.dev(), held.ino())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -122,6 +150,65 @@ fn wait_released(dir: &Path) -> Result<()> {
     }
 }
 
+/// Whether `dir` can be swapped for a copy beside it: a directory of its own (not a symbolic
+/// link, whose target would be left behind) on its parent's filesystem (not a mount point,
+/// which a rename cannot move).
+fn swappable(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    let parent = dir
+        .parent()
+        .map(std::fs::metadata)
+        .transpose()?
+        .map(|m| m.dev());
+    if meta.is_dir() && parent == Some(meta.dev()) {
+        return Ok(());
+    }
+    Err(std::io::Error::other(format!(
+        "{} is a symbolic link or a mount point: it cannot be swapped for a compacted copy",
+        dir.display()
+    ))
+    .into())
+}
+
+/// Swaps the copy in `fresh` for the database in `dir` if it is smaller (`Ok(false)`: it is
+/// not, and `fresh` keeps it). The copy is made durable first, file by file: sled does not
+/// sync its blob files, and the old database is removed right after the swap.
+fn swap_in(dir: &Path, fresh: &Path, before: u64) -> Result<bool> {
+    if dir_bytes(fresh) >= before {
+        return Ok(false);
+    }
+    sync_tree(fresh)?;
+    // One atomic step: `dir` is the old database before it and the new one after it; a kill
+    // at any moment leaves a whole database there, and the other is removed by the next open.
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        fresh,
+        rustix::fs::CWD,
+        dir,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .map_err(std::io::Error::from)?;
+    if let Some(parent) = dir.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(true)
+}
+
+/// fsync of every file and directory under `p`, and of `p`.
+fn sync_tree(p: &Path) -> Result<()> {
+    for e in std::fs::read_dir(p)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            sync_tree(&e.path())?;
+        } else {
+            std::fs::File::open(e.path())?.sync_all()?;
+        }
+    }
+    std::fs::File::open(p)?.sync_all()?;
+    Ok(())
+}
+
 impl Store {
     /// Closes the store. A store this process wrote to is first compacted when its database
     /// directory takes more than two and a half times the bytes of its records (or a quarter more than its
@@ -136,7 +223,7 @@ impl Store {
 
     /// Whether the database has grown past the threshold of [`Store::close`].
     pub fn has_grown(&self) -> Result<bool> {
-        Ok(dir_bytes(&self.dir) > self.compaction_threshold()?)
+        Ok(swappable(&self.dir).is_ok() && dir_bytes(&self.dir) > self.compaction_threshold()?)
     }
 
     /// Copies every key of every tree into a fresh database and swaps it in, now.
@@ -164,6 +251,7 @@ impl Store {
 
     fn compact(self, before: u64) -> Result<Compacted> {
         let _span = tracing::info_span!("compaction").entered();
+        swappable(&self.dir)?;
         let fresh = fresh_dir(&self.dir);
         remove_leftover(&self.dir)?;
         std::fs::create_dir_all(&fresh)?;
@@ -183,28 +271,25 @@ impl Store {
         } = self;
         drop(tree);
         drop(db);
-        wait_released(&dir)?;
-        wait_released(&fresh)?;
-        // One atomic step: `dir` is the old database before it and the new one after it; a
-        // kill at any moment leaves a whole database there, and the other is removed by
-        // the next open.
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            &fresh,
-            rustix::fs::CWD,
-            &dir,
-            rustix::fs::RenameFlags::EXCHANGE,
-        )
-        .map_err(std::io::Error::from)?;
-        if let Some(parent) = dir.parent() {
-            std::fs::File::open(parent)?.sync_all()?;
-        }
-        remove_leftover(&dir)?;
+        let swapped = wait_released(&dir)
+            .and_then(|()| wait_released(&fresh))
+            .and_then(|()| swap_in(&dir, &fresh, before));
+        // Whatever happened, the other directory goes, under both locks; and a swap that
+        // failed or was not worth it is not tried again until the store has grown by another
+        // quarter.
+        let removed = remove_leftover(&dir);
         let after = dir_bytes(&dir);
-        std::fs::write(dir.join(COMPACTED_FILE), format!("{after}\n"))?;
+        let noted = std::fs::write(dir.join(COMPACTED_FILE), format!("{after}\n"));
         drop((old_lock, new_lock));
-        tracing::info!(before, after, "store compacted");
-        Ok(Compacted { before, after })
+        let swapped = swapped?;
+        removed?;
+        noted?;
+        tracing::info!(before, after, swapped, "store compaction");
+        Ok(Compacted {
+            before,
+            after,
+            swapped,
+        })
     }
 
     /// Copies every key of every tree into a new database in `fresh`, durably.
@@ -310,6 +395,64 @@ mod tests {
         std::fs::write(dir.join(COMPACTED_FILE), format!("{}\n", 1u64 << 40)).unwrap();
         grow(&s, 1);
         assert_eq!(s.close().unwrap(), None);
+    }
+
+    #[test]
+    fn a_lock_counts_only_on_the_file_its_path_still_names() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("db");
+        std::fs::create_dir_all(&dir).unwrap();
+        let held = lock_dir(&dir).unwrap();
+        assert!(matches!(lock_dir(&dir), Err(StoreError::Locked { .. })));
+        let path = dir.join("rosterdrop.lock");
+        assert!(names(&path, &held).unwrap());
+        // What a process that opened the file before a compaction's swap holds after it.
+        std::fs::rename(&path, dir.join("moved")).unwrap();
+        assert!(!names(&path, &held).unwrap());
+        std::fs::write(&path, b"").unwrap();
+        assert!(!names(&path, &held).unwrap());
+        // The file now at the path is free, and is the one locked.
+        let again = lock_dir(&dir).unwrap();
+        assert!(names(&path, &again).unwrap());
+    }
+
+    #[test]
+    fn a_symlinked_database_is_not_swapped_for_a_copy() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("elsewhere").join("db");
+        std::fs::create_dir_all(&real).unwrap();
+        let dir = d.path().join("db");
+        std::os::unix::fs::symlink(&real, &dir).unwrap();
+        let s = Store::open(&dir).unwrap();
+        grow(&s, 8);
+        assert!(!s.has_grown().unwrap());
+        let before = contents(&s);
+        let e = s.compact_now().unwrap_err();
+        assert!(
+            e.to_string().contains("symbolic link or a mount point"),
+            "{e}"
+        );
+        assert!(std::fs::symlink_metadata(&dir).unwrap().is_symlink());
+        assert!(!fresh_dir(&dir).exists());
+        assert_eq!(contents(&Store::open(&dir).unwrap()), before);
+    }
+
+    #[test]
+    fn a_copy_no_smaller_than_the_database_is_not_swapped_in() {
+        let d = tempfile::tempdir().unwrap();
+        let (dir, fresh) = (d.path().join("db"), d.path().join("db.compacting"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(fresh.join("blobs")).unwrap();
+        std::fs::write(dir.join("db"), vec![1u8; 1000]).unwrap();
+        std::fs::write(fresh.join("db"), vec![2u8; 600]).unwrap();
+        std::fs::write(fresh.join("blobs").join("7"), vec![2u8; 400]).unwrap();
+        assert!(!swap_in(&dir, &fresh, dir_bytes(&dir)).unwrap());
+        assert_eq!(std::fs::read(dir.join("db")).unwrap(), vec![1u8; 1000]);
+        // Smaller: swapped, the old one left where the copy was.
+        std::fs::remove_file(fresh.join("blobs").join("7")).unwrap();
+        assert!(swap_in(&dir, &fresh, dir_bytes(&dir)).unwrap());
+        assert_eq!(std::fs::read(dir.join("db")).unwrap(), vec![2u8; 600]);
+        assert_eq!(std::fs::read(fresh.join("db")).unwrap(), vec![1u8; 1000]);
     }
 
     #[test]

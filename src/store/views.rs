@@ -196,11 +196,18 @@ impl External for StoreView<'_> {
 /// The line the CLI prints after a compaction.
 pub fn compacted_text(c: &Compacted) -> String {
     let mib = |b: u64| b as f64 / f64::from(1 << 20);
-    format!(
-        "Store compacted: {:.1} MiB -> {:.1} MiB on disk",
-        mib(c.before),
-        mib(c.after)
-    )
+    if c.swapped {
+        format!(
+            "Store compacted: {:.1} MiB -> {:.1} MiB on disk",
+            mib(c.before),
+            mib(c.after)
+        )
+    } else {
+        format!(
+            "Store not compacted: a fresh copy was no smaller than its {:.1} MiB",
+            mib(c.before)
+        )
+    }
 }
 
 pub fn fmt_time(secs: u64) -> String {
