@@ -6,21 +6,9 @@
 //!
 //!     cargo run --release --example nights -- STATE_DIR FIRST NIGHT1 NIGHT2 ...
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-fn dir_bytes(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
+use rosterdrop::store::dir_bytes;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();

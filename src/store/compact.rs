@@ -111,8 +111,8 @@ pub(super) fn remove_leftover(dir: &Path) -> Result<()> {
     }
 }
 
-/// Bytes the files under `p` take.
-pub(super) fn dir_bytes(p: &Path) -> u64 {
+/// Bytes the files under `p` take (their lengths; 0 for what cannot be read).
+pub fn dir_bytes(p: &Path) -> u64 {
     std::fs::read_dir(p)
         .map(|rd| {
             rd.flatten()

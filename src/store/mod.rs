@@ -21,7 +21,7 @@ use crate::roster::values::list_items;
 mod batch;
 mod codec;
 mod compact;
-pub use compact::Compacted;
+pub use compact::{dir_bytes, Compacted};
 mod diff;
 mod export;
 mod migrate;

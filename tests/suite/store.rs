@@ -287,13 +287,10 @@ fn oneroster_delta_upserts_deletes_and_skips_stale_rows() {
     assert!(out.contains("1 stale delta rows skipped"), "{out}");
 }
 
-/// Kills real ingests at random moments: the store must always hold the roster from before
-/// the batch or from after it, never a mix.
-#[test]
-fn kill_9_during_ingest_leaves_before_or_after() {
-    let e = Env::with_sources(&["north", "south"], "guard.max_delete_percent = 100.0\n");
-    let v1 = e.path("v1");
-    let v2 = e.path("v2");
+/// Two synthetic districts of 3,000 students in `e`: `v1` clean, `v2` with an error every 40
+/// rows (so a batch of `v2` after `v1` changes many records).
+fn two_synthetic_districts(e: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (v1, v2) = (e.path("v1"), e.path("v2"));
     for (dir, err) in [(&v1, "0"), (&v2, "40")] {
         let o = bin()
             .args(["synth", "--students", "3000", "--error-every", err])
@@ -302,6 +299,15 @@ fn kill_9_during_ingest_leaves_before_or_after() {
             .unwrap();
         assert!(o.status.success());
     }
+    (v1, v2)
+}
+
+/// Kills real ingests at random moments: the store must always hold the roster from before
+/// the batch or from after it, never a mix.
+#[test]
+fn kill_9_during_ingest_leaves_before_or_after() {
+    let e = Env::with_sources(&["north", "south"], "guard.max_delete_percent = 100.0\n");
+    let (v1, v2) = two_synthetic_districts(&e);
     // The two possible rosters, from a clean run each.
     let clean = Env::with_sources(&["north", "south"], "guard.max_delete_percent = 100.0\n");
     assert_eq!(clean.ingest(&v1, "north").0, 0);
@@ -406,15 +412,7 @@ fn compact_keeps_every_source_its_history_and_its_rollback() {
 #[test]
 fn kill_9_during_compact_leaves_the_store_whole() {
     let e = Env::with_sources(&["north"], "guard.max_delete_percent = 100.0\n");
-    let (v1, v2) = (e.path("v1"), e.path("v2"));
-    for (dir, err) in [(&v1, "0"), (&v2, "40")] {
-        let o = bin()
-            .args(["synth", "--students", "3000", "--error-every", err])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(o.status.success());
-    }
+    let (v1, v2) = two_synthetic_districts(&e);
     assert_eq!(e.ingest(&v1, "north").0, 0);
     assert_eq!(e.ingest(&v2, "north").0, 0);
     let roster = dir_files(&e.export("north", "before"));
