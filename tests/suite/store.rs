@@ -302,6 +302,23 @@ fn two_synthetic_districts(e: &Env) -> (std::path::PathBuf, std::path::PathBuf) 
     (v1, v2)
 }
 
+/// `rounds` moments within `full` to kill a process at, spread by a xorshift from `seed` (the
+/// same moments on every run).
+fn kill_delays(
+    full: std::time::Duration,
+    rounds: usize,
+    mut seed: u64,
+) -> Vec<std::time::Duration> {
+    (0..rounds)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            full.mul_f64((seed % 1000) as f64 / 1000.0)
+        })
+        .collect()
+}
+
 /// Kills real ingests at random moments: the store must always hold the roster from before
 /// the batch or from after it, never a mix.
 #[test]
@@ -323,12 +340,10 @@ fn kill_9_during_ingest_leaves_before_or_after() {
     // Back to v1 for the kill rounds (a roll-forward to v1 content).
     assert_eq!(e.ingest(&v1, "north").0, 0);
     let mut seen = (0, 0);
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    for round in 0..12 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let delay = full.mul_f64((seed % 1000) as f64 / 1000.0);
+    for (round, delay) in kill_delays(full, 12, 0x2545_f491_4f6c_dd1d)
+        .into_iter()
+        .enumerate()
+    {
         let mut child = bin()
             .args([
                 "ingest",
@@ -420,12 +435,10 @@ fn kill_9_during_compact_leaves_the_store_whole() {
     let t = std::time::Instant::now();
     assert_eq!(e.run_text(&["compact"]).0, 0);
     let full = t.elapsed();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    for round in 0..10 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let delay = full.mul_f64((seed % 1000) as f64 / 1000.0);
+    for (round, delay) in kill_delays(full, 10, 0x9e37_79b9_7f4a_7c15)
+        .into_iter()
+        .enumerate()
+    {
         let mut child = bin()
             .args(["compact", "--config"])
             .arg(&e.config)
