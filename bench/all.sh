@@ -139,6 +139,8 @@ for i in $(seq "$RUNS"); do
   read -r s _ < <(ingest "$V2"); collect "pct" "$s"
   collect "pages-pct" "$(last_pages)"; collect "db-growth" "$(( $(db_bytes) - b0 ))"
   read -r w sb < <(last_disk); collect "bytes-pct" "$w"; collect "bytes-stored" "$sb"
+  read -r s m _ < <(run "$BIN" export --source bench --config "$WORK/c.toml" --out "$WORK/exp")
+  collect "export" "$s"; collect "export-rss" "$(mib "$m")"; rm -rf "$WORK/exp"
 done
 read -r bm _ < <(st ichk)
 read -r m lo hi < <(st first); row "first ingest / check [s]" "$bm" "$m" "$lo" "$hi" 1.5
@@ -152,6 +154,9 @@ detail_st "check apple $STUDENTS, beside ingest [s]" ichk
 detail "pages per table, first batch (= the store's pages): $(table_pages 1)"
 detail "pages per table written by the 1% batch:             $(table_pages 2)"
 detail_st "sled db growth by the 1% batch [bytes]" db-growth
+read -r m _ < <(st export)
+detail_st "export, own format, after the 1% batch [s] ($(ratio "$m" "$bm")x check)" export
+detail_st "peak mem of that export [MiB]" export-rss
 detail "rows changed in the 1% copy: $(for x in "$V1"/*.csv; do diff "$x" "$V2/$(basename "$x")" | grep -c '^>' || true; done | awk '{s+=$1} END{print s}')"
 
 # 4. a month of nights. As the daemon runs them: one process, the store open throughout

@@ -153,7 +153,15 @@ pub(super) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Reads an unsigned LEB128 varint at `*i`; `None` past the end or beyond 64 bits.
+#[inline]
 pub(super) fn get_varint(bytes: &[u8], i: &mut usize) -> Option<u64> {
+    // One byte (a length under 128, a name index) is nearly every varint of a page.
+    if let Some(&b) = bytes.get(*i) {
+        if b & 0x80 == 0 {
+            *i += 1;
+            return Some(u64::from(b));
+        }
+    }
     let mut n = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *bytes.get(*i)?;
@@ -334,32 +342,122 @@ pub(super) fn visit_raw_page_keyed(
     bytes: &[u8],
     visit: &mut dyn FnMut(&[u8], &crate::roster::model::read::Fields<'_>),
 ) -> Option<()> {
-    let mut i = 0;
-    let names = page_names(bytes, &mut i)?;
-    let n = get_varint(bytes, &mut i)?;
-    let mut fields: Vec<(&str, &str)> = Vec::new();
-    for _ in 0..n {
+    let mut page = RawPage::open(bytes)?;
+    let mut named: Vec<(&str, &str)> = Vec::new();
+    let mut fields = Vec::new();
+    while let Some(k) = page.next_record(&mut fields)? {
+        named.clear();
+        for &(n, v) in &fields {
+            named.push((*page.names.get(n)?, v));
+        }
+        visit(k, &named);
+    }
+    Some(())
+}
+
+/// A raw page read a record at a time, each from a byte offset that a reader may come back
+/// to ([`RawPage::record_at`]): the own-format export sorts a table's records by key across
+/// its pages and then reads each where it lies.
+pub(super) struct RawPage<'a> {
+    bytes: &'a [u8],
+    /// The page's column names, in the order its records refer to them.
+    pub(super) names: Vec<&'a str>,
+    /// Where the next record starts, and how many are left.
+    at: usize,
+    left: u64,
+}
+
+impl<'a> RawPage<'a> {
+    pub(super) fn open(bytes: &'a [u8]) -> Option<Self> {
+        let mut at = 0;
+        let names = page_names(bytes, &mut at)?;
+        let left = get_varint(bytes, &mut at)?;
+        Some(RawPage {
+            bytes,
+            names,
+            at,
+            left,
+        })
+    }
+
+    /// Where the next record starts.
+    pub(super) fn offset(&self) -> usize {
+        self.at
+    }
+
+    /// The next record's key, with its fields as (index into `names`, value) in `fields`;
+    /// `Some(None)` after the last one, `None` when the page does not decode (a name index
+    /// out of range, a value not UTF-8, bytes after the last record).
+    pub(super) fn next_record(
+        &mut self,
+        fields: &mut Vec<(usize, &'a str)>,
+    ) -> Option<Option<&'a [u8]>> {
+        if self.left == 0 {
+            return (self.at == self.bytes.len()).then_some(None);
+        }
+        let (k, end) = self.record_at(self.at, fields)?;
+        self.left -= 1;
+        self.at = end;
+        Some(Some(k))
+    }
+
+    /// The record that starts at byte `at` (an [`RawPage::offset`] seen before): its key and
+    /// where the next record starts, its fields in `fields`.
+    pub(super) fn record_at(
+        &self,
+        at: usize,
+        fields: &mut Vec<(usize, &'a str)>,
+    ) -> Option<(&'a [u8], usize)> {
+        let bytes = self.bytes;
+        let mut i = at;
         let k = get_slice(bytes, &mut i)?;
         if k.len() > MAX_KEY_BYTES {
             return None;
         }
-        let nf = get_varint(bytes, &mut i)?;
         fields.clear();
-        for _ in 0..nf {
-            let name = names.get(usize::try_from(get_varint(bytes, &mut i)?).ok()?)?;
+        for _ in 0..get_varint(bytes, &mut i)? {
+            let name = usize::try_from(get_varint(bytes, &mut i)?).ok()?;
+            if name >= self.names.len() {
+                return None;
+            }
             let value = match usize::try_from(get_varint(bytes, &mut i)?).ok()? {
-                0 => std::str::from_utf8(k).ok()?,
+                0 => k,
                 n => {
                     let v = bytes.get(i..i.checked_add(n - 1)?)?;
                     i += n - 1;
-                    std::str::from_utf8(v).ok()?
+                    v
                 }
             };
-            fields.push((name, value));
+            fields.push((name, std::str::from_utf8(value).ok()?));
         }
-        visit(k, &fields);
+        Some((k, i))
     }
-    (i == bytes.len()).then_some(())
+}
+
+/// The length of the prefix all `ids` share.
+pub(super) fn shared_prefix<'a>(ids: impl IntoIterator<Item = &'a [u8]>) -> usize {
+    let mut ids = ids.into_iter();
+    let Some(first) = ids.next() else {
+        return 0;
+    };
+    ids.fold(first.len(), |n, id| {
+        first[..n]
+            .iter()
+            .zip(id.iter())
+            .take_while(|(a, b)| a == b)
+            .count()
+    })
+}
+
+/// Eight bytes of `id` after its first `skip`, big-endian, zero-padded: for ids that share
+/// their first `skip` bytes and hold no NUL (the engine refuses NUL), a smaller word is a
+/// smaller id, and equal words leave the order to the bytes after them.
+pub(super) fn sort_word(id: &[u8], skip: usize) -> u64 {
+    let mut word = [0u8; 8];
+    let rest = id.get(skip..).unwrap_or_default();
+    let n = rest.len().min(8);
+    word[..n].copy_from_slice(&rest[..n]);
+    u64::from_be_bytes(word)
 }
 
 /// Number of records of a raw format-2 page (0 when it does not decode).
@@ -1064,5 +1162,46 @@ mod format_v2 {
                 (b"r\0north\0locations\0L3".to_vec(), None),
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sorted_by_their_words_are_sorted_by_their_bytes() {
+        let ids: Vec<&[u8]> = vec![
+            b"R0001",
+            b"R000",
+            b"R0001\x01",
+            b"R00010000000",
+            b"R0001000000",
+            b"R00010000001",
+            b"R0002",
+            b"R001",
+            b"R00",
+            b"R00019999999z",
+            b"R00019999999",
+            b"R0",
+        ];
+        let shared = shared_prefix(ids.iter().copied());
+        assert_eq!(shared, 2);
+        let mut by_word = ids.clone();
+        by_word.sort_by(|x, y| {
+            sort_word(x, shared)
+                .cmp(&sort_word(y, shared))
+                .then_with(|| x.cmp(y))
+        });
+        let mut by_bytes = ids.clone();
+        by_bytes.sort();
+        assert_eq!(by_word, by_bytes);
+        // Words alone already order ids that differ in their first eight bytes after the
+        // shared prefix.
+        assert!(sort_word(b"R0001", shared) < sort_word(b"R0002", shared));
+        assert!(sort_word(b"R0", shared) < sort_word(b"R00", shared));
+        assert_eq!(shared_prefix([]), 0);
+        assert_eq!(shared_prefix([b"abc".as_slice(), b"abd"]), 2);
+        assert_eq!(shared_prefix([b"abc".as_slice(), b""]), 0);
     }
 }

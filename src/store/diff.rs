@@ -63,7 +63,7 @@ impl Store {
             // bucket. A table's ids share a prefix (`R000`), so each carries the eight bytes
             // after it as a word that orders as the ids do: the sort compares words, and the
             // ids' text (at random over the upload) only when the words tie.
-            let shared = shared_prefix(&ids);
+            let shared = shared_prefix(ids.iter().copied());
             let mut out = vec![(0u64, 0u32); rows.len()];
             let mut next = start.clone();
             for (i, (&k, id)) in bucket.iter().zip(&ids).enumerate() {
@@ -783,70 +783,4 @@ struct Half<'a> {
     keyed: &'a [(u32, u32, &'a [u8])],
     from: u32,
     to: Option<u32>,
-}
-
-/// The length of the prefix all `ids` share.
-fn shared_prefix(ids: &[&[u8]]) -> usize {
-    let Some(first) = ids.first() else {
-        return 0;
-    };
-    ids.iter().fold(first.len(), |n, id| {
-        first[..n]
-            .iter()
-            .zip(id.iter())
-            .take_while(|(a, b)| a == b)
-            .count()
-    })
-}
-
-/// Eight bytes of `id` after its first `skip`, big-endian, zero-padded: for ids that share
-/// their first `skip` bytes and hold no NUL (the engine refuses NUL), a smaller word is a
-/// smaller id, and equal words leave the order to the bytes after them.
-fn sort_word(id: &[u8], skip: usize) -> u64 {
-    let mut word = [0u8; 8];
-    let rest = id.get(skip..).unwrap_or_default();
-    let n = rest.len().min(8);
-    word[..n].copy_from_slice(&rest[..n]);
-    u64::from_be_bytes(word)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_sorted_by_their_words_are_sorted_by_their_bytes() {
-        let ids: Vec<&[u8]> = vec![
-            b"R0001",
-            b"R000",
-            b"R0001\x01",
-            b"R00010000000",
-            b"R0001000000",
-            b"R00010000001",
-            b"R0002",
-            b"R001",
-            b"R00",
-            b"R00019999999z",
-            b"R00019999999",
-            b"R0",
-        ];
-        let shared = shared_prefix(&ids);
-        assert_eq!(shared, 2);
-        let mut by_word = ids.clone();
-        by_word.sort_by(|x, y| {
-            sort_word(x, shared)
-                .cmp(&sort_word(y, shared))
-                .then_with(|| x.cmp(y))
-        });
-        let mut by_bytes = ids.clone();
-        by_bytes.sort();
-        assert_eq!(by_word, by_bytes);
-        // Words alone already order ids that differ in their first eight bytes after the
-        // shared prefix.
-        assert!(sort_word(b"R0001", shared) < sort_word(b"R0002", shared));
-        assert!(sort_word(b"R0", shared) < sort_word(b"R00", shared));
-        assert_eq!(shared_prefix(&[]), 0);
-        assert_eq!(shared_prefix(&[b"abc".as_slice(), b"abd"]), 2);
-        assert_eq!(shared_prefix(&[b"abc".as_slice(), b""]), 0);
-    }
 }

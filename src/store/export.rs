@@ -2,7 +2,7 @@
 //! through the one roster model, in another; and the stored roster as that model.
 
 use super::*;
-use crate::roster::model::{self, AppleSettings, CsvTable, Roster};
+use crate::roster::model::{self, AppleSettings, Roster};
 
 /// What [`Store::export_as`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,19 +75,87 @@ impl Store {
     }
 
     /// Writes the source's current roster as a bundle in its own format: the schema's columns
-    /// first, then numbered and extra columns, rows sorted by primary key. Nothing is
-    /// converted, so extra columns and every stored value are kept.
+    /// first, then numbered and extra columns sorted by name, rows sorted by primary key.
+    /// Nothing is converted, so extra columns and every stored value are kept.
+    ///
+    /// A table at a time, straight from its stored pages: each record's key and place are
+    /// taken in one pass, sorted, and each record is then read where it lies and written; no
+    /// value is copied out of the pages (a table's pages are what is in memory).
     pub fn export(&self, source: &str, dir: &Path) -> Result<Format> {
         let format = self.kept_format(source)?;
         let schema = Schema::for_format(format);
-        // A table at a time: one table's records in memory at once.
         let mut w = model::write::BundleWriter::new(format, dir)?;
         for t in &schema.tables {
-            let mut rows: Vec<Vec<(String, String)>> = Vec::new();
-            for (k, v) in self.records(source, t.name)? {
-                rows.push(decode_row(&v).ok_or_else(|| corrupt(&k, "undecodable record"))?);
+            let prefix = k_records(source, t.name);
+            let stored: Vec<segments::PageRef> =
+                self.table_pages(&prefix)?.collect::<Result<_>>()?;
+            let bad = |p: &segments::PageRef| {
+                corrupt(
+                    &[&prefix[..], &p.bucket.to_be_bytes()].concat(),
+                    "undecodable page",
+                )
+            };
+            // Every record as (sort word, key, page, offset of the record in the page).
+            let mut pages = Vec::with_capacity(stored.len());
+            let mut recs: Vec<(u64, &[u8], u32, u32)> = Vec::new();
+            let mut fields = Vec::new();
+            for p in &stored {
+                let mut page = RawPage::open(p.raw()).ok_or_else(|| bad(p))?;
+                let at_page = u32::try_from(pages.len()).map_err(|_| bad(p))?;
+                loop {
+                    let at = u32::try_from(page.offset()).map_err(|_| bad(p))?;
+                    match page.next_record(&mut fields).ok_or_else(|| bad(p))? {
+                        Some(k) => recs.push((0, k, at_page, at)),
+                        None => break,
+                    }
+                }
+                pages.push((page, p));
             }
-            w.table(&CsvTable::from_records(t, rows))?;
+            // Keys share a prefix (`R000`): sorted by the eight bytes after it first.
+            let shared = shared_prefix(recs.iter().map(|r| r.1));
+            for r in &mut recs {
+                r.0 = sort_word(r.1, shared);
+            }
+            recs.sort_unstable_by(|x, y| x.0.cmp(&y.0).then_with(|| x.1.cmp(y.1)));
+            // The header: the schema's columns, then every other name the pages use.
+            let mut header: Vec<&str> = t.columns.iter().map(|c| c.name).collect();
+            let names: std::collections::BTreeSet<&str> = pages
+                .iter()
+                .flat_map(|(page, _)| page.names.iter().copied())
+                .filter(|n| !t.columns.iter().any(|c| c.name == *n))
+                .collect();
+            header.extend(names);
+            let column: HashMap<&str, usize> =
+                header.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+            // Per page, the header column of each of its names.
+            let columns: Vec<Vec<usize>> = pages
+                .iter()
+                .map(|(page, p)| {
+                    page.names
+                        .iter()
+                        .map(|n| column.get(n).copied().ok_or_else(|| bad(p)))
+                        .collect()
+                })
+                .collect::<Result<_>>()?;
+            let Some(mut out) = w.begin(t.name, &header, recs.len())? else {
+                continue;
+            };
+            let mut row = vec![""; header.len()];
+            for &(_, _, at_page, at) in &recs {
+                let (page, p) = &pages[at_page as usize];
+                page.record_at(at as usize, &mut fields)
+                    .ok_or_else(|| bad(p))?;
+                row.fill("");
+                for &(n, v) in &fields {
+                    let c = columns[at_page as usize][n];
+                    // The first of a repeated name wins (a stored record has none).
+                    if row[c].is_empty() {
+                        row[c] = v;
+                    }
+                }
+                out.row(row.iter().copied())?;
+            }
+            out.finish()?;
         }
         w.finish()?;
         Ok(format)

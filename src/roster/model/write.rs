@@ -5,8 +5,8 @@
 //! by an invented value: a record whose required reference or value the target lacks is
 //! dropped, and what depended on it goes with it (a course without a school, its classes,
 //! their enrollments), so that the bundle checks clean. The rules are the tables of
-//! `docs/ARCHITECTURE.md`, "One roster model". [`CsvTable`] and [`write_bundle`] are also the
-//! writer of a same-format export (`store/export.rs`), so both write a table the same way.
+//! `docs/ARCHITECTURE.md`, "One roster model". [`BundleWriter`] is also the writer of a
+//! same-format export (`store/export.rs`), so both write a table the same way.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -126,24 +126,41 @@ impl<'a> BundleWriter<'a> {
 
     /// Writes one table (tables come in the schema's order, for the manifest).
     pub fn table(&mut self, t: &CsvTable) -> std::io::Result<()> {
+        let header: Vec<&str> = t.header.iter().map(String::as_str).collect();
+        let Some(mut w) = self.begin(&t.name, &header, t.rows.len())? else {
+            return Ok(());
+        };
+        for r in &t.rows {
+            w.row(r.iter().map(String::as_str))?;
+        }
+        w.finish()
+    }
+
+    /// Starts the table `name` of `rows` rows (tables come in the schema's order, for the
+    /// manifest), its header written: the caller writes the rows. `None` when the table is
+    /// not written at all (an empty OneRoster table is `absent` in the manifest); Apple's six
+    /// files are all written, even when empty.
+    pub fn begin(
+        &mut self,
+        name: &str,
+        header: &[&str],
+        rows: usize,
+    ) -> std::io::Result<Option<TableWriter>> {
         if self.format.is_oneroster() {
-            let mode = if t.rows.is_empty() { "absent" } else { "bulk" };
-            self.manifest.push_str(&format!("file.{},{mode}\n", t.name));
-            if t.rows.is_empty() {
-                return Ok(());
+            let mode = if rows == 0 { "absent" } else { "bulk" };
+            self.manifest.push_str(&format!("file.{name},{mode}\n"));
+            if rows == 0 {
+                return Ok(None);
             }
         }
         let dialect = Dialect {
             backslash_escapes: self.format == Format::Apple,
             ..Default::default()
         };
-        let f = std::fs::File::create(self.dir.join(format!("{}.csv", t.name)))?;
-        let mut w = CsvWriter::new(std::io::BufWriter::new(f), dialect)?;
-        w.write_row(t.header.iter().map(String::as_str))?;
-        for r in &t.rows {
-            w.write_row(r.iter().map(String::as_str))?;
-        }
-        w.into_inner().flush()
+        let f = std::fs::File::create(self.dir.join(format!("{name}.csv")))?;
+        let mut csv = CsvWriter::new(std::io::BufWriter::new(f), dialect)?;
+        csv.write_row(header.iter().copied())?;
+        Ok(Some(TableWriter { csv }))
     }
 
     /// Writes the manifest (OneRoster 1.1 and 1.2).
@@ -152,6 +169,22 @@ impl<'a> BundleWriter<'a> {
             std::fs::write(self.dir.join("manifest.csv"), self.manifest)?;
         }
         Ok(())
+    }
+}
+
+/// The rows of one table of a bundle, written one at a time ([`BundleWriter::begin`]).
+pub struct TableWriter {
+    csv: CsvWriter<std::io::BufWriter<std::fs::File>>,
+}
+
+impl TableWriter {
+    pub fn row<'a>(&mut self, fields: impl IntoIterator<Item = &'a str>) -> std::io::Result<()> {
+        self.csv.write_row(fields)
+    }
+
+    /// Writes out what is buffered: a table is not complete before this.
+    pub fn finish(self) -> std::io::Result<()> {
+        self.csv.into_inner().flush()
     }
 }
 
