@@ -336,7 +336,7 @@ fn nested<'a>(served: &'a Served, v: Version, m: &Matched) -> Option<&'a [u32]> 
         }
     }
     let links = links_of(route)?;
-    links(&served.rel).get(parent? as usize).map(Vec::as_slice)
+    links(&served.rel).get(parent? as usize)
 }
 
 /// What renders one kind of record of one served roster.

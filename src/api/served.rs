@@ -70,18 +70,6 @@ impl Record {
         }
     }
 
-    fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
-        match self {
-            Record::Org(r) => postcard::to_allocvec(r),
-            Record::Session(r) => postcard::to_allocvec(r),
-            Record::Course(r) => postcard::to_allocvec(r),
-            Record::Class(r) => postcard::to_allocvec(r),
-            Record::User(r) => postcard::to_allocvec(r),
-            Record::Enrollment(r) => postcard::to_allocvec(r),
-            Record::Demographics(r) => postcard::to_allocvec(r),
-        }
-    }
-
     /// A record read back from its bytes; a record whose last value is not known (a removal
     /// the API did not see happen, as after a restart) is its id alone.
     fn decode(e: Entity, id: &str, body: &[u8]) -> Record {
@@ -117,21 +105,26 @@ impl Record {
     }
 }
 
-/// Every record of a roster, by kind.
-fn records_of(r: Roster) -> [Vec<Record>; 7] {
-    [
-        r.orgs.into_iter().map(Record::Org).collect(),
-        r.sessions.into_iter().map(Record::Session).collect(),
-        r.courses.into_iter().map(Record::Course).collect(),
-        r.classes.into_iter().map(Record::Class).collect(),
-        r.users.into_iter().map(Record::User).collect(),
-        r.enrollments.into_iter().map(Record::Enrollment).collect(),
-        r.demographics
-            .into_iter()
-            .map(Record::Demographics)
-            .collect(),
-    ]
+/// One kind of the model's records as the build takes them: its id, and the record as the
+/// renderer and the relations see it.
+trait Kind: serde::Serialize {
+    fn id(&self) -> &str;
+    fn as_record(&self) -> crate::api::render::RecordRef<'_>;
 }
+
+macro_rules! kind {
+    ($($t:ident),*) => {$(
+        impl Kind for $t {
+            fn id(&self) -> &str {
+                &self.sourced_id
+            }
+            fn as_record(&self) -> crate::api::render::RecordRef<'_> {
+                crate::api::render::RecordRef::$t(self)
+            }
+        }
+    )*};
+}
+kind!(Org, Session, Course, Class, User, Enrollment, Demographics);
 
 fn ix(e: Entity) -> usize {
     e as usize
@@ -233,8 +226,42 @@ impl Item<'_> {
 }
 
 /// Lists of positions: a parent's position in its table to its children's positions in
-/// theirs, each list sorted (so in sourcedId order).
-pub type Links = Vec<Vec<u32>>;
+/// theirs, each list sorted (so in sourcedId order) and without repeats. Kept as one list
+/// of children with where each parent's part starts, not a list per parent: a district's
+/// relations are millions of positions over hundreds of thousands of parents.
+#[derive(Debug, Default)]
+pub struct Links {
+    /// `children[starts[p]..starts[p + 1]]` are parent `p`'s.
+    starts: Vec<usize>,
+    children: Vec<u32>,
+}
+
+impl Links {
+    /// The children of the parent at `pos`; `None` past the last parent.
+    pub fn get(&self, pos: usize) -> Option<&[u32]> {
+        let (&a, &b) = (self.starts.get(pos)?, self.starts.get(pos.checked_add(1)?)?);
+        self.children.get(a..b)
+    }
+
+    /// The links of `parents` parents from (parent, child) pairs in any order, with repeats;
+    /// a pair whose parent is not below `parents` is left out.
+    fn from_pairs(parents: usize, mut pairs: Vec<(u32, u32)>) -> Links {
+        pairs.retain(|&(p, _)| (p as usize) < parents);
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut starts = vec![0usize; parents + 1];
+        for &(p, _) in &pairs {
+            starts[p as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        Links {
+            starts,
+            children: pairs.into_iter().map(|(_, c)| c).collect(),
+        }
+    }
+}
 
 /// The relations the nested routes and the typed collections follow.
 #[derive(Debug, Default)]
@@ -324,48 +351,39 @@ impl Served {
         tombstone_days: u32,
     ) -> Result<Served, ServedError> {
         let keep_after = now_ms.saturating_sub(i64::from(tombstone_days) * 86_400_000);
-        let by_kind = records_of(roster);
+        let mut r = roster;
         let mut tables: [Table; 7] = Default::default();
-        let mut gone_records: Vec<(Entity, Record)> = Vec::new();
-        let mut fresh: [Vec<Record>; 7] = Default::default();
-        for (e, mut recs) in Entity::ALL.into_iter().zip(by_kind) {
-            recs.sort_by(|a, b| a.sourced_id().cmp(b.sourced_id()));
-            recs.dedup_by(|a, b| a.sourced_id() == b.sourced_id());
-            let empty = Table::default();
-            let prev = previous.map_or(&empty, |p| &p.tables[ix(e)]);
-            let table = &mut tables[ix(e)];
-            let mut old = prev.items().peekable();
-            let mut body = Vec::new();
-            for r in &recs {
-                body.clear();
-                body.extend_from_slice(&r.encode()?);
-                let hash = fnv1a(&body);
-                // Records only the previous roster had, before this one: removed.
-                while let Some(o) = old.peek().copied() {
-                    if o.id.as_bytes() >= r.sourced_id().as_bytes() {
-                        break;
-                    }
-                    old.next();
-                    keep_removed(table, o, now_ms, keep_after, e, &mut gone_records);
-                }
-                let dlm = match old.peek().copied() {
-                    Some(o) if o.id == r.sourced_id() => {
-                        old.next();
-                        if !o.gone && o.hash == hash {
-                            o.date_last_modified_ms
-                        } else {
-                            now_ms
-                        }
-                    }
-                    _ => now_ms,
+        let mut gone: Vec<(Entity, u32, Record)> = Vec::new();
+        // Each kind's live records are kept where the roster has them (sorted by id there):
+        // their positions in their tables are what the relations need besides.
+        let mut at: [Vec<u32>; 7] = Default::default();
+        let mut kind =
+            |e: Entity, recs: &mut dyn FnMut(&mut Place<'_>) -> Result<(), ServedError>| {
+                let empty = Table::default();
+                let mut place = Place {
+                    e,
+                    table: Table::default(),
+                    old: previous.map_or(&empty, |p| &p.tables[ix(e)]),
+                    next_old: 0,
+                    now_ms,
+                    keep_after,
+                    gone: &mut gone,
+                    at: Vec::new(),
+                    body: Vec::new(),
                 };
-                table.push(r.sourced_id(), &body, hash, dlm, false);
-            }
-            for o in old {
-                keep_removed(table, o, now_ms, keep_after, e, &mut gone_records);
-            }
-            fresh[ix(e)] = recs;
-        }
+                recs(&mut place)?;
+                let (table, positions) = place.finish();
+                tables[ix(e)] = table;
+                at[ix(e)] = positions;
+                Ok::<(), ServedError>(())
+            };
+        kind(Entity::Org, &mut |p| p.all(&mut r.orgs))?;
+        kind(Entity::Session, &mut |p| p.all(&mut r.sessions))?;
+        kind(Entity::Course, &mut |p| p.all(&mut r.courses))?;
+        kind(Entity::Class, &mut |p| p.all(&mut r.classes))?;
+        kind(Entity::User, &mut |p| p.all(&mut r.users))?;
+        kind(Entity::Enrollment, &mut |p| p.all(&mut r.enrollments))?;
+        kind(Entity::Demographics, &mut |p| p.all(&mut r.demographics))?;
         let mut s = Served {
             source: source.to_string(),
             batch,
@@ -374,8 +392,138 @@ impl Served {
             tables,
             rel: Relations::default(),
         };
-        s.rel = relate(&s, &fresh, &gone_records);
+        let live = r
+            .orgs
+            .iter()
+            .map(Kind::as_record)
+            .zip(&at[ix(Entity::Org)])
+            .chain(
+                r.sessions
+                    .iter()
+                    .map(Kind::as_record)
+                    .zip(&at[ix(Entity::Session)]),
+            )
+            .chain(
+                r.courses
+                    .iter()
+                    .map(Kind::as_record)
+                    .zip(&at[ix(Entity::Course)]),
+            )
+            .chain(
+                r.classes
+                    .iter()
+                    .map(Kind::as_record)
+                    .zip(&at[ix(Entity::Class)]),
+            )
+            .chain(
+                r.users
+                    .iter()
+                    .map(Kind::as_record)
+                    .zip(&at[ix(Entity::User)]),
+            )
+            .chain(
+                r.enrollments
+                    .iter()
+                    .map(Kind::as_record)
+                    .zip(&at[ix(Entity::Enrollment)]),
+            )
+            .chain(
+                r.demographics
+                    .iter()
+                    .map(Kind::as_record)
+                    .zip(&at[ix(Entity::Demographics)]),
+            )
+            .map(|(r, &p)| (p, r));
+        let gone_refs = gone.iter().map(|(_, p, r)| (*p, r.as_ref()));
+        s.rel = relate(&s, live.chain(gone_refs));
         Ok(s)
+    }
+}
+
+/// One kind's table while it is built over what was served before.
+struct Place<'a> {
+    e: Entity,
+    table: Table,
+    /// What was served before, in id order, and the first of it not yet placed.
+    old: &'a Table,
+    next_old: u32,
+    now_ms: i64,
+    keep_after: i64,
+    gone: &'a mut Vec<(Entity, u32, Record)>,
+    /// The live records' positions in `table`, in their order.
+    at: Vec<u32>,
+    body: Vec<u8>,
+}
+
+impl<'a> Place<'a> {
+    /// The first record served before and not yet placed.
+    fn peek_old(&self) -> Option<Item<'a>> {
+        self.old.item(self.next_old)
+    }
+
+    /// Sorts the kind's records by id (the first of a repeated id is kept) and places each.
+    fn all<T: Kind>(&mut self, recs: &mut Vec<T>) -> Result<(), ServedError> {
+        recs.sort_by(|a, b| a.id().cmp(b.id()));
+        recs.dedup_by(|a, b| a.id() == b.id());
+        self.at.reserve(recs.len());
+        for r in recs.iter() {
+            self.body.clear();
+            let body = postcard::to_extend(r, std::mem::take(&mut self.body))?;
+            self.body = body;
+            self.place(r.id())?;
+        }
+        Ok(())
+    }
+
+    /// Places the live record `id` whose bytes are in `body`: unchanged since it was last
+    /// served, it keeps its time; else it gets now. Removed records before it become
+    /// tombstones.
+    fn place(&mut self, id: &str) -> Result<(), ServedError> {
+        let hash = fnv1a(&self.body);
+        while let Some(o) = self.peek_old() {
+            if o.id.as_bytes() >= id.as_bytes() {
+                break;
+            }
+            self.next_old += 1;
+            keep_removed(
+                &mut self.table,
+                o,
+                self.now_ms,
+                self.keep_after,
+                self.e,
+                self.gone,
+            );
+        }
+        let dlm = match self.peek_old() {
+            Some(o) if o.id == id => {
+                self.next_old += 1;
+                if !o.gone && o.hash == hash {
+                    o.date_last_modified_ms
+                } else {
+                    self.now_ms
+                }
+            }
+            _ => self.now_ms,
+        };
+        self.at.push(self.table.len() as u32);
+        self.table.push(id, &self.body, hash, dlm, false);
+        Ok(())
+    }
+
+    /// The table, once the records only the previous roster had are tombstones in it.
+    fn finish(mut self) -> (Table, Vec<u32>) {
+        while let Some(o) = self.peek_old() {
+            self.next_old += 1;
+            keep_removed(
+                &mut self.table,
+                o,
+                self.now_ms,
+                self.keep_after,
+                self.e,
+                self.gone,
+            );
+        }
+        (self.table, self.at)
     }
 }
 
@@ -386,7 +534,7 @@ fn keep_removed(
     now_ms: i64,
     keep_after: i64,
     e: Entity,
-    gone: &mut Vec<(Entity, Record)>,
+    gone: &mut Vec<(Entity, u32, Record)>,
 ) {
     let dlm = if o.gone {
         o.date_last_modified_ms
@@ -396,8 +544,8 @@ fn keep_removed(
     if dlm < keep_after {
         return;
     }
+    gone.push((e, table.len() as u32, o.record(e)));
     table.push(o.id, o.body, o.hash, dlm, true);
-    gone.push((e, o.record(e)));
 }
 
 /// FNV-1a over a record's bytes: fixed, so times survive a restart.
@@ -407,134 +555,122 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The relations over every served record, live and removed.
-fn relate(s: &Served, fresh: &[Vec<Record>; 7], gone: &[(Entity, Record)]) -> Relations {
+/// The relations over every served record, live and removed, each given with its position
+/// in its table.
+fn relate<'r>(
+    s: &Served,
+    all: impl Iterator<Item = (u32, crate::api::render::RecordRef<'r>)>,
+) -> Relations {
     let t = |e: Entity| &s.tables[ix(e)];
-    let links = |e: Entity| vec![Vec::new(); t(e).len()];
-    let mut rel = Relations {
-        school_classes: links(Entity::Org),
-        school_courses: links(Entity::Org),
-        school_enrollments: links(Entity::Org),
-        school_students: links(Entity::Org),
-        school_teachers: links(Entity::Org),
-        school_terms: links(Entity::Org),
-        org_children: links(Entity::Org),
-        session_children: links(Entity::Session),
-        class_enrollments: links(Entity::Class),
-        class_students: links(Entity::Class),
-        class_teachers: links(Entity::Class),
-        course_classes: links(Entity::Course),
-        term_classes: links(Entity::Session),
-        term_grading_periods: links(Entity::Session),
-        user_classes: links(Entity::User),
-        student_classes: links(Entity::User),
-        teacher_classes: links(Entity::User),
-        ..Relations::default()
-    };
-    let all = fresh
-        .iter()
-        .flatten()
-        .chain(gone.iter().map(|(_, r)| r))
-        .collect::<Vec<_>>();
-    let pos = |e: Entity, id: &str| t(e).find(id);
-    let link = |l: &mut Links, parent: Option<u32>, child: Option<u32>| {
-        if let (Some(p), Some(c)) = (parent, child) {
-            if let Some(v) = l.get_mut(p as usize) {
-                v.push(c);
+    // The kinds records refer to, by sourcedId (a reference is looked up once per record:
+    // millions of them in a large district).
+    let index = |e: Entity| -> HashMap<&str, u32> {
+        let table = t(e);
+        let mut m = HashMap::with_capacity_and_hasher(table.len(), Default::default());
+        for p in 0..table.len() as u32 {
+            if let Some(it) = table.item(p) {
+                m.insert(it.id, p);
             }
         }
+        m
     };
-    for r in &all {
+    let (orgs, sessions, courses, classes, users) = (
+        index(Entity::Org),
+        index(Entity::Session),
+        index(Entity::Course),
+        index(Entity::Class),
+        index(Entity::User),
+    );
+    let at = |m: &HashMap<&str, u32>, id: &str| m.get(id).copied();
+    let mut rel = Relations::default();
+    // (parent, child) pairs per relation, made into `Links` at the end.
+    let mut p = Pairs::default();
+    let link = |l: &mut Vec<(u32, u32)>, parent: Option<u32>, child: Option<u32>| {
+        if let (Some(a), Some(b)) = (parent, child) {
+            l.push((a, b));
+        }
+    };
+    use crate::api::render::RecordRef as R;
+    for (me, r) in all {
+        let me = Some(me);
         match r {
-            Record::Org(o) => {
-                let me = pos(Entity::Org, &o.sourced_id);
+            R::Org(o) => {
                 if o.org_type == "school" {
                     rel.schools.extend(me);
                 }
-                if let Some(p) = &o.parent {
-                    link(&mut rel.org_children, pos(Entity::Org, p), me);
+                if let Some(parent) = &o.parent {
+                    link(&mut p.org_children, at(&orgs, parent), me);
                 }
             }
-            Record::Session(x) => {
-                let me = pos(Entity::Session, &x.sourced_id);
+            R::Session(x) => {
                 match x.session_type.as_str() {
                     "term" | "semester" => rel.terms.extend(me),
                     "gradingPeriod" => rel.grading_periods.extend(me),
                     _ => {}
                 }
-                if let Some(p) = &x.parent {
-                    link(&mut rel.session_children, pos(Entity::Session, p), me);
-                }
-                if x.session_type == "gradingPeriod" {
-                    if let Some(p) = &x.parent {
-                        link(&mut rel.term_grading_periods, pos(Entity::Session, p), me);
+                if let Some(parent) = &x.parent {
+                    link(&mut p.session_children, at(&sessions, parent), me);
+                    if x.session_type == "gradingPeriod" {
+                        link(&mut p.term_grading_periods, at(&sessions, parent), me);
                     }
                 }
             }
-            Record::Course(c) => {
-                let me = pos(Entity::Course, &c.sourced_id);
-                link(&mut rel.school_courses, pos(Entity::Org, &c.org), me);
+            R::Course(c) => {
+                link(&mut p.school_courses, at(&orgs, &c.org), me);
             }
-            Record::Class(c) => {
-                let me = pos(Entity::Class, &c.sourced_id);
-                let school = pos(Entity::Org, &c.school);
-                link(&mut rel.school_classes, school, me);
-                link(&mut rel.course_classes, pos(Entity::Course, &c.course), me);
+            R::Class(c) => {
+                let school = at(&orgs, &c.school);
+                link(&mut p.school_classes, school, me);
+                link(&mut p.course_classes, at(&courses, &c.course), me);
                 for term in &c.terms {
-                    let tp = pos(Entity::Session, term);
+                    let tp = at(&sessions, term);
                     // What a class is scheduled in is a term to consumers, whatever its type
                     // (a semester; Apple's school year).
                     rel.terms.extend(tp);
-                    link(&mut rel.term_classes, tp, me);
-                    link(&mut rel.school_terms, school, tp);
+                    link(&mut p.term_classes, tp, me);
+                    link(&mut p.school_terms, school, tp);
                 }
             }
-            Record::User(u) => {
-                let me = pos(Entity::User, &u.sourced_id);
+            R::User(u) => {
                 match crate::api::render::user_role_v1p1(u) {
                     "student" => rel.students_v1p1.extend(me),
                     "teacher" => rel.teachers_v1p1.extend(me),
                     _ => {}
                 }
                 for role in &u.roles {
-                    let org = pos(Entity::Org, &role.org);
+                    let org = at(&orgs, &role.org);
                     match role.role.as_str() {
                         "student" => {
                             rel.students.extend(me);
-                            link(&mut rel.school_students, org, me);
+                            link(&mut p.school_students, org, me);
                         }
                         "teacher" => {
                             rel.teachers.extend(me);
-                            link(&mut rel.school_teachers, org, me);
+                            link(&mut p.school_teachers, org, me);
                         }
                         _ => {}
                     }
                 }
             }
-            Record::Enrollment(en) => {
-                let me = pos(Entity::Enrollment, &en.sourced_id);
-                let class = pos(Entity::Class, &en.class);
-                let user = pos(Entity::User, &en.user);
-                link(
-                    &mut rel.school_enrollments,
-                    pos(Entity::Org, &en.school),
-                    me,
-                );
-                link(&mut rel.class_enrollments, class, me);
-                link(&mut rel.user_classes, user, class);
+            R::Enrollment(en) => {
+                let class = at(&classes, &en.class);
+                let user = at(&users, &en.user);
+                link(&mut p.school_enrollments, at(&orgs, &en.school), me);
+                link(&mut p.class_enrollments, class, me);
+                link(&mut p.user_classes, user, class);
                 match en.role.as_str() {
                     "student" => {
-                        link(&mut rel.class_students, class, user);
-                        link(&mut rel.student_classes, user, class);
+                        link(&mut p.class_students, class, user);
+                        link(&mut p.student_classes, user, class);
                     }
                     "teacher" => {
-                        link(&mut rel.class_teachers, class, user);
-                        link(&mut rel.teacher_classes, user, class);
+                        link(&mut p.class_teachers, class, user);
+                        link(&mut p.teacher_classes, user, class);
                     }
                     _ => {}
                 }
             }
-            Record::Demographics(_) => {}
+            R::Demographics(_) => {}
         }
     }
     for v in [
@@ -549,33 +685,57 @@ fn relate(s: &Served, fresh: &[Vec<Record>; 7], gone: &[(Entity, Record)]) -> Re
         v.sort_unstable();
         v.dedup();
     }
-    for l in [
-        &mut rel.school_classes,
-        &mut rel.school_courses,
-        &mut rel.school_enrollments,
-        &mut rel.school_students,
-        &mut rel.school_teachers,
-        &mut rel.school_terms,
-        &mut rel.org_children,
-        &mut rel.session_children,
-        &mut rel.class_enrollments,
-        &mut rel.class_students,
-        &mut rel.class_teachers,
-        &mut rel.course_classes,
-        &mut rel.term_classes,
-        &mut rel.term_grading_periods,
-        &mut rel.user_classes,
-        &mut rel.student_classes,
-        &mut rel.teacher_classes,
-    ] {
-        for v in l.iter_mut() {
-            v.sort_unstable();
-            v.dedup();
-            v.shrink_to_fit();
-        }
-    }
+    let n = |e: Entity| t(e).len();
+    let (o, se, c, cl, u) = (
+        n(Entity::Org),
+        n(Entity::Session),
+        n(Entity::Course),
+        n(Entity::Class),
+        n(Entity::User),
+    );
+    rel.school_classes = Links::from_pairs(o, p.school_classes);
+    rel.school_courses = Links::from_pairs(o, p.school_courses);
+    rel.school_enrollments = Links::from_pairs(o, p.school_enrollments);
+    rel.school_students = Links::from_pairs(o, p.school_students);
+    rel.school_teachers = Links::from_pairs(o, p.school_teachers);
+    rel.school_terms = Links::from_pairs(o, p.school_terms);
+    rel.org_children = Links::from_pairs(o, p.org_children);
+    rel.session_children = Links::from_pairs(se, p.session_children);
+    rel.class_enrollments = Links::from_pairs(cl, p.class_enrollments);
+    rel.class_students = Links::from_pairs(cl, p.class_students);
+    rel.class_teachers = Links::from_pairs(cl, p.class_teachers);
+    rel.course_classes = Links::from_pairs(c, p.course_classes);
+    rel.term_classes = Links::from_pairs(se, p.term_classes);
+    rel.term_grading_periods = Links::from_pairs(se, p.term_grading_periods);
+    rel.user_classes = Links::from_pairs(u, p.user_classes);
+    rel.student_classes = Links::from_pairs(u, p.student_classes);
+    rel.teacher_classes = Links::from_pairs(u, p.teacher_classes);
     rel
 }
+
+/// The (parent, child) pairs of each relation of [`Relations`] while they are gathered.
+#[derive(Default)]
+struct Pairs {
+    school_classes: Vec<(u32, u32)>,
+    school_courses: Vec<(u32, u32)>,
+    school_enrollments: Vec<(u32, u32)>,
+    school_students: Vec<(u32, u32)>,
+    school_teachers: Vec<(u32, u32)>,
+    school_terms: Vec<(u32, u32)>,
+    org_children: Vec<(u32, u32)>,
+    session_children: Vec<(u32, u32)>,
+    class_enrollments: Vec<(u32, u32)>,
+    class_students: Vec<(u32, u32)>,
+    class_teachers: Vec<(u32, u32)>,
+    course_classes: Vec<(u32, u32)>,
+    term_classes: Vec<(u32, u32)>,
+    term_grading_periods: Vec<(u32, u32)>,
+    user_classes: Vec<(u32, u32)>,
+    student_classes: Vec<(u32, u32)>,
+    teacher_classes: Vec<(u32, u32)>,
+}
+
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 // ---- kept between runs ---------------------------------------------------------------------
 
@@ -599,7 +759,14 @@ impl Served {
     /// What is kept: every record's id, hash, time and tombstone flag, and the last value of
     /// each tombstone (a live record's value is in the store).
     pub fn save(&self, api_dir: &Path) -> Result<(), ServedError> {
-        let mut out = Vec::with_capacity(1 << 20);
+        // Sized first: the file of a large district is tens of megabytes.
+        let size: usize = self
+            .tables
+            .iter()
+            .flat_map(|t| t.items())
+            .map(|it| 25 + it.id.len() + if it.gone { it.body.len() } else { 0 })
+            .sum();
+        let mut out = Vec::with_capacity(MAGIC.len() + 12 + self.settings.len() + 56 + size);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.batch.map_or(u64::MAX, |b| b).to_le_bytes());
         out.extend_from_slice(&(self.settings.len() as u32).to_le_bytes());
@@ -891,15 +1058,16 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let c1 = s.table(Entity::Class).find("c1").unwrap() as usize;
-        assert_eq!(names(&s.rel.class_students[c1]), ["u1", "u2"]);
-        assert_eq!(names(&s.rel.class_teachers[c1]), ["t9"]);
+        assert_eq!(names(s.rel.class_students.get(c1).unwrap()), ["u1", "u2"]);
+        assert_eq!(names(s.rel.class_teachers.get(c1).unwrap()), ["t9"]);
         assert_eq!(names(&s.rel.students), ["u1", "u2"]);
         let s1 = s.table(Entity::Org).find("s1").unwrap() as usize;
-        assert_eq!(s.rel.school_classes[s1], vec![c1 as u32]);
-        assert_eq!(s.rel.school_enrollments[s1].len(), 3);
+        assert_eq!(s.rel.school_classes.get(s1).unwrap(), [c1 as u32]);
+        assert_eq!(s.rel.school_enrollments.get(s1).unwrap().len(), 3);
         let u1 = users.find("u1").unwrap() as usize;
-        assert_eq!(s.rel.student_classes[u1], vec![c1 as u32]);
-        assert!(s.rel.teacher_classes[u1].is_empty());
+        assert_eq!(s.rel.student_classes.get(u1).unwrap(), [c1 as u32]);
+        assert!(s.rel.teacher_classes.get(u1).unwrap().is_empty());
+        assert_eq!(s.rel.teacher_classes.get(usize::MAX), None);
     }
 
     #[test]

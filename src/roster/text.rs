@@ -1,5 +1,5 @@
-//! Text helpers every layer shares: uploaded names made safe to show, "did you mean", and a
-//! quick trim.
+//! Text helpers every layer shares: uploaded names made safe to show, "did you mean", a
+//! quick trim, and a fast order of ids.
 
 /// `str::trim` with a fast path for the common value, which starts and ends with printable
 /// ASCII and so has nothing to trim (the engine trims every identifier and most values).
@@ -89,9 +89,71 @@ pub fn norm_header(h: &str) -> String {
         .collect()
 }
 
+/// The length of the prefix all `ids` share.
+pub fn shared_prefix<'a>(ids: impl IntoIterator<Item = &'a [u8]>) -> usize {
+    let mut ids = ids.into_iter();
+    let Some(first) = ids.next() else {
+        return 0;
+    };
+    ids.fold(first.len(), |n, id| {
+        first[..n]
+            .iter()
+            .zip(id.iter())
+            .take_while(|(a, b)| a == b)
+            .count()
+    })
+}
+
+/// Eight bytes of `id` after its first `skip`, big-endian, zero-padded: for ids that share
+/// their first `skip` bytes and hold no NUL (the engine refuses NUL), a smaller word is a
+/// smaller id, and equal words leave the order to the bytes after them.
+pub fn sort_word(id: &[u8], skip: usize) -> u64 {
+    let mut word = [0u8; 8];
+    let rest = id.get(skip..).unwrap_or_default();
+    let n = rest.len().min(8);
+    word[..n].copy_from_slice(&rest[..n]);
+    u64::from_be_bytes(word)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_sorted_by_their_words_are_sorted_by_their_bytes() {
+        let ids: Vec<&[u8]> = vec![
+            b"R0001",
+            b"R000",
+            b"R0001\x01",
+            b"R00010000000",
+            b"R0001000000",
+            b"R00010000001",
+            b"R0002",
+            b"R001",
+            b"R00",
+            b"R00019999999z",
+            b"R00019999999",
+            b"R0",
+        ];
+        let shared = shared_prefix(ids.iter().copied());
+        assert_eq!(shared, 2);
+        let mut by_word = ids.clone();
+        by_word.sort_by(|x, y| {
+            sort_word(x, shared)
+                .cmp(&sort_word(y, shared))
+                .then_with(|| x.cmp(y))
+        });
+        let mut by_bytes = ids.clone();
+        by_bytes.sort();
+        assert_eq!(by_word, by_bytes);
+        // Words alone already order ids that differ in their first eight bytes after the
+        // shared prefix.
+        assert!(sort_word(b"R0001", shared) < sort_word(b"R0002", shared));
+        assert!(sort_word(b"R0", shared) < sort_word(b"R00", shared));
+        assert_eq!(shared_prefix([]), 0);
+        assert_eq!(shared_prefix([b"abc".as_slice(), b"abd"]), 2);
+        assert_eq!(shared_prefix([b"abc".as_slice(), b""]), 0);
+    }
 
     #[test]
     fn trimmed_is_str_trim() {

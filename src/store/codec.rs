@@ -3,6 +3,7 @@
 //! A change here is a migration: the byte-exact tests in `format_v2` pin it.
 
 use super::*;
+pub(super) use crate::roster::text::{shared_prefix, sort_word};
 
 /// Version of the key and value encodings below; a later release migrates older stores.
 pub const FORMAT_VERSION: u32 = 3;
@@ -432,32 +433,6 @@ impl<'a> RawPage<'a> {
         }
         Some((k, i))
     }
-}
-
-/// The length of the prefix all `ids` share.
-pub(super) fn shared_prefix<'a>(ids: impl IntoIterator<Item = &'a [u8]>) -> usize {
-    let mut ids = ids.into_iter();
-    let Some(first) = ids.next() else {
-        return 0;
-    };
-    ids.fold(first.len(), |n, id| {
-        first[..n]
-            .iter()
-            .zip(id.iter())
-            .take_while(|(a, b)| a == b)
-            .count()
-    })
-}
-
-/// Eight bytes of `id` after its first `skip`, big-endian, zero-padded: for ids that share
-/// their first `skip` bytes and hold no NUL (the engine refuses NUL), a smaller word is a
-/// smaller id, and equal words leave the order to the bytes after them.
-pub(super) fn sort_word(id: &[u8], skip: usize) -> u64 {
-    let mut word = [0u8; 8];
-    let rest = id.get(skip..).unwrap_or_default();
-    let n = rest.len().min(8);
-    word[..n].copy_from_slice(&rest[..n]);
-    u64::from_be_bytes(word)
 }
 
 /// Number of records of a raw format-2 page (0 when it does not decode).
@@ -1162,46 +1137,5 @@ mod format_v2 {
                 (b"r\0north\0locations\0L3".to_vec(), None),
             ]
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_sorted_by_their_words_are_sorted_by_their_bytes() {
-        let ids: Vec<&[u8]> = vec![
-            b"R0001",
-            b"R000",
-            b"R0001\x01",
-            b"R00010000000",
-            b"R0001000000",
-            b"R00010000001",
-            b"R0002",
-            b"R001",
-            b"R00",
-            b"R00019999999z",
-            b"R00019999999",
-            b"R0",
-        ];
-        let shared = shared_prefix(ids.iter().copied());
-        assert_eq!(shared, 2);
-        let mut by_word = ids.clone();
-        by_word.sort_by(|x, y| {
-            sort_word(x, shared)
-                .cmp(&sort_word(y, shared))
-                .then_with(|| x.cmp(y))
-        });
-        let mut by_bytes = ids.clone();
-        by_bytes.sort();
-        assert_eq!(by_word, by_bytes);
-        // Words alone already order ids that differ in their first eight bytes after the
-        // shared prefix.
-        assert!(sort_word(b"R0001", shared) < sort_word(b"R0002", shared));
-        assert!(sort_word(b"R0", shared) < sort_word(b"R00", shared));
-        assert_eq!(shared_prefix([]), 0);
-        assert_eq!(shared_prefix([b"abc".as_slice(), b"abd"]), 2);
-        assert_eq!(shared_prefix([b"abc".as_slice(), b""]), 0);
     }
 }

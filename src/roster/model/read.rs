@@ -52,20 +52,37 @@ pub fn read_tables(
 }
 
 fn sort_roster(r: &mut Roster) {
-    r.orgs
-        .sort_unstable_by(|a, b| a.sourced_id.cmp(&b.sourced_id));
-    r.sessions
-        .sort_unstable_by(|a, b| a.sourced_id.cmp(&b.sourced_id));
-    r.courses
-        .sort_unstable_by(|a, b| a.sourced_id.cmp(&b.sourced_id));
-    r.classes
-        .sort_unstable_by(|a, b| a.sourced_id.cmp(&b.sourced_id));
-    r.users
-        .sort_unstable_by(|a, b| a.sourced_id.cmp(&b.sourced_id));
-    r.enrollments
-        .sort_unstable_by(|a, b| a.sourced_id.cmp(&b.sourced_id));
-    r.demographics
-        .sort_unstable_by(|a, b| a.sourced_id.cmp(&b.sourced_id));
+    sort_by_id(&mut r.orgs, |x| &x.sourced_id);
+    sort_by_id(&mut r.sessions, |x| &x.sourced_id);
+    sort_by_id(&mut r.courses, |x| &x.sourced_id);
+    sort_by_id(&mut r.classes, |x| &x.sourced_id);
+    sort_by_id(&mut r.users, |x| &x.sourced_id);
+    sort_by_id(&mut r.enrollments, |x| &x.sourced_id);
+    sort_by_id(&mut r.demographics, |x| &x.sourced_id);
+}
+
+/// Sorts records by id, records of the same id in the order they came. The records are not
+/// moved while they are compared (an enrollment is some 200 bytes; a district has millions):
+/// their ids are, with the eight bytes after the prefix all ids share as a word that orders
+/// as the ids do, and the records are then taken once into their places.
+fn sort_by_id<T: Default>(recs: &mut Vec<T>, id: impl Fn(&T) -> &str) {
+    use crate::roster::text::{shared_prefix, sort_word};
+    let shared = shared_prefix(recs.iter().map(|r| id(r).as_bytes()));
+    let mut order: Vec<(u64, &str, usize)> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (sort_word(id(r).as_bytes(), shared), id(r), i))
+        .collect();
+    if order
+        .windows(2)
+        .all(|w| (w[0].0, w[0].1) <= (w[1].0, w[1].1))
+    {
+        return;
+    }
+    order.sort_unstable_by(|x, y| x.0.cmp(&y.0).then_with(|| x.1.cmp(y.1)).then(x.2.cmp(&y.2)));
+    let order: Vec<usize> = order.into_iter().map(|(_, _, i)| i).collect();
+    let mut taken = std::mem::take(recs);
+    recs.extend(order.into_iter().map(|i| std::mem::take(&mut taken[i])));
 }
 
 fn list(v: &str) -> Vec<String> {
@@ -721,6 +738,42 @@ fn apple_person(f: &Fields<'_>, role: &str) -> User {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn records_sort_by_id_and_the_same_id_keeps_its_order() {
+        let ids = ["E10", "E2", "E1", "E2", "E100", "", "E1\u{e9}", "E1", "D9"];
+        let mut recs: Vec<Enrollment> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Enrollment {
+                sourced_id: id.to_string(),
+                user: i.to_string(),
+                ..Enrollment::default()
+            })
+            .collect();
+        sort_by_id(&mut recs, |e| &e.sourced_id);
+        let got: Vec<(&str, &str)> = recs
+            .iter()
+            .map(|e| (e.sourced_id.as_str(), e.user.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("", "5"),
+                ("D9", "8"),
+                ("E1", "2"),
+                ("E1", "7"),
+                ("E10", "0"),
+                ("E100", "4"),
+                ("E1\u{e9}", "6"),
+                ("E2", "1"),
+                ("E2", "3"),
+            ]
+        );
+        // Already sorted: left as it is.
+        sort_by_id(&mut recs, |e| &e.sourced_id);
+        assert_eq!(recs[3].user, "7");
+    }
     use std::collections::BTreeMap;
 
     /// Tables from CSV-like text: `table` -> header line and rows, comma-separated, no quotes.
