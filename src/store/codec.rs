@@ -975,6 +975,51 @@ mod format_v2 {
     use super::*;
 
     #[test]
+    fn a_raw_page_read_at_any_offset_or_cut_anywhere_never_panics() {
+        let recs: Vec<(&[u8], Vec<u8>)> = vec![
+            (b"A1", rec(&[("id", "A1"), ("name", "\u{e9}cole")])),
+            (b"B2", rec(&[("id", "B2"), ("x", "1")])),
+        ];
+        let raw = encode_page_raw(&recs).unwrap();
+        // Read whole: both records, in order, each field named.
+        let mut page = RawPage::open(&raw).unwrap();
+        let (mut fields, mut seen) = (Vec::new(), Vec::new());
+        while let Some(k) = page.next_record(&mut fields).unwrap() {
+            let named: Vec<(&str, &str)> =
+                fields.iter().map(|&(n, v)| (page.names[n], v)).collect();
+            seen.push((k.to_vec(), named));
+        }
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].1, [("id", "A1"), ("name", "\u{e9}cole")]);
+        assert_eq!(seen[1].0, b"B2");
+        // Any offset, including past the end: an answer or None, never a panic.
+        let page = RawPage::open(&raw).unwrap();
+        for at in 0..raw.len() + 3 {
+            let _ = page.record_at(at, &mut fields);
+        }
+        // Any cut and any byte changed: read to the end or refused, never a panic.
+        let read_all = |bytes: &[u8]| -> Option<usize> {
+            let mut p = RawPage::open(bytes)?;
+            let mut f = Vec::new();
+            let mut n = 0;
+            while p.next_record(&mut f)?.is_some() {
+                n += 1;
+            }
+            Some(n)
+        };
+        for cut in 0..raw.len() {
+            assert_eq!(read_all(&raw[..cut]), None, "cut at {cut}");
+        }
+        for i in 0..raw.len() {
+            for b in [0u8, 0x7f, 0x80, 0xff] {
+                let mut bad = raw.clone();
+                bad[i] = b;
+                let _ = read_all(&bad);
+            }
+        }
+    }
+
+    #[test]
     fn version_and_page_counts() {
         // Format 3 keeps these pages, inside segments (`segments.rs`).
         assert_eq!(FORMAT_VERSION, 3);

@@ -911,6 +911,59 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_page_stops_an_export_with_the_page_named_and_no_panic() {
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("db");
+        {
+            let s = Store::open(&db).unwrap();
+            let c = s
+                .commit(
+                    &locations(&[("L1", "North"), ("L2", "South")]),
+                    &incoming(&s, "h1"),
+                    Guard::default(),
+                )
+                .unwrap();
+            assert_eq!(c.batch.state, BatchState::Applied);
+        }
+        let prefix = k_records("north", "locations");
+        // A base whose one page says it holds three records and holds one; then one whose
+        // value is not UTF-8; then one whose record names a column the page does not have.
+        let one = |value: &[u8], name_index: u8, count: u8| {
+            let mut page = vec![1, 11];
+            page.extend_from_slice(b"location_id");
+            page.extend_from_slice(&[count, 2, b'L', b'1', 1, name_index]);
+            page.push(value.len() as u8 + 1);
+            page.extend_from_slice(value);
+            let mut base = vec![0, page.len() as u8];
+            base.extend_from_slice(&page);
+            zstd::bulk::compress(&base, 1).unwrap()
+        };
+        for (i, base) in [one(b"L1", 0, 3), one(b"\xff\xfe", 0, 1), one(b"L1", 4, 1)]
+            .into_iter()
+            .enumerate()
+        {
+            let s = Store::open(&db).unwrap();
+            s.tree.insert(segments::k_base(&prefix, 0), base).unwrap();
+            drop(s);
+            let s = Store::open(&db).unwrap();
+            match s.export("north", &d.path().join(format!("e{i}"))) {
+                Err(StoreError::Corrupt { key, message }) => {
+                    assert!(key.starts_with("r/north/locations/"), "{key}");
+                    assert_eq!(message, "undecodable page");
+                }
+                other => panic!("case {i}: {other:?}"),
+            }
+            assert!(
+                matches!(
+                    s.roster("north", &Default::default()),
+                    Err(StoreError::Corrupt { .. })
+                ),
+                "case {i}"
+            );
+        }
+    }
+
+    #[test]
     fn an_id_or_column_name_too_long_to_store_is_refused_and_the_source_still_exports() {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(&d.path().join("db")).unwrap();
