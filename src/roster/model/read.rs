@@ -19,14 +19,17 @@ pub type Fields<'a> = [(&'a str, &'a str)];
 /// of `table` (in any order; a table the source does not have is simply not visited).
 /// `apple` gives an Apple source what OneRoster needs and Apple lacks (the district org, the
 /// school-year session); it is not read for OneRoster sources.
-pub fn read<E>(
+///
+/// The enrollments (Apple's rosters), most of a district's records, are read on a thread of
+/// their own beside the other tables: `rows` is called from two threads at once.
+pub fn read<E: Send>(
     format: Format,
     apple: &AppleSettings,
-    mut rows: impl FnMut(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E>,
+    rows: impl Fn(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E> + Sync,
 ) -> Result<Roster, E> {
     let mut r = match format {
-        Format::Apple => read_apple(apple, &mut rows)?,
-        _ => read_oneroster(format, &mut rows)?,
+        Format::Apple => read_apple(apple, &rows)?,
+        _ => read_oneroster(format, &rows)?,
     };
     sort_roster(&mut r);
     Ok(r)
@@ -155,9 +158,48 @@ fn roles_for(role: &str, orgs: &[String], org_types: &HashMap<String, String>) -
     out
 }
 
-fn read_oneroster<E>(
+fn read_oneroster<E: Send>(
     format: Format,
-    rows: &mut impl FnMut(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E>,
+    rows: &(impl Fn(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E> + Sync),
+) -> Result<Roster, E> {
+    std::thread::scope(|s| {
+        let enrollments = s.spawn(|| {
+            let mut v = Vec::new();
+            rows("enrollments", &mut |f| v.push(oneroster_enrollment(f))).map(|()| v)
+        });
+        let mut taken = Some(enrollments);
+        read_oneroster_with(format, rows, &mut || match taken.take() {
+            Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            None => Ok(Vec::new()),
+        })
+    })
+}
+
+/// A OneRoster enrollment from its stored fields.
+fn oneroster_enrollment(f: &Fields<'_>) -> Enrollment {
+    let mut e = Enrollment::default();
+    for &(n, v) in f {
+        match n {
+            "sourcedId" => e.sourced_id = v.to_string(),
+            "classSourcedId" => e.class = v.to_string(),
+            "schoolSourcedId" => e.school = v.to_string(),
+            "userSourcedId" => e.user = v.to_string(),
+            "role" => e.role = v.to_string(),
+            "primary" => e.primary = v.to_string(),
+            "beginDate" => e.begin_date = v.to_string(),
+            "endDate" => e.end_date = v.to_string(),
+            _ => push_meta(&mut e.metadata, n, v),
+        }
+    }
+    e
+}
+
+/// [`read_oneroster`] with the enrollments read elsewhere: `enrollments` gives them when the
+/// reading reaches them.
+fn read_oneroster_with<E>(
+    format: Format,
+    rows: &(impl Fn(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E> + Sync),
+    enrollments: &mut dyn FnMut() -> Result<Vec<Enrollment>, E>,
 ) -> Result<Roster, E> {
     let mut r = Roster::default();
     rows("orgs", &mut |f| {
@@ -274,31 +316,13 @@ fn read_oneroster<E>(
         }
         r.users.push(u);
     })?;
-    r.users
-        .sort_unstable_by(|a, b| a.sourced_id.cmp(&b.sourced_id));
+    sort_by_id(&mut r.users, |x| &x.sourced_id);
     if format == Format::OneRoster12 {
         read_roles_and_profiles(&mut r.users, rows)?;
     }
-    rows("enrollments", &mut |f| {
-        let mut e = Enrollment::default();
-        for &(n, v) in f {
-            match n {
-                "sourcedId" => e.sourced_id = v.to_string(),
-                "classSourcedId" => e.class = v.to_string(),
-                "schoolSourcedId" => e.school = v.to_string(),
-                "userSourcedId" => e.user = v.to_string(),
-                "role" => e.role = v.to_string(),
-                "primary" => e.primary = v.to_string(),
-                "beginDate" => e.begin_date = v.to_string(),
-                "endDate" => e.end_date = v.to_string(),
-                _ => push_meta(&mut e.metadata, n, v),
-            }
-        }
-        r.enrollments.push(e);
-    })?;
+    r.enrollments = enrollments()?;
     if format == Format::OneRoster12 {
-        r.enrollments
-            .sort_unstable_by(|a, b| a.sourced_id.cmp(&b.sourced_id));
+        sort_by_id(&mut r.enrollments, |x| &x.sourced_id);
         roles_from_enrollments(&mut r.users, &r.enrollments, &org_types);
     }
     rows("demographics", &mut |f| {
@@ -403,7 +427,7 @@ fn user_index(users: &[User], id: &str) -> Option<usize> {
 /// `userProfiles.csv` rows (one profile with one credential each) onto their users.
 fn read_roles_and_profiles<E>(
     users: &mut [User],
-    rows: &mut impl FnMut(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E>,
+    rows: &(impl Fn(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E> + Sync),
 ) -> Result<(), E> {
     let mut roles: Vec<(String, String, Role)> = Vec::new();
     rows("roles", &mut |f| {
@@ -541,9 +565,46 @@ pub fn teacher_enrollment_id(class: &str, staff: &str) -> String {
     format!("{class}.teacher.{staff}")
 }
 
-fn read_apple<E>(
+fn read_apple<E: Send>(
     apple: &AppleSettings,
-    rows: &mut impl FnMut(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E>,
+    rows: &(impl Fn(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E> + Sync),
+) -> Result<Roster, E> {
+    std::thread::scope(|s| {
+        let rosters = s.spawn(|| {
+            let mut v = Vec::new();
+            rows("rosters", &mut |f| v.push(apple_roster(f))).map(|()| v)
+        });
+        let mut taken = Some(rosters);
+        read_apple_with(apple, rows, &mut || match taken.take() {
+            Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            None => Ok(Vec::new()),
+        })
+    })
+}
+
+/// An Apple roster row as an enrollment, its school not yet known (the class's).
+fn apple_roster(f: &Fields<'_>) -> Enrollment {
+    let mut e = Enrollment {
+        role: "student".to_string(),
+        ..Enrollment::default()
+    };
+    for &(n, v) in f {
+        match n {
+            "roster_id" => e.sourced_id = v.to_string(),
+            "class_id" => e.class = v.to_string(),
+            "student_id" => e.user = v.to_string(),
+            _ => {}
+        }
+    }
+    e
+}
+
+/// [`read_apple`] with the rosters read elsewhere: `rosters` gives them, schools not yet
+/// set, when the reading reaches them.
+fn read_apple_with<E>(
+    apple: &AppleSettings,
+    rows: &(impl Fn(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E> + Sync),
+    rosters: &mut dyn FnMut() -> Result<Vec<Enrollment>, E>,
 ) -> Result<Roster, E> {
     let mut r = Roster::default();
     let session = apple.school_year.as_ref().map(|y| y.sourced_id.clone());
@@ -660,28 +721,15 @@ fn read_apple<E>(
         }
         r.classes.push(c);
     })?;
-    r.classes
-        .sort_unstable_by(|a, b| a.sourced_id.cmp(&b.sourced_id));
+    sort_by_id(&mut r.classes, |x| &x.sourced_id);
+    let mut rostered = rosters()?;
     let classes = &r.classes;
-    let enrollments = &mut r.enrollments;
-    rows("rosters", &mut |f| {
-        let mut e = Enrollment {
-            role: "student".to_string(),
-            ..Enrollment::default()
-        };
-        for &(n, v) in f {
-            match n {
-                "roster_id" => e.sourced_id = v.to_string(),
-                "class_id" => e.class = v.to_string(),
-                "student_id" => e.user = v.to_string(),
-                _ => {}
-            }
-        }
+    for e in &mut rostered {
         if let Ok(i) = classes.binary_search_by(|c| c.sourced_id.as_str().cmp(&e.class)) {
             e.school = classes[i].school.clone();
         }
-        enrollments.push(e);
-    })?;
+    }
+    r.enrollments.append(&mut rostered);
     Ok(r)
 }
 
