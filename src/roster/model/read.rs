@@ -788,6 +788,36 @@ pub(crate) mod tests {
     use super::*;
 
     #[test]
+    fn a_failing_table_is_reported_in_reading_order_though_enrollments_run_beside() {
+        // Enrollments (rosters) are read on their own thread: when they and an earlier table
+        // both fail, the earlier table's error is the one returned, as when they were read
+        // one after the other; when only they fail, theirs is.
+        for (format, big) in [
+            (Format::OneRoster11, "enrollments"),
+            (Format::Apple, "rosters"),
+        ] {
+            let failing = |bad: Vec<&'static str>| {
+                read(format, &AppleSettings::default(), move |t, _visit| {
+                    if bad.contains(&t) {
+                        Err(t.to_string())
+                    } else {
+                        Ok(())
+                    }
+                })
+                .err()
+            };
+            let early = if format == Format::Apple {
+                "students"
+            } else {
+                "users"
+            };
+            assert_eq!(failing(vec![]), None);
+            assert_eq!(failing(vec![big]), Some(big.to_string()));
+            assert_eq!(failing(vec![early, big]), Some(early.to_string()));
+        }
+    }
+
+    #[test]
     fn records_sort_by_id_and_the_same_id_keeps_its_order() {
         let ids = ["E10", "E2", "E1", "E2", "E100", "", "E1\u{e9}", "E1", "D9"];
         let mut recs: Vec<Enrollment> = ids
