@@ -38,7 +38,8 @@ impl Store {
         table: &str,
         visit: &mut dyn FnMut(&model::read::Fields<'_>),
     ) -> Result<()> {
-        self.each_page(source, table, &mut |raw| {
+        let pages = self.table_pages_once(&k_records(source, table))?;
+        each_page(source, table, pages, &mut |raw| {
             visit_raw_page_keyed(raw, &mut |_, fields| visit(fields))
         })
     }
@@ -51,17 +52,12 @@ impl Store {
         table: &str,
         read: &mut dyn FnMut(&[u8]) -> Option<()>,
     ) -> Result<()> {
-        let prefix = k_records(source, table);
-        for p in self.table_pages(&prefix)? {
-            let p = p?;
-            read(p.raw()).ok_or_else(|| {
-                corrupt(
-                    &[&prefix[..], &p.bucket.to_be_bytes()].concat(),
-                    "undecodable page",
-                )
-            })?;
-        }
-        Ok(())
+        each_page(
+            source,
+            table,
+            self.table_pages(&k_records(source, table))?,
+            read,
+        )
     }
 
     /// The source's current roster in the one model (`roster::model`): one pass over its
@@ -88,7 +84,7 @@ impl Store {
         for t in &schema.tables {
             let prefix = k_records(source, t.name);
             let stored: Vec<segments::PageRef> =
-                self.table_pages(&prefix)?.collect::<Result<_>>()?;
+                self.table_pages_once(&prefix)?.collect::<Result<_>>()?;
             let bad = |p: &segments::PageRef| {
                 corrupt(
                     &[&prefix[..], &p.bucket.to_be_bytes()].concat(),
@@ -209,4 +205,23 @@ impl Store {
             lost,
         })
     }
+}
+
+/// [`Store::each_page`] over `pages`, the pages of `table`.
+fn each_page(
+    source: &str,
+    table: &str,
+    pages: segments::TablePages<'_>,
+    read: &mut dyn FnMut(&[u8]) -> Option<()>,
+) -> Result<()> {
+    for p in pages {
+        let p = p?;
+        read(p.raw()).ok_or_else(|| {
+            corrupt(
+                &[&k_records(source, table)[..], &p.bucket.to_be_bytes()].concat(),
+                "undecodable page",
+            )
+        })?;
+    }
+    Ok(())
 }

@@ -911,6 +911,33 @@ mod tests {
     }
 
     #[test]
+    fn whole_roster_reads_leave_the_segment_cache_as_they_found_it() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        let c = s
+            .commit(
+                &locations(&[("L1", "North"), ("L2", "South")]),
+                &incoming(&s, "h1"),
+                Guard::default(),
+            )
+            .unwrap();
+        assert_eq!(c.batch.state, BatchState::Applied);
+        s.forget_segments();
+        let cached = |s: &Store| s.cached_bytes();
+        s.export("north", &d.path().join("e")).unwrap();
+        s.roster("north", &Default::default()).unwrap();
+        assert_eq!(cached(&s), 0, "an export or a roster read keeps nothing");
+        // A point read does keep what it read, and a scan of the kind the diff makes too.
+        s.page(&k_page("north", "locations", 0)).unwrap();
+        assert!(cached(&s) > 0);
+        s.forget_segments();
+        s.table_pages(&k_records("north", "locations"))
+            .unwrap()
+            .for_each(drop);
+        assert!(cached(&s) > 0);
+    }
+
+    #[test]
     fn a_damaged_page_stops_an_export_with_the_page_named_and_no_panic() {
         let d = tempfile::tempdir().unwrap();
         let db = d.path().join("db");

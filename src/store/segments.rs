@@ -349,6 +349,8 @@ pub(super) struct TablePages<'a> {
     /// The next bucket to yield in `cur`.
     at: u32,
     failed: bool,
+    /// Whether the segments read are kept in the cache (where it has room).
+    remember: bool,
 }
 
 impl TablePages<'_> {
@@ -356,7 +358,9 @@ impl TablePages<'_> {
         let Some(from) = self.from else {
             return Ok(None);
         };
-        let found = self.store.read_segment_from(&self.prefix, from)?;
+        let found = self
+            .store
+            .read_segment_from(&self.prefix, from, self.remember)?;
         if let Some((seg, _)) = &found {
             self.from = seg.checked_add(1);
         } else {
@@ -509,6 +513,15 @@ impl Store {
         }
     }
 
+    /// Bytes of decoded segments the cache holds.
+    #[cfg(test)]
+    pub(super) fn cached_bytes(&self) -> usize {
+        self.segments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bytes
+    }
+
     /// Drops every decoded segment: the records on disk changed.
     pub(super) fn forget_segments(&self) {
         let mut c = self.segments.lock().unwrap_or_else(|p| p.into_inner());
@@ -566,12 +579,28 @@ impl Store {
             cur: None,
             at: 0,
             failed: false,
+            remember: true,
+        })
+    }
+
+    /// [`Store::table_pages`] for a reader that reads the whole roster once (an export, the
+    /// REST provider's rebuild): the segments it reads are not kept in the cache, where
+    /// nothing would ask for them again (in the daemon, they would stay there at rest).
+    pub(super) fn table_pages_once(&self, prefix: &[u8]) -> Result<TablePages<'_>> {
+        Ok(TablePages {
+            remember: false,
+            ..self.table_pages(prefix)?
         })
     }
 
     /// The first segment numbered `from` or more that has a base or runs, read whole: its
     /// base and runs under one read lock, so that no batch's write lands between them.
-    fn read_segment_from(&self, prefix: &[u8], from: u32) -> Result<Option<(u32, Arc<Segment>)>> {
+    fn read_segment_from(
+        &self,
+        prefix: &[u8],
+        from: u32,
+        remember: bool,
+    ) -> Result<Option<(u32, Arc<Segment>)>> {
         let _r = self.consistent.read().unwrap_or_else(|p| p.into_inner());
         let (bp, rp) = (k_bases(prefix), k_runs(prefix));
         let first = |p: &[u8]| -> Result<Option<(u32, sled::IVec, sled::IVec)>> {
@@ -610,7 +639,9 @@ impl Store {
             base.as_ref().map(|v| (&key[..], &v[..])),
             &runs,
         )?);
-        self.remember_segment(key, s.clone(), generation, false);
+        if remember {
+            self.remember_segment(key, s.clone(), generation, false);
+        }
         Ok(Some((seg, s)))
     }
 
