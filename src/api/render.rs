@@ -546,13 +546,13 @@ impl Serialize for Rendered<'_> {
             base: self.meta.base,
         };
         let (id, metadata) = match self.record {
-            RecordRef::Org(r) => (&r.sourced_id, &r.metadata),
-            RecordRef::Session(r) => (&r.sourced_id, &r.metadata),
-            RecordRef::Course(r) => (&r.sourced_id, &r.metadata),
-            RecordRef::Class(r) => (&r.sourced_id, &r.metadata),
-            RecordRef::User(r) => (&r.sourced_id, &r.metadata),
-            RecordRef::Enrollment(r) => (&r.sourced_id, &r.metadata),
-            RecordRef::Demographics(r) => (&r.sourced_id, &r.metadata),
+            RecordRef::Org(r) => (r.sourced_id.as_str(), &r.metadata),
+            RecordRef::Session(r) => (r.sourced_id.as_str(), &r.metadata),
+            RecordRef::Course(r) => (r.sourced_id.as_str(), &r.metadata),
+            RecordRef::Class(r) => (r.sourced_id.as_str(), &r.metadata),
+            RecordRef::User(r) => (r.sourced_id.as_str(), &r.metadata),
+            RecordRef::Enrollment(r) => (r.sourced_id.as_str(), &r.metadata),
+            RecordRef::Demographics(r) => (r.sourced_id.as_str(), &r.metadata),
         };
         o.req("sourcedId", id)?;
         o.put("status", self.meta.status.as_str())?;
@@ -1137,11 +1137,11 @@ mod tests {
         assert_eq!(h.to_string(), "https://h/x/academicSessions/t%201");
         // In a record: the ref carries the raw id, the href the encoded one.
         let e = Enrollment {
-            sourced_id: s("e1"),
-            user: s("u/1 #x"),
-            class: s("c1"),
-            school: s("s1"),
-            role: s("student"),
+            sourced_id: "e1".into(),
+            user: "u/1 #x".into(),
+            class: "c1".into(),
+            school: "s1".into(),
+            role: "student".into(),
             ..Enrollment::default()
         };
         let v = render(Version::V1p2, RecordRef::Enrollment(&e), &meta());
@@ -1465,14 +1465,14 @@ mod tests {
             metadata: vec![(s("x"), s("1"))],
         };
         let enrollment = Enrollment {
-            sourced_id: s("e1"),
-            user: s("u1"),
-            class: s("c1"),
-            school: s("s1"),
-            role: s("student"),
-            primary: s("false"),
-            begin_date: s("2026-09-01"),
-            end_date: s("2027-06-30"),
+            sourced_id: "e1".into(),
+            user: "u1".into(),
+            class: "c1".into(),
+            school: "s1".into(),
+            role: "student".into(),
+            primary: "false".into(),
+            begin_date: "2026-09-01".into(),
+            end_date: "2027-06-30".into(),
             metadata: vec![(s("x"), s("1"))],
         };
         let demo = Demographics {

@@ -193,14 +193,14 @@ fn full() -> Full {
             ..User::default()
         },
         enrollment: Enrollment {
-            sourced_id: s("e1"),
-            user: s("u1"),
-            class: s("c1"),
-            school: s("s/1 #a"),
-            role: s("student"),
-            primary: s("true"),
-            begin_date: s("2026-08-15"),
-            end_date: s("2026-12-20"),
+            sourced_id: "e1".into(),
+            user: "u1".into(),
+            class: "c1".into(),
+            school: "s/1 #a".into(),
+            role: "student".into(),
+            primary: "true".into(),
+            begin_date: "2026-08-15".into(),
+            end_date: "2026-12-20".into(),
             metadata: md(),
         },
         demographics: Demographics {
@@ -437,11 +437,11 @@ fn records_with_only_required_fields() {
         ..User::default()
     };
     let enrollment = Enrollment {
-        sourced_id: s("e1"),
-        user: s("u1"),
-        class: s("c1"),
-        school: s("o1"),
-        role: s("teacher"),
+        sourced_id: "e1".into(),
+        user: "u1".into(),
+        class: "c1".into(),
+        school: "o1".into(),
+        role: "teacher".into(),
         ..Enrollment::default()
     };
     let demographics = Demographics {
@@ -856,14 +856,14 @@ fn render_speed() {
     let m = Meta::new(Status::Active, MS, &b);
     let enrollments: Vec<Enrollment> = (0..1_000_000)
         .map(|i| Enrollment {
-            sourced_id: format!("enr-{i:07}"),
-            user: format!("usr-{:07}", i % 400_000),
-            class: format!("cls-{:06}", i % 40_000),
-            school: format!("sch-{:03}", i % 50),
-            role: s("student"),
-            primary: s(if i % 10 == 0 { "true" } else { "" }),
-            begin_date: s("2026-08-15"),
-            end_date: s("2027-06-30"),
+            sourced_id: format!("enr-{i:07}").into(),
+            user: format!("usr-{:07}", i % 400_000).into(),
+            class: format!("cls-{:06}", i % 40_000).into(),
+            school: format!("sch-{:03}", i % 50).into(),
+            role: s("student").into(),
+            primary: s(if i % 10 == 0 { "true" } else { "" }).into(),
+            begin_date: s("2026-08-15").into(),
+            end_date: s("2027-06-30").into(),
             metadata: Vec::new(),
         })
         .collect();

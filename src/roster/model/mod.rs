@@ -30,6 +30,10 @@ pub struct Roster {
 /// sorted by name; an empty value is not kept.
 pub type Metadata = Vec<(String, String)>;
 
+/// A short text value kept inline (up to 24 bytes, no allocation): ids, roles, flags and
+/// dates, which are most of a district's values and mostly short. Serialized as a string.
+pub type Text = compact_str::CompactString;
+
 /// An org: a school, the district, or another kind (`type`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Org {
@@ -165,16 +169,16 @@ pub struct Credential {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Enrollment {
-    pub sourced_id: String,
-    pub user: String,
-    pub class: String,
-    pub school: String,
+    pub sourced_id: Text,
+    pub user: Text,
+    pub class: Text,
+    pub school: Text,
     /// `student`, `teacher`, `administrator`, `proctor` (1.1 also the other user roles) or `ext:…`.
-    pub role: String,
+    pub role: Text,
     /// `true`, `false`, or empty (not said).
-    pub primary: String,
-    pub begin_date: String,
-    pub end_date: String,
+    pub primary: Text,
+    pub begin_date: Text,
+    pub end_date: Text,
     pub metadata: Metadata,
 }
 

@@ -180,14 +180,14 @@ fn oneroster_enrollment(f: &Fields<'_>) -> Enrollment {
     let mut e = Enrollment::default();
     for &(n, v) in f {
         match n {
-            "sourcedId" => e.sourced_id = v.to_string(),
-            "classSourcedId" => e.class = v.to_string(),
-            "schoolSourcedId" => e.school = v.to_string(),
-            "userSourcedId" => e.user = v.to_string(),
-            "role" => e.role = v.to_string(),
-            "primary" => e.primary = v.to_string(),
-            "beginDate" => e.begin_date = v.to_string(),
-            "endDate" => e.end_date = v.to_string(),
+            "sourcedId" => e.sourced_id = v.into(),
+            "classSourcedId" => e.class = v.into(),
+            "schoolSourcedId" => e.school = v.into(),
+            "userSourcedId" => e.user = v.into(),
+            "role" => e.role = v.into(),
+            "primary" => e.primary = v.into(),
+            "beginDate" => e.begin_date = v.into(),
+            "endDate" => e.end_date = v.into(),
             _ => push_meta(&mut e.metadata, n, v),
         }
     }
@@ -505,7 +505,9 @@ fn roles_from_enrollments(
             continue;
         }
         let role = match e.role.as_str() {
-            "administrator" => admin_role(org_types.get(&e.school).map(String::as_str)).to_string(),
+            "administrator" => {
+                admin_role(org_types.get(e.school.as_str()).map(String::as_str)).to_string()
+            }
             other => other.to_string(),
         };
         let u = &mut users[i];
@@ -520,7 +522,7 @@ fn roles_from_enrollments(
             }
             .to_string(),
             role,
-            org: e.school.clone(),
+            org: e.school.to_string(),
             ..Role::default()
         });
     }
@@ -585,14 +587,14 @@ fn read_apple<E: Send>(
 /// An Apple roster row as an enrollment, its school not yet known (the class's).
 fn apple_roster(f: &Fields<'_>) -> Enrollment {
     let mut e = Enrollment {
-        role: "student".to_string(),
+        role: "student".into(),
         ..Enrollment::default()
     };
     for &(n, v) in f {
         match n {
-            "roster_id" => e.sourced_id = v.to_string(),
-            "class_id" => e.class = v.to_string(),
-            "student_id" => e.user = v.to_string(),
+            "roster_id" => e.sourced_id = v.into(),
+            "class_id" => e.class = v.into(),
+            "student_id" => e.user = v.into(),
             _ => {}
         }
     }
@@ -710,12 +712,12 @@ fn read_apple_with<E>(
             }
             seen.push(staff);
             r.enrollments.push(Enrollment {
-                sourced_id: teacher_enrollment_id(&c.sourced_id, staff),
-                user: staff.to_string(),
-                class: c.sourced_id.clone(),
-                school: c.school.clone(),
-                role: "teacher".to_string(),
-                primary: if k == 1 { "true" } else { "false" }.to_string(),
+                sourced_id: teacher_enrollment_id(&c.sourced_id, staff).into(),
+                user: staff.into(),
+                class: c.sourced_id.as_str().into(),
+                school: c.school.as_str().into(),
+                role: "teacher".into(),
+                primary: if k == 1 { "true" } else { "false" }.into(),
                 ..Enrollment::default()
             });
         }
@@ -726,7 +728,7 @@ fn read_apple_with<E>(
     let classes = &r.classes;
     for e in &mut rostered {
         if let Ok(i) = classes.binary_search_by(|c| c.sourced_id.as_str().cmp(&e.class)) {
-            e.school = classes[i].school.clone();
+            e.school = classes[i].school.as_str().into();
         }
     }
     r.enrollments.append(&mut rostered);
@@ -824,8 +826,8 @@ pub(crate) mod tests {
             .iter()
             .enumerate()
             .map(|(i, id)| Enrollment {
-                sourced_id: id.to_string(),
-                user: i.to_string(),
+                sourced_id: (*id).into(),
+                user: i.to_string().into(),
                 ..Enrollment::default()
             })
             .collect();
