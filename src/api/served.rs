@@ -244,22 +244,45 @@ impl Links {
     }
 
     /// The links of `parents` parents from (parent, child) pairs in any order, with repeats;
-    /// a pair whose parent is not below `parents` is left out.
-    fn from_pairs(parents: usize, mut pairs: Vec<(u32, u32)>) -> Links {
-        pairs.retain(|&(p, _)| (p as usize) < parents);
-        pairs.sort_unstable();
-        pairs.dedup();
+    /// a pair whose parent is not below `parents` is left out. The pairs are placed by parent
+    /// (counted first), then each parent's few children sorted and their repeats dropped.
+    fn from_pairs(parents: usize, pairs: Vec<(u32, u32)>) -> Links {
         let mut starts = vec![0usize; parents + 1];
         for &(p, _) in &pairs {
-            starts[p as usize + 1] += 1;
+            if let Some(n) = starts
+                .get_mut(p as usize + 1)
+                .filter(|_| (p as usize) < parents)
+            {
+                *n += 1;
+            }
         }
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
         }
-        Links {
-            starts,
-            children: pairs.into_iter().map(|(_, c)| c).collect(),
+        let mut children = vec![0u32; starts[parents]];
+        let mut next = starts.clone();
+        for (p, c) in pairs {
+            if (p as usize) < parents {
+                children[next[p as usize]] = c;
+                next[p as usize] += 1;
+            }
         }
+        // Each parent's part sorted, and moved down over the repeats dropped before it.
+        let mut kept = 0;
+        for p in 0..parents {
+            let (a, b) = (starts[p], starts[p + 1]);
+            children[a..b].sort_unstable();
+            starts[p] = kept;
+            for i in a..b {
+                if i == a || children[i] != children[i - 1] {
+                    children[kept] = children[i];
+                    kept += 1;
+                }
+            }
+        }
+        starts[parents] = kept;
+        children.truncate(kept);
+        Links { starts, children }
     }
 }
 
@@ -1041,6 +1064,29 @@ mod tests {
                 ("e3".into(), 7000, true)
             ]
         );
+    }
+
+    #[test]
+    fn links_from_pairs_are_sorted_without_repeats_per_parent() {
+        let pairs = vec![
+            (2, 9),
+            (0, 5),
+            (2, 1),
+            (0, 5),
+            (7, 1),
+            (2, 9),
+            (0, 3),
+            (2, 4),
+            (3, 3),
+        ];
+        let l = Links::from_pairs(4, pairs);
+        let got: Vec<&[u32]> = (0..4).map(|p| l.get(p).unwrap()).collect();
+        assert_eq!(got, [&[3, 5][..], &[], &[1, 4, 9], &[3]]);
+        // Parent 7 is past the 4 parents: left out, and asking past the end is None.
+        assert_eq!(l.get(4), None);
+        assert_eq!(l.get(usize::MAX), None);
+        let none = Links::from_pairs(0, vec![(0, 1)]);
+        assert_eq!(none.get(0), None);
     }
 
     #[test]
