@@ -415,52 +415,25 @@ impl Served {
             tables,
             rel: Relations::default(),
         };
-        let live = r
-            .orgs
-            .iter()
-            .map(Kind::as_record)
-            .zip(&at[ix(Entity::Org)])
-            .chain(
-                r.sessions
-                    .iter()
-                    .map(Kind::as_record)
-                    .zip(&at[ix(Entity::Session)]),
-            )
-            .chain(
-                r.courses
-                    .iter()
-                    .map(Kind::as_record)
-                    .zip(&at[ix(Entity::Course)]),
-            )
-            .chain(
-                r.classes
-                    .iter()
-                    .map(Kind::as_record)
-                    .zip(&at[ix(Entity::Class)]),
-            )
-            .chain(
-                r.users
-                    .iter()
-                    .map(Kind::as_record)
-                    .zip(&at[ix(Entity::User)]),
-            )
-            .chain(
-                r.enrollments
-                    .iter()
-                    .map(Kind::as_record)
-                    .zip(&at[ix(Entity::Enrollment)]),
-            )
-            .chain(
-                r.demographics
-                    .iter()
-                    .map(Kind::as_record)
-                    .zip(&at[ix(Entity::Demographics)]),
-            )
-            .map(|(r, &p)| (p, r));
+        let placed = live(&r.orgs, &at[ix(Entity::Org)])
+            .chain(live(&r.sessions, &at[ix(Entity::Session)]))
+            .chain(live(&r.courses, &at[ix(Entity::Course)]))
+            .chain(live(&r.classes, &at[ix(Entity::Class)]))
+            .chain(live(&r.users, &at[ix(Entity::User)]))
+            .chain(live(&r.enrollments, &at[ix(Entity::Enrollment)]))
+            .chain(live(&r.demographics, &at[ix(Entity::Demographics)]));
         let gone_refs = gone.iter().map(|(_, p, r)| (*p, r.as_ref()));
-        s.rel = relate(&s, live.chain(gone_refs));
+        s.rel = relate(&s, placed.chain(gone_refs));
         Ok(s)
     }
+}
+
+/// A kind's live records with their positions in its table.
+fn live<'a, T: Kind>(
+    recs: &'a [T],
+    at: &'a [u32],
+) -> impl Iterator<Item = (u32, crate::api::render::RecordRef<'a>)> {
+    at.iter().copied().zip(recs.iter().map(Kind::as_record))
 }
 
 /// One kind's table while it is built over what was served before.

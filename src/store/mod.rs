@@ -910,18 +910,23 @@ mod tests {
         assert_eq!(exported(&s, &d.path().join("e")), expect);
     }
 
-    #[test]
-    fn whole_roster_reads_leave_the_segment_cache_as_they_found_it() {
-        let d = tempfile::tempdir().unwrap();
-        let s = Store::open(&d.path().join("db")).unwrap();
+    /// Applies a first batch of two locations to `north`.
+    fn apply_two_locations(s: &Store) {
         let c = s
             .commit(
                 &locations(&[("L1", "North"), ("L2", "South")]),
-                &incoming(&s, "h1"),
+                &incoming(s, "h1"),
                 Guard::default(),
             )
             .unwrap();
         assert_eq!(c.batch.state, BatchState::Applied);
+    }
+
+    #[test]
+    fn whole_roster_reads_leave_the_segment_cache_as_they_found_it() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        apply_two_locations(&s);
         s.forget_segments();
         let cached = |s: &Store| s.cached_bytes();
         s.export("north", &d.path().join("e")).unwrap();
@@ -941,17 +946,7 @@ mod tests {
     fn a_damaged_page_stops_an_export_with_the_page_named_and_no_panic() {
         let d = tempfile::tempdir().unwrap();
         let db = d.path().join("db");
-        {
-            let s = Store::open(&db).unwrap();
-            let c = s
-                .commit(
-                    &locations(&[("L1", "North"), ("L2", "South")]),
-                    &incoming(&s, "h1"),
-                    Guard::default(),
-                )
-                .unwrap();
-            assert_eq!(c.batch.state, BatchState::Applied);
-        }
+        apply_two_locations(&Store::open(&db).unwrap());
         let prefix = k_records("north", "locations");
         // A base whose one page says it holds three records and holds one; then one whose
         // value is not UTF-8; then one whose record names a column the page does not have.

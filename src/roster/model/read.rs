@@ -162,13 +162,27 @@ fn read_oneroster<E: Send>(
     format: Format,
     rows: &(impl Fn(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E> + Sync),
 ) -> Result<Roster, E> {
+    read_beside("enrollments", oneroster_enrollment, rows, |enrollments| {
+        read_oneroster_with(format, rows, enrollments)
+    })
+}
+
+/// Runs `rest` while the records of `table`, most of a district's, are read on a thread of
+/// their own, each made an enrollment by `convert`; `rest` takes them when its own reading
+/// reaches them (so that an error of a table it read first is the one returned).
+fn read_beside<E: Send>(
+    table: &str,
+    convert: fn(&Fields<'_>) -> Enrollment,
+    rows: &(impl Fn(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E> + Sync),
+    rest: impl FnOnce(&mut dyn FnMut() -> Result<Vec<Enrollment>, E>) -> Result<Roster, E>,
+) -> Result<Roster, E> {
     std::thread::scope(|s| {
-        let enrollments = s.spawn(|| {
+        let beside = s.spawn(|| {
             let mut v = Vec::new();
-            rows("enrollments", &mut |f| v.push(oneroster_enrollment(f))).map(|()| v)
+            rows(table, &mut |f| v.push(convert(f))).map(|()| v)
         });
-        let mut taken = Some(enrollments);
-        read_oneroster_with(format, rows, &mut || match taken.take() {
+        let mut taken = Some(beside);
+        rest(&mut || match taken.take() {
             Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
             None => Ok(Vec::new()),
         })
@@ -571,16 +585,8 @@ fn read_apple<E: Send>(
     apple: &AppleSettings,
     rows: &(impl Fn(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E> + Sync),
 ) -> Result<Roster, E> {
-    std::thread::scope(|s| {
-        let rosters = s.spawn(|| {
-            let mut v = Vec::new();
-            rows("rosters", &mut |f| v.push(apple_roster(f))).map(|()| v)
-        });
-        let mut taken = Some(rosters);
-        read_apple_with(apple, rows, &mut || match taken.take() {
-            Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            None => Ok(Vec::new()),
-        })
+    read_beside("rosters", apple_roster, rows, |rosters| {
+        read_apple_with(apple, rows, rosters)
     })
 }
 
