@@ -44,18 +44,6 @@ impl Record {
         self.as_ref().entity()
     }
 
-    pub fn sourced_id(&self) -> &str {
-        match self {
-            Record::Org(r) => &r.sourced_id,
-            Record::Session(r) => &r.sourced_id,
-            Record::Course(r) => &r.sourced_id,
-            Record::Class(r) => &r.sourced_id,
-            Record::User(r) => &r.sourced_id,
-            Record::Enrollment(r) => &r.sourced_id,
-            Record::Demographics(r) => &r.sourced_id,
-        }
-    }
-
     /// The record as the renderer takes it.
     pub fn as_ref(&self) -> crate::api::render::RecordRef<'_> {
         use crate::api::render::RecordRef as R;
