@@ -368,33 +368,26 @@ impl Served {
         // Each kind's live records are kept where the roster has them (sorted by id there):
         // their positions in their tables are what the relations need besides.
         let mut at: [Vec<u32>; 7] = Default::default();
-        let mut kind =
-            |e: Entity, recs: &mut dyn FnMut(&mut Place<'_>) -> Result<(), ServedError>| {
-                let empty = Table::default();
-                let mut place = Place {
-                    e,
-                    table: Table::default(),
-                    old: previous.map_or(&empty, |p| &p.tables[ix(e)]),
-                    next_old: 0,
-                    now_ms,
-                    keep_after,
-                    gone: &mut gone,
-                    at: Vec::new(),
-                    body: Vec::new(),
-                };
-                recs(&mut place)?;
-                let (table, positions) = place.finish();
-                tables[ix(e)] = table;
-                at[ix(e)] = positions;
-                Ok::<(), ServedError>(())
-            };
-        kind(Entity::Org, &mut |p| p.all(&mut r.orgs))?;
-        kind(Entity::Session, &mut |p| p.all(&mut r.sessions))?;
-        kind(Entity::Course, &mut |p| p.all(&mut r.courses))?;
-        kind(Entity::Class, &mut |p| p.all(&mut r.classes))?;
-        kind(Entity::User, &mut |p| p.all(&mut r.users))?;
-        kind(Entity::Enrollment, &mut |p| p.all(&mut r.enrollments))?;
-        kind(Entity::Demographics, &mut |p| p.all(&mut r.demographics))?;
+        let place = |e: Entity| Place::new(e, previous, now_ms, keep_after);
+        let mut keep = |e: Entity, (table, positions, removed): Placed| {
+            tables[ix(e)] = table;
+            at[ix(e)] = positions;
+            gone.extend(removed);
+        };
+        keep(Entity::Org, place(Entity::Org).all(&mut r.orgs)?);
+        keep(
+            Entity::Session,
+            place(Entity::Session).all(&mut r.sessions)?,
+        );
+        keep(Entity::Course, place(Entity::Course).all(&mut r.courses)?);
+        keep(Entity::Class, place(Entity::Class).all(&mut r.classes)?);
+        keep(Entity::User, place(Entity::User).all(&mut r.users)?);
+        keep(
+            Entity::Enrollment,
+            place(Entity::Enrollment).all(&mut r.enrollments)?,
+        );
+        let demographics = place(Entity::Demographics).all(&mut r.demographics)?;
+        keep(Entity::Demographics, demographics);
         let mut s = Served {
             source: source.to_string(),
             batch,
@@ -433,20 +426,45 @@ struct Place<'a> {
     next_old: u32,
     now_ms: i64,
     keep_after: i64,
-    gone: &'a mut Vec<(Entity, u32, Record)>,
+    /// The tombstones placed, with their positions in `table`.
+    gone: Vec<(Entity, u32, Record)>,
     /// The live records' positions in `table`, in their order.
     at: Vec<u32>,
     body: Vec<u8>,
 }
 
+/// A kind's table, its live records' positions in it, and its tombstones with theirs.
+type Placed = (Table, Vec<u32>, Vec<(Entity, u32, Record)>);
+
+/// What a kind's table starts over when nothing was served before.
+static NOTHING_SERVED: Table = Table {
+    arena: Vec::new(),
+    recs: Vec::new(),
+};
+
 impl<'a> Place<'a> {
+    fn new(e: Entity, previous: Option<&'a Served>, now_ms: i64, keep_after: i64) -> Self {
+        Place {
+            e,
+            table: Table::default(),
+            old: previous.map_or(&NOTHING_SERVED, |p| &p.tables[ix(e)]),
+            next_old: 0,
+            now_ms,
+            keep_after,
+            gone: Vec::new(),
+            at: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
     /// The first record served before and not yet placed.
     fn peek_old(&self) -> Option<Item<'a>> {
         self.old.item(self.next_old)
     }
 
-    /// Sorts the kind's records by id (the first of a repeated id is kept) and places each.
-    fn all<T: Kind>(&mut self, recs: &mut Vec<T>) -> Result<(), ServedError> {
+    /// Sorts the kind's records by id (the first of a repeated id is kept), places each, and
+    /// what was served before and is no longer there becomes tombstones.
+    fn all<T: Kind>(mut self, recs: &mut Vec<T>) -> Result<Placed, ServedError> {
         recs.sort_by(|a, b| a.id().cmp(b.id()));
         recs.dedup_by(|a, b| a.id() == b.id());
         self.at.reserve(recs.len());
@@ -454,29 +472,24 @@ impl<'a> Place<'a> {
             self.body.clear();
             let body = postcard::to_extend(r, std::mem::take(&mut self.body))?;
             self.body = body;
-            self.place(r.id())?;
+            self.place(r.id());
         }
-        Ok(())
+        while self.peek_old().is_some() {
+            self.remove_old();
+        }
+        Ok((self.table, self.at, self.gone))
     }
 
     /// Places the live record `id` whose bytes are in `body`: unchanged since it was last
     /// served, it keeps its time; else it gets now. Removed records before it become
     /// tombstones.
-    fn place(&mut self, id: &str) -> Result<(), ServedError> {
+    fn place(&mut self, id: &str) {
         let hash = fnv1a(&self.body);
-        while let Some(o) = self.peek_old() {
-            if o.id.as_bytes() >= id.as_bytes() {
-                break;
-            }
-            self.next_old += 1;
-            keep_removed(
-                &mut self.table,
-                o,
-                self.now_ms,
-                self.keep_after,
-                self.e,
-                self.gone,
-            );
+        while self
+            .peek_old()
+            .is_some_and(|o| o.id.as_bytes() < id.as_bytes())
+        {
+            self.remove_old();
         }
         let dlm = match self.peek_old() {
             Some(o) if o.id == id => {
@@ -491,45 +504,25 @@ impl<'a> Place<'a> {
         };
         self.at.push(self.table.len() as u32);
         self.table.push(id, &self.body, hash, dlm, false);
-        Ok(())
     }
 
-    /// The table, once the records only the previous roster had are tombstones in it.
-    fn finish(mut self) -> (Table, Vec<u32>) {
-        while let Some(o) = self.peek_old() {
-            self.next_old += 1;
-            keep_removed(
-                &mut self.table,
-                o,
-                self.now_ms,
-                self.keep_after,
-                self.e,
-                self.gone,
-            );
+    /// The next record served before, which the new roster lacks: a tombstone (kept while
+    /// young enough).
+    fn remove_old(&mut self) {
+        let Some(o) = self.peek_old() else { return };
+        self.next_old += 1;
+        let dlm = if o.gone {
+            o.date_last_modified_ms
+        } else {
+            self.now_ms
+        };
+        if dlm < self.keep_after {
+            return;
         }
-        (self.table, self.at)
+        self.gone
+            .push((self.e, self.table.len() as u32, o.record(self.e)));
+        self.table.push(o.id, o.body, o.hash, dlm, true);
     }
-}
-
-/// A record the new roster lacks: a tombstone (kept while young enough), pushed in order.
-fn keep_removed(
-    table: &mut Table,
-    o: Item<'_>,
-    now_ms: i64,
-    keep_after: i64,
-    e: Entity,
-    gone: &mut Vec<(Entity, u32, Record)>,
-) {
-    let dlm = if o.gone {
-        o.date_last_modified_ms
-    } else {
-        now_ms
-    };
-    if dlm < keep_after {
-        return;
-    }
-    gone.push((e, table.len() as u32, o.record(e)));
-    table.push(o.id, o.body, o.hash, dlm, true);
 }
 
 /// FNV-1a over a record's bytes: fixed, so times survive a restart.
