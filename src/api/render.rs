@@ -1029,18 +1029,18 @@ mod tests {
 
     fn role(t: &str, r: &str, org: &str) -> Role {
         Role {
-            role_type: s(t),
-            role: s(r),
-            org: s(org),
+            role_type: s(t).into(),
+            role: s(r).into(),
+            org: s(org).into(),
             ..Role::default()
         }
     }
 
     fn full_user() -> User {
         User {
-            sourced_id: s("u/1 #x"),
-            enabled_user: s("TRUE"),
-            username: s("zoe"),
+            sourced_id: s("u/1 #x").into(),
+            enabled_user: s("TRUE").into(),
+            username: s("zoe").into(),
             user_ids: vec![
                 UserId {
                     id_type: s("LDAP"),
@@ -1051,32 +1051,32 @@ mod tests {
                     identifier: s("bare"),
                 },
             ],
-            given_name: s("Zoë"),
-            family_name: s("O'Brien"),
-            middle_name: s("M"),
+            given_name: s("Zoë").into(),
+            family_name: s("O'Brien").into(),
+            middle_name: s("M").into(),
             roles: vec![
                 Role {
                     user_profile: Some(s("p 1")),
-                    begin_date: s("2026-09-01"),
-                    end_date: s("2027-06-30"),
+                    begin_date: s("2026-09-01").into(),
+                    end_date: s("2027-06-30").into(),
                     ..role("primary", "principal", "s1")
                 },
                 role("secondary", "teacher", "s2"),
                 role("secondary", "teacher", "s1"),
             ],
             primary_org: Some(s("d1")),
-            user_master_identifier: s("m1"),
-            preferred_first_name: s("Zo"),
-            preferred_middle_name: s("Em"),
-            preferred_last_name: s("OB"),
-            pronouns: s("she/her"),
-            identifier: s("1234"),
-            email: s("zoe@north.example"),
-            sms: s("+1555"),
-            phone: s("555"),
+            user_master_identifier: s("m1").into(),
+            preferred_first_name: s("Zo").into(),
+            preferred_middle_name: s("Em").into(),
+            preferred_last_name: s("OB").into(),
+            pronouns: s("she/her").into(),
+            identifier: s("1234").into(),
+            email: s("zoe@north.example").into(),
+            sms: s("+1555").into(),
+            phone: s("555").into(),
             agents: strs(&["g1", ""]),
             grades: strs(&["09"]),
-            password: s("hunter2"),
+            password: s("hunter2").into(),
             profiles: vec![UserProfile {
                 sourced_id: s("p 1"),
                 profile_type: s("app"),
@@ -1319,7 +1319,7 @@ mod tests {
         }
         // A user with nothing: the required properties only, roles `[]` in 1.2.
         let bare = User {
-            sourced_id: s("u0"),
+            sourced_id: s("u0").into(),
             ..User::default()
         };
         let v = render(Version::V1p2, RecordRef::User(&bare), &meta());

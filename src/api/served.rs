@@ -82,7 +82,9 @@ impl Record {
             }
             Entity::Course => Record::Course(or_id(body, id, |r: &mut Course, s| r.sourced_id = s)),
             Entity::Class => Record::Class(or_id(body, id, |r: &mut Class, s| r.sourced_id = s)),
-            Entity::User => Record::User(or_id(body, id, |r: &mut User, s| r.sourced_id = s)),
+            Entity::User => {
+                Record::User(or_id(body, id, |r: &mut User, s| r.sourced_id = s.into()))
+            }
             Entity::Enrollment => Record::Enrollment(or_id(body, id, |r: &mut Enrollment, s| {
                 r.sourced_id = s.into()
             })),

@@ -30,8 +30,9 @@ pub struct Roster {
 /// sorted by name; an empty value is not kept.
 pub type Metadata = Vec<(String, String)>;
 
-/// A short text value kept inline (up to 24 bytes, no allocation): ids, roles, flags and
-/// dates, which are most of a district's values and mostly short. Serialized as a string.
+/// A short text value kept inline (up to 24 bytes, no allocation): the single values of
+/// enrollments, users and roles (ids, names, roles, flags, dates), which are most of a
+/// district's values and mostly short. Serialized as a string.
 pub type Text = compact_str::CompactString;
 
 /// An org: a school, the district, or another kind (`type`).
@@ -97,31 +98,31 @@ pub struct Class {
 /// A user: a student, teacher, administrator, guardian, ... (its `roles`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {
-    pub sourced_id: String,
+    pub sourced_id: Text,
     /// `true` or `false`.
-    pub enabled_user: String,
-    pub username: String,
+    pub enabled_user: Text,
+    pub username: Text,
     pub user_ids: Vec<UserId>,
-    pub given_name: String,
-    pub family_name: String,
-    pub middle_name: String,
+    pub given_name: Text,
+    pub family_name: Text,
+    pub middle_name: Text,
     /// The user's roles, the `primary` one first.
     pub roles: Vec<Role>,
     /// 1.2's `primaryOrg`.
     pub primary_org: Option<String>,
-    pub user_master_identifier: String,
-    pub preferred_first_name: String,
-    pub preferred_middle_name: String,
-    pub preferred_last_name: String,
-    pub pronouns: String,
-    pub identifier: String,
-    pub email: String,
-    pub sms: String,
-    pub phone: String,
+    pub user_master_identifier: Text,
+    pub preferred_first_name: Text,
+    pub preferred_middle_name: Text,
+    pub preferred_last_name: Text,
+    pub pronouns: Text,
+    pub identifier: Text,
+    pub email: Text,
+    pub sms: Text,
+    pub phone: Text,
     pub agents: Vec<String>,
     pub grades: Vec<String>,
     /// Kept for export; never served by the API.
-    pub password: String,
+    pub password: Text,
     pub profiles: Vec<UserProfile>,
     pub metadata: Metadata,
 }
@@ -136,16 +137,16 @@ pub struct UserId {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Role {
     /// `primary` or `secondary`.
-    pub role_type: String,
+    pub role_type: Text,
     /// 1.2's vocabulary: `student`, `teacher`, `aide`, `guardian`, `parent`, `proctor`,
     /// `relative`, `counselor`, `principal`, `siteAdministrator`, `districtAdministrator`,
     /// `systemAdministrator` or `ext:…`.
-    pub role: String,
-    pub org: String,
+    pub role: Text,
+    pub org: Text,
     /// The `sourced_id` of one of the user's `profiles`.
     pub user_profile: Option<String>,
-    pub begin_date: String,
-    pub end_date: String,
+    pub begin_date: Text,
+    pub end_date: Text,
 }
 
 /// 1.2 `userProfiles.csv`: one row per credential, grouped by profile.

@@ -140,7 +140,7 @@ fn role_at(role: &str, org_type: Option<&str>) -> String {
 fn roles_for(role: &str, orgs: &[String], org_types: &HashMap<String, String>) -> Vec<Role> {
     let mut out: Vec<Role> = Vec::with_capacity(orgs.len());
     for o in orgs {
-        if out.iter().any(|r| &r.org == o) {
+        if out.iter().any(|r| r.org.as_str() == o.as_str()) {
             continue;
         }
         out.push(Role {
@@ -149,9 +149,9 @@ fn roles_for(role: &str, orgs: &[String], org_types: &HashMap<String, String>) -
             } else {
                 "secondary"
             }
-            .to_string(),
-            role: role_at(role, org_types.get(o).map(String::as_str)),
-            org: o.clone(),
+            .into(),
+            role: role_at(role, org_types.get(o).map(String::as_str)).into(),
+            org: o.clone().into(),
             ..Role::default()
         });
     }
@@ -295,26 +295,26 @@ fn read_oneroster_with<E>(
         let (mut role, mut orgs) = ("", Vec::new());
         for &(n, v) in f {
             match n {
-                "sourcedId" => u.sourced_id = v.to_string(),
-                "enabledUser" => u.enabled_user = v.to_string(),
-                "username" => u.username = v.to_string(),
+                "sourcedId" => u.sourced_id = v.into(),
+                "enabledUser" => u.enabled_user = v.into(),
+                "username" => u.username = v.into(),
                 "userIds" | "userId" => u.user_ids = user_ids(v),
-                "givenName" => u.given_name = v.to_string(),
-                "familyName" => u.family_name = v.to_string(),
-                "middleName" => u.middle_name = v.to_string(),
-                "identifier" => u.identifier = v.to_string(),
-                "email" => u.email = v.to_string(),
-                "sms" => u.sms = v.to_string(),
-                "phone" => u.phone = v.to_string(),
+                "givenName" => u.given_name = v.into(),
+                "familyName" => u.family_name = v.into(),
+                "middleName" => u.middle_name = v.into(),
+                "identifier" => u.identifier = v.into(),
+                "email" => u.email = v.into(),
+                "sms" => u.sms = v.into(),
+                "phone" => u.phone = v.into(),
                 "agentSourcedIds" | "agents" => u.agents = list(v),
                 "grades" => u.grades = list(v),
-                "password" => u.password = v.to_string(),
-                "userMasterIdentifier" => u.user_master_identifier = v.to_string(),
-                "preferredGivenName" => u.preferred_first_name = v.to_string(),
-                "preferredMiddleName" => u.preferred_middle_name = v.to_string(),
-                "preferredFamilyName" => u.preferred_last_name = v.to_string(),
+                "password" => u.password = v.into(),
+                "userMasterIdentifier" => u.user_master_identifier = v.into(),
+                "preferredGivenName" => u.preferred_first_name = v.into(),
+                "preferredMiddleName" => u.preferred_middle_name = v.into(),
+                "preferredFamilyName" => u.preferred_last_name = v.into(),
                 "primaryOrgSourcedId" => u.primary_org = opt(v),
-                "pronouns" => u.pronouns = v.to_string(),
+                "pronouns" => u.pronouns = v.into(),
                 "role" => role = v,
                 "orgSourcedIds" => orgs = list(v),
                 _ => push_meta(&mut u.metadata, n, v),
@@ -322,11 +322,11 @@ fn read_oneroster_with<E>(
         }
         // 1.0 has no `enabledUser`: a user in the roster is enabled.
         if u.enabled_user.is_empty() {
-            u.enabled_user = "true".to_string();
+            u.enabled_user = "true".into();
         }
         if !role.is_empty() {
             u.roles = roles_for(role, &orgs, &org_types);
-            u.primary_org = u.roles.first().map(|r| r.org.clone());
+            u.primary_org = u.roles.first().map(|r| r.org.to_string());
         }
         r.users.push(u);
     })?;
@@ -450,11 +450,11 @@ fn read_roles_and_profiles<E>(
             match n {
                 "sourcedId" => id = v.to_string(),
                 "userSourcedId" => user = v.to_string(),
-                "roleType" => role.role_type = v.to_string(),
-                "role" => role.role = v.to_string(),
-                "beginDate" => role.begin_date = v.to_string(),
-                "endDate" => role.end_date = v.to_string(),
-                "orgSourcedId" => role.org = v.to_string(),
+                "roleType" => role.role_type = v.into(),
+                "role" => role.role = v.into(),
+                "beginDate" => role.begin_date = v.into(),
+                "endDate" => role.end_date = v.into(),
+                "orgSourcedId" => role.org = v.into(),
                 "userProfileSourcedId" => role.user_profile = opt(v),
                 _ => {}
             }
@@ -534,9 +534,9 @@ fn roles_from_enrollments(
             } else {
                 "secondary"
             }
-            .to_string(),
-            role,
-            org: e.school.to_string(),
+            .into(),
+            role: role.into(),
+            org: e.school.as_str().into(),
             ..Role::default()
         });
     }
@@ -745,20 +745,20 @@ fn read_apple_with<E>(
 /// `location_id_2`.. by number), the first `primary`.
 fn apple_person(f: &Fields<'_>, role: &str) -> User {
     let mut u = User {
-        enabled_user: "true".to_string(),
+        enabled_user: "true".to_string().into(),
         ..User::default()
     };
     let mut locations: Vec<(u32, &str)> = Vec::new();
     for &(n, v) in f {
         match n {
-            "person_id" => u.sourced_id = v.to_string(),
-            "person_number" => u.identifier = v.to_string(),
-            "first_name" => u.given_name = v.to_string(),
-            "middle_name" => u.middle_name = v.to_string(),
-            "last_name" => u.family_name = v.to_string(),
+            "person_id" => u.sourced_id = v.into(),
+            "person_number" => u.identifier = v.into(),
+            "first_name" => u.given_name = v.into(),
+            "middle_name" => u.middle_name = v.into(),
+            "last_name" => u.family_name = v.into(),
             "grade_level" => u.grades = vec![ceds_grade(v)],
-            "email_address" => u.email = v.to_string(),
-            "sis_username" => u.username = v.to_string(),
+            "email_address" => u.email = v.into(),
+            "sis_username" => u.username = v.into(),
             "password_policy" => u
                 .metadata
                 .push(("apple.password_policy".to_string(), v.to_string())),
@@ -781,13 +781,13 @@ fn apple_person(f: &Fields<'_>, role: &str) -> User {
             } else {
                 "secondary"
             }
-            .to_string(),
-            role: role.to_string(),
-            org: o.to_string(),
+            .into(),
+            role: role.into(),
+            org: o.to_string().into(),
             ..Role::default()
         });
     }
-    u.primary_org = u.roles.first().map(|r| r.org.clone());
+    u.primary_org = u.roles.first().map(|r| r.org.to_string());
     u
 }
 
@@ -1063,7 +1063,13 @@ pub(crate) mod tests {
             r.users[i]
                 .roles
                 .iter()
-                .map(|x| (x.role.clone(), x.org.clone(), x.role_type.clone()))
+                .map(|x| {
+                    (
+                        x.role.to_string(),
+                        x.org.to_string(),
+                        x.role_type.to_string(),
+                    )
+                })
                 .collect()
         };
         let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
