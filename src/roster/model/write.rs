@@ -36,7 +36,37 @@ impl CsvTable {
     /// A table from records of non-empty `(column, value)` pairs (a stored record's form): the
     /// header is the schema's columns, then every other column the records use, sorted by
     /// name (numbered columns, extensions, extras).
-    pub fn from_records<N: AsRef<str>>(def: &TableDef, records: Vec<Vec<(N, String)>>) -> Self {
+    pub fn from_records<N: AsRef<str>, V: AsRef<str>>(
+        def: &TableDef,
+        records: Vec<Vec<(N, V)>>,
+    ) -> Self {
+        let columns = Columns::of(def, &records);
+        let width = columns.header.len();
+        let rows = records
+            .iter()
+            .map(|r| {
+                let mut row = vec![""; width];
+                columns.fill(&mut row, r);
+                row.into_iter().map(str::to_string).collect()
+            })
+            .collect();
+        CsvTable {
+            name: def.name.to_string(),
+            header: columns.header,
+            rows,
+        }
+    }
+}
+
+/// The header of a table made from records, and where each column name goes in it.
+struct Columns {
+    header: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl Columns {
+    /// The schema's columns, then every other column `records` use, sorted by name.
+    fn of<N: AsRef<str>, V>(def: &TableDef, records: &[Vec<(N, V)>]) -> Columns {
         let mut header: Vec<String> = def.columns.iter().map(|c| c.name.to_string()).collect();
         let mut index: HashMap<String, usize> = header
             .iter()
@@ -50,31 +80,27 @@ impl CsvTable {
             .collect();
         extra.sort_unstable();
         extra.dedup();
-        let extra: Vec<String> = extra.into_iter().map(str::to_string).collect();
         for e in extra {
-            index.insert(e.clone(), header.len());
-            header.push(e);
+            index.insert(e.to_string(), header.len());
+            header.push(e.to_string());
         }
-        let width = header.len();
-        let rows = records
-            .into_iter()
-            .map(|r| {
-                let mut row = vec![String::new(); width];
-                for (n, v) in r {
-                    if let Some(&i) = index.get(n.as_ref()) {
-                        // The first of a repeated name wins (a stored record has none).
-                        if row[i].is_empty() {
-                            row[i] = v;
-                        }
-                    }
+        Columns { header, index }
+    }
+
+    /// Fills `row` (as wide as the header) from `record`; the first of a repeated name wins,
+    /// and a value is never empty (a stored record repeats no name and keeps no empty value).
+    fn fill<'v, N: AsRef<str> + 'v, V: AsRef<str> + 'v>(
+        &self,
+        row: &mut [&'v str],
+        record: impl IntoIterator<Item = &'v (N, V)>,
+    ) {
+        row.fill("");
+        for (n, v) in record {
+            if let Some(c) = self.index.get(n.as_ref()).and_then(|&i| row.get_mut(i)) {
+                if c.is_empty() {
+                    *c = v.as_ref();
                 }
-                row
-            })
-            .collect();
-        CsvTable {
-            name: def.name.to_string(),
-            header,
-            rows,
+            }
         }
     }
 }
@@ -132,6 +158,26 @@ impl<'a> BundleWriter<'a> {
         };
         for r in &t.rows {
             w.row(r.iter().map(String::as_str))?;
+        }
+        w.finish()
+    }
+
+    /// Writes one table made of `records` ([`CsvTable::from_records`]'s header), each record
+    /// straight into its row: no copy of the table is made on the way.
+    pub fn records<N: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        def: &TableDef,
+        records: &[Vec<(N, V)>],
+    ) -> std::io::Result<()> {
+        let columns = Columns::of(def, records);
+        let header: Vec<&str> = columns.header.iter().map(String::as_str).collect();
+        let Some(mut w) = self.begin(def.name, &header, records.len())? else {
+            return Ok(());
+        };
+        let mut row: Vec<&str> = vec![""; header.len()];
+        for r in records {
+            columns.fill(&mut row, r);
+            w.row(row.iter().copied())?;
         }
         w.finish()
     }
@@ -215,38 +261,48 @@ impl Lost {
     }
 }
 
-type Record = Vec<(Cow<'static, str>, String)>;
+/// A record of the target format: its non-empty values by column name. Values are borrowed
+/// from the roster where it holds them as they are written (most of them), so that a table's
+/// records do not copy the roster's text.
+type Record<'r> = Vec<(Cow<'static, str>, Cow<'r, str>)>;
 
 /// Appends `(name, value)` when the value is not empty.
-fn put(rec: &mut Record, name: &'static str, v: &str) {
+fn put<'r>(rec: &mut Record<'r>, name: &'static str, v: &'r str) {
     if !v.is_empty() {
-        rec.push((Cow::Borrowed(name), v.to_string()));
+        rec.push((Cow::Borrowed(name), Cow::Borrowed(v)));
     }
 }
 
-fn put_list(rec: &mut Record, name: &'static str, v: &[String]) {
+/// [`put`] of a value the conversion made.
+fn put_owned(rec: &mut Record<'_>, name: &'static str, v: String) {
     if !v.is_empty() {
-        rec.push((Cow::Borrowed(name), v.join(",")));
+        rec.push((Cow::Borrowed(name), Cow::Owned(v)));
     }
 }
 
-fn put_meta(rec: &mut Record, m: &Metadata) {
+fn put_list(rec: &mut Record<'_>, name: &'static str, v: &[String]) {
+    if !v.is_empty() {
+        rec.push((Cow::Borrowed(name), Cow::Owned(v.join(","))));
+    }
+}
+
+fn put_meta<'r>(rec: &mut Record<'r>, m: &'r Metadata) {
     for (n, v) in m {
         if !v.is_empty() {
-            rec.push((Cow::Owned(format!("metadata.{n}")), v.clone()));
+            rec.push((Cow::Owned(format!("metadata.{n}")), Cow::Borrowed(v)));
         }
     }
 }
 
 /// Where a conversion hands each table's records, in the schema's order.
-type Emit<'a> = dyn FnMut(&'static str, Vec<Record>) -> std::io::Result<()> + 'a;
+type Emit<'a, 'r> = dyn FnMut(&'static str, Vec<Record<'r>>) -> std::io::Result<()> + 'a;
 
 /// Runs the conversion to `target`, handing `emit` each table as soon as it is made.
-fn run(
-    roster: &Roster,
+fn run<'r>(
+    roster: &'r Roster,
     target: Format,
     lost: &mut Lost,
-    emit: &mut Emit<'_>,
+    emit: &mut Emit<'_, 'r>,
 ) -> Result<(), WriteDirError> {
     match target {
         Format::Apple => apple(roster, lost, emit)?,
@@ -299,9 +355,9 @@ pub fn write(roster: &Roster, target: Format, dir: &Path) -> Result<Vec<String>,
         while let Some(def) = schema.tables.get(next) {
             next += 1;
             if def.name == name {
-                return w.table(&CsvTable::from_records(def, recs));
+                return w.records(def, &recs);
             }
-            w.table(&CsvTable::from_records::<&str>(def, Vec::new()))?;
+            w.records::<&str, &str>(def, &[])?;
         }
         Err(std::io::Error::other(format!(
             "table `{name}` is not of the {} schema, or out of its order",
@@ -309,7 +365,7 @@ pub fn write(roster: &Roster, target: Format, dir: &Path) -> Result<Vec<String>,
         )))
     })?;
     for def in schema.tables.get(next..).unwrap_or_default() {
-        w.table(&CsvTable::from_records::<&str>(def, Vec::new()))?;
+        w.records::<&str, &str>(def, &[])?;
     }
     w.finish()?;
     Ok(lost.lines())
@@ -406,7 +462,12 @@ pub fn role_id(user: &str, n: usize) -> String {
     format!("{user}.role.{n}")
 }
 
-fn oneroster(r: &Roster, v12: bool, lost: &mut Lost, emit: &mut Emit<'_>) -> std::io::Result<()> {
+fn oneroster<'r>(
+    r: &'r Roster,
+    v12: bool,
+    lost: &mut Lost,
+    emit: &mut Emit<'_, 'r>,
+) -> std::io::Result<()> {
     // Orgs and sessions whose type the version cannot hold go, with what needs them.
     let orgs: HashSet<&str> = r
         .orgs
@@ -587,7 +648,7 @@ fn oneroster(r: &Roster, v12: bool, lost: &mut Lost, emit: &mut Emit<'_>) -> std
                     org_ids.push(&x.org);
                 }
             }
-            put(&mut rec, "orgSourcedIds", &org_ids.join(","));
+            put_owned(&mut rec, "orgSourcedIds", org_ids.join(","));
             put(
                 &mut rec,
                 "role",
@@ -658,7 +719,7 @@ fn oneroster(r: &Roster, v12: bool, lost: &mut Lost, emit: &mut Emit<'_>) -> std
                 u.profiles.iter().map(|p| p.sourced_id.as_str()).collect();
             for (n, x) in roles.iter().enumerate() {
                 let mut rr = Record::new();
-                put(&mut rr, "sourcedId", &role_id(&u.sourced_id, n + 1));
+                put_owned(&mut rr, "sourcedId", role_id(&u.sourced_id, n + 1));
                 put(&mut rr, "userSourcedId", &u.sourced_id);
                 put(&mut rr, "roleType", &x.role_type);
                 put(&mut rr, "role", &x.role);
@@ -680,7 +741,7 @@ fn oneroster(r: &Roster, v12: bool, lost: &mut Lost, emit: &mut Emit<'_>) -> std
                         format!("{}.credential.{}", p.sourced_id, n + 1)
                     };
                     let mut pr = Record::new();
-                    put(&mut pr, "sourcedId", &id);
+                    put_owned(&mut pr, "sourcedId", id);
                     put(&mut pr, "userSourcedId", &u.sourced_id);
                     put(&mut pr, "profileType", &p.profile_type);
                     put(&mut pr, "vendorId", &p.vendor_id);
@@ -814,7 +875,7 @@ fn numbered_name(prefix: &str, k: usize) -> Cow<'static, str> {
     Cow::Owned(format!("{prefix}{k}"))
 }
 
-fn apple(r: &Roster, lost: &mut Lost, emit: &mut Emit<'_>) -> std::io::Result<()> {
+fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io::Result<()> {
     let schools: HashSet<&str> = r
         .orgs
         .iter()
@@ -914,7 +975,7 @@ fn apple(r: &Roster, lost: &mut Lost, emit: &mut Emit<'_>) -> std::io::Result<()
         }
         put(&mut rec, "location_id", at[0]);
         for (k, o) in at.iter().enumerate().skip(1) {
-            rec.push((numbered_name("location_id_", k + 1), (*o).to_string()));
+            rec.push((numbered_name("location_id_", k + 1), Cow::Borrowed(*o)));
         }
         if is_student {
             students.insert(&u.sourced_id);
@@ -1025,7 +1086,7 @@ fn apple(r: &Roster, lost: &mut Lost, emit: &mut Emit<'_>) -> std::io::Result<()
                 if k == 0 {
                     put(&mut rec, "instructor_id", t);
                 } else {
-                    rec.push((numbered_name("instructor_id_", k + 1), (*t).to_string()));
+                    rec.push((numbered_name("instructor_id_", k + 1), Cow::Borrowed(*t)));
                 }
             }
         }
