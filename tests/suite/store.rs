@@ -287,6 +287,48 @@ fn oneroster_delta_upserts_deletes_and_skips_stale_rows() {
     assert!(out.contains("1 stale delta rows skipped"), "{out}");
 }
 
+/// Found by a mutation probe: a bulk courses.csv marking C11 `tobedeleted` removed it from the
+/// store, while `check` counted the row as a reference target and kept class K101, which
+/// names it (and the cascade skips bulk files the engine checked). The stored roster then
+/// held a class without its course, and its export did not check clean.
+#[test]
+fn a_bulk_tobedeleted_row_is_no_reference_target_so_nothing_stored_dangles() {
+    let e = Env::with_sources(
+        &["north"],
+        "guard.max_patch_drop_percent = 100.0\nguard.max_delete_percent = 100.0\n",
+    );
+    assert_eq!(e.ingest(&sample("oneroster"), "north").0, 0);
+    let b = copy_dir(&sample("oneroster"), &e.path("bundle"));
+    let courses = fs::read_to_string(b.join("courses.csv")).unwrap();
+    assert!(courses.contains("\nC11,,,"));
+    write(
+        &b,
+        "courses.csv",
+        courses.replace("\nC11,,,", "\nC11,tobedeleted,2026-11-20T08:00:00Z,"),
+    );
+    let (code, out) = e.ingest(&b, "north");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines().any(|l| l.contains("line 3 id K101")
+            && l.contains("C11")
+            && l.contains("tobedeleted")),
+        "the class that names the deleted course is patched, saying why:\n{out}"
+    );
+    let x = e.export("north", "export");
+    let classes = fs::read_to_string(x.join("classes.csv")).unwrap();
+    let enrollments = fs::read_to_string(x.join("enrollments.csv")).unwrap();
+    assert!(
+        !classes.contains("K101") && !enrollments.contains("K101"),
+        "{classes}\n{enrollments}"
+    );
+    assert!(!fs::read_to_string(x.join("courses.csv"))
+        .unwrap()
+        .contains("C11"));
+    let again = check(&x, &e.path("again"), &[]);
+    assert_eq!(again.code, 0, "{}", again.summary);
+    assert!(again.patches().is_empty(), "{:#?}", again.patches());
+}
+
 /// Two synthetic districts of 3,000 students in `e`: `v1` clean, `v2` with an error every 40
 /// rows (so a batch of `v2` after `v1` changes many records).
 fn two_synthetic_districts(e: &Env) -> (std::path::PathBuf, std::path::PathBuf) {

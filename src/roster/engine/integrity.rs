@@ -44,10 +44,10 @@ pub(super) fn lookup_found(
     found: Option<usize>,
 ) -> Lookup {
     match found {
-        // A delta's deletion removes the record. A bulk file's `tobedeleted` row stays in the
-        // file, so it is a target like any other row: present unless a patch or filter drops
-        // it (then the modified file lacks it, and the reference must go in this pass).
-        Some(row) if t.is_deletion(row) && t.mode == Mode::Delta => Lookup::Missing(
+        // A `tobedeleted` row removes the record, in a delta file and in a bulk one alike
+        // (the store applies both as deletions), so it is no target: a reference to it would
+        // outlive it in the stored roster.
+        Some(row) if t.is_deletion(row) => Lookup::Missing(
             fk.rule,
             format!(
                 "{} `{id}` is marked tobedeleted in {}",
