@@ -89,6 +89,13 @@ pub fn norm_header(h: &str) -> String {
         .collect()
 }
 
+/// A header cell with no name: empty, or only spaces and underscores (nothing
+/// [`norm_header`] keeps). Its column's values are not part of the roster: no export or API
+/// could name them.
+pub fn is_unnamed(h: &str) -> bool {
+    h.chars().all(|c| c.is_whitespace() || c == '_')
+}
+
 /// The length of the prefix all `ids` share.
 pub fn shared_prefix<'a>(ids: impl IntoIterator<Item = &'a [u8]>) -> usize {
     let mut ids = ids.into_iter();

@@ -465,8 +465,8 @@ pub(super) const K_MIGRATING: &[u8] = b"m\0migrating";
 /// order is worked out once per table.
 pub struct RowEncoder {
     order: Vec<(usize, String)>,
-    /// Per entry of `order`: the first entry with the same name (two blank header cells are
-    /// two columns of one name, which a page names once).
+    /// Per entry of `order`: the first entry with the same name (a page names each name
+    /// once; binding refuses repeated names, so this is the entry itself unless that changes).
     same: Vec<usize>,
 }
 
@@ -476,7 +476,9 @@ impl RowEncoder {
     pub fn new(w: &Work) -> Result<RowEncoder> {
         let mut order: Vec<(usize, String)> = (0..w.table.ncols())
             .map(|c| (c, w.column_name(c).into_owned()))
-            .filter(|(_, n)| n != "status")
+            // An unnamed column is not part of the roster (`text::is_unnamed`; the check's
+            // notes say so): no export could name it again.
+            .filter(|(c, n)| n != "status" && !crate::roster::text::is_unnamed(&w.table.header[*c]))
             .collect();
         if let Some((c, n)) = order.iter().find(|(_, n)| n.len() > MAX_NAME_BYTES) {
             return Err(StoreError::Oversized(format!(

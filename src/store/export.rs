@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::roster::model::{self, AppleSettings, Roster};
+use crate::roster::text::is_unnamed;
 
 /// What [`Store::export_as`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,23 +114,29 @@ impl Store {
                 r.0 = sort_word(r.1, shared);
             }
             recs.sort_unstable_by(|x, y| x.0.cmp(&y.0).then_with(|| x.1.cmp(y.1)));
-            // The header: the schema's columns, then every other name the pages use.
+            // The header: the schema's columns, then every other name the pages use. A store
+            // written before unnamed columns were left out may hold one: it is not written
+            // (an empty header name at the end reads as a stray separator).
             let mut header: Vec<&str> = t.columns.iter().map(|c| c.name).collect();
             let names: std::collections::BTreeSet<&str> = pages
                 .iter()
                 .flat_map(|(page, _)| page.names.iter().copied())
-                .filter(|n| !t.columns.iter().any(|c| c.name == *n))
+                .filter(|n| !t.columns.iter().any(|c| c.name == *n) && !is_unnamed(n))
                 .collect();
             header.extend(names);
             let column: HashMap<&str, usize> =
                 header.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-            // Per page, the header column of each of its names.
-            let columns: Vec<Vec<usize>> = pages
+            // Per page, the header column of each of its names (`None`: not written).
+            let columns: Vec<Vec<Option<usize>>> = pages
                 .iter()
                 .map(|(page, p)| {
                     page.names
                         .iter()
-                        .map(|n| column.get(n).copied().ok_or_else(|| bad(p)))
+                        .map(|n| match column.get(n) {
+                            Some(&c) => Ok(Some(c)),
+                            None if is_unnamed(n) => Ok(None),
+                            None => Err(bad(p)),
+                        })
                         .collect()
                 })
                 .collect::<Result<_>>()?;
@@ -143,7 +150,9 @@ impl Store {
                     .ok_or_else(|| bad(p))?;
                 row.fill("");
                 for &(n, v) in &fields {
-                    let c = columns[at_page as usize][n];
+                    let Some(c) = columns[at_page as usize][n] else {
+                        continue;
+                    };
                     // The first of a repeated name wins (a stored record has none).
                     if row[c].is_empty() {
                         row[c] = v;

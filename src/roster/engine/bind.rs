@@ -22,9 +22,7 @@ pub fn bind(def: &TableDef, mut table: Table, mode: Mode) -> Result<Work, Vec<Cs
     let mut seen: Map<String, usize> = Map::default();
     for (i, h) in table.header.iter().enumerate() {
         let n = norm_header(h);
-        if n.is_empty() && !h.is_empty() {
-            errors.push(e(i + 1, "blank column name".into()));
-        }
+        // An unnamed column (`column_notes` says so) binds to nothing and may repeat.
         if let Some(prev) = seen.insert(n.clone(), i) {
             if !n.is_empty() {
                 errors.push(e(
@@ -152,10 +150,14 @@ pub(super) fn column_notes(format: Format, w: &Work) -> Vec<String> {
     let mut notes = Vec::new();
     let file = &w.table.file;
     let mut unknown: Vec<String> = Vec::new();
+    let mut unnamed: Vec<String> = Vec::new();
     for (i, h) in w.table.header.iter().enumerate() {
+        if crate::roster::text::is_unnamed(h) {
+            unnamed.push((i + 1).to_string());
+            continue;
+        }
         // `metadata.*` is OneRoster's own way of carrying extension columns.
         if w.cols.get(i).is_some_and(|b| b.def.is_some())
-            || h.trim().is_empty()
             || (format.is_oneroster() && h.trim().starts_with("metadata."))
         {
             continue;
@@ -190,6 +192,14 @@ pub(super) fn column_notes(format: Format, w: &Work) -> Vec<String> {
             Some(c) => format!("`{}` (did you mean `{c}`?)", crate::roster::text::escape(h)),
             None => format!("`{}`", crate::roster::text::escape(h)),
         });
+    }
+    if !unnamed.is_empty() {
+        notes.push(format!(
+            "{file}: column(s) {} have no name in the header: their values are kept in \
+             modified/ but are not part of the roster (the store, exports and the API leave \
+             them out)",
+            unnamed.join(", ")
+        ));
     }
     if !unknown.is_empty() {
         notes.push(format!(
