@@ -828,21 +828,34 @@ impl Bundle {
         if has("users", "role") == Some(false) {
             why12.push("users.csv has no role column".into());
         }
-        let mut why10 = vec![];
+        // Traits of 1.0 against traits of a later version, 1.0 on a tie: a 1.1 bundle with
+        // one required column misnamed is not a 1.0 bundle (read as one, the source's stored
+        // roster changed version and the misnamed column went unreported).
+        let (mut why10, mut why11) = (vec![], vec![]);
         for (t, c) in ADDED_SINCE_10 {
-            if has(t, c) == Some(false) {
-                why10.push(format!("{t}.csv has no {c} column"));
+            match has(t, c) {
+                Some(false) => why10.push(format!("{t}.csv has no {c} column")),
+                Some(true) => why11.push(format!("{t}.csv has {c}")),
+                None => {}
             }
         }
         for (t, old, new) in RENAMED_SINCE_10 {
-            if has(t, old) == Some(true) && has(t, new) == Some(false) {
+            if has(t, new) == Some(true) {
+                why11.push(format!("{t}.csv has {new}"));
+            } else if has(t, old) == Some(true) {
                 why10.push(format!("{t}.csv has {old} for {new}"));
             }
         }
         let (format, why) = if !why12.is_empty() {
             (Format::OneRoster12, why12)
-        } else if !why10.is_empty() {
+        } else if !why10.is_empty() && why10.len() >= why11.len() {
+            if !why11.is_empty() {
+                why10.push(format!("though {}", why11.join(", ")));
+            }
             (Format::OneRoster10, why10)
+        } else if !why10.is_empty() {
+            why11.push(format!("though {}", why10.join(", ")));
+            (Format::OneRoster11, why11)
         } else {
             (
                 Format::OneRoster11,
@@ -1505,6 +1518,46 @@ mod tests {
         let b = t.path().join("b12");
         write(&b, "users.csv", "sourcedId,enabledUser,username\n");
         assert_eq!(Bundle::open(&b).unwrap().format, Format::OneRoster12);
+    }
+
+    /// Found by a mutation probe: a 1.1 bundle whose academicSessions.csv had its schoolYear
+    /// header misnamed was read as 1.0 (where schoolYear is optional), so the source's stored
+    /// roster changed version and the misnamed required column went unreported.
+    #[test]
+    fn one_missing_11_column_does_not_make_a_11_bundle_10() {
+        let t = tempfile::tempdir().unwrap();
+        let b = t.path().join("b");
+        write(
+            &b,
+            "academicSessions.csv",
+            "sourcedId,title,type,startDate,endDate,K200
+",
+        );
+        write(
+            &b,
+            "users.csv",
+            "sourcedId,enabledUser,orgSourcedIds,role,username,givenName,familyName,agentSourcedIds
+",
+        );
+        write(
+            &b,
+            "classes.csv",
+            "sourcedId,title,courseSourcedId,termSourcedIds,grades
+",
+        );
+        let o = Bundle::open(&b).unwrap();
+        assert_eq!(o.format, Format::OneRoster11, "{:?}", o.notes);
+        assert!(
+            o.notes[0].contains("though academicSessions.csv has no schoolYear column"),
+            "{:?}",
+            o.notes
+        );
+        assert!(
+            o.notes.iter().any(|n| n
+                .contains("academicSessions.csv has no schoolYear column, as in OneRoster 1.0")),
+            "{:?}",
+            o.notes
+        );
     }
 
     #[test]
