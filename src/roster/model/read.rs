@@ -296,7 +296,16 @@ fn read_oneroster_with<E>(
         for &(n, v) in f {
             match n {
                 "sourcedId" => u.sourced_id = v.into(),
-                "enabledUser" => u.enabled_user = v.into(),
+                // Checked and canonical in 1.1 and 1.2; in 1.0 an extra column nobody
+                // checked: only a boolean is taken (its case made canonical), anything else
+                // leaves the 1.0 default below.
+                "enabledUser" => {
+                    if v.eq_ignore_ascii_case("true") {
+                        u.enabled_user = "true".into();
+                    } else if v.eq_ignore_ascii_case("false") {
+                        u.enabled_user = "false".into();
+                    }
+                }
                 "username" => u.username = v.into(),
                 "userIds" | "userId" => u.user_ids = user_ids(v),
                 "givenName" => u.given_name = v.into(),
@@ -1175,7 +1184,7 @@ pub(crate) mod tests {
             ),
             (
                 "users",
-                "sourcedId|orgSourcedIds|role|username|userId|givenName|familyName|agents\nU|S|student|u|12345|Ana|Lopez|P\nP|S|parent|p||Pa|Lopez|",
+                "sourcedId|orgSourcedIds|role|username|userId|givenName|familyName|agents|enabledUser\nU|S|student|u|12345|Ana|Lopez|P|yes\nP|S|parent|p||Pa|Lopez||FALSE",
             ),
             (
                 "demographics",
@@ -1200,6 +1209,10 @@ pub(crate) mod tests {
         let u = r.users.iter().find(|u| u.sourced_id == "U").unwrap();
         assert_eq!(u.enabled_user, "true");
         assert_eq!(u.agents, ["P"]);
+        // An unchecked 1.0 extra `enabledUser` (found by a mutation probe: `TRUE` went into a
+        // 1.1 export as it was, which did not check clean).
+        let p = r.users.iter().find(|u| u.sourced_id == "P").unwrap();
+        assert_eq!(p.enabled_user, "false");
         assert_eq!(u.user_ids[0].id_type, "userId");
         assert_eq!(u.user_ids[0].identifier, "12345");
         assert_eq!(r.demographics[0].sourced_id, "U");
