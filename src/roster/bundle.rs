@@ -825,7 +825,10 @@ impl Bundle {
                 why12.push(format!("{} is present", shown(&found[i].name)));
             }
         }
-        if has("users", "role") == Some(false) {
+        // 1.2 moved a user's roles out of users.csv, orgSourcedIds with them: a users.csv
+        // that still has orgSourcedIds but no role is a 1.1 file with its role misnamed (read
+        // as 1.2, the roles were dropped as an unknown column).
+        if has("users", "role") == Some(false) && has("users", "orgSourcedIds") != Some(true) {
             why12.push("users.csv has no role column".into());
         }
         // Traits of 1.0 against traits of a later version, 1.0 on a tie: a 1.1 bundle with
@@ -1518,6 +1521,15 @@ mod tests {
         let b = t.path().join("b12");
         write(&b, "users.csv", "sourcedId,enabledUser,username\n");
         assert_eq!(Bundle::open(&b).unwrap().format, Format::OneRoster12);
+        // A 1.1 users.csv with its role column misnamed stays 1.1 (the check then reports
+        // the missing column), as a 1.1 bundle with one 1.1 column misnamed stays 1.1.
+        let b = t.path().join("b11-role");
+        write(
+            &b,
+            "users.csv",
+            "sourcedId,enabledUser,orgSourcedIds,rol,username,givenName,familyName\n",
+        );
+        assert_eq!(Bundle::open(&b).unwrap().format, Format::OneRoster11);
     }
 
     /// Found by a mutation probe: a 1.1 bundle whose academicSessions.csv had its schoolYear
