@@ -14,7 +14,7 @@
 use rosterdrop::config::SourceConfig;
 use rosterdrop::roster::check::check;
 use rosterdrop::roster::engine::{NoExternal, Settings};
-use rosterdrop::roster::model::AppleSettings;
+use rosterdrop::roster::model::{AppleSettings, SchoolYear};
 use rosterdrop::roster::schema::Format;
 use rosterdrop::store::Store;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -246,6 +246,45 @@ fn copy(a: &Path, b: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Bases made at the start: small synthetic districts with errors (Apple and OneRoster 1.1),
+/// and OneRoster 1.2 bundles (with roles.csv) exported from the 1.1 and Apple samples.
+fn made_bases(dir: &Path) -> Vec<PathBuf> {
+    let size = rosterdrop::roster::synth::Size::scaled(60);
+    let apple = dir.join("synth-apple");
+    let oneroster = dir.join("synth-oneroster");
+    rosterdrop::roster::synth::apple(&apple, size, 7).unwrap();
+    rosterdrop::roster::synth::oneroster(&oneroster, size, 7).unwrap();
+    let store = Store::open(&dir.join("db")).unwrap();
+    let year = AppleSettings {
+        district_id: "d".into(),
+        district_name: "d".into(),
+        school_year: Some(school_year()),
+    };
+    let mut out = vec![apple, oneroster];
+    for (source, sample) in [("o", "sample-csv/oneroster"), ("a", "sample-csv/apple")] {
+        let sc = SourceConfig::default();
+        let reports = dir.join("reports");
+        rosterdrop::ingest::ingest(&store, &reports, source, &sc, Path::new(sample), "t").unwrap();
+        let d = dir.join(format!("{source}-as-1.2"));
+        store
+            .export_as(source, Format::OneRoster12, &year, &d)
+            .unwrap();
+        out.push(d);
+    }
+    store.close().unwrap();
+    out
+}
+
+fn school_year() -> SchoolYear {
+    SchoolYear {
+        sourced_id: "2026-2027".into(),
+        title: "2026-2027 School Year".into(),
+        start_date: "2026-08-17".into(),
+        end_date: "2027-06-11".into(),
+        year: "2027".into(),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let seed: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
@@ -257,7 +296,8 @@ fn main() {
     std::fs::create_dir_all(&out).unwrap();
     // A panic is reported as a finding with its message, not printed by the hook.
     std::panic::set_hook(Box::new(|_| {}));
-    let bases = [
+    let made = tempfile::tempdir().unwrap();
+    let mut bases: Vec<PathBuf> = [
         "sample-csv/apple",
         "sample-csv/apple-with-errors",
         "sample-csv/oneroster",
@@ -265,15 +305,17 @@ fn main() {
         "sample-csv/oneroster-with-errors",
         "tests/data/edfi-oneroster/1.1",
         "tests/data/edfi-oneroster/1.0",
-    ];
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .filter(|p| p.is_dir())
+    .collect();
+    bases.extend(made_bases(made.path()));
     let mut rng = Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
     let mut found = 0;
     for it in 0..iters {
-        let base = bases[rng.below(bases.len())];
-        if !Path::new(base).is_dir() {
-            continue;
-        }
-        let orig = read_dir(Path::new(base));
+        let base = &bases[rng.below(bases.len())];
+        let orig = read_dir(base);
         let ids: Vec<String> = orig
             .iter()
             .flat_map(|(_, c)| {
@@ -292,6 +334,7 @@ fn main() {
         write_dir(&b, &files);
         let deep = rng.below(2) == 0;
         let mut rng2 = Rng(rng.next() | 1);
+        let with_year = rng.below(2) == 0;
         let rng_hold = rng.below(2) == 0;
         let r = catch_unwind(AssertUnwindSafe(|| -> Result<String, String> {
             let o =
@@ -311,20 +354,26 @@ fn main() {
             }
             let orig_dir = work.path().join("orig");
             write_dir(&orig_dir, &orig);
+            // The original is always applied (a synthetic base drops more rows than the
+            // patch guard lets through).
+            let mut open = sc.clone();
+            open.guard.max_patch_drop_percent = Some(100.0);
             let first = rosterdrop::ingest::ingest(
                 &store,
                 &work.path().join("r"),
                 "s",
-                &sc,
+                &open,
                 &orig_dir,
                 "t",
             )
             .map_err(|e| format!("ingest orig {e}"))?;
             let _ = first;
+            // Half the Apple sources have a school year, so that they are converted to
+            // OneRoster too.
             let apple = AppleSettings {
                 district_id: "d".into(),
                 district_name: "d".into(),
-                school_year: None,
+                school_year: with_year.then(school_year),
             };
             for round in 0..4 {
                 let before = work.path().join(format!("before{round}"));
@@ -440,7 +489,7 @@ fn main() {
             found += 1;
             let d = out.join(format!("case-{seed}-{it}"));
             write_dir(&d, &files);
-            std::fs::write(d.join("WHY.txt"), format!("{base}\n{e}\n")).unwrap();
+            std::fs::write(d.join("WHY.txt"), format!("{}\n{e}\n", base.display())).unwrap();
             let _ = copy(&work.path().join("bad-export"), &d.join("bad-export"));
             for r in 1..4 {
                 let _ = copy(
@@ -448,7 +497,7 @@ fn main() {
                     &d.join(format!("round{r}")),
                 );
             }
-            println!("{it}: {base}: {e}");
+            println!("{it}: {}: {e}", base.display());
         }
     }
     println!("seed {seed}: {iters} iterations, {found} findings");
