@@ -90,6 +90,18 @@ pub(super) async fn keep_served(sh: Arc<Shared>, api: Arc<ApiState>) {
                         ms = started.elapsed().as_millis() as u64,
                         "served roster rebuilt"
                     );
+                    // Apple has no terms: without the setting a class names none, which
+                    // OneRoster 1.2 requires (the export to OneRoster is refused for it).
+                    let kept = store.format_of(&name2);
+                    if apple.school_year.is_none()
+                        && matches!(kept, Ok(Some(crate::roster::schema::Format::Apple)))
+                    {
+                        tracing::warn!(
+                            "an Apple roster without [sources.{name2}.apple.school_year]: its \
+                             classes are served without terms, which OneRoster 1.2 consumers \
+                             reject; set the school year"
+                        );
+                    }
                 }
                 r
             })

@@ -651,3 +651,34 @@ fn the_rate_limit_and_token_expiry() {
         .header("www-authenticate")
         .is_some_and(|w| w.contains("invalid_token")));
 }
+
+/// Found by the mutation probe: an Apple source without `apple.school_year` is served with
+/// classes that name no term, which OneRoster 1.2's Class requires (the export to OneRoster is
+/// refused for it). The daemon says so in its log, naming the setting; the source with the
+/// setting gets no such line.
+#[test]
+fn an_apple_source_without_a_school_year_is_served_with_a_warning() {
+    let sources = format!("{SOURCES}[sources.orchard]\nformat = \"apple\"\n");
+    let d = Daemon::new(&sources, 1);
+    for source in ["valley", "orchard"] {
+        d.cli_ok(&[
+            "ingest",
+            sample("apple").to_str().unwrap(),
+            "--source",
+            source,
+        ]);
+    }
+    let run = d.start();
+    run.wait_log(60, "without [sources.orchard.apple.school_year]");
+    run.wait_until(60, 20, "valley's served roster", || {
+        run.log_text()
+            .lines()
+            .any(|l| l.contains("source=valley") && l.contains("served roster rebuilt"))
+    });
+    let log = run.log_text();
+    assert!(
+        log.contains("OneRoster 1.2 consumers reject; set the school year"),
+        "{log}"
+    );
+    assert!(!log.contains("[sources.valley.apple.school_year]"), "{log}");
+}
