@@ -84,6 +84,10 @@ fn names(path: &Path, file: &std::fs::File) -> Result<bool> {
 
 /// Opens the sled database in `dir`.
 pub(super) fn open_db(dir: &Path) -> Result<sled::Db> {
+    if dir.join("db").exists() {
+        wait_released(dir)?;
+        remove_unfinished_snapshots(dir)?;
+    }
     let t0 = std::time::Instant::now();
     loop {
         // sled caches up to 1 GiB by default; a roster store needs far less resident.
@@ -108,6 +112,29 @@ pub(super) fn open_db(dir: &Path) -> Result<sled::Db> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Removes the snapshot a process stopped while writing (called once no sled instance holds
+/// `dir`). sled 0.34 writes a snapshot as `snap.<lsn>.generating`, syncs it and renames it to
+/// `snap.<lsn>`; but when it opens a database it reads the newest `snap.*` file, `.generating`
+/// ones included, and refuses to open at all when that one is cut short ("corrupt snapshot
+/// file found", spacejam/sled#1527). Such a file is never the snapshot of record (the one it
+/// was to replace is still there, and the log is whole), so it goes. A `kill -9` of
+/// `rosterdrop compact` left one, and the store could not be opened.
+fn remove_unfinished_snapshots(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path())?;
+            tracing::warn!(
+                file = %name,
+                "removed an unfinished sled snapshot (a process was stopped while writing it)"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Removes what a compaction that was cut short left beside `dir` (called with the store's
@@ -372,6 +399,31 @@ mod tests {
         drop(s);
         let s = Store::open(&dir).unwrap();
         assert_eq!(s.tree.get(b"m\0after").unwrap().as_deref(), Some(&b"1"[..]));
+    }
+
+    /// Seen once as a CI failure of `kill_9_during_compact_leaves_the_store_whole`: a process
+    /// killed while sled wrote a snapshot left `snap.<lsn>.generating` cut short, and sled
+    /// would not open the store ("corrupt snapshot file found").
+    #[test]
+    fn a_snapshot_cut_short_does_not_stop_the_store_from_opening() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("db");
+        let s = Store::open(&dir).unwrap();
+        s.tree.insert(b"m\0kept", b"1").unwrap();
+        s.flush().unwrap();
+        drop(s);
+        let snaps: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("snap."))
+            .collect();
+        // The newest name of all, as a snapshot of a later point of the log would be, with
+        // bytes that end before its length and checksum were written.
+        let cut = dir.join("snap.FFFFFFFFFFFFFFF0.generating");
+        std::fs::write(&cut, vec![7u8; 4096]).unwrap();
+        let s = Store::open(&dir).unwrap_or_else(|e| panic!("{e} (snapshots {snaps:?})"));
+        assert_eq!(s.tree.get(b"m\0kept").unwrap().as_deref(), Some(&b"1"[..]));
+        assert!(!cut.exists());
     }
 
     #[test]
