@@ -259,17 +259,7 @@ fn repo() -> PathBuf {
 fn records_are_valid(r: &rosterdrop::roster::model::Roster) -> Result<(), String> {
     use rosterdrop::api::render::{render, Meta, RecordRef, Status};
     use rosterdrop::api::status::Version;
-    let records: Vec<RecordRef> = r
-        .orgs
-        .iter()
-        .map(RecordRef::Org)
-        .chain(r.sessions.iter().map(RecordRef::Session))
-        .chain(r.courses.iter().map(RecordRef::Course))
-        .chain(r.classes.iter().map(RecordRef::Class))
-        .chain(r.users.iter().map(RecordRef::User))
-        .chain(r.enrollments.iter().map(RecordRef::Enrollment))
-        .chain(r.demographics.iter().map(RecordRef::Demographics))
-        .collect();
+    let records: Vec<RecordRef> = RecordRef::all(r).collect();
     for (v, name) in [(Version::V1p1, "v1p1"), (Version::V1p2, "v1p2")] {
         let base = format!(
             "https://roster.example.edu{}",

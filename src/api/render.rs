@@ -81,7 +81,20 @@ pub enum RecordRef<'a> {
     Demographics(&'a Demographics),
 }
 
-impl RecordRef<'_> {
+impl<'a> RecordRef<'a> {
+    /// Every record of `r`, kind by kind in the model's order.
+    pub fn all(r: &'a crate::roster::model::Roster) -> impl Iterator<Item = RecordRef<'a>> {
+        r.orgs
+            .iter()
+            .map(RecordRef::Org)
+            .chain(r.sessions.iter().map(RecordRef::Session))
+            .chain(r.courses.iter().map(RecordRef::Course))
+            .chain(r.classes.iter().map(RecordRef::Class))
+            .chain(r.users.iter().map(RecordRef::User))
+            .chain(r.enrollments.iter().map(RecordRef::Enrollment))
+            .chain(r.demographics.iter().map(RecordRef::Demographics))
+    }
+
     pub fn entity(&self) -> Entity {
         match self {
             RecordRef::Org(_) => Entity::Org,

@@ -996,17 +996,7 @@ fn records_of_real_bundles_are_valid_in_both_versions() {
     let mut seen = 0;
     for (source, _) in &bundles {
         let r = store.roster(source, &apple).unwrap();
-        let records: Vec<RecordRef> = r
-            .orgs
-            .iter()
-            .map(RecordRef::Org)
-            .chain(r.sessions.iter().map(RecordRef::Session))
-            .chain(r.courses.iter().map(RecordRef::Course))
-            .chain(r.classes.iter().map(RecordRef::Class))
-            .chain(r.users.iter().map(RecordRef::User))
-            .chain(r.enrollments.iter().map(RecordRef::Enrollment))
-            .chain(r.demographics.iter().map(RecordRef::Demographics))
-            .collect();
+        let records: Vec<RecordRef> = RecordRef::all(&r).collect();
         assert!(records.len() > 10, "{source}: {} records", records.len());
         for v in [Version::V1p1, Version::V1p2] {
             let b = base(v);
