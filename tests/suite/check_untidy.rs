@@ -377,3 +377,35 @@ fn the_untidy_sample_is_accepted_with_fixes_only_and_its_truncated_twin_is_held(
         r.summary
     );
 }
+
+/// Found by the mutation probe: an optional value of only spaces (a begin date of " ") passed
+/// as it was, and the REST API served it as a date that is none. It is read as empty, said
+/// as a `normalized` fix, and the modified file holds it empty.
+#[test]
+fn an_optional_value_of_only_spaces_is_read_as_empty_and_said() {
+    let t = tmp();
+    let b = sample_copy(t.path(), "oneroster");
+    edit(
+        &b,
+        "enrollments.csv",
+        "\nE8,,,K100,L1,T201,teacher,true,,",
+        "\nE8,,,K100,L1,T201,teacher,true, ,",
+    );
+    let r = check(&b, &t.path().join("out"), &[]);
+    assert_eq!(r.code, 0, "{}", r.summary);
+    let p: Vec<&Patch> = r.patches().iter().filter(|p| p.id == "E8").collect();
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(
+        (
+            p[0].rule.as_str(),
+            p[0].action.as_str(),
+            p[0].field.as_str()
+        ),
+        ("normalized", "fixed-field", "beginDate")
+    );
+    let modified = std::fs::read_to_string(r.out.join("modified/enrollments.csv")).unwrap();
+    assert!(
+        modified.contains("\nE8,,,K100,L1,T201,teacher,true,,"),
+        "{modified}"
+    );
+}

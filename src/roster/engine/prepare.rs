@@ -193,6 +193,13 @@ fn check_rows(
                     out.found.push((col, what.into(), true));
                     break;
                 }
+                // An optional value of only spaces is empty, and is written so: a begin date
+                // of " " was served by the REST API as a date that is none (a mutation
+                // probe found it).
+                if normalize && !v.is_empty() && !is_status {
+                    out.fixes
+                        .push((col, String::new(), "value of only spaces read as empty"));
+                }
                 continue;
             }
             if def.kind == crate::roster::schema::Kind::Id && v.len() > values::MAX_ID_BYTES {
