@@ -84,33 +84,28 @@ fn names(path: &Path, file: &std::fs::File) -> Result<bool> {
 
 /// Opens the sled database in `dir`.
 pub(super) fn open_db(dir: &Path) -> Result<sled::Db> {
+    // sled lets go of its own lock from its flusher thread a moment after the last handle of
+    // an earlier open is dropped. The caller holds the store's own lock, so a holder is an
+    // earlier handle of this process going away: it is waited for (a store closed and opened
+    // again at once, on a loaded machine, found it held), and only then is a snapshot cut
+    // short removed.
     if dir.join("db").exists() {
         wait_released(dir)?;
         remove_unfinished_snapshots(dir)?;
     }
-    let t0 = std::time::Instant::now();
-    loop {
-        // sled caches up to 1 GiB by default; a roster store needs far less resident.
-        match sled::Config::new()
-            .path(dir)
-            .cache_capacity(64 << 20)
-            .open()
-        {
-            Ok(db) => return Ok(db),
-            // sled lets go of its own lock from its flusher thread a moment after the last
-            // handle of an earlier open is dropped. The caller holds the store's own lock, so
-            // that is an earlier handle of this process going away: it is waited for (a
-            // store closed and opened again at once, on a loaded machine, found it held).
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if t0.elapsed() >= RELEASE_WAIT {
-                    return Err(StoreError::Locked {
-                        path: dir.to_path_buf(),
-                    });
-                }
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => return Err(e.into()),
+    // sled caches up to 1 GiB by default; a roster store needs far less resident.
+    match sled::Config::new()
+        .path(dir)
+        .cache_capacity(64 << 20)
+        .open()
+    {
+        Ok(db) => Ok(db),
+        Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+            Err(StoreError::Locked {
+                path: dir.to_path_buf(),
+            })
         }
+        Err(e) => Err(e.into()),
     }
 }
 
