@@ -365,6 +365,19 @@ impl Served {
     ) -> Result<Served, ServedError> {
         let keep_after = now_ms.saturating_sub(i64::from(tombstone_days) * 86_400_000);
         let mut r = roster;
+        // Both versions require a role of each user; the check drops a user left without one
+        // (`engine::integrity::users_keep_a_role`), but a store written before it may hold
+        // some: they are not served, as the exports leave them out.
+        let users = r.users.len();
+        r.users.retain(|u| !u.roles.is_empty());
+        if r.users.len() < users {
+            tracing::warn!(
+                source,
+                users = users - r.users.len(),
+                "users without a role at an org are not served (OneRoster requires one); \
+                 the next bulk upload of the source drops them"
+            );
+        }
         let mut tables: [Table; 7] = Default::default();
         let mut gone: Vec<(Entity, u32, Record)> = Vec::new();
         // Each kind's live records are kept where the roster has them (sorted by id there):
@@ -1070,6 +1083,21 @@ mod tests {
         assert_eq!(s.rel.student_classes.get(u1).unwrap(), [c1 as u32]);
         assert!(s.rel.teacher_classes.get(u1).unwrap().is_empty());
         assert_eq!(s.rel.teacher_classes.get(usize::MAX), None);
+    }
+
+    /// Both versions require a role of each user (1.1 `role` and `orgs`, 1.2 `roles`): a user
+    /// without one, which a store written before the check required one may hold, is not served,
+    /// as the exports leave it out.
+    #[test]
+    fn a_user_without_a_role_is_not_served() {
+        let mut r = roster(vec![enrol("e1", "u1", "c1", "student")]);
+        r.users.push(User {
+            sourced_id: "g1".into(),
+            ..Default::default()
+        });
+        let s = Served::build("x", Some(1), String::new(), r, None, 1, 30).unwrap();
+        let users: Vec<&str> = s.table(Entity::User).items().map(|i| i.id).collect();
+        assert_eq!(users, ["t9", "u1", "u2"]);
     }
 
     #[test]

@@ -145,40 +145,19 @@ pub(super) fn apply_filters(ctx: &mut Ctx, tables: &mut [Work]) {
                 }
             }
         } else {
-            let mut with_roles: Option<(Map<String, bool>, usize)> = None;
+            // 1.2: a user all of whose roles.csv rows are filtered out goes with them
+            // (`integrity::users_keep_a_role`).
             for name in ["users", "roles", "enrollments"] {
                 let Some(i) = pos(tables, name) else { continue };
                 let w = &mut tables[i];
                 let Some(rc) = w.col("role") else { continue };
-                let uc = w.col("userSourcedId");
-                let mut seen: Map<String, bool> = Map::default();
                 for row in 0..w.table.len() {
                     if w.fate[row].is_some() || w.is_deletion(row) {
                         continue;
                     }
                     let r = w.value(row, rc).to_string();
-                    let kept = keep(&r);
-                    if name == "roles" {
-                        if let Some(uc) = uc {
-                            let e = seen.entry(w.value(row, uc).trim().to_string());
-                            *e.or_default() |= kept;
-                        }
-                    }
-                    if !kept {
+                    if !keep(&r) {
                         drop_row(ctx, w, row, Rule::Filtered, "role", d(&r));
-                    }
-                }
-                if name == "roles" {
-                    with_roles = Some((seen, i));
-                }
-            }
-            // 1.2: a user all of whose roles were filtered out is filtered too.
-            if let (Some((seen, _)), Some(ui)) = (with_roles, pos(tables, "users")) {
-                let w = &mut tables[ui];
-                for row in 0..w.table.len() {
-                    if seen.get(w.id(row)) == Some(&false) {
-                        let detail = "none of the user's roles is in this source's filter";
-                        drop_row(ctx, w, row, Rule::Filtered, "", detail.into());
                     }
                 }
             }

@@ -387,8 +387,120 @@ pub(super) fn integrity(ctx: &mut Ctx, tables: &mut [Work]) {
                 ));
             }
         }
-        if !progress {
+        // A user that lost its last role to this pass drops what refers to it in the next.
+        if !progress && !users_keep_a_role(ctx, tables) {
             break;
         }
     }
+}
+
+/// OneRoster 1.2 serves a user with at least one role (`roles`, `minItems: 1`), as 1.1 serves
+/// one with at least one org. Its CSV gives roles in roles.csv, and a user without a row there
+/// takes its roles from its enrollments (`model::read`). So when roles.csv and enrollments.csv
+/// are both bulk (every role and enrollment of the source is in them), a kept user with neither
+/// a kept role nor a kept enrollment at a school is dropped, as a 1.1 user whose orgs all went:
+/// `filtered` when each of its roles was, `unknown-reference` naming the first role that went
+/// otherwise, `invalid-value` when it had none. A delta or absent file says nothing of what is
+/// stored: then only a user whose rows in roles.csv were all filtered out (the source keeps
+/// none of its roles) is dropped. Returns whether it dropped any.
+pub(super) fn users_keep_a_role(ctx: &mut Ctx, tables: &mut [Work]) -> bool {
+    let (Some(ri), Some(ui)) = (pos(tables, "roles"), pos(tables, "users")) else {
+        return false;
+    };
+    let roles = &tables[ri];
+    let Some(uc) = roles.col("userSourcedId") else {
+        return false;
+    };
+    /// What roles.csv holds for one user.
+    struct Held {
+        kept: bool,
+        /// The first of its rows that was dropped, and how many were.
+        first_dropped: Option<usize>,
+        dropped: usize,
+        all_filtered: bool,
+    }
+    let mut held: Map<&str, Held> = Map::default();
+    for row in 0..roles.table.len() {
+        if roles.is_deletion(row) {
+            continue;
+        }
+        let h = held.entry(roles.value(row, uc).trim()).or_insert(Held {
+            kept: false,
+            first_dropped: None,
+            dropped: 0,
+            all_filtered: true,
+        });
+        match roles.fate[row] {
+            None => h.kept = true,
+            Some(rule) => {
+                h.first_dropped.get_or_insert(row);
+                h.dropped += 1;
+                h.all_filtered &= rule == Rule::Filtered;
+            }
+        }
+    }
+    // The users a kept enrollment at a school gives a role.
+    let mut enrolled: std::collections::HashSet<&str, RandomState> = Default::default();
+    let enrollments = pos(tables, "enrollments").map(|i| &tables[i]);
+    if let Some(e) = enrollments {
+        if let (Some(eu), Some(es)) = (e.col("userSourcedId"), e.col("schoolSourcedId")) {
+            for row in 0..e.table.len() {
+                if e.is_kept(row) && !e.is_deletion(row) && !e.value(row, es).trim().is_empty() {
+                    enrolled.insert(e.value(row, eu).trim());
+                }
+            }
+        }
+    }
+    let all_known = roles.mode == Mode::Bulk && enrollments.is_some_and(|e| e.mode == Mode::Bulk);
+    let users = &tables[ui];
+    let mut drops: Vec<(usize, Rule, String)> = Vec::new();
+    for row in 0..users.table.len() {
+        let id = users.id(row);
+        if users.fate[row].is_some() || users.is_deletion(row) || enrolled.contains(id) {
+            continue;
+        }
+        let (rule, why) = match held.get(id) {
+            Some(h) if h.kept || !(all_known || h.all_filtered) => continue,
+            Some(Held {
+                first_dropped: Some(first),
+                dropped,
+                all_filtered,
+                ..
+            }) => {
+                let more = match dropped - 1 {
+                    0 => String::new(),
+                    n => format!(" (and {n} more)"),
+                };
+                let rule = if *all_filtered {
+                    Rule::Filtered
+                } else {
+                    Rule::UnknownReference
+                };
+                let why = format!(
+                    "no role left: `{}` ({} line {}) was dropped: {}{more}",
+                    roles.id(*first),
+                    roles.table.file,
+                    roles.line(*first),
+                    roles.cause(*first)
+                );
+                (rule, why)
+            }
+            _ if all_known => (
+                Rule::InvalidValue,
+                format!(
+                    "the user has no role in {} and no enrollment at a school \
+                     (OneRoster 1.2 requires a role)",
+                    roles.table.file
+                ),
+            ),
+            _ => continue,
+        };
+        drops.push((row, rule, why));
+    }
+    let w = &mut tables[ui];
+    let dropped = !drops.is_empty();
+    for (row, rule, why) in drops {
+        drop_row(ctx, w, row, rule, "", why);
+    }
+    dropped
 }

@@ -590,6 +590,100 @@ fn oneroster_12_users_without_a_kept_role_are_filtered() {
     assert!(r.contains(&("R3".into(), Rule::UnknownReference)));
 }
 
+/// OneRoster 1.2 serves a user with at least one role (its `roles` has `minItems: 1`), as 1.1
+/// serves one with at least one org. A user whose roles.csv rows all went, and whom no
+/// enrollment gives a role, is dropped with them, naming why; what refers to it follows.
+#[test]
+fn oneroster_12_users_left_without_a_role_are_dropped_and_said() {
+    use Mode::{Bulk, Delta};
+    const USERS12: &str = "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password,userMasterIdentifier,preferredGivenName,preferredMiddleName,preferredFamilyName,primaryOrgSourcedId,pronouns";
+    const ROLES: &str = "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,orgSourcedId,userProfileSourcedId";
+    let s = Settings {
+        filter: Filter {
+            locations: vec!["L1".into()],
+            ..Filter::default()
+        },
+        ..Settings::default()
+    };
+    let files: [(&str, Mode, &str, &[&str]); 4] = [
+        (
+            "orgs",
+            Bulk,
+            ORGS,
+            &["L1,,,North,school,,", "L2,,,South,school,,"],
+        ),
+        (
+            "users",
+            Bulk,
+            USERS12,
+            &[
+                "U1,,,true,u1,,Ana,Lopez,,,,,,,,,,,,,L1,",
+                "U2,,,true,u2,,Ben,Okafor,,,,,,,,,,,,,L1,",
+                "U3,,,true,u3,,Cy,Diaz,,,,,,,,,,,,,,",
+                "U4,,,true,u4,,Di,Eng,,,,,,,,,,,,,L1,",
+                "U5,,,true,u5,,Ed,Fox,,,,,,,,,,,,,L1,",
+                "P1,,,true,p1,,Marta,Lopez,,,,,,U2,,,,,,,L1,",
+            ],
+        ),
+        (
+            "roles",
+            Bulk,
+            ROLES,
+            &[
+                "R1,,,U1,primary,student,,,L1,",
+                "R2,,,U2,primary,student,,,L9,",
+                "R4,,,U4,primary,student,,,L2,",
+                "R5,,,U5,primary,student,,,L9,",
+                "R6,,,P1,primary,parent,,,L1,",
+            ],
+        ),
+        ("enrollments", Bulk, ENR, &["E5,,,K1,L1,U5,student,,,"]),
+    ];
+    let (w, f, _) = oneroster_with(true, &s, &files);
+    // U5 lost its role too, but its enrollment says what it is where (`model::read`).
+    assert_eq!(kept(&w, "users"), vec!["U1", "U5", "P1"]);
+    let got = |id: &str, action: Action| {
+        f.iter()
+            .find(|x| x.id == id && x.action == action)
+            .unwrap_or_else(|| panic!("{id} not {action:?}: {f:?}"))
+    };
+    // Its only role went (an unknown org): the user goes, saying which row and why.
+    let u2 = got("U2", Action::DroppedRow);
+    assert_eq!(u2.rule, Rule::UnknownReference);
+    assert!(
+        u2.detail.contains("`R2` (roles.csv line 3)"),
+        "{}",
+        u2.detail
+    );
+    // No role at all and no enrollment: a required value missing.
+    let u3 = got("U3", Action::DroppedRow);
+    assert_eq!(u3.rule, Rule::InvalidValue);
+    assert!(u3.detail.contains("no role"), "{}", u3.detail);
+    // Its only role was at a school outside the filter: the user is filtered too.
+    assert_eq!(got("U4", Action::DroppedRow).rule, Rule::Filtered);
+    // What referred to a user that went follows it.
+    let p1 = got("P1", Action::ClearedField);
+    assert_eq!(
+        (p1.field.as_str(), p1.value.as_str()),
+        ("agentSourcedIds", "U2")
+    );
+
+    // With roles.csv a delta, a user's roles may be stored: nothing is dropped for that.
+    let mut delta = files;
+    delta[2] = (
+        "roles",
+        Delta,
+        ROLES,
+        &["R1,active,2026-11-01T10:00:00Z,U1,primary,student,,,L1,"],
+    );
+    let (w, f, _) = oneroster_with(true, &Settings::default(), &delta);
+    assert_eq!(
+        kept(&w, "users"),
+        vec!["U1", "U2", "U3", "U4", "U5", "P1"],
+        "{f:?}"
+    );
+}
+
 #[test]
 fn header_binding_is_case_and_space_insensitive_and_keeps_extras() {
     let schema = Schema::for_format(Format::Apple);

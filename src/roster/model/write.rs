@@ -603,7 +603,8 @@ fn oneroster<'r>(
     emit("courses", course_rows)?;
     emit("classes", class_rows)?;
 
-    // Users: 1.1 needs a role it can say at an org it has; 1.2 keeps every user.
+    // Users: each needs a role at an org it has (1.1: one it can say); a user with none (a 1.2
+    // user kept by a release before the check required a role) is left out of both versions.
     let mut users: HashSet<&str> = HashSet::new();
     let mut kept_roles: Vec<(&User, Vec<&Role>)> = Vec::new();
     for u in &r.users {
@@ -623,11 +624,8 @@ fn oneroster<'r>(
             "user roles at an org that was left out or in a role the version does not have",
             u.roles.len() - roles.len(),
         );
-        if !v12 && roles.is_empty() {
-            lost.add(
-                "users without a role at an org (OneRoster 1.1 requires one)",
-                1,
-            );
+        if roles.is_empty() {
+            lost.add("users without a role at an org (OneRoster requires one)", 1);
             continue;
         }
         users.insert(u.sourced_id.as_str());
@@ -1220,6 +1218,36 @@ mod tests {
             ]
         );
         assert!(c.lost.is_empty(), "{:?}", c.lost);
+    }
+
+    /// A stored 1.2 user without a role (kept by a release before the check required one) is
+    /// left out of every OneRoster export, said, as OneRoster requires a role of each user.
+    #[test]
+    fn a_user_without_a_role_is_left_out_and_said_in_both_versions() {
+        let t = tables(&[
+            ("orgs", "sourcedId|name|type\nS|School|school"),
+            (
+                "users",
+                "sourcedId|enabledUser|username|givenName|familyName\nU1|true|u1|Ana|Lopez\nU4|true|u4|Di|Eng",
+            ),
+            ("roles", "sourcedId|userSourcedId|roleType|role|orgSourcedId\nr1|U1|primary|student|S"),
+            ("classes", "sourcedId|title|schoolSourcedId|courseSourcedId\nK|Algebra|S|C"),
+            ("courses", "sourcedId|title|orgSourcedId\nC|Course|S"),
+            (
+                "enrollments",
+                "sourcedId|classSourcedId|schoolSourcedId|userSourcedId|role\nE1|K|S|U1|student",
+            ),
+        ]);
+        let r = read_tables(Format::OneRoster12, &AppleSettings::default(), &t);
+        for v in [Format::OneRoster11, Format::OneRoster12] {
+            let c = convert(&r, v).unwrap();
+            assert_eq!(column(&c, "users", "sourcedId"), ["U1"], "{v:?}");
+            let lost = c.lost.join("\n");
+            assert!(
+                lost.contains("1 users without a role at an org"),
+                "{v:?}: {lost}"
+            );
+        }
     }
 
     #[test]
