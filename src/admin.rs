@@ -5,7 +5,8 @@
 //! `<state_dir>/admin.sock` (a unix socket, mode 0600: only the daemon's user and root can use
 //! it) and prints the reply; when no daemon runs, the CLI opens the store itself and runs the
 //! same code. Protocol: one JSON [`Request`] line; the reply is one JSON [`Reply`] line followed
-//! by the bytes of the files it lists (an export).
+//! by the bytes of the files it lists (an export). An export's files go from the disk to the
+//! socket and from the socket to the disk a buffer at a time: a roster is never held whole.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -138,8 +139,50 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
-/// A reply and the bytes of the files it lists.
-pub type Answer = (Reply, Vec<Vec<u8>>);
+/// A reply and the files it lists.
+pub type Answer = (Reply, Files);
+
+/// The files of an export, in a scratch folder of their own that goes when this is dropped
+/// (in the daemon, once they are sent; in the CLI, once they are moved to `--out`).
+#[derive(Debug, Default)]
+pub struct Files {
+    dir: Option<PathBuf>,
+    /// In the order of the reply's [`FileHead`]s.
+    paths: Vec<PathBuf>,
+}
+
+impl Files {
+    /// No files: every reply but an export's.
+    pub fn none() -> Files {
+        Files::default()
+    }
+
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// Moves the files into `out` (created if missing), each under its own name; copied
+    /// when `out` is on another file system.
+    pub fn move_into(&self, out: &Path) -> Result<(), AdminError> {
+        std::fs::create_dir_all(out).map_err(io(out))?;
+        for p in &self.paths {
+            let Some(name) = p.file_name() else { continue };
+            let to = out.join(name);
+            if std::fs::rename(p, &to).is_err() {
+                std::fs::copy(p, &to).map_err(io(&to))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
 
 /// Exit code of a refused command (not held, no such batch, ...): the CLI's "usage or I/O
 /// error" code, as before the daemon existed.
@@ -153,14 +196,14 @@ pub fn execute(store: &Store, req: &Request, scratch: &Path) -> Answer {
     match execute_inner(store, req, scratch) {
         Ok(r) => r,
         Err(AdminError::Store(e @ (StoreError::Refused(_) | StoreError::NoBatch(_)))) => {
-            (Reply::error(EXIT_REFUSED, e), vec![])
+            (Reply::error(EXIT_REFUSED, e), Files::none())
         }
-        Err(e) => (Reply::error(2, e), vec![]),
+        Err(e) => (Reply::error(2, e), Files::none()),
     }
 }
 
 fn execute_inner(store: &Store, req: &Request, scratch: &Path) -> Result<Answer, AdminError> {
-    let one = |r: Reply| Ok((r, vec![]));
+    let one = |r: Reply| Ok((r, Files::none()));
     match req {
         Request::History { source } => {
             one(Reply::ok(history_text(&store.history(source.as_deref())?)))
@@ -238,7 +281,7 @@ fn export(
                          version of its own: say --format oneroster-1.1 or oneroster-1.2"
                     ),
                 ),
-                vec![],
+                Files::none(),
             ))
         }
         (Some(want), _) => {
@@ -250,7 +293,7 @@ fn export(
                          oneroster: the source's own OneRoster version)"
                     ),
                 ),
-                vec![],
+                Files::none(),
             ))
         }
     };
@@ -266,69 +309,54 @@ fn export(
         rand::random::<u32>()
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let result = (|| {
-        let done = store.export_as(source, target, apple, &dir)?;
-        let mut heads = Vec::new();
-        let mut bodies = Vec::new();
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(io(&dir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        names.sort();
-        for p in names {
-            let bytes = std::fs::read(&p).map_err(io(&p))?;
-            heads.push(FileHead {
-                name: p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                len: bytes.len() as u64,
-            });
-            bodies.push(bytes);
-        }
-        let mut text = if done.format == done.source_format {
-            format!("exported {} roster of `{source}`", done.format.label())
-        } else {
-            format!(
-                "exported {} roster of `{source}` as {}",
-                done.source_format.label(),
-                done.format.label()
-            )
-        };
-        if !done.lost.is_empty() {
-            text.push_str(&format!(
-                "\nleft out ({} has no place for them):",
-                done.format.display_name()
-            ));
-            for l in &done.lost {
-                text.push_str(&format!("\n  {l}"));
-            }
-            text.push('\n');
-        }
-        Ok((
-            Reply {
-                files: heads,
-                ..Reply::ok(text)
-            },
-            bodies,
-        ))
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-/// Writes the files of a reply into `out` (created if missing).
-pub fn write_files(out: &Path, reply: &Reply, bodies: &[Vec<u8>]) -> Result<(), AdminError> {
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    for (h, b) in reply.files.iter().zip(bodies) {
-        // Names come from the daemon, but never let one climb out of `out`.
-        let name = Path::new(&h.name)
-            .file_name()
-            .ok_or_else(|| AdminError::Protocol(format!("bad file name `{}`", h.name)))?;
-        let p = out.join(name);
-        std::fs::write(&p, b).map_err(io(&p))?;
+    // Removes the folder on every way out, and after the files are sent or moved.
+    let mut files = Files {
+        dir: Some(dir.clone()),
+        paths: Vec::new(),
+    };
+    let done = store.export_as(source, target, apple, &dir)?;
+    let mut heads = Vec::new();
+    files.paths = std::fs::read_dir(&dir)
+        .map_err(io(&dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.paths.sort();
+    for p in &files.paths {
+        let len = std::fs::metadata(p).map_err(io(p))?.len();
+        heads.push(FileHead {
+            name: p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            len,
+        });
     }
-    Ok(())
+    let mut text = if done.format == done.source_format {
+        format!("exported {} roster of `{source}`", done.format.label())
+    } else {
+        format!(
+            "exported {} roster of `{source}` as {}",
+            done.source_format.label(),
+            done.format.label()
+        )
+    };
+    if !done.lost.is_empty() {
+        text.push_str(&format!(
+            "\nleft out ({} has no place for them):",
+            done.format.display_name()
+        ));
+        for l in &done.lost {
+            text.push_str(&format!("\n  {l}"));
+        }
+        text.push('\n');
+    }
+    Ok((
+        Reply {
+            files: heads,
+            ..Reply::ok(text)
+        },
+        files,
+    ))
 }
 
 /// Path of the admin socket in a state directory.
@@ -336,8 +364,13 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
     StateDir::at(state_dir).admin_socket()
 }
 
-/// Sends `req` to the daemon listening on `sock`. `Ok(None)`: no daemon listens there.
-pub fn call_daemon(sock: &Path, req: &Request) -> Result<Option<Answer>, AdminError> {
+/// Sends `req` to the daemon listening on `sock`. `Ok(None)`: no daemon listens there. The
+/// files of the reply (an export's) are written into `out`, as they arrive.
+pub fn call_daemon(
+    sock: &Path,
+    req: &Request,
+    out: Option<&Path>,
+) -> Result<Option<Reply>, AdminError> {
     let io = |source| io(sock)(source);
     let mut s = match UnixStream::connect(sock) {
         Ok(s) => s,
@@ -362,26 +395,44 @@ pub fn call_daemon(sock: &Path, req: &Request) -> Result<Option<Answer>, AdminEr
     r.read_line(&mut head).map_err(io)?;
     let reply: Reply =
         serde_json::from_str(&head).map_err(|e| AdminError::Protocol(e.to_string()))?;
-    let mut bodies = Vec::new();
+    if reply.files.is_empty() {
+        return Ok(Some(reply));
+    }
+    let Some(out) = out else {
+        return Err(AdminError::Protocol(
+            "the daemon sent files nobody asked for".into(),
+        ));
+    };
+    std::fs::create_dir_all(out).map_err(crate::fsutil::at(out))?;
     for f in &reply.files {
-        let mut b = Vec::with_capacity(f.len.min(1 << 30) as usize);
-        (&mut r).take(f.len).read_to_end(&mut b).map_err(io)?;
-        if b.len() as u64 != f.len {
+        // Names come from the daemon, but never let one climb out of `out`.
+        let name = Path::new(&f.name)
+            .file_name()
+            .ok_or_else(|| AdminError::Protocol(format!("bad file name `{}`", f.name)))?;
+        let p = out.join(name);
+        let mut file = std::fs::File::create(&p).map_err(crate::fsutil::at(&p))?;
+        let n = std::io::copy(&mut (&mut r).take(f.len), &mut file).map_err(io)?;
+        if n != f.len {
             return Err(AdminError::Protocol(format!("{} cut short", f.name)));
         }
-        bodies.push(b);
     }
-    Ok(Some((reply, bodies)))
+    Ok(Some(reply))
 }
 
 /// Runs `req` through the daemon when one listens on the state directory's socket, else
 /// against the store opened directly. While a daemon starts or stops, sled's lock and the
-/// socket may both be briefly unavailable: this retries for up to `patience`.
-pub fn run(state_dir: &Path, req: &Request, patience: Duration) -> Result<Answer, AdminError> {
+/// socket may both be briefly unavailable: this retries for up to `patience`. The files of the
+/// reply (an export's) end up in `out`.
+pub fn run(
+    state_dir: &Path,
+    req: &Request,
+    patience: Duration,
+    out: Option<&Path>,
+) -> Result<Reply, AdminError> {
     let sock = socket_path(state_dir);
     let locked = |e: &AdminError| matches!(e, AdminError::Store(StoreError::Locked { .. }));
     let answer = crate::clock::retry(patience, locked, || {
-        if let Some(r) = call_daemon(&sock, req)? {
+        if let Some(r) = call_daemon(&sock, req, out)? {
             return Ok(r);
         }
         let store = Store::open(&StateDir::at(state_dir).db())?;
@@ -415,7 +466,10 @@ pub fn run(state_dir: &Path, req: &Request, patience: Duration) -> Result<Answer
                 .stdout
                 .push_str("  no daemon is running, so no email was sent to the source's admins\n");
         }
-        Ok((reply, files))
+        if let (Some(out), false) = (out, files.paths().is_empty()) {
+            files.move_into(out)?;
+        }
+        Ok(reply)
     });
     match answer {
         Err(e) if locked(&e) => Err(AdminError::Protocol(format!(
@@ -500,18 +554,67 @@ mod tests {
         );
     }
 
+    /// An export's files wait in a scratch folder of their own, listed with their lengths,
+    /// until they are sent or moved; the folder goes with them, and so on a refusal.
+    #[test]
+    fn an_export_leaves_nothing_in_the_scratch_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(&d.path().join("db")).unwrap();
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-csv/apple");
+        let sc = crate::config::SourceConfig::default();
+        let reports = d.path().join("reports");
+        crate::ingest::ingest(&store, &reports, "north", &sc, &sample, "sis").unwrap();
+        let scratch = d.path().join("scratch");
+        std::fs::create_dir_all(&scratch).unwrap();
+        let export = |format: &str| Request::Export {
+            source: "north".into(),
+            format: Some(format.into()),
+            apple: None,
+        };
+        let (reply, files) = execute(&store, &export("apple"), &scratch);
+        assert_eq!(reply.exit, 0, "{}", reply.stderr);
+        let names: Vec<&str> = reply.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names.len(), 6, "{names:?}");
+        assert!(names.contains(&"students.csv"));
+        for (p, h) in files.paths().iter().zip(&reply.files) {
+            assert_eq!(std::fs::metadata(p).unwrap().len(), h.len);
+        }
+        let out = d.path().join("out");
+        files.move_into(&out).unwrap();
+        drop(files);
+        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+        let direct = d.path().join("direct");
+        store.export("north", &direct).unwrap();
+        for h in &reply.files {
+            assert_eq!(
+                std::fs::read(out.join(&h.name)).unwrap(),
+                std::fs::read(direct.join(&h.name)).unwrap(),
+                "{}",
+                h.name
+            );
+        }
+        // An Apple roster without a school year cannot become OneRoster: refused, and the
+        // folder made for it is gone.
+        let (reply, files) = execute(&store, &export("oneroster-1.2"), &scratch);
+        assert_eq!(reply.exit, EXIT_REFUSED, "{}", reply.stdout);
+        assert!(files.paths().is_empty());
+        drop(files);
+        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+    }
+
     #[test]
     fn without_a_daemon_commands_use_the_store() {
         let d = tempfile::tempdir().unwrap();
-        let (r, _) = run(d.path(), &Request::Status, Duration::from_secs(1)).unwrap();
+        let r = run(d.path(), &Request::Status, Duration::from_secs(1), None).unwrap();
         assert_eq!(r.exit, EXIT_NOT_RUNNING);
         assert!(r.stdout.contains("not running"));
         // sled lets go of the first open's lock from its own thread, a moment after the drop:
         // the second command waits for it as a real one would.
-        let (r, _) = run(
+        let r = run(
             d.path(),
             &Request::Approve { batch: 9, by: None },
             Duration::from_secs(10),
+            None,
         )
         .unwrap();
         assert_eq!(r.exit, EXIT_REFUSED);

@@ -28,7 +28,7 @@ const EXIT_NOT_RUNNING: u8 = 3;
 fn open_store(config: &std::path::Path) -> anyhow::Result<(Config, Store)> {
     let cfg = Config::load(config)?;
     let sock = rosterdrop::admin::socket_path(&cfg.state_dir);
-    if let Ok(Some(_)) = rosterdrop::admin::call_daemon(&sock, &Request::Status) {
+    if let Ok(Some(_)) = rosterdrop::admin::call_daemon(&sock, &Request::Status, None) {
         anyhow::bail!(
             "the daemon is running and holds the store: put the bundle into {}/drop/<account>/ \
              (it is taken like an SFTP upload), or stop the daemon first",
@@ -436,11 +436,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             if changed {
                 // A running daemon takes the change at once (as on SIGHUP).
                 let sock = rosterdrop::admin::socket_path(&cfg.state_dir);
-                match rosterdrop::admin::call_daemon(&sock, &Request::Reload) {
-                    Ok(Some((r, _))) if r.exit == 0 => {
+                match rosterdrop::admin::call_daemon(&sock, &Request::Reload, None) {
+                    Ok(Some(r)) if r.exit == 0 => {
                         println!("the running daemon reloaded its accounts")
                     }
-                    Ok(Some((r, _))) => eprint!("{}", r.stderr),
+                    Ok(Some(r)) => eprint!("{}", r.stderr),
                     Ok(None) => {}
                     Err(e) => eprintln!("rosterdrop: the running daemon was not told: {e}"),
                 }
@@ -569,12 +569,7 @@ fn admin_cmd(config: &Path, req: Request, out: Option<&Path>) -> anyhow::Result<
             config.display()
         );
     }
-    let (reply, files) = rosterdrop::admin::run(&cfg.state_dir, &req, Duration::from_secs(15))?;
-    if let Some(out) = out {
-        if reply.exit == 0 {
-            rosterdrop::admin::write_files(out, &reply, &files)?;
-        }
-    }
+    let reply = rosterdrop::admin::run(&cfg.state_dir, &req, Duration::from_secs(15), out)?;
     match out {
         // An export's first line says what was written, and where; what a conversion left
         // out follows.

@@ -45,7 +45,12 @@ impl Shared {
         let _ = std::fs::create_dir_all(&scratch);
         let store = match self.store() {
             Ok(s) => s,
-            Err(e) => return (Reply::error(1, format!("store unreadable: {e}")), vec![]),
+            Err(e) => {
+                return (
+                    Reply::error(1, format!("store unreadable: {e}")),
+                    admin::Files::none(),
+                )
+            }
         };
         let out = admin::execute(&store, req, &scratch);
         if req.changes_roster() && out.0.exit == 0 {
@@ -123,8 +128,11 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
     tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut line))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
-    let (reply, bodies) = match serde_json::from_str::<Request>(&line) {
-        Err(e) => (Reply::error(2, format!("bad request: {e}")), vec![]),
+    let (reply, files) = match serde_json::from_str::<Request>(&line) {
+        Err(e) => (
+            Reply::error(2, format!("bad request: {e}")),
+            admin::Files::none(),
+        ),
         Ok(Request::Status) => {
             // Reads the history: file I/O, off the runtime.
             let sh2 = sh.clone();
@@ -136,7 +144,7 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
                     stdout: text,
                     ..Reply::default()
                 },
-                vec![],
+                admin::Files::none(),
             )
         }
         Ok(Request::Reload) => match reload_off_runtime(&sh).await {
@@ -145,22 +153,35 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
                     stdout: format!("{m}\n"),
                     ..Reply::default()
                 },
-                vec![],
+                admin::Files::none(),
             ),
-            Err(e) => (Reply::error(1, format!("not reloaded: {e}")), vec![]),
+            Err(e) => (
+                Reply::error(1, format!("not reloaded: {e}")),
+                admin::Files::none(),
+            ),
         },
         Ok(req) => {
             let sh2 = sh.clone();
             tokio::task::spawn_blocking(move || sh2.run_admin(&req))
                 .await
-                .unwrap_or_else(|_| (Reply::error(2, "internal error"), vec![]))
+                .unwrap_or_else(|_| (Reply::error(2, "internal error"), admin::Files::none()))
         }
     };
     let mut head = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{}".to_vec());
     head.push(b'\n');
     w.write_all(&head).await?;
-    for b in bodies {
-        w.write_all(&b).await?;
+    // Each file from the disk to the socket, a buffer at a time, exactly as long as the reply
+    // said (a shorter one ends the connection, which the client reports as cut short).
+    for (path, head) in files.paths().iter().zip(&reply.files) {
+        let f = tokio::fs::File::open(path).await?;
+        let sent = tokio::io::copy(&mut f.take(head.len), &mut w).await?;
+        if sent != head.len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "an export file shrank while it was sent",
+            ));
+        }
     }
+    drop(files);
     w.shutdown().await
 }

@@ -86,8 +86,9 @@ fn an_upload_dropped_in_a_folder_is_checked_committed_and_mailed_in_process() {
                 source: Some("north".into()),
             },
             Duration::from_secs(5),
+            None,
         )
-        .map(|(reply, _)| reply.stdout)
+        .map(|reply| reply.stdout)
         .unwrap_or_default()
     };
     wait_for(60, "batch 1 applied", || {
