@@ -24,6 +24,10 @@ pub struct Roster {
     pub users: Vec<User>,
     pub enrollments: Vec<Enrollment>,
     pub demographics: Vec<Demographics>,
+    /// Stored columns the model does not hold (an upload's extra columns, other than
+    /// `metadata.*`), as (table, column, values), sorted: a conversion lists them as left out.
+    #[serde(default)]
+    pub extra_columns: Vec<(String, String, usize)>,
 }
 
 /// Extension values (`metadata.<ns>.<name>` columns), as (name after `metadata.`, value),

@@ -27,12 +27,51 @@ pub fn read<E: Send>(
     apple: &AppleSettings,
     rows: impl Fn(&str, &mut dyn FnMut(&Fields<'_>)) -> Result<(), E> + Sync,
 ) -> Result<Roster, E> {
+    // What each table's reader did not take (an upload's extra columns): the model has no
+    // place for them, and a conversion says so. A table's records are visited on the thread
+    // that asked for them, so the reader's tally is that thread's (`UNREAD`).
+    let extras = std::sync::Mutex::new(Vec::new());
+    let counted = |table: &str, visit: &mut dyn FnMut(&Fields<'_>)| {
+        UNREAD.with(|u| u.borrow_mut().clear());
+        let done = rows(table, visit);
+        let seen = UNREAD.with(|u| std::mem::take(&mut *u.borrow_mut()));
+        if let Ok(mut all) = extras.lock() {
+            all.extend(seen.into_iter().map(|(c, n)| (table.to_string(), c, n)));
+        }
+        done
+    };
     let mut r = match format {
-        Format::Apple => read_apple(apple, &rows)?,
-        _ => read_oneroster(format, &rows)?,
+        Format::Apple => read_apple(apple, &counted)?,
+        _ => read_oneroster(format, &counted)?,
     };
     sort_roster(&mut r);
+    r.extra_columns = extras.into_inner().unwrap_or_else(|e| e.into_inner());
+    r.extra_columns.sort();
     Ok(r)
+}
+
+thread_local! {
+    /// The columns of the table being read on this thread that its reader did not take, with
+    /// how many values each held ([`read`] clears it before a table and takes it after).
+    static UNREAD: std::cell::RefCell<HashMap<String, usize>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// A value of `column` the reader does not take. A record's `dateLastModified`, which the
+/// model does not hold by design (an export's records are as of the export), is not counted.
+fn unread(column: &str) {
+    if column == "dateLastModified" {
+        return;
+    }
+    UNREAD.with(|u| {
+        let mut u = u.borrow_mut();
+        match u.get_mut(column) {
+            Some(n) => *n += 1,
+            None => {
+                u.insert(column.to_string(), 1);
+            }
+        }
+    });
 }
 
 /// [`read`] over tables held in memory (`table -> records`), for tests and tools.
@@ -307,7 +346,10 @@ fn read_oneroster_with<E>(
                     }
                 }
                 "username" => u.username = v.into(),
-                "userIds" | "userId" => u.user_ids = user_ids(v),
+                "userIds" => u.user_ids = user_ids(v),
+                // 1.0's one identifier; in 1.1 and 1.2 an extra column nobody checked, not
+                // read (a conversion lists it as left out).
+                "userId" if format == Format::OneRoster10 => u.user_ids = user_ids(v),
                 "givenName" => u.given_name = v.into(),
                 "familyName" => u.family_name = v.into(),
                 "middleName" => u.middle_name = v.into(),
@@ -434,8 +476,9 @@ fn derive_school_years(sessions: &mut [Session]) {
 
 fn push_meta(m: &mut Metadata, column: &str, v: &str) {
     // Fields come sorted by column name, so the names after the common prefix are sorted too.
-    if let Some(name) = meta_name(column) {
-        m.push((name.to_string(), v.to_string()));
+    match meta_name(column) {
+        Some(name) => m.push((name.to_string(), v.to_string())),
+        None => unread(column),
     }
 }
 
@@ -465,7 +508,7 @@ fn read_roles_and_profiles<E>(
                 "endDate" => role.end_date = v.into(),
                 "orgSourcedId" => role.org = v.into(),
                 "userProfileSourcedId" => role.user_profile = opt(v),
-                _ => {}
+                other => unread(other),
             }
         }
         roles.push((user, id, role));
@@ -493,7 +536,7 @@ fn read_roles_and_profiles<E>(
                 "credentialType" => c.credential_type = v.to_string(),
                 "username" => c.username = v.to_string(),
                 "password" => c.password = v.to_string(),
-                _ => {}
+                other => unread(other),
             }
         }
         p.credentials.push(c);
@@ -610,7 +653,7 @@ fn apple_roster(f: &Fields<'_>) -> Enrollment {
             "roster_id" => e.sourced_id = v.into(),
             "class_id" => e.class = v.into(),
             "student_id" => e.user = v.into(),
-            _ => {}
+            other => unread(other),
         }
     }
     e
@@ -634,7 +677,7 @@ fn read_apple_with<E>(
             match n {
                 "location_id" => o.sourced_id = v.to_string(),
                 "location_name" => o.name = v.to_string(),
-                _ => {}
+                other => unread(other),
             }
         }
         r.orgs.push(o);
@@ -679,7 +722,7 @@ fn read_apple_with<E>(
                 "course_number" => c.course_code = v.to_string(),
                 "course_name" => name = v,
                 "location_id" => c.org = v.to_string(),
-                _ => {}
+                other => unread(other),
             }
         }
         // OneRoster requires a title; Apple's course_name is optional.
@@ -706,12 +749,10 @@ fn read_apple_with<E>(
                 "course_id" => c.course = v.to_string(),
                 "location_id" => c.school = v.to_string(),
                 "instructor_id" => instructors.push((1, v)),
-                _ => {
-                    if let Some(k) = numbered(n, "instructor_id_").filter(|k| (2..=15).contains(k))
-                    {
-                        instructors.push((k, v));
-                    }
-                }
+                _ => match numbered(n, "instructor_id_").filter(|k| (2..=15).contains(k)) {
+                    Some(k) => instructors.push((k, v)),
+                    None => unread(n),
+                },
             }
         }
         c.title = [display, c.class_code.as_str(), c.sourced_id.as_str()]
@@ -772,11 +813,10 @@ fn apple_person(f: &Fields<'_>, role: &str) -> User {
                 .metadata
                 .push(("apple.password_policy".to_string(), v.to_string())),
             "location_id" => locations.push((1, v)),
-            _ => {
-                if let Some(k) = numbered(n, "location_id_") {
-                    locations.push((k, v));
-                }
-            }
+            _ => match numbered(n, "location_id_") {
+                Some(k) => locations.push((k, v)),
+                None => unread(n),
+            },
         }
     }
     locations.sort_unstable();

@@ -245,12 +245,26 @@ pub struct Converted {
 
 /// Counts of what a conversion left out, by reason.
 #[derive(Default)]
-struct Lost(BTreeMap<&'static str, usize>);
+struct Lost(BTreeMap<Cow<'static, str>, usize>);
 
 impl Lost {
-    fn add(&mut self, why: &'static str, n: usize) {
+    fn add(&mut self, why: impl Into<Cow<'static, str>>, n: usize) {
         if n > 0 {
-            *self.0.entry(why).or_default() += n;
+            *self.0.entry(why.into()).or_default() += n;
+        }
+    }
+
+    /// The columns of the stored roster that the model does not hold.
+    fn extra_columns(&mut self, r: &Roster) {
+        for (table, column, n) in &r.extra_columns {
+            let column = crate::roster::text::escape_line(column);
+            self.add(
+                format!(
+                    "values of {table}.csv column `{column}` (not in the roster model: only an \
+                     export in the source's own format keeps them)"
+                ),
+                *n,
+            );
         }
     }
     fn lines(self) -> Vec<String> {
@@ -258,6 +272,41 @@ impl Lost {
             .into_iter()
             .map(|(w, n)| format!("{n} {w}"))
             .collect()
+    }
+}
+
+/// The records of one kind that keep their place in the target but lose values it has no
+/// column for, and which fields those are: said as one line per kind.
+#[derive(Default)]
+struct Unheld {
+    records: usize,
+    fields: std::collections::BTreeSet<&'static str>,
+}
+
+impl Unheld {
+    /// One record: each field named with whether it holds a value the target drops.
+    fn record<const N: usize>(&mut self, fields: [(&'static str, bool); N]) {
+        let mut any = false;
+        for (name, dropped) in fields {
+            if dropped {
+                self.fields.insert(name);
+                any = true;
+            }
+        }
+        self.records += usize::from(any);
+    }
+
+    fn said(self, lost: &mut Lost, kind: &str, target: &str) {
+        if self.records > 0 {
+            let fields: Vec<&str> = self.fields.into_iter().collect();
+            lost.add(
+                format!(
+                    "{kind} with values {target} has no column for ({})",
+                    fields.join(", ")
+                ),
+                self.records,
+            );
+        }
     }
 }
 
@@ -318,6 +367,7 @@ pub fn convert(roster: &Roster, target: Format) -> Result<Converted, WriteError>
     let schema = Schema::for_format(target);
     let mut lost = Lost::default();
     let mut tables: HashMap<&'static str, Vec<Record>> = HashMap::new();
+    lost.extra_columns(roster);
     let made = run(roster, target, &mut lost, &mut |name, recs| {
         tables.insert(name, recs);
         Ok(())
@@ -350,6 +400,7 @@ pub fn write(roster: &Roster, target: Format, dir: &Path) -> Result<Vec<String>,
     let mut w = BundleWriter::new(target, dir)?;
     let mut next = 0;
     let mut lost = Lost::default();
+    lost.extra_columns(roster);
     run(roster, target, &mut lost, &mut |name, recs| {
         // Tables the conversion has no records for (OneRoster: absent) come in their place.
         while let Some(def) = schema.tables.get(next) {
@@ -889,12 +940,19 @@ fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io
         "demographics records (Apple has none)",
         r.demographics.len(),
     );
+    let mut unheld = Unheld::default();
     emit(
         "locations",
         r.orgs
             .iter()
             .filter(|o| schools.contains(o.sourced_id.as_str()))
             .map(|o| {
+                // References to what is left out whole (a district parent, terms, a school
+                // year) go with it, said once in its own line, not again here.
+                unheld.record([
+                    ("identifier", !o.identifier.is_empty()),
+                    ("metadata", !o.metadata.is_empty()),
+                ]);
                 let mut rec = Record::new();
                 put(&mut rec, "location_id", &o.sourced_id);
                 put(&mut rec, "location_name", &o.name);
@@ -902,6 +960,8 @@ fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io
             })
             .collect(),
     )?;
+
+    std::mem::take(&mut unheld).said(lost, "orgs", "Apple");
 
     // Students and staff, each at its schools: primary org first, then the roles' orgs.
     let mut students: HashSet<&str> = HashSet::new();
@@ -949,6 +1009,7 @@ fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io
         put(&mut rec, "first_name", &u.given_name);
         put(&mut rec, "middle_name", &u.middle_name);
         put(&mut rec, "last_name", &u.family_name);
+        let mut grades_taken = 0;
         if is_student {
             // Apple has one grade level: the first grade it accepts.
             if let Some(g) = u.grades.iter().find(|g| {
@@ -957,10 +1018,12 @@ fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io
                     .any(|a| a.eq_ignore_ascii_case(g.as_str()))
             }) {
                 put(&mut rec, "grade_level", g);
+                grades_taken = 1;
             }
         }
         put(&mut rec, "email_address", &u.email);
         put(&mut rec, "sis_username", &u.username);
+        let mut metadata_taken = 0;
         if is_student {
             if let Some((_, p)) = u
                 .metadata
@@ -969,8 +1032,28 @@ fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io
                 .filter(|(_, p)| ["4", "6", "8"].contains(&p.as_str()))
             {
                 put(&mut rec, "password_policy", p);
+                metadata_taken = 1;
             }
         }
+        unheld.record([
+            ("userIds", !u.user_ids.is_empty()),
+            ("sms", !u.sms.is_empty()),
+            ("phone", !u.phone.is_empty()),
+            ("agents", !u.agents.is_empty()),
+            ("password", !u.password.is_empty()),
+            ("enabledUser false", u.enabled_user.as_str() == "false"),
+            ("grades", u.grades.len() > grades_taken),
+            ("metadata", u.metadata.len() > metadata_taken),
+            (
+                "OneRoster 1.2 fields",
+                !u.user_master_identifier.is_empty()
+                    || !u.preferred_first_name.is_empty()
+                    || !u.preferred_middle_name.is_empty()
+                    || !u.preferred_last_name.is_empty()
+                    || !u.pronouns.is_empty()
+                    || !u.profiles.is_empty(),
+            ),
+        ]);
         put(&mut rec, "location_id", at[0]);
         for (k, o) in at.iter().enumerate().skip(1) {
             rec.push((numbered_name("location_id_", k + 1), Cow::Borrowed(*o)));
@@ -983,6 +1066,7 @@ fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io
             staff_rows.push(rec);
         }
     }
+    std::mem::take(&mut unheld).said(lost, "users", "Apple");
     emit("students", student_rows)?;
     emit("staff", staff_rows)?;
 
@@ -1009,6 +1093,12 @@ fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io
             continue;
         };
         courses.insert(&c.sourced_id);
+        unheld.record([
+            ("grades", !c.grades.is_empty()),
+            ("subjects", !c.subjects.is_empty()),
+            ("subjectCodes", !c.subject_codes.is_empty()),
+            ("metadata", !c.metadata.is_empty()),
+        ]);
         let mut rec = Record::new();
         put(&mut rec, "course_id", &c.sourced_id);
         put(&mut rec, "course_number", &c.course_code);
@@ -1016,6 +1106,7 @@ fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io
         put(&mut rec, "location_id", school);
         course_rows.push(rec);
     }
+    std::mem::take(&mut unheld).said(lost, "courses", "Apple");
     emit("courses", course_rows)?;
 
     // Teachers of each class: the primary one first, then by enrollment sourcedId.
@@ -1036,11 +1127,20 @@ fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io
             lost.add("enrollments in classes that were left out", 1);
             continue;
         }
+        let dates_and_metadata = |u: &mut Unheld| {
+            u.record([
+                ("beginDate", !e.begin_date.is_empty()),
+                ("endDate", !e.end_date.is_empty()),
+                ("metadata", !e.metadata.is_empty()),
+            ])
+        };
         match e.role.as_str() {
             "teacher" if staff.contains(e.user.as_str()) => {
+                dates_and_metadata(&mut unheld);
                 teachers.entry(e.class.as_str()).or_default().push(e)
             }
             "student" if students.contains(e.user.as_str()) => {
+                dates_and_metadata(&mut unheld);
                 rostered.push(e);
             }
             "teacher" | "student" => lost.add(
@@ -1054,12 +1154,22 @@ fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io
             ),
         }
     }
+    std::mem::take(&mut unheld).said(lost, "enrollments", "Apple");
     let mut class_rows = Vec::new();
     for c in r
         .classes
         .iter()
         .filter(|c| classes.contains(c.sourced_id.as_str()))
     {
+        unheld.record([
+            ("classType", !c.class_type.is_empty()),
+            ("location", !c.location.is_empty()),
+            ("grades", !c.grades.is_empty()),
+            ("subjects", !c.subjects.is_empty()),
+            ("subjectCodes", !c.subject_codes.is_empty()),
+            ("periods", !c.periods.is_empty()),
+            ("metadata", !c.metadata.is_empty()),
+        ]);
         let mut rec = Record::new();
         put(&mut rec, "class_id", &c.sourced_id);
         put(&mut rec, "class_number", &c.class_code);
@@ -1090,6 +1200,7 @@ fn apple<'r>(r: &'r Roster, lost: &mut Lost, emit: &mut Emit<'_, 'r>) -> std::io
         }
         class_rows.push(rec);
     }
+    unheld.said(lost, "classes", "Apple");
     emit("classes", class_rows)?;
     let roster_rows = rostered
         .into_iter()
@@ -1154,11 +1265,13 @@ mod tests {
             assert!(or.lost.is_empty(), "{v:?}: {:?}", or.lost);
             let back = read_tables(v, &AppleSettings::default(), &stored(&or));
             let apple = convert(&back, Format::Apple).unwrap();
-            // Only what Apple has no place for is left out: the district and the session.
+            // Only what Apple has no place for is left out: the district, the session, and
+            // the class type the way there gave each class.
             assert_eq!(
                 apple.lost,
                 [
                     "1 academic sessions (Apple has none)",
+                    "3 classes with values Apple has no column for (classType)",
                     "1 orgs that are not schools (Apple has locations only)"
                 ],
                 "{v:?}"
@@ -1247,6 +1360,60 @@ mod tests {
                 lost.contains("1 users without a role at an org"),
                 "{v:?}: {lost}"
             );
+        }
+    }
+
+    /// What a conversion cannot carry is said, value by value kind, never dropped quietly:
+    /// columns the model does not hold (an extra `ext_` column of the upload), and fields the
+    /// target has no column for (Apple has no userIds, sms, phone, agents, password, ...).
+    #[test]
+    fn values_a_conversion_cannot_carry_are_listed() {
+        let t = tables(&[
+            ("orgs", "sourcedId|name|type|identifier\nS|School|school|NCES-1"),
+            (
+                "users",
+                "sourcedId|enabledUser|orgSourcedIds|role|username|userIds|givenName|familyName|sms|phone|agentSourcedIds|password|metadata.nickname|ext_motherName\n\
+                 U1|true|S|student|u1|{LDAP:ann1}|Ann|Lee|555|556|G1|secret|Annie|Mary Lee\n\
+                 U2|true|S|student|u2||Bo|Ode||||||\n\
+                 G1|true|S|guardian|g1||Gil|Lee||||||Sue",
+            ),
+        ]);
+        let r = read_tables(Format::OneRoster11, &AppleSettings::default(), &t);
+        assert_eq!(
+            r.extra_columns,
+            vec![("users".to_string(), "ext_motherName".to_string(), 2)]
+        );
+        let extra = "2 values of users.csv column `ext_motherName` (not in the roster model: \
+                     only an export in the source's own format keeps them)";
+        let c = convert(&r, Format::OneRoster12).unwrap();
+        assert!(c.lost.iter().any(|l| l == extra), "{:?}", c.lost);
+        // The metadata column is carried.
+        assert_eq!(column(&c, "users", "metadata.nickname"), ["", "Annie", ""]);
+
+        // 1.0's `userId` is an extra column of a 1.1 bundle, which the check did not look at:
+        // it is not read as the user's ids (found in oat-sa's sample bundle).
+        let t11 = tables(&[(
+            "users",
+            "sourcedId|enabledUser|orgSourcedIds|role|username|userIds|userId|givenName|familyName\n\
+             U2|true|S|student|u2|{LDAP:bob}|xyz|Bo|Ode",
+        )]);
+        let r11 = read_tables(Format::OneRoster11, &AppleSettings::default(), &t11);
+        assert_eq!(r11.users[0].user_ids.len(), 1);
+        assert_eq!(r11.users[0].user_ids[0].identifier, "bob");
+        assert_eq!(
+            r11.extra_columns,
+            vec![("users".to_string(), "userId".to_string(), 1)]
+        );
+
+        let c = convert(&r, Format::Apple).unwrap();
+        let lost = c.lost.join("\n");
+        for want in [
+            extra,
+            "1 users with values Apple has no column for (agents, metadata, password, phone, \
+             sms, userIds)",
+            "1 orgs with values Apple has no column for (identifier)",
+        ] {
+            assert!(lost.contains(want), "{want}: {lost}");
         }
     }
 
