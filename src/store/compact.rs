@@ -209,6 +209,11 @@ fn swap_in(dir: &Path, fresh: &Path, before: u64) -> Result<bool> {
         return Ok(false);
     }
     sync_tree(fresh)?;
+    #[cfg(test)]
+    if tests::SWAP_REFUSED.with(std::cell::Cell::get) {
+        // What a filesystem without `RENAME_EXCHANGE` answers.
+        return Err(std::io::Error::from(rustix::io::Errno::INVAL).into());
+    }
     // One atomic step: `dir` is the old database before it and the new one after it; a kill
     // at any moment leaves a whole database there, and the other is removed by the next open.
     rustix::fs::renameat_with(
@@ -347,6 +352,44 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Makes this thread's swaps fail as on a filesystem without `RENAME_EXCHANGE`.
+        pub(super) static SWAP_REFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// A filesystem without `RENAME_EXCHANGE` (some FUSE and network filesystems): the swap
+    /// fails, the store is as it was, the copy is gone, and the compaction is not tried again
+    /// until the store grows by another quarter.
+    #[test]
+    fn a_swap_the_filesystem_refuses_leaves_the_store_as_it_was() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("db");
+        let s = Store::open(&dir).unwrap();
+        grow(&s, 6);
+        s.tree.insert(K_NEXT_ID, &7u64.to_be_bytes()).unwrap();
+        s.flush().unwrap();
+        let before = contents(&s);
+        SWAP_REFUSED.with(|r| r.set(true));
+        let failed = s.compact_now();
+        SWAP_REFUSED.with(|r| r.set(false));
+        let e = failed.expect_err("the swap was refused");
+        assert!(e.to_string().contains("Invalid argument"), "{e}");
+        assert!(!fresh_dir(&dir).exists(), "the copy was left behind");
+        let s = Store::open(&dir).unwrap();
+        assert_eq!(contents(&s), before);
+        // Its size is noted: it has not grown since, so closing it tries nothing.
+        let noted: u64 = std::fs::read_to_string(dir.join(COMPACTED_FILE))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(noted > 0);
+        assert!(!s.has_grown().unwrap());
+        // Once it has grown by another quarter, the next close compacts it.
+        grow(&s, 4);
+        assert!(s.has_grown().unwrap());
+    }
 
     /// Every key and value of every tree, in order.
     fn contents(s: &Store) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
