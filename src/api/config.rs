@@ -36,6 +36,16 @@ pub struct ApiConfig {
     /// Defaults 600 and 300 (what Canvas tells districts to allow).
     pub oauth1_max_age_secs: u64,
     pub oauth1_max_ahead_secs: u64,
+    /// HTTP connections open at once (the API and the console), all peers together; more wait
+    /// in the kernel's backlog. They come out of the daemon's descriptors before SFTP's share.
+    /// Default 256.
+    pub max_connections: usize,
+    /// HTTP connections one address may hold; another is closed at once. Behind a proxy every
+    /// connection is the proxy's: raise it to `max_connections`. Default 64.
+    pub max_connections_per_host: usize,
+    /// Seconds a connection may take to send a request's headers (a kept-alive one: from the
+    /// end of its last answer); then it is closed. Default 20.
+    pub header_timeout_secs: u64,
 }
 
 impl Default for ApiConfig {
@@ -54,6 +64,9 @@ impl Default for ApiConfig {
             rate_burst: 200,
             oauth1_max_age_secs: 600,
             oauth1_max_ahead_secs: 300,
+            max_connections: 256,
+            max_connections_per_host: 64,
+            header_timeout_secs: 20,
         }
     }
 }
@@ -73,6 +86,14 @@ impl ApiConfig {
         if self.rate_limit_per_sec == 0 || self.rate_burst == 0 {
             return Err("api.rate_limit_per_sec and api.rate_burst must be at least 1".into());
         }
+        if self.max_connections == 0
+            || self.max_connections_per_host == 0
+            || self.header_timeout_secs == 0
+        {
+            return Err("api.max_connections, api.max_connections_per_host and \
+                        api.header_timeout_secs must be at least 1"
+                .into());
+        }
         if let Some(u) = &self.public_url {
             let rest = u
                 .strip_prefix("https://")
@@ -87,6 +108,15 @@ impl ApiConfig {
             }
         }
         Ok(())
+    }
+
+    /// What one peer may hold of the HTTP listener.
+    pub fn limits(&self) -> crate::api::listen::Limits {
+        crate::api::listen::Limits {
+            max_connections: self.max_connections,
+            max_per_host: self.max_connections_per_host,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+        }
     }
 
     /// `public_url` without a trailing slash, or the default from `listen`.

@@ -1,7 +1,7 @@
 //! The OneRoster REST provider (issue 16): the routes ([`routes_table`]), what each selects
 //! and how the query applies ([`respond`]), the records as each version's JSON ([`render`],
 //! [`fields`]), the served roster kept between batches ([`served`]), authentication
-//! ([`auth`], [`clients`]), the HTTP server ([`server`], [`tls`]), the 1.2 discovery document
+//! ([`auth`], [`clients`]), the HTTP server ([`server`], [`listen`], [`tls`]), the 1.2 discovery document
 //! ([`discovery`]), the collection query ([`query`]), the status payloads ([`status`]) and
 //! the settings ([`config`]).
 
@@ -10,6 +10,7 @@ pub mod clients;
 pub mod config;
 pub mod discovery;
 pub mod fields;
+pub mod listen;
 pub mod query;
 pub mod render;
 pub mod respond;

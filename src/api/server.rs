@@ -93,16 +93,9 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limits = state.cfg.limits();
     let app = router(state).merge(extra);
-    if let Some(acceptor) = tls {
-        return crate::api::tls::serve(listener, acceptor, app, shutdown).await;
-    }
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    crate::api::listen::serve(listener, app, tls, limits, shutdown).await
 }
 
 async fn token(

@@ -246,7 +246,11 @@ fn prepare(
     });
     let mailer = Arc::new(Mailer::new(&state_dir, cfg.mail.clone())?);
     let (stop_tx, _) = watch::channel(false);
-    let sftp = cfg.sftp.clone();
+    let mut sftp = cfg.sftp.clone();
+    // The HTTP listener's connections come out of the descriptors before SFTP's share.
+    if cfg.api.enabled {
+        sftp.fd_reserve = sftp.fd_reserve.saturating_add(cfg.api.max_connections);
+    }
     let shared = Arc::new(Shared {
         state_dir: state_dir.clone(),
         config_path,
