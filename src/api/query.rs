@@ -37,8 +37,9 @@ pub enum QueryError {
     /// A filter that does not parse, or names no field of the record (`invalid_filter_field`).
     #[error("filter: {0}")]
     Filter(String),
-    /// A `sort` or `fields` name the record does not have (`invalid_selection_field`).
-    #[error("{param}: no field `{name}`")]
+    /// A `sort` or `fields` name the record does not have, or a blank one
+    /// (`invalid_selection_field`).
+    #[error("{param}: {}", selection_text(name))]
     Selection { param: &'static str, name: String },
     /// `limit`, `offset` or `orderBy` that is not a value it can take (`invaliddata`).
     #[error("{param}: {message}")]
@@ -46,6 +47,14 @@ pub enum QueryError {
         param: &'static str,
         message: String,
     },
+}
+
+fn selection_text(name: &str) -> String {
+    if name.is_empty() {
+        "a blank field name".to_string()
+    } else {
+        format!("no field `{name}`")
+    }
 }
 
 impl QueryError {
@@ -120,8 +129,10 @@ impl Query {
                 }
                 "fields" => {
                     let list = q.fields.get_or_insert_with(Vec::new);
-                    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                        if !known(&[name.to_string()]) {
+                    for name in v.split(',').map(str::trim) {
+                        // A blank name (`fields=`, `fields=a,`) is an invalid request, not
+                        // an empty selection.
+                        if name.is_empty() || !known(&[name.to_string()]) {
                             return Err(QueryError::Selection {
                                 param: "fields",
                                 name: name.to_string(),
@@ -250,6 +261,9 @@ impl Filter {
                     break;
                 }
             }
+            if op != Op::Contains && path.last().is_some_and(|f| f == "dateLastModified") {
+                value = instant_value(value, field)?;
+            }
             clauses += 1;
             if clauses > MAX_CLAUSES {
                 return Err(QueryError::Filter(format!(
@@ -281,6 +295,28 @@ impl Filter {
             .iter()
             .any(|group| group.iter().all(|p| p.matches(record)))
     }
+}
+
+/// A date-time filter value checked: a date or an RFC 3339 date-time (a space may stand for
+/// its `T`, as RFC 3339 allows), else the filter is refused; never compared as text.
+fn instant_value(value: String, field: &str) -> Result<String, QueryError> {
+    let value = match value.as_bytes().get(10) {
+        Some(b' ') if value.len() > 10 => format!("{}T{}", &value[..10], &value[11..]),
+        _ => value,
+    };
+    if instant_ms(&value).is_some() {
+        return Ok(value);
+    }
+    let shown: String = value.chars().take(40).collect();
+    let more = if value.chars().count() > 40 {
+        "..."
+    } else {
+        ""
+    };
+    Err(QueryError::Filter(format!(
+        "`{shown}{more}` is not a date (YYYY-MM-DD) or an RFC 3339 date-time, which {field} \
+         compares with"
+    )))
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -488,6 +524,29 @@ mod tests {
         assert_eq!(instant_ms("1970-01-01T00:00:01.5Z"), Some(1500));
         assert_eq!(instant_ms("1970-01-01T01:00:00+0100"), Some(0));
         assert_eq!(instant_ms("yesterday"), None);
+        // RFC 3339 lets a space stand for the `T` (some consumers send it).
+        assert!(!filter("dateLastModified>'2026-09-01 12:00:00Z'").matches(&u));
+        assert!(filter("dateLastModified>'2026-09-01 11:59:59Z'").matches(&u));
+    }
+
+    /// A value that is no instant is refused, never compared as text: a delta pull with a
+    /// malformed date got every record, or none, with a 200 (found by an outside probe).
+    #[test]
+    fn a_date_that_is_no_date_is_refused() {
+        for f in [
+            "dateLastModified>'2024-13-45'",
+            "dateLastModified<'yesterday'",
+            "dateLastModified>='2026-09-01T25:00:00Z'",
+            "dateLastModified='2026-09-01T12'",
+            "status='active' OR dateLastModified>''",
+        ] {
+            match Filter::parse(f, known) {
+                Err(QueryError::Filter(m)) => assert!(m.contains("not a date"), "{f}: {m}"),
+                other => panic!("{f}: {other:?}"),
+            }
+        }
+        // `~` is a substring test, of any text.
+        assert!(filter("dateLastModified~'2026-09'").matches(&user()));
     }
 
     #[test]
@@ -583,6 +642,22 @@ mod tests {
                 ..
             })
         ));
+        // A blank selection field is an invalid request (the binding's "Field Selection"):
+        // it answered records with no properties at all.
+        for q in [
+            "fields=",
+            "fields=sourcedId,",
+            "fields=%20",
+            "fields=,email",
+        ] {
+            assert!(
+                matches!(
+                    Query::parse(q, 10_000, known),
+                    Err(QueryError::Selection { param: "fields", ref name }) if name.is_empty()
+                ),
+                "{q}"
+            );
+        }
         assert!(matches!(
             Query::parse(
                 "filter=status%3D%27a%27&filter=status%3D%27b%27",

@@ -154,6 +154,9 @@ async fn not_found(uri: Uri) -> Response {
     to_response(Reply::error(v, Minor::UnknownObject, "no such path"))
 }
 
+/// Longest query string answered; a longer one is refused (`invaliddata`).
+const MAX_QUERY: usize = 16 << 10;
+
 async fn handle(
     st: Arc<ApiState>,
     v: Version,
@@ -167,9 +170,15 @@ async fn handle(
     let rest = path.strip_prefix(base_path(v)).unwrap_or("");
     let (client, reply) = route(&st, v, peer, &method, &uri, rest, &headers).await;
     let status = reply.status;
+    let length = reply.body.len();
     let mut resp = to_response(reply);
     if method == Method::HEAD {
+        // The length a GET would send (RFC 9110, 8.6), not the empty body's.
         *resp.body_mut() = Body::empty();
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_LENGTH,
+            HeaderValue::from(length),
+        );
     }
     let path_and_query = uri.path_and_query().map_or(path, |p| p.as_str());
     crate::api::auth::log_request(
@@ -192,6 +201,12 @@ async fn route(
     rest: &str,
     headers: &HeaderMap,
 ) -> (Option<String>, Reply) {
+    if uri.query().is_some_and(|q| q.len() > MAX_QUERY) {
+        // Its paging links would repeat it past what clients and proxies read (hyper itself
+        // answers a target past 64 KiB with a bare 414).
+        let why = format!("the query string is longer than {} KiB", MAX_QUERY >> 10);
+        return (None, Reply::error(v, Minor::InvalidData, &why));
+    }
     if method != Method::GET && method != Method::HEAD {
         let mut r = Reply::error(v, Minor::InvalidData, "only GET and HEAD are served");
         r.status = 405;
