@@ -407,85 +407,101 @@ pub(super) fn users_keep_a_role(ctx: &mut Ctx, tables: &mut [Work]) -> bool {
     let (Some(ri), Some(ui)) = (pos(tables, "roles"), pos(tables, "users")) else {
         return false;
     };
-    let roles = &tables[ri];
+    let ei = pos(tables, "enrollments");
+    // Nothing to look at again unless a row of the three went since the last look.
+    let epochs = [
+        tables[ri].epoch,
+        tables[ui].epoch,
+        ei.map_or(0, |e| tables[e].epoch),
+    ];
+    if ctx.role_pass == Some(epochs) {
+        return false;
+    }
+    ctx.role_pass = Some(epochs);
+    let (roles, users) = (&tables[ri], &tables[ui]);
     let Some(uc) = roles.col("userSourcedId") else {
         return false;
     };
-    /// What roles.csv holds for one user.
-    struct Held {
-        kept: bool,
-        /// The first of its rows that was dropped, and how many were.
-        first_dropped: Option<usize>,
-        dropped: usize,
-        all_filtered: bool,
-    }
-    let mut held: Map<&str, Held> = Map::default();
+    // The users a kept role names, through the users' own index: most often every user, and
+    // then nothing else is read.
+    let mut has_role = vec![false; users.table.len()];
     for row in 0..roles.table.len() {
-        if roles.is_deletion(row) {
-            continue;
-        }
-        let h = held.entry(roles.value(row, uc).trim()).or_insert(Held {
-            kept: false,
-            first_dropped: None,
-            dropped: 0,
-            all_filtered: true,
-        });
-        match roles.fate[row] {
-            None => h.kept = true,
-            Some(rule) => {
-                h.first_dropped.get_or_insert(row);
-                h.dropped += 1;
-                h.all_filtered &= rule == Rule::Filtered;
+        if roles.is_kept(row) && !roles.is_deletion(row) {
+            if let Some(u) = users.find(roles.value(row, uc).trim()) {
+                has_role[u] = true;
             }
         }
     }
-    // The users a kept enrollment at a school gives a role.
-    let mut enrolled: std::collections::HashSet<&str, RandomState> = Default::default();
-    let enrollments = pos(tables, "enrollments").map(|i| &tables[i]);
+    let mut lacking: Map<&str, usize> = (0..users.table.len())
+        .filter(|&r| !has_role[r] && users.is_kept(r) && !users.is_deletion(r))
+        .map(|r| (users.id(r), r))
+        .collect();
+    if lacking.is_empty() {
+        return false;
+    }
+    // Those a kept enrollment at a school gives a role.
+    let enrollments = ei.map(|i| &tables[i]);
     if let Some(e) = enrollments {
         if let (Some(eu), Some(es)) = (e.col("userSourcedId"), e.col("schoolSourcedId")) {
             for row in 0..e.table.len() {
                 if e.is_kept(row) && !e.is_deletion(row) && !e.value(row, es).trim().is_empty() {
-                    enrolled.insert(e.value(row, eu).trim());
+                    lacking.remove(e.value(row, eu).trim());
+                    if lacking.is_empty() {
+                        return false;
+                    }
                 }
             }
         }
     }
-    let all_known = roles.mode == Mode::Bulk && enrollments.is_some_and(|e| e.mode == Mode::Bulk);
-    let users = &tables[ui];
-    let mut drops: Vec<(usize, Rule, String)> = Vec::new();
-    for row in 0..users.table.len() {
-        let id = users.id(row);
-        if users.fate[row].is_some() || users.is_deletion(row) || enrolled.contains(id) {
+    /// What roles.csv holds for one user that has no kept role.
+    struct Held {
+        /// The first of its rows (all dropped), and how many there are.
+        first: usize,
+        rows: usize,
+        all_filtered: bool,
+    }
+    let mut held: Map<&str, Held> = Map::default();
+    for row in 0..roles.table.len() {
+        let user = roles.value(row, uc).trim();
+        if roles.is_deletion(row) || !lacking.contains_key(user) {
             continue;
         }
+        let filtered = roles.fate[row] == Some(Rule::Filtered);
+        held.entry(user)
+            .and_modify(|h| {
+                h.rows += 1;
+                h.all_filtered &= filtered;
+            })
+            .or_insert(Held {
+                first: row,
+                rows: 1,
+                all_filtered: filtered,
+            });
+    }
+    let all_known = roles.mode == Mode::Bulk && enrollments.is_some_and(|e| e.mode == Mode::Bulk);
+    let mut drops: Vec<(usize, Rule, String)> = Vec::new();
+    for (id, row) in lacking {
         let (rule, why) = match held.get(id) {
-            Some(h) if h.kept || !(all_known || h.all_filtered) => continue,
-            Some(Held {
-                first_dropped: Some(first),
-                dropped,
-                all_filtered,
-                ..
-            }) => {
-                let more = match dropped - 1 {
+            Some(h) if all_known || h.all_filtered => {
+                let more = match h.rows - 1 {
                     0 => String::new(),
                     n => format!(" (and {n} more)"),
                 };
-                let rule = if *all_filtered {
+                let rule = if h.all_filtered {
                     Rule::Filtered
                 } else {
                     Rule::UnknownReference
                 };
                 let why = format!(
                     "no role left: `{}` ({} line {}) was dropped: {}{more}",
-                    roles.id(*first),
+                    roles.id(h.first),
                     roles.table.file,
-                    roles.line(*first),
-                    roles.cause(*first)
+                    roles.line(h.first),
+                    roles.cause(h.first)
                 );
                 (rule, why)
             }
-            _ if all_known => (
+            None if all_known => (
                 Rule::InvalidValue,
                 format!(
                     "the user has no role in {} and no enrollment at a school \
@@ -497,6 +513,8 @@ pub(super) fn users_keep_a_role(ctx: &mut Ctx, tables: &mut [Work]) -> bool {
         };
         drops.push((row, rule, why));
     }
+    // In file order, whatever order the map gave.
+    drops.sort_unstable_by_key(|d| d.0);
     let w = &mut tables[ui];
     let dropped = !drops.is_empty();
     for (row, rule, why) in drops {

@@ -192,6 +192,9 @@ struct Ctx<'a> {
     /// Per foreign key: the target table's epoch when it was last checked.
     checked: Vec<Option<u64>>,
     noted: Vec<bool>,
+    /// The epochs of roles, users and enrollments when 1.2's users were last checked for a
+    /// role (`integrity::users_keep_a_role`).
+    role_pass: Option<[u64; 3]>,
 }
 
 impl<'a> Ctx<'a> {
@@ -204,6 +207,7 @@ impl<'a> Ctx<'a> {
             notes: Vec::new(),
             checked: vec![None; schema.foreign_keys.len()],
             noted: vec![false; schema.foreign_keys.len()],
+            role_pass: None,
         }
     }
 
