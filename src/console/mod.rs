@@ -332,7 +332,7 @@ async fn login(
     if let Ok(v) = HeaderValue::from_str(&c.cfg.path) {
         h.insert(header::LOCATION, v);
     }
-    let set = session::set_cookie(Some(&id), &c.cfg.path, c.sessions.ttl(), c.secure);
+    let set = session::set_cookie(Some(&id), &c.cfg.path, c.secure);
     if let Ok(v) = HeaderValue::from_str(&set) {
         h.append(header::SET_COOKIE, v);
     }
@@ -355,7 +355,7 @@ async fn logout(
     if let Ok(v) = HeaderValue::from_str(&c.at("login?out=1")) {
         h.insert(header::LOCATION, v);
     }
-    let set = session::set_cookie(None, &c.cfg.path, c.sessions.ttl(), c.secure);
+    let set = session::set_cookie(None, &c.cfg.path, c.secure);
     if let Ok(v) = HeaderValue::from_str(&set) {
         h.append(header::SET_COOKIE, v);
     }

@@ -122,17 +122,16 @@ pub fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The `Set-Cookie` value for a session (`None`: one that ends it).
-pub fn set_cookie(id: Option<&str>, path: &str, ttl: Duration, secure: bool) -> String {
+pub fn set_cookie(id: Option<&str>, path: &str, secure: bool) -> String {
     use cookie::{Cookie, SameSite};
+    // No lifetime of its own: a login lasts `session_secs` past its last use, which only the
+    // server knows (a Max-Age set at login logged an admin out mid-work `session_secs` after
+    // logging in); the cookie goes when the browser closes, the session when unused.
     let mut c = Cookie::build((COOKIE, id.unwrap_or("").to_owned()))
         .path(path.to_owned())
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(secure)
-        .max_age(cookie::time::Duration::seconds(match id {
-            Some(_) => i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
-            None => 0,
-        }))
         .build();
     if id.is_none() {
         c.make_removal();
@@ -170,18 +169,17 @@ mod tests {
 
     #[test]
     fn cookie_attributes() {
-        let v = set_cookie(Some("abc"), "/admin/", Duration::from_secs(60), true);
-        for part in [
-            "HttpOnly",
-            "SameSite=Strict",
-            "Secure",
-            "Path=/admin/",
-            "Max-Age=60",
-        ] {
+        let v = set_cookie(Some("abc"), "/admin/", true);
+        for part in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/admin/"] {
             assert!(v.contains(part), "{v} lacks {part}");
         }
-        let v = set_cookie(Some("abc"), "/admin/", Duration::from_secs(60), false);
+        // The server's idle expiry decides how long a login lasts, not the cookie.
+        assert!(!v.contains("Max-Age") && !v.contains("Expires"), "{v}");
+        let v = set_cookie(Some("abc"), "/admin/", false);
         assert!(!v.contains("Secure"));
+        // Logging out removes it.
+        let v = set_cookie(None, "/admin/", false);
+        assert!(v.contains("Max-Age=0"), "{v}");
         let mut h = http::HeaderMap::new();
         h.insert(
             http::header::COOKIE,

@@ -78,6 +78,46 @@ struct Browser {
 }
 
 impl Browser {
+    /// A headless Chromium session through the driver, at the daemon's HTTP port.
+    async fn open(drv: &Driver, browser: &Path, port: u16, shots: PathBuf) -> Browser {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": browser.to_string_lossy(),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1200,1000"],
+            }),
+        );
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", drv.port))
+            .await
+            .expect("a WebDriver session");
+        Browser {
+            c,
+            base: format!("http://127.0.0.1:{port}"),
+            shots,
+        }
+    }
+    /// Fills the login form (the browser at it) and sends it.
+    async fn log_in(&self, name: &str, password: &str) {
+        self.c
+            .find(Locator::Id("name"))
+            .await
+            .unwrap()
+            .send_keys(name)
+            .await
+            .unwrap();
+        self.c
+            .find(Locator::Id("password"))
+            .await
+            .unwrap()
+            .send_keys(password)
+            .await
+            .unwrap();
+        self.click("form.card button[type=submit]").await;
+    }
     async fn go(&self, path: &str) {
         self.c
             .goto(&format!("{}{path}", self.base))
@@ -180,43 +220,13 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": browser.to_string_lossy(),
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1200,1000"],
-            }),
-        );
-        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", drv.port))
-            .await
-            .expect("a WebDriver session");
-        let b = Browser {
-            c,
-            base: format!("http://127.0.0.1:{}", d.api_port),
-            shots,
-        };
+        let b = Browser::open(&drv, &browser, d.api_port, shots).await;
 
         // Logged out: the console sends to its login form.
         b.go("/admin/").await;
         b.at("/admin/login").await;
         b.shot("01-login").await;
-        b.c.find(Locator::Id("name"))
-            .await
-            .unwrap()
-            .send_keys("ann")
-            .await
-            .unwrap();
-        b.c.find(Locator::Id("password"))
-            .await
-            .unwrap()
-            .send_keys(&pw)
-            .await
-            .unwrap();
-        b.click("form.card button[type=submit]").await;
+        b.log_in("ann", &pw).await;
 
         // The sources page shows the held batch.
         b.at("/admin/").await;
@@ -405,4 +415,39 @@ fn an_admin_approves_and_rolls_back_a_held_batch_in_chromium() {
         .history()
         .iter()
         .any(|(i, _, st)| *i == held && st == "rolled-back"));
+}
+
+/// A login lasts `session_secs` past its last use, in a real browser too: the cookie carried
+/// a Max-Age set at login, so Chromium dropped it `session_secs` after logging in however much
+/// the admin was using the console (found by an outside probe).
+#[test]
+fn a_login_lasts_while_it_is_used_in_chromium() {
+    let Some((drv, browser)) = driver() else {
+        return;
+    };
+    let (d, _applied, _held) = held_daemon("[console]\nenabled = true\nsession_secs = 3\n");
+    let pw = add_admin(&d, "ann", &[]);
+    let _run = d.start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let b = Browser::open(&drv, &browser, d.api_port, shots_dir()).await;
+        b.go("/admin/").await;
+        b.at("/admin/login").await;
+        b.log_in("ann", &pw).await;
+        b.at("/admin/").await;
+        // Used every second for twice its lifetime: still logged in.
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            b.go("/admin/").await;
+            assert_eq!(b.path().await, "/admin/", "sent to log in while in use");
+        }
+        // Unused for longer than its lifetime: logged out.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        b.go("/admin/").await;
+        b.at("/admin/login").await;
+        b.c.close().await.unwrap();
+    });
 }
