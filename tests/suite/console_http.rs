@@ -102,6 +102,16 @@ fn refusals_change_nothing_and_an_approval_is_recorded_and_mailed() {
     assert_eq!(r.status, 404);
     assert!(!o.get("/admin/access").body.contains("maplesis"));
     assert_eq!(fs::read(&accounts).unwrap(), before);
+    // Nor learn that it exists by adding one of that name to its own source: refused without
+    // saying why (found by an outside probe: "account maplesis already exists").
+    let r = o.post(
+        "/admin/access/add",
+        &[("csrf", &ot), ("name", "maplesis"), ("source", "oak")],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("cannot be used"), "{}", r.body);
+    assert!(!r.body.contains("exists"), "{}", r.body);
+    assert_eq!(fs::read(&accounts).unwrap(), before);
 
     // The approval: through the daemon's admin path, recorded with who and how, and mailed.
     let r = c.post(&approve, &[("csrf", &token)]);

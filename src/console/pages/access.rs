@@ -74,6 +74,9 @@ fn change_client(
             if !a.sees(source) || !c.backend().config().sources.contains_key(source) {
                 return Err(Refused::NotFound);
             }
+            if clients.get(&name).is_some() && !visible {
+                return Err(hidden_name(&name));
+            }
             let cr = clients
                 .add(&name, source, &[], false, false)
                 .map_err(|e| bad(&e))?;
@@ -312,6 +315,9 @@ fn change(
             if !a.sees(source) || !c.backend().config().sources.contains_key(source) {
                 return Err(Refused::NotFound);
             }
+            if accounts.accounts.contains_key(&name) && !visible(&accounts) {
+                return Err(hidden_name(&name));
+            }
             let pw = accounts.add(&name, source).map_err(|e| bad(&e))?;
             Outcome {
                 message: format!("Account {name} (source {source}) created."),
@@ -429,4 +435,12 @@ pub async fn act(
         p { a href=(c.at("access")) { "Back to access" } }
     };
     respond(StatusCode::OK, layout(&c, Some(&a), "Done", body))
+}
+
+/// The refusal of a name another source's account or client has. Names are one namespace over
+/// all sources, so the name must be refused; this says no more than that (not that it exists,
+/// nor whose it is), where "already exists" confirmed another source's vendor to an admin of
+/// one source (found by an outside probe).
+fn hidden_name(name: &str) -> Refused {
+    Refused::Forbidden(format!("the name {name} cannot be used: choose another").into())
 }

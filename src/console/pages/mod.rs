@@ -61,9 +61,30 @@ pub fn respond(status: StatusCode, page: Markup) -> Response {
                 "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'",
             ),
         ],
-        page.into_string(),
+        bidi_shown(page.into_string()),
     )
         .into_response()
+}
+
+/// The page with every bidirectional embedding, override and isolate character shown as an
+/// escape (`\u{202e}`), as `summary.txt` and the emails show them: an uploaded value holding
+/// one reversed the rest of its cell on screen, the console's own words included ("is not in
+/// locations.csv" read backwards; an account `ven\u{202e}dor` read "venrod"). HTML escaping
+/// does not touch them, and the templates hold none of their own.
+fn bidi_shown(page: String) -> String {
+    let is_bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !page.contains(is_bidi) {
+        return page;
+    }
+    let mut out = String::with_capacity(page.len() + 16);
+    for c in page.chars() {
+        if is_bidi(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub fn error_page(
@@ -109,4 +130,33 @@ pub fn login(c: &Console, status: StatusCode, token: &str, note: Option<&str>) -
 /// "2026-12-06 06:01" from Unix seconds (UTC).
 pub fn when(secs: u64) -> String {
     crate::store::views::fmt_time(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bidi_controls_from_uploads_are_shown_not_obeyed() {
+        let page = html! { td { "`L9\u{202e}fdp.ecioval` is not in locations.csv" } };
+        let r = respond(StatusCode::OK, page);
+        let body = futures_body(r);
+        assert!(
+            body.contains("`L9\\u{202e}fdp.ecioval` is not in locations.csv"),
+            "{body}"
+        );
+        assert!(!body.contains('\u{202e}'));
+        // Other text, right-to-left scripts included, is as it was.
+        assert_eq!(bidi_shown("שלום <b>".into()), "שלום <b>");
+    }
+
+    fn futures_body(r: Response) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = rt
+            .block_on(axum::body::to_bytes(r.into_body(), 1 << 20))
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
 }
