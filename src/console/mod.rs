@@ -112,7 +112,49 @@ pub fn router(console: Arc<Console>) -> Router {
             &r("batch/{id}/do/{verb}"),
             get(pages::batches::confirm).post(pages::batches::act),
         )
+        // Any other path under the console's is the console's to answer, not the API's.
+        .route(&r("{*rest}"), axum::routing::any(unknown))
+        .layer(axum::middleware::map_response_with_state(
+            console.clone(),
+            console_errors,
+        ))
         .with_state(console)
+}
+
+async fn unknown() -> StatusCode {
+    StatusCode::NOT_FOUND
+}
+
+/// A refusal the console's own code did not write (a path it does not have; an id that is no
+/// number or a query or form it cannot read, which axum's extractors answer in plain text
+/// naming Rust types) becomes a console page, with the console's headers: found by an outside
+/// probe, which got `Cannot parse "abc" to a u64` and the REST API's JSON 404 under `/admin/`.
+async fn console_errors(State(c): State<Arc<Console>>, resp: Response) -> Response {
+    let status = resp.status();
+    let html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if html || !status.is_client_error() {
+        return resp;
+    }
+    match status {
+        StatusCode::NOT_FOUND => Refused::NotFound.into_response(&c),
+        StatusCode::METHOD_NOT_ALLOWED => pages::error_page(
+            &c,
+            None,
+            status,
+            "Not allowed",
+            "This page cannot be asked for that way.",
+        ),
+        _ => pages::error_page(
+            &c,
+            None,
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "This address or form is not one the console understands.",
+        ),
+    }
 }
 
 async fn style() -> Response {

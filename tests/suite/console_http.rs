@@ -79,6 +79,30 @@ fn refusals_change_nothing_and_an_approval_is_recorded_and_mailed() {
     assert_eq!(c.post(&approve, &[("csrf", "not-the-token")]).status, 403);
     assert_eq!(state_of(&d, held), "held");
 
+    // Addresses the console does not have, or cannot read, get a console page with its
+    // headers, never a framework message or the REST API's JSON (found by an outside probe).
+    for (path, status) in [
+        ("/admin/batch/abc", 400),
+        ("/admin/batch/99999999999999999999", 400),
+        ("/admin/batches?page=2x", 400),
+        ("/admin/batchs", 404),
+        (&format!("/admin/batch/{held}/") as &str, 404),
+    ] {
+        let r = c.get(path);
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        assert!(r.body.contains("<!DOCTYPE html>"), "{path}: {}", r.body);
+        assert!(
+            !r.body.contains("u64") && !r.body.contains("imsx"),
+            "{path}: {}",
+            r.body
+        );
+        assert!(
+            r.header("content-security-policy")
+                .is_some_and(|v| v.contains("default-src 'none'")),
+            "{path}"
+        );
+    }
+
     // A restricted admin does not see another source's batch, nor act on it.
     let o = Client::new(d.api_port);
     assert_eq!(o.login("olga", &olga).status, 303);
