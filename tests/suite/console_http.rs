@@ -20,7 +20,7 @@ fn state_of(d: &Daemon, id: u64) -> String {
 
 #[test]
 fn refusals_change_nothing_and_an_approval_is_recorded_and_mailed() {
-    let (d, _applied, held) = held_daemon(CONSOLE);
+    let (d, applied, held) = held_daemon(CONSOLE);
     let ann = add_admin(&d, "ann", &[]);
     let olga = add_admin(&d, "olga", &["oak"]);
     d.cli_ok(&["account", "add", "maplesis", "--source", "maple"]);
@@ -137,10 +137,35 @@ fn refusals_change_nothing_and_an_approval_is_recorded_and_mailed() {
     assert!(!r.body.contains("exists"), "{}", r.body);
     assert_eq!(fs::read(&accounts).unwrap(), before);
 
+    // Only the source's last applied batch offers a rollback (every applied one did).
+    let rollback_link = |id: u64| format!("/admin/batch/{id}/do/rollback");
+    assert!(c
+        .get(&format!("/admin/batch/{applied}"))
+        .body
+        .contains(&rollback_link(applied)));
+
     // The approval: through the daemon's admin path, recorded with who and how, and mailed.
     let r = c.post(&approve, &[("csrf", &token)]);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(state_of(&d, held), "applied");
+    // Back to its confirmation page: nothing to confirm now, said (it asked again).
+    let again = c.get(&approve);
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(
+        again.body.contains("cannot be approved now"),
+        "{}",
+        again.body
+    );
+    // The batch before it is no longer the last applied: no rollback offered or confirmed.
+    assert!(!c
+        .get(&format!("/admin/batch/{applied}"))
+        .body
+        .contains(&rollback_link(applied)));
+    assert_eq!(c.get(&rollback_link(applied)).status, 409);
+    assert!(c
+        .get(&format!("/admin/batch/{held}"))
+        .body
+        .contains(&rollback_link(held)));
     let show = d.cli_ok(&["show", &held.to_string()]);
     assert!(
         show.contains("decided approved by ann from the web console"),

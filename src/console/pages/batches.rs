@@ -176,6 +176,35 @@ async fn visible_batch(c: &Console, a: &Admin, id: u64) -> Result<Batch, Refused
     }
 }
 
+/// What may be done to batch `b` now, with the buttons' words: a held batch approved or
+/// discarded; the source's last applied batch rolled back (the only one `rollback` takes,
+/// unless it is itself a rollback). The batch page offers these and no others, and the
+/// confirmation page asks only for these (it offered "Roll back" on every applied batch, and
+/// confirmed approving one already applied, found by an outside probe; the store refused).
+async fn verbs_of(c: &Console, b: &Batch) -> Result<Vec<(&'static str, &'static str)>, Refused> {
+    Ok(match b.state {
+        BatchState::Held => vec![("approve", "Approve…"), ("discard", "Discard…")],
+        BatchState::Applied if b.rollback_of.is_none() => {
+            let (backend, source) = (c.backend().clone(), b.source.clone());
+            let last = blocking(move || {
+                let store = backend
+                    .store()
+                    .map_err(|e| Refused::Internal(e.to_string()))?;
+                store
+                    .last_applied(&source)
+                    .map_err(|e| Refused::Internal(e.to_string()))
+            })
+            .await?;
+            if last == Some(b.id) {
+                vec![("rollback", "Roll back…")]
+            } else {
+                vec![]
+            }
+        }
+        _ => vec![],
+    })
+}
+
 /// The logged-in admin of a request and batch `id`, if it is one of theirs.
 async fn admin_and_batch(
     c: &Console,
@@ -338,10 +367,9 @@ pub async fn batch(
     };
     let (present, problems, has_upload) = got;
     let here = c.at(&format!("batch/{}", b.id));
-    let verbs: Vec<(&str, &str)> = match b.state {
-        BatchState::Held => vec![("approve", "Approve…"), ("discard", "Discard…")],
-        BatchState::Applied if b.rollback_of.is_none() => vec![("rollback", "Roll back…")],
-        _ => vec![],
+    let verbs = match verbs_of(&c, &b).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(&c),
     };
     let page_link = |p: usize| {
         let mut s = form_urlencoded::Serializer::new(String::new());
@@ -577,6 +605,22 @@ pub async fn confirm(
         return Refused::NotFound.into_response(&c);
     }
     let here = c.at(&format!("batch/{id}"));
+    let verbs = match verbs_of(&c, &b).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(&c),
+    };
+    if !verbs.iter().any(|(v, _)| *v == verb) {
+        // Back after an approval, a stale link, another admin first: nothing to confirm.
+        let title = format!("Batch {id} is {}", b.state.label());
+        let body = html! {
+            p.notice role="alert" {
+                "Batch " (id) " of " (b.source) " is " (b.state.label()) ": it cannot be "
+                (past_of(&verb)) " now."
+            }
+            p { a href=(here) { "Open batch " (id) } }
+        };
+        return respond(StatusCode::CONFLICT, layout(&c, Some(&a), &title, body));
+    }
     let title = format!("{}{} batch {id}?", verb[..1].to_uppercase(), &verb[1..]);
     let body = html! {
         p.lead { (consequence(&verb, &b)) }
@@ -629,4 +673,14 @@ pub async fn act(
         StatusCode::CONFLICT
     };
     respond(status, layout(&c, Some(&a), title, body))
+}
+
+/// A verb's past participle, for "it cannot be approved now".
+fn past_of(verb: &str) -> &'static str {
+    match verb {
+        "approve" => "approved",
+        "discard" => "discarded",
+        "rollback" => "rolled back",
+        _ => "changed",
+    }
 }
