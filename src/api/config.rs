@@ -46,6 +46,11 @@ pub struct ApiConfig {
     /// Seconds a connection may take to send a request's headers (a kept-alive one: from the
     /// end of its last answer); then it is closed. Default 20.
     pub header_timeout_secs: u64,
+    /// Reverse proxies (exact addresses) whose `X-Forwarded-For` names the client: a request
+    /// from one of them is taken as from the last address in that header that is not itself a
+    /// trusted proxy, for the defender, the rate limit, the console's logins and the logs.
+    /// Default empty: the header is never read.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ApiConfig {
@@ -67,6 +72,7 @@ impl Default for ApiConfig {
             max_connections: 256,
             max_connections_per_host: 64,
             header_timeout_secs: 20,
+            trusted_proxies: Vec::new(),
         }
     }
 }

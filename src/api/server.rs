@@ -94,8 +94,54 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.cfg.limits();
-    let app = router(state).merge(extra);
+    let trusted: Arc<[IpAddr]> = state.cfg.trusted_proxies.clone().into();
+    let mut app = router(state).merge(extra);
+    if !trusted.is_empty() {
+        app = app.layer(axum::middleware::map_request(
+            move |mut req: axum::extract::Request| {
+                let trusted = trusted.clone();
+                async move {
+                    forwarded_client(&mut req, &trusted);
+                    req
+                }
+            },
+        ));
+    }
     crate::api::listen::serve(listener, app, tls, limits, shutdown).await
+}
+
+/// Behind a trusted reverse proxy, the request's peer becomes the client its
+/// `X-Forwarded-For` names: the last address in it that is not itself a trusted proxy. A
+/// request from any other peer, or whose header cannot be read there, keeps its peer (the
+/// header is the client's to write, so only what a trusted proxy appended counts).
+fn forwarded_client(req: &mut axum::extract::Request, trusted: &[IpAddr]) {
+    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        return;
+    };
+    if !trusted.contains(&peer.ip()) {
+        return;
+    }
+    let hops = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("").split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        let ip = hop
+            .parse::<IpAddr>()
+            .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()));
+        match ip {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => {
+                req.extensions_mut()
+                    .insert(ConnectInfo(SocketAddr::new(ip, peer.port())));
+                return;
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 async fn token(
@@ -322,4 +368,66 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
     let mut r = Response::new(Body::from(text));
     *r.status_mut() = status;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_of(peer: &str, xff: &[&str], trusted: &[&str]) -> IpAddr {
+        let mut req = axum::extract::Request::new(Body::empty());
+        let peer: SocketAddr = peer.parse().unwrap();
+        req.extensions_mut().insert(ConnectInfo(peer));
+        for v in xff {
+            req.headers_mut()
+                .append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        let trusted: Vec<IpAddr> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        forwarded_client(&mut req, &trusted);
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .unwrap()
+            .0
+            .ip()
+    }
+
+    /// Only a trusted proxy's header counts, and only what it appended: an address a client
+    /// wrote into the header itself is ahead of it, and never taken.
+    #[test]
+    fn the_client_is_the_last_address_a_trusted_proxy_saw() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let proxy = "10.0.0.1:40000";
+        assert_eq!(
+            client_of(proxy, &["203.0.113.9"], &["10.0.0.1"]),
+            ip("203.0.113.9")
+        );
+        // A client's own header value is before the address the proxy saw.
+        assert_eq!(
+            client_of(proxy, &["1.2.3.4, 203.0.113.9"], &["10.0.0.1"]),
+            ip("203.0.113.9")
+        );
+        // Two proxies, two header lines; brackets and ports.
+        assert_eq!(
+            client_of(
+                proxy,
+                &["203.0.113.9", "10.0.0.2"],
+                &["10.0.0.1", "10.0.0.2"]
+            ),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_of(proxy, &["[2001:db8::1]:443"], &["10.0.0.1"]),
+            ip("2001:db8::1")
+        );
+        // Not from a trusted proxy, or a header it cannot read: the peer.
+        assert_eq!(
+            client_of("198.51.100.7:1", &["203.0.113.9"], &["10.0.0.1"]),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_of(proxy, &["unknown"], &["10.0.0.1"]),
+            ip("10.0.0.1")
+        );
+        assert_eq!(client_of(proxy, &[], &["10.0.0.1"]), ip("10.0.0.1"));
+    }
 }

@@ -725,3 +725,64 @@ fn an_apple_source_without_a_school_year_is_served_with_a_warning() {
     );
     assert!(!log.contains("[sources.valley.apple.school_year]"), "{log}");
 }
+
+/// Behind a reverse proxy named in `api.trusted_proxies`, the defender bans the client the
+/// proxy saw, not the proxy: without it, a few bad logins from anyone banned every admin and
+/// API client behind the proxy (found by an outside probe). curl plays the proxy's part.
+#[test]
+fn behind_a_trusted_proxy_the_client_is_banned_not_the_proxy() {
+    let d = Daemon::with_api(
+        &format!("{SOURCES}\n[sftp.defender]\nthreshold = 4\n"),
+        "trusted_proxies = [\"127.0.0.1\"]\n",
+    );
+    d.cli_ok(&[
+        "ingest",
+        sample("oneroster").to_str().unwrap(),
+        "--source",
+        "north",
+    ]);
+    let (id, secret) = add_client(&d, "lms", "north", &[]);
+    let _run = d.start();
+    let api = Api::new(d.api_port);
+    api.token(&id, &secret);
+    let token_status = |client: Option<&str>, user: &str| -> String {
+        let mut args = vec![
+            "-s".to_string(),
+            "-o".into(),
+            "/dev/null".into(),
+            "-w".into(),
+            "%{http_code}".into(),
+            "-u".into(),
+            user.to_string(),
+            "-d".into(),
+            "grant_type=client_credentials".into(),
+        ];
+        if let Some(c) = client {
+            args.extend(["-H".into(), format!("X-Forwarded-For: {c}")]);
+        }
+        args.push(format!("http://127.0.0.1:{}/oauth/token", d.api_port));
+        let out = std::process::Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let good = format!("{id}:{secret}");
+    // An unknown client id scores 2: two tries reach the threshold of 4.
+    for _ in 0..2 {
+        assert_eq!(token_status(Some("203.0.113.9"), "nobody:wrong"), "401");
+    }
+    assert_eq!(
+        token_status(Some("203.0.113.9"), &good),
+        "429",
+        "the client is banned"
+    );
+    // Another client behind the same proxy, and the proxy itself, are not.
+    assert_eq!(token_status(Some("203.0.113.10"), &good), "200");
+    assert_eq!(token_status(None, &good), "200");
+    // A client cannot unban itself by writing the header: the proxy's address is the last.
+    assert_eq!(
+        token_status(Some("198.51.100.1, 203.0.113.9"), &good),
+        "429"
+    );
+}
