@@ -162,24 +162,37 @@ mod tests {
         read.ok().map(|_| got)
     }
 
+    /// A server answering `hello` at `/` within `limits` on a free port, its stop switch and
+    /// its task.
+    async fn started(
+        limits: Limits,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, app, None, limits, async move {
+            let _ = stopped.await;
+        }));
+        (addr, stop, server)
+    }
+
     /// A peer that sends nothing, or stops in the middle of its headers, or is kept alive
     /// after an answer and sends nothing more, is closed after the header timeout; an address
     /// holds at most its share of connections, and the server at most its cap; a request
     /// still gets its answer throughout.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn idle_and_slow_peers_are_closed_and_capped() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = Router::new().route("/", axum::routing::get(|| async { "hello" }));
-        let limits = Limits {
+        let (addr, stop, server) = started(Limits {
             max_connections: 4,
             max_per_host: 3,
             header_timeout: Duration::from_secs(1),
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, app, None, limits, async move {
-            let _ = stopped.await;
-        }));
+        })
+        .await;
 
         let mut silent = TcpStream::connect(addr).await.unwrap();
         let mut partial = TcpStream::connect(addr).await.unwrap();
@@ -230,18 +243,12 @@ mod tests {
     /// connection ends.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn at_the_cap_a_connection_waits_for_a_slot() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = Router::new().route("/", axum::routing::get(|| async { "hello" }));
-        let limits = Limits {
+        let (addr, stop, server) = started(Limits {
             max_connections: 2,
             max_per_host: 10,
             header_timeout: Duration::from_secs(2),
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, app, None, limits, async move {
-            let _ = stopped.await;
-        }));
+        })
+        .await;
         let _a = TcpStream::connect(addr).await.unwrap();
         let _b = TcpStream::connect(addr).await.unwrap();
         let mut c = TcpStream::connect(addr).await.unwrap();
