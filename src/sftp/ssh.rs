@@ -407,6 +407,7 @@ async fn channel_task(
     mut ctl: mpsc::Receiver<Option<SessionCtx>>,
     idle: Duration,
     _slot: ChannelSlot,
+    handle: russh::server::Handle,
 ) {
     loop {
         let msg = match tokio::time::timeout(idle, ch.wait()).await {
@@ -420,7 +421,17 @@ async fn channel_task(
         if let russh::ChannelMsg::RequestSubsystem { .. } = msg {
             match ctl.recv().await {
                 Some(Some(ctx)) => {
-                    session::run(ch.into_stream(), session::Session::new(ctx)).await;
+                    let id = ch.id();
+                    let mut stream = ch.into_stream();
+                    session::run(&mut stream, session::Session::new(ctx)).await;
+                    // The subsystem ended: its exit status before the channel closes (RFC
+                    // 4254 6.10), as sshd sends when sftp-server exits. OpenSSH 9's scp, which
+                    // speaks SFTP, takes ssh's status as its own: without one it reported
+                    // every upload as failed (found by an outside probe). The stream is
+                    // dropped after, which closes the channel.
+                    let _ = handle.exit_status_request(id, 0).await;
+                    let _ = handle.eof(id).await;
+                    drop(stream);
                     return;
                 }
                 Some(None) => continue,
@@ -648,7 +659,7 @@ impl russh::server::Handler for Conn {
         &mut self,
         channel: Channel<Msg>,
         reply: russh::server::ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
         if self.user.is_none() {
             reply
@@ -673,6 +684,7 @@ impl russh::server::Handler for Conn {
             rx,
             Duration::from_secs(self.shared.cfg.idle_timeout_secs),
             slot,
+            session.handle(),
         ));
         reply.accept().await;
         Ok(())

@@ -443,3 +443,39 @@ fn legacy_setting_turns_sha1_on() {
         assert!(out.status.success(), "{opts:?}: {}", text(&out));
     }
 }
+
+/// OpenSSH 9's `scp` speaks SFTP and takes ssh's exit status as its own: the server sends the
+/// subsystem's exit status (0) before closing the channel, as sshd does, or every successful
+/// upload was reported as failed (exit 1; found by an outside probe).
+#[test]
+fn scp_uploads_and_exits_zero() {
+    let env = Env::new("", "");
+    env.add_account("vendor", "district");
+    let key = env.add_key("vendor");
+    let _srv = env.start();
+    let data = write_file(&env.dir.path().join("students.csv"), 50_000);
+    let out = env.scp_key(
+        "vendor",
+        &key,
+        &env.dir.path().join("students.csv"),
+        "students.csv",
+    );
+    assert!(
+        out.status.success(),
+        "scp exit {:?}: {}",
+        out.status,
+        text(&out)
+    );
+    assert_eq!(
+        fs::read(env.drop_dir("vendor").join("students.csv")).unwrap(),
+        data
+    );
+    // sftp itself sees the status too (it ignored its absence, but ssh reported -1).
+    let out = env.sftp_key("vendor", &key, "ls\n", &["-v"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Exit status 0"),
+        "no exit status: {}",
+        text(&out)
+    );
+}

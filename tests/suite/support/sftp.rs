@@ -183,6 +183,22 @@ impl Env {
         run_with_stdin(cmd, batch)
     }
 
+    /// OpenSSH's `scp` (SFTP mode, the default since OpenSSH 9) of `local` to `remote` with a
+    /// key.
+    pub fn scp_key(&self, user: &str, key: &Path, local: &Path, remote: &str) -> Output {
+        let mut cmd = Command::new("timeout");
+        cmd.arg(CLIENT_TIMEOUT_SECS)
+            .arg("scp")
+            .args(self.ssh_opts())
+            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
+            .arg("-i")
+            .arg(key)
+            .arg(local)
+            .arg(format!("{user}@127.0.0.1:{remote}"))
+            .current_dir(self.dir.path());
+        run_with_stdin(cmd, "")
+    }
+
     /// `sftp` with a password given through SSH_ASKPASS; `method` is `password` or
     /// `keyboard-interactive`. Commands go on stdin (`-b` would imply BatchMode).
     pub fn sftp_password(
