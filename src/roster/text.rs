@@ -76,7 +76,7 @@ fn escape_upto(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
 
 /// A character that shows as itself on one line: no control characters (line breaks, escape
 /// sequences) and no invisible format characters that reorder or hide text.
-fn is_plain(c: char) -> bool {
+pub fn is_plain(c: char) -> bool {
     !c.is_control()
         && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }

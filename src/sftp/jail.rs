@@ -81,7 +81,10 @@ pub fn normalize(path: &str) -> Result<Vec<String>, Fail> {
                 if name.len() > MAX_NAME {
                     return Err(Fail::failure("name too long"));
                 }
-                if name.chars().any(|c| c.is_control()) {
+                // Control characters, and the invisible ones that break or reorder a line
+                // (U+2028, bidi overrides): a name is logged, mailed and shown, and such a
+                // name forged log lines and reversed how it read (found by an outside probe).
+                if !name.chars().all(crate::roster::text::is_plain) {
                     return Err(Fail::failure("invalid character in name"));
                 }
                 out.push(name.to_owned());
@@ -361,6 +364,20 @@ mod tests {
         assert!(normalize("a\0b").is_err());
         assert!(normalize("a\nb").is_err());
         assert!(normalize(&"x".repeat(300)).is_err());
+        // A line separator forged a log line; a bidi override reversed a name as shown.
+        for name in [
+            "a\u{2028}INFO login",
+            "invoice\u{202e}fdp.csv",
+            "a\u{2066}b",
+            "\u{feff}x",
+        ] {
+            assert!(normalize(name).is_err(), "{name:?}");
+        }
+        // Other scripts are names like any.
+        assert_eq!(
+            normalize("élèves/שלום.csv").unwrap(),
+            vec!["élèves", "שלום.csv"]
+        );
     }
 
     #[test]
