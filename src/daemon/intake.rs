@@ -317,8 +317,10 @@ fn scan_at(
     let mut zips = Vec::new();
     for f in files {
         if is_partial_name(&f.name) {
-            // An upload in progress blocks the loose set until it finishes or goes stale.
-            writing |= cx.age(&f.path, f.mtime) < rules.quiet;
+            // An upload in progress blocks the loose set until it finishes or goes stale: one
+            // written within the quiet period, or one its writer has not closed however long
+            // it stalled (as in a folder, where such a file holds its marker back).
+            writing |= cx.age(&f.path, f.mtime) < rules.quiet || !cx.not_being_written(&f);
         } else if is_ready_marker(&f.name) {
             ready_markers.push(f.path);
         } else if let Some(stem) = done_stem(&f.name) {
@@ -558,6 +560,26 @@ mod tests {
         assert!(scan_at(d.path(), &t, RULES, now, SystemTime::now())
             .unwrap()
             .is_empty());
+        // ... even one whose upload stalled for longer than the quiet period: its writer has
+        // not closed it (found by an outside probe: a stalled upload at the top let READY
+        // take the set without it, as a folder did not).
+        t.touched(&d.path().join("courses.csv.filepart"), now);
+        let later = Duration::from_secs(600);
+        assert!(
+            scan_at(d.path(), &t, RULES, now + later, SystemTime::now() + later)
+                .unwrap()
+                .is_empty()
+        );
+        // Closed (renamed into place), the set goes with the marker.
+        fs::rename(
+            d.path().join("courses.csv.filepart"),
+            d.path().join("courses.csv"),
+        )
+        .unwrap();
+        t.finished(&d.path().join("courses.csv"), now + later);
+        let r = scan_at(d.path(), &t, RULES, now + later, SystemTime::now() + later).unwrap();
+        assert_eq!(r[0].why, "marker");
+        assert_eq!(r[0].files.len(), 3);
     }
 
     #[test]
