@@ -143,7 +143,13 @@ pub struct Session {
     /// A refused open is logged once per session (a client looping on it must not flood the log).
     open_refusal_logged: bool,
     utf8_refusal_logged: bool,
+    /// What this session delivered lately ([`Session::delivered`]).
+    recent: std::collections::VecDeque<(String, FileAttributes, std::time::Instant)>,
 }
+
+/// Delivered files remembered per session, and for how long.
+const RECENT_FILES: usize = 32;
+const RECENT_FOR: Duration = Duration::from_secs(30);
 
 const DIR_CHUNK: usize = 100;
 const MAX_DIR_ENTRIES: usize = 10_000;
@@ -235,7 +241,36 @@ impl Session {
             initialized: false,
             open_refusal_logged: false,
             utf8_refusal_logged: false,
+            recent: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Remembers a file this session delivered (`vpath` as [`display`] shows it), as it was
+    /// when delivered.
+    fn remember(&mut self, vpath: &str, md: &fs::Metadata) {
+        let now = std::time::Instant::now();
+        self.recent
+            .retain(|(p, _, at)| p != vpath && now.duration_since(*at) < RECENT_FOR);
+        if self.recent.len() >= RECENT_FILES {
+            self.recent.pop_front();
+        }
+        self.recent
+            .push_back((vpath.to_owned(), attrs(md, false), now));
+    }
+
+    /// A file this session delivered within [`RECENT_FOR`] that is no longer there: the
+    /// intake takes a whole zip within milliseconds, before the client's next request, and
+    /// clients stat what they just wrote (paramiko's and pysftp's `put()` to confirm its size)
+    /// or set its times (WinSCP). They are answered as it was when delivered, instead of "no
+    /// such file" for an upload that succeeded (found by an outside probe).
+    fn delivered(&self, t: &Target) -> Option<FileAttributes> {
+        let Target::Drop(c) = t else { return None };
+        let v = display(c);
+        self.recent
+            .iter()
+            .rev()
+            .find(|(p, _, at)| *p == v && at.elapsed() < RECENT_FOR)
+            .map(|(_, a, _)| a.clone())
     }
 
     /// Takes a handle slot before anything is opened: at most `max_handles` in this session,
@@ -399,7 +434,10 @@ impl Session {
 
     fn stat_path(&self, path: &str) -> Result<FileAttributes, Fail> {
         let t = self.ctx.jail.classify(path)?;
-        self.ctx.jail.stat(&t)
+        match self.ctx.jail.stat(&t) {
+            Err(f) if f.0 == StatusCode::NoSuchFile => self.delivered(&t).ok_or(f),
+            r => r,
+        }
     }
 
     fn open(&mut self, path: &str, flags: OpenFlags) -> Result<String, Fail> {
@@ -664,6 +702,9 @@ impl Session {
         let name = up.vpath.rsplit('/').next().unwrap_or("");
         tracing::info!(account = %self.ctx.account, source = %self.ctx.source, addr = %self.ctx.peer, path = %up.vpath, bytes = up.size, "SFTP upload complete");
         if !is_partial_name(name) {
+            if let Ok(md) = fs::metadata(&up.dest) {
+                self.remember(&up.vpath, &md);
+            }
             self.announce(&up.vpath, up.dest.clone(), up.size).await;
         }
         Ok(())
@@ -705,12 +746,21 @@ impl Session {
     }
 
     fn setstat(&self, path: &str, a: &FileAttributes) -> Result<(), Fail> {
-        match self.ctx.jail.classify(path)? {
+        let target = self.ctx.jail.classify(path)?;
+        match &target {
             Target::Root => Ok(()),
             Target::ReportsRoot | Target::Report(_) => Err(Fail::denied("reports/ is read-only")),
             Target::Drop(c) => {
-                let p = self.ctx.jail.drop_path(&c)?;
-                let md = Jail::lstat(&p)?;
+                let p = self.ctx.jail.drop_path(c)?;
+                let md = match Jail::lstat(&p) {
+                    // Taken already: its times are the upload's business no more.
+                    Err(f)
+                        if f.0 == StatusCode::NoSuchFile && self.delivered(&target).is_some() =>
+                    {
+                        return Ok(())
+                    }
+                    r => r?,
+                };
                 if let (Some(at), Some(mt), true) = (a.atime, a.mtime, md.is_file()) {
                     let f = fs::OpenOptions::new()
                         .write(true)
@@ -898,6 +948,7 @@ impl Session {
         tracing::info!(account = %self.ctx.account, addr = %self.ctx.peer, from = %ov, to = %nv, "SFTP rename");
         let name = nc.last().map(String::as_str).unwrap_or("");
         if md.is_file() && !is_partial_name(name) {
+            self.remember(&nv, &md);
             self.announce(&nv, np, md.len()).await;
         }
         Ok(())

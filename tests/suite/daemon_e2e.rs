@@ -679,3 +679,68 @@ fn a_reload_takes_uploads_that_waited_for_their_source_at_once() {
         t.elapsed()
     );
 }
+
+/// A zip is taken within milliseconds of its close, before the client's next request; what
+/// clients send next about the file they just wrote (paramiko's and pysftp's `put()` stat it
+/// to confirm its size, WinSCP sets its times) is answered as it was when delivered, not "no
+/// such file" for an upload that succeeded (found by an outside probe: `put()` failed 6 of 6).
+#[test]
+fn a_zip_taken_at_once_still_answers_its_uploader() {
+    if !crate::sftp_other_clients::have_paramiko() {
+        println!("SKIP a_zip_taken_at_once_still_answers_its_uploader: paramiko not installed");
+        return;
+    }
+    let d = Daemon::new(MAPLE, 30);
+    let key = d.account("maplesis", "maple");
+    let _srv = d.start();
+    let zip = d.dir.path().join("roster.zip");
+    zip_dir(&sample("apple"), &zip, None);
+    let script = d.dir.path().join("client.py");
+    fs::write(
+        &script,
+        r#"
+import sys, os, time, paramiko
+port, keyfile, local = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+t = paramiko.Transport(("127.0.0.1", port)); t.connect()
+t.auth_publickey("maplesis", paramiko.Ed25519Key.from_private_key_file(keyfile))
+s = paramiko.SFTPClient.from_transport(t)
+s.put(local, "nightly.zip", confirm=False)
+# Wait until the intake has taken it, then ask about it as clients do.
+for _ in range(200):
+    if "nightly.zip" not in s.listdir("/"):
+        break
+    time.sleep(0.05)
+else:
+    print("never taken"); sys.exit(1)
+st = s.stat("nightly.zip")
+assert st.st_size == os.path.getsize(local), (st.st_size, os.path.getsize(local))
+s.utime("nightly.zip", (1600000000, 1600000000))
+# put() with its default confirmation, of the same bytes again.
+s.put(local, "again.zip")
+# A name it never delivered is still unknown.
+try:
+    s.stat("other.zip"); print("other.zip answered"); sys.exit(1)
+except FileNotFoundError:
+    pass
+t.close()
+print("PARAMIKO-OK")
+"#,
+    )
+    .unwrap();
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg("python3")
+        .arg(&script)
+        .arg(d.port.to_string())
+        .arg(&key)
+        .arg(&zip)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PARAMIKO-OK"),
+        "{}",
+        text(&out)
+    );
+    let done = d.wait_batches("maple", 2, 30);
+    assert_eq!(done[0].1, "applied");
+}

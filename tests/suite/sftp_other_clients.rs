@@ -19,7 +19,7 @@ fn curl_has_sftp() -> bool {
         .unwrap_or(false)
 }
 
-fn have_paramiko() -> bool {
+pub(crate) fn have_paramiko() -> bool {
     Command::new("python3")
         .args(["-c", "import paramiko"])
         .output()
