@@ -695,10 +695,18 @@ fn a_zip_taken_at_once_still_answers_its_uploader() {
     let _srv = d.start();
     let zip = d.dir.path().join("roster.zip");
     zip_dir(&sample("apple"), &zip, None);
-    let script = d.dir.path().join("client.py");
-    fs::write(
-        &script,
-        r#"
+    let port = d.port.to_string();
+    crate::sftp_other_clients::run_paramiko(
+        d.dir.path(),
+        TAKEN_ZIP_CLIENT,
+        &[port.as_ref(), key.as_os_str(), zip.as_os_str()],
+    );
+    let done = d.wait_batches("maple", 2, 30);
+    assert_eq!(done[0].1, "applied");
+}
+
+/// The paramiko client of `a_zip_taken_at_once_still_answers_its_uploader`: port, key, zip.
+const TAKEN_ZIP_CLIENT: &str = r#"
 import sys, os, time, paramiko
 port, keyfile, local = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 t = paramiko.Transport(("127.0.0.1", port)); t.connect()
@@ -724,23 +732,4 @@ except FileNotFoundError:
     pass
 t.close()
 print("PARAMIKO-OK")
-"#,
-    )
-    .unwrap();
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg("python3")
-        .arg(&script)
-        .arg(d.port.to_string())
-        .arg(&key)
-        .arg(&zip)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PARAMIKO-OK"),
-        "{}",
-        text(&out)
-    );
-    let done = d.wait_batches("maple", 2, 30);
-    assert_eq!(done[0].1, "applied");
-}
+"#;

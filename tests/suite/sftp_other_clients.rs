@@ -19,6 +19,25 @@ fn curl_has_sftp() -> bool {
         .unwrap_or(false)
 }
 
+/// Writes `script` (a paramiko client) to `dir` and runs it with `args`; asserts it finished and
+/// printed `PARAMIKO-OK`.
+pub(crate) fn run_paramiko(dir: &std::path::Path, script: &str, args: &[&std::ffi::OsStr]) {
+    let file = dir.join(format!("client-{}.py", rand_tag()));
+    fs::write(&file, script).unwrap();
+    let out = Command::new("timeout")
+        .arg(CLIENT_TIMEOUT_SECS)
+        .arg("python3")
+        .arg(&file)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PARAMIKO-OK"),
+        "{}",
+        text(&out)
+    );
+}
+
 pub(crate) fn have_paramiko() -> bool {
     Command::new("python3")
         .args(["-c", "import paramiko"])
@@ -169,21 +188,19 @@ fn paramiko_password_kbdint_key_and_filepart_rename() {
     let key = env.add_key("vendor");
     let _srv = env.start();
     let data = write_file(&env.dir.path().join("bundle.zip"), 150_000);
-    let script = env.dir.path().join("client.py");
-    fs::write(&script, PARAMIKO_SCRIPT).unwrap();
-    let out = Command::new("timeout")
-        .arg(CLIENT_TIMEOUT_SECS)
-        .arg("python3")
-        .arg(&script)
-        .args(["127.0.0.1", &env.port.to_string(), "vendor", &pw])
-        .arg(&key)
-        .arg(env.dir.path().join("bundle.zip"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("PARAMIKO-OK"),
-        "{}",
-        text(&out)
+    let port = env.port.to_string();
+    let local = env.dir.path().join("bundle.zip");
+    run_paramiko(
+        env.dir.path(),
+        PARAMIKO_SCRIPT,
+        &[
+            "127.0.0.1".as_ref(),
+            port.as_ref(),
+            "vendor".as_ref(),
+            pw.as_ref(),
+            key.as_os_str(),
+            local.as_os_str(),
+        ],
     );
     let drop = env.drop_dir("vendor");
     assert_eq!(listing(&drop), vec!["bundle.zip", "kbd.csv", "key.csv"]);
