@@ -109,18 +109,16 @@ pub async fn serve(
             tracing::debug!(peer = %peer.ip(), "API connection refused: the address holds its share");
             continue;
         };
-        let app = router
-            .clone()
-            .layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
+        let app = router.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
             let _held = (permit, slot);
             match tls {
-                None => serve_connection(tcp, app, limits, watcher).await,
+                None => serve_connection(tcp, peer, app, limits, watcher).await,
                 Some(acceptor) => {
                     if let Ok(Ok(s)) = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
-                        serve_connection(s, app, limits, watcher).await;
+                        serve_connection(s, peer, app, limits, watcher).await;
                     }
                 }
             }
@@ -131,16 +129,22 @@ pub async fn serve(
     Ok(())
 }
 
-/// HTTP/1 over one connection, its header timeout in force, until it closes or the server
-/// stops.
+/// HTTP/1 over one connection from `peer`, its header timeout in force, until it closes or
+/// the server stops. Each request carries the peer as axum's `ConnectInfo`.
 async fn serve_connection<S>(
     io: S,
+    peer: SocketAddr,
     app: Router,
     limits: Limits,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    use tower::ServiceExt as _;
+    let app = app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req
+    });
     let svc = hyper_util::service::TowerToHyperService::new(app);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
