@@ -390,7 +390,7 @@ pub fn call_daemon(
     let mut line = serde_json::to_vec(req).map_err(|e| AdminError::Protocol(e.to_string()))?;
     line.push(b'\n');
     s.write_all(&line).map_err(io)?;
-    let mut r = BufReader::new(s);
+    let mut r = BufReader::with_capacity(1 << 20, s);
     let mut head = String::new();
     r.read_line(&mut head).map_err(io)?;
     let reply: Reply =
@@ -410,8 +410,10 @@ pub fn call_daemon(
             .file_name()
             .ok_or_else(|| AdminError::Protocol(format!("bad file name `{}`", f.name)))?;
         let p = out.join(name);
-        let mut file = std::fs::File::create(&p).map_err(crate::fsutil::at(&p))?;
+        let file = std::fs::File::create(&p).map_err(crate::fsutil::at(&p))?;
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
         let n = std::io::copy(&mut (&mut r).take(f.len), &mut file).map_err(io)?;
+        file.flush().map_err(crate::fsutil::at(&p))?;
         if n != f.len {
             return Err(AdminError::Protocol(format!("{} cut short", f.name)));
         }

