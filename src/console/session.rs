@@ -37,10 +37,6 @@ impl Sessions {
         }
     }
 
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// A new session for `user` (whose password hash is `hash`): its id (the cookie's value)
     /// and the session.
     pub fn create_for(&self, user: &str, hash: &str) -> (String, Session) {
