@@ -102,6 +102,7 @@ pub fn ingest_arrival(
             v.load_persons();
             tracing::debug!(ms = t.elapsed().as_millis() as u64, "stored persons loaded");
         });
+        let _checking = view.checking();
         match upload_name {
             Some(n) => crate::roster::check::check_named(path, n, &settings, &view),
             None => check(path, &settings, &view),

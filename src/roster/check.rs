@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::roster::bundle::{Bundle, BundleError};
-use crate::roster::engine::{self, External, Outcome, Settings, Verdict, Work};
+use crate::roster::engine::{self, External, Outcome, Settings, StoredPerson, Verdict, Work};
 use crate::roster::findings::{Action, Finding, Rule};
 use crate::roster::schema::Schema;
 
@@ -44,6 +44,15 @@ pub fn check_named(
     }
     let started = std::time::Instant::now();
     let schema = Schema::for_format(bundle.format);
+    // Before the parse: the store reads the stored persons the check will ask about on a
+    // thread of its own meanwhile.
+    let bulk: Vec<&str> = bundle
+        .entries
+        .iter()
+        .filter(|e| e.mode == crate::roster::bundle::Mode::Bulk)
+        .map(|e| e.table)
+        .collect();
+    ext.persons_asked(&engine::persons_asked(&schema, &bulk));
     // Per file: parse, bind, validate and index, in parallel across files.
     let mut schedule: Vec<usize> = (0..bundle.entries.len()).collect();
     schedule.sort_by_key(|&i| std::cmp::Reverse(bundle.entries[i].size));
@@ -179,8 +188,14 @@ impl External for Unreadable<'_> {
         }
         self.inner.has_id(table, id)
     }
-    fn person_with_key(&self, key: &str) -> Option<&str> {
+    fn person_with_key(&self, key: &str) -> Option<StoredPerson<'_>> {
         self.inner.person_with_key(key)
+    }
+    fn person_key_of(&self, table: &str, id: &str) -> Option<String> {
+        self.inner.person_key_of(table, id)
+    }
+    fn persons_asked(&self, tables: &[&'static str]) {
+        self.inner.persons_asked(tables)
     }
 }
 

@@ -1398,7 +1398,22 @@ mod tests {
         assert_eq!(c.batch.state, BatchState::Applied, "{:?}", c.batch.reason);
         let key = crate::roster::engine::person_key("Ana", "Abbott", "ana@example.org").unwrap();
         let view = s.view("north").unwrap();
-        assert_eq!(view.person_with_key(&key), Some("S1"));
+        assert_eq!(view.person_key_of("students", "S1"), Some(key.clone()));
+        assert_eq!(view.person_key_of("students", "S2"), None);
+        let found = view.person_with_key(&key).unwrap();
+        assert_eq!((found.table, found.id), ("students", "S1"));
+        // Asked about no table (every person file uploaded whole), it reads none.
+        let view = s.view("north").unwrap();
+        view.persons_asked(&[]);
+        view.load_persons();
+        assert_eq!(view.person_with_key(&key), None);
+        // A check that ends without saying leaves no loader waiting.
+        let view = s.view("north").unwrap();
+        std::thread::scope(|sc| {
+            let loader = sc.spawn(|| view.load_persons());
+            drop(view.checking());
+            loader.join().unwrap();
+        });
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::hash::BuildHasher as _;
 
 use super::*;
+use crate::roster::engine::StoredPerson;
 
 impl Store {
     /// The source's last applied batch: what its roster is now (`None`: no roster yet).
@@ -16,29 +17,40 @@ impl Store {
     /// persons are read on first use, or ahead of it by [`StoreView::load_persons`] on
     /// another thread while the bundle is parsed.
     pub fn view<'a>(&'a self, source: &'a str) -> Result<StoreView<'a>> {
-        let buckets = self.state(source)?.buckets;
+        let state = self.state(source)?;
+        let schema = state
+            .format
+            .as_deref()
+            .and_then(Format::from_label)
+            .map(Schema::for_format);
         Ok(StoreView {
             store: self,
             source,
             persons: std::sync::OnceLock::new(),
-            buckets,
+            asked: std::sync::Mutex::new(Asked::NotYet),
+            told: std::sync::Condvar::new(),
+            buckets: state.buckets,
+            schema,
         })
     }
 
-    /// Every stored person of the source by duplicate-account key: the id first in key
-    /// order per key, per table in schema order.
-    fn persons(&self, source: &str) -> Result<Persons> {
+    /// The stored persons of the source's person tables named in `only` (all of them when
+    /// `None`) by duplicate-account key: the id first in key order per key, per table in
+    /// schema order.
+    fn persons(
+        &self,
+        source: &str,
+        schema: Option<&Schema>,
+        only: Option<&[&str]>,
+    ) -> Result<Persons> {
         let mut persons = Persons::default();
-        let format = self
-            .state(source)?
-            .format
-            .as_deref()
-            .and_then(Format::from_label);
-        let schema = format.map(Schema::for_format);
-        let tables = schema.as_ref().map_or(&[][..], |s| &s.tables[..]);
+        let tables = schema.map_or(&[][..], |s| &s.tables[..]);
         let mut key = String::new();
         for (table, t) in tables.iter().enumerate() {
             let Some(p) = t.person else { continue };
+            if only.is_some_and(|o| !o.contains(&t.name)) {
+                continue;
+            }
             // Read in page order, borrowed: the first id in key order is kept per person,
             // as a walk in key order would keep it.
             self.each_page(source, t.name, &mut |raw| {
@@ -137,13 +149,14 @@ impl Persons {
         }
     }
 
-    /// The id of the person with this key.
-    fn get(&self, key: &str) -> Option<&str> {
+    /// The person with this key: its table's index in the schema and its id.
+    fn get(&self, key: &str) -> Option<(usize, &str)> {
         let h = self.hasher.hash_one(key);
         let e = self
             .index
             .find(h, |&e| self.key(&self.entries[e as usize]) == key)?;
-        Some(self.id(&self.entries[*e as usize]))
+        let p = &self.entries[*e as usize];
+        Some((p.table, self.id(p)))
     }
 }
 
@@ -152,14 +165,61 @@ pub struct StoreView<'a> {
     store: &'a Store,
     source: &'a str,
     persons: std::sync::OnceLock<Result<Persons>>,
+    /// Which person tables the check will ask about ([`External::persons_asked`]).
+    asked: std::sync::Mutex<Asked>,
+    told: std::sync::Condvar,
     buckets: BTreeMap<String, u32>,
+    /// The schema of the source's stored format (`None`: nothing stored yet).
+    schema: Option<Schema>,
+}
+
+/// See [`StoreView::checking`].
+pub struct Checking<'v>(&'v std::sync::Mutex<Asked>, &'v std::sync::Condvar);
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        let mut asked = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*asked, Asked::NotYet) {
+            *asked = Asked::Never;
+        }
+        self.1.notify_all();
+    }
+}
+
+/// What the check said of the person tables it will ask about.
+enum Asked {
+    NotYet,
+    Tables(Vec<&'static str>),
+    /// The check ended without saying.
+    Never,
 }
 
 impl StoreView<'_> {
-    /// Reads the stored persons now (the engine asks for them only once the bundle is
-    /// parsed): call it on a thread of its own beside the check.
+    /// Reads the stored persons the check will ask about, once it has said which (before
+    /// it parses the bundle): call it on a thread of its own beside the check, and
+    /// [`StoreView::checked`] when the check returns. Reads nothing when the check asks
+    /// about no table (every person file uploaded whole) or ends without saying.
     pub fn load_persons(&self) {
-        self.persons.get_or_init(|| self.store.persons(self.source));
+        let tables = {
+            let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+            while matches!(*asked, Asked::NotYet) {
+                asked = self.told.wait(asked).unwrap_or_else(|p| p.into_inner());
+            }
+            match &*asked {
+                Asked::Tables(t) if !t.is_empty() => t.clone(),
+                _ => return,
+            }
+        };
+        self.persons.get_or_init(|| {
+            self.store
+                .persons(self.source, self.schema.as_ref(), Some(&tables))
+        });
+    }
+
+    /// A guard to hold while the check runs: when it goes (the check returned, or
+    /// panicked), [`StoreView::load_persons`] stops waiting for the check to say.
+    pub fn checking(&self) -> Checking<'_> {
+        Checking(&self.asked, &self.told)
     }
 
     /// Ends the view: an error reading the stored persons, if there was one (the check that
@@ -184,12 +244,48 @@ impl External for StoreView<'_> {
                 .is_ok(),
         )
     }
-    fn person_with_key(&self, key: &str) -> Option<&str> {
-        self.load_persons();
-        match self.persons.get() {
-            Some(Ok(p)) => p.get(key),
-            _ => None,
+    fn person_with_key(&self, key: &str) -> Option<StoredPerson<'_>> {
+        let persons = self.persons.get_or_init(|| {
+            let asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+            let only = match &*asked {
+                Asked::Tables(t) => Some(t.clone()),
+                _ => None,
+            };
+            drop(asked);
+            self.store
+                .persons(self.source, self.schema.as_ref(), only.as_deref())
+        });
+        let (table, id) = persons.as_ref().ok()?.get(key)?;
+        Some(StoredPerson {
+            table: self.schema.as_ref()?.tables.get(table)?.name,
+            id,
+        })
+    }
+    fn person_key_of(&self, table: &str, id: &str) -> Option<String> {
+        let p = self.schema.as_ref()?.table(table)?.person?;
+        let &b = self.buckets.get(table)?;
+        let page = self
+            .store
+            .load_page(&k_page(self.source, table, bucket_of(id.as_bytes(), b)))
+            .ok()?;
+        let i = page
+            .binary_search_by(|(k, _)| k.as_slice().cmp(id.as_bytes()))
+            .ok()?;
+        let fields = row_fields(&page[i].1)?;
+        let value = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("", |(_, v)| *v)
+        };
+        crate::roster::engine::person_key(value(p.first), value(p.last), value(p.email))
+    }
+    fn persons_asked(&self, tables: &[&'static str]) {
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*asked, Asked::NotYet) {
+            *asked = Asked::Tables(tables.to_vec());
         }
+        self.told.notify_all();
     }
 }
 
@@ -434,9 +530,9 @@ mod tests {
         p.add(3, "ben", "T7");
         p.add(1, "cy", "S3");
         p.add(3, "cy", "A0");
-        assert_eq!(p.get("ana"), Some("S2"));
-        assert_eq!(p.get("ben"), Some("T7"));
-        assert_eq!(p.get("cy"), Some("S3"));
+        assert_eq!(p.get("ana"), Some((1, "S2")));
+        assert_eq!(p.get("ben"), Some((3, "T7")));
+        assert_eq!(p.get("cy"), Some((1, "S3")));
         assert_eq!(p.get("dee"), None);
         assert_eq!(p.get(""), None);
         // Many keys: the table grows and every key is still found with its id.
@@ -444,8 +540,11 @@ mod tests {
             p.add(5, &format!("k{i}"), &format!("id{i}"));
         }
         for i in (0..10_000).step_by(7) {
-            assert_eq!(p.get(&format!("k{i}")), Some(format!("id{i}").as_str()));
+            assert_eq!(
+                p.get(&format!("k{i}")),
+                Some((5, format!("id{i}").as_str()))
+            );
         }
-        assert_eq!(p.get("ana"), Some("S2"));
+        assert_eq!(p.get("ana"), Some((1, "S2")));
     }
 }

@@ -252,6 +252,33 @@ fn duplicate_accounts_are_checked_against_stored_persons() {
     assert!(out.contains("0 added"), "{out}");
 }
 
+/// The SIS renumbered a student: the nightly bundle has her under a new id and no longer
+/// under the stored one. The stored record goes and the new one comes; she used to be dropped
+/// as a duplicate of the record the same batch deleted, and so left the roster.
+#[test]
+fn a_renumbered_student_moves_to_her_new_id() {
+    let e = Env::with_sources(&["north"], "");
+    e.ingest(&sample("apple"), "north");
+    let d = e.path("renumbered");
+    fs::create_dir_all(&d).unwrap();
+    for (name, bytes) in dir_files(&sample("apple")) {
+        let t = String::from_utf8(bytes).unwrap();
+        let t = match name.as_str() {
+            "students.csv" => t.replace("\nS1001,", "\nS9001,"),
+            "rosters.csv" => t.replace(",S1001\n", ",S9001\n"),
+            _ => t,
+        };
+        fs::write(d.join(name), t).unwrap();
+    }
+    let (_, out) = e.ingest(&d, "north");
+    assert!(!out.contains("duplicate-account"), "{out}");
+    assert!(out.contains("1 added, 1 updated, 1 deleted"), "{out}");
+    let mut files = dir_files(&e.export("north", "n"));
+    let students = String::from_utf8(files.remove("students.csv").unwrap()).unwrap();
+    assert!(students.contains("\nS9001,"), "{students}");
+    assert!(!students.contains("S1001"), "{students}");
+}
+
 #[test]
 fn oneroster_delta_upserts_deletes_and_skips_stale_rows() {
     let e = Env::with_sources(&["north", "south"], "");

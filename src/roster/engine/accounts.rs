@@ -52,7 +52,8 @@ struct Seen {
     row: u32,
     hash: u64,
     key: std::ops::Range<usize>,
-    /// What the store holds under the key: nobody, this id, or another id.
+    /// What the store will hold under the key after the batch, apart from the bundle's own
+    /// rows: nobody, this row's person, or another person.
     stored: Stored,
 }
 
@@ -63,12 +64,80 @@ enum Stored {
     Other,
 }
 
+/// The persons of the bundle with one key, when no stored person outside the bundle has it.
+struct Group {
+    /// The person kept, as (share, index in it): the first in row order, unless one of them
+    /// is already stored under the key.
+    kept: (u32, u32),
+    members: u32,
+    /// `kept` is the person stored under the key.
+    stored: bool,
+}
+
 /// Rows per range of a person table worked out on its own thread.
 const PERSON_RANGE_ROWS: usize = 50_000;
 
+/// The person tables of the bundle and their (first, last, email) columns.
+type People = Vec<(usize, [usize; 3], &'static str)>;
+
+/// The person tables whose stored persons matter to a bundle: those it does not upload whole.
+/// A bulk file replaces its table's stored persons with its own rows, so a stored person
+/// the file leaves out is gone after the batch and holds no key against anyone.
+pub fn persons_asked(schema: &Schema, bulk: &[&str]) -> Vec<&'static str> {
+    schema
+        .tables
+        .iter()
+        .filter(|t| t.person.is_some() && !bulk.contains(&t.name))
+        .map(|t| t.name)
+        .collect()
+}
+
+/// What the store holds under `key` for the row `row` of `tables[t]` after the batch: a
+/// stored person counts only if the batch leaves it there under that key (its table is not
+/// uploaded whole, and a delta row neither deletes it nor gives it another key).
+fn stored_under(
+    ext: &dyn External,
+    tables: &[Work],
+    people: &People,
+    key: &str,
+    t: usize,
+    row: usize,
+) -> Stored {
+    let Some(p) = ext.person_with_key(key) else {
+        return Stored::Nobody;
+    };
+    let found = people
+        .iter()
+        .find(|(i, _, _)| tables[*i].def.name == p.table);
+    if found.is_some_and(|&(pt, _, _)| tables[pt].mode == Mode::Bulk) {
+        // Replaced by the file's own rows, which are grouped below.
+        return Stored::Nobody;
+    }
+    let w = &tables[t];
+    if p.table == w.def.name && p.id == w.id(row) {
+        return Stored::Same;
+    }
+    let Some(&(pt, cols, _)) = found else {
+        // Its table is not in the bundle: the person stays as stored.
+        return Stored::Other;
+    };
+    let pw = &tables[pt];
+    match pw.find(p.id).filter(|&r| pw.is_kept(r)) {
+        None => Stored::Other,
+        Some(r) if pw.is_deletion(r) => Stored::Nobody,
+        Some(r) => {
+            let [first, last, email] = pw.values_at(r, cols);
+            if person_key(first, last, email).as_deref() == Some(key) {
+                Stored::Other
+            } else {
+                Stored::Nobody
+            }
+        }
+    }
+}
+
 pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
-    // Person tables and their (first, last, email) columns.
-    let people: Vec<(usize, [usize; 3], &'static str)> = tables
+    let people: People = tables
         .iter()
         .enumerate()
         .filter_map(|(i, w)| {
@@ -97,6 +166,7 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
     let order: Vec<usize> = (0..ranges.len()).collect();
     let shares: Vec<PersonRange> = {
         let tables = &*tables;
+        let people = &people;
         crate::roster::par::parallel_map(&ranges, &order, |(pi, rows)| {
             let (t, cols, _) = people[*pi];
             let w = &tables[t];
@@ -113,11 +183,7 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
                 if !person_key_into(&mut key, first, last, email) {
                     continue;
                 }
-                let stored = match ext.person_with_key(&key) {
-                    None => Stored::Nobody,
-                    Some(id) if id == w.id(row) => Stored::Same,
-                    Some(_) => Stored::Other,
-                };
+                let stored = stored_under(ext, tables, people, &key, t, row);
                 let at = out.keys.len();
                 out.keys.push_str(&key);
                 out.seen.push(Seen {
@@ -138,61 +204,131 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
             .and_then(|s| share.keys.get(s.key.clone()))
             .unwrap_or_default()
     };
-    let hash_of = |(sh, i): (u32, u32)| shares[sh as usize].seen[i as usize].hash;
-    // First person seen per key, as (share, index in it), taken in row order.
-    let total: usize = shares.iter().map(|s| s.seen.len()).sum();
-    let mut first: HashTable<(u32, u32)> = HashTable::with_capacity(total);
+    let seen_at = |(sh, i): (u32, u32)| &shares[sh as usize].seen[i as usize];
+    let table_of = |sh: u32| people[shares[sh as usize].person_table].0;
+    // The bundle's persons grouped by key, in row order; each seen person's group.
+    let mut groups: Vec<Group> = Vec::new();
+    let mut group_of: Vec<Vec<u32>> = shares
+        .iter()
+        .map(|s| vec![u32::MAX; s.seen.len()])
+        .collect();
+    {
+        let total: usize = shares.iter().map(|s| s.seen.len()).sum();
+        let mut by_key: HashTable<u32> = HashTable::with_capacity(total);
+        for (sh, share) in shares.iter().enumerate() {
+            for (i, seen) in share.seen.iter().enumerate() {
+                if seen.stored != Stored::Nobody {
+                    continue;
+                }
+                let at = (sh as u32, i as u32);
+                let key = key_of(at);
+                let g = match by_key.find(seen.hash, |&g| key_of(groups[g as usize].kept) == key) {
+                    Some(&g) => {
+                        groups[g as usize].members += 1;
+                        g
+                    }
+                    None => {
+                        let g = groups.len() as u32;
+                        groups.push(Group {
+                            kept: at,
+                            members: 1,
+                            stored: false,
+                        });
+                        by_key.insert_unique(seen.hash, g, |&g| {
+                            seen_at(groups[g as usize].kept).hash
+                        });
+                        g
+                    }
+                };
+                group_of[sh][i] = g;
+            }
+        }
+    }
+    // In a group of several, the one already stored under the key is kept (the first in
+    // schema order, then by id, as the store's own persons are taken). Only a bulk file's
+    // rows are asked: a person of another file stored under the key is `Same` above.
+    if groups.iter().any(|g| g.members > 1) {
+        let mut best: Vec<Option<(usize, u32, u32)>> = vec![None; groups.len()];
+        for (sh, share) in shares.iter().enumerate() {
+            let t = table_of(sh as u32);
+            let w = &tables[t];
+            if w.mode != Mode::Bulk {
+                continue;
+            }
+            for (i, seen) in share.seen.iter().enumerate() {
+                let g = group_of[sh][i];
+                if g == u32::MAX || groups[g as usize].members < 2 {
+                    continue;
+                }
+                let id = w.id(seen.row as usize);
+                let key = key_of((sh as u32, i as u32));
+                if ext.person_key_of(w.def.name, id).as_deref() != Some(key) {
+                    continue;
+                }
+                let better = match best[g as usize] {
+                    None => true,
+                    Some((bt, bsh, bi)) => {
+                        let bid = tables[bt].id(seen_at((bsh, bi)).row as usize);
+                        (t, id) < (bt, bid)
+                    }
+                };
+                if better {
+                    best[g as usize] = Some((t, sh as u32, i as u32));
+                }
+            }
+        }
+        for (g, b) in groups.iter_mut().zip(best) {
+            if let Some((_, sh, i)) = b {
+                g.kept = (sh, i);
+                g.stored = true;
+            }
+        }
+    }
+    // Everyone else with a kept person's key is dropped, in row order.
     for (sh, share) in shares.iter().enumerate() {
         let (t, _, email_col) = people[share.person_table];
         for (i, seen) in share.seen.iter().enumerate() {
             let row = seen.row as usize;
             let key = key_of((sh as u32, i as u32));
-            let id = tables[t].id(row);
-            match seen.stored {
+            let detail = match seen.stored {
                 Stored::Same => continue,
                 Stored::Other => {
-                    let stored = ext.person_with_key(key).unwrap_or_default();
-                    let d =
-                        format!("same first name, last name and email as stored person `{stored}`");
-                    drop_row(
-                        ctx,
-                        &mut tables[t],
-                        row,
-                        Rule::DuplicateAccount,
-                        email_col,
-                        d,
-                    );
-                    continue;
+                    let stored = ext.person_with_key(key).map_or("", |p| p.id);
+                    format!("same first name, last name and email as stored person `{stored}`")
                 }
-                Stored::Nobody => {}
-            }
-            match first.find(seen.hash, |&e| key_of(e) == key) {
-                Some(&(sh2, i2)) => {
-                    let other = &shares[sh2 as usize];
-                    let w2 = &tables[people[other.person_table].0];
-                    let r = other.seen[i2 as usize].row as usize;
-                    if w2.id(r) == id {
+                Stored::Nobody => {
+                    let g = &groups[group_of[sh][i] as usize];
+                    if g.kept == (sh as u32, i as u32) {
                         continue;
                     }
-                    let d = format!(
-                        "same first name, last name and email as `{}` ({} line {})",
-                        w2.id(r),
-                        w2.table.file,
-                        w2.line(r)
-                    );
-                    drop_row(
-                        ctx,
-                        &mut tables[t],
-                        row,
-                        Rule::DuplicateAccount,
-                        email_col,
-                        d,
-                    );
+                    let w2 = &tables[table_of(g.kept.0)];
+                    let r = seen_at(g.kept).row as usize;
+                    if w2.id(r) == tables[t].id(row) {
+                        continue;
+                    }
+                    if g.stored {
+                        format!(
+                            "same first name, last name and email as stored person `{}`",
+                            w2.id(r)
+                        )
+                    } else {
+                        format!(
+                            "same first name, last name and email as `{}` ({} line {})",
+                            w2.id(r),
+                            w2.table.file,
+                            w2.line(r)
+                        )
+                    }
                 }
-                None => {
-                    first.insert_unique(seen.hash, (sh as u32, i as u32), |&e| hash_of(e));
-                }
-            }
+            };
+            drop_row(
+                ctx,
+                &mut tables[t],
+                row,
+                Rule::DuplicateAccount,
+                email_col,
+                detail,
+            );
         }
     }
 }

@@ -40,7 +40,7 @@ use filters::*;
 use integrity::*;
 use work::*;
 
-pub use accounts::{person_key, person_key_into};
+pub use accounts::{person_key, person_key_into, persons_asked};
 pub use bind::bind;
 pub use prepare::prepare;
 pub use work::{Work, WRITE_CHUNK};
@@ -121,10 +121,28 @@ pub trait External: Sync {
     fn has_id(&self, _table: &str, _id: &str) -> Option<bool> {
         None
     }
-    /// The id of a stored person with this duplicate-account key, if any.
-    fn person_with_key(&self, _key: &str) -> Option<&str> {
+    /// The stored person with this duplicate-account key, if any: the schema table it is
+    /// stored in and its id.
+    fn person_with_key(&self, _key: &str) -> Option<StoredPerson<'_>> {
         None
     }
+    /// The duplicate-account key of the stored record `id` of the person table `table`
+    /// (`None`: no such record, or no email).
+    fn person_key_of(&self, _table: &str, _id: &str) -> Option<String> {
+        None
+    }
+    /// Says, before the bundle is parsed, which person tables [`External::person_with_key`]
+    /// will be asked about: the others are uploaded whole (bulk), so their stored persons
+    /// are replaced by the upload's and need not be read.
+    fn persons_asked(&self, _tables: &[&'static str]) {}
+}
+
+/// A stored person, as [`External::person_with_key`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredPerson<'a> {
+    /// The schema table the person is stored in.
+    pub table: &'a str,
+    pub id: &'a str,
 }
 
 /// No store: references to delta or absent files cannot be checked.

@@ -75,24 +75,33 @@ fn run_apple_ext(a: &Apple, s: &Settings, ext: &dyn External) -> (Vec<Work>, Vec
     (w, f)
 }
 
-/// A store that holds one person, for the duplicate-account checks against stored persons.
-struct OneStoredPerson {
-    key: Option<String>,
-    id: &'static str,
-}
+/// A store that holds some persons, for the duplicate-account checks against stored persons:
+/// (table, id, first, last, email), the first per key in this order wins.
+struct StoredPersons(Vec<(&'static str, &'static str, Option<String>)>);
 
-impl OneStoredPerson {
-    fn new(first: &str, last: &str, email: &str, id: &'static str) -> Self {
-        OneStoredPerson {
-            key: person_key(first, last, email),
-            id,
-        }
+impl StoredPersons {
+    fn new(persons: &[(&'static str, &'static str, &str, &str, &str)]) -> Self {
+        StoredPersons(
+            persons
+                .iter()
+                .map(|&(t, id, f, l, e)| (t, id, person_key(f, l, e)))
+                .collect(),
+        )
     }
 }
 
-impl External for OneStoredPerson {
-    fn person_with_key(&self, key: &str) -> Option<&str> {
-        (self.key.as_deref() == Some(key)).then_some(self.id)
+impl External for StoredPersons {
+    fn person_with_key(&self, key: &str) -> Option<StoredPerson<'_>> {
+        self.0
+            .iter()
+            .find(|(_, _, k)| k.as_deref() == Some(key))
+            .map(|&(table, id, _)| StoredPerson { table, id })
+    }
+    fn person_key_of(&self, table: &str, id: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(t, i, _)| *t == table && *i == id)
+            .and_then(|(_, _, k)| k.clone())
     }
 }
 
@@ -216,12 +225,89 @@ fn duplicate_accounts_are_refused_case_and_space_insensitively() {
 
 #[test]
 fn duplicate_account_prefers_the_stored_person() {
-    let store = OneStoredPerson::new("Ben", "Okafor", "ben@x.org", "S0");
-    let (w, f) = run_apple_ext(&Apple::default(), &Settings::default(), &store);
+    // S0 is stored as Ben Okafor and still in the (bulk) file, after S2 with the same name
+    // and email: S0 stays, S2 is the duplicate.
+    let store = StoredPersons::new(&[("students", "S0", "Ben", "Okafor", "ben@x.org")]);
+    let mut a = Apple::default();
+    a.students.push("S0,,Ben,,Okafor,10,ben@x.org,,,L2");
+    let (w, f) = run_apple_ext(&a, &Settings::default(), &store);
     assert_eq!(rules(&f).len(), 2, "{f:?}"); // S2 refused, and its roster row follows
     assert_eq!(f[0].rule, Rule::DuplicateAccount);
-    assert!(f[0].detail.contains("stored person `S0`"));
-    assert_eq!(kept(&w, "students"), vec!["S1"]);
+    assert_eq!(f[0].id, "S2");
+    assert!(f[0].detail.contains("stored person `S0`"), "{f:?}");
+    assert_eq!(kept(&w, "students"), vec!["S1", "S0"]);
+    // Without the store, the first in the file stays.
+    let (w, _) = run_apple(&a, &Settings::default());
+    assert_eq!(kept(&w, "students"), vec!["S1", "S2"]);
+}
+
+/// A student the SIS renumbered: the bulk file has the person under a new id and no longer
+/// the stored one, which the batch deletes. The new id is not a duplicate of anyone (it was
+/// dropped, and with the stored record deleted the student was gone from the roster).
+#[test]
+fn a_person_under_a_new_id_is_not_a_duplicate_of_the_stored_one_the_file_leaves_out() {
+    let store = StoredPersons::new(&[("students", "S0", "Ben", "Okafor", "ben@x.org")]);
+    let (w, f) = run_apple_ext(&Apple::default(), &Settings::default(), &store);
+    assert!(f.is_empty(), "{f:?}");
+    assert_eq!(kept(&w, "students"), vec!["S1", "S2"]);
+    // Nor is a person whose stored record takes another name or email in the same file.
+    let store = StoredPersons::new(&[
+        ("students", "S0", "Ben", "Okafor", "ben@x.org"),
+        ("staff", "T1", "Ben", "Okafor", "ben@x.org"),
+    ]);
+    let (w, f) = run_apple_ext(&Apple::default(), &Settings::default(), &store);
+    assert!(f.is_empty(), "{f:?}");
+    assert_eq!(kept(&w, "students"), vec!["S1", "S2"]);
+}
+
+/// Users uploaded as a delta leave the stored persons they do not name as they are: those
+/// hold their keys against new rows, unless the delta deletes them or gives them another
+/// name or email.
+#[test]
+fn a_delta_keeps_stored_persons_it_leaves_alone() {
+    use Mode::Delta;
+    let store = StoredPersons::new(&[("users", "U0", "Ben", "Okafor", "ben@x.org")]);
+    let date = "2026-11-01T10:00:00Z";
+    let ben = format!("U5,active,{date},true,L1,student,u5,,Ben,Okafor,,,ben@x.org,,,,,");
+    let run = |rows: Vec<String>| {
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let (w, f, _) = oneroster_ext(
+            false,
+            &Settings::default(),
+            &store,
+            &[("users", Delta, USERS11, &rows)],
+        );
+        let dup: Vec<(String, String)> = f
+            .iter()
+            .filter(|x| x.rule == Rule::DuplicateAccount)
+            .map(|x| (x.id.clone(), x.detail.clone()))
+            .collect();
+        (kept(&w, "users"), dup)
+    };
+    let stored = "same first name, last name and email as stored person `U0`".to_string();
+    // U0 stays as stored: U5 is its duplicate.
+    assert_eq!(
+        run(vec![ben.clone()]),
+        (vec![], vec![("U5".into(), stored.clone())])
+    );
+    // The delta deletes U0: U5 is new.
+    let gone = format!("U0,tobedeleted,{date},,,,,,,,,,,,,,,");
+    assert_eq!(
+        run(vec![gone.clone(), ben.clone()]),
+        (vec!["U0".to_string(), "U5".to_string()], vec![])
+    );
+    // The delta gives U0 another email: U5 is new.
+    let moved = format!("U0,active,{date},true,L1,student,u0,,Ben,Okafor,,,b.okafor@x.org,,,,,");
+    assert_eq!(
+        run(vec![ben.clone(), moved]),
+        (vec!["U5".to_string(), "U0".to_string()], vec![])
+    );
+    // The delta names U0 as it is: U0 stays, U5 is its duplicate.
+    let same = format!("U0,active,{date},true,L1,student,u0,,Ben,Okafor,,,ben@x.org,,,,,");
+    assert_eq!(
+        run(vec![ben, same]),
+        (vec!["U0".to_string()], vec![("U5".into(), stored)])
+    );
 }
 
 #[test]
@@ -325,6 +411,15 @@ fn oneroster_with(
     s: &Settings,
     files: &[(&str, Mode, &str, &[&str])],
 ) -> (Vec<Work>, Vec<Finding>, Vec<String>) {
+    oneroster_ext(v12, s, &NoExternal, files)
+}
+
+fn oneroster_ext(
+    v12: bool,
+    s: &Settings,
+    ext: &dyn External,
+    files: &[(&str, Mode, &str, &[&str])],
+) -> (Vec<Work>, Vec<Finding>, Vec<String>) {
     let schema = Schema::for_format(if v12 {
         Format::OneRoster12
     } else {
@@ -337,7 +432,7 @@ fn oneroster_with(
             bind(def, t(&format!("{name}.csv"), h, rows), *mode).unwrap()
         })
         .collect();
-    run(&schema, s, &NoExternal, works)
+    run(&schema, s, ext, works)
 }
 
 const ORGS: &str = "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId";
@@ -875,8 +970,8 @@ fn duplicate_ids_on_all_cores_pair_the_rows_the_index_pairs() {
 fn duplicate_accounts_across_the_ranges_worked_out_apart() {
     // 120,000 students, worked out in ranges of 50,000 rows on separate threads: a person
     // first seen in the first range is found again in the third, in the order of the rows;
-    // a stored person wins over all of them; staff come after students.
-    let store = OneStoredPerson::new("Stored", "Person", "sp@x.org", "S0");
+    // a stored person wins over all of them, from a later range; staff come after students.
+    let store = StoredPersons::new(&[("students", "U100020", "Stored", "Person", "sp@x.org")]);
     let mut a = Apple::default();
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     for i in 0..120_000u32 {
@@ -897,16 +992,18 @@ fn duplicate_accounts_across_the_ranges_worked_out_apart() {
         .map(|x| (x.file.clone(), x.line, x.detail.clone()))
         .collect();
     let twin = "same first name, last name and email as `U10` (students.csv line 14)";
-    let stored = "same first name, last name and email as stored person `S0`";
+    let stored = "same first name, last name and email as stored person `U100020`";
     assert_eq!(
         dup,
         vec![
             ("students.csv".into(), 24, stored.into()),
             ("students.csv".into(), 60_014, twin.into()),
-            ("students.csv".into(), 100_024, stored.into()),
             ("students.csv".into(), 110_014, twin.into()),
             ("staff.csv".into(), 3, twin.into()),
         ]
     );
-    assert_eq!(kept(&w, "students").len(), 2 + 120_000 - 4);
+    let students = kept(&w, "students");
+    assert_eq!(students.len(), 2 + 120_000 - 3);
+    assert!(students.contains(&"U100020".to_string()));
+    assert!(!students.contains(&"U20".to_string()));
 }
