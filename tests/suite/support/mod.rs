@@ -50,11 +50,23 @@ pub fn tmp() -> tempfile::TempDir {
 }
 
 /// A port nobody listens on right now (bound, then released).
+///
+/// Never the same port twice in this test process: a daemon stopped and started again on its
+/// ports must not find one of them handed to another test in between (the kernel can give a
+/// port just freed to the next `bind(0)`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free loopback port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A tag unique in this test process, for file names.
