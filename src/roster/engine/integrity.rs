@@ -190,8 +190,20 @@ pub(super) fn check_fk_rows(
         check_refs_batched(ext, s, &tables[ti], fk, &cols, rows, &mut out, unknown);
         return out;
     }
+    let mut looked: Vec<(usize, &str, Lookup)> = Vec::with_capacity(cols.len());
     for row in rows {
         if s.fate[row].is_some() || s.is_deletion(row) {
+            continue;
+        }
+        if !fk.list {
+            looked.clear();
+            for &col in &cols {
+                let v = s.value(row, col).trimmed();
+                if !v.is_empty() {
+                    looked.push((col, v, lookup(ext, tables, target, fk, v)));
+                }
+            }
+            row_patches(s, fk, row, &mut looked, &mut out, unknown);
             continue;
         }
         for &col in &cols {
@@ -199,35 +211,14 @@ pub(super) fn check_fk_rows(
             if v.trimmed().is_empty() {
                 continue;
             }
-            // A broken reference in an optional field (such as Apple's location_id_2) is
-            // cleared; only a required one costs the row.
+            // A broken reference in an optional field is cleared; only a required one costs
+            // the row.
             let required = s.cols[col].def.as_ref().is_some_and(|d| d.required);
             let on_missing = if required {
                 fk.on_missing
             } else {
                 OnMissing::ClearField
             };
-            if !fk.list {
-                match lookup(ext, tables, target, fk, v.trimmed()) {
-                    Lookup::Found => {}
-                    Lookup::Unknown => *unknown += 1,
-                    Lookup::Missing(rule, why) => match on_missing {
-                        OnMissing::DropRow => {
-                            out.push(Patch::Drop(row, rule, why));
-                            break;
-                        }
-                        OnMissing::ClearField => out.push(Patch::Set {
-                            row,
-                            col,
-                            new: String::new(),
-                            rule,
-                            removed: v.trimmed().to_string(),
-                            detail: why,
-                        }),
-                    },
-                }
-                continue;
-            }
             let mut kept: Vec<&str> = Vec::new();
             let mut gone: Vec<(Rule, &str, String)> = Vec::new();
             for item in list_items(v) {
@@ -289,6 +280,7 @@ pub(super) fn check_refs_batched(
     let mut refs: Vec<(usize, usize, &str)> = Vec::with_capacity(REF_BATCH + cols.len());
     let mut hashes: Vec<u64> = Vec::with_capacity(REF_BATCH + cols.len());
     let mut found: Vec<Option<usize>> = Vec::with_capacity(REF_BATCH + cols.len());
+    let mut looked: Vec<(usize, &str, Lookup)> = Vec::with_capacity(cols.len());
     let mut row = rows.start;
     while row < rows.end {
         refs.clear();
@@ -311,36 +303,89 @@ pub(super) fn check_refs_batched(
                 .zip(&hashes)
                 .map(|(r, &h)| t.find_hashed(h, r.2)),
         );
-        // A dropped row's later references are not looked at, as in the unbatched loop.
-        let mut dropped = None;
-        for (&(row, col, v), &hit) in refs.iter().zip(&found) {
-            if dropped == Some(row) {
-                continue;
+        // Each row's references (they are next to each other in `refs`) are patched together.
+        let mut i = 0;
+        while i < refs.len() {
+            let row = refs[i].0;
+            looked.clear();
+            while i < refs.len() && refs[i].0 == row {
+                let (_, col, v) = refs[i];
+                looked.push((col, v, lookup_found(ext, t, fk, v, found[i])));
+                i += 1;
             }
-            let required = s.cols[col].def.as_ref().is_some_and(|d| d.required);
-            let on_missing = if required {
-                fk.on_missing
-            } else {
-                OnMissing::ClearField
-            };
-            match lookup_found(ext, t, fk, v, hit) {
-                Lookup::Found => {}
-                Lookup::Unknown => *unknown += 1,
-                Lookup::Missing(rule, why) => match on_missing {
-                    OnMissing::DropRow => {
-                        out.push(Patch::Drop(row, rule, why));
-                        dropped = Some(row);
+            row_patches(s, fk, row, &mut looked, out, unknown);
+        }
+    }
+}
+
+/// The patches one row's references of a single-valued foreign key need, given what their
+/// lookups found, in column order. A broken reference in an optional column is cleared. A
+/// broken one in a required column costs the row, unless an optional column of the same key
+/// holds one that is found: that one moves into the required column (an Apple person at a
+/// filtered or unknown `location_id` and a kept `location_id_2` stays, at the kept school,
+/// as a OneRoster user keeps the orgs of its list that are kept). After the first reference
+/// that costs the row, the row's later ones are not looked at.
+fn row_patches(
+    s: &Work,
+    fk: &ForeignKey,
+    row: usize,
+    looked: &mut Vec<(usize, &str, Lookup)>,
+    out: &mut Vec<Patch>,
+    unknown: &mut usize,
+) {
+    let required = |col: usize| s.cols[col].def.as_ref().is_some_and(|d| d.required);
+    // Only a required column's broken reference costs the row.
+    let costs_row = |col: usize| required(col) && fk.on_missing == OnMissing::DropRow;
+    let broken = looked.iter().find_map(|(c, _, l)| match l {
+        Lookup::Missing(rule, _) if costs_row(*c) => Some(*rule),
+        _ => None,
+    });
+    // (the optional column whose reference moves, its value, and why it moves)
+    let moved: Option<(usize, String, Rule)> = broken.and_then(|rule| {
+        looked
+            .iter()
+            .find(|(c, _, l)| !required(*c) && matches!(l, Lookup::Found))
+            .map(|(c, v, _)| (*c, v.to_string(), rule))
+    });
+    for (col, v, l) in looked.drain(..) {
+        match l {
+            Lookup::Found => {
+                if let Some((mc, _, rule)) = &moved {
+                    if *mc == col {
+                        out.push(Patch::Set {
+                            row,
+                            col,
+                            new: String::new(),
+                            rule: *rule,
+                            removed: v.to_string(),
+                            detail: format!("moved into {}", fk.column),
+                        });
                     }
-                    OnMissing::ClearField => out.push(Patch::Set {
-                        row,
-                        col,
-                        new: String::new(),
-                        rule,
-                        removed: v.to_string(),
-                        detail: why,
-                    }),
-                },
+                }
             }
+            Lookup::Unknown => *unknown += 1,
+            Lookup::Missing(rule, why) if costs_row(col) => match &moved {
+                Some((mc, mv, _)) => out.push(Patch::Set {
+                    row,
+                    col,
+                    new: mv.clone(),
+                    rule,
+                    removed: v.to_string(),
+                    detail: format!("{why}; {}'s `{mv}` takes its place", s.table.header[*mc]),
+                }),
+                None => {
+                    out.push(Patch::Drop(row, rule, why));
+                    return;
+                }
+            },
+            Lookup::Missing(rule, why) => out.push(Patch::Set {
+                row,
+                col,
+                new: String::new(),
+                rule,
+                removed: v.to_string(),
+                detail: why,
+            }),
         }
     }
 }

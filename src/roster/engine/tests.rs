@@ -143,6 +143,141 @@ fn apple_unknown_instructor_is_cleared_including_numbered_columns() {
     assert_eq!(f[1].field, "instructor_id_3");
 }
 
+/// An Apple person whose `location_id` is filtered out or unknown, but whose `location_id_2`
+/// is a kept school, belongs to that school: the kept location moves into `location_id`, both
+/// changes said. (The person and what they teach were dropped, while OneRoster kept the same
+/// user with the kept org of its list.)
+#[test]
+fn apple_person_at_a_lost_location_and_a_kept_one_keeps_the_kept_one() {
+    let schema = Schema::for_format(Format::Apple);
+    let files: [(&str, &str, &[&str]); 6] = [
+        ("locations", "location_id,location_name", &["L1,High", "L2,Closed"]),
+        (
+            "students",
+            "person_id,person_number,first_name,middle_name,last_name,grade_level,email_address,sis_username,password_policy,location_id,location_id_2",
+            &[
+                "S1,,Ana,,Lopez,9,ana@x.org,,,L9,L1",
+                "S2,,Ben,,Okafor,9,ben@x.org,,,L9,",
+                "S3,,Cy,,Diaz,9,cy@x.org,,,L2,L2",
+            ],
+        ),
+        (
+            "staff",
+            "person_id,person_number,first_name,middle_name,last_name,email_address,sis_username,location_id_2,location_id,location_id_3",
+            &["T1,,Imani,,Brooks,imani@x.org,,L1,L2,L9"],
+        ),
+        ("courses", "course_id,course_number,course_name,location_id", &["C1,,Biology,L1"]),
+        (
+            "classes",
+            "class_id,class_number,course_id,instructor_id,instructor_id_2,instructor_id_3,location_id",
+            &["K1,,C1,T1,,,L1"],
+        ),
+        ("rosters", "roster_id,class_id,student_id", &["R1,K1,S1", "R2,K1,S2"]),
+    ];
+    let works = files
+        .iter()
+        .map(|(name, h, rows)| {
+            let def = schema.table(name).unwrap();
+            bind(def, t(&format!("{name}.csv"), h, rows), Mode::Bulk).unwrap()
+        })
+        .collect();
+    let s = Settings {
+        filter: Filter {
+            locations: vec!["L1".into()],
+            ..Filter::default()
+        },
+        ..Settings::default()
+    };
+    let (w, f, _) = run(&schema, &s, &NoExternal, works);
+    let got: Vec<(String, u32, String, Rule, Action, String)> = f
+        .iter()
+        .filter(|x| x.file != "locations.csv")
+        .map(|x| {
+            (
+                x.file.clone(),
+                x.line,
+                x.field.clone(),
+                x.rule,
+                x.action,
+                x.value.clone(),
+            )
+        })
+        .collect();
+    use Action::{ClearedField as C, DroppedRow as D};
+    let row = |f: &str, l, field: &str, r, a, v: &str| {
+        (f.to_string(), l, field.to_string(), r, a, v.to_string())
+    };
+    assert_eq!(
+        got,
+        vec![
+            row(
+                "students.csv",
+                2,
+                "location_id",
+                Rule::UnknownReference,
+                C,
+                "L9"
+            ),
+            row(
+                "students.csv",
+                2,
+                "location_id_2",
+                Rule::UnknownReference,
+                C,
+                "L1"
+            ),
+            // No kept location: dropped as before, and its roster row with it.
+            row(
+                "students.csv",
+                3,
+                "location_id",
+                Rule::UnknownReference,
+                D,
+                "L9"
+            ),
+            row("students.csv", 4, "location_id", Rule::Filtered, D, "L2"),
+            row("staff.csv", 2, "location_id_2", Rule::Filtered, C, "L1"),
+            row("staff.csv", 2, "location_id", Rule::Filtered, C, "L2"),
+            row(
+                "staff.csv",
+                2,
+                "location_id_3",
+                Rule::UnknownReference,
+                C,
+                "L9"
+            ),
+            row(
+                "rosters.csv",
+                3,
+                "student_id",
+                Rule::UnknownStudent,
+                D,
+                "S2"
+            ),
+        ],
+        "{f:#?}"
+    );
+    let detail = &f
+        .iter()
+        .find(|x| x.file == "staff.csv" && x.field == "location_id")
+        .unwrap()
+        .detail;
+    assert!(
+        detail.ends_with("; location_id_2's `L1` takes its place"),
+        "{detail}"
+    );
+    assert_eq!(kept(&w, "staff"), vec!["T1"]);
+    assert_eq!(kept(&w, "students"), vec!["S1"]);
+    assert_eq!(kept(&w, "rosters"), vec!["R1"]);
+    let staff = w.iter().find(|w| w.def.name == "staff").unwrap();
+    assert_eq!(
+        (staff.value(0, 7), staff.value(0, 8), staff.value(0, 9)),
+        ("", "L1", "")
+    );
+    let classes = w.iter().find(|w| w.def.name == "classes").unwrap();
+    assert_eq!(classes.value(0, 3), "T1");
+}
+
 #[test]
 fn apple_roster_rows_to_unknown_class_or_student_are_dropped() {
     let mut a = Apple::default();
