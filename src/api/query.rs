@@ -300,9 +300,14 @@ impl Filter {
 /// A date-time filter value checked: a date or an RFC 3339 date-time (a space may stand for
 /// its `T`, as RFC 3339 allows), else the filter is refused; never compared as text.
 fn instant_value(value: String, field: &str) -> Result<String, QueryError> {
+    // RFC 3339 also allows a lower-case `t` and `z`.
     let value = match value.as_bytes().get(10) {
-        Some(b' ') if value.len() > 10 => format!("{}T{}", &value[..10], &value[11..]),
+        Some(b' ' | b't') if value.len() > 10 => format!("{}T{}", &value[..10], &value[11..]),
         _ => value,
+    };
+    let value = match value.strip_suffix('z') {
+        Some(rest) => format!("{rest}Z"),
+        None => value,
     };
     if instant_ms(&value).is_some() {
         return Ok(value);
@@ -375,59 +380,7 @@ fn compare(have: &str, op: Op, want: &str, path: &[String]) -> bool {
     }
 }
 
-/// A date (`2024-09-01`, midnight UTC) or an RFC 3339 date-time (`Z` or an offset, fractions
-/// optional) as milliseconds since the Unix epoch.
-pub fn instant_ms(s: &str) -> Option<i64> {
-    use crate::roster::values::{parse_date, parse_datetime};
-    let day = |d: crate::roster::values::Date| d.days() * 86_400_000;
-    if s.len() == 10 {
-        return parse_date(s).map(day);
-    }
-    let date = parse_datetime(s)?;
-    let b = s.as_bytes();
-    let two = |i: usize| -> Option<i64> {
-        let h = b.get(i)?.checked_sub(b'0')?;
-        let l = b.get(i + 1)?.checked_sub(b'0')?;
-        (h < 10 && l < 10).then_some(i64::from(h) * 10 + i64::from(l))
-    };
-    let (hh, mm) = (two(11)?, two(14)?);
-    let mut i = 16;
-    let mut secs = 0;
-    let mut millis = 0;
-    if b.get(i) == Some(&b':') {
-        secs = two(i + 1)?;
-        i += 3;
-        if b.get(i) == Some(&b'.') {
-            let digits: Vec<u8> = b[i + 1..]
-                .iter()
-                .copied()
-                .take_while(u8::is_ascii_digit)
-                .collect();
-            for (k, d) in digits.iter().take(3).enumerate() {
-                millis += i64::from(d - b'0') * [100, 10, 1][k];
-            }
-            i += 1 + digits.len();
-        }
-    }
-    let offset_min = match b.get(i) {
-        None | Some(b'Z') => 0,
-        Some(&sign) => {
-            let h = two(i + 1)?;
-            let m = if b.get(i + 3) == Some(&b':') {
-                two(i + 4)?
-            } else {
-                two(i + 3)?
-            };
-            let o = h * 60 + m;
-            if sign == b'-' {
-                -o
-            } else {
-                o
-            }
-        }
-    };
-    Some(day(date) + ((hh * 60 + mm - offset_min) * 60 + secs) * 1000 + millis)
-}
+pub use crate::roster::values::instant_ms;
 
 #[cfg(test)]
 mod tests {
@@ -527,6 +480,9 @@ mod tests {
         // RFC 3339 lets a space stand for the `T` (some consumers send it).
         assert!(!filter("dateLastModified>'2026-09-01 12:00:00Z'").matches(&u));
         assert!(filter("dateLastModified>'2026-09-01 11:59:59Z'").matches(&u));
+        // And a lower-case `t` and `z`.
+        assert!(!filter("dateLastModified>'2026-09-01t12:00:00z'").matches(&u));
+        assert!(filter("dateLastModified>'2026-09-01t11:59:59z'").matches(&u));
     }
 
     /// A value that is no instant is refused, never compared as text: a delta pull with a

@@ -157,6 +157,59 @@ pub fn parse_datetime(s: &str) -> Option<Date> {
     }
 }
 
+/// A date (`2024-09-01`, midnight UTC) or an RFC 3339 date-time (`Z` or an offset, fractions
+/// optional) as milliseconds since the Unix epoch.
+pub fn instant_ms(s: &str) -> Option<i64> {
+    let day = |d: Date| d.days() * 86_400_000;
+    if s.len() == 10 {
+        return parse_date(s).map(day);
+    }
+    let date = parse_datetime(s)?;
+    let b = s.as_bytes();
+    let two = |i: usize| -> Option<i64> {
+        let h = b.get(i)?.checked_sub(b'0')?;
+        let l = b.get(i + 1)?.checked_sub(b'0')?;
+        (h < 10 && l < 10).then_some(i64::from(h) * 10 + i64::from(l))
+    };
+    let (hh, mm) = (two(11)?, two(14)?);
+    let mut i = 16;
+    let mut secs = 0;
+    let mut millis = 0;
+    if b.get(i) == Some(&b':') {
+        secs = two(i + 1)?;
+        i += 3;
+        if b.get(i) == Some(&b'.') {
+            let digits: Vec<u8> = b[i + 1..]
+                .iter()
+                .copied()
+                .take_while(u8::is_ascii_digit)
+                .collect();
+            for (k, d) in digits.iter().take(3).enumerate() {
+                millis += i64::from(d - b'0') * [100, 10, 1][k];
+            }
+            i += 1 + digits.len();
+        }
+    }
+    let offset_min = match b.get(i) {
+        None | Some(b'Z') => 0,
+        Some(&sign) => {
+            let h = two(i + 1)?;
+            let m = if b.get(i + 3) == Some(&b':') {
+                two(i + 4)?
+            } else {
+                two(i + 3)?
+            };
+            let o = h * 60 + m;
+            if sign == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+    };
+    Some(day(date) + ((hh * 60 + mm - offset_min) * 60 + secs) * 1000 + millis)
+}
+
 /// A pragmatic address check: one `@`, a non-empty local part, a dotted domain, no spaces or
 /// control characters, at most 254 bytes.
 pub fn is_email(s: &str) -> bool {
@@ -398,7 +451,12 @@ pub fn normalize_invalid(kind: Kind, v: &str, order: Option<DateOrder>, why: Str
         Kind::Bool => "boolean written in another case",
         Kind::Enum { .. } => "value written in another case",
         Kind::Date => "date rewritten as YYYY-MM-DD",
-        Kind::DateTime if !t.contains(['T', ' ']) => "date without a time read as midnight UTC",
+        Kind::DateTime if !t.contains(['T', 't', ' ']) => {
+            "date without a time read as midnight UTC"
+        }
+        Kind::DateTime if has_zone(&t.to_ascii_uppercase()) => {
+            "date-time written with an upper-case T and Z"
+        }
         Kind::DateTime => "date-time without a time zone read as UTC",
         Kind::GradeList { .. } => "grade rewritten as its CEDS code",
         _ => "surrounding spaces removed",
@@ -493,9 +551,18 @@ fn read_date(t: &str, order: Option<DateOrder>) -> DateRead<Date> {
 /// `2017-05-06 08:01:05` and `2017-05-06T08:01:05` (no zone: UTC), slash dates as in
 /// [`read_date`], with or without a time.
 fn read_datetime(t: &str, order: Option<DateOrder>) -> DateRead<String> {
-    let (date, time) = match t.find(['T', ' ']) {
+    // RFC 3339 allows `t` and `z` in lower case.
+    let (date, time) = match t.find(['T', 't', ' ']) {
         Some(i) => (&t[..i], t[i + 1..].trim_start()),
         None => (t, ""),
+    };
+    let upper;
+    let time = match time.strip_suffix('z') {
+        Some(rest) => {
+            upper = format!("{rest}Z");
+            upper.as_str()
+        }
+        None => time,
     };
     let d = match read_date(date, order) {
         DateRead::Date(d) => d,
@@ -529,6 +596,37 @@ fn read_datetime(t: &str, order: Option<DateOrder>) -> DateRead<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 3339 allows a lower-case `t` and `z`: such a value is valid, written upper-case.
+    #[test]
+    fn lower_case_t_and_z_are_read() {
+        let fixed = |v: &str| normalize(Kind::DateTime, v, None);
+        assert_eq!(
+            fixed("2026-09-01T08:00:00z"),
+            Reading::Fixed(
+                "2026-09-01T08:00:00Z".into(),
+                "date-time written with an upper-case T and Z"
+            )
+        );
+        assert_eq!(
+            fixed("2026-09-01t08:00:00+02:00"),
+            Reading::Fixed(
+                "2026-09-01T08:00:00+02:00".into(),
+                "date-time written with an upper-case T and Z"
+            )
+        );
+        assert_eq!(
+            fixed("2026-09-01t08:00"),
+            Reading::Fixed(
+                "2026-09-01T08:00:00Z".into(),
+                "date-time without a time zone read as UTC"
+            )
+        );
+        assert!(matches!(
+            fixed("2026-09-01T08:00:00zz"),
+            Reading::Invalid(_)
+        ));
+    }
 
     #[test]
     fn dates() {

@@ -380,7 +380,7 @@ impl Store {
                     .and_then(|p| p.into_iter().find(|(n, _)| n == "dateLastModified"))
                     .map(|(_, v)| v)
                     .unwrap_or_default();
-                if !incoming.is_empty() && !old_dlm.is_empty() && incoming < old_dlm.as_str() {
+                if is_older(incoming, &old_dlm) {
                     counts.stale += 1;
                     continue;
                 }
@@ -422,6 +422,17 @@ impl Store {
             }
         }
         Ok((counts, b))
+    }
+}
+
+/// Whether a delta row's `dateLastModified` is older than the stored record's: compared as
+/// points in time (`2026-09-01T10:00:00+02:00` is before `2026-09-01T08:30:00Z`), not as text.
+/// A value that is empty or not a date-time never makes a row stale: it is applied.
+pub(super) fn is_older(incoming: &str, stored: &str) -> bool {
+    use crate::roster::values::instant_ms;
+    match (instant_ms(incoming.trim()), instant_ms(stored.trim())) {
+        (Some(new), Some(old)) => new < old,
+        _ => false,
     }
 }
 

@@ -314,6 +314,81 @@ fn oneroster_delta_upserts_deletes_and_skips_stale_rows() {
     assert!(out.contains("1 stale delta rows skipped"), "{out}");
 }
 
+/// A delta row is stale when its dateLastModified is an earlier point in time than the
+/// stored one's, whatever the offsets. Compared as text, a row written in UTC after one written
+/// at +02:00 was skipped as older, and an older one at +02:00 overwrote a newer one in UTC.
+#[test]
+fn a_delta_row_is_stale_by_its_time_not_by_its_text() {
+    let e = Env::with_sources(&["north"], "");
+    let d = e.path("d");
+    fs::create_dir_all(&d).unwrap();
+    let uh = "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password";
+    let users = |rows: &[(&str, &str, &str)]| {
+        let mut t = format!("{uh}\n");
+        for (id, when, name) in rows {
+            t.push_str(&format!(
+                "{id},active,{when},true,SCH1,student,{id},,{name},One,,,,,,,,\n"
+            ));
+        }
+        t
+    };
+    fs::write(
+        d.join("manifest.csv"),
+        "propertyName,value\noneroster.version,1.1\nfile.orgs,bulk\nfile.users,delta\n",
+    )
+    .unwrap();
+    fs::write(d.join("orgs.csv"), "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\nSCH1,,,School,school,,\n").unwrap();
+    fs::write(
+        d.join("users.csv"),
+        users(&[
+            ("U1", "2026-09-01T10:00:00+02:00", "Old"),
+            ("U2", "2026-09-01T08:00:00Z", "Old"),
+            ("U3", "2026-09-01T08:00:00Z", "Old"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(e.ingest(&d, "north").0, 0);
+    fs::write(
+        d.join("manifest.csv"),
+        "propertyName,value\noneroster.version,1.1\nfile.users,delta\n",
+    )
+    .unwrap();
+    fs::remove_file(d.join("orgs.csv")).unwrap();
+    fs::write(
+        d.join("users.csv"),
+        users(&[
+            // 30 minutes after U1's 08:00 UTC: applied.
+            ("U1", "2026-09-01T08:30:00Z", "New"),
+            // 07:00 UTC, an hour before U2's: stale.
+            ("U2", "2026-09-01T09:00:00+02:00", "Stale"),
+            // Half a second after U3's: applied.
+            ("U3", "2026-09-01T08:00:00.5Z", "New"),
+        ]),
+    )
+    .unwrap();
+    let (code, out) = e.ingest(&d, "north");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 updated"), "{out}");
+    assert!(out.contains("1 stale delta rows skipped"), "{out}");
+    let users = String::from_utf8(
+        dir_files(&e.export("north", "x"))
+            .remove("users.csv")
+            .unwrap(),
+    )
+    .unwrap();
+    let name = |id: &str| {
+        users
+            .lines()
+            .find(|l| l.starts_with(&format!("{id},")))
+            .map(|l| l.split(',').nth(8).unwrap().to_string())
+    };
+    assert_eq!(
+        (name("U1"), name("U2"), name("U3")),
+        (Some("New".into()), Some("Old".into()), Some("New".into())),
+        "{users}"
+    );
+}
+
 /// Found by a mutation probe: a bulk courses.csv marking C11 `tobedeleted` removed it from the
 /// store, while `check` counted the row as a reference target and kept class K101, which
 /// names it (and the cascade skips bulk files the engine checked). The stored roster then
