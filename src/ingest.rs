@@ -71,15 +71,18 @@ pub fn ingest_arrival(
     // identical to the last applied one is recognised before it is checked.
     let hash = crate::roster::bundle::upload_hash(path).map_err(io(path))?;
     let report_dir = reports_root.join(source).join(id.to_string());
+    let settings = sc.settings();
     let inc = Incoming {
         arrival: arrival.clone(),
         content_hash: hash,
+        settings_hash: settings.fingerprint(),
         report_dir: Some(report_dir.display().to_string()),
         started,
     };
     store.processing(&inc)?;
-    if store.last_hash(source)?.as_deref() == Some(inc.content_hash.as_str()) {
-        // Byte-for-byte the last applied upload: nothing to check or write.
+    if store.is_last_applied(&inc)? {
+        // Byte-for-byte the last applied upload, under the same settings: nothing to check or
+        // write.
         let batch = store.unchanged(&inc)?;
         std::fs::create_dir_all(&report_dir).map_err(io(&report_dir))?;
         let summary = report_dir.join("summary.txt");
@@ -90,7 +93,6 @@ pub fn ingest_arrival(
             report_dir,
         });
     }
-    let settings = sc.settings();
     let view = store.view(source)?;
     // The stored persons are read on one thread while the bundle is parsed on the others.
     let checked = std::thread::scope(|s| {

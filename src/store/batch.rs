@@ -60,6 +60,10 @@ pub struct Batch {
     pub source: String,
     pub account: String,
     pub content_hash: String,
+    /// The fingerprint of the settings it was checked with (empty: recorded before it was
+    /// kept, or not checked).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub settings_hash: String,
     pub format: String,
     pub mode: String,
     pub state: BatchState,
@@ -210,6 +214,8 @@ pub struct Arrival {
 pub struct Incoming {
     pub arrival: Arrival,
     pub content_hash: String,
+    /// [`crate::roster::engine::Settings::fingerprint`] of the settings it is checked with.
+    pub settings_hash: String,
     pub report_dir: Option<String>,
     pub started: std::time::Instant,
 }
@@ -224,6 +230,7 @@ pub(super) fn bare_batch(a: &Arrival, st: &SourceState, state: BatchState) -> Ba
         source: a.source.clone(),
         account: a.account.clone(),
         content_hash: String::new(),
+        settings_hash: String::new(),
         format: String::new(),
         mode: String::new(),
         state,

@@ -76,6 +76,9 @@ type Result<T> = std::result::Result<T, StoreError>;
 struct SourceState {
     last_applied: Option<u64>,
     last_hash: Option<String>,
+    /// The settings fingerprint the last applied batch was checked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_settings: Option<String>,
     format: Option<String>,
     /// Number of record pages (a power of two) of each table.
     #[serde(default)]
@@ -83,6 +86,20 @@ struct SourceState {
     /// Bytes the source's records take in the store (bases and runs, format 3).
     #[serde(default, skip_serializing_if = "batch::is_zero")]
     stored_bytes: u64,
+}
+
+impl SourceState {
+    /// Whether the last applied batch had this upload's content and settings.
+    fn holds(&self, inc: &Incoming) -> bool {
+        self.last_hash.as_deref() == Some(inc.content_hash.as_str())
+            && self.last_settings.as_deref() == Some(inc.settings_hash.as_str())
+    }
+
+    /// Records `inc` as the last applied upload.
+    fn applied(&mut self, inc: &Incoming) {
+        self.last_hash = Some(inc.content_hash.clone());
+        self.last_settings = Some(inc.settings_hash.clone());
+    }
 }
 
 pub struct Store {
@@ -251,9 +268,10 @@ impl Store {
             .ok_or_else(|| corrupt(K_NEXT_ID, "not a counter"))
     }
 
-    /// The content hash of the source's last applied batch.
-    pub fn last_hash(&self, source: &str) -> Result<Option<String>> {
-        Ok(self.state(source)?.last_hash)
+    /// Whether `inc` is the source's last applied upload again, to be checked with the same
+    /// settings: then there is nothing to check or write.
+    pub fn is_last_applied(&self, inc: &Incoming) -> Result<bool> {
+        Ok(self.state(&inc.arrival.source)?.holds(inc))
     }
 
     /// Records a claimed upload as `received`: it waits in the spool for its source's worker.
@@ -271,6 +289,7 @@ impl Store {
             BatchState::Processing,
         );
         b.content_hash.clone_from(&inc.content_hash);
+        b.settings_hash.clone_from(&inc.settings_hash);
         b.report_dir.clone_from(&inc.report_dir);
         self.record(&b)?;
         Ok(b)
@@ -282,6 +301,7 @@ impl Store {
         let st = self.state(&inc.arrival.source)?;
         let mut b = bare_batch(&inc.arrival, &st, BatchState::Unchanged);
         b.content_hash.clone_from(&inc.content_hash);
+        b.settings_hash.clone_from(&inc.settings_hash);
         b.report_dir.clone_from(&inc.report_dir);
         b.format = st.format.clone().unwrap_or_default();
         b.mode = "bulk".into();
@@ -358,6 +378,7 @@ impl Store {
         let state = self.state(&inc.arrival.source)?;
         let mut batch = bare_batch(&inc.arrival, &state, BatchState::Processing);
         batch.content_hash.clone_from(&inc.content_hash);
+        batch.settings_hash.clone_from(&inc.settings_hash);
         batch.report_dir.clone_from(&inc.report_dir);
         batch.format = outcome.format.map_or("unknown", |f| f.label()).to_string();
         batch.mode = mode_label(outcome);
@@ -411,7 +432,7 @@ impl Store {
                 return Ok(done(batch));
             }
         }
-        if state.last_hash.as_deref() == Some(inc.content_hash.as_str()) {
+        if state.holds(inc) {
             batch.state = BatchState::Unchanged;
             batch.reason = Some("same content as the last applied batch".into());
             wait()?;
@@ -444,7 +465,7 @@ impl Store {
         if changes.is_empty() {
             batch.state = BatchState::Unchanged;
             batch.reason = Some("no record differs from the stored roster".into());
-            after.last_hash = Some(inc.content_hash.clone());
+            after.applied(inc);
             wait()?;
             self.write(&batch, &[], None, Some(&after), started)?;
             return Ok(Committed {
@@ -507,7 +528,7 @@ impl Store {
                 held: over,
             });
         }
-        after.last_hash = Some(inc.content_hash.clone());
+        after.applied(inc);
         after.format = outcome.format.map(|f| f.label().to_string());
         batch.state = BatchState::Applied;
         wait()?;
@@ -681,6 +702,7 @@ impl Store {
             batch.reason.clone().unwrap_or_default()
         ));
         st.last_hash = Some(batch.content_hash.clone());
+        st.last_settings = Some(batch.settings_hash.clone()).filter(|h| !h.is_empty());
         st.format = Some(batch.format.clone());
         st.buckets = batch.buckets_after.clone();
         self.write(&batch, &changes, Some((&pk, None)), Some(&st), started)
@@ -777,6 +799,7 @@ impl Store {
         }
         // The next upload is applied even if it equals the rolled-back content.
         st.last_hash = None;
+        st.last_settings = None;
         // The records go back into today's pages: the page counts stay.
         rb.buckets_before = st.buckets.clone();
         rb.buckets_after = st.buckets.clone();
@@ -852,6 +875,7 @@ mod tests {
         Incoming {
             arrival: s.arrival("north", "sis").unwrap(),
             content_hash: hash.into(),
+            settings_hash: "settings".into(),
             report_dir: None,
             started: std::time::Instant::now(),
         }

@@ -538,6 +538,38 @@ fn files_the_engine_does_not_read_do_not_change_the_hash() {
     );
 }
 
+/// The same upload again after the source's settings changed is checked with the new ones:
+/// a filter added for the night takes effect (it was recorded as unchanged by its hash, and
+/// the filtered school stayed until the content changed).
+#[test]
+fn the_same_upload_under_new_settings_is_checked_again() {
+    let e = Env::new("[sources.north]\n");
+    let b = copy_dir(&sample("apple"), &e.path("b"));
+    assert_eq!(e.ingest_text(&b, "north").0, 0);
+    let (_, out) = e.ingest_text(&b, "north");
+    assert!(
+        out.contains("same content as the last applied batch"),
+        "{out}"
+    );
+    let config = fs::read_to_string(&e.config).unwrap();
+    fs::write(
+        &e.config,
+        config.replace("[sources.north]\n", "[sources.north]\nfilter.locations = [\"L1\"]\nguard.max_delete_percent = 100.0\nguard.max_patch_drop_percent = 100.0\n"),
+    )
+    .unwrap();
+    let (code, out) = e.ingest_text(&b, "north");
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("same content"), "{out}");
+    assert!(out.contains("filtered"), "{out}");
+    assert!(out.contains("APPLIED"), "{out}");
+    // And again under these settings: unchanged.
+    let (_, out) = e.ingest_text(&b, "north");
+    assert!(
+        out.contains("same content as the last applied batch"),
+        "{out}"
+    );
+}
+
 // ---- Issue 12 item 7: linear manifest and bundle resolution; the manifest's size ----
 
 /// A zip of a OneRoster 1.1 bundle whose manifest names `n` extra files that are all present

@@ -33,6 +33,7 @@ fn batch(id: u64, state: BatchState) -> Batch {
         source: "maple-valley".into(),
         account: "sis".into(),
         content_hash: "h".into(),
+        settings_hash: String::new(),
         format: "apple".into(),
         mode: "bulk".into(),
         state,

@@ -95,6 +95,22 @@ pub struct Settings {
     pub limits: crate::roster::bundle::Limits,
 }
 
+impl Settings {
+    /// A digest of everything here that can change a check's outcome, so that an upload the
+    /// source already applied is checked again when its settings changed (a filter added, a
+    /// patch setting turned off). `today` counts only for a filter that reads it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let mut s = self.clone();
+        s.today = match s.filter.terms_active_within_days {
+            Some(_) => Some(s.today.unwrap_or_else(Date::today_utc)),
+            None => None,
+        };
+        let digest = sha2::Sha256::digest(format!("{s:?}").as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// Default of `guard.max_patch_drop_percent`.
 pub const DEFAULT_MAX_PATCH_DROP_PERCENT: f64 = 20.0;
 

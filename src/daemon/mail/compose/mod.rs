@@ -216,6 +216,7 @@ mod tests {
             source: "maple-valley".into(),
             account: "sis".into(),
             content_hash: "h".into(),
+            settings_hash: String::new(),
             format: "apple".into(),
             mode: "bulk".into(),
             state,
