@@ -419,7 +419,7 @@ impl Served {
             .chain(live(&r.enrollments, &at[ix(Entity::Enrollment)]))
             .chain(live(&r.demographics, &at[ix(Entity::Demographics)]));
         let gone_refs = gone.iter().map(|(_, p, r)| (*p, r.as_ref()));
-        s.rel = relate(&s, placed.chain(gone_refs));
+        s.rel = relate(&s, placed, gone_refs);
         Ok(s)
     }
 }
@@ -547,20 +547,30 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The relations over every served record, live and removed, each given with its position
-/// in its table.
+/// The relations over the served records, each given with its position in its table: the
+/// live ones (`live`) and the tombstones (`gone`).
+///
+/// Only live records relate, to live records: a tombstone is in the collections and in its
+/// own kind's subsets (a removed student in `/students`), but a removed enrollment is no
+/// membership, a removed class is no class of its school, course or term, and a removed user
+/// no member of a school. A tombstone's last value is known only when the daemon saw the
+/// removal happen (a removal applied while it was stopped leaves a tombstone of its id alone),
+/// so relations read from it would answer differently for the same roster depending on when
+/// the daemon ran, and would keep a membership the source ended.
 fn relate<'r>(
     s: &Served,
-    all: impl Iterator<Item = (u32, crate::api::render::RecordRef<'r>)>,
+    live: impl Iterator<Item = (u32, crate::api::render::RecordRef<'r>)>,
+    gone: impl Iterator<Item = (u32, crate::api::render::RecordRef<'r>)>,
 ) -> Relations {
     let t = |e: Entity| &s.tables[ix(e)];
-    // The kinds records refer to, by sourcedId (a reference is looked up once per record:
-    // millions of them in a large district).
+    // The live records of the kinds records refer to, by sourcedId (a reference is looked up
+    // once per record: millions of them in a large district). A reference to a tombstone
+    // finds nothing.
     let index = |e: Entity| -> HashMap<&str, u32> {
         let table = t(e);
         let mut m = HashMap::with_capacity_and_hasher(table.len(), Default::default());
         for p in 0..table.len() as u32 {
-            if let Some(it) = table.item(p) {
+            if let Some(it) = table.item(p).filter(|it| !it.gone) {
                 m.insert(it.id, p);
             }
         }
@@ -583,23 +593,44 @@ fn relate<'r>(
         }
     };
     use crate::api::render::RecordRef as R;
-    for (me, r) in all {
+    let live = live.map(|(me, r)| (me, r, true));
+    let gone = gone.map(|(me, r)| (me, r, false));
+    for (me, r, is_live) in live.chain(gone) {
+        // The typed subsets a record is in by its own values, tombstones included.
+        match r {
+            R::Org(o) if o.org_type == "school" => rel.schools.push(me),
+            R::Session(x) => match x.session_type.as_str() {
+                "term" | "semester" => rel.terms.push(me),
+                "gradingPeriod" => rel.grading_periods.push(me),
+                _ => {}
+            },
+            R::User(u) => {
+                match crate::api::render::user_role_v1p1(u) {
+                    "student" => rel.students_v1p1.push(me),
+                    "teacher" => rel.teachers_v1p1.push(me),
+                    _ => {}
+                }
+                for role in &u.roles {
+                    match role.role.as_str() {
+                        "student" => rel.students.push(me),
+                        "teacher" => rel.teachers.push(me),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !is_live {
+            continue;
+        }
         let me = Some(me);
         match r {
             R::Org(o) => {
-                if o.org_type == "school" {
-                    rel.schools.extend(me);
-                }
                 if let Some(parent) = &o.parent {
                     link(&mut p.org_children, at(&orgs, parent), me);
                 }
             }
             R::Session(x) => {
-                match x.session_type.as_str() {
-                    "term" | "semester" => rel.terms.extend(me),
-                    "gradingPeriod" => rel.grading_periods.extend(me),
-                    _ => {}
-                }
                 if let Some(parent) = &x.parent {
                     link(&mut p.session_children, at(&sessions, parent), me);
                     if x.session_type == "gradingPeriod" {
@@ -624,22 +655,11 @@ fn relate<'r>(
                 }
             }
             R::User(u) => {
-                match crate::api::render::user_role_v1p1(u) {
-                    "student" => rel.students_v1p1.extend(me),
-                    "teacher" => rel.teachers_v1p1.extend(me),
-                    _ => {}
-                }
                 for role in &u.roles {
                     let org = at(&orgs, &role.org);
                     match role.role.as_str() {
-                        "student" => {
-                            rel.students.extend(me);
-                            link(&mut p.school_students, org, me);
-                        }
-                        "teacher" => {
-                            rel.teachers.extend(me);
-                            link(&mut p.school_teachers, org, me);
-                        }
+                        "student" => link(&mut p.school_students, org, me),
+                        "teacher" => link(&mut p.school_teachers, org, me),
                         _ => {}
                     }
                 }
@@ -1120,5 +1140,297 @@ mod tests {
             file_of(dir.path(), "a/b").file_name().unwrap(),
             "612f62.served"
         );
+    }
+
+    /// The roster of the outside probe's report: school SCH1, term T1, course CR1, classes
+    /// K1 and CL5, students U1, U2 and U3 (U3 in CL5 only), teacher T9.
+    fn probe_roster(classes: &[&str], enrollments: &[(&str, &str, &str, &str)]) -> Roster {
+        let user = |id: &str, role: &str| User {
+            sourced_id: id.into(),
+            roles: vec![Role {
+                role_type: "primary".into(),
+                role: role.into(),
+                org: "SCH1".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        Roster {
+            orgs: vec![Org {
+                sourced_id: "SCH1".into(),
+                name: "North".into(),
+                org_type: "school".into(),
+                ..Default::default()
+            }],
+            sessions: vec![Session {
+                sourced_id: "T1".into(),
+                title: "Fall".into(),
+                session_type: "term".into(),
+                ..Default::default()
+            }],
+            courses: vec![Course {
+                sourced_id: "CR1".into(),
+                title: "Math".into(),
+                org: "SCH1".into(),
+                ..Default::default()
+            }],
+            classes: classes
+                .iter()
+                .map(|id| Class {
+                    sourced_id: (*id).into(),
+                    title: format!("Class {id}"),
+                    school: "SCH1".into(),
+                    course: "CR1".into(),
+                    terms: vec!["T1".into()],
+                    ..Default::default()
+                })
+                .collect(),
+            users: vec![
+                user("T9", "teacher"),
+                user("U1", "student"),
+                user("U2", "student"),
+                user("U3", "student"),
+            ],
+            enrollments: enrollments
+                .iter()
+                .map(|(id, class, u, role)| Enrollment {
+                    sourced_id: (*id).into(),
+                    class: (*class).into(),
+                    user: (*u).into(),
+                    school: "SCH1".into(),
+                    role: (*role).into(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Every relation of `s` by ids, one "relation parent child" line per pair (and one
+    /// "subset record" line per member of a typed subset): what the nested routes answer,
+    /// whatever the positions.
+    fn relations_by_id(s: &Served) -> Vec<String> {
+        use Entity::*;
+        let r = &s.rel;
+        let links: [(&str, &Links, Entity, Entity); 17] = [
+            ("school_classes", &r.school_classes, Org, Class),
+            ("school_courses", &r.school_courses, Org, Course),
+            ("school_enrollments", &r.school_enrollments, Org, Enrollment),
+            ("school_students", &r.school_students, Org, User),
+            ("school_teachers", &r.school_teachers, Org, User),
+            ("school_terms", &r.school_terms, Org, Session),
+            ("org_children", &r.org_children, Org, Org),
+            ("session_children", &r.session_children, Session, Session),
+            ("class_enrollments", &r.class_enrollments, Class, Enrollment),
+            ("class_students", &r.class_students, Class, User),
+            ("class_teachers", &r.class_teachers, Class, User),
+            ("course_classes", &r.course_classes, Course, Class),
+            ("term_classes", &r.term_classes, Session, Class),
+            (
+                "term_grading_periods",
+                &r.term_grading_periods,
+                Session,
+                Session,
+            ),
+            ("user_classes", &r.user_classes, User, Class),
+            ("student_classes", &r.student_classes, User, Class),
+            ("teacher_classes", &r.teacher_classes, User, Class),
+        ];
+        let id = |e: Entity, p: u32| s.table(e).item(p).map_or("?", |i| i.id).to_string();
+        let mut out = Vec::new();
+        for (name, l, pe, ce) in links {
+            for p in 0..s.table(pe).len() {
+                for &c in l.get(p).unwrap_or(&[]) {
+                    out.push(format!("{name} {} {}", id(pe, p as u32), id(ce, c)));
+                }
+            }
+        }
+        let sets: [(&str, &Vec<u32>, Entity); 7] = [
+            ("schools", &r.schools, Org),
+            ("terms", &r.terms, Session),
+            ("grading_periods", &r.grading_periods, Session),
+            ("students", &r.students, User),
+            ("teachers", &r.teachers, User),
+            ("students_v1p1", &r.students_v1p1, User),
+            ("teachers_v1p1", &r.teachers_v1p1, User),
+        ];
+        for (name, v, e) in sets {
+            out.extend(v.iter().map(|&p| format!("{name} {}", id(e, p))));
+        }
+        out.sort();
+        out
+    }
+
+    /// The children of `parent` in `links`, by id.
+    fn linked(s: &Served, links: &Links, pe: Entity, parent: &str, ce: Entity) -> Vec<String> {
+        let p = s.table(pe).find(parent).unwrap() as usize;
+        links
+            .get(p)
+            .unwrap()
+            .iter()
+            .map(|&c| s.table(ce).item(c).unwrap().id.to_string())
+            .collect()
+    }
+
+    /// Found by an outside probe: an enrollment removed while the daemon ran (a delta's
+    /// `tobedeleted` row) stayed a membership on the nested routes (`/classes/K1/students`,
+    /// `/users/U1/classes`, `/students/U1/classes`), also after a restart, because the
+    /// tombstone's kept last value was related as if live; removed while the daemon was
+    /// stopped (its tombstone then its id alone) it was not. A tombstone is listed by the
+    /// collections, but it is no membership: every way of reaching the same roster serves the
+    /// same relations.
+    #[test]
+    fn a_removed_enrollment_is_no_membership_however_the_removal_was_seen() {
+        let all = [
+            ("E10", "K1", "U1", "student"),
+            ("E12", "K1", "U2", "student"),
+            ("E2", "K1", "U2", "student"),
+            ("E3", "K1", "T9", "teacher"),
+        ];
+        let before = probe_roster(&["K1"], &all);
+        let after = probe_roster(&["K1"], &all[1..]);
+        let build = |r: &Roster, prev: Option<&Served>, at: i64| {
+            Served::build("x", Some(1), String::new(), r.clone(), prev, at, 30).unwrap()
+        };
+        let restarted = |s: &Served| {
+            let dir = tempfile::tempdir().unwrap();
+            s.save(dir.path()).unwrap();
+            Served::load(dir.path(), "x").unwrap()
+        };
+        let a = build(&before, None, 1000);
+        // The daemon running when the batch is applied; then stopped and started again.
+        let running = build(&after, Some(&a), 2000);
+        let running_restarted = build(&after, Some(&restarted(&running)), 3000);
+        // The batch applied while the daemon was stopped (`rosterdrop ingest`).
+        let stopped = build(&after, Some(&restarted(&a)), 2000);
+        // No state kept at all.
+        let fresh = build(&after, None, 2000);
+        for (name, s) in [
+            ("running", &running),
+            ("running, restarted", &running_restarted),
+            ("stopped", &stopped),
+        ] {
+            let e10 = s.table(Entity::Enrollment).find("E10").unwrap();
+            assert!(
+                s.table(Entity::Enrollment).item(e10).unwrap().gone,
+                "{name}: E10 is a tombstone in /enrollments"
+            );
+        }
+        for (name, s) in [
+            ("running", &running),
+            ("running, restarted", &running_restarted),
+            ("stopped", &stopped),
+            ("fresh", &fresh),
+        ] {
+            use Entity::*;
+            let r = &s.rel;
+            assert_eq!(
+                linked(s, &r.class_students, Class, "K1", User),
+                ["U2"],
+                "{name}: /classes/K1/students"
+            );
+            assert_eq!(
+                linked(s, &r.user_classes, User, "U1", Class),
+                Vec::<String>::new(),
+                "{name}: /users/U1/classes"
+            );
+            assert_eq!(
+                linked(s, &r.student_classes, User, "U1", Class),
+                Vec::<String>::new(),
+                "{name}: /students/U1/classes"
+            );
+            assert_eq!(
+                linked(s, &r.class_enrollments, Class, "K1", Enrollment),
+                ["E12", "E2", "E3"],
+                "{name}: /schools/SCH1/classes/K1/enrollments"
+            );
+            assert_eq!(
+                linked(s, &r.school_enrollments, Org, "SCH1", Enrollment),
+                ["E12", "E2", "E3"],
+                "{name}: /schools/SCH1/enrollments"
+            );
+            assert_eq!(
+                relations_by_id(s),
+                relations_by_id(&fresh),
+                "{name}: the relations differ from a fresh build's"
+            );
+        }
+    }
+
+    /// Found by the same probe: `/classes/CL5/students` listed six active students of a class
+    /// that was a tombstone, its enrollments all tombstones. A removed class, its removed
+    /// enrollments and a removed user relate nothing: not to their school, course, term,
+    /// class or users (they are still in the collections, as tombstones).
+    #[test]
+    fn a_removed_class_user_and_enrollments_relate_nothing() {
+        let before = probe_roster(
+            &["CL5", "K1"],
+            &[
+                ("E1", "K1", "U1", "student"),
+                ("E50", "CL5", "U1", "student"),
+                ("E51", "CL5", "U2", "student"),
+                ("E52", "CL5", "U3", "student"),
+                ("E53", "CL5", "T9", "teacher"),
+            ],
+        );
+        let mut after = probe_roster(&["K1"], &[("E1", "K1", "U1", "student")]);
+        after.users.retain(|u| u.sourced_id != "U3");
+        let a = Served::build("x", Some(1), String::new(), before, None, 1000, 30).unwrap();
+        let b = Served::build(
+            "x",
+            Some(2),
+            String::new(),
+            after.clone(),
+            Some(&a),
+            2000,
+            30,
+        )
+        .unwrap();
+        let gone = |e: Entity, id: &str| {
+            let t = b.table(e);
+            t.item(t.find(id).unwrap()).unwrap().gone
+        };
+        assert!(gone(Entity::Class, "CL5") && gone(Entity::User, "U3"));
+        assert!(["E50", "E51", "E52", "E53"]
+            .iter()
+            .all(|e| gone(Entity::Enrollment, e)));
+        use Entity::*;
+        let r = &b.rel;
+        let none = Vec::<String>::new();
+        assert_eq!(linked(&b, &r.class_students, Class, "CL5", User), none);
+        assert_eq!(linked(&b, &r.class_teachers, Class, "CL5", User), none);
+        assert_eq!(
+            linked(&b, &r.class_enrollments, Class, "CL5", Enrollment),
+            none
+        );
+        assert_eq!(linked(&b, &r.school_classes, Org, "SCH1", Class), ["K1"]);
+        assert_eq!(linked(&b, &r.course_classes, Course, "CR1", Class), ["K1"]);
+        assert_eq!(linked(&b, &r.term_classes, Session, "T1", Class), ["K1"]);
+        assert_eq!(
+            linked(&b, &r.school_enrollments, Org, "SCH1", Enrollment),
+            ["E1"]
+        );
+        assert_eq!(
+            linked(&b, &r.school_students, Org, "SCH1", User),
+            ["U1", "U2"]
+        );
+        assert_eq!(linked(&b, &r.user_classes, User, "U2", Class), none);
+        assert_eq!(linked(&b, &r.teacher_classes, User, "T9", Class), none);
+        assert_eq!(linked(&b, &r.student_classes, User, "U1", Class), ["K1"]);
+        assert_eq!(linked(&b, &r.user_classes, User, "U3", Class), none);
+        // The nested routes answer as after a removal the daemon did not see.
+        let dir = tempfile::tempdir().unwrap();
+        a.save(dir.path()).unwrap();
+        let loaded = Served::load(dir.path(), "x").unwrap();
+        let c = Served::build("x", Some(2), String::new(), after, Some(&loaded), 2000, 30).unwrap();
+        // (The typed subsets, `/students` here, still list a tombstone whose last value is
+        // known, U3 in `b`: the links alone are compared, a line "relation parent child".)
+        let links_only = |s: &Served| {
+            relations_by_id(s)
+                .into_iter()
+                .filter(|l| l.split(' ').count() == 3)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(links_only(&b), links_only(&c));
     }
 }
