@@ -588,6 +588,98 @@ fn deltas_see_every_change_across_a_batch_and_a_rollback() {
         .all(|u| u["status"] == "active"));
 }
 
+/// Found by an outside probe: enrollments removed by a delta the running daemon applied stayed
+/// memberships on the nested routes (`/classes/{c}/students`, `/users/{u}/classes`, ...) of
+/// both versions, and still after a restart, while `/enrollments` showed them `tobedeleted`.
+/// Removed, an enrollment is a tombstone in the collections and no membership anywhere.
+#[test]
+fn enrollments_a_delta_removes_leave_the_nested_routes_also_after_a_restart() {
+    let (d, run, api) = started("");
+    let (id, secret) = add_client(&d, "lms", "north", &[]);
+    let t = api.token(&id, &secret);
+    api.wait_for(&t, &format!("{V11}/classes/K100/students"), 30, |r| {
+        ids(r, "users") == ["S1001", "S1002"]
+    });
+    // A delta: E1 (S1001 a student of K100) and E10 (T201 a teacher of K101) removed.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("delta");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let manifest = std::fs::read_to_string(sample("oneroster").join("manifest.csv")).unwrap();
+    let manifest = manifest
+        .replace(",bulk", ",absent")
+        .replace("file.enrollments,absent", "file.enrollments,delta");
+    std::fs::write(bundle.join("manifest.csv"), manifest).unwrap();
+    std::fs::write(
+        bundle.join("enrollments.csv"),
+        "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,\
+         primary,beginDate,endDate\n\
+         E1,tobedeleted,2026-09-16T00:00:00Z,,,,,,,\n\
+         E10,tobedeleted,2026-09-16T00:00:00Z,,,,,,,\n",
+    )
+    .unwrap();
+    let key = d.account("sis", "north");
+    let zip = dir.path().join("delta.zip");
+    crate::support::bundles::zip_dir(&bundle, &zip, None);
+    d.upload("sis", &key, &zip, "delta.zip");
+    let batches = d.wait_batches("north", 2, 60);
+    assert_eq!(
+        batches.last().map(|b| b.1.as_str()),
+        Some("applied"),
+        "{batches:?}"
+    );
+    let check = |api: &Api, t: &str, when: &str| {
+        api.wait_for(t, &format!("{V12}/enrollments/E1"), 30, |r| {
+            r.body["enrollment"]["status"] == "tobedeleted"
+        });
+        for base in [V11, V12] {
+            let list = |p: &str, key: &str| {
+                let r = api.get(Some(t), &format!("{base}{p}"));
+                assert_eq!(r.status, 200, "{when}: {base}{p}: {}", r.raw);
+                let got = ids(&r, key);
+                assert_eq!(r.total(), Some(got.len()), "{when}: {base}{p}");
+                got
+            };
+            let none: Vec<String> = Vec::new();
+            assert_eq!(list("/classes/K100/students", "users"), ["S1002"], "{when}");
+            assert_eq!(
+                list("/schools/L1/classes/K100/students", "users"),
+                ["S1002"],
+                "{when}"
+            );
+            assert_eq!(list("/users/S1001/classes", "classes"), none, "{when}");
+            assert_eq!(list("/students/S1001/classes", "classes"), none, "{when}");
+            assert_eq!(list("/classes/K101/teachers", "users"), ["T202"], "{when}");
+            assert_eq!(
+                list("/teachers/T201/classes", "classes"),
+                ["K100"],
+                "{when}"
+            );
+            assert_eq!(list("/users/T201/classes", "classes"), ["K100"], "{when}");
+            let school = list("/schools/L1/enrollments", "enrollments");
+            assert!(
+                !school.contains(&"E1".to_string()) && !school.contains(&"E10".to_string()),
+                "{when}: {base} /schools/L1/enrollments: {school:?}"
+            );
+            let class = list("/schools/L1/classes/K100/enrollments", "enrollments");
+            assert_eq!(class, ["E2", "E8"], "{when}: {base}");
+            // The tombstones are in the collection, as ever.
+            let r = api.get(
+                Some(t),
+                &format!(
+                    "{base}/enrollments?filter={}",
+                    crate::support::api::pct("status='tobedeleted'")
+                ),
+            );
+            assert_eq!(ids(&r, "enrollments"), ["E1", "E10"], "{when}: {base}");
+        }
+    };
+    check(&api, &t, "running");
+    assert!(run.stop().success());
+    let _run = d.start();
+    let t = api.token(&id, &secret);
+    check(&api, &t, "restarted");
+}
+
 /// With `tls_cert` and `tls_key` the API speaks TLS: curl, trusting only the test CA, gets a
 /// token and a page over https, and the hrefs say https.
 #[test]
