@@ -206,6 +206,32 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
     };
     let seen_at = |(sh, i): (u32, u32)| &shares[sh as usize].seen[i as usize];
     let table_of = |sh: u32| people[shares[sh as usize].person_table].0;
+    // Nearly always nobody is stored under anyone's key and no two persons of the bundle
+    // share one: that is found first, with one table of keys, and is the end of it.
+    let others = shares
+        .iter()
+        .any(|sh| sh.seen.iter().any(|s| s.stored == Stored::Other));
+    let total: usize = shares.iter().map(|s| s.seen.len()).sum();
+    if !others {
+        let mut by_key: HashTable<(u32, u32)> = HashTable::with_capacity(total);
+        let shared = shares.iter().enumerate().any(|(sh, share)| {
+            share.seen.iter().enumerate().any(|(i, seen)| {
+                if seen.stored != Stored::Nobody {
+                    return false;
+                }
+                let at = (sh as u32, i as u32);
+                let key = key_of(at);
+                if by_key.find(seen.hash, |&e| key_of(e) == key).is_some() {
+                    return true;
+                }
+                by_key.insert_unique(seen.hash, at, |&e| seen_at(e).hash);
+                false
+            })
+        });
+        if !shared {
+            return;
+        }
+    }
     // The bundle's persons grouped by key, in row order; each seen person's group.
     let mut groups: Vec<Group> = Vec::new();
     let mut group_of: Vec<Vec<u32>> = shares
@@ -213,8 +239,8 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
         .map(|s| vec![u32::MAX; s.seen.len()])
         .collect();
     {
-        let total: usize = shares.iter().map(|s| s.seen.len()).sum();
-        let mut by_key: HashTable<u32> = HashTable::with_capacity(total);
+        // (share, index) of each group's first person, and the group.
+        let mut by_key: HashTable<(u32, u32, u32)> = HashTable::with_capacity(total);
         for (sh, share) in shares.iter().enumerate() {
             for (i, seen) in share.seen.iter().enumerate() {
                 if seen.stored != Stored::Nobody {
@@ -222,8 +248,8 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
                 }
                 let at = (sh as u32, i as u32);
                 let key = key_of(at);
-                let g = match by_key.find(seen.hash, |&g| key_of(groups[g as usize].kept) == key) {
-                    Some(&g) => {
+                let g = match by_key.find(seen.hash, |&(s2, i2, _)| key_of((s2, i2)) == key) {
+                    Some(&(_, _, g)) => {
                         groups[g as usize].members += 1;
                         g
                     }
@@ -234,8 +260,8 @@ pub(super) fn duplicate_accounts(ctx: &mut Ctx, tables: &mut [Work]) {
                             members: 1,
                             stored: false,
                         });
-                        by_key.insert_unique(seen.hash, g, |&g| {
-                            seen_at(groups[g as usize].kept).hash
+                        by_key.insert_unique(seen.hash, (at.0, at.1, g), |&(s2, i2, _)| {
+                            seen_at((s2, i2)).hash
                         });
                         g
                     }

@@ -303,15 +303,24 @@ pub(super) fn check_refs_batched(
                 .zip(&hashes)
                 .map(|(r, &h)| t.find_hashed(h, r.2)),
         );
-        // Each row's references (they are next to each other in `refs`) are patched together.
+        // Each row's references (they are next to each other in `refs`) are patched together,
+        // once one of them is not found (nearly every row has all of its references).
         let mut i = 0;
         while i < refs.len() {
-            let row = refs[i].0;
-            looked.clear();
+            let (row, start) = (refs[i].0, i);
+            let mut whole = true;
             while i < refs.len() && refs[i].0 == row {
-                let (_, col, v) = refs[i];
-                looked.push((col, v, lookup_found(ext, t, fk, v, found[i])));
+                let (_, _, v) = refs[i];
+                whole &= matches!(lookup_found(ext, t, fk, v, found[i]), Lookup::Found);
                 i += 1;
+            }
+            if whole {
+                continue;
+            }
+            looked.clear();
+            for k in start..i {
+                let (_, col, v) = refs[k];
+                looked.push((col, v, lookup_found(ext, t, fk, v, found[k])));
             }
             row_patches(s, fk, row, &mut looked, out, unknown);
         }
