@@ -1,6 +1,7 @@
 //! The diff of a checked bundle against the stored roster, and the cascade of deletions it
 //! takes with it (a removed school takes its classes, a removed user its enrollments).
 
+use super::roles::gives_roles;
 use super::*;
 
 impl Store {
@@ -446,6 +447,11 @@ pub(super) struct Gone {
     /// Removed by the upload itself (a delta's `tobedeleted`, a bulk file without it): the
     /// engine already checked the bundle's own rows against it.
     pub(super) direct: bool,
+    /// The record as the cascade found it when it dropped it, for a record that gives a user a
+    /// role (`roles::gives_roles`; `None` otherwise, and for the upload's own removals, which
+    /// were stored before the batch): one the batch added and the cascade then dropped has no
+    /// stored value to read its user from.
+    pub(super) record: Option<Vec<u8>>,
 }
 
 /// The records a batch removes from one table, in the order they were found.
@@ -456,7 +462,12 @@ pub(super) struct Removed {
 
 impl Removed {
     pub(super) fn push(&mut self, id: Vec<u8>, origin: Origin, direct: bool) {
-        self.ids.push(Gone { id, origin, direct });
+        self.ids.push(Gone {
+            id,
+            origin,
+            direct,
+            record: None,
+        });
     }
 }
 
@@ -530,6 +541,12 @@ impl Cascade<'_> {
         // Per foreign key: how many of its target's removals it has followed.
         let mut followed = vec![0usize; fks.len()];
         let mut findings = Vec::new();
+        // OneRoster 1.2: users the batch leaves without a role go too (`roles.rs`). Who to
+        // look at is taken from the batch's own writes before the cascade adds to them.
+        let mut roles = match self.schema.format {
+            Format::OneRoster12 => Some(self.role_watch()?),
+            _ => None,
+        };
         loop {
             let mut progress = false;
             for (k, fk) in fks.iter().enumerate() {
@@ -556,7 +573,15 @@ impl Cascade<'_> {
                 let dropped = self.follow(fk, &gone, &mut findings)?;
                 removed.entry(fk.table).or_default().ids.extend(dropped);
             }
-            if !progress {
+            if progress {
+                continue;
+            }
+            // A user that lost its last role drops what refers to it in the next round.
+            let dropped = match roles.as_mut() {
+                Some(w) => self.users_keep_a_role(w, removed, &mut findings)?,
+                None => false,
+            };
+            if !dropped {
                 break;
             }
         }
@@ -620,15 +645,8 @@ impl Cascade<'_> {
         let mut dropped = Vec::new();
         for bucket in 0..buckets {
             let key = k_page(self.source, table, bucket);
-            let (page, overlaid) = match self.index.get(&key) {
-                Some(&i) => match &self.changes[i].1 {
-                    Some(v) => (
-                        read_page(v).ok_or_else(|| corrupt(&key, "undecodable page"))?,
-                        true,
-                    ),
-                    None => continue,
-                },
-                None => (self.store.load_page(&key)?, false),
+            let Some((page, overlaid)) = self.page_after(&key)? else {
+                continue;
             };
             if page.is_empty() {
                 continue;
@@ -697,6 +715,7 @@ impl Cascade<'_> {
                             id: rk.clone(),
                             origin,
                             direct: false,
+                            record: gives_roles(self.schema.format, table).then(|| rv.clone()),
                         });
                     }
                     None
@@ -718,18 +737,8 @@ impl Cascade<'_> {
                 } else {
                     Some(rv.to_vec())
                 };
-                let c = match self.counts.get_mut(table) {
-                    Some(c) => c,
-                    None => {
-                        let before = self.store.count(self.source, table)?;
-                        self.counts.entry(table.to_string()).or_insert(TableCounts {
-                            before,
-                            ..TableCounts::default()
-                        })
-                    }
-                };
                 tally(
-                    c,
+                    self.counts_of(table)?,
                     change(pre.as_deref(), Some(rv)),
                     change(pre.as_deref(), after.as_deref()),
                 );
@@ -751,23 +760,62 @@ impl Cascade<'_> {
                     _ => recs.push((rk.as_slice(), rv.as_slice())),
                 }
             }
-            let value = if recs.is_empty() {
-                None
-            } else {
-                Some(encode_page(&recs)?)
-            };
-            match self.index.get(&key) {
-                Some(&i) => self.changes[i].1 = value,
-                None => {
-                    self.index.insert(key.clone(), self.changes.len());
-                    self.changes.push((key, value));
-                    if let Some(c) = self.counts.get_mut(table) {
-                        c.pages_written += 1;
-                    }
+            self.put_page(table, key, &recs)?;
+        }
+        Ok(dropped)
+    }
+
+    /// The page `key` as it will be after the batch (the batch's write over the stored page),
+    /// and whether the batch writes it; `None` when the batch removes it.
+    pub(super) fn page_after(&self, key: &[u8]) -> Result<Option<(Page, bool)>> {
+        match self.index.get(key) {
+            Some(&i) => match &self.changes[i].1 {
+                Some(v) => Ok(Some((
+                    read_page(v).ok_or_else(|| corrupt(key, "undecodable page"))?,
+                    true,
+                ))),
+                None => Ok(None),
+            },
+            None => Ok(Some((self.store.load_page(key)?, false))),
+        }
+    }
+
+    /// Makes `recs` the page `key` of `table` after the batch (no records: the page goes).
+    pub(super) fn put_page(
+        &mut self,
+        table: &str,
+        key: Vec<u8>,
+        recs: &[(&[u8], &[u8])],
+    ) -> Result<()> {
+        let value = if recs.is_empty() {
+            None
+        } else {
+            Some(encode_page(recs)?)
+        };
+        match self.index.get(&key) {
+            Some(&i) => self.changes[i].1 = value,
+            None => {
+                self.index.insert(key.clone(), self.changes.len());
+                self.changes.push((key, value));
+                if let Some(c) = self.counts.get_mut(table) {
+                    c.pages_written += 1;
                 }
             }
         }
-        Ok(dropped)
+        Ok(())
+    }
+
+    /// The batch's counts of `table`, begun (with the records stored before it) when the
+    /// batch did not upload it.
+    pub(super) fn counts_of(&mut self, table: &str) -> Result<&mut TableCounts> {
+        let before = match self.counts.contains_key(table) {
+            true => 0,
+            false => self.store.count(self.source, table)?,
+        };
+        Ok(self.counts.entry(table.to_string()).or_insert(TableCounts {
+            before,
+            ..TableCounts::default()
+        }))
     }
 }
 

@@ -25,6 +25,7 @@ pub use compact::{dir_bytes, Compacted};
 mod diff;
 mod export;
 mod migrate;
+mod roles;
 mod segments;
 mod undo;
 pub mod views;

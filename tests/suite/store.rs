@@ -641,3 +641,253 @@ fn kill_9_during_compact_leaves_the_store_whole() {
     assert_eq!(e.ingest(&v1, "north").0, 0);
     assert_eq!(e.history("north").len(), history.len() + 1);
 }
+
+const OR12_USERS: &str = "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password,userMasterIdentifier,preferredGivenName,preferredMiddleName,preferredFamilyName,primaryOrgSourcedId,pronouns";
+const OR12_ROLES: &str = "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,orgSourcedId,userProfileSourcedId";
+const OR12_ORGS: &str = "sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId";
+const OR12_ENROLLMENTS: &str = "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate";
+
+/// A OneRoster 1.2 manifest giving each of `files` its mode.
+fn or12_manifest(files: &[(&str, &str)]) -> String {
+    let mut m = "propertyName,value\nmanifest.version,1.0\noneroster.version,1.2\n".to_string();
+    for (file, mode) in files {
+        m.push_str(&format!("file.{file},{mode}\n"));
+    }
+    m
+}
+
+/// The sourcedIds of an exported file's rows.
+fn exported_ids(dir: &std::path::Path, file: &str) -> Vec<String> {
+    fs::read_to_string(dir.join(file))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Found by an outside probe: a delta deleting school SCH2 took U2's only role (R2) with it
+/// and cleared U2's primaryOrg, but left U2 stored with no role at all. The own-format export
+/// wrote it, the REST provider did not serve it, and the next bulk upload dropped it as
+/// `invalid-value`. A 1.2 user left without a role by a batch goes with the batch now, with a
+/// line saying why, and what depends on it follows.
+#[test]
+fn oneroster12_a_user_the_cascade_leaves_without_a_role_goes_with_it() {
+    let e = Env::with_sources(&["north"], "");
+    let b1 = write_files(
+        &e.path("b1"),
+        &[
+            (
+                "manifest.csv",
+                or12_manifest(&[
+                    ("orgs", "bulk"),
+                    ("users", "bulk"),
+                    ("roles", "bulk"),
+                    ("userProfiles", "bulk"),
+                    ("demographics", "bulk"),
+                ]),
+            ),
+            (
+                "orgs.csv",
+                format!(
+                    "{OR12_ORGS}\nD1,,,District,district,,\nSCH1,,,One,school,,D1\nSCH2,,,Two,school,,D1\n"
+                ),
+            ),
+            (
+                "users.csv",
+                format!(
+                    "{OR12_USERS}\n\
+                     U1,,,true,u1,,Ana,One,,,,,,,,,,,,,SCH1,\n\
+                     U2,,,true,u2,,Ben,Two,,,,,,,,,,,,,SCH2,\n\
+                     G1,,,true,g1,,Gia,Guardian,,,,,,U2,,,,,,,SCH1,\n"
+                ),
+            ),
+            (
+                "roles.csv",
+                format!(
+                    "{OR12_ROLES}\nR1,,,U1,primary,student,,,SCH1,\nR2,,,U2,primary,student,,,SCH2,P2\nR3,,,G1,primary,guardian,,,SCH1,\n"
+                ),
+            ),
+            (
+                "userProfiles.csv",
+                "sourcedId,status,dateLastModified,userSourcedId,profileType,vendorId,applicationId,description,credentialType,username,password\n\
+                 P1,,,U1,lms,v,a,,password,u1,\nP2,,,U2,lms,v,a,,password,u2,\n"
+                    .to_string(),
+            ),
+            (
+                "demographics.csv",
+                "sourcedId,status,dateLastModified,birthDate,sex\nU1,,,2011-03-04,female\nU2,,,2012-03-04,male\n"
+                    .to_string(),
+            ),
+        ],
+    );
+    let (code, out) = e.ingest(&b1, "north");
+    assert_eq!(code, 0, "{out}");
+    let d2 = write_files(
+        &e.path("d2"),
+        &[
+            ("manifest.csv", or12_manifest(&[("orgs", "delta")])),
+            (
+                "orgs.csv",
+                format!("{OR12_ORGS}\nSCH2,tobedeleted,2026-09-02T00:00:00Z,,,,\n"),
+            ),
+        ],
+    );
+    let (code, out, report) = e.ingest_report(&d2, "north");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines().any(|l| l.contains("line 0 id U2")
+            && l.contains("left without a role")
+            && l.contains("`R2`")),
+        "U2's drop is said, naming the role it lost:\n{out}"
+    );
+    let summary = fs::read_to_string(report.join("patch-summary.csv")).unwrap();
+    assert!(
+        summary
+            .lines()
+            .any(|l| l.starts_with("users.csv,0,U2,") && l.contains("left without a role")),
+        "{summary}"
+    );
+    // SCH2, R2, U2, its demographics and its profile are deleted; G1 loses U2 as its agent.
+    let h = e.history("north");
+    assert_eq!(
+        (h[0].1.as_str(), h[0].2, h[0].3, h[0].4),
+        ("applied", 0, 1, 5),
+        "{out}"
+    );
+    let x = e.export("north", "export");
+    assert_eq!(exported_ids(&x, "users.csv"), ["G1", "U1"]);
+    assert_eq!(exported_ids(&x, "roles.csv"), ["R1", "R3"]);
+    assert_eq!(exported_ids(&x, "demographics.csv"), ["U1"]);
+    assert_eq!(exported_ids(&x, "userProfiles.csv"), ["P1"]);
+    let users = fs::read_to_string(x.join("users.csv")).unwrap();
+    assert!(!users.contains("U2"), "{users}");
+    // The export checks clean: nothing stored is left for a later upload to drop.
+    let again = check(&x, &e.path("again"), &[]);
+    assert_eq!(again.code, 0, "{}", again.summary);
+    assert!(again.patches().is_empty(), "{:#?}", again.patches());
+}
+
+/// The same for a user whose only role was derived from its enrollment: deleting the class
+/// takes the enrollment, and the user with it (a user with another enrollment stays). A delta
+/// users file adding a user with no role anywhere (no roles.csv or enrollments.csv row in the
+/// bundle or the store) was counted as added and then never served: it is not added.
+#[test]
+fn oneroster12_a_user_left_without_enrollments_or_added_without_a_role_is_not_kept() {
+    let e = Env::with_sources(&["north"], "");
+    let classes_h = "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,location,schoolSourcedId,termSourcedIds,subjects,subjectCodes,periods";
+    let b1 = write_files(
+        &e.path("b1"),
+        &[
+            (
+                "manifest.csv",
+                or12_manifest(&[
+                    ("orgs", "bulk"),
+                    ("academicSessions", "bulk"),
+                    ("courses", "bulk"),
+                    ("classes", "bulk"),
+                    ("users", "bulk"),
+                    ("roles", "bulk"),
+                    ("enrollments", "bulk"),
+                ]),
+            ),
+            (
+                "orgs.csv",
+                format!("{OR12_ORGS}\nD1,,,District,district,,\nSCH1,,,One,school,,D1\n"),
+            ),
+            (
+                "academicSessions.csv",
+                "sourcedId,status,dateLastModified,title,type,startDate,endDate,parentSourcedId,schoolYear\n\
+                 Y1,,,2026-2027,schoolYear,2026-08-17,2027-06-11,,2027\n"
+                    .to_string(),
+            ),
+            (
+                "courses.csv",
+                "sourcedId,status,dateLastModified,schoolYearSourcedId,title,courseCode,grades,orgSourcedId,subjects,subjectCodes\n\
+                 C1,,,Y1,Algebra,ALG,,SCH1,,\n"
+                    .to_string(),
+            ),
+            (
+                "classes.csv",
+                format!("{classes_h}\nK1,,,Algebra 1,,C1,A1,scheduled,,SCH1,Y1,,,\nK2,,,Algebra 2,,C1,A2,scheduled,,SCH1,Y1,,,\n"),
+            ),
+            (
+                "users.csv",
+                format!(
+                    "{OR12_USERS}\n\
+                     U1,,,true,u1,,Ana,One,,,,,,,,,,,,,SCH1,\n\
+                     U3,,,true,u3,,Cy,Three,,,,,,,,,,,,,SCH1,\n\
+                     U4,,,true,u4,,Di,Four,,,,,,,,,,,,,SCH1,\n"
+                ),
+            ),
+            (
+                "roles.csv",
+                format!("{OR12_ROLES}\nR1,,,U1,primary,student,,,SCH1,\n"),
+            ),
+            (
+                "enrollments.csv",
+                format!(
+                    "{OR12_ENROLLMENTS}\n\
+                     E1,,,K1,SCH1,U1,student,false,,\n\
+                     E3,,,K2,SCH1,U3,student,false,,\n\
+                     E4,,,K1,SCH1,U4,student,false,,\n\
+                     E5,,,K2,SCH1,U4,student,false,,\n"
+                ),
+            ),
+        ],
+    );
+    let (code, out) = e.ingest(&b1, "north");
+    assert_eq!(code, 0, "{out}");
+    let when = "2026-09-02T00:00:00Z";
+    let d2 = write_files(
+        &e.path("d2"),
+        &[
+            (
+                "manifest.csv",
+                or12_manifest(&[("classes", "delta"), ("users", "delta"), ("roles", "delta")]),
+            ),
+            (
+                "classes.csv",
+                format!("{classes_h}\nK2,tobedeleted,{when},,,,,,,,,,,\n"),
+            ),
+            (
+                "users.csv",
+                format!(
+                    "{OR12_USERS}\n\
+                     U9,active,{when},true,u9,,No,Role,,,,,,,,,,,,,SCH1,\n\
+                     U10,active,{when},true,u10,,Has,Role,,,,,,,,,,,,,SCH1,\n"
+                ),
+            ),
+            (
+                "roles.csv",
+                format!("{OR12_ROLES}\nR10,active,{when},U10,primary,teacher,,,SCH1,\n"),
+            ),
+        ],
+    );
+    let (code, out) = e.ingest(&d2, "north");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines().any(|l| l.contains("line 0 id U3")
+            && l.contains("left without a role")
+            && l.contains("`E3`")),
+        "U3 goes with its last enrollment:\n{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.contains("line 0 id U9")
+            && l.contains("no role in roles.csv, enrollments.csv or the stored roster")),
+        "U9 is not added, saying why:\n{out}"
+    );
+    // Added U10 and R10; deleted K2, E3, E5 and U3; U9 neither added nor deleted.
+    let h = e.history("north");
+    assert_eq!(
+        (h[0].1.as_str(), h[0].2, h[0].3, h[0].4),
+        ("applied", 2, 0, 4),
+        "{out}"
+    );
+    let x = e.export("north", "export");
+    assert_eq!(exported_ids(&x, "users.csv"), ["U1", "U10", "U4"]);
+    assert_eq!(exported_ids(&x, "enrollments.csv"), ["E1", "E4"]);
+    let again = check(&x, &e.path("again"), &[]);
+    assert_eq!(again.code, 0, "{}", again.summary);
+    assert!(again.patches().is_empty(), "{:#?}", again.patches());
+}

@@ -456,7 +456,8 @@ pub(super) fn integrity(ctx: &mut Ctx, tables: &mut [Work]) {
 /// `filtered` when each of its roles was, `unknown-reference` naming the first role that went
 /// otherwise, `invalid-value` when it had none. A delta or absent file says nothing of what is
 /// stored: then only a user whose rows in roles.csv were all filtered out (the source keeps
-/// none of its roles) is dropped. Returns whether it dropped any.
+/// none of its roles) is dropped, and the store's cascade drops, after the batch, a user the
+/// batch leaves without a role (`store::roles`). Returns whether it dropped any.
 pub(super) fn users_keep_a_role(ctx: &mut Ctx, tables: &mut [Work]) -> bool {
     let (Some(ri), Some(ui)) = (pos(tables, "roles"), pos(tables, "users")) else {
         return false;
