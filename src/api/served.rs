@@ -366,8 +366,9 @@ impl Served {
         let keep_after = now_ms.saturating_sub(i64::from(tombstone_days) * 86_400_000);
         let mut r = roster;
         // Both versions require a role of each user; the check drops a user left without one
-        // (`engine::integrity::users_keep_a_role`), but a store written before it may hold
-        // some: they are not served, as the exports leave them out.
+        // (`engine::integrity::users_keep_a_role`), and so does a 1.2 batch's cascade
+        // (`store::roles`), but a store written before them may hold some: they are not
+        // served, as the conversions leave them out (the own-format export keeps every record).
         let users = r.users.len();
         r.users.retain(|u| !u.roles.is_empty());
         if r.users.len() < users {
