@@ -266,6 +266,11 @@ pub struct IntakeConfig {
     /// Accept uploads but take none (maintenance); `systemctl reload` after changing it.
     #[serde(default)]
     pub paused: bool,
+    /// A batch is taken only while the state directory's file system has this many MiB free
+    /// (else it waits in the spool, tried again with backoff): sled cannot be trusted to come
+    /// back from a write that found the disk full.
+    #[serde(default = "default_min_free_mib")]
+    pub min_free_mib: u64,
 }
 
 fn default_quiet() -> u64 {
@@ -277,6 +282,9 @@ fn default_incomplete() -> u64 {
 fn default_rescan() -> u64 {
     60
 }
+fn default_min_free_mib() -> u64 {
+    256
+}
 
 impl Default for IntakeConfig {
     fn default() -> Self {
@@ -285,6 +293,7 @@ impl Default for IntakeConfig {
             incomplete_after_secs: default_incomplete(),
             rescan_secs: default_rescan(),
             paused: false,
+            min_free_mib: default_min_free_mib(),
         }
     }
 }

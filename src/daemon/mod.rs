@@ -96,6 +96,11 @@ fn bootstrap_accounts(cfg: &Config, path: &Path) -> Result<Vec<InitialAccount>, 
     Ok(made)
 }
 
+/// How often the daemon checks that the store answers.
+const STORE_PROBE: Duration = Duration::from_secs(5);
+/// How long the store may take to answer before the daemon stops feeding systemd's watchdog.
+const STORE_PATIENCE_SECS: u64 = 90;
+
 fn open_store_patiently(dir: &Path) -> Result<Store, StoreError> {
     // An admin command that opened the store directly: it will be quick.
     let locked = |e: &StoreError| matches!(e, StoreError::Locked { .. });
@@ -270,6 +275,8 @@ fn prepare(
         mailer,
         unconfigured: Mutex::new(HashSet::new()),
         rescan_now: tokio::sync::Notify::new(),
+        retry_now: tokio::sync::Notify::new(),
+        disk_full: std::sync::atomic::AtomicBool::new(false),
         api_changed: tokio::sync::Notify::new(),
     });
 
@@ -415,12 +422,39 @@ async fn run(
     tracing::info!(state_dir = %sh.state_dir.display(), "rosterdrop daemon ready");
     let _ = crate::daemon::systemd::ready();
     let _ = crate::daemon::systemd::status(&format!("listening on {}", sh.listen));
-    // The watchdog is fed while the intake loop goes round (it ticks every second).
+    // The watchdog is fed while the intake loop goes round (it ticks every second) and the
+    // store answers (probed every few seconds on a thread of its own, one probe at a time: a
+    // full disk once left sled hanging in every flush, and the daemon wedged with it while
+    // the watchdog was still fed).
+    let store_ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let probe = {
+        let (sh, ok) = (sh.clone(), store_ok.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(STORE_PROBE);
+            loop {
+                every.tick().await;
+                let sh2 = sh.clone();
+                let answered =
+                    tokio::task::spawn_blocking(move || sh2.store().and_then(|s| s.ping())).await;
+                // An answer, even an error, is health: only a store that hangs is restarted
+                // (one that cannot be read keeps the drop box up while its batches wait).
+                if let Ok(Err(e)) = &answered {
+                    tracing::warn!(error = %e, "store health probe failed");
+                }
+                ok.store(
+                    sh.started.elapsed().as_secs(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+        })
+    };
     let wd = sh.clone();
     let watchdog = tokio::spawn(async move {
         crate::daemon::systemd::watchdog(move || {
+            let now = wd.started.elapsed().as_secs();
             let beat = wd.heartbeat.load(std::sync::atomic::Ordering::Relaxed);
-            wd.started.elapsed().as_secs().saturating_sub(beat) < 30
+            let store = store_ok.load(std::sync::atomic::Ordering::Relaxed);
+            now.saturating_sub(beat) < 30 && now.saturating_sub(store) < STORE_PATIENCE_SECS
         })
         .await
     });
@@ -436,6 +470,7 @@ async fn run(
     let _ = crate::daemon::systemd::stopping();
     let _ = sh.stopping.send(true);
     watchdog.abort();
+    probe.abort();
     drop(watcher);
     let _ = sftp_task.await;
     let _ = intake.await;

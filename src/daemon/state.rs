@@ -34,6 +34,11 @@ pub(super) struct Shared {
     /// Wakes the intake loop for a full scan now (after a reload: uploads that waited for a
     /// source that is now configured are taken at once, not at the next periodic rescan).
     pub(super) rescan_now: tokio::sync::Notify,
+    /// Wakes the workers whose batch waits (for its source to be configured again, for room
+    /// on the disk) to try it now: after a reload.
+    pub(super) retry_now: tokio::sync::Notify,
+    /// The state directory's disk had less than `intake.min_free_mib` free when last looked at.
+    pub(super) disk_full: std::sync::atomic::AtomicBool,
     /// Wakes the REST API's keeper: a source's roster may have moved.
     pub(super) api_changed: tokio::sync::Notify,
 }
@@ -170,6 +175,7 @@ impl Shared {
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
         lock(&self.unconfigured).clear();
         self.rescan_now.notify_one();
+        self.retry_now.notify_waiters();
         let mut msg = format!("reloaded: {n} accounts, {sources} sources");
         if listen != self.listen {
             msg.push_str("; sftp.listen changed: restart the daemon to listen there");

@@ -46,6 +46,10 @@ impl Shared {
             }
         };
         let pending = !ready.is_empty() || folder_has_files(&root);
+        if !ready.is_empty() && !self.has_room() {
+            // Taking an upload writes to the store: it waits in the drop folder.
+            return pending;
+        }
         for r in ready {
             if self.stopping() {
                 break;

@@ -50,7 +50,61 @@ fn count_attempt(dir: &Path) {
     }
 }
 
+/// Whether a failure is the disk (or the quota) running full: then the batch is not failed
+/// but waits, as for [`Shared::room_for_a_batch`].
+fn out_of_space(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    // Some layers (sled) keep the I/O error only in their text.
+    let text = e.to_string();
+    text.contains(&format!("(os error {})", libc::ENOSPC))
+        || text.contains(&format!("(os error {})", libc::EDQUOT))
+}
+
+/// Takes back the start [`count_attempt`] counted, for a run that ended without crashing.
+fn uncount_attempt(dir: &Path) {
+    let n = attempts(dir).saturating_sub(1);
+    if let Err(e) = write_atomic(&dir.join(ATTEMPTS_FILE), n.to_string().as_bytes()) {
+        tracing::warn!(error = %e, "batch attempt not taken back");
+    }
+}
+
+/// Free bytes for an unprivileged writer on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 impl Shared {
+    /// Whether the state directory's disk has `intake.min_free_mib` free. Says so in the log
+    /// when it stops having it, and again when it has it back. While it has not, uploads stay
+    /// in the drop folders and claimed batches in the spool.
+    pub(super) fn has_room(&self) -> bool {
+        let need = self.cfg().intake.min_free_mib.saturating_mul(1 << 20);
+        let free = free_bytes(&self.state_dir);
+        let room = free.is_none_or(|f| f >= need);
+        let was_full = self
+            .disk_full
+            .swap(!room, std::sync::atomic::Ordering::Relaxed);
+        match (was_full, room) {
+            (false, false) => tracing::error!(
+                free_mib = free.unwrap_or(0) >> 20,
+                need_mib = need >> 20,
+                "the state directory's disk is nearly full: uploads and batches wait until there is room (intake.min_free_mib)"
+            ),
+            (true, true) => tracing::info!("room on the state directory's disk again: uploads and batches go on"),
+            _ => {}
+        }
+        room
+    }
+
     /// Hands a claimed batch to its source's worker, starting the worker if needed.
     pub(super) fn submit(self: &Arc<Self>, job: Job) {
         let source = job.claim.arrival.source.clone();
@@ -81,12 +135,28 @@ impl Shared {
         lock(&self.workers).push(h);
     }
 
-    /// Runs one batch to its end (blocking: the pipeline is CPU work). Never panics.
-    pub(super) fn process(&self, job: &Job) -> Option<Batch> {
+    /// Runs one batch to its end (blocking: the pipeline is CPU work). Never panics. `None`:
+    /// not now (the store unreadable, the disk full, the source not configured); the worker
+    /// tries again later. `waiting` says whether that was already logged for this batch.
+    pub(super) fn process(&self, job: &Job, waiting: &mut bool) -> Option<Batch> {
         let c = &job.claim;
         let a = &c.arrival;
         let span = tracing::info_span!("batch", id = a.id, source = %a.source);
         let _g = span.enter();
+        if !self.cfg().sources.contains_key(&a.source) {
+            // Removed from the configuration after the upload was taken: it waits for the
+            // source to come back, as an upload still in the drop folder does.
+            if !*waiting {
+                tracing::warn!(
+                    "the batch waits: its source is not in the configuration (add it, then reload)"
+                );
+                *waiting = true;
+            }
+            return None;
+        }
+        if !self.has_room() {
+            return None;
+        }
         let store = match self.store() {
             Ok(s) => s,
             Err(e) => {
@@ -136,6 +206,14 @@ impl Shared {
                         .as_ref()
                         .map(crate::daemon::mail::CheckNotes::from_outcome);
                     (i.batch, None, check)
+                }
+                Err(failure) if out_of_space(&failure) => {
+                    // Nothing is committed (a commit is atomic) and the upload is in the spool:
+                    // the batch waits for room rather than failing for good.
+                    tracing::error!(error = %failure, "the disk filled up during the batch; it is tried again when there is room");
+                    // Not a crash: the attempt does not count towards giving the batch up.
+                    uncount_attempt(&job.dir);
+                    return None;
                 }
                 Err(failure) => {
                     let msg = failure.to_string();
@@ -345,23 +423,34 @@ pub(super) async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::Unboun
             _ = stop.wait_for(|s| *s) => break,
             j = rx.recv() => match j { Some(j) => j, None => break },
         };
-        let permit = tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => break,
-            p = sh.permits.acquire() => p,
-        };
         let id = job.claim.arrival.id;
         sh.status_of(&source, |s| {
             s.queued = s.queued.saturating_sub(1);
             s.running = Some(id);
         });
-        // A batch that could not be finished (the store unreadable, say) is retried before the
-        // source's next one: batches of a source never overtake each other.
+        // A batch that could not be finished (the store unreadable, the disk full, its source
+        // not configured) is retried before the source's next one: batches of a source never
+        // overtake each other. It holds a slot of `daemon.max_parallel` only while it runs, so
+        // a source whose batch waits holds up no other.
         let job = Arc::new(job);
         let mut delay = Duration::from_secs(5);
+        let waiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let last = loop {
-            let (sh2, j) = (sh.clone(), job.clone());
-            match tokio::task::spawn_blocking(move || sh2.process(&j)).await {
+            let permit = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break None,
+                p = sh.permits.acquire() => p,
+            };
+            let (sh2, j, w) = (sh.clone(), job.clone(), waiting.clone());
+            let done = tokio::task::spawn_blocking(move || {
+                let mut said = w.load(std::sync::atomic::Ordering::Relaxed);
+                let r = sh2.process(&j, &mut said);
+                w.store(said, std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+            .await;
+            drop(permit);
+            match done {
                 Ok(Some(b)) => {
                     sh.api_changed.notify_one();
                     break Some((b.id, b.state));
@@ -375,13 +464,13 @@ pub(super) async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::Unboun
                     tokio::select! {
                         biased;
                         _ = stop.wait_for(|s| *s) => break None,
+                        _ = sh.retry_now.notified() => {}
                         _ = tokio::time::sleep(delay) => {}
                     }
                     delay = (delay * 2).min(Duration::from_secs(300));
                 }
             }
         };
-        drop(permit);
         sh.processed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         sh.status_of(&source, |s| {
@@ -422,6 +511,27 @@ mod tests {
             markers: vec![],
             complete: true,
         }
+    }
+
+    /// A full disk or quota, however deep in the error or only in its text (sled's), is told
+    /// from the other failures: the batch then waits instead of failing.
+    #[test]
+    fn a_full_disk_is_told_from_other_failures() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let e = BatchFailure::Ingest(ingest::IngestError::Io(crate::fsutil::at(Path::new(
+            "/s/reports/1",
+        ))(full)));
+        assert!(out_of_space(&e));
+        let quota = std::io::Error::from_raw_os_error(libc::EDQUOT);
+        assert!(out_of_space(&quota));
+        let sled_text =
+            BatchFailure::Panicked("IO error: No space left on device (os error 28)".into());
+        assert!(out_of_space(&sled_text));
+        let denied = std::io::Error::from_raw_os_error(libc::EACCES);
+        assert!(!out_of_space(&denied));
+        assert!(!out_of_space(&BatchFailure::Panicked(
+            "index out of bounds".into()
+        )));
     }
 
     /// The mails call a bundle what the vendor uploaded, never the spool's `upload`.

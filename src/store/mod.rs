@@ -184,6 +184,14 @@ impl Store {
         })
     }
 
+    /// Waits until sled has written out what it holds, writing nothing of its own: the
+    /// daemon's health probe. A database whose write failed (a full disk) can hang here for
+    /// good; the daemon then stops feeding systemd's watchdog, which restarts it.
+    pub fn ping(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Makes this process's writes durable, and notes that the store was written to.
     fn flush(&self) -> Result<()> {
         self.db.flush()?;

@@ -733,3 +733,54 @@ except FileNotFoundError:
 t.close()
 print("PARAMIKO-OK")
 "#;
+
+/// A batch already in the spool when its source left the configuration waits for the source
+/// to come back (as an upload still in the drop folder does); it was failed, with no mail,
+/// and not tried again once the source was back (an outside probe).
+#[test]
+fn a_spooled_batch_of_an_unconfigured_source_waits_for_it() {
+    let d = Daemon::new("[sources.s]\n", 1);
+    let spool = d.spool_crashed_claim("gone", "vendor", 0);
+    let srv = d.start();
+    srv.wait_log(20, "its source is not in the configuration");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(spool.exists(), "{}", srv.log_text());
+    // Received, not failed.
+    assert_eq!(
+        d.history(),
+        vec![(1, "gone".to_string(), "received".to_string())]
+    );
+    let cfg = fs::read_to_string(&d.config).unwrap();
+    fs::write(&d.config, format!("{cfg}\n[sources.gone]\n")).unwrap();
+    srv.signal("-HUP");
+    let done = d.wait_batches("gone", 1, 30);
+    assert_eq!(done, vec![(1, "applied".to_string())], "{}", srv.log_text());
+}
+
+/// While the state directory's disk has less than `intake.min_free_mib` free, uploads wait in
+/// the drop folder (taking one writes to the store, and sled did not come back from a write
+/// that found the disk full: the whole daemon hung); with room again they are taken.
+#[test]
+fn uploads_wait_while_the_disk_is_nearly_full() {
+    let d = Daemon::with_intake("[sources.s]\n", 1, "min_free_mib = 1000000000");
+    let key = d.account("vendor", "s");
+    let srv = d.start();
+    let zip = d.dir.path().join("a.zip");
+    zip_dir(&sample("apple"), &zip, None);
+    d.upload("vendor", &key, &zip, "a.zip");
+    srv.wait_log(20, "disk is nearly full");
+    assert!(d.state.join("drop/vendor/a.zip").exists());
+    assert!(d.history().is_empty(), "{:?}", d.history());
+    let cfg = fs::read_to_string(&d.config).unwrap();
+    fs::write(
+        &d.config,
+        cfg.replace("min_free_mib = 1000000000", "min_free_mib = 0"),
+    )
+    .unwrap();
+    srv.signal("-HUP");
+    let done = d.wait_batches("s", 1, 30);
+    assert_eq!(done, vec![(1, "applied".to_string())], "{}", srv.log_text());
+    assert!(srv
+        .log_text()
+        .contains("room on the state directory's disk again"));
+}
