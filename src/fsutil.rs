@@ -74,6 +74,34 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], mode: WriteMode) -> Result<(
     written
 }
 
+/// Removes from `dir` (not below it) the temporaries of [`write_atomic`] calls that a killed
+/// process left behind: files named `.<name>.tmp-<pid>-<n>` not modified for `older_than` (no
+/// write takes that long, so none is under way). Returns how many it removed.
+pub fn remove_stale_temporaries(dir: &Path, older_than: std::time::Duration) -> usize {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with('.') && name.contains(".tmp-")) {
+            continue;
+        }
+        let stale = e
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= older_than);
+        if stale && fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Fsyncs a folder, so that the names created, renamed or removed in it survive a power loss.
 /// A file's text, or `None` when it does not exist (a credentials file not written yet).
 pub fn read_if_exists(path: &Path) -> Result<Option<String>, IoError> {
@@ -177,6 +205,33 @@ pub fn is_partial_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only old temporaries of `write_atomic` go; fresh ones, other files and folders stay.
+    #[test]
+    fn stale_temporaries_are_removed_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        for n in [
+            ".a.json.tmp-12-0",
+            ".b.served.tmp-99-3",
+            "a.json",
+            ".hidden",
+        ] {
+            fs::write(p.join(n), "x").unwrap();
+        }
+        fs::create_dir(p.join(".dir.tmp-1-1")).unwrap();
+        assert_eq!(
+            remove_stale_temporaries(p, std::time::Duration::from_secs(3600)),
+            0
+        );
+        assert_eq!(remove_stale_temporaries(p, std::time::Duration::ZERO), 2);
+        let mut left: Vec<String> = fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".dir.tmp-1-1", ".hidden", "a.json"]);
+    }
 
     #[test]
     fn nofollow_is_the_platform_flag() {

@@ -25,14 +25,15 @@ const EXIT_HELD: u8 = 3;
 /// `status`: no daemon runs.
 const EXIT_NOT_RUNNING: u8 = 3;
 
-fn open_store(config: &std::path::Path) -> anyhow::Result<(Config, Store)> {
+/// Opens the store for a command that writes it without the daemon. `instead` says what to do
+/// while the daemon runs (it holds the store).
+fn open_store(config: &std::path::Path, instead: &str) -> anyhow::Result<(Config, Store)> {
     let cfg = Config::load(config)?;
     let sock = rosterdrop::admin::socket_path(&cfg.state_dir);
     if let Ok(Some(_)) = rosterdrop::admin::call_daemon(&sock, &Request::Status, None) {
         anyhow::bail!(
-            "the daemon is running and holds the store: put the bundle into {}/drop/<account>/ \
-             (it is taken like an SFTP upload), or stop the daemon first",
-            cfg.state_dir.display()
+            "the daemon is running and holds the store: {}",
+            instead.replace("{state_dir}", &cfg.state_dir.display().to_string())
         );
     }
     let dir = StateDir::at(&cfg.state_dir).db();
@@ -329,7 +330,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             account,
             quiet,
         } => {
-            let (cfg, store) = open_store(&config()?)?;
+            let (cfg, store) = open_store(
+                &config()?,
+                "put the bundle into {state_dir}/drop/<account>/ (it is taken like an SFTP \
+                 upload), or stop the daemon first",
+            )?;
             let sc = cfg.source(&source)?.clone();
             let r = rosterdrop::ingest::ingest(
                 &store,
@@ -373,7 +378,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Status {} => admin_cmd(&config()?, Request::Status, None),
         Command::Compact {} => {
-            let (_, store) = open_store(&config()?)?;
+            let (_, store) = open_store(
+                &config()?,
+                "stop it first (`systemctl stop rosterdrop`); the daemon compacts the store \
+                 itself when it has grown",
+            )?;
             let c = store.compact_now()?;
             println!("{}", rosterdrop::store::views::compacted_text(&c));
             Ok(0)

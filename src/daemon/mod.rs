@@ -96,6 +96,37 @@ fn bootstrap_accounts(cfg: &Config, path: &Path) -> Result<Vec<InitialAccount>, 
     Ok(made)
 }
 
+/// Removes what writes that a killed process cut short left in the state directory's own
+/// folders (the served rosters' state, mail records, upload names, spool claims): at start,
+/// holding the daemon's lock, so no write of this daemon is under way.
+fn remove_stale_temporaries(dirs: &StateDir<'_>) {
+    use crate::fsutil::remove_stale_temporaries as remove;
+    let age = Duration::from_secs(600);
+    let mail = dirs.mail();
+    let mut folders = vec![
+        dirs.root().to_path_buf(),
+        dirs.api(),
+        mail.join("sent"),
+        mail.join("failed"),
+        dirs.upload_names(),
+    ];
+    // spool/<source>/<batch>/
+    if let Ok(sources) = std::fs::read_dir(dirs.spool()) {
+        for s in sources.flatten() {
+            if let Ok(batches) = std::fs::read_dir(s.path()) {
+                folders.extend(batches.flatten().map(|b| b.path()));
+            }
+        }
+    }
+    let removed: usize = folders.iter().map(|f| remove(f, age)).sum();
+    if removed > 0 {
+        tracing::info!(
+            files = removed,
+            "temporary files of interrupted writes removed"
+        );
+    }
+}
+
 /// How often the daemon checks that the store answers.
 const STORE_PROBE: Duration = Duration::from_secs(5);
 /// How long the store may take to answer before the daemon stops feeding systemd's watchdog.
@@ -233,6 +264,7 @@ fn prepare(
         std::fs::create_dir_all(&p).map_err(io_err(&p))?;
     }
     refuse_second_daemon(&state_dir)?;
+    remove_stale_temporaries(&StateDir::at(&state_dir));
     let store = match open_store_patiently(&StateDir::at(&state_dir).db()) {
         Err(StoreError::Locked { .. }) => {
             return Err(DaemonError::Other(format!(

@@ -123,6 +123,12 @@ fn zip_upload_is_applied_reported_and_exported() {
     assert!(show.contains("state applied"), "{show}");
     let status = d.cli_ok(&["status"]);
     assert!(status.contains("daemon: running"), "{status}");
+    // `compact` needs the daemon stopped, and says so (it used to give `ingest`'s advice).
+    let compact = d.cli(&["compact"]);
+    let said = String::from_utf8_lossy(&compact.stderr);
+    assert_eq!(compact.status.code(), Some(2), "{said}");
+    assert!(said.contains("stop it first"), "{said}");
+    assert!(!said.contains("put the bundle"), "{said}");
     let out_dir = d.dir.path().join("export");
     d.cli_ok(&[
         "export",
