@@ -563,7 +563,18 @@ fn admin_cmd(config: &Path, req: Request, out: Option<&Path>) -> anyhow::Result<
     }
     // Admin commands read what the daemon or `ingest` wrote; they never create a store.
     let sock = rosterdrop::admin::socket_path(&cfg.state_dir);
-    if !StateDir::at(&cfg.state_dir).db().exists() && !sock.exists() {
+    // `exists` is false for a path this user may not look at: that is said as such, not
+    // as a state directory nothing ever ran on.
+    let seen = |p: &Path| {
+        p.try_exists().with_context(|| {
+            format!(
+                "cannot look into the state directory {} (run this as the daemon's user, or \
+                 with sudo)",
+                cfg.state_dir.display()
+            )
+        })
+    };
+    if !seen(&StateDir::at(&cfg.state_dir).db())? && !seen(&sock)? {
         if matches!(req, Request::Status) {
             println!(
                 "daemon: not running (it has never run on {})",
