@@ -301,6 +301,7 @@ fn prepare(
         queues: Mutex::new(HashMap::new()),
         workers: Mutex::new(Vec::new()),
         permits: Semaphore::new(parallel.max(1)),
+        parallel: parallel.max(1),
         started: Instant::now(),
         processed: 0.into(),
         heartbeat: 0.into(),

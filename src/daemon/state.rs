@@ -24,6 +24,8 @@ pub(super) struct Shared {
     pub(super) queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
     pub(super) workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub(super) permits: Semaphore,
+    /// How many batches run at once: the number of `permits`.
+    pub(super) parallel: usize,
     pub(super) started: Instant,
     pub(super) processed: std::sync::atomic::AtomicU64,
     pub(super) mailer: Arc<Mailer>,

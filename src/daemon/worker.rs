@@ -436,10 +436,19 @@ pub(super) async fn worker(sh: Arc<Shared>, source: String, mut rx: mpsc::Unboun
         let mut delay = Duration::from_secs(5);
         let waiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let last = loop {
+            // A batch the process already died in runs alone: when one vendor's batch takes
+            // the daemon down (out of memory), the batches that ran beside it had their
+            // attempts counted too, and three such crashes failed them for good. Alone, an
+            // innocent batch finishes, and only the culprit's count grows.
+            let slots = if attempts(&job.dir) > 0 {
+                u32::try_from(sh.parallel).unwrap_or(u32::MAX)
+            } else {
+                1
+            };
             let permit = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break None,
-                p = sh.permits.acquire() => p,
+                p = sh.permits.acquire_many(slots) => p,
             };
             let (sh2, j, w) = (sh.clone(), job.clone(), waiting.clone());
             let done = tokio::task::spawn_blocking(move || {

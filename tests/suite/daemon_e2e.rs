@@ -790,3 +790,21 @@ fn uploads_wait_while_the_disk_is_nearly_full() {
         .log_text()
         .contains("room on the state directory's disk again"));
 }
+
+/// A batch the process died in before (twice here) is run again, alone: it takes every slot of
+/// `daemon.max_parallel_batches`, so that the batches beside it are not counted as crashing
+/// with it should it take the daemon down again.
+#[test]
+fn a_batch_the_daemon_died_in_runs_again_alone() {
+    let d = Daemon::new("[sources.s]\n", 1);
+    let cfg = fs::read_to_string(&d.config).unwrap();
+    fs::write(
+        &d.config,
+        format!("{cfg}\n[daemon]\nmax_parallel_batches = 3\n"),
+    )
+    .unwrap();
+    let _spool = d.spool_crashed_claim("s", "vendor", 2);
+    let srv = d.start();
+    let done = d.wait_batches("s", 1, 30);
+    assert_eq!(done, vec![(1, "applied".to_string())], "{}", srv.log_text());
+}
