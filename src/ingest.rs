@@ -190,3 +190,55 @@ pub fn ingest_arrival(
         report_dir,
     })
 }
+
+/// Marks the reports of a batch that failed after its check wrote them (the disk filled up, the
+/// commit failed): `summary.txt` then begins by saying that nothing was applied and that the
+/// files beside it may be cut short, and ends with the batch as recorded. It used to keep the
+/// check's `ACCEPTED` for a batch recorded as failed.
+pub fn mark_reports_failed(report_dir: &Path, batch: &crate::store::Batch) {
+    let summary = report_dir.join("summary.txt");
+    let Ok(before) = std::fs::read_to_string(&summary) else {
+        return;
+    };
+    let text = format!(
+        "THIS BATCH FAILED: nothing from it was applied. The reports below and beside this file \
+         were written before it failed and may be incomplete.\n\n{before}{}",
+        commit_text(batch)
+    );
+    if let Err(e) = std::fs::write(&summary, text) {
+        tracing::warn!(error = %e, path = %summary.display(), "summary.txt not marked failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reports of a batch that failed after its check no longer say it was accepted.
+    #[test]
+    fn a_failed_batch_s_summary_says_so_first() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("summary.txt"),
+            "rosterdrop check: ACCEPTED (no patches needed)\n",
+        )
+        .unwrap();
+        let b: crate::store::Batch = serde_json::from_str(
+            r#"{"id":7,"source":"north","account":"sis","content_hash":"","format":"apple","mode":"bulk","state":"failed","received_at":0,"duration_ms":0,"tables":{},"patches":{},"report_dir":null,"reason":"No space left on device (os error 28)","base":null,"rollback_of":null}"#,
+        )
+        .unwrap();
+        mark_reports_failed(d.path(), &b);
+        let text = std::fs::read_to_string(d.path().join("summary.txt")).unwrap();
+        assert!(
+            text.starts_with("THIS BATCH FAILED: nothing from it was applied."),
+            "{text}"
+        );
+        assert!(text.contains("ACCEPTED (no patches needed)"), "{text}");
+        assert!(text.contains("Batch 7 (north): FAILED."), "{text}");
+        assert!(text.contains("No space left on device"), "{text}");
+        // No summary (the check never got that far): nothing is written.
+        let e = tempfile::tempdir().unwrap();
+        mark_reports_failed(e.path(), &b);
+        assert!(!e.path().join("summary.txt").exists());
+    }
+}

@@ -192,7 +192,12 @@ impl Shared {
                     "batch given up after repeated crashes"
                 );
                 match store.fail(a, msg.clone()) {
-                    Ok(b) => (b, Some(msg), None),
+                    Ok(b) => {
+                        if let (Some(dir), BatchState::Failed) = (&b.report_dir, b.state) {
+                            ingest::mark_reports_failed(Path::new(dir), &b);
+                        }
+                        (b, Some(msg), None)
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
                         return None;
@@ -225,6 +230,9 @@ impl Shared {
                         }
                         Ok(b) => {
                             tracing::error!(error = %msg, "batch failed");
+                            if let Some(dir) = &b.report_dir {
+                                ingest::mark_reports_failed(Path::new(dir), &b);
+                            }
                             (b, Some(msg), None)
                         }
                         Err(e) => {
