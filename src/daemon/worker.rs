@@ -51,7 +51,7 @@ fn count_attempt(dir: &Path) {
 }
 
 /// Whether a failure is the disk (or the quota) running full: then the batch is not failed
-/// but waits, as for [`Shared::room_for_a_batch`].
+/// but waits, as for [`Shared::has_room`].
 fn out_of_space(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
