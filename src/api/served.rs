@@ -330,18 +330,6 @@ pub struct Served {
 }
 
 impl Served {
-    /// A source with nothing served yet.
-    pub fn empty(source: &str) -> Served {
-        Served {
-            source: source.to_string(),
-            batch: None,
-            built_ms: 0,
-            settings: String::new(),
-            tables: Default::default(),
-            rel: Relations::default(),
-        }
-    }
-
     pub fn table(&self, e: Entity) -> &Table {
         &self.tables[ix(e)]
     }
@@ -868,7 +856,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Rebuilds a source's served roster from the store, over `previous` (or what was kept on
-/// disk), and keeps the result on disk.
+/// disk), and keeps the result on disk when it can.
 pub fn refresh(
     store: &Store,
     source: &str,
@@ -901,7 +889,12 @@ pub fn refresh(
         now_ms,
         tombstone_days,
     )?;
-    s.save(api_dir)?;
+    // Served even when its state cannot be kept (a full disk): the times of a later build then
+    // start from this one in memory, and after a restart records are "changed now" (a delta
+    // pull gets too much, never too little).
+    if let Err(e) = s.save(api_dir) {
+        tracing::warn!(source, error = %e, "served roster's state not kept on disk");
+    }
     Ok(s)
 }
 

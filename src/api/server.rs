@@ -295,9 +295,18 @@ async fn route(
         ));
         return (client, r);
     }
-    let served = st
-        .served(&principal.source)
-        .unwrap_or_else(|| Arc::new(Served::empty(&principal.source)));
+    // No served roster yet (the daemon just started, or its build failed): 503, never an
+    // empty roster, which a consumer could take for everyone deleted.
+    let Some(served) = st.served(&principal.source) else {
+        let mut r = Reply::error(
+            v,
+            Minor::ServerBusy,
+            "The roster is being prepared; try again in a few seconds.",
+        );
+        r.status = 503;
+        r.headers.push(("retry-after", "10".to_string()));
+        return (client, r);
+    };
     let query = uri.query().unwrap_or("").to_string();
     let public_url = st.public_url.clone();
     let rest = rest.to_string();
@@ -373,6 +382,82 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Before a source's served roster is built (the daemon just started, or its build
+    /// failed, as on a full disk), a request gets 503 with Retry-After, never a 200 with no
+    /// records, which a consumer could take for everyone deleted (an outside probe saw
+    /// `x-total-count: 0` for a store of 737,000 records).
+    #[tokio::test]
+    async fn no_served_roster_yet_is_503_not_an_empty_roster() {
+        use base64::Engine as _;
+        use tower::ServiceExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-clients.toml");
+        let mut clients = crate::api::clients::ApiClients::default();
+        let c = clients.add("lms", "north", &[], false, false).unwrap();
+        clients.save(&path).unwrap();
+        let cfg = ApiConfig::default();
+        let defender = Arc::new(crate::sftp::defender::Defender::new(
+            crate::sftp::DefenderConfig::default(),
+        ));
+        let auth = Arc::new(Auth::new(&cfg, &path, defender).unwrap());
+        let state = Arc::new(ApiState::new(cfg, "http://127.0.0.1:1".into(), auth).unwrap());
+        let app = router(state.clone());
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let call = |req: axum::http::Request<Body>| {
+            let mut req = req;
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req)
+        };
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", c.client_id, c.secret));
+        let resp = call(
+            axum::http::Request::post("/oauth/token")
+                .header("authorization", format!("Basic {basic}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("grant_type=client_credentials"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let token = v["access_token"].as_str().unwrap().to_string();
+        let users = || {
+            axum::http::Request::get("/ims/oneroster/v1p1/users")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let resp = call(users()).await.unwrap();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers().get("retry-after").unwrap(), "10");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["statusInfoSet"][0]["imsx_CodeMinor"]["imsx_codeMinorField"][0]
+                ["imsx_codeMinorFieldValue"],
+            "server_busy"
+        );
+        // Once built (here: a source with no roster yet), it answers.
+        let built = Served::build(
+            "north",
+            None,
+            String::new(),
+            crate::roster::model::Roster::default(),
+            None,
+            0,
+            30,
+        )
+        .unwrap();
+        state.publish(built);
+        assert_eq!(call(users()).await.unwrap().status(), 200);
+    }
 
     fn client_of(peer: &str, xff: &[&str], trusted: &[&str]) -> IpAddr {
         let mut req = axum::extract::Request::new(Body::empty());

@@ -4,11 +4,13 @@
 
 use super::*;
 
-use crate::api::served::{self, Served};
+use crate::api::served;
 use crate::api::server::ApiState;
 
 /// How often the served rosters are compared with the store when nothing woke the task.
 const POLL: Duration = Duration::from_secs(2);
+/// How long a rebuild that failed waits before it is tried again on the same store state.
+const RETRY_FAILED: Duration = Duration::from_secs(60);
 
 /// Binds the API's listener (before anything else starts, so a taken port stops the start).
 pub(super) async fn bind(cfg: &Config) -> Result<Option<tokio::net::TcpListener>, DaemonError> {
@@ -49,8 +51,9 @@ pub(super) fn public_url(cfg: &Config, listener: &tokio::net::TcpListener) -> St
 /// stops.
 pub(super) async fn keep_served(sh: Arc<Shared>, api: Arc<ApiState>) {
     let mut stop = sh.stopping.subscribe();
-    // The store state whose rebuild failed, per source: not tried again until it moves.
-    let mut failed: HashMap<String, (Option<u64>, String)> = HashMap::new();
+    // The store state whose rebuild failed, per source, and when: tried again when it moves,
+    // or after a while (the failure may have been the disk, full for a time).
+    let mut failed: HashMap<String, ((Option<u64>, String), Instant)> = HashMap::new();
     loop {
         let cfg = sh.cfg();
         api.retain(|s| cfg.sources.contains_key(s));
@@ -68,13 +71,15 @@ pub(super) async fn keep_served(sh: Arc<Shared>, api: Arc<ApiState>) {
                 .as_ref()
                 .is_some_and(|s| s.batch == batch && s.settings == served::settings_text(&apple));
             let state = (batch, served::settings_text(&apple));
-            if fresh || failed.get(name) == Some(&state) {
+            let failed_now = failed
+                .get(name)
+                .is_some_and(|(st, at)| *st == state && at.elapsed() < RETRY_FAILED);
+            if fresh || failed_now {
                 continue;
             }
             let dir = sh.dirs().api();
             let days = cfg.api.tombstone_days;
             let name2 = name.clone();
-            let had_one = current.is_some();
             let built = tokio::task::spawn_blocking(move || {
                 let span = tracing::info_span!("served", source = %name2, batch = ?batch);
                 let _e = span.enter();
@@ -113,12 +118,10 @@ pub(super) async fn keep_served(sh: Arc<Shared>, api: Arc<ApiState>) {
                 }
                 Ok(Err(e)) => {
                     tracing::error!(source = %name, error = %e, "served roster not rebuilt");
-                    failed.insert(name.clone(), state);
-                    // An empty one keeps the source answering (and the error from repeating
-                    // every round) until the store moves again.
-                    if !had_one {
-                        api.publish(Served::empty(name));
-                    }
+                    failed.insert(name.clone(), (state, Instant::now()));
+                    // The previous roster, if any, stays served; without one the source
+                    // answers 503, never an empty roster a consumer could take for everyone
+                    // deleted.
                 }
                 Err(_) => {}
             }

@@ -310,6 +310,7 @@ fn prepare(
         rescan_now: tokio::sync::Notify::new(),
         retry_now: tokio::sync::Notify::new(),
         disk_full: std::sync::atomic::AtomicBool::new(false),
+        restart: tokio::sync::Notify::new(),
         api_changed: tokio::sync::Notify::new(),
     });
 
@@ -471,9 +472,18 @@ async fn run(
                     tokio::task::spawn_blocking(move || sh2.store().and_then(|s| s.ping())).await;
                 // An answer, even an error, is health: only a store that hangs is restarted
                 // (one that cannot be read keeps the drop box up while its batches wait).
+                // But sled does not come back from a write that found the disk full: every
+                // later write fails too. Once there is room again, the daemon stops and exits
+                // with an error, so that systemd starts it again on a freshly opened store.
                 if let Ok(Err(e)) = &answered {
                     tracing::warn!(error = %e, "store health probe failed");
+                    if crate::daemon::worker::out_of_space(e) && sh.has_room() {
+                        tracing::error!("the store cannot write since the disk filled up: stopping, to be started again on a freshly opened store");
+                        sh.restart.notify_one();
+                    }
                 }
+                // Waiting batches and uploads go on as soon as there is room again.
+                sh.has_room();
                 ok.store(
                     sh.started.elapsed().as_secs(),
                     std::sync::atomic::Ordering::Relaxed,
@@ -492,7 +502,16 @@ async fn run(
         .await
     });
 
-    while let Some(Control::Reload) = control.recv().await {
+    let mut restart = false;
+    loop {
+        let c = tokio::select! {
+            c = control.recv() => c,
+            _ = sh.restart.notified() => {
+                restart = true;
+                break;
+            }
+        };
+        let Some(Control::Reload) = c else { break };
         let _ = crate::daemon::systemd::reloading();
         if let Err(e) = sh.reload() {
             tracing::error!(error = %e, "configuration not reloaded; the previous one stays in force");
@@ -527,9 +546,19 @@ async fn run(
     let _ = mail_stop.send(true);
     let _ = mail.await;
     let _ = std::fs::remove_file(&sock);
+    if restart {
+        // Not through the store's drop: sled's last flush could hang on what it could not
+        // write. Every commit was flushed when made, and the next open recovers the log.
+        tracing::error!("rosterdrop daemon stopped to reopen its store; exiting with an error for the service manager to start it again");
+        std::process::exit(EXIT_REOPEN);
+    }
     tracing::info!("rosterdrop daemon stopped");
     Ok(())
 }
+
+/// The exit status of a daemon that stopped to have its store opened afresh
+/// (`EX_TEMPFAIL`): `Restart=on-failure` starts it again.
+const EXIT_REOPEN: i32 = 75;
 
 #[cfg(test)]
 mod tests {

@@ -52,7 +52,7 @@ fn count_attempt(dir: &Path) {
 
 /// Whether a failure is the disk (or the quota) running full: then the batch is not failed
 /// but waits, as for [`Shared::has_room`].
-fn out_of_space(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(super) fn out_of_space(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
@@ -62,10 +62,12 @@ fn out_of_space(e: &(dyn std::error::Error + 'static)) -> bool {
         }
         cur = err.source();
     }
-    // Some layers (sled) keep the I/O error only in their text.
+    // Some layers (sled) keep the I/O error only in their text, in its Display or Debug form.
     let text = e.to_string();
-    text.contains(&format!("(os error {})", libc::ENOSPC))
-        || text.contains(&format!("(os error {})", libc::EDQUOT))
+    [libc::ENOSPC, libc::EDQUOT].iter().any(|code| {
+        text.contains(&format!("(os error {code})")) || text.contains(&format!("code: {code},"))
+    }) || text.contains("StorageFull")
+        || text.contains("QuotaExceeded")
 }
 
 /// Takes back the start [`count_attempt`] counted, for a run that ended without crashing.
@@ -99,7 +101,11 @@ impl Shared {
                 need_mib = need >> 20,
                 "the state directory's disk is nearly full: uploads and batches wait until there is room (intake.min_free_mib)"
             ),
-            (true, true) => tracing::info!("room on the state directory's disk again: uploads and batches go on"),
+            (true, true) => {
+                tracing::info!("room on the state directory's disk again: uploads and batches go on");
+                self.retry_now.notify_waiters();
+                self.rescan_now.notify_one();
+            }
             _ => {}
         }
         room
@@ -237,6 +243,8 @@ impl Shared {
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
+                            // The process did not die in it: not counted as a crash.
+                            uncount_attempt(&job.dir);
                             return None;
                         }
                     }
@@ -544,6 +552,11 @@ mod tests {
         let sled_text =
             BatchFailure::Panicked("IO error: No space left on device (os error 28)".into());
         assert!(out_of_space(&sled_text));
+        let sled_debug = BatchFailure::Panicked(
+            "store: IO error: Os { code: 28, kind: StorageFull, message: \"No space left on device\" }"
+                .into(),
+        );
+        assert!(out_of_space(&sled_debug));
         let denied = std::io::Error::from_raw_os_error(libc::EACCES);
         assert!(!out_of_space(&denied));
         assert!(!out_of_space(&BatchFailure::Panicked(
