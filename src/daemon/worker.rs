@@ -336,11 +336,16 @@ impl Shared {
     pub(super) fn notify_admins(&self, mail: &crate::daemon::mail::BatchMail) -> bool {
         let batch = mail.batch;
         let cfg = self.cfg();
-        let admins = cfg
-            .sources
-            .get(&batch.source)
-            .map(|s| s.admins.clone())
-            .unwrap_or_default();
+        let Some(source) = cfg.sources.get(&batch.source) else {
+            // Removed from the configuration while the batch ran (a reload): nobody to tell,
+            // but the log says so rather than nothing.
+            tracing::warn!(
+                batch = batch.id,
+                "no mail: the batch's source is no longer in the configuration"
+            );
+            return true;
+        };
+        let admins = source.admins.clone();
         if admins.is_empty() {
             tracing::debug!(
                 batch = batch.id,
