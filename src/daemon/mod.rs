@@ -197,7 +197,7 @@ pub fn serve(
         .thread_name("rosterdrop")
         .build()
         .map_err(io_err(Path::new("tokio runtime")))?;
-    rt.block_on(async {
+    let ran = rt.block_on(async {
         let listen = cfg.sftp.listen;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -210,7 +210,26 @@ pub fn serve(
         let ran = run_on(listener, cfg, rx, on_start).await;
         signals.abort();
         ran
-    })
+    });
+    // Everything has stopped; a blocking thread still inside sled (a flush that a full disk
+    // made hang) must not keep the process from exiting.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    ran
+}
+
+/// Ends the process at once, with status 75 (`EX_TEMPFAIL`), for the service manager to start
+/// it again: sled met a full disk. Its database in memory then no longer matches the disk (a
+/// commit whose flush failed is visible to this process, and later flushes can write part of
+/// it: an outside probe saw a batch recorded as applied with a third of its records), so not
+/// one more read, write or flush goes through it, not even the one its drop would make. The
+/// next start recovers the store from what sled made durable, which holds every commit whose
+/// flush returned. A batch under way is tried again (alone: see the crash loops).
+pub(super) fn abandon_store(error: &dyn std::fmt::Display) -> ! {
+    tracing::error!(
+        error = %error,
+        "the store met a full disk: exiting at once (status 75) for the service manager to start the daemon again on the store as it is on disk"
+    );
+    std::process::exit(EXIT_REOPEN)
 }
 
 /// Turns SIGHUP into [`Control::Reload`], and SIGTERM or SIGINT into [`Control::Stop`].
@@ -310,7 +329,6 @@ fn prepare(
         rescan_now: tokio::sync::Notify::new(),
         retry_now: tokio::sync::Notify::new(),
         disk_full: std::sync::atomic::AtomicBool::new(false),
-        restart: tokio::sync::Notify::new(),
         api_changed: tokio::sync::Notify::new(),
     });
 
@@ -476,11 +494,10 @@ async fn run(
                 // later write fails too. Once there is room again, the daemon stops and exits
                 // with an error, so that systemd starts it again on a freshly opened store.
                 if let Ok(Err(e)) = &answered {
-                    tracing::warn!(error = %e, "store health probe failed");
-                    if crate::daemon::worker::out_of_space(e) && sh.has_room() {
-                        tracing::error!("the store cannot write since the disk filled up: stopping, to be started again on a freshly opened store");
-                        sh.restart.notify_one();
+                    if crate::daemon::worker::out_of_space(e) {
+                        abandon_store(e);
                     }
+                    tracing::warn!(error = %e, "store health probe failed");
                 }
                 // Waiting batches and uploads go on as soon as there is room again.
                 sh.has_room();
@@ -502,16 +519,7 @@ async fn run(
         .await
     });
 
-    let mut restart = false;
-    loop {
-        let c = tokio::select! {
-            c = control.recv() => c,
-            _ = sh.restart.notified() => {
-                restart = true;
-                break;
-            }
-        };
-        let Some(Control::Reload) = c else { break };
+    while let Some(Control::Reload) = control.recv().await {
         let _ = crate::daemon::systemd::reloading();
         if let Err(e) = sh.reload() {
             tracing::error!(error = %e, "configuration not reloaded; the previous one stays in force");
@@ -546,17 +554,11 @@ async fn run(
     let _ = mail_stop.send(true);
     let _ = mail.await;
     let _ = std::fs::remove_file(&sock);
-    if restart {
-        // Not through the store's drop: sled's last flush could hang on what it could not
-        // write. Every commit was flushed when made, and the next open recovers the log.
-        tracing::error!("rosterdrop daemon stopped to reopen its store; exiting with an error for the service manager to start it again");
-        std::process::exit(EXIT_REOPEN);
-    }
     tracing::info!("rosterdrop daemon stopped");
     Ok(())
 }
 
-/// The exit status of a daemon that stopped to have its store opened afresh
+/// The exit status of a daemon that left its store for the next start to open afresh
 /// (`EX_TEMPFAIL`): `Restart=on-failure` starts it again.
 const EXIT_REOPEN: i32 = 75;
 

@@ -41,9 +41,6 @@ pub(super) struct Shared {
     pub(super) retry_now: tokio::sync::Notify,
     /// The state directory's disk had less than `intake.min_free_mib` free when last looked at.
     pub(super) disk_full: std::sync::atomic::AtomicBool,
-    /// Stops the daemon with an error (for the service manager to start it again): its store
-    /// cannot write since the disk filled up.
-    pub(super) restart: tokio::sync::Notify,
     /// Wakes the REST API's keeper: a source's roster may have moved.
     pub(super) api_changed: tokio::sync::Notify,
 }

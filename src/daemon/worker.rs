@@ -205,6 +205,9 @@ impl Shared {
                         (b, Some(msg), None)
                     }
                     Err(e) => {
+                        if out_of_space(&e) {
+                            super::abandon_store(&e);
+                        }
                         tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
                         return None;
                     }
@@ -219,11 +222,20 @@ impl Shared {
                     (i.batch, None, check)
                 }
                 Err(failure) if out_of_space(&failure) => {
-                    // Nothing is committed (a commit is atomic) and the upload is in the spool:
-                    // the batch waits for room rather than failing for good.
-                    tracing::error!(error = %failure, "the disk filled up during the batch; it is tried again when there is room");
                     // Not a crash: the attempt does not count towards giving the batch up.
                     uncount_attempt(&job.dir);
+                    if matches!(
+                        failure,
+                        BatchFailure::Store(_)
+                            | BatchFailure::Ingest(ingest::IngestError::Store(_))
+                    ) {
+                        // sled met the full disk: its state in memory is no longer the disk's.
+                        super::abandon_store(&failure);
+                    }
+                    // The reports met it: nothing was committed (the commit waits for them)
+                    // and the upload is in the spool. The batch waits for room rather than
+                    // failing for good.
+                    tracing::error!(error = %failure, "the disk filled up during the batch; it is tried again when there is room");
                     return None;
                 }
                 Err(failure) => {
@@ -242,9 +254,12 @@ impl Shared {
                             (b, Some(msg), None)
                         }
                         Err(e) => {
-                            tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
                             // The process did not die in it: not counted as a crash.
                             uncount_attempt(&job.dir);
+                            if out_of_space(&e) {
+                                super::abandon_store(&e);
+                            }
+                            tracing::error!(error = %e, "the failure could not be recorded; the batch stays in the spool");
                             return None;
                         }
                     }
