@@ -78,6 +78,63 @@ fn uncount_attempt(dir: &Path) {
     }
 }
 
+/// How many bytes the files of an upload hold once inflated, as far as can be told cheaply: a
+/// zip's declared sizes (from its central directory), other files' own sizes; at most `cap`
+/// (a zip may declare anything: it is refused later if it lies past the limits).
+fn upload_bytes(path: &Path, cap: u64) -> u64 {
+    let mut total = 0u64;
+    let mut add = |p: &Path, len: u64| {
+        let is_zip = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+        let declared = is_zip
+            .then(|| {
+                let f = std::fs::File::open(p).ok()?;
+                let mut z = zip::ZipArchive::new(std::io::BufReader::new(f)).ok()?;
+                let mut sum = 0u64;
+                for i in 0..z.len() {
+                    sum = sum.saturating_add(z.by_index_raw(i).ok()?.size());
+                }
+                Some(sum)
+            })
+            .flatten();
+        total = total.saturating_add(declared.unwrap_or(len));
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => add(path, m.len()),
+        Ok(_) => {
+            for e in walkdir_files(path) {
+                if let Ok(m) = std::fs::metadata(&e) {
+                    add(&e, m.len());
+                }
+            }
+        }
+        Err(_) => {}
+    }
+    total.min(cap)
+}
+
+/// The files under `dir`, at any depth (an upload folder is a few files).
+fn walkdir_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(e.path()),
+                Ok(t) if t.is_file() => out.push(e.path()),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// What a batch may write on the state directory's disk, for each byte of its inflated upload:
+/// the modified CSVs and their zip beside the patch summary, and the store's own log and values.
+const WRITES_PER_UPLOAD_BYTE: u64 = 4;
+
 /// Free bytes for an unprivileged writer on the file system holding `path`.
 fn free_bytes(path: &Path) -> Option<u64> {
     let st = rustix::fs::statvfs(path).ok()?;
@@ -160,7 +217,28 @@ impl Shared {
             }
             return None;
         }
+        // Room for the reserve and for what this batch may write: sled does not come back
+        // whole from a write that finds the disk full (see `abandon_store`).
         if !self.has_room() {
+            return None;
+        }
+        let cfg = self.cfg();
+        let batch = upload_bytes(&c.bundle_path(&job.dir), cfg.limits.max_bundle_bytes)
+            .saturating_mul(WRITES_PER_UPLOAD_BYTE);
+        let need = cfg
+            .intake
+            .min_free_mib
+            .saturating_mul(1 << 20)
+            .saturating_add(batch);
+        if let Some(free) = free_bytes(&self.state_dir).filter(|&f| f < need) {
+            if !*waiting {
+                tracing::error!(
+                    free_mib = free >> 20,
+                    need_mib = need >> 20,
+                    "the batch waits for room on the state directory's disk: intake.min_free_mib, and four times its inflated upload"
+                );
+                *waiting = true;
+            }
             return None;
         }
         let store = match self.store() {
@@ -556,6 +634,32 @@ mod tests {
             markers: vec![],
             complete: true,
         }
+    }
+
+    /// A batch's room is reckoned from its upload inflated: a zip's declared sizes, a
+    /// folder's files, never more than the bundle limit.
+    #[test]
+    fn an_upload_is_measured_inflated_and_capped() {
+        use std::io::Write as _;
+        let d = tempfile::tempdir().unwrap();
+        let zip_path = d.path().join("Nightly.ZIP");
+        let mut w = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("students.csv", opts).unwrap();
+        w.write_all(&vec![b'a'; 300_000]).unwrap();
+        w.start_file("staff.csv", opts).unwrap();
+        w.write_all(&vec![b'b'; 100_000]).unwrap();
+        w.finish().unwrap();
+        assert!(std::fs::metadata(&zip_path).unwrap().len() < 10_000);
+        assert_eq!(upload_bytes(&zip_path, u64::MAX), 400_000);
+        assert_eq!(upload_bytes(&zip_path, 1_000), 1_000);
+        let folder = d.path().join("folder");
+        std::fs::create_dir_all(folder.join("sub")).unwrap();
+        std::fs::write(folder.join("a.csv"), vec![b'x'; 500]).unwrap();
+        std::fs::write(folder.join("sub/b.csv"), vec![b'y'; 700]).unwrap();
+        assert_eq!(upload_bytes(&folder, u64::MAX), 1_200);
+        assert_eq!(upload_bytes(&d.path().join("missing"), u64::MAX), 0);
     }
 
     /// A full disk or quota, however deep in the error or only in its text (sled's), is told
