@@ -250,7 +250,12 @@ impl Store {
     /// size after its last compaction, whichever is more) plus 8 MiB: see the module's
     /// notes. A compaction that fails leaves the database as it was.
     pub fn close(self) -> Result<Option<Compacted>> {
-        if !self.wrote.load(std::sync::atomic::Ordering::Relaxed) || !self.has_grown()? {
+        // A write that failed midway is completed by the next open, in this database: a
+        // copy now would leave its journal behind with the old one.
+        if !self.wrote.load(std::sync::atomic::Ordering::Relaxed)
+            || super::journal::pending(&self.dir)
+            || !self.has_grown()?
+        {
             return Ok(None);
         }
         self.compact_now().map(Some)
@@ -286,6 +291,13 @@ impl Store {
 
     fn compact(self, before: u64) -> Result<Compacted> {
         let _span = tracing::info_span!("compaction").entered();
+        if super::journal::pending(&self.dir) {
+            return Err(StoreError::Refused(
+                "a store write that failed midway waits to be completed; open the store again \
+                 (any command does it) before compacting"
+                    .into(),
+            ));
+        }
         swappable(&self.dir)?;
         let fresh = fresh_dir(&self.dir);
         remove_leftover(&self.dir)?;

@@ -3,8 +3,8 @@
 //!
 //! Everything lives in one sled tree under prefixed keys (layout in `docs/ARCHITECTURE.md`),
 //! so that one batch (its record changes, its history entry, its undo data and the source's
-//! state) is one `apply_batch`, which sled applies atomically: after a crash the store holds the
-//! roster either before or after the batch, never a mix.
+//! state) is one write, journalled before sled sees it (`journal.rs`): after a crash, or a full
+//! disk under sled, the store holds the roster either before or after the batch, never a mix.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -24,6 +24,7 @@ mod compact;
 pub use compact::{dir_bytes, Compacted};
 mod diff;
 mod export;
+mod journal;
 mod migrate;
 mod roles;
 mod segments;
@@ -38,6 +39,7 @@ use codec::*;
 pub use codec::{decode_row, RowEncoder, FORMAT_VERSION, MAX_KEY_BYTES, MAX_NAME_BYTES};
 use diff::{mode_label, Cascade, Removed};
 pub use export::Exported;
+use journal::Writes;
 use undo::page_writes;
 pub use views::StoreView;
 
@@ -125,6 +127,13 @@ pub struct Store {
     _lock: std::fs::File,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Set by a test: this thread's next write to a store applies only its first `n` writes
+    /// and fails as a full disk does (`Store::apply_journaled`).
+    static TEAR_NEXT_WRITE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
 /// A roster state named by the batch that made it, for messages.
 fn roster_at(batch: Option<u64>) -> String {
     match batch {
@@ -149,6 +158,21 @@ impl Store {
         compact::remove_leftover(dir)?;
         let db = compact::open_db(dir)?;
         let tree = db.open_tree("roster")?;
+        // A write an earlier process did not finish (killed, or the disk filled under sled):
+        // applied again, so the store holds it whole (`journal.rs`).
+        let completed = match journal::read(dir)? {
+            Some(w) => {
+                tracing::warn!(
+                    writes = w.len_hint(),
+                    "completing a store write an earlier process did not finish"
+                );
+                tree.apply_batch(w.to_sled())?;
+                db.flush()?;
+                true
+            }
+            None => false,
+        };
+        journal::clear(dir)?;
         let mut migrated = false;
         match tree.get(K_VERSION)? {
             None => {
@@ -179,7 +203,7 @@ impl Store {
             segments: Default::default(),
             consistent: std::sync::RwLock::new(()),
             dir: dir.to_path_buf(),
-            wrote: std::sync::atomic::AtomicBool::new(migrated),
+            wrote: std::sync::atomic::AtomicBool::new(migrated || completed),
             _lock: lock,
         })
     }
@@ -189,6 +213,54 @@ impl Store {
     /// good; the daemon then stops feeding systemd's watchdog, which restarts it.
     pub fn ping(&self) -> Result<()> {
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Applies `w` whole and durably: written to the journal first, then to sled, flushed, and
+    /// the journal removed (`journal.rs`). A write that fails after its journal is made (the
+    /// disk filled under sled) leaves the journal, and the store refuses further writes until
+    /// it has been applied again: by the next write of this process, or by the next open.
+    fn apply(&self, w: Writes) -> Result<()> {
+        if journal::pending(&self.dir) {
+            self.complete_journal()?;
+        }
+        journal::write(&self.dir, &w)?;
+        self.apply_journaled(&w)
+    }
+
+    /// The half of [`Store::apply`] after the journal: sled's batch, the flush, the journal's
+    /// removal.
+    fn apply_journaled(&self, w: &Writes) -> Result<()> {
+        #[cfg(test)]
+        if let Some(n) = TEAR_NEXT_WRITE.take() {
+            // What the disk filling under sled left: part of the batch durable, an error.
+            self.tree.apply_batch(w.first(n).to_sled())?;
+            self.db.flush()?;
+            self.forget_segments();
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC).into());
+        }
+        let batch = w.to_sled();
+        {
+            let _w = self.consistent.write().unwrap_or_else(|p| p.into_inner());
+            let applied = self.tree.apply_batch(batch);
+            // Whatever happened, no decoded segment is trusted past a write.
+            self.forget_segments();
+            applied?;
+        }
+        self.flush()?;
+        journal::clear(&self.dir)
+    }
+
+    /// Applies again the journal an earlier write of this process left (its sled write or
+    /// flush failed).
+    fn complete_journal(&self) -> Result<()> {
+        if let Some(w) = journal::read(&self.dir)? {
+            tracing::warn!(
+                writes = w.len_hint(),
+                "completing a store write that failed midway"
+            );
+            self.apply_journaled(&w)?;
+        }
         Ok(())
     }
 
@@ -519,12 +591,11 @@ impl Store {
             batch.reason = Some(format!("{HELD_PREFIX}{}", why.join("; ")));
             let pending = encode_changes(&changes)?;
             batch.duration_ms = started.elapsed().as_millis() as u64;
-            let mut b = sled::Batch::default();
+            let mut b = Writes::default();
             b.insert(k_pending(batch.id), pending);
             b.insert(k_batch(batch.id), json(&batch)?);
             wait()?;
-            self.tree.apply_batch(b)?;
-            self.flush()?;
+            self.apply(b)?;
             tracing::warn!(
                 batch = batch.id,
                 by_patches = engine_held,
@@ -617,7 +688,7 @@ impl Store {
         state: Option<&SourceState>,
         started: std::time::Instant,
     ) -> Result<Batch> {
-        let mut b = sled::Batch::default();
+        let mut b = Writes::default();
         let mut batch = batch.clone();
         let mut state = state.cloned();
         if !changes.is_empty() {
@@ -654,15 +725,7 @@ impl Store {
             }
             b.insert(k_state(&batch.source), json(&st)?);
         }
-        let applied = {
-            let _w = self.consistent.write().unwrap_or_else(|p| p.into_inner());
-            let applied = self.tree.apply_batch(b);
-            // Whatever happened, no decoded segment is trusted past a write.
-            self.forget_segments();
-            applied
-        };
-        applied?;
-        self.flush()?;
+        self.apply(b)?;
         let (a, u, d) = batch.totals();
         tracing::info!(
             batch = batch.id,
@@ -734,11 +797,10 @@ impl Store {
         }
         batch.state = BatchState::Discarded;
         batch.decide("discarded", decided);
-        let mut b = sled::Batch::default();
+        let mut b = Writes::default();
         b.remove(k_pending(id));
         b.insert(k_batch(id), json(&batch)?);
-        self.tree.apply_batch(b)?;
-        self.flush()?;
+        self.apply(b)?;
         Ok(batch)
     }
 
@@ -941,6 +1003,114 @@ mod tests {
             expect.push_str(&format!("{},{name},{},{}\n", r[0], r[3], r[1]));
         }
         assert_eq!(exported(&s, &d.path().join("e")), expect);
+    }
+
+    /// Two batches of locations: 300, then a third of them renamed, 20 removed, 40 added.
+    fn two_batches() -> [Vec<(String, String)>; 2] {
+        let first: Vec<(String, String)> = (0..300)
+            .map(|i| (format!("L{i:03}"), format!("School {i}")))
+            .collect();
+        let second = (20..340)
+            .map(|i| {
+                let name = if i % 3 == 0 { "Renamed" } else { "School" };
+                (format!("L{i:03}"), format!("{name} {i}"))
+            })
+            .collect();
+        [first, second]
+    }
+
+    fn commit_rows(s: &Store, rows: &[(String, String)], hash: &str) -> Result<Committed> {
+        let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        s.commit(&locations(&rows), &incoming(s, hash), Guard::default())
+    }
+
+    /// What a reader sees: the export, and each batch's id and state.
+    fn seen(s: &Store, out: &Path) -> (String, Vec<(u64, String)>) {
+        let history = s.history(None).unwrap();
+        let states = history.iter().map(|b| (b.id, b.state.label().to_string()));
+        (exported(s, out), states.collect())
+    }
+
+    #[test]
+    fn a_write_torn_by_a_full_disk_is_completed_by_the_next_open() {
+        let d = tempfile::tempdir().unwrap();
+        let [first, second] = two_batches();
+        let expected = {
+            let s = Store::open(&d.path().join("reference")).unwrap();
+            commit_rows(&s, &first, "h1").unwrap();
+            commit_rows(&s, &second, "h2").unwrap();
+            seen(&s, &d.path().join("e0"))
+        };
+        assert_eq!(expected.1.len(), 2);
+        let db = d.path().join("db");
+        let s = Store::open(&db).unwrap();
+        commit_rows(&s, &first, "h1").unwrap();
+        // The batch's first write is its records' segment; its history entry comes later.
+        TEAR_NEXT_WRITE.set(Some(1));
+        let e = commit_rows(&s, &second, "h2").unwrap_err();
+        assert!(e.to_string().contains("No space left"), "{e}");
+        // The tear is real: sled holds the new records, and no batch that made them.
+        let torn = seen(&s, &d.path().join("e1"));
+        assert_eq!(torn.0, expected.0);
+        assert_eq!(torn.1, [(1, "applied".to_string())]);
+        drop(s);
+        let s = Store::open(&db).unwrap();
+        assert_eq!(seen(&s, &d.path().join("e2")), expected);
+        assert!(!journal::pending(&db));
+        // And nothing is applied twice by a later open.
+        drop(s);
+        let s = Store::open(&db).unwrap();
+        assert_eq!(seen(&s, &d.path().join("e3")), expected);
+    }
+
+    #[test]
+    fn a_write_torn_in_a_running_process_is_completed_before_its_next_write() {
+        let d = tempfile::tempdir().unwrap();
+        let [first, second] = two_batches();
+        let db = d.path().join("db");
+        let s = Store::open(&db).unwrap();
+        commit_rows(&s, &first, "h1").unwrap();
+        TEAR_NEXT_WRITE.set(Some(1));
+        commit_rows(&s, &second, "h2").unwrap_err();
+        // A compaction now would leave the journal with the old database: refused.
+        assert!(journal::pending(&db));
+        // The next write (the daemon's next batch: here the same upload again) first
+        // completes the torn one, then finds nothing left to change.
+        let again = commit_rows(&s, &second, "h2").unwrap();
+        assert_eq!(again.batch.state, BatchState::Unchanged);
+        let history = s.history(None).unwrap();
+        let states: Vec<&str> = history.iter().map(|b| b.state.label()).collect();
+        assert_eq!(states, ["unchanged", "applied", "applied"]);
+        let reference = Store::open(&d.path().join("reference")).unwrap();
+        commit_rows(&reference, &first, "h1").unwrap();
+        commit_rows(&reference, &second, "h2").unwrap();
+        assert_eq!(
+            exported(&s, &d.path().join("e1")),
+            exported(&reference, &d.path().join("e2"))
+        );
+        assert!(!journal::pending(&db));
+    }
+
+    #[test]
+    fn a_store_with_a_write_waiting_is_not_compacted() {
+        let d = tempfile::tempdir().unwrap();
+        let [first, second] = two_batches();
+        let db = d.path().join("db");
+        let s = Store::open(&db).unwrap();
+        commit_rows(&s, &first, "h1").unwrap();
+        TEAR_NEXT_WRITE.set(Some(2));
+        commit_rows(&s, &second, "h2").unwrap_err();
+        let e = s.compact_now().unwrap_err().to_string();
+        assert!(e.contains("failed midway"), "{e}");
+        // The refusal left the store and its journal: the next open completes the write.
+        let s = Store::open(&db).unwrap();
+        let states: Vec<String> = s
+            .history(None)
+            .unwrap()
+            .iter()
+            .map(|b| b.state.label().to_string())
+            .collect();
+        assert_eq!(states, ["applied", "applied"]);
     }
 
     /// Applies a first batch of two locations to `north`.

@@ -666,7 +666,7 @@ impl Store {
         &self,
         batch: u64,
         changes: &[(Vec<u8>, Option<Vec<u8>>)],
-        b: &mut sled::Batch,
+        b: &mut Writes,
     ) -> Result<Written> {
         // Per table, per segment: the pages written, in bucket order.
         type Touched<'a> = BTreeMap<u32, BTreeMap<u32, Option<&'a Vec<u8>>>>;
