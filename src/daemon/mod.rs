@@ -218,16 +218,17 @@ pub fn serve(
 }
 
 /// Ends the process at once, with status 75 (`EX_TEMPFAIL`), for the service manager to start
-/// it again: sled met a full disk. Its database in memory then no longer matches the disk (a
+/// it again: sled met a full disk, or a store write failed midway and this process cannot
+/// close and reopen the store. sled's database in memory then no longer matches the disk (a
 /// commit whose flush failed is visible to this process, and later flushes can write part of
-/// it: an outside probe saw a batch recorded as applied with a third of its records), so not
-/// one more read, write or flush goes through it, not even the one its drop would make. The
-/// next start recovers the store from what sled made durable, which holds every commit whose
-/// flush returned. A batch under way is tried again (alone: see the crash loops).
+/// it), so not one more read, write or flush goes through it, not even the one its drop would
+/// make. The next start opens what sled made durable and completes from the store's journal
+/// the write that failed (`store/journal.rs`). A batch under way is tried again (alone: see the
+/// crash loops).
 pub(super) fn abandon_store(error: &dyn std::fmt::Display) -> ! {
     tracing::error!(
         error = %error,
-        "the store met a full disk: exiting at once (status 75) for the service manager to start the daemon again on the store as it is on disk"
+        "the store cannot go on in this process: exiting at once (status 75) for the service manager to start the daemon again, which completes the store's last write"
     );
     std::process::exit(EXIT_REOPEN)
 }

@@ -102,6 +102,11 @@ impl Shared {
         }
         let mut slot = self.store.write().unwrap_or_else(|p| p.into_inner());
         match slot.as_ref() {
+            Some(s) if s.has_failed_write() => {
+                // Closed, it could not be opened again in this process (its sled handles stay
+                // unflushed, and locked): a restart completes the write from its journal.
+                super::abandon_store(&"a store write failed midway and was not completed");
+            }
             Some(s) if Arc::strong_count(s) == 1 => {}
             _ => return,
         }

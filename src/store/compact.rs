@@ -314,8 +314,10 @@ impl Store {
             tree,
             dir,
             _lock: old_lock,
+            last_handles,
             ..
         } = self;
+        drop(last_handles);
         drop(tree);
         drop(db);
         let swapped = wait_released(&dir)
