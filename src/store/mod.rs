@@ -68,6 +68,13 @@ pub enum StoreError {
     /// refused before anything is written.
     #[error("store: {0}")]
     Oversized(String),
+    /// A write that failed after its journal was made: sled may hold part of it. The next
+    /// open of the store (or this process's next write) completes it.
+    #[error(
+        "{0}; the write was cut short and waits in the store's journal: the next rosterdrop \
+         command that opens the store completes it, once its disk has room"
+    )]
+    CutShort(#[source] Box<StoreError>),
     /// A page this batch would write does not decode: refused before anything is written.
     #[error("store: batch would write an undecodable page `{0}`; nothing was applied")]
     Unverified(String),
@@ -291,11 +298,10 @@ impl Store {
     /// disk filled under sled) leaves the journal, and the store refuses further writes until
     /// it has been applied again: by the next write of this process, or by the next open.
     fn apply(&self, w: Writes) -> Result<()> {
-        if journal::pending(&self.dir) {
-            self.complete_journal()?;
-        }
+        self.settle()?;
         journal::write(&self.dir, &w)?;
         self.apply_journaled(&w)
+            .map_err(|e| StoreError::CutShort(Box::new(e)))
     }
 
     /// The half of [`Store::apply`] after the journal: sled's batch, the flush, the journal's
@@ -330,8 +336,17 @@ impl Store {
         journal::clear(&self.dir)
     }
 
-    /// Applies again the journal an earlier write of this process left (its sled write or
-    /// flush failed).
+    /// Completes the write an earlier one of this process left in the journal (its sled write
+    /// or flush failed), if there is one: before anything else is written, and before a
+    /// batch's record is read to be marked failed (the commit it failed in then stands).
+    fn settle(&self) -> Result<()> {
+        if journal::pending(&self.dir) {
+            self.complete_journal()?;
+        }
+        Ok(())
+    }
+
+    /// Applies again the journal an earlier write of this process left.
     fn complete_journal(&self) -> Result<()> {
         if let Some(w) = journal::read(&self.dir)? {
             tracing::warn!(
@@ -480,6 +495,7 @@ impl Store {
     /// landed stands, whatever failed after it.
     pub fn fail(&self, a: &Arrival, reason: String) -> Result<Batch> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.settle()?;
         let mut b = match self.find_batch(a.id)? {
             Some(b) if b.state.is_final() => return Ok(b),
             Some(b) => b,
@@ -502,6 +518,7 @@ impl Store {
 
     /// Writes a batch's record (one write, flushed).
     fn record(&self, b: &Batch) -> Result<()> {
+        self.settle()?;
         let v = serde_json::to_vec(b)?;
         self.tree.insert(k_batch(b.id), v)?;
         self.flush()?;
@@ -1145,8 +1162,9 @@ mod tests {
         commit_rows(&s, &first, "h1").unwrap();
         // The batch's first write is its records' segment; its history entry comes later.
         TEAR_NEXT_WRITE.set(Some(1));
-        let e = commit_rows(&s, &second, "h2").unwrap_err();
-        assert!(e.to_string().contains("No space left"), "{e}");
+        let e = commit_rows(&s, &second, "h2").unwrap_err().to_string();
+        assert!(e.contains("No space left"), "{e}");
+        assert!(e.contains("waits in the store's journal"), "{e}");
         // The tear is real: sled holds the new records, and no batch that made them.
         let torn = seen(&s, &d.path().join("e1"));
         assert_eq!(torn.0, expected.0);
@@ -1190,6 +1208,31 @@ mod tests {
             exported(&reference, &d.path().join("e2"))
         );
         assert!(!journal::pending(&db));
+    }
+
+    #[test]
+    fn a_batch_whose_commit_failed_midway_is_not_recorded_failed_over_it() {
+        let d = tempfile::tempdir().unwrap();
+        let [first, second] = two_batches();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        commit_rows(&s, &first, "h1").unwrap();
+        let rows: Vec<(&str, &str)> = second
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let inc = incoming(&s, "h2");
+        TEAR_NEXT_WRITE.set(Some(1));
+        s.commit(&locations(&rows), &inc, Guard::default())
+            .unwrap_err();
+        // The daemon records the batch as failed: the journalled commit is completed first,
+        // and stands, so the record (and the admins' mail) says what the store holds.
+        let b = s.fail(&inc.arrival, "the commit failed".into()).unwrap();
+        assert_eq!(b.state, BatchState::Applied);
+        assert_eq!(
+            s.find_batch(inc.arrival.id).unwrap().unwrap().state,
+            BatchState::Applied
+        );
+        assert!(!s.has_failed_write());
     }
 
     #[test]
