@@ -130,11 +130,15 @@ pub struct Store {
     /// Set once this process has written to the database: [`Store::close`] then sees whether
     /// it is worth compacting.
     wrote: std::sync::atomic::AtomicBool,
-    /// Held for as long as the store is open: other processes get [`StoreError::Locked`].
-    _lock: std::fs::File,
-    /// Declared last, so dropped last: how sled is let go (a write that failed midway is
+    /// Held from a write's journal to its removal, and while a journal left by a failed write
+    /// is completed: apart from those, a journal file in `dir` is a failed write's.
+    journal: std::sync::Mutex<()>,
+    /// Dropped after the handles above: how sled is let go (a write that failed midway is
     /// left unflushed).
     last_handles: LastHandles,
+    /// Held for as long as the store is open, and let go last: other processes get
+    /// [`StoreError::Locked`].
+    _lock: std::fs::File,
 }
 
 /// The last handles of the database, and how they are let go. sled flushes when its last
@@ -272,6 +276,7 @@ impl Store {
             consistent: std::sync::RwLock::new(()),
             dir: dir.to_path_buf(),
             wrote: std::sync::atomic::AtomicBool::new(migrated || completed),
+            journal: std::sync::Mutex::new(()),
             last_handles,
             _lock: lock,
         })
@@ -298,20 +303,21 @@ impl Store {
     /// disk filled under sled) leaves the journal, and the store refuses further writes until
     /// it has been applied again: by the next write of this process, or by the next open.
     fn apply(&self, w: Writes) -> Result<()> {
-        self.settle()?;
+        let _j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        self.settle_locked()?;
         journal::write(&self.dir, &w)?;
         self.apply_journaled(&w)
             .map_err(|e| StoreError::CutShort(Box::new(e)))
     }
 
     /// The half of [`Store::apply`] after the journal: sled's batch, the flush, the journal's
-    /// removal.
+    /// removal. A failure leaves the journal and marks the store (`has_failed_write`).
     fn apply_journaled(&self, w: &Writes) -> Result<()> {
-        let failed = &self.last_handles.failed;
-        failed.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.apply_to_sled(w)?;
-        failed.store(false, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        let applied = self.apply_to_sled(w);
+        self.last_handles
+            .failed
+            .store(applied.is_err(), std::sync::atomic::Ordering::Relaxed);
+        applied
     }
 
     /// sled's part of [`Store::apply_journaled`].
@@ -337,17 +343,17 @@ impl Store {
     }
 
     /// Completes the write an earlier one of this process left in the journal (its sled write
-    /// or flush failed), if there is one: before anything else is written, and before a
-    /// batch's record is read to be marked failed (the commit it failed in then stands).
+    /// or flush failed), if there is one: before a batch's record is written, or read to be
+    /// marked failed (the commit it failed in then stands). Waits for a write under way on
+    /// another thread (the daemon records arrivals beside a commit).
     fn settle(&self) -> Result<()> {
-        if journal::pending(&self.dir) {
-            self.complete_journal()?;
-        }
-        Ok(())
+        let _j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        self.settle_locked()
     }
 
-    /// Applies again the journal an earlier write of this process left.
-    fn complete_journal(&self) -> Result<()> {
+    /// [`Store::settle`], the journal's lock held: a journal found then is one whose write
+    /// failed, not one under way.
+    fn settle_locked(&self) -> Result<()> {
         if let Some(w) = journal::read(&self.dir)? {
             tracing::warn!(
                 writes = w.len_hint(),
@@ -1233,6 +1239,46 @@ mod tests {
             BatchState::Applied
         );
         assert!(!s.has_failed_write());
+    }
+
+    #[test]
+    fn arrivals_recorded_beside_commits_never_touch_a_journal_under_way() {
+        // The daemon records arrivals (no writer lock) while a worker commits: the record
+        // waits for the commit's journal, and never applies it a second time.
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("db");
+        let s = Store::open(&db).unwrap();
+        let [first, _] = two_batches();
+        let renamed: Vec<(String, String)> = first
+            .iter()
+            .map(|(id, name)| (id.clone(), format!("{name} (renamed)")))
+            .collect();
+        std::thread::scope(|t| {
+            t.spawn(|| {
+                for i in 0..40 {
+                    let a = s.arrival("north", "sis").unwrap();
+                    s.received(&a).unwrap();
+                    assert!(!s.has_failed_write(), "round {i}");
+                }
+            });
+            for i in 0..10 {
+                let rows = if i % 2 == 0 { &first } else { &renamed };
+                let c = commit_rows(&s, rows, &format!("h{i}")).unwrap();
+                assert_eq!(c.batch.state, BatchState::Applied);
+            }
+        });
+        assert!(!journal::pending(&db));
+        let applied = s
+            .history(None)
+            .unwrap()
+            .iter()
+            .filter(|b| b.state == BatchState::Applied)
+            .count();
+        assert_eq!(applied, 10);
+        assert_eq!(
+            exported(&s, &d.path().join("e")).lines().count(),
+            first.len() + 1
+        );
     }
 
     #[test]
