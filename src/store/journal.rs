@@ -112,6 +112,15 @@ pub(super) fn write(dir: &Path, w: &Writes) -> Result<()> {
     Ok(written?)
 }
 
+/// [`write`], then `w` given to sled and flushed, then [`clear`]: a write made whole or not at
+/// all, for the format migrations, which run while the store is being opened.
+pub(super) fn apply(dir: &Path, db: &sled::Db, tree: &sled::Tree, w: &Writes) -> Result<()> {
+    write(dir, w)?;
+    tree.apply_batch(w.to_sled())?;
+    db.flush()?;
+    clear(dir)
+}
+
 /// A length-prefixed byte string. Keys and values are far below 4 GiB (the store refuses
 /// larger ones before it writes: `Oversized`); a longer one is an error, not a wrapped length.
 fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {

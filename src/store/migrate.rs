@@ -10,15 +10,15 @@ use super::undo::{page_writes, record_changes, split_record_key};
 use super::*;
 
 /// Migrates the store in `tree` from format `found` to [`FORMAT_VERSION`]; nothing is
-/// changed unless all of it is (one `apply_batch`).
-pub(super) fn to_v2(db: &sled::Db, tree: &sled::Tree, found: u32) -> Result<()> {
+/// changed unless all of it is (one journalled write).
+pub(super) fn to_v2(dir: &Path, db: &sled::Db, tree: &sled::Tree, found: u32) -> Result<()> {
     if found != 1 {
         return Err(corrupt(
             K_VERSION,
             format!("no migration from format {found}"),
         ));
     }
-    let mut b = sled::Batch::default();
+    let mut b = Writes::default();
     let mut batches: Vec<Batch> = Vec::new();
     for kv in tree.scan_prefix(b"b\0") {
         let (k, v) = kv?;
@@ -152,8 +152,7 @@ pub(super) fn to_v2(db: &sled::Db, tree: &sled::Tree, found: u32) -> Result<()> 
         }
     }
     b.insert(K_VERSION, b"2");
-    tree.apply_batch(b)?;
-    db.flush()?;
+    journal::apply(dir, db, tree, &b)?;
     tracing::info!(from = found, to = 2, "store format migrated");
     Ok(())
 }
@@ -164,15 +163,15 @@ pub(super) fn to_v2(db: &sled::Db, tree: &sled::Tree, found: u32) -> Result<()> 
 /// then refuses the store instead of reading it with some pages moved); a kill before the
 /// last batch leaves the marker, and the next open moves the rest. Undo data and held batches' writes are logical
 /// pages and records in both formats, and stay as they are.
-pub(super) fn to_v3(db: &sled::Db, tree: &sled::Tree) -> Result<()> {
+pub(super) fn to_v3(dir: &Path, db: &sled::Db, tree: &sled::Tree) -> Result<()> {
     // The version says 3 from the first step on, so that a format-2 release refuses the store
     // instead of reading it with some pages moved; the marker says the move is not finished.
-    let mut b = sled::Batch::default();
+    let mut b = Writes::default();
     b.insert(K_VERSION, FORMAT_VERSION.to_string().as_bytes());
     b.insert(K_MIGRATING, b"3");
-    tree.apply_batch(b)?;
-    super::segments::v2_pages_to_bases(tree)?;
-    let mut b = sled::Batch::default();
+    journal::apply(dir, db, tree, &b)?;
+    super::segments::v2_pages_to_bases(dir, db, tree)?;
+    let mut b = Writes::default();
     let bytes = super::segments::stored_bytes(tree)?;
     for kv in tree.scan_prefix(b"s\0") {
         let (k, v) = kv?;
@@ -183,8 +182,7 @@ pub(super) fn to_v3(db: &sled::Db, tree: &sled::Tree) -> Result<()> {
         b.insert(&*k, json(&st)?);
     }
     b.remove(K_MIGRATING);
-    tree.apply_batch(b)?;
-    db.flush()?;
+    journal::apply(dir, db, tree, &b)?;
     tracing::info!(from = 2, to = FORMAT_VERSION, "store format migrated");
     Ok(())
 }
@@ -363,7 +361,7 @@ mod tests {
             let t = raw.open_tree("roster").unwrap();
             t.insert(K_VERSION, b"3").unwrap();
             t.insert(K_MIGRATING, b"3").unwrap();
-            assert!(crate::store::segments::v2_step(&t, 1).unwrap());
+            assert!(crate::store::segments::v2_step(&db, &raw, &t, 1).unwrap());
             assert!(t.scan_prefix(b"r\0").next().is_some());
             assert!(t.scan_prefix(b"g\0").next().is_some());
             raw.flush().unwrap();

@@ -256,10 +256,10 @@ impl Store {
                     return Err(StoreError::Version { found });
                 }
                 if found < 2 {
-                    migrate::to_v2(&db, &tree, found)?;
+                    migrate::to_v2(dir, &db, &tree, found)?;
                 }
                 if found < FORMAT_VERSION || tree.get(K_MIGRATING)?.is_some() {
-                    migrate::to_v3(&db, &tree)?;
+                    migrate::to_v3(dir, &db, &tree)?;
                     migrated = true;
                 }
             }

@@ -904,13 +904,13 @@ const MIGRATION_STEP_SEGMENTS: usize = 64;
 
 /// Format 2's pages rewritten as format 3's bases (the migration), in steps of whole
 /// segments, each its own atomic batch: a step's bases inserted and its page keys removed.
-pub(super) fn v2_pages_to_bases(tree: &sled::Tree) -> Result<()> {
-    while v2_step(tree, MIGRATION_STEP_SEGMENTS)? {}
+pub(super) fn v2_pages_to_bases(dir: &Path, db: &sled::Db, tree: &sled::Tree) -> Result<()> {
+    while v2_step(dir, db, tree, MIGRATION_STEP_SEGMENTS)? {}
     Ok(())
 }
 
 /// One step of [`v2_pages_to_bases`]: up to `max` segments moved; false when none was left.
-pub(super) fn v2_step(tree: &sled::Tree, max: usize) -> Result<bool> {
+pub(super) fn v2_step(dir: &Path, db: &sled::Db, tree: &sled::Tree, max: usize) -> Result<bool> {
     {
         // The next step's segments, (table prefix, segment) -> their pages (LZ4 values).
         let mut segs: BTreeMap<(Vec<u8>, u32), StoredPages> = BTreeMap::new();
@@ -935,14 +935,14 @@ pub(super) fn v2_step(tree: &sled::Tree, max: usize) -> Result<bool> {
                 pages: pages.iter().map(|(b, v)| (*b, Part::Packed(v))).collect(),
             })
             .collect();
-        let mut b = sled::Batch::default();
+        let mut b = Writes::default();
         for k in &keys {
             b.remove(k);
         }
         for (job, v) in jobs.iter().zip(encode_bases(&jobs)?) {
             b.insert(job.key.as_slice(), v);
         }
-        tree.apply_batch(b)?;
+        super::journal::apply(dir, db, tree, &b)?;
         Ok(true)
     }
 }
