@@ -6,7 +6,7 @@ use super::*;
 pub(super) use crate::roster::text::{shared_prefix, sort_word};
 
 /// Version of the key and value encodings below; a later release migrates older stores.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 // ---- keys -------------------------------------------------------------------------------
 
@@ -1023,8 +1023,9 @@ mod format_v2 {
 
     #[test]
     fn version_and_page_counts() {
-        // Format 3 keeps these pages, inside segments (`segments.rs`).
-        assert_eq!(FORMAT_VERSION, 3);
+        // Formats 3 and 4 keep these pages, inside segments (`segments.rs`); format 4 is
+        // format 3 with the journal (`journal.rs`).
+        assert_eq!(FORMAT_VERSION, 4);
         assert_eq!(PAGE_TARGET, 16);
         assert_eq!(
             [0, 1, 16, 17, 1000, 1 << 40].map(buckets_for),

@@ -159,12 +159,12 @@ pub(super) fn to_v2(dir: &Path, db: &sled::Db, tree: &sled::Tree, found: u32) ->
 
 /// Migrates a format-2 store to format 3: every source's logical pages go into segment bases
 /// (`segments.rs`), a step of whole segments per atomic batch; then the source states, in one
-/// more. The version is 3 and `m\0migrating` is set before the first step (a format-2 release
+/// more. The version is today's and `m\0migrating` is set before the first step (a format-2 release
 /// then refuses the store instead of reading it with some pages moved); a kill before the
 /// last batch leaves the marker, and the next open moves the rest. Undo data and held batches' writes are logical
 /// pages and records in both formats, and stay as they are.
 pub(super) fn to_v3(dir: &Path, db: &sled::Db, tree: &sled::Tree) -> Result<()> {
-    // The version says 3 from the first step on, so that a format-2 release refuses the store
+    // The version is today's from the first step on, so that a format-2 release refuses the store
     // instead of reading it with some pages moved; the marker says the move is not finished.
     let mut b = Writes::default();
     b.insert(K_VERSION, FORMAT_VERSION.to_string().as_bytes());
@@ -184,6 +184,19 @@ pub(super) fn to_v3(dir: &Path, db: &sled::Db, tree: &sled::Tree) -> Result<()> 
     b.remove(K_MIGRATING);
     journal::apply(dir, db, tree, &b)?;
     tracing::info!(from = 2, to = FORMAT_VERSION, "store format migrated");
+    Ok(())
+}
+
+/// Format 4 is format 3 with the journal (`journal.rs`): a store may hold a write that must
+/// be completed before it is read. Nothing moves; the version is what keeps a release that
+/// does not know the journal from reading such a store, or writing over one whose journal a
+/// later open would then apply over its writes. (A format-2 store goes straight to 4: its
+/// migration writes [`FORMAT_VERSION`].)
+pub(super) fn to_v4(dir: &Path, db: &sled::Db, tree: &sled::Tree) -> Result<()> {
+    let mut b = Writes::default();
+    b.insert(K_VERSION, FORMAT_VERSION.to_string().as_bytes());
+    journal::apply(dir, db, tree, &b)?;
+    tracing::info!(from = 3, to = FORMAT_VERSION, "store format migrated");
     Ok(())
 }
 

@@ -258,8 +258,11 @@ impl Store {
                 if found < 2 {
                     migrate::to_v2(dir, &db, &tree, found)?;
                 }
-                if found < FORMAT_VERSION || tree.get(K_MIGRATING)?.is_some() {
+                if found < 3 || tree.get(K_MIGRATING)?.is_some() {
                     migrate::to_v3(dir, &db, &tree)?;
+                    migrated = true;
+                } else if found == 3 {
+                    migrate::to_v4(dir, &db, &tree)?;
                     migrated = true;
                 }
             }
