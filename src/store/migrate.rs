@@ -206,7 +206,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/testdata");
 
-    /// A fixture store: `v1` (format 1), `v2` (format 2) or `v3` (format 3), each written by
+    /// A fixture store: `v1` (format 1) to `v4` (format 4), each written by
     /// the release of its format (README there) with that release's exports beside it.
     fn fixture(version: &str) -> PathBuf {
         Path::new(FIXTURES).join(version)
@@ -264,9 +264,14 @@ mod tests {
     }
 
     #[test]
-    fn a_format_3_store_written_by_its_release_opens_and_keeps_its_roster_history_undo_and_held_batches(
-    ) {
+    fn a_format_3_store_opens_migrated_and_keeps_its_roster_history_undo_and_held_batches() {
         opens_migrated_and_does_what_its_release_did("v3", b"3");
+    }
+
+    #[test]
+    fn a_format_4_store_written_by_its_release_opens_and_keeps_its_roster_history_undo_and_held_batches(
+    ) {
+        opens_migrated_and_does_what_its_release_did("v4", b"4");
     }
 
     /// Opens a copy of fixture `version` (written in format `found`): it is migrated to
