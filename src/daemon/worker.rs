@@ -51,10 +51,14 @@ fn count_attempt(dir: &Path) {
 }
 
 /// Whether a failure is the disk (or the quota) running full: then the batch is not failed
-/// but waits, as for [`Shared::has_room`].
+/// but waits, as for [`Shared::has_room`]. A store flush that hangs counts as one: sled's
+/// flushes hang for good once it has met a full disk (`StoreError::FlushHung`).
 pub(super) fn out_of_space(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
+        if let Some(StoreError::FlushHung { .. }) = store_error_in(err) {
+            return true;
+        }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             if matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
                 return true;
@@ -68,6 +72,25 @@ pub(super) fn out_of_space(e: &(dyn std::error::Error + 'static)) -> bool {
         text.contains(&format!("(os error {code})")) || text.contains(&format!("code: {code},"))
     }) || text.contains("StorageFull")
         || text.contains("QuotaExceeded")
+}
+
+/// The store's error that `e` is, or wraps transparently (whose `source` skips it).
+fn store_error_in<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e StoreError> {
+    let ingest = |i: &'e ingest::IngestError| match i {
+        ingest::IngestError::Store(s) => Some(s),
+        _ => None,
+    };
+    if let Some(s) = e.downcast_ref::<StoreError>() {
+        return Some(s);
+    }
+    if let Some(i) = e.downcast_ref::<ingest::IngestError>() {
+        return ingest(i);
+    }
+    match e.downcast_ref::<BatchFailure>()? {
+        BatchFailure::Store(s) => Some(s),
+        BatchFailure::Ingest(i) => ingest(i),
+        _ => None,
+    }
 }
 
 /// Takes back the start [`count_attempt`] counted, for a run that ended without crashing.
@@ -681,6 +704,10 @@ mod tests {
                 .into(),
         );
         assert!(out_of_space(&sled_debug));
+        let hung = BatchFailure::Ingest(ingest::IngestError::Store(
+            crate::store::StoreError::FlushHung { secs: 30.0 },
+        ));
+        assert!(out_of_space(&hung));
         let denied = std::io::Error::from_raw_os_error(libc::EACCES);
         assert!(!out_of_space(&denied));
         assert!(!out_of_space(&BatchFailure::Panicked(

@@ -75,6 +75,12 @@ pub enum StoreError {
          command that opens the store completes it, once its disk has room"
     )]
     CutShort(#[source] Box<StoreError>),
+    /// sled's flush did not return in time: it waits for good once sled has met a full disk.
+    #[error(
+        "store: sled's flush has not returned in {secs} s (after sled meets a full disk it \
+         never does; the daemon restarts to reopen the store)"
+    )]
+    FlushHung { secs: f64 },
     /// A page this batch would write does not decode: refused before anything is written.
     #[error("store: batch would write an undecodable page `{0}`; nothing was applied")]
     Unverified(String),
@@ -133,6 +139,9 @@ pub struct Store {
     /// Held from a write's journal to its removal, and while a journal left by a failed write
     /// is completed: apart from those, a journal file in `dir` is a failed write's.
     journal: std::sync::Mutex<()>,
+    /// Set by a test: the next flush takes longer than `FLUSH_HANG`.
+    #[cfg(test)]
+    hang_next_flush: std::sync::atomic::AtomicBool,
     /// Dropped after the handles above: how sled is let go (a write that failed midway is
     /// left unflushed).
     last_handles: LastHandles,
@@ -155,6 +164,13 @@ struct LastHandles {
     failed: std::sync::atomic::AtomicBool,
     handles: Option<(sled::Db, sled::Tree)>,
 }
+
+/// How long a flush of the store may take before it is taken for hung (`Store::flush_within`):
+/// far more than a flush of the largest batch takes on a slow disk (a second or two).
+#[cfg(not(test))]
+const FLUSH_HANG: std::time::Duration = std::time::Duration::from_secs(30);
+#[cfg(test)]
+const FLUSH_HANG: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// How long dropping a store waits for sled's last flush.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -280,17 +296,51 @@ impl Store {
             dir: dir.to_path_buf(),
             wrote: std::sync::atomic::AtomicBool::new(migrated || completed),
             journal: std::sync::Mutex::new(()),
+            #[cfg(test)]
+            hang_next_flush: Default::default(),
             last_handles,
             _lock: lock,
         })
     }
 
     /// Waits until sled has written out what it holds, writing nothing of its own: the
-    /// daemon's health probe. A database whose write failed (a full disk) can hang here for
-    /// good; the daemon then stops feeding systemd's watchdog, which restarts it.
+    /// daemon's health probe. A database that met a full disk hangs here, and the probe
+    /// answers [`StoreError::FlushHung`] after `FLUSH_HANG`.
     pub fn ping(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
+        self.flush_within()
+    }
+
+    /// sled's flush, waited for at most `FLUSH_HANG`. Once sled's log has met a full disk
+    /// (even in its background flusher, between our writes) every later flush waits for good,
+    /// room or not: an outside probe saw the daemon's worker, its health probe and its
+    /// shutdown hang behind one, until the watchdog killed it minutes later. The flush runs on a
+    /// thread of its own; one that does not return in time is left there, and the caller gets
+    /// an error (the daemon then exits 75 for a restart, as for a full disk).
+    fn flush_within(&self) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let db = self.db.clone();
+        #[cfg(test)]
+        let hang = self
+            .hang_next_flush
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        std::thread::Builder::new()
+            .name("store-flush".into())
+            .spawn(move || {
+                #[cfg(test)]
+                if hang {
+                    std::thread::sleep(FLUSH_HANG * 3);
+                }
+                let _ = tx.send(db.flush());
+            })?;
+        match rx.recv_timeout(FLUSH_HANG) {
+            Ok(flushed) => {
+                flushed?;
+                Ok(())
+            }
+            Err(_) => Err(StoreError::FlushHung {
+                secs: FLUSH_HANG.as_secs_f64(),
+            }),
+        }
     }
 
     /// Whether a write failed midway and has not been completed since (by a later write of
@@ -369,7 +419,7 @@ impl Store {
 
     /// Makes this process's writes durable, and notes that the store was written to.
     fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+        self.flush_within()?;
         self.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
@@ -1282,6 +1332,30 @@ mod tests {
             exported(&s, &d.path().join("e")).lines().count(),
             first.len() + 1
         );
+    }
+
+    #[test]
+    fn a_flush_that_hangs_is_an_error_in_bounded_time_not_a_hang() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        apply_two_locations(&s);
+        s.hang_next_flush
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let t = std::time::Instant::now();
+        let e = s.ping().unwrap_err();
+        assert!(matches!(e, StoreError::FlushHung { .. }), "{e}");
+        assert!(t.elapsed() < FLUSH_HANG * 2, "{:?}", t.elapsed());
+        assert!(e.to_string().contains("has not returned"), "{e}");
+        // A batch record waits no longer: the daemon's worker gets the error too.
+        let a = s.arrival("north", "sis").unwrap();
+        s.hang_next_flush
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(
+            s.received(&a).unwrap_err(),
+            StoreError::FlushHung { .. }
+        ));
+        // The next flush that returns is an answer again.
+        s.ping().unwrap();
     }
 
     #[test]
