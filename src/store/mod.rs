@@ -139,7 +139,9 @@ pub struct Store {
     /// Held from a write's journal to its removal, and while a journal left by a failed write
     /// is completed: apart from those, a journal file in `dir` is a failed write's.
     journal: std::sync::Mutex<()>,
-    /// Set by a test: the next flush takes longer than `FLUSH_HANG`.
+    /// `FLUSH_HANG`, shorter in a test of it.
+    flush_hang: std::time::Duration,
+    /// Set by a test: the next flush takes longer than `flush_hang`.
     #[cfg(test)]
     hang_next_flush: std::sync::atomic::AtomicBool,
     /// Dropped after the handles above: how sled is let go (a write that failed midway is
@@ -167,10 +169,7 @@ struct LastHandles {
 
 /// How long a flush of the store may take before it is taken for hung (`Store::flush_within`):
 /// far more than a flush of the largest batch takes on a slow disk (a second or two).
-#[cfg(not(test))]
 const FLUSH_HANG: std::time::Duration = std::time::Duration::from_secs(30);
-#[cfg(test)]
-const FLUSH_HANG: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// How long dropping a store waits for sled's last flush.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -296,6 +295,7 @@ impl Store {
             dir: dir.to_path_buf(),
             wrote: std::sync::atomic::AtomicBool::new(migrated || completed),
             journal: std::sync::Mutex::new(()),
+            flush_hang: FLUSH_HANG,
             #[cfg(test)]
             hang_next_flush: Default::default(),
             last_handles,
@@ -322,23 +322,24 @@ impl Store {
         #[cfg(test)]
         let hang = self
             .hang_next_flush
-            .swap(false, std::sync::atomic::Ordering::Relaxed);
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+            .then_some(self.flush_hang * 3);
         std::thread::Builder::new()
             .name("store-flush".into())
             .spawn(move || {
                 #[cfg(test)]
-                if hang {
-                    std::thread::sleep(FLUSH_HANG * 3);
+                if let Some(hang) = hang {
+                    std::thread::sleep(hang);
                 }
                 let _ = tx.send(db.flush());
             })?;
-        match rx.recv_timeout(FLUSH_HANG) {
+        match rx.recv_timeout(self.flush_hang) {
             Ok(flushed) => {
                 flushed?;
                 Ok(())
             }
             Err(_) => Err(StoreError::FlushHung {
-                secs: FLUSH_HANG.as_secs_f64(),
+                secs: self.flush_hang.as_secs_f64(),
             }),
         }
     }
@@ -1337,14 +1338,15 @@ mod tests {
     #[test]
     fn a_flush_that_hangs_is_an_error_in_bounded_time_not_a_hang() {
         let d = tempfile::tempdir().unwrap();
-        let s = Store::open(&d.path().join("db")).unwrap();
+        let mut s = Store::open(&d.path().join("db")).unwrap();
+        s.flush_hang = std::time::Duration::from_millis(500);
         apply_two_locations(&s);
         s.hang_next_flush
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let t = std::time::Instant::now();
         let e = s.ping().unwrap_err();
         assert!(matches!(e, StoreError::FlushHung { .. }), "{e}");
-        assert!(t.elapsed() < FLUSH_HANG * 2, "{:?}", t.elapsed());
+        assert!(t.elapsed() < s.flush_hang * 2, "{:?}", t.elapsed());
         assert!(e.to_string().contains("has not returned"), "{e}");
         // A batch record waits no longer: the daemon's worker gets the error too.
         let a = s.arrival("north", "sis").unwrap();
