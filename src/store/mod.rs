@@ -1242,17 +1242,25 @@ mod tests {
         assert_eq!(seen(&s, &d.path().join("e3")), expected);
     }
 
+    /// A store in `d/db` holding the first of [`two_batches`], whose commit of the second
+    /// applied only its first `tear` writes and failed.
+    fn torn_store(d: &Path, tear: usize) -> (Store, PathBuf) {
+        let [first, second] = two_batches();
+        let db = d.join("db");
+        let s = Store::open(&db).unwrap();
+        commit_rows(&s, &first, "h1").unwrap();
+        TEAR_NEXT_WRITE.set(Some(tear));
+        commit_rows(&s, &second, "h2").unwrap_err();
+        assert!(journal::pending(&db));
+        assert!(s.has_failed_write());
+        (s, db)
+    }
+
     #[test]
     fn a_write_torn_in_a_running_process_is_completed_before_its_next_write() {
         let d = tempfile::tempdir().unwrap();
         let [first, second] = two_batches();
-        let db = d.path().join("db");
-        let s = Store::open(&db).unwrap();
-        commit_rows(&s, &first, "h1").unwrap();
-        TEAR_NEXT_WRITE.set(Some(1));
-        commit_rows(&s, &second, "h2").unwrap_err();
-        // A compaction now would leave the journal with the old database: refused.
-        assert!(journal::pending(&db));
+        let (s, db) = torn_store(d.path(), 1);
         // The next write (the daemon's next batch: here the same upload again) first
         // completes the torn one, then finds nothing left to change.
         let again = commit_rows(&s, &second, "h2").unwrap();
@@ -1363,12 +1371,8 @@ mod tests {
     #[test]
     fn a_store_with_a_write_waiting_is_not_compacted() {
         let d = tempfile::tempdir().unwrap();
-        let [first, second] = two_batches();
-        let db = d.path().join("db");
-        let s = Store::open(&db).unwrap();
-        commit_rows(&s, &first, "h1").unwrap();
-        TEAR_NEXT_WRITE.set(Some(2));
-        commit_rows(&s, &second, "h2").unwrap_err();
+        let (s, db) = torn_store(d.path(), 2);
+        // A compaction would leave the journal behind with the old database: refused.
         let e = s.compact_now().unwrap_err().to_string();
         assert!(e.contains("failed midway"), "{e}");
         // The refusal left the store and its journal: the next open completes the write.
