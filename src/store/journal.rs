@@ -207,13 +207,17 @@ fn take_bytes<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
 /// would otherwise be applied over the writes that followed it. Also removes a temporary
 /// that a process killed while writing one left.
 pub(super) fn clear(dir: &Path) -> Result<()> {
+    let mut removed = false;
     for name in [FILE, TEMPORARY] {
         match std::fs::remove_file(dir.join(name)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    std::fs::File::open(dir)?.sync_all()?;
+    if removed {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 
