@@ -26,6 +26,15 @@ enum BatchFailure {
     Store(#[from] StoreError),
 }
 
+/// Whether a batch's mail was queued ([`Shared::notify_admins`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MailQueued {
+    Yes,
+    /// The disk (or quota) is full: worth trying again when there is room.
+    NotForRoom,
+    No,
+}
+
 /// Runs of one batch the process may die in before the batch is failed instead of tried again.
 const MAX_ATTEMPTS: u32 = 3;
 /// Beside `batch.json` in a spool folder: how many times checking the batch was started.
@@ -408,10 +417,21 @@ impl Shared {
             archive: Some(&archive),
             link: link.as_deref(),
         };
-        if !self.notify_admins(&mail) {
-            // Left in the spool: the next start finds the batch final and queues its mail.
-            tracing::error!("the batch's mail could not be queued; the batch stays in the spool until the next start");
-            return Some(batch);
+        match self.notify_admins(&mail) {
+            MailQueued::Yes => {}
+            MailQueued::NotForRoom => {
+                // Tried again when room comes back (or on the retry timer): the batch is then
+                // found final and its mail queued. Meanwhile the roster it committed is served,
+                // and the source's next batches wait behind it, as they would for room.
+                tracing::error!("the batch's mail could not be queued for lack of room; the batch stays in the spool and its mail is tried again when there is room");
+                self.api_changed.notify_one();
+                return None;
+            }
+            MailQueued::No => {
+                // Left in the spool: the next start finds the batch final and queues its mail.
+                tracing::error!("the batch's mail could not be queued; the batch stays in the spool until the next start");
+                return Some(batch);
+            }
         }
         if let Err(e) = self.archive(job) {
             tracing::error!(error = %e, "original upload not archived; it stays in the spool");
@@ -449,7 +469,7 @@ impl Shared {
 
     /// Tells the source's admins what happened to a batch: one message per event, queued
     /// durably (the delivery loop sends it; an SMTP outage never holds up the batches).
-    pub(super) fn notify_admins(&self, mail: &crate::daemon::mail::BatchMail) -> bool {
+    pub(super) fn notify_admins(&self, mail: &crate::daemon::mail::BatchMail) -> MailQueued {
         let batch = mail.batch;
         let cfg = self.cfg();
         let Some(source) = cfg.sources.get(&batch.source) else {
@@ -459,7 +479,7 @@ impl Shared {
                 batch = batch.id,
                 "no mail: the batch's source is no longer in the configuration"
             );
-            return true;
+            return MailQueued::Yes;
         };
         let admins = source.admins.clone();
         if admins.is_empty() {
@@ -467,20 +487,24 @@ impl Shared {
                 batch = batch.id,
                 "no admins configured for the source: no mail"
             );
-            return true;
+            return MailQueued::Yes;
         }
         let notice = match crate::daemon::mail::compose(mail, &admins, &cfg.mail) {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(batch = batch.id, error = %e, "batch mail not composed");
-                return false;
+                return MailQueued::No;
             }
         };
         match self.mailer.enqueue(notice) {
-            Ok(()) => true,
+            Ok(()) => MailQueued::Yes,
             Err(e) => {
                 tracing::error!(batch = batch.id, error = %e, "batch mail not queued");
-                false
+                if out_of_space(&e) {
+                    MailQueued::NotForRoom
+                } else {
+                    MailQueued::No
+                }
             }
         }
     }
