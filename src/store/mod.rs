@@ -324,7 +324,7 @@ impl Store {
             .hang_next_flush
             .swap(false, std::sync::atomic::Ordering::Relaxed)
             .then_some(self.flush_hang * 3);
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("store-flush".into())
             .spawn(move || {
                 #[cfg(test)]
@@ -332,7 +332,13 @@ impl Store {
                     std::thread::sleep(hang);
                 }
                 let _ = tx.send(db.flush());
-            })?;
+            });
+        if spawned.is_err() {
+            // No thread to be had (the process is at its limit): flushed here, unbounded, as
+            // before there was a bound, rather than a write failed for it.
+            self.db.flush()?;
+            return Ok(());
+        }
         match rx.recv_timeout(self.flush_hang) {
             Ok(flushed) => {
                 flushed?;
