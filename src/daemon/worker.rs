@@ -65,7 +65,7 @@ fn count_attempt(dir: &Path) {
 pub(super) fn out_of_space(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if let Some(StoreError::FlushHung { .. }) = store_error_in(err) {
+        if store_error_in(err).is_some_and(hung) {
             return true;
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
@@ -81,6 +81,15 @@ pub(super) fn out_of_space(e: &(dyn std::error::Error + 'static)) -> bool {
         text.contains(&format!("(os error {code})")) || text.contains(&format!("code: {code},"))
     }) || text.contains("StorageFull")
         || text.contains("QuotaExceeded")
+}
+
+/// Whether a store error is a flush that hung, or a write cut short by one.
+fn hung(e: &StoreError) -> bool {
+    match e {
+        StoreError::FlushHung { .. } => true,
+        StoreError::CutShort(inner) => hung(inner),
+        _ => false,
+    }
 }
 
 /// The store's error that `e` is, or wraps transparently (whose `source` skips it).
@@ -732,6 +741,11 @@ mod tests {
             crate::store::StoreError::FlushHung { secs: 30.0 },
         ));
         assert!(out_of_space(&hung));
+        let cut_short =
+            BatchFailure::Store(StoreError::CutShort(Box::new(StoreError::FlushHung {
+                secs: 30.0,
+            })));
+        assert!(out_of_space(&cut_short));
         let denied = std::io::Error::from_raw_os_error(libc::EACCES);
         assert!(!out_of_space(&denied));
         assert!(!out_of_space(&BatchFailure::Panicked(
