@@ -261,17 +261,19 @@ fn main() -> ExitCode {
         }
     };
     // The daemon logs at info; commands print their own output and log only warnings.
-    let level = if matches!(cli.command, Command::Serve { .. }) {
-        "info"
-    } else {
-        "warn"
-    };
+    let serving = matches!(cli.command, Command::Serve { .. });
+    let level = if serving { "info" } else { "warn" };
     rosterdrop::daemon::logging::init(level);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("rosterdrop: {}", error_text(&e));
-            ExitCode::from(EXIT_USAGE)
+            let cause: &(dyn std::error::Error + 'static) = e.as_ref();
+            ExitCode::from(if serving {
+                rosterdrop::daemon::exit_status_of_failed_start(cause, EXIT_USAGE)
+            } else {
+                EXIT_USAGE
+            })
         }
     }
 }

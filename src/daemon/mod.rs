@@ -563,10 +563,29 @@ async fn run(
 /// (`EX_TEMPFAIL`): `Restart=on-failure` starts it again.
 const EXIT_REOPEN: i32 = 75;
 
+/// The exit status for a [`serve`] that failed: `EX_TEMPFAIL` (75) when the cause is the disk
+/// or quota running full (a start after `abandon_store` while the disk is still full: the
+/// same condition, said the same way), else `other`.
+pub fn exit_status_of_failed_start(e: &(dyn std::error::Error + 'static), other: u8) -> u8 {
+    if worker::out_of_space(e) {
+        EXIT_REOPEN as u8
+    } else {
+        other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::SourceConfig;
+
+    #[test]
+    fn a_start_that_finds_the_disk_full_exits_75() {
+        let full = StoreError::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!(exit_status_of_failed_start(&full, 2), 75);
+        let denied = StoreError::Io(std::io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(exit_status_of_failed_start(&denied, 2), 2);
+    }
 
     /// Every file of an export, by name.
     fn exported(store: &Store, out: &Path) -> BTreeMap<String, String> {
