@@ -121,6 +121,22 @@ pub(super) fn apply(dir: &Path, db: &sled::Db, tree: &sled::Tree, w: &Writes) ->
     clear(dir)
 }
 
+/// At open: the write a journal in `dir` holds (one an earlier process did not finish)
+/// applied again and flushed, and the journal removed. Returns whether there was one.
+pub(super) fn complete(dir: &Path, db: &sled::Db, tree: &sled::Tree) -> Result<bool> {
+    let found = read(dir)?;
+    if let Some(w) = &found {
+        tracing::warn!(
+            writes = w.len_hint(),
+            "completing a store write an earlier process did not finish"
+        );
+        tree.apply_batch(w.to_sled())?;
+        db.flush()?;
+    }
+    clear(dir)?;
+    Ok(found.is_some())
+}
+
 /// A length-prefixed byte string. Keys and values are far below 4 GiB (the store refuses
 /// larger ones before it writes: `Oversized`); a longer one is an error, not a wrapped length.
 fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {

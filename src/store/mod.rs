@@ -243,19 +243,7 @@ impl Store {
         let tree = db.open_tree("roster")?;
         // A write an earlier process did not finish (killed, or the disk filled under sled):
         // applied again, so the store holds it whole (`journal.rs`).
-        let completed = match journal::read(dir)? {
-            Some(w) => {
-                tracing::warn!(
-                    writes = w.len_hint(),
-                    "completing a store write an earlier process did not finish"
-                );
-                tree.apply_batch(w.to_sled())?;
-                db.flush()?;
-                true
-            }
-            None => false,
-        };
-        journal::clear(dir)?;
+        let completed = journal::complete(dir, &db, &tree)?;
         let mut migrated = false;
         match tree.get(K_VERSION)? {
             None => {
