@@ -15,7 +15,8 @@
 //!   socket server, systemd and logging.
 //! - [`console`]: the web console for district admins, on the REST API's server.
 //! - [`config`]: the one configuration root, [`paths`]: every path of the state directory,
-//!   [`fsutil`]: durable file work, and [`clock`].
+//!   [`fsutil`]: durable file work, [`zipsink`]: the writer under the zips that can fail, and
+//!   [`clock`].
 
 pub mod admin;
 pub mod api;
@@ -29,3 +30,4 @@ pub mod paths;
 pub mod roster;
 pub mod sftp;
 pub mod store;
+pub mod zipsink;

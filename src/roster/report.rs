@@ -10,6 +10,7 @@ use crate::roster::csvio::CsvWriter;
 use crate::roster::engine::{Outcome, Verdict};
 use crate::roster::findings::{Action, Finding, Rule, PATCH_SUMMARY_HEADER};
 use crate::roster::text::{escape, escape_line};
+use crate::zipsink::ZipSink;
 
 /// How many example lines per file and rule `summary.txt` shows.
 const EXAMPLES: usize = 5;
@@ -77,7 +78,7 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
     let parts: Vec<Vec<u8>> = results.into_iter().collect::<std::io::Result<_>>()?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "modified files");
     let zf = fs::File::create(zip_path)?;
-    let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, zf));
+    let mut zip = zip::ZipWriter::new(ZipSink::new(BufWriter::with_capacity(1 << 20, zf)));
     for (name, bytes) in &outcome.passthrough {
         let name = safe_name(name);
         fs::write(dir.join(&name), bytes)?;
@@ -91,7 +92,7 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
         let entry = one.by_index_raw(0)?;
         zip.raw_copy_file(entry)?;
     }
-    let mut inner = zip.finish()?;
+    let mut inner = zip.finish()?.into_inner()?;
     inner.flush()?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "modified.zip");
     Ok(())

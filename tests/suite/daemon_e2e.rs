@@ -740,6 +740,52 @@ t.close()
 print("PARAMIKO-OK")
 "#;
 
+/// A patch summary too large to attach even zipped is left out of the mail, and nothing is
+/// printed beside the daemon's log: the zip crate wrote "ZipWriter drop failed: ..." to
+/// stderr, without a newline, whenever a zip it was writing failed (the cap here, a full disk
+/// for the reports' modified.zip), and the next log line ran on after it.
+#[test]
+fn a_patch_summary_too_large_to_attach_prints_nothing_beside_the_log() {
+    let d = Daemon::new(
+        "[mail]\nattach_zip_over_bytes = 1024\nattach_max_bytes = 4096\n\n\
+         [sources.maple]\nadmins = [\"it@maple.example\"]\n",
+        30,
+    );
+    let key = d.account("maplesis", "maple");
+    let srv = d.start();
+    // A district with a patch summary of about 450 KiB, over 4 KiB even zipped.
+    let dir = d.dir.path().join("district");
+    let out = d.cli(&[
+        "synth",
+        "--students",
+        "2000",
+        "--error-every",
+        "5",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let zip = d.dir.path().join("roster.zip");
+    zip_dir(&dir, &zip, None);
+    d.upload("maplesis", &key, &zip, "nightly.zip");
+    let done = d.wait_batches("maple", 1, 60);
+    let eml = d.state.join(format!("outbox/batch-{}.eml", done[0].0));
+    srv.wait_until(10, 50, "the email", || eml.exists());
+    let raw = fs::read(&eml).unwrap();
+    let m = MessageParser::default().parse(&raw).unwrap();
+    assert!(m.attachment(0).is_none());
+    let body = m.body_text(0).unwrap_or_default().to_string();
+    assert!(body.contains("patch-summary.csv is not attached"), "{body}");
+    let log = srv.log_text();
+    assert!(!log.contains("ZipWriter"), "{log}");
+    // Every line of the log is one of tracing's.
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.contains(" INFO ") || line.contains(" WARN ") || line.contains(" ERROR "),
+            "a line not from the log: {line:?}"
+        );
+    }
+}
+
 /// A batch already in the spool when its source left the configuration waits for the source
 /// to come back (as an upload still in the drop folder does); it was failed, with no mail,
 /// and not tried again once the source was back (an outside probe).

@@ -2,6 +2,7 @@
 //! configured cap.
 
 use super::*;
+use crate::zipsink::ZipSink;
 
 /// Whether a CSV file has a line after its header.
 pub(super) fn has_rows(path: &Path) -> io::Result<bool> {
@@ -121,10 +122,10 @@ impl Seek for Capped {
 pub(super) fn zip_file(path: &Path, name: &str, cap: u64) -> io::Result<Vec<u8>> {
     let mut src = File::open(path)?;
     let large = src.metadata()?.len() >= u64::from(u32::MAX);
-    let mut z = zip::ZipWriter::new(Capped {
+    let mut z = zip::ZipWriter::new(ZipSink::new(Capped {
         buf: Cursor::new(Vec::new()),
         cap,
-    });
+    }));
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .large_file(large);
@@ -141,5 +142,5 @@ pub(super) fn zip_file(path: &Path, name: &str, cap: u64) -> io::Result<Vec<u8>>
         }
         z.write_all(&chunk[..n])?;
     }
-    Ok(z.finish().map_err(zerr)?.buf.into_inner())
+    Ok(z.finish().map_err(zerr)?.into_inner()?.buf.into_inner())
 }
