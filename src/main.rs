@@ -1,5 +1,6 @@
 //! The `rosterdrop` command line. Errors are reported with `anyhow` here, at the edge only.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -49,7 +50,10 @@ fn close_store(store: Store) -> Option<rosterdrop::store::Compacted> {
     match store.close() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("warning: the store was not compacted: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: the store was not compacted: {e}"
+            );
             None
         }
     }
@@ -267,7 +271,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rosterdrop: {}", error_text(&e));
+            // Not `eprintln!`: it panics when stderr cannot be written, and the exit status
+            // (75 for a start the daemon should retry) would become 101.
+            let _ = writeln!(std::io::stderr(), "rosterdrop: {}", error_text(&e));
             let cause: &(dyn std::error::Error + 'static) = e.as_ref();
             ExitCode::from(if serving {
                 rosterdrop::daemon::exit_status_of_failed_start(cause, EXIT_USAGE)
@@ -413,9 +419,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Serve {} => {
             rosterdrop::daemon::serve(&config()?, |made| {
+                // The daemon's stdout may be a closed stream: a failed write is not a panic.
+                let mut out = std::io::stdout();
                 for (name, source, password) in made {
-                    println!("SFTP account `{name}` (source `{source}`) created on first start; password: {password}");
-                    println!("  shown once; `rosterdrop account passwd {name}` makes a new one");
+                    let _ = writeln!(out, "SFTP account `{name}` (source `{source}`) created on first start; password: {password}");
+                    let _ = writeln!(
+                        out,
+                        "  shown once; `rosterdrop account passwd {name}` makes a new one"
+                    );
                 }
             })?;
             Ok(0)

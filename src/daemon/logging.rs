@@ -46,6 +46,10 @@ pub fn init(default_level: &str) {
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal())
+            // An event stderr refuses (its reader gone: EPIPE; a full disk: ENOSPC) is dropped.
+            // Left on, tracing-subscriber reports it with `eprintln!`, which panics when stderr
+            // fails, in whichever thread logged: SFTP sessions and batches died with it.
+            .log_internal_errors(false)
             .try_init()
             .is_ok(),
     };

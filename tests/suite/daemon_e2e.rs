@@ -786,6 +786,65 @@ fn a_patch_summary_too_large_to_attach_prints_nothing_beside_the_log() {
     }
 }
 
+/// The daemon goes on working when its stderr cannot be written: a journald restart closes the
+/// stream under it (EPIPE), a log redirected to a full disk refuses writes (ENOSPC, here
+/// `/dev/full`). tracing-subscriber reported every event it could not write with `eprintln!`,
+/// which panics when stderr fails: the thread that logged died (SFTP logins were refused, a
+/// batch stayed "received" until a restart), and on `/dev/full` the daemon died at start with
+/// status 101 (an outside probe).
+#[test]
+fn a_daemon_whose_stderr_cannot_be_written_goes_on_working() {
+    for broken in ["a closed pipe", "/dev/full"] {
+        let d = Daemon::new(MAPLE, 30);
+        let key = d.account("maplesis", "maple");
+        let mut c = bin();
+        c.arg("--config")
+            .arg(&d.config)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null());
+        let mut child = if broken == "/dev/full" {
+            let full = fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap();
+            c.stderr(full).spawn().unwrap()
+        } else {
+            let mut child = c.stderr(Stdio::piped()).spawn().unwrap();
+            drop(child.stderr.take());
+            child
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", d.port)).is_err() {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!("{broken}: serve exited at start ({st})");
+            }
+            assert!(Instant::now() < deadline, "{broken}: serve did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let zip = d.dir.path().join("roster.zip");
+        zip_dir(&sample("apple"), &zip, None);
+        d.upload("maplesis", &key, &zip, "nightly.zip");
+        let done = d.wait_batches("maple", 1, 30);
+        assert_eq!(done[0].1, "applied", "{broken}");
+        assert!(Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let st = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "{broken}: no exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(st.success(), "{broken}: {st}");
+    }
+}
+
 /// A batch already in the spool when its source left the configuration waits for the source
 /// to come back (as an upload still in the drop folder does); it was failed, with no mail,
 /// and not tried again once the source was back (an outside probe).
