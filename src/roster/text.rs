@@ -75,10 +75,27 @@ fn escape_upto(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
 }
 
 /// A character that shows as itself on one line: no control characters (line breaks, escape
-/// sequences) and no invisible format characters that reorder or hide text.
+/// sequences) and no invisible format characters that reorder or hide text: the bidi marks,
+/// embeddings, overrides and isolates (U+061C, U+200E-200F, U+202A-202E, U+2066-2069), the
+/// zero-width and invisible ones (U+00AD, U+180E, U+200B-200D, U+2060-2064, U+206A-206F,
+/// U+FEFF), the interlinear annotation marks that hide text (U+FFF9-FFFB), the tag characters
+/// (U+E0001, U+E0020-E007F) and the line and paragraph separators (U+2028-2029).
 pub fn is_plain(c: char) -> bool {
     !c.is_control()
-        && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        && !matches!(
+            c,
+            '\u{ad}'
+                | '\u{61c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0001}'
+                | '\u{e0020}'..='\u{e007f}'
+        )
 }
 
 /// Normalises a header name: case-insensitive, ignoring spaces and underscores.
@@ -160,6 +177,18 @@ mod tests {
         assert_eq!(shared_prefix([]), 0);
         assert_eq!(shared_prefix([b"abc".as_slice(), b"abd"]), 2);
         assert_eq!(shared_prefix([b"abc".as_slice(), b""]), 0);
+    }
+
+    #[test]
+    fn escape_shows_every_invisible_or_reordering_character() {
+        assert_eq!(escape("L9 élèves שלום"), "L9 élèves שלום");
+        assert_eq!(escape("a\u{61c}b"), "a\\u{61c}b");
+        assert_eq!(
+            escape("x\u{202e}y\u{2060}z\u{ad}"),
+            "x\\u{202e}y\\u{2060}z\\u{ad}"
+        );
+        assert_eq!(escape("tag\u{e0041}"), "tag\\u{e0041}");
+        assert_eq!(escape("line\nbreak\u{1b}[2J"), "line\\nbreak\\u{1b}[2J");
     }
 
     #[test]

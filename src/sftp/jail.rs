@@ -370,6 +370,13 @@ mod tests {
             "invoice\u{202e}fdp.csv",
             "a\u{2066}b",
             "\u{feff}x",
+            // Found later by an outside probe: the Arabic letter mark (a bidi control), and
+            // the invisible word joiner, soft hyphen, annotation marks and tag characters.
+            "alm\u{61c}x.csv",
+            "wj\u{2060}x",
+            "shy\u{ad}x",
+            "hidden\u{fff9}a\u{fffa}b\u{fffb}",
+            "tag\u{e0041}\u{e007f}",
         ] {
             assert!(normalize(name).is_err(), "{name:?}");
         }

@@ -118,7 +118,7 @@ impl Drop for Upload {
     fn drop(&mut self) {
         if !self.done {
             if self.file.is_some() || self.temp.exists() {
-                tracing::info!(path = %self.vpath, bytes = self.size, "SFTP upload not completed: partial file removed");
+                tracing::info!(path = ?self.vpath, bytes = self.size, "SFTP upload not completed: partial file removed");
             }
             self.discard();
             self.inflight.files.fetch_sub(1, Ordering::Relaxed);
@@ -493,7 +493,7 @@ impl Session {
         let base_used = used.saturating_sub(replaced);
         let inflight_files = self.ctx.inflight.files.load(Ordering::Relaxed);
         if existing.is_none() && entries.saturating_add(inflight_files) >= cfg.quota_files {
-            tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = %vpath, "SFTP upload refused: file quota exceeded");
+            tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = ?vpath, "SFTP upload refused: file quota exceeded");
             return Err(Fail::failure(format!(
                 "quota exceeded: at most {} files",
                 cfg.quota_files
@@ -502,7 +502,7 @@ impl Session {
         if base_used.saturating_add(self.ctx.inflight.bytes.load(Ordering::Relaxed))
             >= cfg.quota_bytes
         {
-            tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = %vpath, "SFTP upload refused: byte quota exceeded");
+            tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = ?vpath, "SFTP upload refused: byte quota exceeded");
             return Err(Fail::failure(format!(
                 "quota exceeded: at most {} bytes",
                 cfg.quota_bytes
@@ -550,7 +550,7 @@ impl Session {
                 self.ctx.inflight.bytes.fetch_add(copied, Ordering::Relaxed);
             }
         }
-        tracing::debug!(account = %self.ctx.account, path = %up.vpath, "SFTP upload started");
+        tracing::debug!(account = %self.ctx.account, path = ?up.vpath, "SFTP upload started");
         Ok(up)
     }
 
@@ -585,7 +585,7 @@ impl Session {
             None
         };
         if let Some(msg) = refuse {
-            tracing::warn!(account = %account, addr = %peer, path = %up.vpath, "SFTP upload refused: {msg}; partial file removed");
+            tracing::warn!(account = %account, addr = %peer, path = ?up.vpath, "SFTP upload refused: {msg}; partial file removed");
             let f = Fail::failure(msg);
             up.failed = Some(f.clone());
             up.discard();
@@ -596,7 +596,7 @@ impl Session {
         };
         if let Err(e) = file.write_all_at(data, offset) {
             let f = Fail::io(&e);
-            tracing::warn!(account = %account, path = %up.vpath, error = %e, "SFTP write failed; partial file removed");
+            tracing::warn!(account = %account, path = ?up.vpath, error = %e, "SFTP write failed; partial file removed");
             up.failed = Some(f.clone());
             up.discard();
             return Err(f);
@@ -663,7 +663,7 @@ impl Session {
             .map(|m| if m.is_file() { m.len() } else { 0 })
             .unwrap_or(0);
         if used.saturating_sub(replaced).saturating_add(up.size) > cfg.quota_bytes {
-            tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = %up.vpath, "SFTP upload refused at close: byte quota exceeded; partial file removed");
+            tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = ?up.vpath, "SFTP upload refused at close: byte quota exceeded; partial file removed");
             return Err(Fail::failure(format!(
                 "quota exceeded: at most {} bytes",
                 cfg.quota_bytes
@@ -700,7 +700,7 @@ impl Session {
             }
         }
         let name = up.vpath.rsplit('/').next().unwrap_or("");
-        tracing::info!(account = %self.ctx.account, source = %self.ctx.source, addr = %self.ctx.peer, path = %up.vpath, bytes = up.size, "SFTP upload complete");
+        tracing::info!(account = %self.ctx.account, source = %self.ctx.source, addr = %self.ctx.peer, path = ?up.vpath, bytes = up.size, "SFTP upload complete");
         if !is_partial_name(name) {
             if let Ok(md) = fs::metadata(&up.dest) {
                 self.remember(&up.vpath, &md);
@@ -872,7 +872,7 @@ impl Session {
         }
         fs::remove_file(&p).map_err(|e| Fail::io(&e))?;
         let vpath = display(&c);
-        tracing::info!(account = %self.ctx.account, addr = %self.ctx.peer, path = %vpath, "SFTP remove");
+        tracing::info!(account = %self.ctx.account, addr = %self.ctx.peer, path = ?vpath, "SFTP remove");
         Ok(())
     }
 
@@ -945,7 +945,7 @@ impl Session {
         }
         fs::rename(&op, &np).map_err(|e| Fail::io(&e))?;
         let (ov, nv) = (display(&oc), display(&nc));
-        tracing::info!(account = %self.ctx.account, addr = %self.ctx.peer, from = %ov, to = %nv, "SFTP rename");
+        tracing::info!(account = %self.ctx.account, addr = %self.ctx.peer, from = ?ov, to = ?nv, "SFTP rename");
         let name = nc.last().map(String::as_str).unwrap_or("");
         if md.is_file() && !is_partial_name(name) {
             self.remember(&nv, &md);

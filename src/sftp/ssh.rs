@@ -230,11 +230,12 @@ pub(crate) fn russh_config(
     })
 }
 
-/// A user name as it may appear in a log line (it comes from the network).
+/// A user name as it may appear in a log line (it comes from the network): its first 64
+/// characters, logged with `?` so that it is quoted and escaped. Unquoted, a name such as
+/// `x addr=10.6.6.6:22` wrote a field of its own ahead of the real address, and a log parser
+/// reading `addr=` (a fail2ban filter) took the forged one (an outside probe).
 fn loggable(user: &str) -> String {
-    let mut s: String = user.chars().take(64).collect();
-    s = s.escape_debug().to_string();
-    s
+    user.chars().take(64).collect()
 }
 
 /// Accept loop. Returns after `shutdown` completes and the connections have ended (at most
@@ -523,7 +524,7 @@ impl Conn {
             accounts.get(user).map(|a| a.password_hash.clone())
         };
         let Some(hash) = hash else {
-            tracing::warn!(user = %loggable(user), addr = %self.peer, method, "SFTP login failed: unknown user");
+            tracing::warn!(user = ?loggable(user), addr = %self.peer, method, "SFTP login failed: unknown user");
             self.refuse(Event::UnknownUser);
             return reject();
         };
@@ -629,7 +630,7 @@ impl russh::server::Handler for Conn {
                 tracing::info!(account = %loggable(user), addr = %self.peer, "SFTP public key not authorized");
                 self.refuse(Event::WrongCredentials);
             } else {
-                tracing::warn!(user = %loggable(user), addr = %self.peer, method = "publickey", "SFTP login failed: unknown user");
+                tracing::warn!(user = ?loggable(user), addr = %self.peer, method = "publickey", "SFTP login failed: unknown user");
                 self.refuse(Event::UnknownUser);
             }
         }

@@ -845,6 +845,94 @@ fn a_daemon_whose_stderr_cannot_be_written_goes_on_working() {
     }
 }
 
+/// Names from the network are quoted in the log, so that none can write a field of its own:
+/// an unknown user `evil addr=10.6.6.6:22 ...` put a forged `addr=` ahead of the real one, and
+/// a log parser reading `addr=` (a fail2ban filter) would have banned 10.6.6.6 for it; an
+/// uploaded or renamed file's name did the same to `path=`, `from=` and `to=` (an outside
+/// probe).
+#[test]
+fn names_from_the_network_cannot_forge_log_fields() {
+    if !crate::sftp_other_clients::have_paramiko() {
+        println!("SKIP names_from_the_network_cannot_forge_log_fields: paramiko not installed");
+        return;
+    }
+    let d = Daemon::new(MAPLE, 30);
+    let key = d.account("maplesis", "maple");
+    let srv = d.start();
+    let port = d.port.to_string();
+    crate::sftp_other_clients::run_paramiko(
+        d.dir.path(),
+        FORGING_CLIENT,
+        &[port.as_ref(), key.as_os_str()],
+    );
+    srv.wait_log(10, "SFTP rename");
+    /// The `key=value` fields of a log line, spaces inside double quotes kept.
+    fn fields(line: &str) -> Vec<(String, String)> {
+        let (mut out, mut cur, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
+        for c in line.chars().chain([' ']) {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if let Some((k, v)) = cur.split_once('=') {
+                        out.push((k.to_owned(), v.to_owned()));
+                    }
+                    cur.clear();
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(c);
+        }
+        out
+    }
+    let log = srv.log_text();
+    let mut seen = 0;
+    for line in log.lines().filter(|l| {
+        l.contains("SFTP login failed: unknown user")
+            || l.contains("SFTP upload complete")
+            || l.contains("SFTP rename")
+    }) {
+        seen += 1;
+        let f = fields(line);
+        let addrs: Vec<&str> = f
+            .iter()
+            .filter(|(k, _)| k == "addr")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(addrs.len(), 1, "{line}");
+        assert!(addrs[0].starts_with("127.0.0.1:"), "{line}");
+        for k in ["bytes", "to"] {
+            assert!(f.iter().filter(|(n, _)| n == k).count() <= 1, "{line}");
+        }
+        assert!(line.contains("10.6.6.6"), "{line}");
+    }
+    assert_eq!(seen, 3, "{log}");
+}
+
+/// The client of `names_from_the_network_cannot_forge_log_fields`: port, key.
+const FORGING_CLIENT: &str = r#"
+import sys, paramiko
+port, keyfile = int(sys.argv[1]), sys.argv[2]
+t = paramiko.Transport(("127.0.0.1", port)); t.connect()
+try:
+    t.auth_password('evil addr=10.6.6.6:22 method="publickey"', "guess")
+    print("accepted"); sys.exit(1)
+except paramiko.AuthenticationException:
+    pass
+t.close()
+t = paramiko.Transport(("127.0.0.1", port)); t.connect()
+t.auth_publickey("maplesis", paramiko.Ed25519Key.from_private_key_file(keyfile))
+s = paramiko.SFTPClient.from_transport(t)
+name = 'f addr=10.6.6.6:22 bytes=9 "q".txt'
+with s.open(name, "w") as f:
+    f.write(b"x\n")
+s.rename(name, 'g addr=10.6.6.6:22 to=passwd.txt')
+t.close()
+print("PARAMIKO-OK")
+"#;
+
 /// A batch already in the spool when its source left the configuration waits for the source
 /// to come back (as an upload still in the drop folder does); it was failed, with no mail,
 /// and not tried again once the source was back (an outside probe).
