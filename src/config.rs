@@ -516,6 +516,25 @@ pub fn resolve_beside(file: &Path, rel: &Path) -> PathBuf {
     out
 }
 
+/// A TOML file's error as one line, `line L, column C: what` (as bad CSV is named), for every
+/// TOML file rosterdrop reads (the configuration, accounts, API clients, console users). Not
+/// toml's own text: it quotes the line the error is on, so a broken `password = "...` put the
+/// password into the daemon's log at a failed reload, over several lines, control characters
+/// raw. The message itself is escaped (it can name a key from the file).
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let what = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    let what = crate::roster::text::escape_line(&what);
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {what}")
+        }
+        None => what.into_owned(),
+    }
+}
+
 /// A TOML error that names an unknown section or key ("unknown field `mial`, expected one of
 /// `state_dir`, ..., `mail`"), with "did you mean" for a known name within two edits of it.
 fn with_suggestion(message: &str) -> String {
@@ -528,7 +547,7 @@ fn with_suggestion(message: &str) -> String {
     let known = rest.split('`').skip(1).step_by(2).map(|k| (k, k));
     match crate::roster::text::near_miss(unknown, known) {
         Some(known) => format!(
-            "{}\ndid you mean `{known}`? (`{unknown}` is not a rosterdrop setting)",
+            "{}; did you mean `{known}`? (`{unknown}` is not a rosterdrop setting)",
             message.trim_end()
         ),
         None => message.to_string(),
@@ -584,7 +603,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: with_suggestion(&e.to_string()),
+            message: with_suggestion(&toml_error(text, &e)),
         })?;
         c.path = path.to_path_buf();
         let parse_err = |message| ConfigError::Parse {
@@ -662,6 +681,30 @@ mod tests {
         assert!(e.contains("max_connections"), "{e}");
         let ok = Config::parse("[sftp]\nlisten = \"127.0.0.1:2022\"\n", Path::new("r.toml"));
         assert_eq!(ok.map(|c| c.sftp.listen.port()).ok(), Some(2022));
+    }
+
+    /// A configuration error is one line naming the file, line and column, and does not show
+    /// the line it is on: toml's own message quoted that line, so a broken `password = "...`
+    /// put the SMTP password into the daemon's log at a failed reload, over several lines, with
+    /// any control character in it raw (an outside probe).
+    #[test]
+    fn a_syntax_error_names_line_and_column_and_quotes_nothing() {
+        let e = parse_err("[mail]\ntransport = \"smtp\"\npassword = \"s3cr3t\u{1b}[31m\n");
+        assert!(!e.contains('\n'), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
+        assert!(!e.contains('\u{1b}'), "{e}");
+        assert!(e.starts_with("r.toml: line 3, column "), "{e}");
+        let e = parse_err("[intake]\nquiet_period_secs = \"three\"\n");
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.starts_with("r.toml: line 2, column 21: "), "{e}");
+        // An unknown name keeps its suggestion, on the same line.
+        let e = parse_err("\n[intake]\npasued = true\n");
+        assert!(
+            e.starts_with("r.toml: line 3, column 1: unknown field `pasued`"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `paused`?"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
     }
 
     #[test]

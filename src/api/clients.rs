@@ -253,7 +253,7 @@ impl ApiClients {
         };
         let clients: ApiClients = toml::from_str(&text).map_err(|e| ClientsError::Parse {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: crate::config::toml_error(&text, &e),
         })?;
         clients.check()?;
         Ok(clients)

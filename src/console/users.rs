@@ -85,7 +85,7 @@ impl AdminUsers {
         };
         let users: AdminUsers = toml::from_str(&text).map_err(|e| UsersError::Parse {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: crate::config::toml_error(&text, &e),
         })?;
         for (name, u) in &users.users {
             if let Some(bad) = std::iter::once(name)

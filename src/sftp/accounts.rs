@@ -133,7 +133,7 @@ impl Accounts {
         };
         let accounts: Accounts = toml::from_str(&text).map_err(|e| AccountError::Parse {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: crate::config::toml_error(&text, &e),
         })?;
         for (name, acc) in &accounts.accounts {
             if !valid_name(name) {

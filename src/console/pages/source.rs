@@ -21,7 +21,10 @@ fn settings_text(path: &std::path::Path, name: &str) -> Result<String, String> {
     let text = crate::fsutil::read_if_exists(path)
         .map_err(|e| e.to_string())?
         .unwrap_or_default();
-    let doc: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
+    // toml's own message would quote the broken line, which may be another section's
+    // password, to an admin of this source only.
+    let doc: toml::Table =
+        toml::from_str(&text).map_err(|e| crate::config::toml_error(&text, &e))?;
     let table = doc
         .get("sources")
         .and_then(|s| s.get(name))
