@@ -143,6 +143,9 @@ pub struct Session {
     /// A refused open is logged once per session (a client looping on it must not flood the log).
     open_refusal_logged: bool,
     utf8_refusal_logged: bool,
+    /// A quota refusal likewise: a client putting a thousand files over the quota wrote a
+    /// thousand warnings (an outside probe).
+    quota_refusal_logged: bool,
     /// What this session delivered lately ([`Session::delivered`]).
     recent: std::collections::VecDeque<(String, FileAttributes, std::time::Instant)>,
 }
@@ -241,6 +244,7 @@ impl Session {
             initialized: false,
             open_refusal_logged: false,
             utf8_refusal_logged: false,
+            quota_refusal_logged: false,
             recent: std::collections::VecDeque::new(),
         }
     }
@@ -493,7 +497,9 @@ impl Session {
         let base_used = used.saturating_sub(replaced);
         let inflight_files = self.ctx.inflight.files.load(Ordering::Relaxed);
         if existing.is_none() && entries.saturating_add(inflight_files) >= cfg.quota_files {
-            tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = ?vpath, "SFTP upload refused: file quota exceeded");
+            if !std::mem::replace(&mut self.quota_refusal_logged, true) {
+                tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = ?vpath, limit = cfg.quota_files, "SFTP upload refused: file quota exceeded (logged once per session)");
+            }
             return Err(Fail::failure(format!(
                 "quota exceeded: at most {} files",
                 cfg.quota_files
@@ -502,7 +508,9 @@ impl Session {
         if base_used.saturating_add(self.ctx.inflight.bytes.load(Ordering::Relaxed))
             >= cfg.quota_bytes
         {
-            tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = ?vpath, "SFTP upload refused: byte quota exceeded");
+            if !std::mem::replace(&mut self.quota_refusal_logged, true) {
+                tracing::warn!(account = %self.ctx.account, addr = %self.ctx.peer, path = ?vpath, limit = cfg.quota_bytes, "SFTP upload refused: byte quota exceeded (logged once per session)");
+            }
             return Err(Fail::failure(format!(
                 "quota exceeded: at most {} bytes",
                 cfg.quota_bytes

@@ -32,6 +32,38 @@ fn max_file_size_refuses_and_removes_partial() {
     srv.wait_log(10, "file too large");
 }
 
+/// A client that goes on putting files over its quota is refused each time and logged once
+/// per session: a thousand files over the quota wrote a thousand warnings (an outside probe).
+#[test]
+fn quota_refusals_are_logged_once_per_session() {
+    let env = Env::new("quota_files = 2", "");
+    env.add_account("vendor", "district");
+    let key = env.add_key("vendor");
+    let srv = env.start();
+    for n in ["a", "b", "c", "d", "e"] {
+        write_file(&env.dir.path().join(format!("{n}.csv")), 100);
+    }
+    // `-` before a command: the batch goes on after it fails.
+    let out = env.sftp_key(
+        "vendor",
+        &key,
+        "put a.csv\nput b.csv\n-put c.csv\n-put d.csv\n-put e.csv\n",
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("Failure")
+            .count(),
+        3,
+        "{}",
+        text(&out)
+    );
+    assert_eq!(listing(&env.drop_dir("vendor")), vec!["a.csv", "b.csv"]);
+    srv.wait_log(10, "SFTP session closed");
+    assert_eq!(srv.log_text().matches("file quota exceeded").count(), 1);
+}
+
 #[test]
 fn byte_quota_counts_replacements_once() {
     let env = Env::new("quota_bytes = 150000", "");
