@@ -70,7 +70,7 @@ pub(super) fn patch_attachment(
         Err(e) if e.kind() == io::ErrorKind::FileTooLarge => (
             None,
             Some(format!(
-                "patch-summary.csv is not attached: {} even zipped is over the {} limit; see the reports above.",
+                "patch-summary.csv is not attached: it is {}, and over the {} limit even zipped; see the reports above.",
                 human(size),
                 human(cfg.attach_max_bytes)
             )),

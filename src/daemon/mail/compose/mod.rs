@@ -697,6 +697,15 @@ mod tests {
             "{}",
             n.body
         );
+        // The size said is the file's; its zipped size is not known (the zip stops at the cap).
+        let size = attach::human(csv.len() as u64);
+        assert!(
+            above.contains(&format!(
+                "it is {size}, and over the 2.0 KiB limit even zipped"
+            )),
+            "{}",
+            n.body
+        );
         // Under the zip threshold but over the maximum.
         let cfg = MailConfig {
             attach_max_bytes: 100,
