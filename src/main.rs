@@ -18,6 +18,54 @@ use rosterdrop::sftp::accounts::Accounts;
 use rosterdrop::sftp::hostkeys;
 use rosterdrop::store::Store;
 
+/// `print!`, `println!`, `eprint!` and `eprintln!` for the commands' own output, without their
+/// panic: `rosterdrop history | head -1` on a store of a few hundred batches ended in "failed
+/// printing to stdout: Broken pipe", status 101 and a backtrace. A reader that went away ends
+/// the output, not the command: it finishes its work and exits with its own status. Another
+/// write error is said once on stderr.
+macro_rules! out {
+    ($($t:tt)*) => { emit(Stream::Out, format_args!($($t)*)) };
+}
+macro_rules! outln {
+    ($($t:tt)*) => {{ out!($($t)*); out!("\n") }};
+}
+macro_rules! errout {
+    ($($t:tt)*) => { emit(Stream::Err, format_args!($($t)*)) };
+}
+macro_rules! errln {
+    ($($t:tt)*) => {{ errout!($($t)*); errout!("\n") }};
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Stream {
+    Out,
+    Err,
+}
+
+fn emit(stream: Stream, args: std::fmt::Arguments) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static OUT_GONE: AtomicBool = AtomicBool::new(false);
+    static ERR_GONE: AtomicBool = AtomicBool::new(false);
+    let gone = if stream == Stream::Out {
+        &OUT_GONE
+    } else {
+        &ERR_GONE
+    };
+    if gone.load(Ordering::Relaxed) {
+        return;
+    }
+    let written = match stream {
+        Stream::Out => std::io::stdout().lock().write_fmt(args),
+        Stream::Err => std::io::stderr().lock().write_fmt(args),
+    };
+    if let Err(e) = written {
+        gone.store(true, Ordering::Relaxed);
+        if stream == Stream::Out && e.kind() != std::io::ErrorKind::BrokenPipe {
+            errln!("rosterdrop: the output could not be written: {e}");
+        }
+    }
+}
+
 /// Exit codes (contract): 0 accepted, 1 rejected, 2 usage or I/O error, 3 held for an admin's
 /// approval.
 const EXIT_REJECTED: u8 = 1;
@@ -50,10 +98,7 @@ fn close_store(store: Store) -> Option<rosterdrop::store::Compacted> {
     match store.close() {
         Ok(c) => c,
         Err(e) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "warning: the store was not compacted: {e}"
-            );
+            errln!("warning: the store was not compacted: {e}");
             None
         }
     }
@@ -271,9 +316,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // Not `eprintln!`: it panics when stderr cannot be written, and the exit status
-            // (75 for a start the daemon should retry) would become 101.
-            let _ = writeln!(std::io::stderr(), "rosterdrop: {}", error_text(&e));
+            // `errln!`: a stderr that cannot be written does not turn the exit status (75 for
+            // a start the daemon should retry) into a panic's 101.
+            errln!("rosterdrop: {}", error_text(&e));
             let cause: &(dyn std::error::Error + 'static) = e.as_ref();
             ExitCode::from(if serving {
                 rosterdrop::daemon::exit_status_of_failed_start(cause, EXIT_USAGE)
@@ -323,8 +368,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 .with_context(|| format!("writing the report into {}", out.display()))?;
             tracing::debug!(ms = t.elapsed().as_millis() as u64, "reports written");
             if !quiet {
-                print!("{}", report::summary_text(&outcome));
-                println!("\nReport written to {}", out.display());
+                out!("{}", report::summary_text(&outcome));
+                outln!("\nReport written to {}", out.display());
             }
             Ok(match outcome.verdict {
                 rosterdrop::roster::engine::Verdict::Accepted => 0,
@@ -355,12 +400,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let compacted = close_store(store);
             if !quiet {
                 if let Some(o) = &r.outcome {
-                    print!("{}", report::summary_text(o));
+                    out!("{}", report::summary_text(o));
                 }
-                print!("{}", rosterdrop::store::views::commit_text(&r.batch));
-                println!("\nReport written to {}", r.report_dir.display());
+                out!("{}", rosterdrop::store::views::commit_text(&r.batch));
+                outln!("\nReport written to {}", r.report_dir.display());
                 if let Some(c) = compacted {
-                    println!("{}", rosterdrop::store::views::compacted_text(&c));
+                    outln!("{}", rosterdrop::store::views::compacted_text(&c));
                 }
             }
             use rosterdrop::store::BatchState::*;
@@ -392,7 +437,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                  itself when it has grown",
             )?;
             let c = store.compact_now()?;
-            println!("{}", rosterdrop::store::views::compacted_text(&c));
+            outln!("{}", rosterdrop::store::views::compacted_text(&c));
             Ok(0)
         }
         Command::Export {
@@ -419,14 +464,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Serve {} => {
             rosterdrop::daemon::serve(&config()?, |made| {
-                // The daemon's stdout may be a closed stream: a failed write is not a panic.
-                let mut out = std::io::stdout();
                 for (name, source, password) in made {
-                    let _ = writeln!(out, "SFTP account `{name}` (source `{source}`) created on first start; password: {password}");
-                    let _ = writeln!(
-                        out,
-                        "  shown once; `rosterdrop account passwd {name}` makes a new one"
-                    );
+                    outln!("SFTP account `{name}` (source `{source}`) created on first start; password: {password}");
+                    outln!("  shown once; `rosterdrop account passwd {name}` makes a new one");
                 }
             })?;
             Ok(0)
@@ -460,11 +500,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 let sock = rosterdrop::admin::socket_path(&cfg.state_dir);
                 match rosterdrop::admin::call_daemon(&sock, &Request::Reload, None) {
                     Ok(Some(r)) if r.exit == 0 => {
-                        println!("the running daemon reloaded its accounts")
+                        outln!("the running daemon reloaded its accounts")
                     }
-                    Ok(Some(r)) => eprint!("{}", r.stderr),
+                    Ok(Some(r)) => errout!("{}", r.stderr),
                     Ok(None) => {}
-                    Err(e) => eprintln!("rosterdrop: the running daemon was not told: {e}"),
+                    Err(e) => errln!("rosterdrop: the running daemon was not told: {e}"),
                 }
             }
             Ok(0)
@@ -492,7 +532,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             let sources: Vec<String> = cfg.sources.keys().cloned().collect();
             // A running daemon notices the changed file by itself, within a fraction of a second.
-            print!(
+            out!(
                 "{}",
                 execute(action, &clients_path(&cfg.api, &cfg.state_dir), &sources)?
             );
@@ -509,7 +549,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             let sources: Vec<String> = cfg.sources.keys().cloned().collect();
             // The running console reads the file at every request: nothing needs telling.
-            print!(
+            out!(
                 "{}",
                 execute(action, &cfg.console.users_path(&cfg.state_dir), &sources)?
             );
@@ -527,7 +567,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             let keys = hostkeys::load_or_generate(&cfg.state_dir)?;
             for (alg, fp) in hostkeys::fingerprints(&keys) {
-                println!("{alg} {fp}");
+                outln!("{alg} {fp}");
             }
             Ok(0)
         }
@@ -589,7 +629,7 @@ fn admin_cmd(config: &Path, req: Request, out: Option<&Path>) -> anyhow::Result<
     };
     if !seen(&StateDir::at(&cfg.state_dir).db())? && !seen(&sock)? {
         if matches!(req, Request::Status) {
-            println!(
+            outln!(
                 "daemon: not running (it has never run on {})",
                 cfg.state_dir.display()
             );
@@ -611,12 +651,12 @@ fn admin_cmd(config: &Path, req: Request, out: Option<&Path>) -> anyhow::Result<
                 .stdout
                 .split_once('\n')
                 .unwrap_or((reply.stdout.as_str(), ""));
-            println!("{first} to {}", out.display());
-            print!("{rest}");
+            outln!("{first} to {}", out.display());
+            out!("{rest}");
         }
-        _ => print!("{}", reply.stdout),
+        _ => out!("{}", reply.stdout),
     }
-    eprint!("{}", reply.stderr);
+    errout!("{}", reply.stderr);
     Ok(reply.exit)
 }
 
@@ -628,15 +668,15 @@ fn account(cmd: AccountCmd, path: &Path) -> anyhow::Result<bool> {
         AccountCmd::Add { name, source } => {
             let password = accounts.add(&name, &source)?;
             accounts.save(path)?;
-            println!("account {name} (source {source}) created");
-            println!("password: {password}");
-            println!("This password is shown once and cannot be retrieved; `rosterdrop account passwd {name}` makes a new one.");
+            outln!("account {name} (source {source}) created");
+            outln!("password: {password}");
+            outln!("This password is shown once and cannot be retrieved; `rosterdrop account passwd {name}` makes a new one.");
         }
         AccountCmd::Passwd { name } => {
             let password = accounts.regenerate_password(&name)?;
             accounts.save(path)?;
-            println!("new password for {name}: {password}");
-            println!("The old password no longer works. This one is shown once.");
+            outln!("new password for {name}: {password}");
+            outln!("The old password no longer works. This one is shown once.");
         }
         AccountCmd::Key(KeyCmd::Add { name, keyfile }) => {
             let text = std::fs::read_to_string(&keyfile)
@@ -654,16 +694,16 @@ fn account(cmd: AccountCmd, path: &Path) -> anyhow::Result<bool> {
                 .context("the key file is empty")?;
             let key = accounts.add_key(&name, line)?;
             accounts.save(path)?;
-            println!(
+            outln!(
                 "key {} {} authorized for {name}",
                 key.algorithm(),
                 key.fingerprint(russh::keys::HashAlg::Sha256)
             );
         }
         AccountCmd::List => {
-            println!("{:<24} {:<24} {:<9} keys", "account", "source", "password");
+            outln!("{:<24} {:<24} {:<9} keys", "account", "source", "password");
             for (name, a) in &accounts.accounts {
-                println!(
+                outln!(
                     "{:<24} {:<24} {:<9} {}",
                     name,
                     a.source,
@@ -679,7 +719,7 @@ fn account(cmd: AccountCmd, path: &Path) -> anyhow::Result<bool> {
         AccountCmd::Remove { name } => {
             accounts.remove(&name)?;
             accounts.save(path)?;
-            println!("account {name} removed");
+            outln!("account {name} removed");
         }
     }
     Ok(changed)

@@ -289,3 +289,38 @@ fn a_misspelt_setting_is_refused_by_every_command() {
         "a refused config made state"
     );
 }
+
+/// A command whose reader goes away (`rosterdrop history | head -1`, once a store holds a few
+/// hundred batches) ends with its own status and says nothing: `println!` panicked, with
+/// "failed printing to stdout: Broken pipe", status 101 and a backtrace.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = config(t.path());
+    let out = t.path().join("report");
+    let sample_dir = sample("apple");
+    for (args, code) in [
+        (
+            vec![
+                "check",
+                sample_dir.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            0,
+        ),
+        (vec!["status"], 3),
+    ] {
+        let mut c = Command::new(BIN);
+        c.args(&args)
+            .env("ROSTERDROP_CONFIG", &cfg)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        // The reader goes away before the command writes.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+}
