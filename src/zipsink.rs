@@ -93,6 +93,16 @@ impl<W: Seek> Seek for ZipSink<W> {
     }
 }
 
+/// A zip error as the I/O error it is, when it is one: `ZipError::Io` shows only "i/o error",
+/// keeping the cause in `source()`, which a log line's `error = %e` does not print (a full disk
+/// under `modified.zip` was logged as `.../reports/big/3: i/o error`).
+pub fn io_error(e: zip::result::ZipError) -> io::Error {
+    match e {
+        zip::result::ZipError::Io(e) => e,
+        e => io::Error::other(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +146,18 @@ mod tests {
         fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
             self.buf.seek(pos)
         }
+    }
+
+    #[test]
+    fn a_zip_io_error_says_its_cause() {
+        let e = io_error(zip::result::ZipError::Io(io::Error::new(
+            io::ErrorKind::StorageFull,
+            "No space left on device",
+        )));
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(e.to_string(), "No space left on device");
+        let e = io_error(zip::result::ZipError::FileNotFound);
+        assert_eq!(e.to_string(), "specified file not found in archive");
     }
 
     #[test]

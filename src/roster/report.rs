@@ -10,7 +10,7 @@ use crate::roster::csvio::CsvWriter;
 use crate::roster::engine::{Outcome, Verdict};
 use crate::roster::findings::{Action, Finding, Rule, PATCH_SUMMARY_HEADER};
 use crate::roster::text::{escape, escape_line};
-use crate::zipsink::ZipSink;
+use crate::zipsink::{io_error, ZipSink};
 
 /// How many example lines per file and rule `summary.txt` shows.
 const EXAMPLES: usize = 5;
@@ -84,15 +84,16 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
         fs::write(dir.join(&name), bytes)?;
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated);
-        zip.start_file(name.to_string_lossy(), opts)?;
+        zip.start_file(name.to_string_lossy(), opts)
+            .map_err(io_error)?;
         zip.write_all(bytes)?;
     }
     for bytes in parts {
-        let mut one = zip::ZipArchive::new(std::io::Cursor::new(bytes))?;
-        let entry = one.by_index_raw(0)?;
-        zip.raw_copy_file(entry)?;
+        let mut one = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(io_error)?;
+        let entry = one.by_index_raw(0).map_err(io_error)?;
+        zip.raw_copy_file(entry).map_err(io_error)?;
     }
-    let mut inner = zip.finish()?.into_inner()?;
+    let mut inner = zip.finish().map_err(io_error)?.into_inner()?;
     inner.flush()?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "modified.zip");
     Ok(())
@@ -144,25 +145,25 @@ fn write_one(
     let file = fs::File::create(dir.join(&name))?;
     if !own_thread {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        zip.start_file(entry, opts)?;
+        zip.start_file(entry, opts).map_err(io_error)?;
         let mut both = Both(file, &mut zip);
         w.write_csv(&mut both)?;
         both.flush()?;
         zip.flush()?;
-        return Ok(zip.finish()?.into_inner());
+        return Ok(zip.finish().map_err(io_error)?.into_inner());
     }
     // Four chunks of `WRITE_CHUNK` in flight at most.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     std::thread::scope(|s| {
         let deflate = s.spawn(move || -> std::io::Result<Vec<u8>> {
             let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-            zip.start_file(entry, opts)?;
+            zip.start_file(entry, opts).map_err(io_error)?;
             for chunk in rx {
                 zip.write_all(&chunk)?;
             }
             // The sync flush of the deflate stream at the end, as it always was.
             zip.flush()?;
-            Ok(zip.finish()?.into_inner())
+            Ok(zip.finish().map_err(io_error)?.into_inner())
         });
         let written = {
             let mut both = Both(file, ToThread(tx));

@@ -2,7 +2,7 @@
 //! configured cap.
 
 use super::*;
-use crate::zipsink::ZipSink;
+use crate::zipsink::{io_error, ZipSink};
 
 /// Whether a CSV file has a line after its header.
 pub(super) fn has_rows(path: &Path) -> io::Result<bool> {
@@ -129,11 +129,7 @@ pub(super) fn zip_file(path: &Path, name: &str, cap: u64) -> io::Result<Vec<u8>>
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .large_file(large);
-    let zerr = |e: zip::result::ZipError| match e {
-        zip::result::ZipError::Io(e) => e,
-        e => io::Error::other(e.to_string()),
-    };
-    z.start_file(name, opts).map_err(zerr)?;
+    z.start_file(name, opts).map_err(io_error)?;
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let n = src.read(&mut chunk)?;
@@ -142,5 +138,5 @@ pub(super) fn zip_file(path: &Path, name: &str, cap: u64) -> io::Result<Vec<u8>>
         }
         z.write_all(&chunk[..n])?;
     }
-    Ok(z.finish().map_err(zerr)?.into_inner()?.buf.into_inner())
+    Ok(z.finish().map_err(io_error)?.into_inner()?.buf.into_inner())
 }
