@@ -523,6 +523,7 @@ pub fn resolve_beside(file: &Path, rel: &Path) -> PathBuf {
 /// raw. The message itself is escaped (it can name a key from the file).
 pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
     let what = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    let what = without_the_value(&what);
     let what = crate::roster::text::escape_line(&what);
     match e.span() {
         Some(span) => {
@@ -533,6 +534,27 @@ pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
         }
         None => what.into_owned(),
     }
+}
+
+/// serde's message without the value it found (`invalid type: integer `123456789`, expected a
+/// string` -> `invalid type: integer, expected a string`; `unknown variant `x`, expected one
+/// of ...` -> `unknown variant, expected one of ...`): a password typed into the wrong key is
+/// not written into the log. The line and column say where the value is.
+fn without_the_value(what: &str) -> String {
+    let Some(cut) = what.rfind(", expected ") else {
+        return what.to_owned();
+    };
+    let (found, expected) = what.split_at(cut);
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(kind) = found.strip_prefix(prefix) {
+            let kind = kind.split(['`', '"']).next().unwrap_or("").trim_end();
+            return format!("{prefix}{kind}{expected}");
+        }
+    }
+    if found.starts_with("unknown variant ") {
+        return format!("unknown variant{expected}");
+    }
+    what.to_owned()
 }
 
 /// A TOML error that names an unknown section or key ("unknown field `mial`, expected one of
@@ -697,6 +719,23 @@ mod tests {
         let e = parse_err("[intake]\nquiet_period_secs = \"three\"\n");
         assert!(!e.contains('\n'), "{e}");
         assert!(e.starts_with("r.toml: line 2, column 21: "), "{e}");
+        // A value of the wrong type or an unknown choice is not quoted either: a password
+        // typed into the wrong key would be (the re-test of the fix above).
+        let e = parse_err("[mail]\nsecurity = \"s3cr3t-pass\"\n");
+        assert!(!e.contains("s3cr3t"), "{e}");
+        assert!(
+            e.contains("line 2, column 12: unknown variant, expected one of"),
+            "{e}"
+        );
+        let e = parse_err("[mail]\npassword = 123456789\n");
+        assert!(!e.contains("123456789"), "{e}");
+        assert!(
+            e.contains("invalid type: integer, expected a string"),
+            "{e}"
+        );
+        let e = parse_err("[intake]\nquiet_period_secs = \"s3cr3t\"\n");
+        assert!(!e.contains("s3cr3t"), "{e}");
+        assert!(e.contains("invalid type: string, expected"), "{e}");
         // An unknown name keeps its suggestion, on the same line.
         let e = parse_err("\n[intake]\npasued = true\n");
         assert!(
