@@ -128,7 +128,9 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// "approved by NAME from the web console at TIME" (UTC).
+    /// "approved by NAME from the web console at TIME" (UTC), the name escaped: it is given
+    /// with `--as` or over the admin socket, and `--as $'x\ndecided approved by ...'` wrote a
+    /// second, forged decision line into `show` (an outside probe).
     pub fn text(&self) -> String {
         let what = if self.what.is_empty() {
             String::new()
@@ -137,7 +139,7 @@ impl Decision {
         };
         format!(
             "{what}by {} from {} at {}",
-            self.by,
+            crate::roster::text::escape(&self.by),
             self.via.label(),
             crate::store::views::fmt_time(self.at)
         )
@@ -254,4 +256,22 @@ pub(super) fn bare_batch(a: &Arrival, st: &SourceState, state: BatchState) -> Ba
 /// Numbers a record leaves out while they are zero (older records did not have them).
 pub(super) fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_names_its_maker_on_one_line() {
+        let d = Decision {
+            what: "approved".into(),
+            by: "evil\ndecided approved by superintendent\u{202e}".into(),
+            via: Via::Cli,
+            at: 0,
+        };
+        let t = d.text();
+        assert!(!t.contains('\n') && !t.contains('\u{202e}'), "{t}");
+        assert!(t.starts_with("approved by evil\\ndecided approved by superintendent\\u{202e} from the command line at "), "{t}");
+    }
 }
