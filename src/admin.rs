@@ -137,6 +137,76 @@ pub enum AdminError {
     Protocol(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `--out` is not where an export may go.
+    #[error("{0}")]
+    Out(String),
+}
+
+/// Where an export's files go. `--out` must be a new or an empty directory, and not a symbolic
+/// link: an outside probe exported into a folder of other files (same-named ones overwritten,
+/// an Apple and a OneRoster export mixed into one bundle that `check` took for OneRoster), into
+/// a report folder of the store, and through a link into `/etc`. The files are written into a
+/// folder of their own beside it, which is renamed to `--out` once every file is whole: a full
+/// disk left a bundle with some files whole and one empty.
+struct ExportDir {
+    out: PathBuf,
+    partial: PathBuf,
+}
+
+impl ExportDir {
+    fn prepare(out: &Path) -> Result<ExportDir, AdminError> {
+        let refuse = |why: &str| {
+            AdminError::Out(format!(
+                "{}: {why}; give --out a new or an empty folder",
+                out.display()
+            ))
+        };
+        match std::fs::symlink_metadata(out) {
+            Ok(m) if m.file_type().is_symlink() => return Err(refuse("is a symbolic link")),
+            Ok(m) if !m.is_dir() => return Err(refuse("is a file")),
+            Ok(_) => {
+                let n = std::fs::read_dir(out).map_err(io(out))?.count();
+                if n > 0 {
+                    return Err(refuse(&format!("is not empty ({n} entries)")));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(out)(e).into()),
+        }
+        let name = out
+            .file_name()
+            .ok_or_else(|| refuse("names no folder"))?
+            .to_string_lossy()
+            .into_owned();
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+        let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir(&partial).map_err(io(&partial))?;
+        Ok(ExportDir {
+            out: out.to_path_buf(),
+            partial,
+        })
+    }
+
+    /// Puts the whole export at `--out` (an empty folder there is replaced).
+    fn finish(self) -> Result<(), AdminError> {
+        std::fs::rename(&self.partial, &self.out).map_err(io(&self.out))?;
+        if let Some(parent) = self.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = crate::fsutil::sync_dir(parent);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ExportDir {
+    fn drop(&mut self) {
+        // Still there when the export failed: nothing of it is left.
+        let _ = std::fs::remove_dir_all(&self.partial);
+    }
 }
 
 /// A reply and the files it lists.
@@ -433,6 +503,8 @@ pub fn run(
 ) -> Result<Reply, AdminError> {
     let sock = socket_path(state_dir);
     let locked = |e: &AdminError| matches!(e, AdminError::Store(StoreError::Locked { .. }));
+    let target = out.map(ExportDir::prepare).transpose()?;
+    let out = target.as_ref().map(|t| t.partial.as_path());
     let answer = crate::clock::retry(patience, locked, || {
         if let Some(r) = call_daemon(&sock, req, out)? {
             return Ok(r);
@@ -478,6 +550,16 @@ pub fn run(
             "the store is locked by another process, and no daemon answers on {}",
             sock.display()
         ))),
+        Ok(reply) => {
+            // An export that wrote its files is put in place; a refused one leaves nothing.
+            if let Some(t) = target {
+                let wrote = std::fs::read_dir(&t.partial).is_ok_and(|mut d| d.next().is_some());
+                if reply.exit == 0 && wrote {
+                    t.finish()?;
+                }
+            }
+            Ok(reply)
+        }
         r => r,
     }
 }

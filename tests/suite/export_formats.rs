@@ -498,3 +498,91 @@ fn apple_to_oneroster_needs_the_school_year_setting() {
     let (d, _) = export_as(&e, "src", "apple", "apple");
     assert_checks_clean(&d, &e.path("check"), "apple as apple");
 }
+
+/// `--out` is a new or an empty folder, never a link, and the export lands whole or not at
+/// all: an outside probe exported into a folder of other files (overwriting same-named ones,
+/// and an Apple export and a OneRoster one mixed into one bundle `check` took for OneRoster),
+/// and through a link into `/etc`.
+#[test]
+fn an_export_goes_to_a_new_or_empty_folder_only() {
+    let e = env(APPLE);
+    assert_eq!(e.ingest(&sample("apple"), "src").0, 0);
+    let export =
+        |out: &Path| e.run_text(&["export", "--source", "src", "--out", out.to_str().unwrap()]);
+    // Into a folder holding other files: refused, nothing touched.
+    let full = e.path("full");
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::write(full.join("students.csv"), "old").unwrap();
+    std::fs::write(full.join("keep.txt"), "keep").unwrap();
+    let (code, text) = export(&full);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("is not empty (2 entries)"), "{text}");
+    assert!(
+        text.contains("give --out a new or an empty folder"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(full.join("students.csv")).unwrap(),
+        "old"
+    );
+    assert_eq!(std::fs::read_dir(&full).unwrap().count(), 2);
+    // Through a link to a folder: refused, nothing written where it points.
+    let elsewhere = e.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let link = e.path("link");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let (code, text) = export(&link);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("is a symbolic link"), "{text}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    // Onto a file: refused.
+    let file = e.path("file.txt");
+    std::fs::write(&file, "x").unwrap();
+    let (code, text) = export(&file);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("is a file"), "{text}");
+    // A new folder (its parents made) and an empty one: the bundle, and nothing beside it.
+    for out in [e.path("new/deeper/bundle"), elsewhere.clone()] {
+        let (code, text) = export(&out);
+        assert_eq!(code, 0, "{text}");
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "classes.csv",
+                "courses.csv",
+                "locations.csv",
+                "rosters.csv",
+                "staff.csv",
+                "students.csv"
+            ],
+            "{}",
+            out.display()
+        );
+        let parent = out.parent().unwrap();
+        assert!(
+            std::fs::read_dir(parent).unwrap().all(|f| !f
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".partial-")),
+            "a partial folder left in {}",
+            parent.display()
+        );
+    }
+    // An export refused by the store leaves no folder behind.
+    let none = e.path("none");
+    let (code, _) = e.run_text(&[
+        "export",
+        "--source",
+        "t-apple",
+        "--out",
+        none.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(!none.exists());
+}
