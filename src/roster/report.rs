@@ -77,7 +77,28 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
     });
     let parts: Vec<Vec<u8>> = results.into_iter().collect::<std::io::Result<_>>()?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "modified files");
-    let zf = fs::File::create(zip_path)?;
+    // Written beside its name and renamed once whole: a process killed while writing it left a
+    // cut-short modified.zip that `show` and the console offered (an outside probe).
+    let partial = zip_path.with_extension("zip.partial");
+    let written =
+        write_zip(outcome, dir, parts, &partial).and_then(|()| fs::rename(&partial, zip_path));
+    if written.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    written?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "modified.zip");
+    Ok(())
+}
+
+/// `modified.zip`'s bytes into `path`: the passthrough files, then each modified file's
+/// one-entry zip copied raw.
+fn write_zip(
+    outcome: &Outcome,
+    dir: &Path,
+    parts: Vec<Vec<u8>>,
+    path: &Path,
+) -> std::io::Result<()> {
+    let zf = fs::File::create(path)?;
     let mut zip = zip::ZipWriter::new(ZipSink::new(BufWriter::with_capacity(1 << 20, zf)));
     for (name, bytes) in &outcome.passthrough {
         let name = safe_name(name);
@@ -94,9 +115,7 @@ pub fn write_modified(outcome: &Outcome, dir: &Path, zip_path: &Path) -> std::io
         zip.raw_copy_file(entry).map_err(io_error)?;
     }
     let mut inner = zip.finish().map_err(io_error)?.into_inner()?;
-    inner.flush()?;
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, "modified.zip");
-    Ok(())
+    inner.flush()
 }
 
 /// Writes one modified CSV to `dir` and returns a one-entry zip of it, built while writing.
