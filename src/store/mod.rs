@@ -1203,8 +1203,13 @@ mod tests {
     }
 
     fn commit_rows(s: &Store, rows: &[(String, String)], hash: &str) -> Result<Committed> {
+        commit_arrived(s, rows, &incoming(s, hash))
+    }
+
+    /// `rows` committed as the batch that arrived as `inc`.
+    fn commit_arrived(s: &Store, rows: &[(String, String)], inc: &Incoming) -> Result<Committed> {
         let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        s.commit(&locations(&rows), &incoming(s, hash), Guard::default())
+        s.commit(&locations(&rows), inc, Guard::default())
     }
 
     /// What a reader sees: the export, and each batch's id and state.
@@ -1322,13 +1327,7 @@ mod tests {
         let out = d.path().join("before");
         let before = exported(&s, &out);
         // Batch 2 resumed: its bundle is the first one, which would undo batch 3.
-        let rows: Vec<(&str, &str)> = first
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        let c = s
-            .commit(&locations(&rows), &older, Guard::default())
-            .unwrap();
+        let c = commit_arrived(&s, &first, &older).unwrap();
         assert_eq!(c.batch.state, BatchState::Rejected);
         let reason = c.batch.reason.unwrap_or_default();
         assert!(reason.contains("batch 3"), "{reason}");
@@ -1339,13 +1338,7 @@ mod tests {
         let again = incoming(&s, "h-again");
         s.received(&again.arrival).unwrap();
         s.rollback(3).unwrap();
-        let second_rows: Vec<(&str, &str)> = second
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        let c = s
-            .commit(&locations(&second_rows), &again, Guard::default())
-            .unwrap();
+        let c = commit_arrived(&s, &second, &again).unwrap();
         assert_eq!(c.batch.state, BatchState::Applied, "{:?}", c.batch.reason);
         assert_eq!(exported(&s, &d.path().join("again")), before);
     }
@@ -1356,14 +1349,9 @@ mod tests {
         let [first, second] = two_batches();
         let s = Store::open(&d.path().join("db")).unwrap();
         commit_rows(&s, &first, "h1").unwrap();
-        let rows: Vec<(&str, &str)> = second
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
         let inc = incoming(&s, "h2");
         TEAR_NEXT_WRITE.set(Some(1));
-        s.commit(&locations(&rows), &inc, Guard::default())
-            .unwrap_err();
+        commit_arrived(&s, &second, &inc).unwrap_err();
         // The daemon records the batch as failed: the journalled commit is completed first,
         // and stands, so the record (and the admins' mail) says what the store holds.
         let b = s.fail(&inc.arrival, "the commit failed".into()).unwrap();
